@@ -1,0 +1,1 @@
+"""moviegen: a build system for AI-generated short explainer movies on Dagster."""

@@ -1,0 +1,87 @@
+"""Partitions of the movie assets and the built-in mappings between them.
+
+Movie-level assets are partitioned by the dynamic ``movies`` definition; segment-level assets by
+movie × segment (``civil-war|03``); image-level assets by movie × segment_image (``civil-war|03_2``,
+segment 3, image 2). Static dimensions are sized for the largest movie (30 segments, 5 images each);
+keys beyond a movie's n and m simply stay missing and are never materialized.
+
+Only built-in partition mappings are used: the webserver drops custom ones (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+MAX_SEGMENTS = 30
+MAX_IMAGES_PER_SEGMENT = 5
+
+MOVIE_DIM = "movie"
+SEGMENT_DIM = "segment"
+IMAGE_DIM = "segment_image"
+
+
+def segment_key(segment: int) -> str:
+    return f"{segment:02d}"
+
+
+def image_key(segment: int, image: int) -> str:
+    return f"{segment:02d}_{image}"
+
+
+def parse_image_key(key: str) -> tuple[int, int]:
+    segment, image = key.split("_")
+    return int(segment), int(image)
+
+
+SEGMENT_KEYS = [segment_key(i) for i in range(MAX_SEGMENTS)]
+IMAGE_KEYS = [image_key(i, j) for i in range(MAX_SEGMENTS) for j in range(MAX_IMAGES_PER_SEGMENT)]
+
+movies_partitions = dg.DynamicPartitionsDefinition(name="movies")
+segment_partitions = dg.MultiPartitionsDefinition(
+    {MOVIE_DIM: movies_partitions, SEGMENT_DIM: dg.StaticPartitionsDefinition(SEGMENT_KEYS)}
+)
+image_partitions = dg.MultiPartitionsDefinition(
+    {MOVIE_DIM: movies_partitions, IMAGE_DIM: dg.StaticPartitionsDefinition(IMAGE_KEYS)}
+)
+
+# A segment- or image-level asset reading a movie-level one, and a movie-level asset reading
+# segment-level ones (the timeline reads at most 30 segment partitions: under Dagster's 100-partition
+# staleness threshold).
+movie_to_multi = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=MOVIE_DIM)
+
+# An image-level asset reading its segment (03_2 -> 03).
+segment_to_image = dg.MultiPartitionMapping(
+    {
+        MOVIE_DIM: dg.DimensionPartitionMapping(MOVIE_DIM, dg.IdentityPartitionMapping()),
+        SEGMENT_DIM: dg.DimensionPartitionMapping(
+            IMAGE_DIM,
+            dg.StaticPartitionMapping(
+                {
+                    segment_key(i): [image_key(i, j) for j in range(MAX_IMAGES_PER_SEGMENT)]
+                    for i in range(MAX_SEGMENTS)
+                }
+            ),
+        ),
+    }
+)
+
+# A segment-level asset reading its images (03 <- 03_0..03_4).
+image_to_segment = dg.MultiPartitionMapping(
+    {
+        MOVIE_DIM: dg.DimensionPartitionMapping(MOVIE_DIM, dg.IdentityPartitionMapping()),
+        IMAGE_DIM: dg.DimensionPartitionMapping(
+            SEGMENT_DIM,
+            dg.StaticPartitionMapping(
+                {image_key(i, j): segment_key(i) for i in range(MAX_SEGMENTS) for j in range(MAX_IMAGES_PER_SEGMENT)}
+            ),
+        ),
+    }
+)
+
+
+def segment_partition(movie: str, segment: int) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({MOVIE_DIM: movie, SEGMENT_DIM: segment_key(segment)})
+
+
+def image_partition(movie: str, segment: int, image: int) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({MOVIE_DIM: movie, IMAGE_DIM: image_key(segment, image)})
