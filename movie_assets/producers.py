@@ -238,15 +238,20 @@ async def _segment_visuals(ctx: ProduceContext, key: NodeKey) -> Produced:
         sources = [NodeKey("text_to_video_clip", key.segment)]
     else:
         sources = [NodeKey("image_to_video_clip", key.segment)]
-    clips = []
+    clips, missing = [], []
     for src in sources:
         rec = ctx.load_record(src)
+        if rec is None:
+            failure = ctx.load_failure(src)
+            missing.append({"asset": src.asset, "partition": src.partition_key(ctx.movie),
+                            "reason": "failed" if failure else "missing", "message": failure or "not generated yet"})
+            continue
         clips.append({
             "asset": src.asset, "partition": src.partition_key(ctx.movie), "version": rec.version, "uri": rec.uri,
             "kind": "image" if src.asset == "segment_image" else "video",
             "width": rec.metadata.get("width"), "height": rec.metadata.get("height"), "duration_ms": rec.metadata.get("duration_ms"),
         })
-    return Produced.json({"segment": key.segment, "mode": mode.value, "clips": clips})
+    return Produced.json({"segment": key.segment, "mode": mode.value, "clips": clips, "missing": missing})
 
 
 async def _timeline(ctx: ProduceContext, key: NodeKey) -> Produced:

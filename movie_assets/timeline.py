@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 
 from .blueprint import NodeKey
-from .request import SEGMENT_MS, AssemblyStrategy, VisualMode
+from .request import SEGMENT_MS, AssemblyStrategy
 
 if TYPE_CHECKING:
     from .producers import ProduceContext
@@ -127,6 +127,7 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
         if vis_rec is None:
             continue
         vis = await ctx.load_value(NodeKey("segment_visuals", i))
+        errors.extend(vis.get("missing", []))
         clips = vis["clips"]
         lengths = _split(SEGMENT_MS, len(clips)) if clips else []
         at = seg_start
@@ -145,8 +146,6 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
             visual.append(item)
             at += length
             visual_index += 1
-        if vis["mode"] != VisualMode.image_only.value and not clips:
-            errors.append({"asset": "segment_visuals", "partition": f"{ctx.movie}|{i:02d}", "reason": "missing", "message": "no clip"})
 
     duration_ms = r.n * SEGMENT_MS
     music = []

@@ -1,0 +1,224 @@
+"""The Python API behind the ``moviegen`` CLI, usable by a hosted service as well.
+
+Every function takes a ``DagsterInstance`` (``DagsterInstance.get()`` respects DAGSTER_HOME) and an
+``ArtifactStore``; generations run through Dagster as one run of the ``movie_build`` step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dagster as dg
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+from resources import ArtifactStore
+from resources.providers import LatencyProfile
+
+from .blueprint import ARTIFACTS, Blueprint, Level, NodeKey, call_group, expand
+from .catalog import MovieState, load_state
+from .engine import Reason
+from .movies import MovieNotFound, load_movie_request, movie_exists, register_movie
+from .progress import add_listener, remove_listener, run_report_relpath
+from .request import MovieRequest, load_request
+from .staleness import stale_nodes
+
+BUILD_STEP = "movie_build"
+MOVIE_TAG = "moviegen/movie"
+
+
+@dataclass
+class PlanItem:
+    node: str
+    asset: str
+    partition: str
+    reason: str
+    producer: str | None
+    calls_provider: bool
+
+
+@dataclass
+class Plan:
+    movie: str
+    items: list[PlanItem]
+    provider_calls: dict[str, int]
+    critical_path_s: float
+    total_nodes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _require(instance: dg.DagsterInstance, movie: str) -> None:
+    if not movie_exists(instance, movie):
+        raise MovieNotFound(movie)
+
+
+def new_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: MovieRequest | str, movie: str | None = None) -> str:
+    """Register a movie from a request (or a request file path) and return its id."""
+    req = load_request(request) if isinstance(request, str) else request
+    return register_movie(instance, store, req, movie)
+
+
+def _reasons(instance: dg.DagsterInstance, blueprint: Blueprint, state: MovieState, movie: str) -> dict[NodeKey, str]:
+    reasons: dict[NodeKey, str] = {}
+    for key in blueprint.order:
+        if key in state.failures:
+            reasons[key] = Reason.failed
+        elif key not in state.records:
+            reasons[key] = Reason.missing
+    stale = stale_nodes(instance, movie, [k for k in blueprint.order if k in state.records and k not in reasons])
+    for key in stale:
+        reasons[key] = Reason.stale
+    for key in blueprint.downstream(list(reasons)):
+        reasons.setdefault(key, Reason.upstream)
+    return reasons
+
+
+def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan:
+    """What a generation would build and why; a dry run that calls no provider."""
+    _require(instance, movie)
+    blueprint = expand(load_movie_request(store, movie))
+    state = load_state(instance, movie, blueprint.nodes)
+    reasons = _reasons(instance, blueprint, state, movie)
+    items = [
+        PlanItem(str(k), k.asset, k.partition_key(movie), reasons[k], ARTIFACTS[k.asset].producer,
+                 call_group(blueprint.request, k) is not None)
+        for k in blueprint.order if k in reasons
+    ]
+    keys = [k for k in blueprint.order if k in reasons]
+    return Plan(movie, items, dict(sorted(blueprint.calls(keys).items())), blueprint.critical_path_s(keys), len(blueprint.nodes))
+
+
+@dataclass
+class GenerateResult:
+    movie: str
+    run_id: str | None
+    success: bool
+    provider_calls: dict[str, int]
+    built: list[str]
+    failed: dict[str, str]
+    timeline: str | None
+    seconds: float
+    revision: int | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "movie": self.movie,
+            "revision": self.revision,
+            "run_id": self.run_id,
+            "success": self.success,
+            "provider_calls": self.provider_calls,
+            "built": len(self.built),
+            "skipped": len(self.skipped),
+            "failed": [{"node": k, "error": v} for k, v in self.failed.items()],
+            "timeline": self.timeline,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _recon_job() -> Any:
+    repo = ReconstructableRepository.for_module("movie_assets.definitions", "defs")
+    return repo.get_reconstructable_job("__ASSET_JOB")
+
+
+def generate(
+    instance: dg.DagsterInstance,
+    store: ArtifactStore,
+    movie: str,
+    *,
+    latency: LatencyProfile | None = None,
+    latency_scale: float | None = None,
+    on_progress: Callable[[str, Any], None] | None = None,
+) -> GenerateResult:
+    """Build what the plan shows in one Dagster run, then report calls, failures and the timeline."""
+    started = time.monotonic()
+    p = plan(instance, store, movie)
+    if not p.items:
+        return GenerateResult(movie, None, True, {}, [], {}, timeline_uri(instance, store, movie), time.monotonic() - started)
+    resources: dict[str, Any] = {}
+    provider_config = {k: v for k, v in {"latency": latency.value if latency else None, "latency_scale": latency_scale}.items() if v is not None}
+    if provider_config:
+        resources = {r: {"config": provider_config} for r in ("llm", "speech", "images", "video", "music")}
+    run_config = {"ops": {BUILD_STEP: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in p.items}}}}, "resources": resources}
+    # One run of the movie-level step for the movie's partition; it builds every level's partitions
+    # (see docs/architecture.md). The timeline is downstream of everything, so it is always planned.
+    selection = sorted({dg.AssetKey(i.asset) for i in p.items if ARTIFACTS[i.asset].level is Level.movie},
+                       key=lambda k: k.to_user_string())
+    if on_progress:
+        add_listener(on_progress)
+    try:
+        result = dg.execute_job(
+            _recon_job(), instance, run_config=run_config, asset_selection=selection,
+            tags={MOVIE_TAG: movie, "moviegen/kind": "generate", "dagster/partition": movie}, raise_on_error=False,
+        )
+    finally:
+        if on_progress:
+            remove_listener(on_progress)
+    run_id = result.run_id
+    try:
+        report = json.loads(store.read(run_report_relpath(movie, run_id)))
+    except FileNotFoundError:
+        report = {"provider_calls": {}, "built": [], "failed": {}, "skipped": []}
+        if not result.success:
+            failure = next((e for e in result.all_events if e.is_step_failure), None)
+            report["failed"] = {"movie_build": failure.event_specific_data.error.message if failure else "run failed"}  # type: ignore[union-attr]
+    return GenerateResult(
+        movie=movie, run_id=run_id, success=result.success and not report["failed"],
+        provider_calls=report["provider_calls"], built=report["built"], failed=report["failed"],
+        timeline=timeline_uri(instance, store, movie), seconds=time.monotonic() - started, skipped=report.get("skipped", []),
+    )
+
+
+def timeline_uri(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> str | None:
+    state = load_state(instance, movie, [NodeKey("timeline")])
+    rec = state.records.get(NodeKey("timeline"))
+    return rec.uri if rec else None
+
+
+def load_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> dict[str, Any]:
+    uri = timeline_uri(instance, store, movie)
+    if uri is None:
+        raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
+    return json.loads(store.read(uri))
+
+
+@dataclass
+class AssetStatus:
+    asset: str
+    needed: int
+    done: int
+    failed: int
+    missing: int
+
+
+@dataclass
+class Status:
+    movie: str
+    request: dict[str, Any]
+    assets: list[AssetStatus]
+    failures: dict[str, str]
+    timeline: str | None
+    to_build: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Status:
+    _require(instance, movie)
+    request = load_movie_request(store, movie)
+    blueprint = expand(request)
+    state = load_state(instance, movie, blueprint.nodes)
+    needed = Counter(k.asset for k in blueprint.nodes)
+    done = Counter(k.asset for k in blueprint.nodes if k in state.records)
+    failed = Counter(k.asset for k in blueprint.nodes if k in state.failures)
+    assets = [AssetStatus(a, needed[a], done[a], failed[a], needed[a] - done[a]) for a in ARTIFACTS if needed[a]]
+    p = plan(instance, store, movie)
+    return Status(movie, request.to_document(), assets, {str(k): f.message for k, f in state.failures.items()},
+                  timeline_uri(instance, store, movie), len(p.items))

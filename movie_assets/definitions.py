@@ -1,0 +1,16 @@
+"""The code location: assembles the assets, checks and resources. No I/O at import time."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from resources import default_resources
+
+from .assets import BUILD_ASSETS, INPUT_SPECS
+
+defs = dg.Definitions(
+    assets=[*INPUT_SPECS.values(), *BUILD_ASSETS],
+    resources=default_resources(),
+    # One step builds everything concurrently inside; a process per step would only add start-up cost.
+    executor=dg.in_process_executor,
+)

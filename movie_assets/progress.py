@@ -1,0 +1,50 @@
+"""Progress of a build as it happens, and the report each build run leaves behind."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from resources import ArtifactStore
+
+_listeners: list[Callable[[str, Any], None]] = []
+_lock = threading.Lock()
+
+
+def add_listener(fn: Callable[[str, Any], None]) -> None:
+    """Called with (movie, Built|Failed|Skipped) for every result of a build in this process."""
+    with _lock:
+        _listeners.append(fn)
+
+
+def remove_listener(fn: Callable[[str, Any], None]) -> None:
+    with _lock:
+        if fn in _listeners:
+            _listeners.remove(fn)
+
+
+def notify(movie: str, item: Any) -> None:
+    with _lock:
+        listeners = list(_listeners)
+    for fn in listeners:
+        fn(movie, item)
+
+
+def run_report_relpath(movie: str, run_id: str) -> str:
+    return f"movies/{movie}/runs/{run_id}.json"
+
+
+def write_run_report(store: ArtifactStore, movie: str, run_id: str, summary: Any) -> str:
+    """What one build run did: built, failed and skipped partitions and provider calls."""
+    report = {
+        "movie": movie,
+        "run_id": run_id,
+        "built": [str(k) for k in summary.built],
+        "failed": {str(k): m for k, m in summary.failed.items()},
+        "skipped": [str(k) for k in summary.skipped],
+        "provider_calls": dict(sorted(summary.calls.items())),
+        "seconds": round(summary.seconds, 3),
+    }
+    return store.write_text(run_report_relpath(movie, run_id), json.dumps(report, indent=2) + "\n")

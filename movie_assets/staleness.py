@@ -1,0 +1,46 @@
+"""Dagster's own staleness verdict for materialized partitions (the one the UI shows)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import dagster as dg
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._time import get_current_datetime
+
+from .blueprint import NodeKey
+
+
+def _asset_graph():  # noqa: ANN202
+    from .definitions import defs
+
+    return defs.resolve_asset_graph()
+
+
+def stale_resolver(instance: dg.DagsterInstance) -> CachingStaleStatusResolver:
+    graph = _asset_graph()
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance, asset_graph=graph,
+    )
+    return CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
+
+
+def stale_nodes(instance: dg.DagsterInstance, movie: str, keys: Iterable[NodeKey]) -> list[NodeKey]:
+    """The materialized nodes that Dagster reports STALE (a dependency or code version changed)."""
+    keys = list(keys)
+    if not keys:
+        return []
+    resolver = stale_resolver(instance)
+    out = []
+    for key in keys:
+        partition = key.partition_key(movie)
+        pk: str | dg.MultiPartitionKey = partition
+        if "|" in partition:
+            suffix = partition.split("|", 1)[1]
+            dim = "segment_image" if "_" in suffix else "segment"
+            pk = dg.MultiPartitionKey({"movie": movie, dim: suffix})
+        if resolver.get_status(dg.AssetKey(key.asset), pk) is StaleStatus.STALE:
+            out.append(key)
+    return out
