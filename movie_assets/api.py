@@ -145,7 +145,12 @@ def generate(
     provider_config = {k: v for k, v in {"latency": latency.value if latency else None, "latency_scale": latency_scale}.items() if v is not None}
     if provider_config:
         resources = {r: {"config": provider_config} for r in ("llm", "speech", "images", "video", "music")}
-    run_config = {"ops": {BUILD_STEP: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in p.items}}}}, "resources": resources}
+    run_config = {
+        "ops": {BUILD_STEP: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in p.items}}}},
+        "resources": resources,
+        # The run's events go to the event log (and the UI) as always; the console only gets warnings.
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
     # One run of the movie-level step for the movie's partition; it builds every level's partitions
     # (see docs/architecture.md). The timeline is downstream of everything, so it is always planned.
     selection = sorted({dg.AssetKey(i.asset) for i in p.items if ARTIFACTS[i.asset].level is Level.movie},

@@ -10,6 +10,8 @@ Only built-in partition mappings are used: the webserver drops custom ones (see 
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 MAX_SEGMENTS = 30
@@ -43,6 +45,9 @@ segment_partitions = dg.MultiPartitionsDefinition(
 image_partitions = dg.MultiPartitionsDefinition(
     {MOVIE_DIM: movies_partitions, IMAGE_DIM: dg.StaticPartitionsDefinition(IMAGE_KEYS)}
 )
+
+# The multi-partition mappings are marked beta; they are the built-in ones that work in the UI.
+warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
 
 # A segment- or image-level asset reading a movie-level one, and a movie-level asset reading
 # segment-level ones (the timeline reads at most 30 segment partitions: under Dagster's 100-partition

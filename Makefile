@@ -1,0 +1,39 @@
+# Two commands do the whole set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+DEMO_ID := civil-war-demo
+
+.PHONY: install demo test dev bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	@mkdir -p "$(DAGSTER_HOME)"
+	@$(BIN)/moviegen list | grep -qx $(DEMO_ID) || $(BIN)/moviegen new examples/civil-war.yaml --id $(DEMO_ID)
+	$(BIN)/moviegen generate $(DEMO_ID)
+	@echo
+	@echo "Timeline:  $$($(BIN)/moviegen timeline $(DEMO_ID))"
+	@echo "Media:     $(DAGSTER_HOME)/artifacts/movies/$(DEMO_ID)/"
+	@echo "Next:      make dev   (Dagster UI on http://127.0.0.1:3000, every artifact as a partitioned asset)"
+
+test: install
+	$(BIN)/pytest -q
+
+dev: install
+	@mkdir -p "$(DAGSTER_HOME)"
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
