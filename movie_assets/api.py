@@ -23,7 +23,7 @@ from .blueprint import ARTIFACTS, Blueprint, Level, NodeKey, call_group, expand
 from .catalog import MovieState, load_state
 from .engine import Reason
 from .movies import MovieNotFound, load_movie_request, movie_exists, register_movie
-from .progress import add_listener, remove_listener, run_report_relpath
+from .progress import add_listener, read_run_failures, remove_listener, run_report_relpath
 from .request import MovieRequest, load_request
 from .staleness import stale_nodes
 
@@ -83,7 +83,7 @@ def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan
     """What a generation would build and why; a dry run that calls no provider."""
     _require(instance, movie)
     blueprint = expand(load_movie_request(store, movie))
-    state = load_state(instance, movie, blueprint.nodes)
+    state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
     reasons = _reasons(instance, blueprint, state, movie)
     items = [
         PlanItem(str(k), k.asset, k.partition_key(movie), reasons[k], ARTIFACTS[k.asset].producer,
@@ -135,16 +135,19 @@ def generate(
     latency: LatencyProfile | None = None,
     latency_scale: float | None = None,
     on_progress: Callable[[str, Any], None] | None = None,
+    resource_config: dict[str, dict[str, Any]] | None = None,
 ) -> GenerateResult:
     """Build what the plan shows in one Dagster run, then report calls, failures and the timeline."""
     started = time.monotonic()
     p = plan(instance, store, movie)
     if not p.items:
         return GenerateResult(movie, None, True, {}, [], {}, timeline_uri(instance, store, movie), time.monotonic() - started)
-    resources: dict[str, Any] = {}
     provider_config = {k: v for k, v in {"latency": latency.value if latency else None, "latency_scale": latency_scale}.items() if v is not None}
-    if provider_config:
-        resources = {r: {"config": provider_config} for r in ("llm", "speech", "images", "video", "music")}
+    resources: dict[str, Any] = {}
+    for name in ("llm", "speech", "images", "video", "music"):
+        config = provider_config | (resource_config or {}).get(name, {})
+        if config:
+            resources[name] = {"config": config}
     run_config = {
         "ops": {BUILD_STEP: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in p.items}}}},
         "resources": resources,
@@ -219,7 +222,7 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
     _require(instance, movie)
     request = load_movie_request(store, movie)
     blueprint = expand(request)
-    state = load_state(instance, movie, blueprint.nodes)
+    state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
     needed = Counter(k.asset for k in blueprint.nodes)
     done = Counter(k.asset for k in blueprint.nodes if k in state.records)
     failed = Counter(k.asset for k in blueprint.nodes if k in state.failures)

@@ -22,7 +22,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.events import (
+    AssetMaterializationFailure,
+    AssetMaterializationFailureReason,
+    AssetMaterializationFailureType,
+)
 from dagster._core.definitions.partitions.utils.multi import get_tags_from_multi_partition_key
+from dagster._core.events import AssetMaterializationPlannedData
 from pydantic import Field
 
 from partitions import (
@@ -39,7 +45,7 @@ from .catalog import load_state
 from .checks import CHECK_SPECS, CHECKS, CHECKS_BY_ASSET, problem
 from .engine import Built, BuildEngine, Clients, Failed, Reason, Skipped
 from .movies import load_movie_request
-from .progress import notify, write_run_report
+from .progress import notify, read_run_failures, write_run_report
 from .prompts import TEMPLATE_VERSIONS
 
 INPUTS_GROUP = "inputs"
@@ -211,7 +217,7 @@ def build_events(context: dg.AssetExecutionContext, movie: str, targets: dict[No
     for k in unknown:
         context.log.warning(f"{k} is not part of movie {movie!r} (n={request.n}, m={request.m}, modes): skipped")
         targets.pop(k)
-    state = load_state(instance, movie, blueprint.nodes)
+    state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
     events: queue.Queue[Any] = queue.Queue()
     done = object()
     result: dict[str, Any] = {}
@@ -231,9 +237,19 @@ def build_events(context: dg.AssetExecutionContext, movie: str, targets: dict[No
             loop.close()
             events.put(done)
 
+    step_key = context.op_execution_context.node_handle.name
+    # Planned events make a partition that this run fails to build show as failed (UI and catalog).
+    for key in blueprint.order:
+        if key in targets:
+            instance.report_dagster_event(
+                dg.DagsterEvent.build_asset_materialization_planned_event(
+                    context.run.job_name, step_key,
+                    AssetMaterializationPlannedData(ARTIFACT_SPECS[key.asset].key, partition=key.partition_key(movie)),
+                ),
+                run_id=context.run.run_id,
+            )
     thread = threading.Thread(target=worker, name=f"moviegen-build-{movie}", daemon=True)
     thread.start()
-    step_key = context.op_execution_context.node_handle.name
     check_problems: dict[str, dict[str, str]] = {}
     checked: dict[str, int] = {}
     try:
@@ -255,17 +271,19 @@ def build_events(context: dg.AssetExecutionContext, movie: str, targets: dict[No
                 yield dg.AssetMaterialization(spec.key, partition=partition, tags=tags, metadata=materialization_metadata(item))
             elif isinstance(item, Failed):
                 context.log.error(f"{item.key} failed: {item.message}")
-                yield dg.DagsterEvent.build_asset_failed_to_materialize_event(
-                    job_name=context.run.job_name,
-                    step_key=step_key,
-                    asset_materialization_failure=dg.AssetMaterializationFailure(
-                        asset_key=ARTIFACT_SPECS[item.key.asset].key,
-                        partition=str(_partition(item.key, movie)),
-                        failure_type=dg.AssetMaterializationFailureType.FAILED,
-                        reason=dg.AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE,
-                        description=item.message,
-                        metadata={"error": item.message, "upstream": item.upstream},
-                    ),
+                # Stored where the event log supports it (Dagster+); on OSS storage the planned
+                # event above plus the failed run is what marks the partition failed.
+                failure = AssetMaterializationFailure(
+                    asset_key=ARTIFACT_SPECS[item.key.asset].key,
+                    partition=str(_partition(item.key, movie)),
+                    failure_type=AssetMaterializationFailureType.FAILED,
+                    reason=AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE,
+                    description=item.message,
+                    metadata={"error": item.message, "upstream": item.upstream},
+                )
+                instance.report_dagster_event(
+                    dg.DagsterEvent.build_asset_failed_to_materialize_event(context.run.job_name, step_key, failure),
+                    run_id=context.run.run_id,
                 )
             elif isinstance(item, Skipped):
                 context.log.info(f"{item.key} not rebuilt: {item.message}")

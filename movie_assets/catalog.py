@@ -7,12 +7,12 @@ records by id, so the cost does not grow with the number of revisions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-from dagster import DagsterEventType, EventRecordsFilter
+from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
 from .blueprint import ARTIFACTS, INPUTS, NodeKey
 
@@ -56,19 +56,50 @@ def _partitions(movie: str, nodes: Iterable[NodeKey]) -> set[str]:
     return {k.partition_key(movie) for k in nodes}
 
 
+_FETCH = {
+    DagsterEventType.ASSET_MATERIALIZATION: "fetch_materializations",
+    DagsterEventType.ASSET_OBSERVATION: "fetch_observations",
+}
+
+
 def _latest(instance: dg.DagsterInstance, asset: str, event_type: DagsterEventType, partitions: set[str]) -> dict[str, Any]:
     ids = instance.get_latest_storage_id_by_partition(dg.AssetKey(asset), event_type, partitions)
     if not ids:
         return {}
-    result = instance.get_event_records(
-        EventRecordsFilter(event_type=event_type, asset_key=dg.AssetKey(asset), storage_ids=list(ids.values())),
-        limit=len(ids),
-    )
-    return {r.partition_key: r for r in result if r.partition_key is not None}
+    if event_type in _FETCH:
+        fetch = getattr(instance, _FETCH[event_type])
+        result = fetch(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), storage_ids=list(ids.values())), limit=len(ids))
+        records = result.records
+    else:
+        records = instance.get_event_records(
+            EventRecordsFilter(event_type=event_type, asset_key=dg.AssetKey(asset), storage_ids=list(ids.values())),
+            limit=len(ids),
+        )
+    return {r.partition_key: r for r in records if r.partition_key is not None}
 
 
-def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey]) -> MovieState:
-    """The latest record and any later failure of each of these nodes."""
+def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey],
+               failure_messages: Callable[[str], dict[str, str]] | None = None) -> MovieState:
+    """The latest record of each node, and which nodes failed since their latest materialization.
+
+    A node failed when a run planned it (Dagster's ASSET_MATERIALIZATION_PLANNED event, which the
+    UI uses the same way) after its latest materialization and that run ended in failure. The error
+    message comes from ``failure_messages(run_id)`` (the build's run report) when available.
+    """
+    runs: dict[str, bool] = {}
+    messages: dict[str, dict[str, str]] = {}
+
+    def run_failed(run_id: str) -> bool:
+        if run_id not in runs:
+            run = instance.get_run_by_id(run_id)
+            runs[run_id] = run is not None and run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+        return runs[run_id]
+
+    def failure_message(run_id: str, key: NodeKey) -> str:
+        if run_id not in messages:
+            messages[run_id] = failure_messages(run_id) if failure_messages else {}
+        return messages[run_id].get(str(key), f"run {run_id} failed before this artifact was built")
+
     by_asset: dict[str, list[NodeKey]] = {}
     for k in nodes:
         by_asset.setdefault(k.asset, []).append(k)
@@ -76,7 +107,7 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
     for asset, keys in by_asset.items():
         parts = _partitions(movie, keys)
         mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, parts)
-        fails = _latest(instance, asset, DagsterEventType.ASSET_FAILED_TO_MATERIALIZE, parts)
+        planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, parts)
         for partition, rec in mats.items():
             event = rec.event_log_entry.asset_materialization
             key = NodeKey.from_partition(asset, partition)
@@ -86,15 +117,14 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
                 key=key, version=tags.get("dagster/data_version", ""), uri=str(metadata.get("uri", "")),
                 storage_id=rec.storage_id, run_id=rec.run_id, timestamp=rec.timestamp, metadata=metadata,
             )
-        for partition, rec in fails.items():
+        for partition, rec in planned.items():
             key = NodeKey.from_partition(asset, partition)
             mat = state.records.get(key)
             if mat is not None and mat.storage_id > rec.storage_id:
                 continue
-            data = rec.event_log_entry.dagster_event.asset_failed_to_materialize_data  # type: ignore[union-attr]
-            failure = data.asset_materialization_failure
-            message = failure.description or str(_plain_metadata(dict(failure.metadata)).get("error", "failed"))
-            state.failures[key] = FailureRecord(key, rec.storage_id, rec.run_id, message)
+            if run_failed(rec.run_id):
+                message = failure_message(rec.run_id, key)
+                state.failures[key] = FailureRecord(key, rec.storage_id, rec.run_id, message)
     return state
 
 

@@ -48,3 +48,11 @@ def write_run_report(store: ArtifactStore, movie: str, run_id: str, summary: Any
         "seconds": round(summary.seconds, 3),
     }
     return store.write_text(run_report_relpath(movie, run_id), json.dumps(report, indent=2) + "\n")
+
+
+def read_run_failures(store: ArtifactStore, movie: str, run_id: str) -> dict[str, str]:
+    """The error of each node that a build run failed, from its report ({} when there is none)."""
+    try:
+        return json.loads(store.read(run_report_relpath(movie, run_id))).get("failed", {})
+    except FileNotFoundError:
+        return {}

@@ -167,7 +167,7 @@ class MovieRequest(BaseModel):
                         f"allowed: 0 to {self.m - 1} (images_per_segment={self.m})"
                     )
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -254,7 +254,7 @@ def parse_request(data: Any) -> MovieRequest:
         problems = []
         for err in e.errors():
             if not err.get("loc") and err.get("type") == "value_error":
-                problems.extend(str(err.get("msg", "")).removeprefix("Value error, ").split("; "))
+                problems.extend(str(err.get("msg", "")).removeprefix("Value error, ").split("\n"))
             else:
                 problems.append(_describe(dict(err)))
         raise RequestError(problems) from None

@@ -51,6 +51,9 @@ class _ProviderResource(dg.ConfigurableResource):
         description="Offline only: 'none', 'median' (the brief's median latency per call) or 'scaled'.",
     )
     latency_scale: float = Field(default=1.0, gt=0, description="Offline only: factor for 'scaled'.")
+    fail_when: str = Field(
+        default="", description="Offline only: fail every call whose input contains this text (to try failure handling).",
+    )
 
     _offline: type = OfflineLLM
 
@@ -63,7 +66,7 @@ class _ProviderResource(dg.ConfigurableResource):
 
     def client(self, local_slots: asyncio.Semaphore | None = None):  # noqa: ANN201
         self._check_provider()
-        return self._offline(self.latency, self.latency_scale, local_slots)
+        return self._offline(self.latency, self.latency_scale, local_slots, self.fail_when)
 
 
 class LLMResource(_ProviderResource):

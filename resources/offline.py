@@ -49,10 +49,17 @@ def _seed(*parts: object) -> int:
 
 class _Offline:
     def __init__(self, latency: LatencyProfile = LatencyProfile.none, latency_scale: float = 1.0,
-                 local_slots: asyncio.Semaphore | None = None):
+                 local_slots: asyncio.Semaphore | None = None, fail_when: str = ""):
         self.latency = latency
         self.latency_scale = latency_scale
         self.local_slots = local_slots
+        self.fail_when = fail_when
+
+    def _check_fault(self, text: str) -> None:
+        """Fault injection for trying failure handling offline: fail calls whose input contains it."""
+        if self.fail_when and self.fail_when in text:
+            raise ProviderError(f"{type(self).__name__} refused the input (fail_when={self.fail_when!r})",
+                                provider=OFFLINE, retryable=False)
 
     async def _local(self, fn: Any, *args: Any) -> Any:
         """Run CPU-heavy work in a thread, within the machine's local-work slots."""
@@ -71,6 +78,7 @@ class OfflineLLM(_Offline, LLMProvider):
     model = "offline-templates-1"
 
     async def generate(self, task: str, prompt: str, schema: type[BaseModel], context: dict[str, Any]) -> TextResult:
+        self._check_fault(prompt)
         started = time.monotonic()
         c = context
         if task == "script":
@@ -153,6 +161,7 @@ class PiperSpeech(_Offline, SpeechProvider):
                 f"the offline narrator has no voice for language {language!r}; available: {', '.join(ESPEAK_VOICES)}",
                 provider=OFFLINE, retryable=False,
             )
+        self._check_fault(text)
         started = time.monotonic()
         mp3, ms, rate = await self._local(self._render, text, language, voice_rate(voice_id, emotion), max_ms)
         latency = await self._finish(started, "speech")
@@ -220,6 +229,7 @@ class OfflineImages(_Offline, ImageProvider):
     model = "offline-pillow-1"
 
     async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
+        self._check_fault(prompt)
         started = time.monotonic()
         png = await self._local(draw_picture, prompt, style, width, height, label)
         latency = await self._finish(started, "image")
@@ -260,12 +270,14 @@ class OfflineVideo(_Offline, VideoProvider):
         return animate(buf.getvalue(), width, height, seconds, prompt)
 
     async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str) -> Media:
+        self._check_fault(prompt)
         started = time.monotonic()
         mp4 = await self._local(self._t2v, prompt, style, width, height, seconds, label)
         latency = await self._finish(started, "text_to_video")
         return Media(mp4, "mp4", "video/mp4", CallInfo(OFFLINE, self.model, latency), width=width, height=height, duration_ms=seconds * 1000)
 
     async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str) -> Media:
+        self._check_fault(prompt)
         started = time.monotonic()
         mp4 = await self._local(self._i2v, image, prompt, width, height, seconds)
         latency = await self._finish(started, "image_to_video")
@@ -309,6 +321,7 @@ class OfflineMusic(_Offline, MusicProvider):
         return wav_to_mp3(wav_bytes(compose_music(prompt, seconds), 22050))
 
     async def generate(self, prompt: str, *, seconds: int) -> Media:
+        self._check_fault(prompt)
         started = time.monotonic()
         mp3 = await self._local(self._render, prompt, seconds)
         latency = await self._finish(started, "music")

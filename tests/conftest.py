@@ -1,0 +1,55 @@
+"""Shared fixtures: a real Dagster instance in a temporary DAGSTER_HOME, and small requests."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from movie_assets.request import MovieRequest, parse_request
+from resources import ArtifactStore
+
+REPO = Path(__file__).resolve().parent.parent
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh DAGSTER_HOME with the project's dagster.yaml."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    inst = dg.DagsterInstance.get()
+    try:
+        yield inst
+    finally:
+        inst.dispose()
+
+
+@pytest.fixture
+def store(home: Path) -> ArtifactStore:
+    return ArtifactStore()
+
+
+def small_request(**overrides: object) -> MovieRequest:
+    data: dict[str, object] = {
+        "inquiry_prompt": "Tell me about the Civil War",
+        "duration_seconds": 30,
+        "images_per_segment": 2,
+        "size": "480p",
+        "aspect_ratio": "16:9",
+    }
+    data.update(overrides)
+    return parse_request(data)
