@@ -14,7 +14,6 @@
 
 import asyncio
 import base64
-import io
 import json
 import queue
 import threading
@@ -135,19 +134,6 @@ def _targets_from_partitions(context: dg.AssetExecutionContext) -> dict[str, dic
     return by_movie
 
 
-def _thumbnail_md(data: bytes) -> str | None:
-    try:
-        from PIL import Image
-
-        img = Image.open(io.BytesIO(data)).convert("RGB")
-        img.thumbnail((240, 240))
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=70)
-        return f"![preview](data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode()})"
-    except Exception:  # noqa: BLE001 - a preview is optional
-        return None
-
-
 def materialization_metadata(built: Built) -> dict[str, Any]:
     p = built.produced
     md: dict[str, Any] = {
@@ -175,10 +161,8 @@ def materialization_metadata(built: Built) -> dict[str, Any]:
     for k, v in p.meta.items():
         if isinstance(v, bool | int | float | str):
             md[k] = v
-    if p.ext == "png":
-        thumb = _thumbnail_md(p.data)
-        if thumb:
-            md["preview"] = dg.MetadataValue.md(thumb)
+    if p.preview:
+        md["preview"] = dg.MetadataValue.md(f"![preview](data:image/jpeg;base64,{base64.b64encode(p.preview).decode()})")
     elif p.ext == "json":
         text = json.dumps(p.value, indent=2, ensure_ascii=False)
         md["preview"] = dg.MetadataValue.md(f"```json\n{text[:3000]}\n```")
@@ -238,21 +222,27 @@ def build_events(context: dg.AssetExecutionContext, movie: str, targets: dict[No
             events.put(done)
 
     step_key = context.op_execution_context.node_handle.name
-    # Planned events make a partition that this run fails to build show as failed (UI and catalog).
-    for key in blueprint.order:
-        if key in targets:
-            instance.report_dagster_event(
-                dg.DagsterEvent.build_asset_materialization_planned_event(
-                    context.run.job_name, step_key,
-                    AssetMaterializationPlannedData(ARTIFACT_SPECS[key.asset].key, partition=key.partition_key(movie)),
-                ),
-                run_id=context.run.run_id,
-            )
     thread = threading.Thread(target=worker, name=f"moviegen-build-{movie}", daemon=True)
     thread.start()
+    # The provenance cursor must be at or after every dependency's record; it is re-read only when a
+    # dependency was recorded after the last read (one query per wave instead of one per event).
+    cursor: int | None = None
+    recorded_since_cursor: set[NodeKey] = set()
     check_problems: dict[str, dict[str, str]] = {}
     checked: dict[str, int] = {}
     try:
+        # Planned events make a partition that this run fails to build show as failed (UI and catalog).
+        # They are recorded while the engine already runs (its results queue up until they are done), so
+        # every planned event precedes its partition's materialization without delaying the first call.
+        for key in blueprint.order:
+            if key in targets:
+                instance.report_dagster_event(
+                    dg.DagsterEvent.build_asset_materialization_planned_event(
+                        context.run.job_name, step_key,
+                        AssetMaterializationPlannedData(ARTIFACT_SPECS[key.asset].key, partition=key.partition_key(movie)),
+                    ),
+                    run_id=context.run.run_id,
+                )
         while (item := events.get()) is not done:
             notify(movie, item)
             if isinstance(item, Built):
@@ -263,12 +253,15 @@ def build_events(context: dg.AssetExecutionContext, movie: str, targets: dict[No
                     if issue:
                         check_problems.setdefault(item.key.asset, {})[item.key.partition_key(movie)] = issue
                 spec = ARTIFACT_SPECS[item.key.asset]
-                cursor = instance.event_log_storage.get_maximum_record_id() or 0
+                if cursor is None or any(d in recorded_since_cursor for d in blueprint.nodes[item.key].deps):
+                    cursor = instance.event_log_storage.get_maximum_record_id() or 0
+                    recorded_since_cursor.clear()
                 partition = _partition(item.key, movie)
                 tags = _provenance_tags(spec, item.record.version, cursor)
                 if isinstance(partition, dg.MultiPartitionKey):
                     tags |= dict(get_tags_from_multi_partition_key(partition))
                 yield dg.AssetMaterialization(spec.key, partition=partition, tags=tags, metadata=materialization_metadata(item))
+                recorded_since_cursor.add(item.key)
             elif isinstance(item, Failed):
                 context.log.error(f"{item.key} failed: {item.message}")
                 # Stored where the event log supports it (Dagster+); on OSS storage the planned

@@ -82,6 +82,19 @@ class Clients:
 TOLERANT = frozenset({"segment_visuals", "timeline"})
 
 
+def thumbnail(png: bytes, box: int = 160) -> bytes:
+    """A small JPEG of a picture, for the UI."""
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    img.thumbnail((box, box))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=60)
+    return out.getvalue()
+
+
 def content_version(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -176,6 +189,9 @@ class BuildEngine:
                 if produced.call is not None and group is not None and group not in self._called:
                     self._called.add(group)
                     self.summary.calls[group[0]] += 1
+                if produced.ext == "png":
+                    async with local:
+                        produced.preview = await asyncio.to_thread(thumbnail, produced.data)
                 version = content_version(produced.data)
                 relpath = self.store.artifact_relpath(self.movie, key.asset, key.partition_suffix, version, produced.ext)
                 uri = await asyncio.to_thread(self.store.write, relpath, produced.data)

@@ -52,6 +52,7 @@ class Produced:
     width: int | None = None
     height: int | None = None
     duration_ms: int | None = None
+    preview: bytes | None = None  # a small JPEG shown in the Dagster UI
 
     @staticmethod
     def json(value: Any, call: CallInfo | None = None, prompt: str | None = None, **meta: Any) -> Produced:
