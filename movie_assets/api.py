@@ -136,10 +136,11 @@ def generate(
     latency_scale: float | None = None,
     on_progress: Callable[[str, Any], None] | None = None,
     resource_config: dict[str, dict[str, Any]] | None = None,
+    planned: Plan | None = None,
 ) -> GenerateResult:
     """Build what the plan shows in one Dagster run, then report calls, failures and the timeline."""
     started = time.monotonic()
-    p = plan(instance, store, movie)
+    p = planned or plan(instance, store, movie)
     if not p.items:
         return GenerateResult(movie, None, True, {}, [], {}, timeline_uri(instance, store, movie), time.monotonic() - started)
     provider_config = {k: v for k, v in {"latency": latency.value if latency else None, "latency_scale": latency_scale}.items() if v is not None}

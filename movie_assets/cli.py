@@ -117,7 +117,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     result = api.generate(
         instance, store, args.movie,
         latency=LatencyProfile(args.latency) if args.latency else None,
-        latency_scale=args.latency_scale, on_progress=progress,
+        latency_scale=args.latency_scale, on_progress=progress, planned=p,
     )
     if args.json:
         _print_json(result.to_json())

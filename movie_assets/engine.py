@@ -23,7 +23,7 @@ from typing import Any
 from resources import ArtifactStore, ImagesResource, LLMResource, MusicResource, SpeechResource, VideoResource, local_work_slots
 from resources.providers import ProviderError
 
-from .blueprint import Blueprint, NodeKey, ProviderKind, call_group
+from .blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
 from .catalog import ArtifactRecord, MovieState
 from .producers import PRODUCE, ProduceContext, Produced
 
@@ -153,6 +153,7 @@ class BuildEngine:
             llm=c.llm.client(local), speech=c.speech.client(local), images=c.images.client(local),
             video=c.video.client(local), music=c.music.client(local),
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
+            limit=lambda producer: limits[PRODUCERS[producer].kind],
         )
         done: dict[NodeKey, asyncio.Future[bool]] = {k: asyncio.get_running_loop().create_future() for k in targets}
 
@@ -181,15 +182,15 @@ class BuildEngine:
             try:
                 producer = node.producer
                 group = call_group(self.request, key)
-                if producer is not None and group is not None:
+                if producer is not None and group is not None and group[1] == key:
                     async with limits[producer.kind]:
                         produced = await PRODUCE[key.asset](ctx, key)
-                else:
+                else:  # no call, or a call shared by several nodes (it takes its own slot)
                     produced = await PRODUCE[key.asset](ctx, key)
                 if produced.call is not None and group is not None and group not in self._called:
                     self._called.add(group)
                     self.summary.calls[group[0]] += 1
-                if produced.ext == "png":
+                if produced.ext == "png" and produced.preview is None:
                     async with local:
                         produced.preview = await asyncio.to_thread(thumbnail, produced.data)
                 version = content_version(produced.data)

@@ -61,7 +61,7 @@ class Produced:
     @staticmethod
     def media(m: Media, prompt: str | None = None, **meta: Any) -> Produced:
         return Produced(m.data, m.ext, m.mime, call=m.call, prompt=prompt, meta={**m.extra, **meta},
-                        width=m.width, height=m.height, duration_ms=m.duration_ms)
+                        width=m.width, height=m.height, duration_ms=m.duration_ms, preview=m.preview)
 
 
 @dataclass
@@ -79,12 +79,19 @@ class ProduceContext:
     load_bytes: Callable[[NodeKey], Awaitable[bytes]]
     load_record: Callable[[NodeKey], Any]
     load_failure: Callable[[NodeKey], str | None]
+    limit: Callable[[str], asyncio.Semaphore]
     _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
 
-    def shared(self, group: Any, factory: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
-        """One call for every node of a group (the m image prompts of a segment come from one call)."""
+    def shared(self, group: Any, producer: str, factory: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+        """One call for every node of a group (the m image prompts of a segment come from one call),
+        holding one of the provider's in-flight slots for the call, not one per node."""
         if group not in self._shared:
-            self._shared[group] = asyncio.ensure_future(factory())
+
+            async def call() -> Any:
+                async with self.limit(producer):
+                    return await factory()
+
+            self._shared[group] = asyncio.ensure_future(call())
         return self._shared[group]
 
 
@@ -149,7 +156,7 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
             "narration": narration, "summary": script["summary"], "style": r.image_style.value, "m": r.m, "segment": key.segment,
         })
 
-    result = await ctx.shared(("image_prompts", key.segment), call)
+    result = await ctx.shared(("image_prompts", key.segment), "TextToImagePromptProducer", call)
     generated = result.value.prompts
     if len(generated) <= key.image:
         raise ProviderError(f"the LLM wrote {len(generated)} image prompts, expected {r.m}", provider=result.call.provider)

@@ -70,6 +70,7 @@ class Media:
     height: int | None = None
     duration_ms: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    preview: bytes | None = None  # a small JPEG, when the provider has the picture at hand anyway
 
 
 @dataclass(frozen=True)
