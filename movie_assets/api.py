@@ -20,6 +20,7 @@ from resources import ArtifactStore
 from resources.providers import LatencyProfile
 
 from .blueprint import ARTIFACTS, Blueprint, Level, NodeKey, call_group, expand
+from .assets import BUILD_STEPS
 from .catalog import MovieState, load_state
 from .engine import Reason
 from .movies import MovieNotFound, load_movie_request, movie_exists, register_movie
@@ -27,7 +28,6 @@ from .progress import add_listener, read_run_failures, remove_listener, run_repo
 from .request import MovieRequest, load_request
 from .staleness import stale_nodes
 
-BUILD_STEP = "movie_build"
 MOVIE_TAG = "moviegen/movie"
 
 
@@ -150,7 +150,7 @@ def generate(
         if config:
             resources[name] = {"config": config}
     run_config = {
-        "ops": {BUILD_STEP: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in p.items}}}},
+        "ops": {BUILD_STEPS[Level.movie]: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in p.items}}}},
         "resources": resources,
         # The run's events go to the event log (and the UI) as always; the console only gets warnings.
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},

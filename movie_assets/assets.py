@@ -31,6 +31,7 @@ from dagster._core.events import AssetMaterializationPlannedData
 from pydantic import Field
 
 from partitions import (
+    partition_key,
     image_partitions,
     image_to_segment,
     movies_partitions,
@@ -170,14 +171,7 @@ def materialization_metadata(built: Built) -> dict[str, Any]:
 
 
 def _partition(key: NodeKey, movie: str) -> str | dg.MultiPartitionKey:
-    if key.level is Level.movie:
-        return movie
-    dims = {"movie": movie}
-    if key.level is Level.segment:
-        dims["segment"] = f"{key.segment:02d}"
-    else:
-        dims["segment_image"] = key.partition_suffix or ""
-    return dg.MultiPartitionKey(dims)
+    return partition_key(movie, key.segment, key.image)
 
 
 def _provenance_tags(spec: dg.AssetSpec, version: str, cursor: int) -> dict[str, str]:

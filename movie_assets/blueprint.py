@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from .request import MovieRequest, VisualMode
@@ -377,9 +377,3 @@ def input_partitions(request: MovieRequest, name: str) -> list[tuple[int | None,
     if level is Level.segment:
         return [(i, None) for i in range(request.n)]
     return [(i, j) for i in range(request.n) for j in range(request.m)]
-
-
-@dataclass
-class PlanSummary:
-    calls: dict[str, int] = field(default_factory=dict)
-    critical_path_s: float = 0.0

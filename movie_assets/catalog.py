@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
-from .blueprint import ARTIFACTS, INPUTS, NodeKey
+from .blueprint import INPUTS, NodeKey
 
 
 
@@ -138,7 +138,3 @@ def load_input_versions(instance: dg.DagsterInstance, movie: str, partitions: di
             obs = rec.event_log_entry.asset_observation
             out[(name, partition)] = (obs.tags or {}).get("dagster/data_version", "")
     return out
-
-
-def all_asset_names() -> list[str]:
-    return list(ARTIFACTS)

@@ -8,10 +8,10 @@ import re
 
 import dagster as dg
 
-from partitions import movies_partitions
+from partitions import movies_partitions, partition_key
 from resources import ArtifactStore
 
-from .blueprint import INPUTS, Level, input_partitions, input_values
+from .blueprint import INPUTS, input_partitions, input_values
 from .request import MovieRequest, RequestError, parse_request, validate_movie_id
 
 
@@ -65,14 +65,6 @@ def input_version(value: dict) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def input_partition_key(movie: str, level: Level, segment: int | None, image: int | None) -> str | dg.MultiPartitionKey:
-    if level is Level.movie:
-        return movie
-    if level is Level.segment:
-        return dg.MultiPartitionKey({"movie": movie, "segment": f"{segment:02d}"})
-    return dg.MultiPartitionKey({"movie": movie, "segment_image": f"{segment:02d}_{image}"})
-
-
 def observe_inputs(instance: dg.DagsterInstance, movie: str, request: MovieRequest,
                    known: dict[tuple[str, str], str] | None = None) -> int:
     """Record each user-input partition's value hash as an observation; unchanged ones are skipped."""
@@ -81,7 +73,7 @@ def observe_inputs(instance: dg.DagsterInstance, movie: str, request: MovieReque
         for segment, image in input_partitions(request, name):
             value = input_values(request, name, segment, image)
             version = input_version(value)
-            partition = input_partition_key(movie, decl.level, segment, image)
+            partition = partition_key(movie, segment, image)
             if known is not None and known.get((name, str(partition))) == version:
                 continue
             instance.report_runless_asset_event(

@@ -9,6 +9,8 @@ from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, Temp
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._time import get_current_datetime
 
+from partitions import partition_key
+
 from .blueprint import NodeKey
 
 
@@ -35,12 +37,7 @@ def stale_nodes(instance: dg.DagsterInstance, movie: str, keys: Iterable[NodeKey
     resolver = stale_resolver(instance)
     out = []
     for key in keys:
-        partition = key.partition_key(movie)
-        pk: str | dg.MultiPartitionKey = partition
-        if "|" in partition:
-            suffix = partition.split("|", 1)[1]
-            dim = "segment_image" if "_" in suffix else "segment"
-            pk = dg.MultiPartitionKey({"movie": movie, dim: suffix})
+        pk = partition_key(movie, key.segment, key.image)
         if resolver.get_status(dg.AssetKey(key.asset), pk) is StaleStatus.STALE:
             out.append(key)
     return out

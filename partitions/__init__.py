@@ -49,10 +49,9 @@ image_partitions = dg.MultiPartitionsDefinition(
 # The multi-partition mappings are marked beta; they are the built-in ones that work in the UI.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
 
-# A segment- or image-level asset reading a movie-level one, and a movie-level asset reading
-# segment-level ones (the timeline reads at most 30 segment partitions: under Dagster's 100-partition
-# staleness threshold).
-movie_to_multi = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=MOVIE_DIM)
+# Between a movie-level asset and a segment- or image-level one, Dagster infers the built-in
+# MultiToSingleDimensionPartitionMapping on the movie dimension (the timeline reads at most 30
+# segment partitions: under Dagster's 100-partition staleness threshold).
 
 # An image-level asset reading its segment (03_2 -> 03).
 segment_to_image = dg.MultiPartitionMapping(
@@ -84,9 +83,10 @@ image_to_segment = dg.MultiPartitionMapping(
 )
 
 
-def segment_partition(movie: str, segment: int) -> dg.MultiPartitionKey:
-    return dg.MultiPartitionKey({MOVIE_DIM: movie, SEGMENT_DIM: segment_key(segment)})
-
-
-def image_partition(movie: str, segment: int, image: int) -> dg.MultiPartitionKey:
+def partition_key(movie: str, segment: int | None = None, image: int | None = None) -> str | dg.MultiPartitionKey:
+    """The Dagster partition key of a movie-, segment- or image-level partition."""
+    if segment is None:
+        return movie
+    if image is None:
+        return dg.MultiPartitionKey({MOVIE_DIM: movie, SEGMENT_DIM: segment_key(segment)})
     return dg.MultiPartitionKey({MOVIE_DIM: movie, IMAGE_DIM: image_key(segment, image)})
