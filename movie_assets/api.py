@@ -19,16 +19,19 @@ from dagster._core.definitions.reconstruct import ReconstructableRepository
 from resources import ArtifactStore
 from resources.providers import LatencyProfile
 
-from .blueprint import ARTIFACTS, Blueprint, Level, NodeKey, call_group, expand
 from .assets import BUILD_STEPS
+from .blueprint import ARTIFACTS, Blueprint, Level, NodeKey, call_group, expand
 from .catalog import MovieState, load_state
+from .codeversions import ARTIFACT_CODE_VERSIONS
+from .edits import EditResult, edit_movie, list_edits
 from .engine import Reason
+from .locks import MOVIE_TAG, generation_lock
 from .movies import MovieNotFound, load_movie_request, movie_exists, register_movie
 from .progress import add_listener, read_run_failures, remove_listener, run_report_relpath
 from .request import MovieRequest, load_request
-from .staleness import stale_nodes
+from .revisions import get_revision, list_revisions, write_revision
+from .versions import changed_inputs, input_versions
 
-MOVIE_TAG = "moviegen/movie"
 
 
 @dataclass
@@ -37,6 +40,7 @@ class PlanItem:
     asset: str
     partition: str
     reason: str
+    cause: str
     producer: str | None
     calls_provider: bool
 
@@ -64,18 +68,29 @@ def new_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: Movie
     return register_movie(instance, store, req, movie)
 
 
-def _reasons(instance: dg.DagsterInstance, blueprint: Blueprint, state: MovieState, movie: str) -> dict[NodeKey, str]:
-    reasons: dict[NodeKey, str] = {}
+def _reasons(blueprint: Blueprint, state: MovieState) -> dict[NodeKey, tuple[str, str]]:
+    """Why each node must be built: (reason, cause). Staleness is computed in one pass from the
+    catalog (see versions.py); nodes below anything rebuilt are planned as ``upstream``."""
+    reasons: dict[NodeKey, tuple[str, str]] = {}
+
+    def version(d: NodeKey) -> str | None:
+        rec = state.records.get(d)
+        return rec.version if rec else None
+
     for key in blueprint.order:
+        rec = state.records.get(key)
         if key in state.failures:
-            reasons[key] = Reason.failed
-        elif key not in state.records:
-            reasons[key] = Reason.missing
-    stale = stale_nodes(instance, movie, [k for k in blueprint.order if k in state.records and k not in reasons])
-    for key in stale:
-        reasons[key] = Reason.stale
+            reasons[key] = (Reason.failed, state.failures[key].message)
+        elif rec is None:
+            reasons[key] = (Reason.missing, "never built")
+        elif rec.code_version != ARTIFACT_CODE_VERSIONS[key.asset]:
+            reasons[key] = (Reason.stale, f"code version {rec.code_version} -> {ARTIFACT_CODE_VERSIONS[key.asset]}")
+        else:
+            changed = changed_inputs(rec.input_versions, input_versions(blueprint, key, version))
+            if changed:
+                reasons[key] = (Reason.stale, "changed: " + ", ".join(changed))
     for key in blueprint.downstream(list(reasons)):
-        reasons.setdefault(key, Reason.upstream)
+        reasons.setdefault(key, (Reason.upstream, "an upstream artifact is rebuilt"))
     return reasons
 
 
@@ -84,9 +99,9 @@ def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan
     _require(instance, movie)
     blueprint = expand(load_movie_request(store, movie))
     state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
-    reasons = _reasons(instance, blueprint, state, movie)
+    reasons = _reasons(blueprint, state)
     items = [
-        PlanItem(str(k), k.asset, k.partition_key(movie), reasons[k], ARTIFACTS[k.asset].producer,
+        PlanItem(str(k), k.asset, k.partition_key(movie), reasons[k][0], reasons[k][1], ARTIFACTS[k.asset].producer,
                  call_group(blueprint.request, k) is not None)
         for k in blueprint.order if k in reasons
     ]
@@ -106,6 +121,7 @@ class GenerateResult:
     seconds: float
     revision: int | None = None
     skipped: list[str] = field(default_factory=list)
+    cost_usd: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +134,7 @@ class GenerateResult:
             "skipped": len(self.skipped),
             "failed": [{"node": k, "error": v} for k, v in self.failed.items()],
             "timeline": self.timeline,
+            "cost_usd": round(self.cost_usd, 6),
             "seconds": round(self.seconds, 3),
         }
 
@@ -136,13 +153,35 @@ def generate(
     latency_scale: float | None = None,
     on_progress: Callable[[str, Any], None] | None = None,
     resource_config: dict[str, dict[str, Any]] | None = None,
-    planned: Plan | None = None,
+    wait_s: float = 0.0,
 ) -> GenerateResult:
-    """Build what the plan shows in one Dagster run, then report calls, failures and the timeline."""
+    """Build what the plan shows in one Dagster run and record a new revision.
+
+    One generation of a movie at a time: a concurrent one waits up to ``wait_s`` seconds, then
+    raises MovieBusy. Nothing planned means no run (and no provider call), but still a revision.
+    """
     started = time.monotonic()
-    p = planned or plan(instance, store, movie)
-    if not p.items:
-        return GenerateResult(movie, None, True, {}, [], {}, timeline_uri(instance, store, movie), time.monotonic() - started)
+    with generation_lock(instance, movie, wait_s):
+        p = plan(instance, store, movie)
+        run_id, success, report = None, True, {"provider_calls": {}, "built": [], "failed": {}, "skipped": [], "cost_usd": 0.0}
+        if p.items:
+            run_id, success, report = _run_build(instance, store, movie, p, latency, latency_scale, on_progress, resource_config)
+        blueprint = expand(load_movie_request(store, movie))
+        state = load_state(instance, movie, blueprint.nodes)
+        revision = write_revision(store, movie, blueprint=blueprint, state=state, run_id=run_id, report=report,
+                                  edits=list_edits(store, movie))
+    return GenerateResult(
+        movie=movie, run_id=run_id, success=success and not report["failed"],
+        provider_calls=report["provider_calls"], built=report["built"], failed=report["failed"],
+        timeline=revision["timeline"], seconds=time.monotonic() - started, revision=revision["revision"],
+        skipped=report.get("skipped", []), cost_usd=float(report.get("cost_usd", 0.0)),
+    )
+
+
+def _run_build(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, p: Plan,
+               latency: LatencyProfile | None, latency_scale: float | None,
+               on_progress: Callable[[str, Any], None] | None,
+               resource_config: dict[str, dict[str, Any]] | None) -> tuple[str, bool, dict[str, Any]]:
     provider_config = {k: v for k, v in {"latency": latency.value if latency else None, "latency_scale": latency_scale}.items() if v is not None}
     resources: dict[str, Any] = {}
     for name in ("llm", "speech", "images", "video", "music"):
@@ -169,32 +208,42 @@ def generate(
     finally:
         if on_progress:
             remove_listener(on_progress)
-    run_id = result.run_id
     try:
-        report = json.loads(store.read(run_report_relpath(movie, run_id)))
+        report = json.loads(store.read(run_report_relpath(movie, result.run_id)))
     except FileNotFoundError:
-        report = {"provider_calls": {}, "built": [], "failed": {}, "skipped": []}
+        report = {"provider_calls": {}, "built": [], "failed": {}, "skipped": [], "cost_usd": 0.0}
         if not result.success:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             report["failed"] = {"movie_build": failure.event_specific_data.error.message if failure else "run failed"}  # type: ignore[union-attr]
-    return GenerateResult(
-        movie=movie, run_id=run_id, success=result.success and not report["failed"],
-        provider_calls=report["provider_calls"], built=report["built"], failed=report["failed"],
-        timeline=timeline_uri(instance, store, movie), seconds=time.monotonic() - started, skipped=report.get("skipped", []),
-    )
+    return result.run_id, result.success, report
 
 
-def timeline_uri(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> str | None:
+def history(store: ArtifactStore, movie: str) -> list[dict[str, Any]]:
+    """Every revision of a movie, oldest first, without the manifests."""
+    return [{k: v for k, v in r.items() if k != "manifest"} for r in list_revisions(store, movie)]
+
+
+def timeline_uri(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None) -> str | None:
+    """The latest timeline, or the timeline of revision N."""
+    _require(instance, movie)
+    if revision is not None:
+        return get_revision(store, movie, revision)["timeline"]
     state = load_state(instance, movie, [NodeKey("timeline")])
     rec = state.records.get(NodeKey("timeline"))
     return rec.uri if rec else None
 
 
-def load_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> dict[str, Any]:
-    uri = timeline_uri(instance, store, movie)
+def load_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None) -> dict[str, Any]:
+    uri = timeline_uri(instance, store, movie, revision)
     if uri is None:
         raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
     return json.loads(store.read(uri))
+
+
+def edit(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, edits: list[tuple[str, Any]]) -> EditResult:
+    """Apply edits (PATH, VALUE or UNSET) to a movie's request; see edits.py."""
+    _require(instance, movie)
+    return edit_movie(instance, store, movie, edits)
 
 
 @dataclass

@@ -41,24 +41,16 @@ from partitions import (
 from resources import ArtifactStore, ImagesResource, LLMResource, MusicResource, SpeechResource, VideoResource
 
 from .blueprint import ARTIFACTS, INPUTS, SUBGRAPHS, ArtifactDecl, Level, NodeKey, expand
-from .catalog import load_state
+from .catalog import INPUT_VERSION_TAG, load_state
 from .checks import CHECK_SPECS, CHECKS, CHECKS_BY_ASSET, problem
 from .engine import Built, BuildEngine, Clients, Failed, Reason, Skipped
 from .movies import load_movie_request
 from .progress import notify, read_run_failures, write_run_report
-from .prompts import TEMPLATE_VERSIONS
+from .codeversions import ARTIFACT_CODE_VERSIONS
 
 INPUTS_GROUP = "inputs"
 
 _PARTITIONS = {Level.movie: movies_partitions, Level.segment: segment_partitions, Level.image: image_partitions}
-
-_TEMPLATE_OF = {
-    "script": "script",
-    "music_prompt": "music_prompt",
-    "image_prompt": "image_prompts",
-    "text_to_video_prompt": "text_to_video_prompt",
-    "image_to_video_prompt": "image_to_video_prompt",
-}
 
 _KINDS = {"json": {"json"}, "mp3": {"audio"}, "png": {"image"}, "mp4": {"video"}}
 
@@ -75,12 +67,6 @@ def _mapping(downstream: Level, upstream: Level) -> dg.PartitionMapping | None:
 
 def _group(name: str) -> str:
     return next(sg.name for sg in SUBGRAPHS if name in sg.artifacts)
-
-
-def code_version(decl: ArtifactDecl) -> str:
-    """Changes when the producer's prompt template or model changes."""
-    template = TEMPLATE_VERSIONS.get(_TEMPLATE_OF.get(decl.name, ""), "")
-    return "|".join(p for p in (decl.code_version, template) if p)
 
 
 INPUT_SPECS: dict[str, dg.AssetSpec] = {
@@ -104,7 +90,7 @@ def _artifact_spec(decl: ArtifactDecl) -> dg.AssetSpec:
         partitions_def=_PARTITIONS[decl.level],
         deps=deps,
         skippable=True,
-        code_version=code_version(decl),
+        code_version=ARTIFACT_CODE_VERSIONS[decl.name],
         group_name=_group(decl.name),
         description=decl.description + (f" — {decl.producer}" if decl.producer else " — no provider call"),
         kinds=_KINDS[decl.media] | {"python"},
@@ -174,13 +160,15 @@ def _partition(key: NodeKey, movie: str) -> str | dg.MultiPartitionKey:
     return partition_key(movie, key.segment, key.image)
 
 
-def _provenance_tags(spec: dg.AssetSpec, version: str, cursor: int) -> dict[str, str]:
+def _provenance_tags(spec: dg.AssetSpec, version: str, cursor: int, consumed: dict[str, str]) -> dict[str, str]:
     """The tags Dagster's staleness reads. Every dependency gets the same event-log cursor: any
-    newer record of a dependency partition with a different data version makes this one stale."""
+    newer record of a dependency partition with a different data version makes this one stale.
+    The input data version of each dependency is the hash of the versions this build read from it,
+    which is what ``moviegen plan`` compares (see versions.py)."""
     tags = {"dagster/data_version": version, "dagster/code_version": spec.code_version or ""}
     for dep in spec.deps:
         name = dep.asset_key.to_user_string()
-        tags[f"dagster/input_data_version/{name}"] = "cursor"
+        tags[f"{INPUT_VERSION_TAG}{name}"] = consumed.get(name, "none")
         tags[f"dagster/input_event_pointer/{name}"] = str(cursor)
     return tags
 
@@ -251,7 +239,7 @@ def build_events(context: dg.AssetExecutionContext, movie: str, targets: dict[No
                     cursor = instance.event_log_storage.get_maximum_record_id() or 0
                     recorded_since_cursor.clear()
                 partition = _partition(item.key, movie)
-                tags = _provenance_tags(spec, item.record.version, cursor)
+                tags = _provenance_tags(spec, item.record.version, cursor, item.inputs)
                 if isinstance(partition, dg.MultiPartitionKey):
                     tags |= dict(get_tags_from_multi_partition_key(partition))
                 yield dg.AssetMaterialization(spec.key, partition=partition, tags=tags, metadata=materialization_metadata(item))

@@ -16,6 +16,8 @@ from dagster import DagsterEventType, DagsterRunStatus, EventRecordsFilter
 
 from .blueprint import INPUTS, NodeKey
 
+INPUT_VERSION_TAG = "dagster/input_data_version/"
+
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class ArtifactRecord:
     run_id: str
     timestamp: float
     metadata: dict[str, Any]
+    input_versions: dict[str, str] = field(default_factory=dict)
+    code_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
             state.records[key] = ArtifactRecord(
                 key=key, version=tags.get("dagster/data_version", ""), uri=str(metadata.get("uri", "")),
                 storage_id=rec.storage_id, run_id=rec.run_id, timestamp=rec.timestamp, metadata=metadata,
+                input_versions={k.removeprefix(INPUT_VERSION_TAG): v for k, v in tags.items() if k.startswith(INPUT_VERSION_TAG)},
+                code_version=tags.get("dagster/code_version", ""),
             )
         for partition, rec in planned.items():
             key = NodeKey.from_partition(asset, partition)

@@ -15,6 +15,7 @@ from resources.providers import LatencyProfile
 
 EXIT_INVALID = 2
 EXIT_FAILED = 1
+EXIT_BUSY = 3
 
 
 def _ensure_home() -> None:
@@ -70,7 +71,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     width = max(len(i.node) for i in p.items)
     for i in p.items:
         call = "call" if i.calls_provider else "-"
-        print(f"  {i.node:<{width}}  {i.reason:<9} {call:<5} {i.producer or ''}")
+        print(f"  {i.node:<{width}}  {i.reason:<9} {call:<5} {(i.producer or ''):<27} {i.cause}")
     print("provider calls:")
     for name, count in p.provider_calls.items():
         print(f"  {name:<28} {count}")
@@ -117,14 +118,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     result = api.generate(
         instance, store, args.movie,
         latency=LatencyProfile(args.latency) if args.latency else None,
-        latency_scale=args.latency_scale, on_progress=progress, planned=p,
+        latency_scale=args.latency_scale, on_progress=progress, wait_s=args.wait,
     )
     if args.json:
         _print_json(result.to_json())
     else:
         calls = sum(result.provider_calls.values())
-        print(f"{args.movie}: built {len(result.built)}, failed {len(result.failed)}, provider calls {calls} "
-              f"in {result.seconds:.1f} s")
+        print(f"{args.movie} revision {result.revision}: built {len(result.built)}, failed {len(result.failed)}, "
+              f"provider calls {calls}, cost ${result.cost_usd:.4f}, in {result.seconds:.1f} s")
         for name, count in result.provider_calls.items():
             print(f"  {name:<28} {count}")
         for node, error in result.failed.items():
@@ -155,14 +156,58 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_edit(args: argparse.Namespace) -> int:
+    from . import api
+    from .edits import UNSET, load_edits_file, parse_assignment
+
+    instance, store = _context()
+    edits = [parse_assignment(a) for a in args.set or []]
+    edits += [(path, UNSET) for path in args.unset or []]
+    if args.file:
+        edits += load_edits_file(args.file)
+    result = api.edit(instance, store, args.movie, edits)
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    if not result.changes:
+        print(f"{args.movie}: nothing changed (the values are already set)")
+        return 0
+    for c in result.changes:
+        print(f"  {c.path}: {json.dumps(c.old, ensure_ascii=False)} -> {json.dumps(c.new, ensure_ascii=False)}")
+    print(f"{args.movie}: edit {result.seq} recorded; `moviegen plan {args.movie}` shows what it will rebuild")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from . import api
+
+    instance, store = _context()
+    from .movies import MovieNotFound, movie_exists
+
+    if not movie_exists(instance, args.movie):
+        raise MovieNotFound(args.movie)
+    revisions = api.history(store, args.movie)
+    if args.json:
+        _print_json(revisions)
+        return 0
+    if not revisions:
+        print(f"{args.movie}: no revision yet; run `moviegen generate {args.movie}`")
+        return 0
+    print(f"  {'rev':>3}  {'time':<25} {'calls':>5} {'cost $':>8} {'failed':>6}  changes")
+    for r in revisions:
+        changes = ", ".join(c["path"] for c in r["changes"]) or ("first generation" if r["revision"] == 1 else "-")
+        print(f"  {r['revision']:>3}  {r['time']:<25} {r['calls']:>5} {r['cost_usd']:>8.4f} {len(r['failed']):>6}  {changes}")
+    return 0
+
+
 def cmd_timeline(args: argparse.Namespace) -> int:
     from . import api
 
     instance, store = _context()
     if args.print:
-        _print_json(api.load_timeline(instance, store, args.movie))
+        _print_json(api.load_timeline(instance, store, args.movie, args.revision))
         return 0
-    uri = api.timeline_uri(instance, store, args.movie)
+    uri = api.timeline_uri(instance, store, args.movie, args.revision)
     if uri is None:
         print(f"movie {args.movie!r} has no timeline yet: run `moviegen generate {args.movie}`", file=sys.stderr)
         return EXIT_FAILED
@@ -194,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency", choices=[x.value for x in LatencyProfile],
                    help="offline providers: simulated call latency (default: none)")
     p.add_argument("--latency-scale", type=float, help="factor for --latency scaled")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="if the movie is being generated already, wait up to this long instead of refusing")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("status", help="what exists, what failed, what is left")
@@ -203,8 +250,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("timeline", help="print the location of the movie's timeline")
     p.add_argument("movie")
+    p.add_argument("--revision", type=int, help="the timeline of an earlier revision (see `moviegen history`)")
     p.add_argument("--print", action="store_true", help="print the timeline JSON itself")
     p.set_defaults(func=cmd_timeline)
+
+    p = sub.add_parser("edit", help="change the request: --set PATH=VALUE, --unset PATH, --file EDITS.yaml")
+    p.add_argument("movie")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="e.g. voice_id=nova, segments.1.narration='New text', segments.2.use_video=true")
+    p.add_argument("--unset", action="append", metavar="PATH", help="remove an override, e.g. segments.3.image_prompts.0")
+    p.add_argument("--file", help="YAML/JSON mapping of PATH: VALUE (null removes)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("history", help="the movie's revisions: time, what changed, calls, cost")
+    p.add_argument("movie")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_history)
     return parser
 
 
@@ -212,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", module="dagster")
+    from .locks import MovieBusy
     from .movies import MovieNotFound
     from .request import RequestError
 
@@ -224,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     except (MovieNotFound, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
+    except MovieBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUSY
 
 
 if __name__ == "__main__":

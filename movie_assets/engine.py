@@ -25,7 +25,9 @@ from resources.providers import ProviderError
 
 from .blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
 from .catalog import ArtifactRecord, MovieState
+from .codeversions import ARTIFACT_CODE_VERSIONS
 from .producers import PRODUCE, ProduceContext, Produced
+from .versions import input_versions
 
 log = logging.getLogger("moviegen.engine")
 
@@ -45,6 +47,7 @@ class Built:
     produced: Produced
     reason: str
     changed: bool
+    inputs: dict[str, str]  # per dependency asset: hash of the versions this build read
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class BuildSummary:
     failed: dict[NodeKey, str] = field(default_factory=dict)
     skipped: list[NodeKey] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
+    cost_usd: float = 0.0
     seconds: float = 0.0
 
 
@@ -190,6 +194,7 @@ class BuildEngine:
                 if produced.call is not None and group is not None and group not in self._called:
                     self._called.add(group)
                     self.summary.calls[group[0]] += 1
+                    self.summary.cost_usd += produced.call.cost_usd
                 if produced.ext == "png" and produced.preview is None:
                     async with local:
                         produced.preview = await asyncio.to_thread(thumbnail, produced.data)
@@ -204,17 +209,18 @@ class BuildEngine:
                 self._fail(key, f"{type(e).__name__}: {e}" if not isinstance(e, ProviderError) else str(e))
                 done[key].set_result(False)
                 return
+            consumed = input_versions(self.blueprint, key, lambda d: (r.version if (r := self.record(d)) else None))
             old = self.state.records.get(key)
             meta = {k: v for k, v in {
                 "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
             }.items() if v is not None}
-            record = ArtifactRecord(key, version, uri, 0, "", time.time(), meta)
+            record = ArtifactRecord(key, version, uri, 0, "", time.time(), meta, consumed, ARTIFACT_CODE_VERSIONS[key.asset])
             self._new[key] = record
             if produced.value is not None:
                 self._values[key] = produced.value
             changed = old is None or old.version != version
             self.summary.built.append(key)
-            self.emit(Built(key, record, produced, reason, changed))
+            self.emit(Built(key, record, produced, reason, changed, consumed))
             done[key].set_result(changed)
 
         await asyncio.gather(*(build(k) for k in self.blueprint.order if k in targets))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 
@@ -13,6 +12,7 @@ from resources import ArtifactStore
 
 from .blueprint import INPUTS, input_partitions, input_values
 from .request import MovieRequest, RequestError, parse_request, validate_movie_id
+from .versions import value_version
 
 
 class MovieNotFound(LookupError):
@@ -61,10 +61,6 @@ def new_movie_id(instance: dg.DagsterInstance, request: MovieRequest) -> str:
     return candidate
 
 
-def input_version(value: dict) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
 def observe_inputs(instance: dg.DagsterInstance, movie: str, request: MovieRequest,
                    known: dict[tuple[str, str], str] | None = None) -> int:
     """Record each user-input partition's value hash as an observation; unchanged ones are skipped."""
@@ -72,7 +68,7 @@ def observe_inputs(instance: dg.DagsterInstance, movie: str, request: MovieReque
     for name, decl in INPUTS.items():
         for segment, image in input_partitions(request, name):
             value = input_values(request, name, segment, image)
-            version = input_version(value)
+            version = value_version(value)
             partition = partition_key(movie, segment, image)
             if known is not None and known.get((name, str(partition))) == version:
                 continue

@@ -45,6 +45,7 @@ def write_run_report(store: ArtifactStore, movie: str, run_id: str, summary: Any
         "failed": {str(k): m for k, m in summary.failed.items()},
         "skipped": [str(k) for k in summary.skipped],
         "provider_calls": dict(sorted(summary.calls.items())),
+        "cost_usd": round(summary.cost_usd, 6),
         "seconds": round(summary.seconds, 3),
     }
     return store.write_text(run_report_relpath(movie, run_id), json.dumps(report, indent=2) + "\n")

@@ -73,6 +73,14 @@ class ArtifactStore(dg.ConfigurableResource):
         except FileNotFoundError:
             raise FileNotFoundError(f"artifact not found: {uri_or_relpath}") from None
 
+    def list(self, relfolder: str) -> list[str]:
+        """Names of the files in a folder, sorted ([] when it does not exist)."""
+        folder = self.path(relfolder)
+        try:
+            return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
     def exists(self, relpath: str) -> bool:
         return self.path(relpath).exists()
 

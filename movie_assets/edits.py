@@ -1,0 +1,169 @@
+"""Editing a movie's request: ``--set PATH=VALUE``, ``--unset PATH`` or an edits file.
+
+Paths use the request's field names: ``voice_id``, ``segments.1.narration``,
+``segments.3.image_prompts.0``. An edit is validated like a new request; a bad edit changes nothing.
+An edit that leaves the request as it was changes nothing either. Only the user-input partitions
+whose value changed are observed again, so Dagster marks exactly their dependents stale.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+
+from partitions import partition_key
+from resources import ArtifactStore
+
+from .blueprint import INPUTS, input_partitions, input_values
+from .movies import load_movie_request, observe_inputs, save_movie_request
+from .request import MovieRequest, RequestError, SegmentOverrides, parse_request
+from .versions import value_version
+
+UNSET = object()
+_SEGMENT_FIELDS = set(SegmentOverrides.model_fields)
+_TOP_FIELDS = set(MovieRequest.model_fields) - {"segments"}
+
+
+@dataclass
+class Change:
+    path: str
+    old: Any
+    new: Any
+
+
+@dataclass
+class EditResult:
+    movie: str
+    changes: list[Change] = field(default_factory=list)
+    observed_inputs: int = 0
+    seq: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "movie": self.movie, "edit": self.seq, "observed_inputs": self.observed_inputs,
+            "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in self.changes],
+        }
+
+
+def _check_path(path: str) -> list[str]:
+    parts = path.split(".")
+    ok = (
+        (len(parts) == 1 and parts[0] in _TOP_FIELDS)
+        or (len(parts) == 3 and parts[0] == "segments" and parts[1].isdigit() and parts[2] in _SEGMENT_FIELDS - {"image_prompts"})
+        or (len(parts) == 4 and parts[0] == "segments" and parts[1].isdigit() and parts[2] == "image_prompts" and parts[3].isdigit())
+    )
+    if not ok:
+        raise RequestError([
+            f"{path}: not an editable path; allowed: a request field ({', '.join(sorted(_TOP_FIELDS))}), "
+            f"segments.<i>.<{'|'.join(sorted(_SEGMENT_FIELDS - {'image_prompts'}))}>, or segments.<i>.image_prompts.<j>"
+        ])
+    return parts
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``PATH=VALUE``; the value is read as YAML (``true``, ``60``, ``null``), else kept as text."""
+    if "=" not in text:
+        raise RequestError([f"--set {text!r}: expected PATH=VALUE, e.g. voice_id=nova or segments.1.narration='New text'"])
+    path, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, dict | list):
+        value = raw
+    return path.strip(), UNSET if value is None else value
+
+
+def load_edits_file(path: str | Path) -> list[tuple[str, Any]]:
+    """A YAML/JSON mapping of PATH: VALUE (``null`` removes an override)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RequestError([f"edits file: {str(path)!r} does not exist"]) from None
+    except yaml.YAMLError as e:
+        raise RequestError([f"edits file: {str(path)!r} is not valid YAML: {e}"]) from None
+    if not isinstance(data, dict):
+        raise RequestError([f"edits file: expected a mapping of PATH: VALUE, got {type(data).__name__}"])
+    return [(str(k), UNSET if v is None else v) for k, v in data.items()]
+
+
+def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = copy.deepcopy(document)
+    for path, value in edits:
+        parts = _check_path(path)
+        node = doc
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        if value is UNSET:
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = value
+    segments = doc.get("segments", {})
+    for i in list(segments):
+        if not segments[i].get("image_prompts", True):
+            segments[i].pop("image_prompts")
+        if not segments[i]:
+            segments.pop(i)
+    return doc
+
+
+def _flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(doc, dict):
+        out: dict[str, Any] = {}
+        for k, v in doc.items():
+            out |= _flatten(v, f"{prefix}{k}.")
+        return out
+    return {prefix.rstrip("."): doc}
+
+
+def _document(request: MovieRequest) -> dict[str, Any]:
+    return json.loads(json.dumps(request.to_document()))
+
+
+def diff(old: MovieRequest, new: MovieRequest) -> list[Change]:
+    a, b = _flatten(_document(old)), _flatten(_document(new))
+    return [Change(p, a.get(p), b.get(p)) for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
+
+
+def edits_relpath(movie: str, seq: int) -> str:
+    return f"movies/{movie}/edits/{seq:06d}.json"
+
+
+def list_edits(store: ArtifactStore, movie: str) -> list[dict[str, Any]]:
+    return [json.loads(store.read(f"movies/{movie}/edits/{name}")) for name in store.list(f"movies/{movie}/edits")]
+
+
+def edit_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, edits: list[tuple[str, Any]]) -> EditResult:
+    """Apply edits to a movie's request: validate, store, observe the changed inputs, log the edit."""
+    if not edits:
+        raise RequestError(["edit: nothing to change; give --set PATH=VALUE, --unset PATH or --file EDITS.yaml"])
+    current = load_movie_request(store, movie)
+    try:
+        edited = parse_request(apply_edits(_document(current), edits))
+    except RequestError as e:
+        raise RequestError([f"edit rejected, nothing changed: {p}" for p in e.problems]) from None
+    changes = diff(current, edited)
+    result = EditResult(movie, changes)
+    if not changes:
+        return result
+    known = {
+        (name, str(partition_key(movie, s, i))): value_version(input_values(current, name, s, i))
+        for name in INPUTS for s, i in input_partitions(current, name)
+    }
+    save_movie_request(store, movie, edited)
+    result.observed_inputs = observe_inputs(instance, movie, edited, known=known)
+    result.seq = len(store.list(f"movies/{movie}/edits")) + 1
+    store.write_text(edits_relpath(movie, result.seq), json.dumps({
+        "edit": result.seq,
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "changes": result.to_json()["changes"],
+    }, indent=2, ensure_ascii=False) + "\n")
+    return result
