@@ -10,6 +10,7 @@ produced identical content (the cascade stops).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -200,7 +201,7 @@ class BuildEngine:
                         produced.preview = await asyncio.to_thread(thumbnail, produced.data)
                 version = content_version(produced.data)
                 relpath = self.store.artifact_relpath(self.movie, key.asset, key.partition_suffix, version, produced.ext)
-                uri = await asyncio.to_thread(self.store.write, relpath, produced.data)
+                uri = await asyncio.to_thread(functools.partial(self.store.write, relpath, produced.data, immutable=True))
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - every failure is recorded on its partition

@@ -110,13 +110,13 @@ async def _script(ctx: ProduceContext, key: NodeKey) -> Produced:
 async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     if r.music_prompt:
-        return Produced.json({"prompt": r.music_prompt, "source": "override"}, None, None)
+        return Produced.json({"prompt": r.music_prompt}, source="override")
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.music_prompt_prompt(script["title"], script["summary"], r.audience.value, r.duration_seconds)
     result = await ctx.llm.generate("music_prompt", prompt, MusicPrompt, {
         "title": script["title"], "summary": script["summary"], "audience": r.audience.value, "seconds": r.duration_seconds,
     })
-    return Produced.json({"prompt": result.value.prompt, "source": "generated"}, result.call, prompt)  # type: ignore[attr-defined]
+    return Produced.json({"prompt": result.value.prompt}, result.call, prompt, source="generated")  # type: ignore[attr-defined]
 
 
 async def _music(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -129,9 +129,9 @@ async def _narration(ctx: ProduceContext, key: NodeKey) -> Produced:
     assert key.segment is not None
     override = ctx.request.overrides(key.segment).narration
     if override:
-        return Produced.json({"segment": key.segment, "text": override, "source": "override"})
+        return Produced.json({"segment": key.segment, "text": override}, source="override")
     script = await ctx.load_value(NodeKey("script"))
-    return Produced.json({"segment": key.segment, "text": script["narration"][key.segment], "source": "script"})
+    return Produced.json({"segment": key.segment, "text": script["narration"][key.segment]}, source="script")
 
 
 async def _audio(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -146,7 +146,7 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     assert key.segment is not None and key.image is not None
     override = r.overrides(key.segment).image_prompts.get(key.image)
     if override:
-        return Produced.json({"prompt": override, "source": "override"})
+        return Produced.json({"prompt": override}, source="override")
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.image_prompts_prompt(narration, script["summary"], r.image_style.value, r.m)
@@ -160,7 +160,7 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     generated = result.value.prompts
     if len(generated) <= key.image:
         raise ProviderError(f"the LLM wrote {len(generated)} image prompts, expected {r.m}", provider=result.call.provider)
-    return Produced.json({"prompt": generated[key.image], "source": "generated"}, result.call, prompt)
+    return Produced.json({"prompt": generated[key.image]}, result.call, prompt, source="generated")
 
 
 def _label(key: NodeKey) -> str:
@@ -181,14 +181,14 @@ async def _t2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     override = r.overrides(key.segment).movie_direction_prompt  # type: ignore[arg-type]
     if override:
-        return Produced.json({"direction": override, "source": "override"})
+        return Produced.json({"direction": override}, source="override")
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.text_to_video_prompt(narration, script["summary"], r.image_style.value)
     result = await ctx.llm.generate("text_to_video_prompt", prompt, DirectionPrompt, {
         "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment,
     })
-    return Produced.json({"direction": result.value.direction, "source": "generated"}, result.call, prompt)  # type: ignore[attr-defined]
+    return Produced.json({"direction": result.value.direction}, result.call, prompt, source="generated")  # type: ignore[attr-defined]
 
 
 async def _t2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -203,7 +203,7 @@ async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     o = r.overrides(key.segment)  # type: ignore[arg-type]
     if o.movie_direction_prompt and o.starting_image_prompt:
-        return Produced.json({"direction": o.movie_direction_prompt, "starting_image_prompt": o.starting_image_prompt, "source": "override"})
+        return Produced.json({"direction": o.movie_direction_prompt, "starting_image_prompt": o.starting_image_prompt}, source="override")
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.image_to_video_prompt(narration, script["summary"], r.image_style.value)
@@ -214,8 +214,7 @@ async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json({
         "direction": o.movie_direction_prompt or v.direction,
         "starting_image_prompt": o.starting_image_prompt or v.starting_image_prompt,
-        "source": "generated",
-    }, result.call, prompt)
+    }, result.call, prompt, source="generated")
 
 
 async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -246,20 +245,28 @@ async def _segment_visuals(ctx: ProduceContext, key: NodeKey) -> Produced:
         sources = [NodeKey("text_to_video_clip", key.segment)]
     else:
         sources = [NodeKey("image_to_video_clip", key.segment)]
-    clips, missing = [], []
+    clips, errors = [], []
     for src in sources:
-        rec = ctx.load_record(src)
+        rec, failure = ctx.load_record(src), ctx.load_failure(src)
+        if rec is None or failure:
+            errors.append(gap_error(src, ctx.movie, failure, has_previous=rec is not None))
         if rec is None:
-            failure = ctx.load_failure(src)
-            missing.append({"asset": src.asset, "partition": src.partition_key(ctx.movie),
-                            "reason": "failed" if failure else "missing", "message": failure or "not generated yet"})
             continue
         clips.append({
             "asset": src.asset, "partition": src.partition_key(ctx.movie), "version": rec.version, "uri": rec.uri,
             "kind": "image" if src.asset == "segment_image" else "video",
             "width": rec.metadata.get("width"), "height": rec.metadata.get("height"), "duration_ms": rec.metadata.get("duration_ms"),
         })
-    return Produced.json({"segment": key.segment, "mode": mode.value, "clips": clips, "missing": missing})
+    return Produced.json({"segment": key.segment, "mode": mode.value, "clips": clips, "errors": errors})
+
+
+def gap_error(key: NodeKey, movie: str, failure: str | None, has_previous: bool) -> dict[str, str]:
+    """A timeline error entry: a missing artifact, or a failed one (whose previous version, if any,
+    is still used so the movie stays complete)."""
+    if failure:
+        message = failure + ("; the previous version is used" if has_previous else "")
+        return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "failed", "message": message}
+    return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "missing", "message": "not generated yet"}
 
 
 async def _timeline(ctx: ProduceContext, key: NodeKey) -> Produced:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 
 from .blueprint import NodeKey
+from .producers import gap_error
 from .request import SEGMENT_MS, AssemblyStrategy
 
 if TYPE_CHECKING:
@@ -85,15 +86,9 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
     errors: list[dict[str, Any]] = []
 
     def record_or_error(key: NodeKey) -> Any:
-        rec = ctx.load_record(key)
-        if rec is None:
-            failure = ctx.load_failure(key)
-            errors.append({
-                "asset": key.asset,
-                "partition": key.partition_key(ctx.movie),
-                "reason": "failed" if failure else "missing",
-                "message": failure or "not generated yet",
-            })
+        rec, failure = ctx.load_record(key), ctx.load_failure(key)
+        if rec is None or failure:
+            errors.append(gap_error(key, ctx.movie, failure, has_previous=rec is not None))
         return rec
 
     script_rec = record_or_error(NodeKey("script"))
@@ -127,7 +122,7 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
         if vis_rec is None:
             continue
         vis = await ctx.load_value(NodeKey("segment_visuals", i))
-        errors.extend(vis.get("missing", []))
+        errors.extend(vis.get("errors", []))
         clips = vis["clips"]
         lengths = _split(SEGMENT_MS, len(clips)) if clips else []
         at = seg_start

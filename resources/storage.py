@@ -40,13 +40,14 @@ class ArtifactStore(dg.ConfigurableResource):
     def artifact_relpath(self, movie: str, asset: str, partition: str | None, version: str, ext: str) -> str:
         return f"movies/{movie}/{asset}/{partition or '_'}/{version[:16]}.{ext}"
 
-    def write(self, relpath: str, data: bytes) -> str:
-        """Write bytes atomically and return the artifact's URI. Existing content is kept."""
+    def write(self, relpath: str, data: bytes, *, immutable: bool = False) -> str:
+        """Write bytes atomically and return the URI. ``immutable``: the path names its content (a
+        content-hash version), so an existing file is already right and is left as it is."""
         target = self.path(relpath)
+        if immutable and target.exists():
+            return self.uri(relpath)
         if target.protocol in ("", "file", "local"):
             final = Path(target.path)
-            if final.exists() and final.stat().st_size == len(data):
-                return self.uri(relpath)
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
             try:

@@ -20,12 +20,15 @@ def test_write_read_and_layout(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / rel).parent.iterdir()] == ["abababababababab.png"]
 
 
-def test_same_content_is_not_rewritten(tmp_path: Path) -> None:
+def test_versioned_artifacts_are_written_once_and_other_files_replaced(tmp_path: Path) -> None:
     store = ArtifactStore(root=str(tmp_path))
-    store.write("a/x.json", b"{}")
-    before = (tmp_path / "a/x.json").stat().st_mtime_ns
-    store.write("a/x.json", b"{}")
-    assert (tmp_path / "a/x.json").stat().st_mtime_ns == before
+    store.write("a/x.png", b"1234", immutable=True)
+    before = (tmp_path / "a/x.png").stat().st_mtime_ns
+    store.write("a/x.png", b"1234", immutable=True)
+    assert (tmp_path / "a/x.png").stat().st_mtime_ns == before
+    store.write("a/request.json", b'{"a": 1}')
+    store.write("a/request.json", b'{"a": 2}')  # same size, new content: replaced
+    assert store.read("a/request.json") == b'{"a": 2}'
 
 
 def test_crash_mid_write_leaves_nothing_at_the_final_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
