@@ -34,6 +34,7 @@ dev: install
 
 bench: install
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/bench_regenerate.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

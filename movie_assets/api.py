@@ -20,7 +20,7 @@ from resources import ArtifactStore
 from resources.providers import LatencyProfile
 
 from .assets import BUILD_STEPS
-from .blueprint import ARTIFACTS, Blueprint, Level, NodeKey, call_group, expand
+from .blueprint import ARTIFACTS, PRODUCERS, Blueprint, Level, NodeKey, ProviderKind, call_group, expand
 from .catalog import MovieState, load_state
 from .codeversions import ARTIFACT_CODE_VERSIONS
 from .edits import EditResult, edit_movie, list_edits
@@ -52,6 +52,7 @@ class Plan:
     provider_calls: dict[str, int]
     critical_path_s: float
     total_nodes: int
+    estimated_cost_usd: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +100,10 @@ def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan
     _require(instance, movie)
     blueprint = expand(load_movie_request(store, movie))
     state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
+    return _plan(movie, blueprint, state)
+
+
+def _plan(movie: str, blueprint: Blueprint, state: MovieState) -> Plan:
     reasons = _reasons(blueprint, state)
     items = [
         PlanItem(str(k), k.asset, k.partition_key(movie), reasons[k][0], reasons[k][1], ARTIFACTS[k.asset].producer,
@@ -106,7 +111,21 @@ def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan
         for k in blueprint.order if k in reasons
     ]
     keys = [k for k in blueprint.order if k in reasons]
-    return Plan(movie, items, dict(sorted(blueprint.calls(keys).items())), blueprint.critical_path_s(keys), len(blueprint.nodes))
+    calls = dict(sorted(blueprint.calls(keys).items()))
+    return Plan(movie, items, calls, blueprint.critical_path_s(keys), len(blueprint.nodes), estimate_cost(calls))
+
+
+def estimate_cost(calls: dict[str, int]) -> float:
+    """Calls times each provider resource's configured price per call."""
+    from .definitions import defs
+
+    resource_of = {ProviderKind.llm: "llm", ProviderKind.speech: "speech", ProviderKind.image: "images",
+                   ProviderKind.video: "video", ProviderKind.music: "music"}
+    total = 0.0
+    for producer, count in calls.items():
+        resource = defs.resources[resource_of[PRODUCERS[producer].kind]]
+        total += count * float(getattr(resource, "usd_per_call", 0.0))
+    return round(total, 6)
 
 
 @dataclass
@@ -277,6 +296,6 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
     done = Counter(k.asset for k in blueprint.nodes if k in state.records)
     failed = Counter(k.asset for k in blueprint.nodes if k in state.failures)
     assets = [AssetStatus(a, needed[a], done[a], failed[a], needed[a] - done[a]) for a in ARTIFACTS if needed[a]]
-    p = plan(instance, store, movie)
+    timeline = state.records.get(NodeKey("timeline"))
     return Status(movie, request.to_document(), assets, {str(k): f.message for k, f in state.failures.items()},
-                  timeline_uri(instance, store, movie), len(p.items))
+                  timeline.uri if timeline else None, len(_plan(movie, blueprint, state).items))

@@ -75,6 +75,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print("provider calls:")
     for name, count in p.provider_calls.items():
         print(f"  {name:<28} {count}")
+    print(f"estimated cost: ${p.estimated_cost_usd:.4f}")
     print(f"critical path at median latencies: {p.critical_path_s:.0f} s")
     return 0
 

@@ -51,6 +51,7 @@ class _ProviderResource(dg.ConfigurableResource):
         description="Offline only: 'none', 'median' (the brief's median latency per call) or 'scaled'.",
     )
     latency_scale: float = Field(default=1.0, gt=0, description="Offline only: factor for 'scaled'.")
+    usd_per_call: float = Field(default=0.0, ge=0, description="Estimated price of one call, for plans (offline: 0).")
     fail_when: str = Field(
         default="", description="Offline only: fail every call whose input contains this text (to try failure handling).",
     )
