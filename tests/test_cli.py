@@ -84,3 +84,34 @@ def test_definitions_load_without_credentials(module: str, home: Path) -> None:
     proc = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-m", module], cwd=REPO,
                           env={**env, "DAGSTER_HOME": str(home)}, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_cli_edit_plan_history_and_revisions(home: Path, tmp_path: Path) -> None:
+    moviegen(home, "new", "examples/civil-war.yaml", "--id", "cw")
+    moviegen(home, "generate", "cw", "--json")
+    out = moviegen(home, "edit", "cw", "--set", "voice_id=onyx", "--set", "segments.0.image_prompts.1=a map of 1861").stdout
+    assert "voice_id: \"nova\" -> \"onyx\"" in out and "edit 1 recorded" in out
+    plan = json.loads(moviegen(home, "plan", "cw", "--json").stdout)
+    assert plan["provider_calls"] == {"AudioProducer": 3, "TextToImageProducer": 1}
+    stale = {i["node"]: i["cause"] for i in plan["items"] if i["reason"] == "stale"}
+    assert stale == {"segment_audio[00]": "changed: voice", "segment_audio[01]": "changed: voice",
+                     "segment_audio[02]": "changed: voice", "image_prompt[00_1]": "changed: image_prompt_override"}
+    second = json.loads(moviegen(home, "generate", "cw", "--json").stdout)
+    assert second["revision"] == 2 and second["provider_calls"] == plan["provider_calls"]
+    assert "nothing changed" in moviegen(home, "edit", "cw", "--set", "voice_id=onyx").stdout
+    edits = tmp_path / "edits.yaml"
+    edits.write_text("segments.0.image_prompts.1: null\nassembly_strategy: cut\n")
+    moviegen(home, "edit", "cw", "--file", str(edits))
+    third = json.loads(moviegen(home, "generate", "cw", "--json").stdout)
+    assert third["provider_calls"] == {"TextToImagePromptProducer": 1, "TextToImageProducer": 1}
+    history = json.loads(moviegen(home, "history", "cw", "--json").stdout)
+    assert [[c["path"] for c in r["changes"]] for r in history] == [
+        [], ["segments.0.image_prompts.1", "voice_id"], ["assembly_strategy", "segments.0.image_prompts.1"]]
+    assert "first generation" in moviegen(home, "history", "cw").stdout
+    first_timeline = moviegen(home, "timeline", "cw", "--revision", "1").stdout.strip()
+    assert first_timeline != third["timeline"] and Path(first_timeline.removeprefix("file://")).exists()
+    assert json.loads(moviegen(home, "timeline", "cw", "--revision", "3", "--print").stdout)["assemblyStrategy"] == "cut"
+    bad = moviegen(home, "edit", "cw", "--set", "images_per_segment=9", check=False)
+    assert bad.returncode == 2 and "nothing changed: images_per_segment: got 9" in bad.stderr
+    missing = moviegen(home, "timeline", "cw", "--revision", "7", check=False)
+    assert missing.returncode == 2 and "no revision 7" in missing.stderr
