@@ -20,18 +20,31 @@ from resources import ArtifactStore
 from resources.providers import LatencyProfile
 
 from .assets import BUILD_STEPS
-from .blueprint import ARTIFACTS, PRODUCERS, Blueprint, Level, NodeKey, ProviderKind, call_group, expand
+from .blueprint import (
+    ARTIFACTS,
+    PRODUCERS,
+    Blueprint,
+    Level,
+    NodeKey,
+    ProviderKind,
+    call_group,
+    expand,
+)
 from .catalog import MovieState, load_state
 from .codeversions import ARTIFACT_CODE_VERSIONS
 from .edits import EditResult, edit_movie, list_edits
 from .engine import Reason
 from .locks import MOVIE_TAG, generation_lock
 from .movies import MovieNotFound, load_movie_request, movie_exists, register_movie
-from .progress import add_listener, read_run_failures, remove_listener, run_report_relpath
+from .progress import (
+    add_listener,
+    read_run_failures,
+    remove_listener,
+    run_report_relpath,
+)
 from .request import MovieRequest, load_request
 from .revisions import get_revision, list_revisions, write_revision
 from .versions import changed_inputs, input_versions
-
 
 
 @dataclass

@@ -26,27 +26,44 @@ from dagster._core.definitions.events import (
     AssetMaterializationFailureReason,
     AssetMaterializationFailureType,
 )
-from dagster._core.definitions.partitions.utils.multi import get_tags_from_multi_partition_key
+from dagster._core.definitions.partitions.utils.multi import (
+    get_tags_from_multi_partition_key,
+)
 from dagster._core.events import AssetMaterializationPlannedData
 from pydantic import Field
 
 from partitions import (
-    partition_key,
     image_partitions,
     image_to_segment,
     movies_partitions,
+    partition_key,
     segment_partitions,
     segment_to_image,
 )
-from resources import ArtifactStore, ImagesResource, LLMResource, MusicResource, SpeechResource, VideoResource
+from resources import (
+    ArtifactStore,
+    ImagesResource,
+    LLMResource,
+    MusicResource,
+    SpeechResource,
+    VideoResource,
+)
 
-from .blueprint import ARTIFACTS, INPUTS, SUBGRAPHS, ArtifactDecl, Level, NodeKey, expand
+from .blueprint import (
+    ARTIFACTS,
+    INPUTS,
+    SUBGRAPHS,
+    ArtifactDecl,
+    Level,
+    NodeKey,
+    expand,
+)
 from .catalog import INPUT_VERSION_TAG, load_state
 from .checks import CHECK_SPECS, CHECKS, CHECKS_BY_ASSET, problem
-from .engine import Built, BuildEngine, Clients, Failed, Reason, Skipped
+from .codeversions import ARTIFACT_CODE_VERSIONS
+from .engine import BuildEngine, Built, Clients, Failed, Reason, Skipped
 from .movies import load_movie_request
 from .progress import notify, read_run_failures, write_run_report
-from .codeversions import ARTIFACT_CODE_VERSIONS
 
 INPUTS_GROUP = "inputs"
 

@@ -21,7 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from resources import ArtifactStore, ImagesResource, LLMResource, MusicResource, SpeechResource, VideoResource, local_work_slots
+from resources import (
+    ArtifactStore,
+    ImagesResource,
+    LLMResource,
+    MusicResource,
+    SpeechResource,
+    VideoResource,
+    local_work_slots,
+)
 from resources.providers import ProviderError
 
 from .blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group

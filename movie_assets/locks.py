@@ -2,8 +2,8 @@
 
 A generation holds an exclusive lock file under $DAGSTER_HOME/locks (fcntl: released by the OS if
 the process dies, so a crash never leaves a stale lock). A second ``generate`` of the same movie
-waits for it or refuses with a clear message; runs of the movie launched elsewhere (the UI) are
-checked through their ``moviegen/movie`` tag.
+waits for it or refuses with a clear message. Generation runs are tagged ``moviegen/movie``; one
+still marked in progress while the lock is free was left by a dead process and is marked failed.
 """
 
 from __future__ import annotations
@@ -54,15 +54,25 @@ def generation_lock(instance: dg.DagsterInstance, movie: str, wait_s: float = 0.
         f.write(f"pid {os.getpid()}")
         f.flush()
         try:
-            active = instance.get_run_records(
-                dg.RunsFilter(tags={MOVIE_TAG: movie},
-                              statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.QUEUED]),
-                limit=1,
-            )
-            if active:
-                raise MovieBusy(f"movie {movie!r} has a run in progress ({active[0].dagster_run.run_id}); wait for it to finish")
+            _fail_orphaned_runs(instance, movie)
             yield
         finally:
             f.seek(0)
             f.truncate()
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _fail_orphaned_runs(instance: dg.DagsterInstance, movie: str) -> None:
+    """Generation runs of this movie that still look in progress while we hold its lock belong to a
+    process that died (killed, crashed): mark them failed, so Dagster and the next plan treat what
+    they had not finished as failed and retry it."""
+    orphans = instance.get_run_records(
+        dg.RunsFilter(tags={MOVIE_TAG: movie},
+                      statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING,
+                                dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]),
+    )
+    for record in orphans:
+        instance.report_run_failed(
+            record.dagster_run,
+            "The process running this generation stopped before it finished (found by the next generation).",
+        )

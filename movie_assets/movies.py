@@ -65,7 +65,7 @@ def observe_inputs(instance: dg.DagsterInstance, movie: str, request: MovieReque
                    known: dict[tuple[str, str], str] | None = None) -> int:
     """Record each user-input partition's value hash as an observation; unchanged ones are skipped."""
     count = 0
-    for name, decl in INPUTS.items():
+    for name in INPUTS:
         for segment, image in input_partitions(request, name):
             value = input_values(request, name, segment, image)
             version = value_version(value)

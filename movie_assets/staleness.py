@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import dagster as dg
-from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
-from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.asset_graph_view.asset_graph_view import (
+    AssetGraphView,
+    TemporalContext,
+)
+from dagster._core.definitions.data_version import (
+    CachingStaleStatusResolver,
+    StaleStatus,
+)
 from dagster._time import get_current_datetime
 
 from partitions import partition_key

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from .blueprint import ARTIFACTS, INPUTS, Blueprint, Level, NodeKey, input_values
 from .request import MovieRequest
 
+
 def value_version(value: dict) -> str:
     """Data version of a user input's value."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

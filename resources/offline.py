@@ -23,9 +23,10 @@ from . import offline_text
 from .media import run_ffmpeg, wav_bytes, wav_duration_ms, wav_to_mp3
 from .providers import (
     CallInfo,
+    DirectionPrompt,
+    ImagePrompts,
     ImageProvider,
     ImageToVideoPrompts,
-    ImagePrompts,
     LatencyProfile,
     LLMProvider,
     Media,
@@ -36,7 +37,6 @@ from .providers import (
     SpeechProvider,
     TextResult,
     VideoProvider,
-    DirectionPrompt,
     simulate_latency,
 )
 

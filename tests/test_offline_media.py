@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from resources.media import mp3_duration_ms, mp4_info, png_size, run_ffmpeg
-from resources.offline import OfflineImages, OfflineMusic, OfflineVideo, PiperSpeech, voice_rate
+from resources.offline import (
+    OfflineImages,
+    OfflineMusic,
+    OfflineVideo,
+    PiperSpeech,
+    voice_rate,
+)
 from resources.providers import ProviderError
 
 
@@ -67,8 +73,9 @@ def test_music_bed_lasts_the_movie() -> None:
 
 
 def test_latency_profile_counts_work_toward_the_median() -> None:
-    from resources.providers import LatencyProfile
     import time
+
+    from resources.providers import LatencyProfile
 
     images = OfflineImages(latency=LatencyProfile.scaled, latency_scale=0.02)  # 30 s * 0.02 = 0.6 s
     started = time.monotonic()
