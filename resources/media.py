@@ -97,29 +97,34 @@ def mp4_info(data: bytes) -> tuple[int, int, int]:
     return width_fx >> 16, height_fx >> 16, round(duration * 1000 / timescale)
 
 
+_MP3_BITRATES = {
+    1: [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320],  # MPEG-1 layer III
+    2: [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160],  # MPEG-2/2.5 layer III
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
 def mp3_duration_ms(data: bytes) -> int:
-    """Duration of a constant-bit-rate MP3 (what this project writes), from its frame headers."""
-    bitrates = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]
-    rates = {0: 44100, 1: 48000, 2: 32000}
+    """Duration of an MP3 (MPEG-1, 2 or 2.5 layer III), counted from its frame headers."""
     pos = 0
     if data[:3] == b"ID3":
         size = data[6:10]
         pos = 10 + ((size[0] << 21) | (size[1] << 14) | (size[2] << 7) | size[3])
-    frames = 0
+    samples = 0
     sample_rate = 44100
     while pos + 4 <= len(data):
         b1, b2 = data[pos + 1], data[pos + 2]
-        if data[pos] != 0xFF or (b1 & 0xE0) != 0xE0:
-            pos += 1
-            continue
         version = (b1 >> 3) & 0x3
+        layer = (b1 >> 1) & 0x3
         index = (b2 >> 4) & 0xF
         rate_index = (b2 >> 2) & 0x3
-        if version != 3 or index in (0, 15) or rate_index == 3:  # MPEG-1 layer III only
+        if data[pos] != 0xFF or (b1 & 0xE0) != 0xE0 or version == 1 or layer != 1 or index in (0, 15) or rate_index == 3:
             pos += 1
             continue
-        sample_rate = rates[rate_index]
-        length = 144000 * bitrates[index] // sample_rate + ((b2 >> 1) & 1)
-        frames += 1
-        pos += length
-    return round(frames * 1152 * 1000 / sample_rate)
+        sample_rate = _MP3_RATES[version][rate_index]
+        mpeg1 = version == 3
+        bitrate = _MP3_BITRATES[1 if mpeg1 else 2][index]
+        length = (144000 if mpeg1 else 72000) * bitrate // sample_rate + ((b2 >> 1) & 1)
+        samples += 1152 if mpeg1 else 576
+        pos += max(length, 1)
+    return round(samples * 1000 / sample_rate)

@@ -1,0 +1,264 @@
+"""OpenAI behind the provider interfaces: the LLM (structured JSON outputs), images and speech.
+
+Uses the official ``openai`` SDK (``AsyncOpenAI``) with its own retries off; retry.py retries
+408/409/429/5xx and connection errors with jittered backoff, honouring ``retry-after(-ms)`` and the
+``x-ratelimit-reset-*`` headers, within bounded attempts and total wait. What cannot succeed is never
+retried and fails with a message a user can act on: content-policy
+rejections, bad keys, exhausted quota. Settings are mapped onto what each model accepts, and
+combinations a model cannot do are refused before any call (pre-flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import openai
+from PIL import Image
+from pydantic import BaseModel, ValidationError
+
+from .media import mp3_duration_ms
+from .providers import (
+    CallInfo,
+    ImageProvider,
+    LLMProvider,
+    Media,
+    ProviderError,
+    SpeechProvider,
+    TextResult,
+)
+from .retry import RetryPolicy, Verdict, wait_hint, with_retries
+
+PROVIDER = "openai"
+
+# Estimated prices (USD), documented in docs/providers.md; configurable per resource later.
+TOKEN_PRICES = {"gpt-4o-mini": (0.15e-6, 0.60e-6), "gpt-4.1-mini": (0.40e-6, 1.60e-6), "gpt-4o": (2.50e-6, 10.0e-6)}
+IMAGE_PRICES = {"gpt-image-1": 0.042, "dall-e-3": 0.040, "dall-e-2": 0.020}
+SPEECH_PRICE_PER_1K_CHARS = {"gpt-4o-mini-tts": 0.012, "tts-1": 0.015, "tts-1-hd": 0.030}
+
+# Sizes each image model accepts, by orientation.
+IMAGE_SIZES = {
+    "gpt-image-1": {"square": "1024x1024", "landscape": "1536x1024", "portrait": "1024x1536"},
+    "dall-e-3": {"square": "1024x1024", "landscape": "1792x1024", "portrait": "1024x1792"},
+    "dall-e-2": {"square": "1024x1024"},
+}
+VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse"}
+MAX_SPEECH_CHARS = 4096
+
+@dataclass
+class OpenAISession:
+    """One SDK client shared by the OpenAI providers of a run. The SDK's own retries are off: this
+    session retries only what can succeed (see retry.py), so an exhausted quota is never retried."""
+
+    api_key: str
+    base_url: str | None = None
+    timeout_s: float = 120.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not self.api_key:
+            raise ProviderError(
+                "OpenAI is configured for this producer but OPENAI_API_KEY is not set; set it, or route the "
+                "producer to 'offline'", provider=PROVIDER, retryable=False,
+            )
+        self.client = openai.AsyncOpenAI(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
+
+    async def call(self, fn: Any, **kwargs: Any) -> tuple[Any, CallTrace]:
+        started = time.monotonic()
+        try:
+            response, retries = await with_retries(lambda: fn(**kwargs), classify, self.retry)
+        except openai.OpenAIError as e:
+            raise map_error(e, retries=getattr(e, "retries", 0)) from e
+        return response, CallTrace(time.monotonic() - started, retries)
+
+
+def classify(e: Exception) -> Verdict:
+    """Whether an OpenAI error can succeed on a later attempt, and how long OpenAI asks us to wait."""
+    if isinstance(e, openai.APIStatusError):
+        hint = wait_hint(e.response.headers)
+        body = e.body if isinstance(e.body, dict) else {}
+        code = body.get("code") or getattr(e, "code", None)
+        if e.response.headers.get("x-should-retry") == "false" or code == "insufficient_quota":
+            return Verdict(False)
+        return Verdict(e.status_code in (408, 409, 429) or e.status_code >= 500, hint)
+    return Verdict(isinstance(e, openai.APIConnectionError | openai.APITimeoutError))
+
+
+@dataclass(frozen=True)
+class CallTrace:
+    latency_s: float
+    retries: int
+
+
+def map_error(e: openai.OpenAIError, retries: int = 0) -> ProviderError:
+    """Turn an SDK error into a ProviderError whose message says what to do."""
+    after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+    body = getattr(e, "body", None) or {}
+    code = (body.get("code") if isinstance(body, dict) else None) or getattr(e, "code", None)
+    message = (body.get("message") if isinstance(body, dict) else None) or str(e)
+    if isinstance(e, openai.RateLimitError) and code == "insufficient_quota":
+        return ProviderError("OpenAI quota exhausted (insufficient_quota): add credit to the account or route this "
+                             "producer to another provider", provider=PROVIDER, retryable=False)
+    if isinstance(e, openai.RateLimitError):
+        return ProviderError(f"OpenAI rate limit{after}: {message}", provider=PROVIDER, retryable=True)
+    if isinstance(e, openai.BadRequestError) and (
+        code in ("moderation_blocked", "content_policy_violation") or "safety system" in message
+    ):
+        return ProviderError(f"rejected by the provider's safety system: edit the prompt ({message})",
+                             provider=PROVIDER, retryable=False)
+    if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
+        return ProviderError(f"OpenAI refused the key ({message}): check OPENAI_API_KEY", provider=PROVIDER, retryable=False)
+    if isinstance(e, openai.BadRequestError | openai.NotFoundError | openai.UnprocessableEntityError):
+        return ProviderError(f"OpenAI rejected the request: {message}", provider=PROVIDER, retryable=False)
+    if isinstance(e, openai.APITimeoutError):
+        return ProviderError(f"OpenAI timed out{after}", provider=PROVIDER, retryable=True)
+    if isinstance(e, openai.APIConnectionError):
+        return ProviderError(f"cannot reach OpenAI{after}: {e}", provider=PROVIDER, retryable=True)
+    return ProviderError(f"OpenAI error{after}: {message}", provider=PROVIDER, retryable=True)
+
+
+def strict_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of a pydantic model in the strict form structured outputs require."""
+    js = schema.model_json_schema()
+    js["additionalProperties"] = False
+    js["required"] = list(js.get("properties", {}))
+    js.pop("title", None)
+    return js
+
+
+class OpenAILLM(LLMProvider):
+    name = PROVIDER
+
+    def __init__(self, session: OpenAISession, model: str = "gpt-4o-mini", repair_attempts: int = 1):
+        self.session, self.model, self.repair_attempts = session, model, repair_attempts
+
+    async def generate(self, task: str, prompt: str, schema: type[BaseModel], context: dict[str, Any]) -> TextResult:
+        messages: list[dict[str, str]] = [
+            {"role": "system", "content": "You write material for short explainer movies. Answer with JSON only."},
+            {"role": "user", "content": prompt},
+        ]
+        latency, retries, tokens_in, tokens_out, request_id = 0.0, 0, 0, 0, None
+        for attempt in range(self.repair_attempts + 1):
+            response, trace = await self.session.call(
+                self.session.client.chat.completions.with_raw_response.create,
+                model=self.model, messages=messages,
+                response_format={"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": strict_schema(schema), "strict": True}},
+            )
+            request_id = response.headers.get("x-request-id")
+            completion = response.parse()
+            latency, retries = latency + trace.latency_s, retries + trace.retries
+            if completion.usage:
+                tokens_in += completion.usage.prompt_tokens
+                tokens_out += completion.usage.completion_tokens
+            message = completion.choices[0].message
+            if message.refusal:
+                raise ProviderError(f"rejected by the provider's safety system: edit the prompt ({message.refusal})",
+                                    provider=PROVIDER, retryable=False)
+            content = message.content or ""
+            try:
+                value = schema.model_validate_json(content)
+                break
+            except ValidationError as e:
+                if attempt == self.repair_attempts:
+                    raise ProviderError(f"{self.model} answered JSON that does not match {schema.__name__} "
+                                        f"after {attempt + 1} attempt(s): {e.errors()[0]['msg']}",
+                                        provider=PROVIDER, retryable=True) from None
+                messages += [
+                    {"role": "assistant", "content": content},
+                    {"role": "user", "content": f"That answer does not match the schema ({e.errors()[0]['msg']}). "
+                                                "Answer again with JSON that matches it exactly."},
+                ]
+        price_in, price_out = TOKEN_PRICES.get(self.model, (0.0, 0.0))
+        cost = tokens_in * price_in + tokens_out * price_out
+        return TextResult(value, CallInfo(PROVIDER, self.model, latency, round(cost, 6), request_id, retries))
+
+
+def orientation(width: int, height: int) -> str:
+    return "square" if width == height else "landscape" if width > height else "portrait"
+
+
+def fit_to_frame(png: bytes, width: int, height: int) -> bytes:
+    """Centre-crop to the frame's aspect ratio and resize to its exact size."""
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    target = width / height
+    w, h = img.size
+    if w / h > target:
+        new_w = round(h * target)
+        img = img.crop(((w - new_w) // 2, 0, (w - new_w) // 2 + new_w, h))
+    else:
+        new_h = round(w / target)
+        img = img.crop((0, (h - new_h) // 2, w, (h - new_h) // 2 + new_h))
+    img = img.resize((width, height), Image.LANCZOS)
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+class OpenAIImages(ImageProvider):
+    name = PROVIDER
+
+    def __init__(self, session: OpenAISession, model: str = "gpt-image-1", quality: str | None = None):
+        if model not in IMAGE_SIZES:
+            raise ProviderError(f"unknown OpenAI image model {model!r}; allowed: {', '.join(IMAGE_SIZES)}", provider=PROVIDER, retryable=False)
+        self.session, self.model, self.quality = session, model, quality
+
+    def preflight(self, width: int, height: int) -> str:
+        sizes = IMAGE_SIZES[self.model]
+        shape = orientation(width, height)
+        if shape not in sizes:
+            raise ProviderError(f"{self.model} cannot make {shape} images ({width}x{height}); it makes "
+                                f"{', '.join(sizes)} only: choose another aspect_ratio or image model",
+                                provider=PROVIDER, retryable=False)
+        return sizes[shape]
+
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
+        size = self.preflight(width, height)
+        kwargs: dict[str, Any] = {"model": self.model, "prompt": f"{prompt}. Style: {style}.", "size": size, "n": 1}
+        if self.model.startswith("dall-e"):
+            kwargs["response_format"] = "b64_json"
+        if self.quality:
+            kwargs["quality"] = self.quality
+        response, trace = await self.session.call(self.session.client.images.with_raw_response.generate, **kwargs)
+        result = response.parse()
+        item = result.data[0]
+        if item.b64_json:
+            raw = base64.b64decode(item.b64_json)
+        else:
+            async with httpx.AsyncClient(timeout=self.session.timeout_s) as http:
+                raw = (await http.get(item.url)).raise_for_status().content
+        png = await asyncio.to_thread(fit_to_frame, raw, width, height)
+        call = CallInfo(PROVIDER, self.model, trace.latency_s, IMAGE_PRICES.get(self.model, 0.0),
+                        response.headers.get("x-request-id"), trace.retries)
+        return Media(png, "png", "image/png", call, width=width, height=height, extra={"provider_size": size})
+
+
+class OpenAISpeech(SpeechProvider):
+    name = PROVIDER
+
+    def __init__(self, session: OpenAISession, model: str = "gpt-4o-mini-tts"):
+        self.session, self.model = session, model
+
+    def preflight(self, text: str, voice_id: str) -> None:
+        if voice_id not in VOICES:
+            raise ProviderError(f"OpenAI has no voice {voice_id!r}; allowed: {', '.join(sorted(VOICES))}",
+                                provider=PROVIDER, retryable=False)
+        if len(text) > MAX_SPEECH_CHARS:
+            raise ProviderError(f"narration of {len(text)} characters is longer than OpenAI speech accepts "
+                                f"({MAX_SPEECH_CHARS})", provider=PROVIDER, retryable=False)
+
+    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
+        self.preflight(text, voice_id)
+        kwargs: dict[str, Any] = {"model": self.model, "voice": voice_id, "input": text, "response_format": "mp3"}
+        if emotion and self.model not in ("tts-1", "tts-1-hd"):
+            kwargs["instructions"] = f"Speak with a {emotion} tone."
+        response, trace = await self.session.call(self.session.client.audio.speech.with_raw_response.create, **kwargs)
+        audio = response.content
+        duration = mp3_duration_ms(audio)
+        cost = len(text) / 1000 * SPEECH_PRICE_PER_1K_CHARS.get(self.model, 0.0)
+        call = CallInfo(PROVIDER, self.model, trace.latency_s, round(cost, 6), response.headers.get("x-request-id"), trace.retries)
+        return Media(audio, "mp3", "audio/mpeg", call, duration_ms=duration, extra={"voice": voice_id})

@@ -1,0 +1,179 @@
+"""A local HTTP server that speaks the OpenAI API's protocol (the parts moviegen uses).
+
+Request and response shapes follow the public API (see ../shared/REFERENCE.md): chat completions
+with ``response_format: json_schema``, image generations returning ``b64_json``, audio speech
+returning bytes, error bodies ``{"error": {message, type, param, code}}`` and the rate-limit
+headers. Every request is recorded; failures can be scripted per endpoint, in order.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from PIL import Image
+
+from resources.media import wav_bytes, wav_to_mp3
+
+
+@dataclass
+class Scripted:
+    """A scripted answer: an HTTP status, an error body and headers (or a raw body)."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+def error(status: int, message: str, type_: str, code: str | None = None, headers: dict[str, str] | None = None) -> Scripted:
+    return Scripted(status, {"error": {"message": message, "type": type_, "param": None, "code": code}}, headers or {})
+
+
+RATE_LIMITED = error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded", {"retry-after-ms": "50"})
+QUOTA = error(429, "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota", "insufficient_quota")
+POLICY = error(400, "Your request was rejected as a result of our safety system.", "image_generation_user_error", "moderation_blocked")
+SERVER_ERROR = error(500, "The server had an error while processing your request.", "server_error")
+
+
+@dataclass
+class Recorded:
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+    at: float
+
+
+class FakeOpenAI:
+    """Start with ``with FakeOpenAI() as server:``; ``server.base_url`` goes to the SDK."""
+
+    def __init__(self, chat_answer: Callable[[dict[str, Any]], Any] | None = None):
+        self.requests: list[Recorded] = []
+        self.script: dict[str, deque[Scripted]] = defaultdict(deque)
+        self.chat_answer = chat_answer
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def fail_next(self, path: str, *answers: Scripted) -> None:
+        self.script[path].extend(answers)
+
+    def calls(self, path: str) -> list[Recorded]:
+        return [r for r in self.requests if r.path == path]
+
+    def _answer(self, path: str, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
+        headers = {
+            "x-request-id": f"req_{uuid.uuid4().hex[:16]}",
+            "x-ratelimit-limit-requests": "500",
+            "x-ratelimit-remaining-requests": "499",
+            "x-ratelimit-reset-requests": "120ms",
+        }
+        if path == "/v1/chat/completions":
+            if self.chat_answer is not None:
+                content = self.chat_answer(body)
+            else:
+                content = _default_chat_content(body)
+            text = content if isinstance(content, str) else json.dumps(content)
+            data = {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 120, "completion_tokens": 80, "total_tokens": 200},
+            }
+            return 200, json.dumps(data).encode(), headers | {"content-type": "application/json"}
+        if path == "/v1/images/generations":
+            w, h = (int(x) for x in str(body.get("size", "1024x1024")).split("x"))
+            img = Image.new("RGB", (w, h), (40, 90, 160))
+            buf = io.BytesIO()
+            img.save(buf, "PNG")
+            data = {"created": int(time.time()), "data": [{"b64_json": base64.b64encode(buf.getvalue()).decode(), "revised_prompt": body.get("prompt")}]}
+            return 200, json.dumps(data).encode(), headers | {"content-type": "application/json"}
+        if path == "/v1/audio/speech":
+            import numpy as np
+
+            seconds = min(9.0, 0.4 + len(str(body.get("input", ""))) / 16)
+            t = np.arange(int(seconds * 22050)) / 22050
+            audio = wav_to_mp3(wav_bytes(0.2 * np.sin(2 * np.pi * 220 * t), 22050))
+            return 200, audio, headers | {"content-type": "audio/mpeg"}
+        return 404, json.dumps({"error": {"message": f"Unknown path {path}", "type": "invalid_request_error", "param": None, "code": None}}).encode(), {"content-type": "application/json"}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length) if length else b"{}"
+                body = json.loads(raw or b"{}")
+                with server._lock:
+                    server.requests.append(Recorded(self.path, body, dict(self.headers), time.time()))
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    scripted = server.script[self.path].popleft() if server.script[self.path] else None
+                try:
+                    if scripted is not None:
+                        time.sleep(scripted.delay_s)
+                        payload = scripted.body if isinstance(scripted.body, bytes) else json.dumps(scripted.body).encode()
+                        status, headers = scripted.status, {"content-type": "application/json", **scripted.headers}
+                    else:
+                        status, payload, headers = server._answer(self.path, body)
+                    if self.headers.get("authorization") != "Bearer sk-test":
+                        status, payload = 401, json.dumps({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}).encode()
+                        headers = {"content-type": "application/json"}
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+        return Handler
+
+
+def _default_chat_content(body: dict[str, Any]) -> dict[str, Any]:
+    """A schema-valid answer for each of moviegen's structured tasks, from the schema's name."""
+    fmt = body.get("response_format", {})
+    name = fmt.get("json_schema", {}).get("name", "")
+    prompt = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
+    if name == "Script":
+        n = int(prompt.split("exactly ")[1].split(" ")[0]) if "exactly " in prompt else 1
+        return {"title": "A Test Movie", "summary": "A summary.", "narration": [f"Line {i} of the test movie." for i in range(n)]}
+    if name == "ImagePrompts":
+        m = int(prompt.split("Write ")[1].split(" ")[0]) if "Write " in prompt else 1
+        return {"prompts": [f"test prompt {j}" for j in range(m)]}
+    if name == "MusicPrompt":
+        return {"prompt": "calm test music"}
+    if name == "DirectionPrompt":
+        return {"direction": "slow push-in"}
+    if name == "ImageToVideoPrompts":
+        return {"direction": "slow pan", "starting_image_prompt": "a still frame"}
+    return {}
