@@ -45,6 +45,7 @@ from resources import (
     ImagesResource,
     LLMResource,
     MusicResource,
+    OpenAIResource,
     SpeechResource,
     VideoResource,
 )
@@ -338,9 +339,10 @@ def _build_step(level: Level) -> dg.AssetsDefinition:
         images: ImagesResource,
         video: VideoResource,
         music: MusicResource,
+        openai: OpenAIResource,
     ) -> Iterator[Any]:
         """Build movie artifacts: the partitions of this run, or the exact set a generation asks for."""
-        clients = Clients(llm=llm, speech=speech, images=images, video=video, music=music)
+        clients = Clients(llm=llm, speech=speech, images=images, video=video, music=music, openai=openai)
         if config.movie:
             by_movie = {config.movie: {NodeKey.parse(k): reason for k, reason in config.nodes.items()}}
         elif context.has_partition_key or context.has_partition_key_range:

@@ -1,7 +1,10 @@
-"""Code versions of the producers: they change when a prompt template or the model changes, and
-Dagster then marks what the old version made as stale."""
+"""Code versions of the producers: they change when a prompt template or the provider/model a
+producer is routed to changes (MOVIEGEN_PROVIDERS), and Dagster then marks what the old version made
+as stale."""
 
 from __future__ import annotations
+
+from resources.routing import Route, routes_from_env
 
 from .blueprint import ARTIFACTS, ArtifactDecl
 from .prompts import TEMPLATE_VERSIONS
@@ -15,9 +18,12 @@ _TEMPLATE_OF = {
 }
 
 
-def code_version(decl: ArtifactDecl) -> str:
+def code_version(decl: ArtifactDecl, routes: dict[str, Route]) -> str:
+    """The artifact's version, its prompt template's, and its provider:model when not offline."""
     template = TEMPLATE_VERSIONS.get(_TEMPLATE_OF.get(decl.name, ""), "")
-    return "|".join(p for p in (decl.code_version, template) if p)
+    route = routes.get(decl.producer) if decl.producer else None
+    model = str(route) if route is not None and route.provider != "offline" else ""
+    return "|".join(p for p in (decl.code_version, template, model) if p)
 
 
-ARTIFACT_CODE_VERSIONS: dict[str, str] = {name: code_version(decl) for name, decl in ARTIFACTS.items()}
+ARTIFACT_CODE_VERSIONS: dict[str, str] = {name: code_version(decl, routes_from_env()) for name, decl in ARTIFACTS.items()}

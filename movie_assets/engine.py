@@ -26,11 +26,13 @@ from resources import (
     ImagesResource,
     LLMResource,
     MusicResource,
+    OpenAIResource,
     SpeechResource,
     VideoResource,
     local_work_slots,
 )
 from resources.providers import ProviderError
+from resources.routing import PRODUCER_KINDS
 
 from .blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
 from .catalog import ArtifactRecord, MovieState
@@ -89,6 +91,13 @@ class Clients:
     images: ImagesResource
     video: VideoResource
     music: MusicResource
+    openai: OpenAIResource | None = None
+
+    def for_producers(self, producers: set[str], local: asyncio.Semaphore) -> dict[str, Any]:
+        """The client each producer is routed to; a missing key fails here, before any call."""
+        kinds = {"llm": self.llm, "speech": self.speech, "images": self.images, "video": self.video, "music": self.music}
+        sessions: dict[str, object] = {}
+        return {p: kinds[PRODUCER_KINDS[p]].client(p, local, self.openai, sessions) for p in sorted(producers)}
 
 
 # Aggregates that are still written when some inputs are missing or failed (they list the gaps).
@@ -161,10 +170,9 @@ class BuildEngine:
             ProviderKind.video: asyncio.Semaphore(c.video.max_in_flight),
             ProviderKind.music: asyncio.Semaphore(c.music.max_in_flight),
         }
+        needed = {g[0] for k in targets if (g := call_group(self.request, k)) is not None}
         ctx = ProduceContext(
-            movie=self.movie, request=self.request,
-            llm=c.llm.client(local), speech=c.speech.client(local), images=c.images.client(local),
-            video=c.video.client(local), music=c.music.client(local),
+            movie=self.movie, request=self.request, clients=c.for_producers(needed, local),
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
             limit=lambda producer: limits[PRODUCERS[producer].kind],
         )

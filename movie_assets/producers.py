@@ -70,17 +70,28 @@ class ProduceContext:
 
     movie: str
     request: MovieRequest
-    llm: LLMProvider
-    speech: SpeechProvider
-    images: ImageProvider
-    video: VideoProvider
-    music: MusicProvider
+    clients: dict[str, Any]  # producer name -> the provider client it is routed to
     load_value: Callable[[NodeKey], Awaitable[Any]]
     load_bytes: Callable[[NodeKey], Awaitable[bytes]]
     load_record: Callable[[NodeKey], Any]
     load_failure: Callable[[NodeKey], str | None]
     limit: Callable[[str], asyncio.Semaphore]
     _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
+
+    def llm(self, producer: str) -> LLMProvider:
+        return self.clients[producer]
+
+    def speech(self) -> SpeechProvider:
+        return self.clients["AudioProducer"]
+
+    def images(self, producer: str) -> ImageProvider:
+        return self.clients[producer]
+
+    def video(self, producer: str) -> VideoProvider:
+        return self.clients[producer]
+
+    def music(self) -> MusicProvider:
+        return self.clients["MusicProducer"]
 
     def shared(self, group: Any, producer: str, factory: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
         """One call for every node of a group (the m image prompts of a segment come from one call),
@@ -98,7 +109,7 @@ class ProduceContext:
 async def _script(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     prompt = prompts.script_prompt(r.inquiry_prompt, r.n, r.audience.value, r.language.value)
-    result = await ctx.llm.generate("script", prompt, Script, {
+    result = await ctx.llm("ScriptProducer").generate("script", prompt, Script, {
         "inquiry_prompt": r.inquiry_prompt, "n": r.n, "audience": r.audience.value, "language": r.language.value,
     })
     script = Script.model_validate(result.value.model_dump())
@@ -113,7 +124,7 @@ async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
         return Produced.json({"prompt": r.music_prompt}, source="override")
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.music_prompt_prompt(script["title"], script["summary"], r.audience.value, r.duration_seconds)
-    result = await ctx.llm.generate("music_prompt", prompt, MusicPrompt, {
+    result = await ctx.llm("TextToMusicPromptProducer").generate("music_prompt", prompt, MusicPrompt, {
         "title": script["title"], "summary": script["summary"], "audience": r.audience.value, "seconds": r.duration_seconds,
     })
     return Produced.json({"prompt": result.value.prompt}, result.call, prompt, source="generated")  # type: ignore[attr-defined]
@@ -121,7 +132,7 @@ async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 async def _music(ctx: ProduceContext, key: NodeKey) -> Produced:
     prompt = (await ctx.load_value(NodeKey("music_prompt")))["prompt"]
-    media = await ctx.music.generate(prompt, seconds=ctx.request.duration_seconds)
+    media = await ctx.music().generate(prompt, seconds=ctx.request.duration_seconds)
     return Produced.media(media, prompt)
 
 
@@ -137,7 +148,7 @@ async def _narration(ctx: ProduceContext, key: NodeKey) -> Produced:
 async def _audio(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     text = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
-    media = await ctx.speech.synthesize(text, voice_id=r.voice_id, language=r.language.value, emotion=r.emotion, max_ms=SEGMENT_MS)
+    media = await ctx.speech().synthesize(text, voice_id=r.voice_id, language=r.language.value, emotion=r.emotion, max_ms=SEGMENT_MS)
     return Produced.media(media, text, voice_id=r.voice_id)
 
 
@@ -152,7 +163,7 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     prompt = prompts.image_prompts_prompt(narration, script["summary"], r.image_style.value, r.m)
 
     async def call() -> Any:
-        return await ctx.llm.generate("image_prompts", prompt, ImagePrompts, {
+        return await ctx.llm("TextToImagePromptProducer").generate("image_prompts", prompt, ImagePrompts, {
             "narration": narration, "summary": script["summary"], "style": r.image_style.value, "m": r.m, "segment": key.segment,
         })
 
@@ -173,7 +184,7 @@ async def _segment_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     prompt = (await ctx.load_value(NodeKey("image_prompt", key.segment, key.image)))["prompt"]
     w, h = r.frame
-    media = await ctx.images.generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(key))
+    media = await ctx.images("TextToImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(key))
     return Produced.media(media, prompt)
 
 
@@ -185,7 +196,7 @@ async def _t2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.text_to_video_prompt(narration, script["summary"], r.image_style.value)
-    result = await ctx.llm.generate("text_to_video_prompt", prompt, DirectionPrompt, {
+    result = await ctx.llm("TextToVideoPromptProducer").generate("text_to_video_prompt", prompt, DirectionPrompt, {
         "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment,
     })
     return Produced.json({"direction": result.value.direction}, result.call, prompt, source="generated")  # type: ignore[attr-defined]
@@ -195,7 +206,7 @@ async def _t2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     direction = (await ctx.load_value(NodeKey("text_to_video_prompt", key.segment)))["direction"]
     w, h = r.frame
-    media = await ctx.video.text_to_video(direction, style=r.image_style.value, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(key))
+    media = await ctx.video("TextToVideoProducer").text_to_video(direction, style=r.image_style.value, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(key))
     return Produced.media(media, direction)
 
 
@@ -207,7 +218,7 @@ async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.image_to_video_prompt(narration, script["summary"], r.image_style.value)
-    result = await ctx.llm.generate("image_to_video_prompt", prompt, ImageToVideoPrompts, {
+    result = await ctx.llm("ImageToVideoPromptProducer").generate("image_to_video_prompt", prompt, ImageToVideoPrompts, {
         "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment,
     })
     v: ImageToVideoPrompts = result.value  # type: ignore[assignment]
@@ -221,7 +232,7 @@ async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     prompt = (await ctx.load_value(NodeKey("image_to_video_prompt", key.segment)))["starting_image_prompt"]
     w, h = r.frame
-    media = await ctx.images.generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(key) + " · start")
+    media = await ctx.images("StartingImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(key) + " · start")
     return Produced.media(media, prompt)
 
 
@@ -230,7 +241,7 @@ async def _i2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
     direction = (await ctx.load_value(NodeKey("image_to_video_prompt", key.segment)))["direction"]
     image = await ctx.load_bytes(NodeKey("starting_image", key.segment))
     w, h = r.frame
-    media = await ctx.video.image_to_video(image, direction, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(key))
+    media = await ctx.video("ImageToVideoProducer").image_to_video(image, direction, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(key))
     return Produced.media(media, direction)
 
 

@@ -14,19 +14,13 @@ import dagster as dg
 from pydantic import Field
 
 from .offline import OfflineImages, OfflineLLM, OfflineMusic, OfflineVideo, PiperSpeech
-from .providers import (
-    ImageProvider,
-    LatencyProfile,
-    LLMProvider,
-    MusicProvider,
-    ProviderError,
-    SpeechProvider,
-    VideoProvider,
-)
+from .providers import LatencyProfile, ProviderError
+from .routing import PRODUCER_KINDS, Route, routes_from_env
 from .storage import ArtifactStore
 
 __all__ = [
     "ArtifactStore",
+    "OpenAIResource",
     "ImagesResource",
     "LLMResource",
     "MusicResource",
@@ -43,8 +37,28 @@ def local_work_slots() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+class OpenAIResource(dg.ConfigurableResource):
+    """The OpenAI connection: key and base URL from OPENAI_API_KEY / OPENAI_BASE_URL, retries."""
+
+    api_key: str = Field(default="", description="Set from the OPENAI_API_KEY environment variable.")
+    base_url: str = Field(default="", description="OPENAI_BASE_URL: a proxy or compatible service; empty for api.openai.com.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Timeout of one HTTP request.")
+    max_attempts: int = Field(default=4, ge=1, description="Attempts per call, for what can succeed on retry.")
+    max_total_wait_s: float = Field(default=120.0, ge=0, description="Most time spent waiting between attempts of one call.")
+
+    def session(self):  # noqa: ANN201 - imported lazily: offline runs never load the SDK
+        from .openai_provider import OpenAISession
+        from .retry import RetryPolicy
+
+        return OpenAISession(self.api_key, self.base_url or None, self.timeout_s,
+                             RetryPolicy(max_attempts=self.max_attempts, max_total_wait_s=self.max_total_wait_s))
+
+
 class _ProviderResource(dg.ConfigurableResource):
-    provider: str = Field(default="offline", description="Which implementation to call: 'offline'.")
+    routes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Producer -> 'provider:model' for producers not on the offline provider (from MOVIEGEN_PROVIDERS).",
+    )
     max_in_flight: int = Field(default=256, ge=1, description="Most calls in flight at once.")
     latency: LatencyProfile = Field(
         default=LatencyProfile.none,
@@ -58,16 +72,24 @@ class _ProviderResource(dg.ConfigurableResource):
 
     _offline: type = OfflineLLM
 
-    def _check_provider(self) -> None:
-        if self.provider != "offline":
-            raise ProviderError(
-                f"provider {self.provider!r} is not available for {type(self).__name__}; allowed: 'offline'",
-                provider=self.provider, retryable=False,
-            )
+    def client(self, producer: str, local_slots: asyncio.Semaphore | None, openai: OpenAIResource | None = None,
+               sessions: dict[str, object] | None = None):  # noqa: ANN201
+        """The client ``producer`` is routed to. Sessions are shared between producers of a run."""
+        route = self.routes.get(producer, "offline")
+        provider, _, model = route.partition(":")
+        if provider == "offline":
+            return self._offline(self.latency, self.latency_scale, local_slots, self.fail_when)
+        if provider == "openai":
+            if openai is None:
+                raise ProviderError("no OpenAI resource is configured", provider="openai", retryable=False)
+            sessions = sessions if sessions is not None else {}
+            if "openai" not in sessions:
+                sessions["openai"] = openai.session()
+            return self._openai(sessions["openai"], model)
+        raise ProviderError(f"provider {provider!r} is not available; allowed: offline, openai", provider=provider, retryable=False)
 
-    def client(self, local_slots: asyncio.Semaphore | None = None):  # noqa: ANN201
-        self._check_provider()
-        return self._offline(self.latency, self.latency_scale, local_slots, self.fail_when)
+    def _openai(self, session: object, model: str):  # noqa: ANN202
+        raise ProviderError(f"OpenAI does not serve {type(self).__name__}", provider="openai", retryable=False)
 
 
 class LLMResource(_ProviderResource):
@@ -76,8 +98,10 @@ class LLMResource(_ProviderResource):
     max_in_flight: int = 64
     _offline: type = OfflineLLM
 
-    def client(self, local_slots: asyncio.Semaphore | None = None) -> LLMProvider:
-        return super().client(local_slots)
+    def _openai(self, session: object, model: str):  # noqa: ANN202
+        from .openai_provider import OpenAILLM
+
+        return OpenAILLM(session, model)  # type: ignore[arg-type]
 
 
 class SpeechResource(_ProviderResource):
@@ -85,8 +109,10 @@ class SpeechResource(_ProviderResource):
 
     _offline: type = PiperSpeech
 
-    def client(self, local_slots: asyncio.Semaphore | None = None) -> SpeechProvider:
-        return super().client(local_slots)
+    def _openai(self, session: object, model: str):  # noqa: ANN202
+        from .openai_provider import OpenAISpeech
+
+        return OpenAISpeech(session, model)  # type: ignore[arg-type]
 
 
 class ImagesResource(_ProviderResource):
@@ -94,8 +120,10 @@ class ImagesResource(_ProviderResource):
 
     _offline: type = OfflineImages
 
-    def client(self, local_slots: asyncio.Semaphore | None = None) -> ImageProvider:
-        return super().client(local_slots)
+    def _openai(self, session: object, model: str):  # noqa: ANN202
+        from .openai_provider import OpenAIImages
+
+        return OpenAIImages(session, model)  # type: ignore[arg-type]
 
 
 class VideoResource(_ProviderResource):
@@ -103,26 +131,32 @@ class VideoResource(_ProviderResource):
 
     _offline: type = OfflineVideo
 
-    def client(self, local_slots: asyncio.Semaphore | None = None) -> VideoProvider:
-        return super().client(local_slots)
-
 
 class MusicResource(_ProviderResource):
     """Makes the music track."""
 
     _offline: type = OfflineMusic
 
-    def client(self, local_slots: asyncio.Semaphore | None = None) -> MusicProvider:
-        return super().client(local_slots)
+
+def _env_secret(name: str) -> str | dg.EnvVar:
+    """An EnvVar when the variable is set, else empty: offline runs need no key, and a producer
+    routed to a provider whose key is missing fails before any call with a clear message."""
+    return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource]:
-    """The resources of the default (offline, local disk) environment."""
+def default_resources(routes: dict[str, Route] | None = None) -> dict[str, dg.ConfigurableResource]:
+    """The resources, routed per producer (MOVIEGEN_PROVIDERS), with the same keys in every setup."""
+    routes = routes if routes is not None else routes_from_env()
+
+    def kind_routes(kind: str) -> dict[str, str]:
+        return {p: str(r) for p, r in routes.items() if PRODUCER_KINDS[p] == kind and r.provider != "offline"}
+
     return {
         "store": ArtifactStore(),
-        "llm": LLMResource(),
-        "speech": SpeechResource(),
-        "images": ImagesResource(),
-        "video": VideoResource(),
-        "music": MusicResource(),
+        "openai": OpenAIResource(api_key=_env_secret("OPENAI_API_KEY"), base_url=_env_secret("OPENAI_BASE_URL")),
+        "llm": LLMResource(routes=kind_routes("llm")),
+        "speech": SpeechResource(routes=kind_routes("speech")),
+        "images": ImagesResource(routes=kind_routes("images")),
+        "video": VideoResource(routes=kind_routes("video")),
+        "music": MusicResource(routes=kind_routes("music")),
     }

@@ -1,0 +1,77 @@
+"""Which provider (and model) each producer calls: the one switch between offline and real providers.
+
+Read from ``MOVIEGEN_PROVIDERS`` when the definitions load; unset means everything offline. The value
+is a comma-separated list of ``PRODUCER=PROVIDER[:MODEL]``; ``*`` stands for every producer a
+provider can serve::
+
+    MOVIEGEN_PROVIDERS="ScriptProducer=openai:gpt-4.1-mini,TextToImageProducer=openai:gpt-image-1"
+    MOVIEGEN_PROVIDERS="*=openai"          # every producer OpenAI can serve; the rest stays offline
+
+Keys never go here: they are ``OPENAI_API_KEY`` / ``REPLICATE_API_TOKEN`` on the provider resources.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+PRODUCER_KINDS = {
+    "ScriptProducer": "llm", "TextToMusicPromptProducer": "llm", "TextToImagePromptProducer": "llm",
+    "TextToVideoPromptProducer": "llm", "ImageToVideoPromptProducer": "llm",
+    "AudioProducer": "speech", "TextToImageProducer": "images", "StartingImageProducer": "images",
+    "MusicProducer": "music", "TextToVideoProducer": "video", "ImageToVideoProducer": "video",
+}
+
+# What each provider can serve, and its default model per kind.
+PROVIDER_MODELS = {
+    "offline": {"llm": "offline-templates-1", "speech": "piper:en_US-joe-medium", "images": "offline-pillow-1",
+                "video": "offline-ffmpeg-kenburns-1", "music": "offline-synth-1"},
+    "openai": {"llm": "gpt-4o-mini", "speech": "gpt-4o-mini-tts", "images": "gpt-image-1"},
+}
+
+
+class RoutingError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Route:
+    provider: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+def parse_routes(text: str | None) -> dict[str, Route]:
+    """Every producer's route; errors name the entry and what is allowed."""
+    routes = {p: Route("offline", PROVIDER_MODELS["offline"][k]) for p, k in PRODUCER_KINDS.items()}
+    for entry in (e.strip() for e in (text or "").split(",")):
+        if not entry:
+            continue
+        if "=" not in entry:
+            raise RoutingError(f"MOVIEGEN_PROVIDERS entry {entry!r}: expected PRODUCER=PROVIDER[:MODEL]")
+        producer, target = (x.strip() for x in entry.split("=", 1))
+        provider, _, model = target.partition(":")
+        if provider not in PROVIDER_MODELS:
+            raise RoutingError(f"MOVIEGEN_PROVIDERS entry {entry!r}: unknown provider {provider!r}; "
+                               f"allowed: {', '.join(PROVIDER_MODELS)}")
+        if producer == "*":
+            for p, kind in PRODUCER_KINDS.items():
+                if kind in PROVIDER_MODELS[provider]:
+                    routes[p] = Route(provider, model or PROVIDER_MODELS[provider][kind])
+            continue
+        if producer not in PRODUCER_KINDS:
+            raise RoutingError(f"MOVIEGEN_PROVIDERS entry {entry!r}: unknown producer {producer!r}; "
+                               f"allowed: *, {', '.join(PRODUCER_KINDS)}")
+        kind = PRODUCER_KINDS[producer]
+        if kind not in PROVIDER_MODELS[provider]:
+            able = [p for p, kinds in PROVIDER_MODELS.items() if kind in kinds]
+            raise RoutingError(f"MOVIEGEN_PROVIDERS entry {entry!r}: {provider} has no {kind} models; "
+                               f"{producer} can use: {', '.join(able)}")
+        routes[producer] = Route(provider, model or PROVIDER_MODELS[provider][kind])
+    return routes
+
+
+def routes_from_env() -> dict[str, Route]:
+    return parse_routes(os.environ.get("MOVIEGEN_PROVIDERS"))
