@@ -45,13 +45,17 @@ class OpenAIResource(dg.ConfigurableResource):
     timeout_s: float = Field(default=120.0, gt=0, description="Timeout of one HTTP request.")
     max_attempts: int = Field(default=4, ge=1, description="Attempts per call, for what can succeed on retry.")
     max_total_wait_s: float = Field(default=120.0, ge=0, description="Most time spent waiting between attempts of one call.")
+    max_in_flight: int = Field(default=8, ge=1, description="Most OpenAI calls in flight at once, across every process on this machine.")
+    requests_per_minute: int = Field(default=300, ge=1, description="Most OpenAI requests per minute, across every process on this machine.")
 
     def session(self):  # noqa: ANN201 - imported lazily: offline runs never load the SDK
+        from .limits import Throttle
         from .openai_provider import OpenAISession
         from .retry import RetryPolicy
 
         return OpenAISession(self.api_key, self.base_url or None, self.timeout_s,
-                             RetryPolicy(max_attempts=self.max_attempts, max_total_wait_s=self.max_total_wait_s))
+                             RetryPolicy(max_attempts=self.max_attempts, max_total_wait_s=self.max_total_wait_s),
+                             Throttle("openai", self.max_in_flight, self.requests_per_minute))
 
 
 class _ProviderResource(dg.ConfigurableResource):

@@ -22,6 +22,7 @@ import openai
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
+from .limits import Throttle
 from .media import mp3_duration_ms
 from .providers import (
     CallInfo,
@@ -59,6 +60,7 @@ class OpenAISession:
     base_url: str | None = None
     timeout_s: float = 120.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    throttle: Throttle | None = None  # in-flight and per-minute limits shared by every process
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -70,8 +72,14 @@ class OpenAISession:
 
     async def call(self, fn: Any, **kwargs: Any) -> tuple[Any, CallTrace]:
         started = time.monotonic()
+        async def attempt() -> Any:
+            if self.throttle is None:
+                return await fn(**kwargs)
+            async with self.throttle.slot():  # held per attempt, released while backing off
+                return await fn(**kwargs)
+
         try:
-            response, retries = await with_retries(lambda: fn(**kwargs), classify, self.retry)
+            response, retries = await with_retries(attempt, classify, self.retry)
         except openai.OpenAIError as e:
             raise map_error(e, retries=getattr(e, "retries", 0)) from e
         return response, CallTrace(time.monotonic() - started, retries)
