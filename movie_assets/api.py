@@ -220,6 +220,9 @@ def _run_build(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, p
         config = provider_config | (resource_config or {}).get(name, {})
         if config:
             resources[name] = {"config": config}
+    for name, config in (resource_config or {}).items():
+        if name not in resources and config:
+            resources[name] = {"config": config}
     run_config = {
         "ops": {BUILD_STEPS[Level.movie]: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in p.items}}}},
         "resources": resources,

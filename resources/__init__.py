@@ -148,6 +148,16 @@ def _env_secret(name: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
+def _env_int(name: str, default: int) -> int:
+    """A limit (not a secret) from the environment when set, else the default."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={value!r}: expected a whole number of 1 or more")
+    return int(value)
+
+
 def default_resources(routes: dict[str, Route] | None = None) -> dict[str, dg.ConfigurableResource]:
     """The resources, routed per producer (MOVIEGEN_PROVIDERS), with the same keys in every setup."""
     routes = routes if routes is not None else routes_from_env()
@@ -157,7 +167,12 @@ def default_resources(routes: dict[str, Route] | None = None) -> dict[str, dg.Co
 
     return {
         "store": ArtifactStore(),
-        "openai": OpenAIResource(api_key=_env_secret("OPENAI_API_KEY"), base_url=_env_secret("OPENAI_BASE_URL")),
+        "openai": OpenAIResource(
+            api_key=_env_secret("OPENAI_API_KEY"), base_url=_env_secret("OPENAI_BASE_URL"),
+            max_in_flight=_env_int("MOVIEGEN_OPENAI_MAX_IN_FLIGHT", 8),
+            requests_per_minute=_env_int("MOVIEGEN_OPENAI_RPM", 300),
+            max_attempts=_env_int("MOVIEGEN_OPENAI_MAX_ATTEMPTS", 4),
+        ),
         "llm": LLMResource(routes=kind_routes("llm")),
         "speech": SpeechResource(routes=kind_routes("speech")),
         "images": ImagesResource(routes=kind_routes("images")),

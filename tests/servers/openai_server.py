@@ -60,6 +60,8 @@ class FakeOpenAI:
         self.requests: list[Recorded] = []
         self.script: dict[str, deque[Scripted]] = defaultdict(deque)
         self.chat_answer = chat_answer
+        self.rules: list[tuple[str, Callable[[dict[str, Any]], bool], Scripted]] = []
+        self.delay_s = 0.0  # added to every normal answer, to make calls overlap
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -80,6 +82,10 @@ class FakeOpenAI:
 
     def fail_next(self, path: str, *answers: Scripted) -> None:
         self.script[path].extend(answers)
+
+    def fail_when(self, path: str, matches: Callable[[dict[str, Any]], bool], answer: Scripted) -> None:
+        """Answer every request to ``path`` whose body ``matches`` with ``answer``."""
+        self.rules.append((path, matches, answer))
 
     def calls(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
@@ -136,12 +142,16 @@ class FakeOpenAI:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     scripted = server.script[self.path].popleft() if server.script[self.path] else None
+                    for path, matches, answer in server.rules:
+                        if scripted is None and path == self.path and matches(body):
+                            scripted = answer
                 try:
                     if scripted is not None:
                         time.sleep(scripted.delay_s)
                         payload = scripted.body if isinstance(scripted.body, bytes) else json.dumps(scripted.body).encode()
                         status, headers = scripted.status, {"content-type": "application/json", **scripted.headers}
                     else:
+                        time.sleep(server.delay_s)
                         status, payload, headers = server._answer(self.path, body)
                     if self.headers.get("authorization") != "Bearer sk-test":
                         status, payload = 401, json.dumps({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}).encode()

@@ -1,0 +1,78 @@
+"""What real providers do, survived: 429 storms across two movies at once within the in-flight
+limit, content-policy rejections and errors that fail one partition and keep every other."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import REPO
+from .servers.openai_server import POLICY, RATE_LIMITED, SERVER_ERROR, FakeOpenAI
+
+BIN = Path(sys.executable).parent
+
+GENERATE = """
+import json, sys
+import dagster as dg
+from movie_assets import api
+from resources import ArtifactStore
+result = api.generate(dg.DagsterInstance.get(), ArtifactStore(), sys.argv[1])
+print(json.dumps(result.to_json()))
+"""
+
+
+def env_for(home: Path, server: FakeOpenAI, routes: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_"))}
+    return {**base, "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": routes, "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": server.base_url, "MOVIEGEN_OPENAI_MAX_IN_FLIGHT": "2", "MOVIEGEN_OPENAI_MAX_ATTEMPTS": "6"}
+
+
+def test_429_storm_two_movies_share_the_in_flight_limit(home: Path) -> None:
+    with FakeOpenAI() as server:
+        env = env_for(home, server, "TextToImageProducer=openai")
+        for movie in ("one", "two"):
+            subprocess.run([str(BIN / "moviegen"), "new", "examples/civil-war.yaml", "--id", movie], cwd=REPO, env=env, check=True,
+                           capture_output=True)
+        server.delay_s = 0.2
+        server.fail_next("/v1/images/generations", *[RATE_LIMITED] * 8)
+        procs = [subprocess.Popen([str(BIN / "python"), "-c", GENERATE, movie], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for movie in ("one", "two")]
+        outs = [p.communicate(timeout=300) for p in procs]
+        results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+        assert all(r["failed"] == [] for r in results), [err[-1500:] for _, err in outs]
+        assert [r["provider_calls"]["TextToImageProducer"] for r in results] == [6, 6]
+        assert len(server.calls("/v1/images/generations")) == 12 + 8  # every 429 retried, nothing else
+        assert server.max_in_flight <= 2  # the limit held across both processes
+        assert server.max_in_flight == 2
+
+
+def test_policy_rejection_and_outage_fail_one_partition_only(home: Path) -> None:
+    with FakeOpenAI() as server:
+        env = env_for(home, server, "TextToImageProducer=openai,AudioProducer=openai")
+        request = home / "req.yaml"
+        request.write_text((REPO / "examples/civil-war.yaml").read_text()
+                           + "  0:\n    image_prompts:\n      1: FORBIDDEN scene\n")
+        subprocess.run([str(BIN / "moviegen"), "new", str(request), "--id", "m"], cwd=REPO, env=env, check=True, capture_output=True)
+        server.fail_when("/v1/images/generations", lambda b: "FORBIDDEN" in b["prompt"], POLICY)
+        server.fail_when("/v1/audio/speech", lambda b: b["input"].startswith("So that was"), SERVER_ERROR)
+        proc = subprocess.run([str(BIN / "python"), "-c", GENERATE, "m"], cwd=REPO, env=env, capture_output=True, text=True)
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        failed = {f["node"]: f["error"] for f in result["failed"]}
+        assert set(failed) == {"segment_image[00_1]", "segment_audio[02]"}
+        assert "rejected by the provider's safety system: edit the prompt" in failed["segment_image[00_1]"]
+        assert "after 5 retries" in failed["segment_audio[02]"]
+        forbidden = [c for c in server.calls("/v1/images/generations") if "FORBIDDEN" in c.body["prompt"]]
+        assert len(forbidden) == 1  # a policy rejection is never retried
+        assert result["provider_calls"]["TextToImageProducer"] == 5 and result["timeline"]
+        timeline = json.loads(Path(result["timeline"].removeprefix("file://")).read_text())
+        assert {e["partition"] for e in timeline["errors"]} == {"m|00_1", "m|02"}
+        # Fix the prompt, the outage ends: the next generate calls only what failed.
+        server.rules.clear()
+        subprocess.run([str(BIN / "moviegen"), "edit", "m", "--set", "segments.0.image_prompts.1=a calm scene"], cwd=REPO,
+                       env=env, check=True, capture_output=True)
+        retry = json.loads(subprocess.run([str(BIN / "python"), "-c", GENERATE, "m"], cwd=REPO, env=env, capture_output=True,
+                                          text=True).stdout.strip().splitlines()[-1])
+        assert retry["failed"] == [] and retry["provider_calls"] == {"AudioProducer": 1, "TextToImageProducer": 1}
