@@ -306,6 +306,10 @@ def build_events(context: dg.AssetExecutionContext, movie: str, targets: dict[No
         # reported as evaluations of those assets' checks.
         yield dg.AssetCheckResult(**result) if check_key in own_checks else dg.AssetCheckEvaluation(**result)
     write_run_report(store, movie, context.run.run_id, summary)
+    if summary.machine is not None:
+        m = summary.machine
+        context.log.info(f"machine: {m.cpus} CPUs at {m.cpu_percent:.0f}%, load {m.load_1m}, "
+                         f"{m.memory_available_mb} of {m.memory_total_mb} MB free; {m.gpu_note}")
     context.log.info(
         f"movie {movie}: built {len(summary.built)}, failed {len(summary.failed)}, skipped {len(summary.skipped)}, "
         f"provider calls {dict(summary.calls)} in {summary.seconds:.1f} s"

@@ -31,6 +31,7 @@ from resources import (
     VideoResource,
     local_work_slots,
 )
+from resources.monitor import MachineSnapshot, snapshot
 from resources.providers import ProviderError
 from resources.routing import PRODUCER_KINDS
 
@@ -82,6 +83,7 @@ class BuildSummary:
     calls: Counter[str] = field(default_factory=Counter)
     cost_usd: float = 0.0
     seconds: float = 0.0
+    machine: MachineSnapshot | None = None
 
 
 @dataclass
@@ -161,7 +163,8 @@ class BuildEngine:
 
     async def run(self, targets: dict[NodeKey, str]) -> BuildSummary:
         started = time.monotonic()
-        local = asyncio.Semaphore(local_work_slots())
+        self.summary.machine = snapshot()
+        local = asyncio.Semaphore(local_work_slots(self.summary.machine))
         c = self.clients
         limits = {
             ProviderKind.llm: asyncio.Semaphore(c.llm.max_in_flight),

@@ -47,6 +47,7 @@ def write_run_report(store: ArtifactStore, movie: str, run_id: str, summary: Any
         "provider_calls": dict(sorted(summary.calls.items())),
         "cost_usd": round(summary.cost_usd, 6),
         "seconds": round(summary.seconds, 3),
+        "machine": summary.machine.to_json() if summary.machine else None,
     }
     return store.write_text(run_report_relpath(movie, run_id), json.dumps(report, indent=2) + "\n")
 

@@ -13,6 +13,7 @@ import os
 import dagster as dg
 from pydantic import Field
 
+from .monitor import local_work_slots
 from .offline import OfflineImages, OfflineLLM, OfflineMusic, OfflineVideo, PiperSpeech
 from .providers import LatencyProfile, ProviderError
 from .routing import PRODUCER_KINDS, Route, routes_from_env
@@ -30,11 +31,6 @@ __all__ = [
     "default_resources",
     "local_work_slots",
 ]
-
-
-def local_work_slots() -> int:
-    """How many CPU-heavy local jobs (rendering, encoding, local models) may run at once."""
-    return max(1, os.cpu_count() or 1)
 
 
 class OpenAIResource(dg.ConfigurableResource):

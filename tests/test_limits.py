@@ -64,3 +64,14 @@ def test_requests_per_minute(tmp_path: Path) -> None:
             return False
 
     assert asyncio.run(sixth()) is False  # the minute's budget is spent, whoever asks
+
+
+def test_machine_snapshot_degrades_cleanly_without_a_gpu() -> None:
+    from resources.monitor import local_work_slots, snapshot
+
+    snap = snapshot()
+    assert snap.cpus >= 1 and snap.memory_total_mb > 0
+    assert snap.gpus == [] and snap.gpu_note.startswith("no NVIDIA GPU") or snap.gpus  # a GPU, or a clear note
+    assert 1 <= local_work_slots(snap) <= snap.cpus
+    low = type(snap)(**{**snap.to_json(), "memory_available_mb": 100})
+    assert local_work_slots(low) == 1
