@@ -1,0 +1,182 @@
+"""A local HTTP server that speaks Replicate's predictions protocol (the parts moviegen uses).
+
+``POST /v1/models/{owner}/{name}/predictions`` answers 201 with a prediction that is still
+``starting`` (``Prefer: wait`` is honoured only as far as the scripted finishing time allows);
+``GET /v1/predictions/{id}`` moves it to ``processing`` then ``succeeded`` with ``data:`` URI
+outputs; ``POST .../cancel`` cancels. Errors are ``application/problem+json``. Requests are recorded,
+creates can be scripted to fail, and predictions can be scripted to fail by their input.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from resources.media import wav_bytes, wav_to_mp3
+from resources.offline import animate
+
+THROTTLED = {"status": 429, "title": "Too Many Requests", "detail": "Request was throttled. Your rate limit resets in ~1s."}
+
+
+@dataclass
+class Prediction:
+    id: str
+    model: str
+    input: dict[str, Any]
+    polls_left: int
+    status: str = "starting"
+    output: Any = None
+    error: str | None = None
+    created_at: float = field(default_factory=time.time)
+
+
+def _data_uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _output_for(model: str, input: dict[str, Any]) -> Any:
+    if "flux" in model:
+        w_ratio, h_ratio = (int(x) for x in str(input.get("aspect_ratio", "1:1")).split(":"))
+        img = Image.new("RGB", (64 * w_ratio, 64 * h_ratio) if max(w_ratio, h_ratio) <= 16 else (1024, 1024), (200, 120, 40))
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        return [_data_uri("image/png", buf.getvalue())]
+    if "video" in model:
+        buf = io.BytesIO()
+        Image.new("RGB", (320, 180), (20, 60, 90)).save(buf, "PNG")
+        return _data_uri("video/mp4", animate(buf.getvalue(), 320, 180, 3, "pan"))
+    t = np.arange(22050 * 2) / 22050
+    audio = wav_to_mp3(wav_bytes(0.2 * np.sin(2 * np.pi * 330 * t), 22050))
+    return _data_uri("audio/mpeg", audio)
+
+
+class FakeReplicate:
+    def __init__(self, polls_to_finish: int = 2):
+        self.requests: list[tuple[str, str, dict[str, Any], float]] = []
+        self.predictions: dict[str, Prediction] = {}
+        self.create_script: deque[dict[str, Any]] = deque()
+        self.fail_rules: list[tuple[Callable[[str, dict[str, Any]], bool], str]] = []
+        self.polls_to_finish = polls_to_finish
+        self.in_flight_creates = 0
+        self.max_in_flight_creates = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeReplicate:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def creates(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(path, body) for method, path, body, _ in self.requests if method == "POST" and path.endswith("/predictions")]
+
+    def fail_prediction_when(self, matches: Callable[[str, dict[str, Any]], bool], error: str) -> None:
+        self.fail_rules.append((matches, error))
+
+    def _json(self, p: Prediction) -> dict[str, Any]:
+        return {
+            "id": p.id, "model": p.model, "version": "v1", "input": p.input, "logs": "", "output": p.output, "error": p.error,
+            "status": p.status, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(p.created_at)),
+            "urls": {"get": f"{self.base_url}/v1/predictions/{p.id}", "cancel": f"{self.base_url}/v1/predictions/{p.id}/cancel"},
+            "metrics": {"predict_time": 0.1} if p.status == "succeeded" else {},
+        }
+
+    def _advance(self, p: Prediction) -> None:
+        if p.status in ("succeeded", "failed", "canceled"):
+            return
+        p.polls_left -= 1
+        if p.polls_left > 0:
+            p.status = "processing"
+            return
+        for matches, error in self.fail_rules:
+            if matches(p.model, p.input):
+                p.status, p.error = "failed", error
+                return
+        p.status, p.output = "succeeded", _output_for(p.model, p.input)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, status: int, body: dict[str, Any], problem: bool = False) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/problem+json" if problem else "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _auth(self) -> bool:
+                if self.headers.get("authorization") not in ("Bearer r8_test", "Token r8_test"):
+                    self._send(401, {"title": "Unauthenticated", "detail": "You did not pass a valid authentication token", "status": 401}, True)
+                    return False
+                return True
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+                with server._lock:
+                    server.requests.append(("POST", self.path, body, time.time()))
+                if not self._auth():
+                    return
+                if self.path.endswith("/cancel"):
+                    pid = self.path.split("/")[-2]
+                    p = server.predictions[pid]
+                    p.status = "canceled"
+                    self._send(200, server._json(p))
+                    return
+                with server._lock:
+                    server.in_flight_creates += 1
+                    server.max_in_flight_creates = max(server.max_in_flight_creates, server.in_flight_creates)
+                    scripted = server.create_script.popleft() if server.create_script else None
+                try:
+                    time.sleep(0.05)
+                    if scripted is not None:
+                        self._send(scripted["status"], scripted, True)
+                        return
+                    model = "/".join(self.path.split("/")[3:5])
+                    p = Prediction(f"p{uuid.uuid4().hex[:12]}", model, body.get("input", {}), server.polls_to_finish)
+                    server.predictions[p.id] = p
+                    self._send(201, server._json(p))
+                finally:
+                    with server._lock:
+                        server.in_flight_creates -= 1
+
+            def do_GET(self) -> None:  # noqa: N802
+                with server._lock:
+                    server.requests.append(("GET", self.path, {}, time.time()))
+                if not self._auth():
+                    return
+                pid = self.path.rstrip("/").split("/")[-1]
+                p = server.predictions.get(pid)
+                if p is None:
+                    self._send(404, {"title": "Not found", "detail": f"prediction {pid} not found", "status": 404}, True)
+                    return
+                with server._lock:
+                    server._advance(p)
+                self._send(200, server._json(p))
+
+        return Handler
