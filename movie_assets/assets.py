@@ -46,6 +46,7 @@ from resources import (
     LLMResource,
     MusicResource,
     OpenAIResource,
+    ReplicateResource,
     SpeechResource,
     VideoResource,
 )
@@ -344,9 +345,10 @@ def _build_step(level: Level) -> dg.AssetsDefinition:
         video: VideoResource,
         music: MusicResource,
         openai: OpenAIResource,
+        replicate: ReplicateResource,
     ) -> Iterator[Any]:
         """Build movie artifacts: the partitions of this run, or the exact set a generation asks for."""
-        clients = Clients(llm=llm, speech=speech, images=images, video=video, music=music, openai=openai)
+        clients = Clients(llm=llm, speech=speech, images=images, video=video, music=music, openai=openai, replicate=replicate)
         if config.movie:
             by_movie = {config.movie: {NodeKey.parse(k): reason for k, reason in config.nodes.items()}}
         elif context.has_partition_key or context.has_partition_key_range:

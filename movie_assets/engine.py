@@ -27,6 +27,7 @@ from resources import (
     LLMResource,
     MusicResource,
     OpenAIResource,
+    ReplicateResource,
     SpeechResource,
     VideoResource,
     local_work_slots,
@@ -94,12 +95,14 @@ class Clients:
     video: VideoResource
     music: MusicResource
     openai: OpenAIResource | None = None
+    replicate: ReplicateResource | None = None
 
     def for_producers(self, producers: set[str], local: asyncio.Semaphore) -> dict[str, Any]:
         """The client each producer is routed to; a missing key fails here, before any call."""
         kinds = {"llm": self.llm, "speech": self.speech, "images": self.images, "video": self.video, "music": self.music}
         sessions: dict[str, object] = {}
-        return {p: kinds[PRODUCER_KINDS[p]].client(p, local, self.openai, sessions) for p in sorted(producers)}
+        connections = {name: r for name, r in (("openai", self.openai), ("replicate", self.replicate)) if r is not None}
+        return {p: kinds[PRODUCER_KINDS[p]].client(p, local, connections, sessions) for p in sorted(producers)}
 
 
 # Aggregates that are still written when some inputs are missing or failed (they list the gaps).

@@ -22,6 +22,7 @@ from .storage import ArtifactStore
 __all__ = [
     "ArtifactStore",
     "OpenAIResource",
+    "ReplicateResource",
     "ImagesResource",
     "LLMResource",
     "MusicResource",
@@ -54,6 +55,29 @@ class OpenAIResource(dg.ConfigurableResource):
                              Throttle("openai", self.max_in_flight, self.requests_per_minute))
 
 
+class ReplicateResource(dg.ConfigurableResource):
+    """The Replicate connection: token and base URL from REPLICATE_API_TOKEN / REPLICATE_BASE_URL."""
+
+    api_token: str = Field(default="", description="Set from the REPLICATE_API_TOKEN environment variable.")
+    base_url: str = Field(default="", description="REPLICATE_BASE_URL: a proxy or compatible service; empty for api.replicate.com.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one HTTP request.")
+    max_attempts: int = Field(default=4, ge=1, description="Attempts per prediction create, for 429 and 5xx.")
+    max_total_wait_s: float = Field(default=120.0, ge=0, description="Most time spent waiting between attempts of one create.")
+    max_in_flight: int = Field(default=8, ge=1, description="Most prediction creates in flight, across every process on this machine.")
+    requests_per_minute: int = Field(default=600, ge=1, description="Most prediction creates per minute (Replicate allows 600).")
+    poll_s: float = Field(default=0.5, gt=0, description="Seconds between polls of a running prediction.")
+    max_wait_s: float = Field(default=900.0, gt=0, description="A prediction still running after this long is canceled.")
+
+    def session(self):  # noqa: ANN201 - imported lazily: offline runs never load the SDK
+        from .limits import Throttle
+        from .replicate_provider import ReplicateSession
+        from .retry import RetryPolicy
+
+        return ReplicateSession(self.api_token, self.base_url or None, self.timeout_s,
+                                RetryPolicy(max_attempts=self.max_attempts, max_total_wait_s=self.max_total_wait_s),
+                                Throttle("replicate", self.max_in_flight, self.requests_per_minute), self.poll_s, self.max_wait_s)
+
+
 class _ProviderResource(dg.ConfigurableResource):
     routes: dict[str, str] = Field(
         default_factory=dict,
@@ -72,24 +96,25 @@ class _ProviderResource(dg.ConfigurableResource):
 
     _offline: type = OfflineLLM
 
-    def client(self, producer: str, local_slots: asyncio.Semaphore | None, openai: OpenAIResource | None = None,
+    def client(self, producer: str, local_slots: asyncio.Semaphore | None,
+               connections: dict[str, dg.ConfigurableResource] | None = None,
                sessions: dict[str, object] | None = None):  # noqa: ANN201
         """The client ``producer`` is routed to. Sessions are shared between producers of a run."""
         route = self.routes.get(producer, "offline")
         provider, _, model = route.partition(":")
         if provider == "offline":
             return self._offline(self.latency, self.latency_scale, local_slots, self.fail_when)
-        if provider == "openai":
-            if openai is None:
-                raise ProviderError("no OpenAI resource is configured", provider="openai", retryable=False)
-            sessions = sessions if sessions is not None else {}
-            if "openai" not in sessions:
-                sessions["openai"] = openai.session()
-            return self._openai(sessions["openai"], model)
-        raise ProviderError(f"provider {provider!r} is not available; allowed: offline, openai", provider=provider, retryable=False)
-
-    def _openai(self, session: object, model: str):  # noqa: ANN202
-        raise ProviderError(f"OpenAI does not serve {type(self).__name__}", provider="openai", retryable=False)
+        connection = (connections or {}).get(provider)
+        if connection is None:
+            raise ProviderError(f"provider {provider!r} is not configured; allowed: offline, openai, replicate",
+                                provider=provider, retryable=False)
+        sessions = sessions if sessions is not None else {}
+        if provider not in sessions:
+            sessions[provider] = connection.session()  # type: ignore[attr-defined]
+        make = getattr(self, f"_{provider}", None)
+        if make is None:
+            raise ProviderError(f"{provider} does not serve {type(self).__name__}", provider=provider, retryable=False)
+        return make(sessions[provider], model)
 
 
 class LLMResource(_ProviderResource):
@@ -114,6 +139,11 @@ class SpeechResource(_ProviderResource):
 
         return OpenAISpeech(session, model)  # type: ignore[arg-type]
 
+    def _replicate(self, session: object, model: str):  # noqa: ANN202
+        from .replicate_provider import ReplicateSpeech
+
+        return ReplicateSpeech(session, model)  # type: ignore[arg-type]
+
 
 class ImagesResource(_ProviderResource):
     """Draws segment images and starting images."""
@@ -125,17 +155,32 @@ class ImagesResource(_ProviderResource):
 
         return OpenAIImages(session, model)  # type: ignore[arg-type]
 
+    def _replicate(self, session: object, model: str):  # noqa: ANN202
+        from .replicate_provider import ReplicateImages
+
+        return ReplicateImages(session, model)  # type: ignore[arg-type]
+
 
 class VideoResource(_ProviderResource):
     """Makes text-to-video and image-to-video clips."""
 
     _offline: type = OfflineVideo
 
+    def _replicate(self, session: object, model: str):  # noqa: ANN202
+        from .replicate_provider import ReplicateVideo
+
+        return ReplicateVideo(session, model)  # type: ignore[arg-type]
+
 
 class MusicResource(_ProviderResource):
     """Makes the music track."""
 
     _offline: type = OfflineMusic
+
+    def _replicate(self, session: object, model: str):  # noqa: ANN202
+        from .replicate_provider import ReplicateMusic
+
+        return ReplicateMusic(session, model)  # type: ignore[arg-type]
 
 
 def _env_secret(name: str) -> str | dg.EnvVar:
@@ -168,6 +213,12 @@ def default_resources(routes: dict[str, Route] | None = None) -> dict[str, dg.Co
             max_in_flight=_env_int("MOVIEGEN_OPENAI_MAX_IN_FLIGHT", 8),
             requests_per_minute=_env_int("MOVIEGEN_OPENAI_RPM", 300),
             max_attempts=_env_int("MOVIEGEN_OPENAI_MAX_ATTEMPTS", 4),
+        ),
+        "replicate": ReplicateResource(
+            api_token=_env_secret("REPLICATE_API_TOKEN"), base_url=_env_secret("REPLICATE_BASE_URL"),
+            max_in_flight=_env_int("MOVIEGEN_REPLICATE_MAX_IN_FLIGHT", 8),
+            requests_per_minute=_env_int("MOVIEGEN_REPLICATE_RPM", 600),
+            max_attempts=_env_int("MOVIEGEN_REPLICATE_MAX_ATTEMPTS", 4),
         ),
         "llm": LLMResource(routes=kind_routes("llm")),
         "speech": SpeechResource(routes=kind_routes("speech")),

@@ -7,6 +7,7 @@ provider can serve::
     MOVIEGEN_PROVIDERS="ScriptProducer=openai:gpt-4.1-mini,TextToImageProducer=openai:gpt-image-1"
     MOVIEGEN_PROVIDERS="*=openai"          # every producer OpenAI can serve; the rest stays offline
 
+A model is ``owner/name`` on Replicate (``TextToVideoProducer=replicate:minimax/video-01``).
 Keys never go here: they are ``OPENAI_API_KEY`` / ``REPLICATE_API_TOKEN`` on the provider resources.
 """
 
@@ -27,6 +28,8 @@ PROVIDER_MODELS = {
     "offline": {"llm": "offline-templates-1", "speech": "piper:en_US-joe-medium", "images": "offline-pillow-1",
                 "video": "offline-ffmpeg-kenburns-1", "music": "offline-synth-1"},
     "openai": {"llm": "gpt-4o-mini", "speech": "gpt-4o-mini-tts", "images": "gpt-image-1"},
+    "replicate": {"images": "black-forest-labs/flux-schnell", "video": "minimax/video-01", "music": "meta/musicgen",
+                  "speech": "jaaari/kokoro-82m"},
 }
 
 

@@ -15,12 +15,13 @@ from resources.routing import Route, RoutingError, parse_routes
 
 from .conftest import REPO
 from .servers.openai_server import FakeOpenAI
+from .servers.replicate_server import FakeReplicate
 
 BIN = Path(sys.executable).parent
 
 
 def moviegen(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_"))}
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_", "REPLICATE_"))}
     return subprocess.run([str(BIN / "moviegen"), *args], cwd=REPO, env={**full, "DAGSTER_HOME": str(home), **env},
                           capture_output=True, text=True, timeout=300)
 
@@ -70,3 +71,32 @@ def test_missing_key_fails_before_any_call(home: Path) -> None:
         assert proc.returncode == 1
         assert "OPENAI_API_KEY is not set" in proc.stdout + proc.stderr
         assert server.requests == []
+
+
+def test_movie_through_both_providers(home: Path, tmp_path: Path) -> None:
+    """Script and prompts on OpenAI; images, video, music and speech on Replicate; one segment of
+    each visual mode. The calls each server recorded match the plan."""
+    request = tmp_path / "mixed.yaml"
+    request.write_text((REPO / "examples/mixed-modes.yaml").read_text().replace("images_per_segment: 3", "images_per_segment: 2")
+                       + "voice_id: af_bella\n")
+    with FakeOpenAI() as oa, FakeReplicate(polls_to_finish=1) as rp:
+        env = {"MOVIEGEN_PROVIDERS": "*=openai,*=replicate", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": oa.base_url,
+               "REPLICATE_API_TOKEN": "r8_test", "REPLICATE_BASE_URL": rp.base_url}
+        assert moviegen(home, env, "new", str(request), "--id", "mixed").returncode == 0
+        plan = json.loads(moviegen(home, env, "plan", "mixed", "--json").stdout)
+        proc = moviegen(home, env, "generate", "mixed", "--json")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out = json.loads(proc.stdout)
+        assert out["provider_calls"] == plan["provider_calls"] and out["failed"] == []
+        models = [path.split("/")[3] + "/" + path.split("/")[4] for path, _ in rp.creates()]
+        assert sorted(models) == sorted(
+            ["black-forest-labs/flux-schnell"] * 3  # 2 images of segment 0 + the starting image of segment 2
+            + ["minimax/video-01"] * 2 + ["meta/musicgen"] + ["jaaari/kokoro-82m"] * 3)
+        llm = plan["provider_calls"]
+        assert len(oa.calls("/v1/chat/completions")) == sum(
+            llm.get(p, 0) for p in ("ScriptProducer", "TextToMusicPromptProducer", "TextToImagePromptProducer",
+                                    "TextToVideoPromptProducer", "ImageToVideoPromptProducer"))
+        assert oa.calls("/v1/images/generations") == [] and oa.calls("/v1/audio/speech") == []
+        timeline = json.loads(moviegen(home, env, "timeline", "mixed", "--print").stdout)
+        assert timeline["errors"] == [] and [c["type"] for c in timeline["tracks"][0]["clips"]] == ["image", "image", "video", "video"]
+        assert (timeline["width"], timeline["height"]) == (480, 854)
