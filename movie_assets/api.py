@@ -22,11 +22,9 @@ from resources.providers import LatencyProfile
 from .assets import BUILD_STEPS
 from .blueprint import (
     ARTIFACTS,
-    PRODUCERS,
     Blueprint,
     Level,
     NodeKey,
-    ProviderKind,
     call_group,
     expand,
 )
@@ -129,15 +127,21 @@ def _plan(movie: str, blueprint: Blueprint, state: MovieState) -> Plan:
 
 
 def estimate_cost(calls: dict[str, int]) -> float:
-    """Calls times each provider resource's configured price per call."""
+    """Calls times the estimated price of a typical call of the provider and model each producer is
+    routed to (resources/pricing.py); offline calls cost nothing unless ``usd_per_call`` says so."""
+    from resources.pricing import estimate_call_usd
+    from resources.routing import PRODUCER_KINDS, routes_from_env
+
     from .definitions import defs
 
-    resource_of = {ProviderKind.llm: "llm", ProviderKind.speech: "speech", ProviderKind.image: "images",
-                   ProviderKind.video: "video", ProviderKind.music: "music"}
+    routes = routes_from_env()
     total = 0.0
     for producer, count in calls.items():
-        resource = defs.resources[resource_of[PRODUCERS[producer].kind]]
-        total += count * float(getattr(resource, "usd_per_call", 0.0))
+        route, kind = routes[producer], PRODUCER_KINDS[producer]
+        price = estimate_call_usd(route.provider, kind, route.model)
+        if route.provider == "offline":
+            price = float(getattr(defs.resources[kind], "usd_per_call", 0.0))
+        total += count * price
     return round(total, 6)
 
 
@@ -298,6 +302,8 @@ class Status:
     failures: dict[str, str]
     timeline: str | None
     to_build: int
+    revisions: int = 0
+    cost_usd: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -313,5 +319,7 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
     failed = Counter(k.asset for k in blueprint.nodes if k in state.failures)
     assets = [AssetStatus(a, needed[a], done[a], failed[a], needed[a] - done[a]) for a in ARTIFACTS if needed[a]]
     timeline = state.records.get(NodeKey("timeline"))
+    revisions = list_revisions(store, movie)
     return Status(movie, request.to_document(), assets, {str(k): f.message for k, f in state.failures.items()},
-                  timeline.uri if timeline else None, len(_plan(movie, blueprint, state).items))
+                  timeline.uri if timeline else None, len(_plan(movie, blueprint, state).items),
+                  len(revisions), round(sum(r["cost_usd"] for r in revisions), 6))

@@ -153,6 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for node, msg in s.failures.items():
         print(f"  FAILED {node}: {msg}")
     print(f"to build: {s.to_build}")
+    print(f"revisions: {s.revisions}, provider cost so far: ${s.cost_usd:.4f}")
     print(f"timeline: {s.timeline or 'not generated yet'}")
     return 0
 

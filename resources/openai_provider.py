@@ -24,6 +24,11 @@ from pydantic import BaseModel, ValidationError
 
 from .limits import Throttle
 from .media import mp3_duration_ms
+from .pricing import (
+    OPENAI_IMAGE_PRICES,
+    OPENAI_SPEECH_PRICE_PER_1K_CHARS,
+    OPENAI_TOKEN_PRICES,
+)
 from .providers import (
     CallInfo,
     ImageProvider,
@@ -36,11 +41,6 @@ from .providers import (
 from .retry import RetryPolicy, Verdict, wait_hint, with_retries
 
 PROVIDER = "openai"
-
-# Estimated prices (USD), documented in docs/providers.md; configurable per resource later.
-TOKEN_PRICES = {"gpt-4o-mini": (0.15e-6, 0.60e-6), "gpt-4.1-mini": (0.40e-6, 1.60e-6), "gpt-4o": (2.50e-6, 10.0e-6)}
-IMAGE_PRICES = {"gpt-image-1": 0.042, "dall-e-3": 0.040, "dall-e-2": 0.020}
-SPEECH_PRICE_PER_1K_CHARS = {"gpt-4o-mini-tts": 0.012, "tts-1": 0.015, "tts-1-hd": 0.030}
 
 # Sizes each image model accepts, by orientation.
 IMAGE_SIZES = {
@@ -181,7 +181,7 @@ class OpenAILLM(LLMProvider):
                     {"role": "user", "content": f"That answer does not match the schema ({e.errors()[0]['msg']}). "
                                                 "Answer again with JSON that matches it exactly."},
                 ]
-        price_in, price_out = TOKEN_PRICES.get(self.model, (0.0, 0.0))
+        price_in, price_out = OPENAI_TOKEN_PRICES.get(self.model, (0.0, 0.0))
         cost = tokens_in * price_in + tokens_out * price_out
         return TextResult(value, CallInfo(PROVIDER, self.model, latency, round(cost, 6), request_id, retries))
 
@@ -240,7 +240,7 @@ class OpenAIImages(ImageProvider):
             async with httpx.AsyncClient(timeout=self.session.timeout_s) as http:
                 raw = (await http.get(item.url)).raise_for_status().content
         png = await asyncio.to_thread(fit_to_frame, raw, width, height)
-        call = CallInfo(PROVIDER, self.model, trace.latency_s, IMAGE_PRICES.get(self.model, 0.0),
+        call = CallInfo(PROVIDER, self.model, trace.latency_s, OPENAI_IMAGE_PRICES.get(self.model, 0.0),
                         response.headers.get("x-request-id"), trace.retries)
         return Media(png, "png", "image/png", call, width=width, height=height, extra={"provider_size": size})
 
@@ -267,6 +267,6 @@ class OpenAISpeech(SpeechProvider):
         response, trace = await self.session.call(self.session.client.audio.speech.with_raw_response.create, **kwargs)
         audio = response.content
         duration = mp3_duration_ms(audio)
-        cost = len(text) / 1000 * SPEECH_PRICE_PER_1K_CHARS.get(self.model, 0.0)
+        cost = len(text) / 1000 * OPENAI_SPEECH_PRICE_PER_1K_CHARS.get(self.model, 0.0)
         call = CallInfo(PROVIDER, self.model, trace.latency_s, round(cost, 6), response.headers.get("x-request-id"), trace.retries)
         return Media(audio, "mp3", "audio/mpeg", call, duration_ms=duration, extra={"voice": voice_id})

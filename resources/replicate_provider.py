@@ -23,6 +23,7 @@ from replicate.exceptions import ReplicateError
 from .limits import Throttle
 from .media import mp3_duration_ms, run_ffmpeg
 from .openai_provider import fit_to_frame
+from .pricing import REPLICATE_PRICES
 from .providers import (
     CallInfo,
     ImageProvider,
@@ -37,8 +38,6 @@ from .retry import RetryPolicy, Verdict, with_retries
 PROVIDER = "replicate"
 TERMINAL = {"succeeded", "failed", "canceled"}
 
-# Estimated price per prediction (USD), documented in docs/providers.md.
-PRICES = {"black-forest-labs/flux-schnell": 0.003, "minimax/video-01": 0.50, "meta/musicgen": 0.02, "jaaari/kokoro-82m": 0.001}
 FLUX_ASPECTS = {"1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"}
 KOKORO_VOICES = {"af_alloy", "af_bella", "af_heart", "af_nova", "af_sky", "am_adam", "am_echo", "am_michael",
                  "bf_emma", "bm_george"}
@@ -126,7 +125,7 @@ class ReplicateSession:
         files = [await self._download(str(o)) for o in outputs if o]
         if not files:
             raise ProviderError(f"{model} prediction {prediction.id} returned no output", provider=PROVIDER, retryable=True)
-        call = CallInfo(PROVIDER, model, time.monotonic() - started, PRICES.get(model, 0.0), prediction.id, retries)
+        call = CallInfo(PROVIDER, model, time.monotonic() - started, REPLICATE_PRICES.get(model, 0.0), prediction.id, retries)
         return files, call
 
     async def _download(self, url: str) -> bytes:

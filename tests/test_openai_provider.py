@@ -127,3 +127,11 @@ def test_wait_hints_from_headers() -> None:
     assert wait_hint({"x-ratelimit-reset-requests": "6m0s"}) == 360.0
     assert wait_hint({"x-ratelimit-reset-tokens": "120ms"}) == pytest.approx(0.12)
     assert parse_duration("1.5s") == 1.5 and parse_duration("nonsense") is None
+
+
+def test_timeouts_are_retried_then_fail_the_call(server: FakeOpenAI) -> None:
+    server.delay_s = 1.0
+    slow = session(server, timeout_s=0.2, retry=RetryPolicy(max_attempts=2, base_s=0.01))
+    with pytest.raises(ProviderError, match="OpenAI timed out after 1 retry") as e:
+        run(OpenAILLM(slow).generate("script", "exactly 1", Script, {}))
+    assert e.value.retryable and len(server.calls("/v1/chat/completions")) == 2

@@ -52,6 +52,10 @@ def test_movie_through_openai(home: Path) -> None:
         assert len(server.calls("/v1/images/generations")) == 6 and len(server.calls("/v1/audio/speech")) == 3
         assert {c.body["voice"] for c in server.calls("/v1/audio/speech")} == {"nova"}
         assert out["cost_usd"] > 0 and out["failed"] == []
+        # Plan: 5 LLM calls (~900 tokens each), 6 images at $0.042, 3 narrations; music and video offline.
+        assert plan["estimated_cost_usd"] == pytest.approx(5 * (600 * 0.15e-6 + 300 * 0.60e-6) + 6 * 0.042 + 3 * 0.15 * 0.012)
+        status = json.loads(moviegen(home, env, "status", "cw", "--json").stdout)
+        assert status["cost_usd"] == out["cost_usd"] and status["revisions"] == 1
         history = json.loads(moviegen(home, env, "history", "cw", "--json").stdout)
         assert history[0]["cost_usd"] == out["cost_usd"]
         timeline = json.loads(moviegen(home, env, "timeline", "cw", "--print").stdout)
