@@ -206,10 +206,15 @@ class BuildEngine:
                 self.emit(Skipped(key, "upstream rebuilt with identical content"))
                 done[key].set_result(False)
                 return
+            consumed = input_versions(self.blueprint, key, lambda d: (r.version if (r := self.record(d)) else None))
             try:
                 producer = node.producer
                 group = call_group(self.request, key)
-                if producer is not None and group is not None and group[1] == key:
+                cache = self._cache_relpath(key, consumed) if group is not None else None
+                produced = await self._reuse(key, cache) if cache else None
+                if produced is not None:
+                    pass  # built before from exactly these inputs: no provider call
+                elif producer is not None and group is not None and group[1] == key:
                     async with limits[producer.kind]:
                         produced = await PRODUCE[key.asset](ctx, key)
                 else:  # no call, or a call shared by several nodes (it takes its own slot)
@@ -224,6 +229,8 @@ class BuildEngine:
                 version = content_version(produced.data)
                 relpath = self.store.artifact_relpath(self.movie, key.asset, key.partition_suffix, version, produced.ext)
                 uri = await asyncio.to_thread(functools.partial(self.store.write, relpath, produced.data, immutable=True))
+                if cache and produced.call is not None:
+                    await asyncio.to_thread(self._remember, cache, key, uri, produced)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - every failure is recorded on its partition
@@ -232,7 +239,6 @@ class BuildEngine:
                 self._fail(key, f"{type(e).__name__}: {e}" if not isinstance(e, ProviderError) else str(e))
                 done[key].set_result(False)
                 return
-            consumed = input_versions(self.blueprint, key, lambda d: (r.version if (r := self.record(d)) else None))
             old = self.state.records.get(key)
             meta = {k: v for k, v in {
                 "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
@@ -249,6 +255,43 @@ class BuildEngine:
         await asyncio.gather(*(build(k) for k in self.blueprint.order if k in targets))
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    # Build cache: every artifact a provider made is remembered under a key of exactly what it was
+    # made from (its input versions and code version). A node whose inputs match reuses it with no
+    # call: after a crash (made, stored, but not yet recorded in Dagster) or when an edit is undone.
+
+    def _cache_relpath(self, key: NodeKey, consumed: dict[str, str]) -> str:
+        digest = hashlib.sha256(json.dumps([consumed, ARTIFACT_CODE_VERSIONS[key.asset]], sort_keys=True).encode()).hexdigest()
+        return f"movies/{self.movie}/cache/{key.asset}/{key.partition_suffix or '_'}/{digest[:32]}.json"
+
+    def _remember(self, cache: str, key: NodeKey, uri: str, produced: Produced) -> None:
+        call = produced.call
+        entry = {
+            "node": str(key), "uri": uri, "ext": produced.ext, "mime": produced.mime, "prompt": produced.prompt,
+            "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
+            "meta": {k: v for k, v in produced.meta.items() if isinstance(v, bool | int | float | str)},
+            "made_by": f"{call.provider}:{call.model}" if call else None, "made_at": time.time(),
+        }
+        self.store.write_text(cache, json.dumps(entry))
+
+    async def _reuse(self, key: NodeKey, cache: str) -> Produced | None:
+        def load() -> tuple[dict[str, Any], bytes] | None:
+            try:
+                entry = json.loads(self.store.read(cache))
+                return entry, self.store.read(entry["uri"])
+            except (FileNotFoundError, ValueError, KeyError):
+                return None
+
+        found = await asyncio.to_thread(load)
+        if found is None:
+            return None
+        entry, data = found
+        return Produced(
+            data, entry["ext"], entry["mime"], value=json.loads(data) if entry["ext"] == "json" else None,
+            call=None, prompt=entry.get("prompt"), width=entry.get("width"), height=entry.get("height"),
+            duration_ms=entry.get("duration_ms"),
+            meta={**entry.get("meta", {}), "reused": f"made earlier by {entry.get('made_by')} from identical inputs"},
+        )
 
     def _fail(self, key: NodeKey, message: str, upstream: bool = False) -> None:
         self._failed[key] = message

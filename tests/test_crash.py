@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from movie_assets import api
-from movie_assets.blueprint import expand
+from movie_assets.blueprint import ARTIFACTS, expand
 
 from .conftest import REPO, small_request
 
@@ -40,11 +40,13 @@ def test_killed_generation_resumes_without_redoing_work(home: Path, instance: dg
     finally:
         proc.wait(30)
     assert not (artifacts / "timeline").exists()
+    checked = 0
     for path in artifacts.rglob("*"):
-        if path.is_file() and not path.name.startswith(".") and path.parent.parent.name not in ("runs", "revisions", "edits") \
-                and path.name != "request.json":
+        if path.is_file() and not path.name.startswith(".") and path.relative_to(artifacts).parts[0] in ARTIFACTS:
             # A final path always holds the complete artifact whose hash it is named after.
             assert hashlib.sha256(path.read_bytes()).hexdigest().startswith(path.stem), path
+            checked += 1
+    assert checked > 0
     status = api.status(instance, store, movie)
     assert status.to_build > 0
     resumed = api.generate(instance, store, movie)
@@ -56,3 +58,35 @@ def test_killed_generation_resumes_without_redoing_work(home: Path, instance: dg
     assert timeline["errors"] == []
     runs = instance.get_run_records(dg.RunsFilter(tags={"moviegen/movie": movie}))
     assert sorted(r.dagster_run.status.value for r in runs) == ["FAILURE", "SUCCESS"]  # the killed run is marked failed
+
+
+def test_killed_generation_through_a_provider_calls_only_what_was_unfinished(home: Path, instance: dg.DagsterInstance, store) -> None:
+    from .servers.openai_server import FakeOpenAI
+
+    request = small_request(duration_seconds=30, images_per_segment=3)
+    movie = api.new_movie(instance, store, request, "killed-openai")
+    with FakeOpenAI() as server:
+        server.delay_s = 1.0
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_"))},
+               "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": "TextToImageProducer=openai", "OPENAI_API_KEY": "sk-test",
+               "OPENAI_BASE_URL": server.base_url, "MOVIEGEN_OPENAI_MAX_IN_FLIGHT": "2"}
+        proc = subprocess.Popen([str(BIN / "moviegen"), "generate", movie, "--quiet"], cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while len(instance.get_materialized_partitions(dg.AssetKey("segment_image"))) < 2:  # some images done
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait(30)
+        first = len(server.calls("/v1/images/generations"))
+        stored = len(list((home / "artifacts" / "movies" / movie / "cache" / "segment_image").glob("*/*.json")))
+        assert 2 <= stored <= 9  # made and stored, some of them maybe not yet recorded in Dagster
+        resumed = subprocess.run([str(BIN / "moviegen"), "generate", movie, "--json"], cwd=REPO, env=env, capture_output=True,
+                                 text=True, timeout=300)
+        out = json.loads(resumed.stdout)
+        assert out["failed"] == [] and out["timeline"]
+        second = len(server.calls("/v1/images/generations")) - first
+        assert out["provider_calls"]["TextToImageProducer"] == second
+        assert second == 9 - stored  # only what was not finished (made and stored) is asked for again
