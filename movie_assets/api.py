@@ -42,7 +42,7 @@ from .progress import (
 )
 from .request import MovieRequest, load_request
 from .revisions import get_revision, list_revisions, write_revision
-from .versions import changed_inputs, input_versions
+from .versions import cache_relpath, changed_inputs, input_versions
 
 
 @dataclass
@@ -111,19 +111,38 @@ def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan
     _require(instance, movie)
     blueprint = expand(load_movie_request(store, movie))
     state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
-    return _plan(movie, blueprint, state)
+    return _plan(movie, blueprint, state, store)
 
 
-def _plan(movie: str, blueprint: Blueprint, state: MovieState) -> Plan:
+def _plan(movie: str, blueprint: Blueprint, state: MovieState, store: ArtifactStore) -> Plan:
     reasons = _reasons(blueprint, state)
+    reused = _reusable(movie, blueprint, state, store, reasons)
     items = [
-        PlanItem(str(k), k.asset, k.partition_key(movie), reasons[k][0], reasons[k][1], ARTIFACTS[k.asset].producer,
-                 call_group(blueprint.request, k) is not None)
+        PlanItem(str(k), k.asset, k.partition_key(movie), reasons[k][0],
+                 reasons[k][1] + ("; reused: made before from identical inputs" if k in reused else ""),
+                 ARTIFACTS[k.asset].producer, call_group(blueprint.request, k) is not None and k not in reused)
         for k in blueprint.order if k in reasons
     ]
-    keys = [k for k in blueprint.order if k in reasons]
+    keys = [k for k in blueprint.order if k in reasons and k not in reused]
     calls = dict(sorted(blueprint.calls(keys).items()))
     return Plan(movie, items, calls, blueprint.critical_path_s(keys), len(blueprint.nodes), estimate_cost(calls))
+
+
+def _reusable(movie: str, blueprint: Blueprint, state: MovieState, store: ArtifactStore,
+              reasons: dict[NodeKey, tuple[str, str]]) -> set[NodeKey]:
+    """Planned nodes whose inputs are known now (none of their dependencies is rebuilt) and which the
+    build cache already holds: they will be reused with no call. Deeper nodes are counted as calls,
+    so the plan's calls are an upper bound."""
+    out = set()
+    for key, (reason, _) in reasons.items():
+        if reason == Reason.upstream or call_group(blueprint.request, key) is None:
+            continue
+        if any(d in reasons for d in blueprint.nodes[key].deps):
+            continue
+        consumed = input_versions(blueprint, key, lambda d: (r.version if (r := state.records.get(d)) else None))
+        if store.exists(cache_relpath(movie, key, consumed, ARTIFACT_CODE_VERSIONS[key.asset])):
+            out.add(key)
+    return out
 
 
 def estimate_cost(calls: dict[str, int]) -> float:
@@ -321,5 +340,5 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
     timeline = state.records.get(NodeKey("timeline"))
     revisions = list_revisions(store, movie)
     return Status(movie, request.to_document(), assets, {str(k): f.message for k, f in state.failures.items()},
-                  timeline.uri if timeline else None, len(_plan(movie, blueprint, state).items),
+                  timeline.uri if timeline else None, len(_plan(movie, blueprint, state, store).items),
                   len(revisions), round(sum(r["cost_usd"] for r in revisions), 6))

@@ -40,7 +40,7 @@ from .blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
 from .catalog import ArtifactRecord, MovieState
 from .codeversions import ARTIFACT_CODE_VERSIONS
 from .producers import PRODUCE, ProduceContext, Produced
-from .versions import input_versions
+from .versions import cache_relpath, input_versions
 
 log = logging.getLogger("moviegen.engine")
 
@@ -261,8 +261,7 @@ class BuildEngine:
     # call: after a crash (made, stored, but not yet recorded in Dagster) or when an edit is undone.
 
     def _cache_relpath(self, key: NodeKey, consumed: dict[str, str]) -> str:
-        digest = hashlib.sha256(json.dumps([consumed, ARTIFACT_CODE_VERSIONS[key.asset]], sort_keys=True).encode()).hexdigest()
-        return f"movies/{self.movie}/cache/{key.asset}/{key.partition_suffix or '_'}/{digest[:32]}.json"
+        return cache_relpath(self.movie, key, consumed, ARTIFACT_CODE_VERSIONS[key.asset])
 
     def _remember(self, cache: str, key: NodeKey, uri: str, produced: Produced) -> None:
         call = produced.call

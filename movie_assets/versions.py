@@ -48,3 +48,9 @@ def changed_inputs(recorded: dict[str, str], current: dict[str, str]) -> list[st
     if not recorded:
         return sorted(current)
     return sorted(name for name in current if recorded.get(name) != current[name])
+
+
+def cache_relpath(movie: str, key: NodeKey, consumed: dict[str, str], code_version: str) -> str:
+    """Where the build cache remembers the artifact made from exactly these inputs."""
+    digest = hashlib.sha256(json.dumps([consumed, code_version], sort_keys=True).encode()).hexdigest()
+    return f"movies/{movie}/cache/{key.asset}/{key.partition_suffix or '_'}/{digest[:32]}.json"

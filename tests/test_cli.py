@@ -102,8 +102,11 @@ def test_cli_edit_plan_history_and_revisions(home: Path, tmp_path: Path) -> None
     edits = tmp_path / "edits.yaml"
     edits.write_text("segments.0.image_prompts.1: null\nassembly_strategy: cut\n")
     moviegen(home, "edit", "cw", "--file", str(edits))
+    undo = json.loads(moviegen(home, "plan", "cw", "--json").stdout)
+    prompt = next(i for i in undo["items"] if i["node"] == "image_prompt[00_1]")
+    assert not prompt["calls_provider"] and "reused" in prompt["cause"]
     third = json.loads(moviegen(home, "generate", "cw", "--json").stdout)
-    assert third["provider_calls"] == {"TextToImagePromptProducer": 1, "TextToImageProducer": 1}
+    assert third["provider_calls"] == {}  # undoing the override reuses what was made before
     history = json.loads(moviegen(home, "history", "cw", "--json").stdout)
     assert [[c["path"] for c in r["changes"]] for r in history] == [
         [], ["segments.0.image_prompts.1", "voice_id"], ["assembly_strategy", "segments.0.image_prompts.1"]]
