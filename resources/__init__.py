@@ -34,48 +34,51 @@ __all__ = [
 ]
 
 
-class OpenAIResource(dg.ConfigurableResource):
-    """The OpenAI connection: key and base URL from OPENAI_API_KEY / OPENAI_BASE_URL, retries."""
+class _ConnectionResource(dg.ConfigurableResource):
+    """A provider connection's limits and retries (shared by every process on this machine)."""
 
-    api_key: str = Field(default="", description="Set from the OPENAI_API_KEY environment variable.")
-    base_url: str = Field(default="", description="OPENAI_BASE_URL: a proxy or compatible service; empty for api.openai.com.")
-    timeout_s: float = Field(default=120.0, gt=0, description="Timeout of one HTTP request.")
+    base_url: str = Field(default="", description="A proxy or compatible service; empty for the provider's own API.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one HTTP request.")
     max_attempts: int = Field(default=4, ge=1, description="Attempts per call, for what can succeed on retry.")
     max_total_wait_s: float = Field(default=120.0, ge=0, description="Most time spent waiting between attempts of one call.")
-    max_in_flight: int = Field(default=8, ge=1, description="Most OpenAI calls in flight at once, across every process on this machine.")
-    requests_per_minute: int = Field(default=300, ge=1, description="Most OpenAI requests per minute, across every process on this machine.")
+    max_in_flight: int = Field(default=8, ge=1, description="Most calls in flight at once, across every process on this machine.")
+    requests_per_minute: int = Field(default=300, ge=1, description="Most requests per minute, across every process on this machine.")
 
-    def session(self):  # noqa: ANN201 - imported lazily: offline runs never load the SDK
+    def _limits(self, key: str):  # noqa: ANN202
         from .limits import Throttle
-        from .openai_provider import OpenAISession
         from .retry import RetryPolicy
 
-        return OpenAISession(self.api_key, self.base_url or None, self.timeout_s,
-                             RetryPolicy(max_attempts=self.max_attempts, max_total_wait_s=self.max_total_wait_s),
-                             Throttle("openai", self.max_in_flight, self.requests_per_minute))
+        return (RetryPolicy(max_attempts=self.max_attempts, max_total_wait_s=self.max_total_wait_s),
+                Throttle(key, self.max_in_flight, self.requests_per_minute))
 
 
-class ReplicateResource(dg.ConfigurableResource):
-    """The Replicate connection: token and base URL from REPLICATE_API_TOKEN / REPLICATE_BASE_URL."""
+class OpenAIResource(_ConnectionResource):
+    """The OpenAI connection: key and base URL from OPENAI_API_KEY / OPENAI_BASE_URL."""
+
+    api_key: str = Field(default="", description="Set from the OPENAI_API_KEY environment variable.")
+    timeout_s: float = 120.0
+
+    def session(self):  # noqa: ANN201 - imported lazily: offline runs never load the SDK
+        from .openai_provider import OpenAISession
+
+        retry, throttle = self._limits("openai")
+        return OpenAISession(self.api_key, self.base_url or None, self.timeout_s, retry, throttle)
+
+
+class ReplicateResource(_ConnectionResource):
+    """The Replicate connection: token and base URL from REPLICATE_API_TOKEN / REPLICATE_BASE_URL.
+    Its limits count prediction creates (Replicate allows 600 a minute)."""
 
     api_token: str = Field(default="", description="Set from the REPLICATE_API_TOKEN environment variable.")
-    base_url: str = Field(default="", description="REPLICATE_BASE_URL: a proxy or compatible service; empty for api.replicate.com.")
-    timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one HTTP request.")
-    max_attempts: int = Field(default=4, ge=1, description="Attempts per prediction create, for 429 and 5xx.")
-    max_total_wait_s: float = Field(default=120.0, ge=0, description="Most time spent waiting between attempts of one create.")
-    max_in_flight: int = Field(default=8, ge=1, description="Most prediction creates in flight, across every process on this machine.")
-    requests_per_minute: int = Field(default=600, ge=1, description="Most prediction creates per minute (Replicate allows 600).")
+    requests_per_minute: int = 600
     poll_s: float = Field(default=0.5, gt=0, description="Seconds between polls of a running prediction.")
     max_wait_s: float = Field(default=900.0, gt=0, description="A prediction still running after this long is canceled.")
 
     def session(self):  # noqa: ANN201 - imported lazily: offline runs never load the SDK
-        from .limits import Throttle
         from .replicate_provider import ReplicateSession
-        from .retry import RetryPolicy
 
-        return ReplicateSession(self.api_token, self.base_url or None, self.timeout_s,
-                                RetryPolicy(max_attempts=self.max_attempts, max_total_wait_s=self.max_total_wait_s),
-                                Throttle("replicate", self.max_in_flight, self.requests_per_minute), self.poll_s, self.max_wait_s)
+        retry, throttle = self._limits("replicate")
+        return ReplicateSession(self.api_token, self.base_url or None, self.timeout_s, retry, throttle, self.poll_s, self.max_wait_s)
 
 
 class _ProviderResource(dg.ConfigurableResource):

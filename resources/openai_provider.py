@@ -56,7 +56,7 @@ class OpenAISession:
     """One SDK client shared by the OpenAI providers of a run. The SDK's own retries are off: this
     session retries only what can succeed (see retry.py), so an exhausted quota is never retried."""
 
-    api_key: str
+    api_key: str = field(repr=False)
     base_url: str | None = None
     timeout_s: float = 120.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)

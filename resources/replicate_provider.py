@@ -67,7 +67,7 @@ def _aspect(width: int, height: int) -> str:
 
 @dataclass
 class ReplicateSession:
-    api_token: str
+    api_token: str = field(repr=False)
     base_url: str | None = None
     timeout_s: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
