@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .conftest import REPO
 from .servers.openai_server import POLICY, RATE_LIMITED, SERVER_ERROR, FakeOpenAI
+from .servers.replicate_server import FakeReplicate
 
 BIN = Path(sys.executable).parent
 
@@ -76,3 +77,26 @@ def test_policy_rejection_and_outage_fail_one_partition_only(home: Path) -> None
         retry = json.loads(subprocess.run([str(BIN / "python"), "-c", GENERATE, "m"], cwd=REPO, env=env, capture_output=True,
                                           text=True).stdout.strip().splitlines()[-1])
         assert retry["failed"] == [] and retry["provider_calls"] == {"AudioProducer": 1, "TextToImageProducer": 1}
+
+
+def test_replicate_create_storm_two_movies_share_the_in_flight_limit(home: Path) -> None:
+    """Replicate's SDK never retries a create: moviegen does, within the shared limits."""
+    throttled = {"status": 429, "title": "Too Many Requests", "detail": "Request was throttled. Your rate limit resets in ~0s."}
+    with FakeReplicate(polls_to_finish=1) as server:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_", "REPLICATE_"))}
+        env = {**base, "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": "TextToImageProducer=replicate",
+               "REPLICATE_API_TOKEN": "r8_test", "REPLICATE_BASE_URL": server.base_url,
+               "MOVIEGEN_REPLICATE_MAX_IN_FLIGHT": "2", "MOVIEGEN_REPLICATE_MAX_ATTEMPTS": "6"}
+        for movie in ("one", "two"):
+            subprocess.run([str(BIN / "moviegen"), "new", "examples/civil-war.yaml", "--id", movie], cwd=REPO, env=env, check=True,
+                           capture_output=True)
+        server.create_delay_s = 0.2
+        server.create_script.extend([throttled] * 8)
+        procs = [subprocess.Popen([str(BIN / "python"), "-c", GENERATE, movie], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for movie in ("one", "two")]
+        outs = [p.communicate(timeout=300) for p in procs]
+        results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+        assert all(r["failed"] == [] for r in results), [err[-1500:] for _, err in outs]
+        assert [r["provider_calls"]["TextToImageProducer"] for r in results] == [6, 6]
+        assert len(server.creates()) == 12 + 8
+        assert server.max_in_flight_creates == 2  # never more than the limit, across both processes

@@ -69,6 +69,7 @@ class FakeReplicate:
         self.create_script: deque[dict[str, Any]] = deque()
         self.fail_rules: list[tuple[Callable[[str, dict[str, Any]], bool], str]] = []
         self.polls_to_finish = polls_to_finish
+        self.create_delay_s = 0.05
         self.in_flight_creates = 0
         self.max_in_flight_creates = 0
         self._lock = threading.Lock()
@@ -153,7 +154,7 @@ class FakeReplicate:
                     server.max_in_flight_creates = max(server.max_in_flight_creates, server.in_flight_creates)
                     scripted = server.create_script.popleft() if server.create_script else None
                 try:
-                    time.sleep(0.05)
+                    time.sleep(server.create_delay_s)
                     if scripted is not None:
                         self._send(scripted["status"], scripted, True)
                         return
