@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 from dagster import DagsterEventType, DagsterRunStatus
 
-from .blueprint import INPUTS, NodeKey
+from .blueprint import NodeKey
 
 INPUT_VERSION_TAG = "dagster/input_data_version/"
 
@@ -66,7 +66,6 @@ warnings.filterwarnings("ignore", message=".*fetch_planned_materializations.*", 
 
 _FETCH = {
     DagsterEventType.ASSET_MATERIALIZATION: "fetch_materializations",
-    DagsterEventType.ASSET_OBSERVATION: "fetch_observations",
     DagsterEventType.ASSET_MATERIALIZATION_PLANNED: "fetch_planned_materializations",
 }
 
@@ -130,15 +129,3 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
                 message = failure_message(rec.run_id, key)
                 state.failures[key] = FailureRecord(key, rec.storage_id, rec.run_id, message)
     return state
-
-
-def load_input_versions(instance: dg.DagsterInstance, movie: str, partitions: dict[str, set[str]]) -> dict[tuple[str, str], str]:
-    """Latest observed data version of each user-input partition: {(input, partition): version}."""
-    out: dict[tuple[str, str], str] = {}
-    for name, parts in partitions.items():
-        assert name in INPUTS
-        recs = _latest(instance, name, DagsterEventType.ASSET_OBSERVATION, parts)
-        for partition, rec in recs.items():
-            obs = rec.event_log_entry.asset_observation
-            out[(name, partition)] = (obs.tags or {}).get("dagster/data_version", "")
-    return out

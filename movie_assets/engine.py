@@ -32,6 +32,7 @@ from resources import (
     VideoResource,
     local_work_slots,
 )
+from resources.media import jpeg_preview
 from resources.monitor import MachineSnapshot, snapshot
 from resources.providers import ProviderError
 from resources.routing import PRODUCER_KINDS
@@ -109,17 +110,13 @@ class Clients:
 TOLERANT = frozenset({"segment_visuals", "timeline"})
 
 
-def thumbnail(png: bytes, box: int = 160) -> bytes:
+def thumbnail(png: bytes) -> bytes:
     """A small JPEG of a picture, for the UI."""
     import io
 
     from PIL import Image
 
-    img = Image.open(io.BytesIO(png)).convert("RGB")
-    img.thumbnail((box, box))
-    out = io.BytesIO()
-    img.save(out, "JPEG", quality=60)
-    return out.getvalue()
+    return jpeg_preview(Image.open(io.BytesIO(png)))
 
 
 def content_version(data: bytes) -> str:

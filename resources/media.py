@@ -11,6 +11,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
+from PIL import Image
 
 
 class MediaError(RuntimeError):
@@ -128,3 +129,29 @@ def mp3_duration_ms(data: bytes) -> int:
         samples += 1152 if mpeg1 else 576
         pos += max(length, 1)
     return round(samples * 1000 / sample_rate)
+
+
+def jpeg_preview(img: Image.Image, box: int = 160) -> bytes:
+    """A small JPEG of a picture, for the Dagster UI."""
+    small = img.convert("RGB")
+    small.thumbnail((box, box))
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=60)
+    return out.getvalue()
+
+
+def fit_to_frame(png: bytes, width: int, height: int) -> bytes:
+    """Centre-crop to the frame's aspect ratio and resize to its exact size."""
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    target = width / height
+    w, h = img.size
+    if w / h > target:
+        new_w = round(h * target)
+        img = img.crop(((w - new_w) // 2, 0, (w - new_w) // 2 + new_w, h))
+    else:
+        new_h = round(w / target)
+        img = img.crop((0, (h - new_h) // 2, w, (h - new_h) // 2 + new_h))
+    img = img.resize((width, height), Image.LANCZOS)
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from pydantic import BaseModel
 
 from . import offline_text
-from .media import run_ffmpeg, wav_bytes, wav_duration_ms, wav_to_mp3
+from .media import jpeg_preview, run_ffmpeg, wav_bytes, wav_duration_ms, wav_to_mp3
 from .providers import (
     CallInfo,
     DirectionPrompt,
@@ -228,15 +228,6 @@ def draw_picture(prompt: str, style: str, width: int, height: int, label: str) -
     out = io.BytesIO()
     img.save(out, "PNG", compress_level=1)
     return out.getvalue(), jpeg_preview(img)
-
-
-def jpeg_preview(img: Image.Image, box: int = 160) -> bytes:
-    """A small JPEG of a picture, for the Dagster UI."""
-    small = img.convert("RGB")
-    small.thumbnail((box, box))
-    out = io.BytesIO()
-    small.save(out, "JPEG", quality=60)
-    return out.getvalue()
 
 
 class OfflineImages(_Offline, ImageProvider):

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import openai
-from PIL import Image
 from pydantic import BaseModel, ValidationError
 
 from .limits import Throttle
-from .media import mp3_duration_ms
+from .media import fit_to_frame, mp3_duration_ms
 from .pricing import (
     OPENAI_IMAGE_PRICES,
     OPENAI_SPEECH_PRICE_PER_1K_CHARS,
@@ -188,23 +186,6 @@ class OpenAILLM(LLMProvider):
 
 def orientation(width: int, height: int) -> str:
     return "square" if width == height else "landscape" if width > height else "portrait"
-
-
-def fit_to_frame(png: bytes, width: int, height: int) -> bytes:
-    """Centre-crop to the frame's aspect ratio and resize to its exact size."""
-    img = Image.open(io.BytesIO(png)).convert("RGB")
-    target = width / height
-    w, h = img.size
-    if w / h > target:
-        new_w = round(h * target)
-        img = img.crop(((w - new_w) // 2, 0, (w - new_w) // 2 + new_w, h))
-    else:
-        new_h = round(w / target)
-        img = img.crop((0, (h - new_h) // 2, w, (h - new_h) // 2 + new_h))
-    img = img.resize((width, height), Image.LANCZOS)
-    out = io.BytesIO()
-    img.save(out, "PNG")
-    return out.getvalue()
 
 
 class OpenAIImages(ImageProvider):

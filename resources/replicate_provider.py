@@ -21,8 +21,7 @@ import replicate
 from replicate.exceptions import ReplicateError
 
 from .limits import Throttle
-from .media import mp3_duration_ms, run_ffmpeg
-from .openai_provider import fit_to_frame
+from .media import fit_to_frame, mp3_duration_ms, run_ffmpeg
 from .pricing import REPLICATE_PRICES
 from .providers import (
     CallInfo,
