@@ -41,7 +41,7 @@ def main() -> None:
             result = api.generate(instance, store, movie)
             assert result.success and result.provider_calls["AudioProducer"] == 1
         print(f"29 narration edits + regenerations (latency none): {time.monotonic() - started:.1f} s, "
-              f"revisions: {len(api.history(store, movie))}")
+              f"revisions: {len(api.history(instance, store, movie))}")
 
         def timed(fn, repeat: int = 5) -> float:
             samples = []
@@ -53,7 +53,7 @@ def main() -> None:
 
         print(f"plan (nothing to do, 394 artifacts, 30 revisions): {timed(lambda: api.plan(instance, store, movie)):.3f} s")
         print(f"status: {timed(lambda: api.status(instance, store, movie)):.3f} s")
-        print(f"history: {timed(lambda: api.history(store, movie)):.3f} s")
+        print(f"history: {timed(lambda: api.history(instance, store, movie)):.3f} s")
         api.edit(instance, store, movie, [("segments.4.narration", "One more edit, to plan a real rebuild.")])
         p = api.plan(instance, store, movie)
         print(f"plan after one narration edit: {timed(lambda: api.plan(instance, store, movie)):.3f} s, "

@@ -276,8 +276,9 @@ def _run_build(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, p
     return result.run_id, result.success, report
 
 
-def history(store: ArtifactStore, movie: str) -> list[dict[str, Any]]:
+def history(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> list[dict[str, Any]]:
     """Every revision of a movie, oldest first, without the manifests."""
+    _require(instance, movie)
     return [{k: v for k, v in r.items() if k != "manifest"} for r in list_revisions(store, movie)]
 
 

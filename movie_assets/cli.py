@@ -184,11 +184,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from . import api
 
     instance, store = _context()
-    from .movies import MovieNotFound, movie_exists
-
-    if not movie_exists(instance, args.movie):
-        raise MovieNotFound(args.movie)
-    revisions = api.history(store, args.movie)
+    revisions = api.history(instance, store, args.movie)
     if args.json:
         _print_json(revisions)
         return 0

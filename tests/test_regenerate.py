@@ -150,7 +150,7 @@ def test_every_revision_stays_readable(instance: dg.DagsterInstance, store, movi
     api.generate(instance, store, movie)
     api.edit(instance, store, movie, [("assembly_strategy", "cut")])
     api.generate(instance, store, movie)
-    revisions = api.history(store, movie)
+    revisions = api.history(instance, store, movie)
     assert [r["revision"] for r in revisions] == [1, 2, 3]
     assert [[c["path"] for c in r["changes"]] for r in revisions] == [[], ["voice_id"], ["assembly_strategy"]]
     assert [r["calls"] for r in revisions] == [14, N, 0]
