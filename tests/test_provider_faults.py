@@ -31,19 +31,29 @@ def env_for(home: Path, server: FakeOpenAI, routes: str) -> dict[str, str]:
             "OPENAI_BASE_URL": server.base_url, "MOVIEGEN_OPENAI_MAX_IN_FLIGHT": "2", "MOVIEGEN_OPENAI_MAX_ATTEMPTS": "6"}
 
 
+def register_two_movies(env: dict[str, str]) -> None:
+    for movie in ("one", "two"):
+        subprocess.run([str(BIN / "moviegen"), "new", "examples/civil-war.yaml", "--id", movie], cwd=REPO, env=env, check=True,
+                       capture_output=True)
+
+
+def generate_two_movies_at_once(env: dict[str, str]) -> list[dict]:
+    """`generate` of movies "one" and "two" in two processes at the same time; both must succeed."""
+    procs = [subprocess.Popen([str(BIN / "python"), "-c", GENERATE, movie], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for movie in ("one", "two")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert all(r["failed"] == [] for r in results), [err[-1500:] for _, err in outs]
+    return results
+
+
 def test_429_storm_two_movies_share_the_in_flight_limit(home: Path) -> None:
     with FakeOpenAI() as server:
         env = env_for(home, server, "TextToImageProducer=openai")
-        for movie in ("one", "two"):
-            subprocess.run([str(BIN / "moviegen"), "new", "examples/civil-war.yaml", "--id", movie], cwd=REPO, env=env, check=True,
-                           capture_output=True)
+        register_two_movies(env)
         server.delay_s = 0.2
         server.fail_next("/v1/images/generations", *[RATE_LIMITED] * 8)
-        procs = [subprocess.Popen([str(BIN / "python"), "-c", GENERATE, movie], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for movie in ("one", "two")]
-        outs = [p.communicate(timeout=300) for p in procs]
-        results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-        assert all(r["failed"] == [] for r in results), [err[-1500:] for _, err in outs]
+        results = generate_two_movies_at_once(env)
         assert [r["provider_calls"]["TextToImageProducer"] for r in results] == [6, 6]
         assert len(server.calls("/v1/images/generations")) == 12 + 8  # every 429 retried, nothing else
         assert server.max_in_flight <= 2  # the limit held across both processes
@@ -87,16 +97,10 @@ def test_replicate_create_storm_two_movies_share_the_in_flight_limit(home: Path)
         env = {**base, "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": "TextToImageProducer=replicate",
                "REPLICATE_API_TOKEN": "r8_test", "REPLICATE_BASE_URL": server.base_url,
                "MOVIEGEN_REPLICATE_MAX_IN_FLIGHT": "2", "MOVIEGEN_REPLICATE_MAX_ATTEMPTS": "6"}
-        for movie in ("one", "two"):
-            subprocess.run([str(BIN / "moviegen"), "new", "examples/civil-war.yaml", "--id", movie], cwd=REPO, env=env, check=True,
-                           capture_output=True)
+        register_two_movies(env)
         server.create_delay_s = 0.2
         server.create_script.extend([throttled] * 8)
-        procs = [subprocess.Popen([str(BIN / "python"), "-c", GENERATE, movie], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for movie in ("one", "two")]
-        outs = [p.communicate(timeout=300) for p in procs]
-        results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-        assert all(r["failed"] == [] for r in results), [err[-1500:] for _, err in outs]
+        results = generate_two_movies_at_once(env)
         assert [r["provider_calls"]["TextToImageProducer"] for r in results] == [6, 6]
         assert len(server.creates()) == 12 + 8
         assert server.max_in_flight_creates == 2  # never more than the limit, across both processes
