@@ -125,7 +125,8 @@ def _plan(movie: str, blueprint: Blueprint, state: MovieState, store: ArtifactSt
     ]
     keys = [k for k in blueprint.order if k in reasons and k not in reused]
     calls = dict(sorted(blueprint.calls(keys).items()))
-    return Plan(movie, items, calls, blueprint.critical_path_s(keys), len(blueprint.nodes), estimate_cost(calls))
+    return Plan(movie, items, calls, blueprint.critical_path_s(keys), len(blueprint.nodes),
+                estimate_cost(calls, *blueprint.request.frame))
 
 
 def _reusable(movie: str, blueprint: Blueprint, state: MovieState, store: ArtifactStore,
@@ -145,19 +146,22 @@ def _reusable(movie: str, blueprint: Blueprint, state: MovieState, store: Artifa
     return out
 
 
-def estimate_cost(calls: dict[str, int]) -> float:
+def estimate_cost(calls: dict[str, int], width: int, height: int) -> float:
     """Calls times the estimated price of a typical call of the provider and model each producer is
-    routed to (resources/pricing.py); offline calls cost nothing unless ``usd_per_call`` says so."""
+    routed to, at the movie's frame and with its configured model parameters (resources/pricing.py);
+    offline calls cost nothing unless ``usd_per_call`` says so."""
     from resources.pricing import estimate_call_usd
-    from resources.routing import PRODUCER_KINDS, routes_from_env
+    from resources.routing import PRODUCER_KINDS, params_from_env, routes_from_env
 
     from .definitions import defs
 
     routes = routes_from_env()
+    params = params_from_env(routes)
     total = 0.0
     for producer, count in calls.items():
         route, kind = routes[producer], PRODUCER_KINDS[producer]
-        price = estimate_call_usd(route.provider, kind, route.model)
+        price = estimate_call_usd(route.provider, kind, route.model, width=width, height=height,
+                                  params=params.get(producer))
         if route.provider == "offline":
             price = float(getattr(defs.resources[kind], "usd_per_call", 0.0))
         total += count * price

@@ -8,15 +8,17 @@ keys are used in every environment.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import dagster as dg
 from pydantic import Field
 
+from .limits import parse_model_limits
 from .monitor import local_work_slots
 from .offline import OfflineImages, OfflineLLM, OfflineMusic, OfflineVideo, PiperSpeech
 from .providers import LatencyProfile, ProviderError
-from .routing import PRODUCER_KINDS, Route, routes_from_env
+from .routing import PRODUCER_KINDS, Route, params_from_env, routes_from_env
 from .storage import ArtifactStore
 
 __all__ = [
@@ -43,13 +45,21 @@ class _ConnectionResource(dg.ConfigurableResource):
     max_total_wait_s: float = Field(default=120.0, ge=0, description="Most time spent waiting between attempts of one call.")
     max_in_flight: int = Field(default=8, ge=1, description="Most calls in flight at once, across every process on this machine.")
     requests_per_minute: int = Field(default=300, ge=1, description="Most requests per minute, across every process on this machine.")
+    model_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model -> 'IN_FLIGHT/PER_MINUTE' for models with tighter limits than the provider (MOVIEGEN_MODEL_LIMITS).",
+    )
 
     def _limits(self, key: str):  # noqa: ANN202
         from .limits import Throttle
         from .retry import RetryPolicy
 
+        models = {}
+        for model, value in self.model_limits.items():
+            in_flight, _, rpm = value.partition("/")
+            models[model] = Throttle(f"{key}:{model}", int(in_flight), int(rpm))
         return (RetryPolicy(max_attempts=self.max_attempts, max_total_wait_s=self.max_total_wait_s),
-                Throttle(key, self.max_in_flight, self.requests_per_minute))
+                Throttle(key, self.max_in_flight, self.requests_per_minute), models)
 
 
 class OpenAIResource(_ConnectionResource):
@@ -61,8 +71,8 @@ class OpenAIResource(_ConnectionResource):
     def session(self):  # noqa: ANN201 - imported lazily: offline runs never load the SDK
         from .openai_provider import OpenAISession
 
-        retry, throttle = self._limits("openai")
-        return OpenAISession(self.api_key, self.base_url or None, self.timeout_s, retry, throttle)
+        retry, throttle, models = self._limits("openai")
+        return OpenAISession(self.api_key, self.base_url or None, self.timeout_s, retry, throttle, models)
 
 
 class ReplicateResource(_ConnectionResource):
@@ -77,14 +87,19 @@ class ReplicateResource(_ConnectionResource):
     def session(self):  # noqa: ANN201 - imported lazily: offline runs never load the SDK
         from .replicate_provider import ReplicateSession
 
-        retry, throttle = self._limits("replicate")
-        return ReplicateSession(self.api_token, self.base_url or None, self.timeout_s, retry, throttle, self.poll_s, self.max_wait_s)
+        retry, throttle, models = self._limits("replicate")
+        return ReplicateSession(self.api_token, self.base_url or None, self.timeout_s, retry, throttle, models,
+                                self.poll_s, self.max_wait_s)
 
 
 class _ProviderResource(dg.ConfigurableResource):
     routes: dict[str, str] = Field(
         default_factory=dict,
         description="Producer -> 'provider:model' for producers not on the offline provider (from MOVIEGEN_PROVIDERS).",
+    )
+    params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Producer -> JSON object of model parameters (from MOVIEGEN_MODEL_PARAMS).",
     )
     max_in_flight: int = Field(default=256, ge=1, description="Most calls in flight at once.")
     latency: LatencyProfile = Field(
@@ -117,7 +132,7 @@ class _ProviderResource(dg.ConfigurableResource):
         make = getattr(self, f"_{provider}", None)
         if make is None:
             raise ProviderError(f"{provider} does not serve {type(self).__name__}", provider=provider, retryable=False)
-        return make(sessions[provider], model)
+        return make(sessions[provider], model, json.loads(self.params.get(producer, "{}")))
 
 
 class LLMResource(_ProviderResource):
@@ -126,10 +141,10 @@ class LLMResource(_ProviderResource):
     max_in_flight: int = 64
     _offline: type = OfflineLLM
 
-    def _openai(self, session: object, model: str):  # noqa: ANN202
+    def _openai(self, session: object, model: str, params: dict):  # noqa: ANN202
         from .openai_provider import OpenAILLM
 
-        return OpenAILLM(session, model)  # type: ignore[arg-type]
+        return OpenAILLM(session, model, params)  # type: ignore[arg-type]
 
 
 class SpeechResource(_ProviderResource):
@@ -137,15 +152,15 @@ class SpeechResource(_ProviderResource):
 
     _offline: type = PiperSpeech
 
-    def _openai(self, session: object, model: str):  # noqa: ANN202
+    def _openai(self, session: object, model: str, params: dict):  # noqa: ANN202
         from .openai_provider import OpenAISpeech
 
-        return OpenAISpeech(session, model)  # type: ignore[arg-type]
+        return OpenAISpeech(session, model, params)  # type: ignore[arg-type]
 
-    def _replicate(self, session: object, model: str):  # noqa: ANN202
+    def _replicate(self, session: object, model: str, params: dict):  # noqa: ANN202
         from .replicate_provider import ReplicateSpeech
 
-        return ReplicateSpeech(session, model)  # type: ignore[arg-type]
+        return ReplicateSpeech(session, model, params)  # type: ignore[arg-type]
 
 
 class ImagesResource(_ProviderResource):
@@ -153,15 +168,15 @@ class ImagesResource(_ProviderResource):
 
     _offline: type = OfflineImages
 
-    def _openai(self, session: object, model: str):  # noqa: ANN202
+    def _openai(self, session: object, model: str, params: dict):  # noqa: ANN202
         from .openai_provider import OpenAIImages
 
-        return OpenAIImages(session, model)  # type: ignore[arg-type]
+        return OpenAIImages(session, model, params)  # type: ignore[arg-type]
 
-    def _replicate(self, session: object, model: str):  # noqa: ANN202
+    def _replicate(self, session: object, model: str, params: dict):  # noqa: ANN202
         from .replicate_provider import ReplicateImages
 
-        return ReplicateImages(session, model)  # type: ignore[arg-type]
+        return ReplicateImages(session, model, params)  # type: ignore[arg-type]
 
 
 class VideoResource(_ProviderResource):
@@ -169,10 +184,10 @@ class VideoResource(_ProviderResource):
 
     _offline: type = OfflineVideo
 
-    def _replicate(self, session: object, model: str):  # noqa: ANN202
+    def _replicate(self, session: object, model: str, params: dict):  # noqa: ANN202
         from .replicate_provider import ReplicateVideo
 
-        return ReplicateVideo(session, model)  # type: ignore[arg-type]
+        return ReplicateVideo(session, model, params)  # type: ignore[arg-type]
 
 
 class MusicResource(_ProviderResource):
@@ -180,10 +195,10 @@ class MusicResource(_ProviderResource):
 
     _offline: type = OfflineMusic
 
-    def _replicate(self, session: object, model: str):  # noqa: ANN202
+    def _replicate(self, session: object, model: str, params: dict):  # noqa: ANN202
         from .replicate_provider import ReplicateMusic
 
-        return ReplicateMusic(session, model)  # type: ignore[arg-type]
+        return ReplicateMusic(session, model, params)  # type: ignore[arg-type]
 
 
 def _env_secret(name: str) -> str | dg.EnvVar:
@@ -205,9 +220,17 @@ def _env_int(name: str, default: int) -> int:
 def default_resources(routes: dict[str, Route] | None = None) -> dict[str, dg.ConfigurableResource]:
     """The resources, routed per producer (MOVIEGEN_PROVIDERS), with the same keys in every setup."""
     routes = routes if routes is not None else routes_from_env()
+    params = params_from_env(routes)
+    model_limits = parse_model_limits(os.environ.get("MOVIEGEN_MODEL_LIMITS"))
+
+    def limits_of(provider: str) -> dict[str, str]:
+        return {m: f"{n}/{rpm}" for m, (n, rpm) in model_limits.get(provider, {}).items()}
 
     def kind_routes(kind: str) -> dict[str, str]:
         return {p: str(r) for p, r in routes.items() if PRODUCER_KINDS[p] == kind and r.provider != "offline"}
+
+    def kind_params(kind: str) -> dict[str, str]:
+        return {p: json.dumps(v, sort_keys=True) for p, v in params.items() if PRODUCER_KINDS[p] == kind and v}
 
     return {
         "store": ArtifactStore(),
@@ -215,17 +238,17 @@ def default_resources(routes: dict[str, Route] | None = None) -> dict[str, dg.Co
             api_key=_env_secret("OPENAI_API_KEY"), base_url=_env_secret("OPENAI_BASE_URL"),
             max_in_flight=_env_int("MOVIEGEN_OPENAI_MAX_IN_FLIGHT", 8),
             requests_per_minute=_env_int("MOVIEGEN_OPENAI_RPM", 300),
-            max_attempts=_env_int("MOVIEGEN_OPENAI_MAX_ATTEMPTS", 4),
+            max_attempts=_env_int("MOVIEGEN_OPENAI_MAX_ATTEMPTS", 4), model_limits=limits_of("openai"),
         ),
         "replicate": ReplicateResource(
             api_token=_env_secret("REPLICATE_API_TOKEN"), base_url=_env_secret("REPLICATE_BASE_URL"),
             max_in_flight=_env_int("MOVIEGEN_REPLICATE_MAX_IN_FLIGHT", 8),
             requests_per_minute=_env_int("MOVIEGEN_REPLICATE_RPM", 600),
-            max_attempts=_env_int("MOVIEGEN_REPLICATE_MAX_ATTEMPTS", 4),
+            max_attempts=_env_int("MOVIEGEN_REPLICATE_MAX_ATTEMPTS", 4), model_limits=limits_of("replicate"),
         ),
-        "llm": LLMResource(routes=kind_routes("llm")),
-        "speech": SpeechResource(routes=kind_routes("speech")),
-        "images": ImagesResource(routes=kind_routes("images")),
-        "video": VideoResource(routes=kind_routes("video")),
-        "music": MusicResource(routes=kind_routes("music")),
+        "llm": LLMResource(routes=kind_routes("llm"), params=kind_params("llm")),
+        "speech": SpeechResource(routes=kind_routes("speech"), params=kind_params("speech")),
+        "images": ImagesResource(routes=kind_routes("images"), params=kind_params("images")),
+        "video": VideoResource(routes=kind_routes("video"), params=kind_params("video")),
+        "music": MusicResource(routes=kind_routes("music"), params=kind_params("music")),
     }

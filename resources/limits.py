@@ -10,6 +10,11 @@ Two limits per provider (or model): calls in flight, and requests per minute.
 
 Both live under ``$DAGSTER_HOME/limits`` by default, so two movies generating at once share the
 budget.
+
+Where a model has tighter limits than its provider (a video model allowing 2 predictions at once),
+``MOVIEGEN_MODEL_LIMITS`` adds a throttle for that model, taken before the provider's::
+
+    MOVIEGEN_MODEL_LIMITS="replicate:minimax/video-01=2/30,openai:gpt-image-1=4/50"   # IN_FLIGHT/PER_MINUTE
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import fcntl
 import os
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from pyrate_limiter import Duration, Limiter, Rate, SQLiteBucket
@@ -73,3 +78,31 @@ class Throttle:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+@asynccontextmanager
+async def held(*throttles: Throttle | None) -> AsyncIterator[None]:
+    """Hold a slot of each throttle, in order (a model's before its provider's, so a call waiting for
+    its model never holds a provider slot another model could use)."""
+    async with AsyncExitStack() as stack:
+        for throttle in throttles:
+            if throttle is not None:
+                await stack.enter_async_context(throttle.slot())
+        yield
+
+
+def parse_model_limits(text: str | None) -> dict[str, dict[str, tuple[int, int]]]:
+    """``provider:model=IN_FLIGHT/PER_MINUTE,...`` -> provider -> model -> (in flight, per minute)."""
+    limits: dict[str, dict[str, tuple[int, int]]] = {}
+    for entry in (e.strip() for e in (text or "").split(",")):
+        if not entry:
+            continue
+        target, _, value = entry.partition("=")
+        provider, _, model = target.strip().partition(":")
+        in_flight, _, rpm = value.strip().partition("/")
+        if provider not in ("openai", "replicate") or not model or not in_flight.isdigit() or not rpm.isdigit() \
+                or int(in_flight) < 1 or int(rpm) < 1:
+            raise ValueError(f"MOVIEGEN_MODEL_LIMITS entry {entry!r}: expected PROVIDER:MODEL=IN_FLIGHT/PER_MINUTE with "
+                             "PROVIDER openai or replicate and whole numbers of 1 or more, e.g. replicate:minimax/video-01=2/30")
+        limits.setdefault(provider, {})[model] = (int(in_flight), int(rpm))
+    return limits

@@ -20,23 +20,25 @@ import httpx
 import openai
 from pydantic import BaseModel, ValidationError
 
-from .limits import Throttle
+from .limits import Throttle, held
 from .media import fit_to_frame, mp3_duration_ms
 from .pricing import (
-    OPENAI_IMAGE_PRICES,
     OPENAI_SPEECH_PRICE_PER_1K_CHARS,
     OPENAI_TOKEN_PRICES,
+    openai_image_usd,
 )
 from .providers import (
     CallInfo,
     ImageProvider,
     LLMProvider,
     Media,
+    ModelParams,
     ProviderError,
     SpeechProvider,
     TextResult,
 )
 from .retry import RetryPolicy, Verdict, wait_hint, with_retries
+from .voices import openai_voice
 
 PROVIDER = "openai"
 
@@ -46,7 +48,6 @@ IMAGE_SIZES = {
     "dall-e-3": {"square": "1024x1024", "landscape": "1792x1024", "portrait": "1024x1792"},
     "dall-e-2": {"square": "1024x1024"},
 }
-VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse"}
 MAX_SPEECH_CHARS = 4096
 
 @dataclass
@@ -59,6 +60,7 @@ class OpenAISession:
     timeout_s: float = 120.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     throttle: Throttle | None = None  # in-flight and per-minute limits shared by every process
+    model_throttles: dict[str, Throttle] = field(default_factory=dict)  # tighter limits of single models
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -71,9 +73,8 @@ class OpenAISession:
     async def call(self, fn: Any, **kwargs: Any) -> tuple[Any, CallTrace]:
         started = time.monotonic()
         async def attempt() -> Any:
-            if self.throttle is None:
-                return await fn(**kwargs)
-            async with self.throttle.slot():  # held per attempt, released while backing off
+            # held per attempt, released while backing off
+            async with held(self.model_throttles.get(kwargs.get("model", "")), self.throttle):
                 return await fn(**kwargs)
 
         try:
@@ -137,11 +138,14 @@ def strict_schema(schema: type[BaseModel]) -> dict[str, Any]:
     return js
 
 
-class OpenAILLM(LLMProvider):
+class OpenAILLM(LLMProvider, ModelParams):
     name = PROVIDER
+    decided = frozenset({"model", "messages", "response_format", "n", "stream"})
 
-    def __init__(self, session: OpenAISession, model: str = "gpt-4o-mini", repair_attempts: int = 1):
+    def __init__(self, session: OpenAISession, model: str = "gpt-4o-mini", params: dict[str, Any] | None = None,
+                 repair_attempts: int = 1):
         self.session, self.model, self.repair_attempts = session, model, repair_attempts
+        self._set_params(model, params, PROVIDER)
 
     async def generate(self, task: str, prompt: str, schema: type[BaseModel], context: dict[str, Any]) -> TextResult:
         messages: list[dict[str, str]] = [
@@ -152,8 +156,9 @@ class OpenAILLM(LLMProvider):
         for attempt in range(self.repair_attempts + 1):
             response, trace = await self.session.call(
                 self.session.client.chat.completions.with_raw_response.create,
-                model=self.model, messages=messages,
-                response_format={"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": strict_schema(schema), "strict": True}},
+                **self._merge({}, {"model": self.model, "messages": messages, "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": schema.__name__, "schema": strict_schema(schema), "strict": True}}}),
             )
             request_id = response.headers.get("x-request-id")
             completion = response.parse()
@@ -188,13 +193,15 @@ def orientation(width: int, height: int) -> str:
     return "square" if width == height else "landscape" if width > height else "portrait"
 
 
-class OpenAIImages(ImageProvider):
+class OpenAIImages(ImageProvider, ModelParams):
     name = PROVIDER
+    decided = frozenset({"model", "prompt", "size", "n", "response_format"})
 
-    def __init__(self, session: OpenAISession, model: str = "gpt-image-1", quality: str | None = None):
+    def __init__(self, session: OpenAISession, model: str = "gpt-image-1", params: dict[str, Any] | None = None):
         if model not in IMAGE_SIZES:
             raise ProviderError(f"unknown OpenAI image model {model!r}; allowed: {', '.join(IMAGE_SIZES)}", provider=PROVIDER, retryable=False)
-        self.session, self.model, self.quality = session, model, quality
+        self.session, self.model = session, model
+        self._set_params(model, params, PROVIDER)
 
     def preflight(self, width: int, height: int) -> str:
         sizes = IMAGE_SIZES[self.model]
@@ -207,11 +214,10 @@ class OpenAIImages(ImageProvider):
 
     async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
         size = self.preflight(width, height)
-        kwargs: dict[str, Any] = {"model": self.model, "prompt": f"{prompt}. Style: {style}.", "size": size, "n": 1}
+        decided: dict[str, Any] = {"model": self.model, "prompt": f"{prompt}. Style: {style}.", "size": size, "n": 1}
         if self.model.startswith("dall-e"):
-            kwargs["response_format"] = "b64_json"
-        if self.quality:
-            kwargs["quality"] = self.quality
+            decided["response_format"] = "b64_json"
+        kwargs = self._merge({}, decided)
         response, trace = await self.session.call(self.session.client.images.with_raw_response.generate, **kwargs)
         result = response.parse()
         item = result.data[0]
@@ -221,33 +227,36 @@ class OpenAIImages(ImageProvider):
             async with httpx.AsyncClient(timeout=self.session.timeout_s) as http:
                 raw = (await http.get(item.url)).raise_for_status().content
         png = await asyncio.to_thread(fit_to_frame, raw, width, height)
-        call = CallInfo(PROVIDER, self.model, trace.latency_s, OPENAI_IMAGE_PRICES.get(self.model, 0.0),
+        call = CallInfo(PROVIDER, self.model, trace.latency_s, openai_image_usd(self.model, size, self.params),
                         response.headers.get("x-request-id"), trace.retries)
         return Media(png, "png", "image/png", call, width=width, height=height, extra={"provider_size": size})
 
 
-class OpenAISpeech(SpeechProvider):
+class OpenAISpeech(SpeechProvider, ModelParams):
     name = PROVIDER
+    decided = frozenset({"model", "voice", "input", "response_format"})
 
-    def __init__(self, session: OpenAISession, model: str = "gpt-4o-mini-tts"):
+    def __init__(self, session: OpenAISession, model: str = "gpt-4o-mini-tts", params: dict[str, Any] | None = None):
         self.session, self.model = session, model
+        self._set_params(model, params, PROVIDER)
 
-    def preflight(self, text: str, voice_id: str) -> None:
-        if voice_id not in VOICES:
-            raise ProviderError(f"OpenAI has no voice {voice_id!r}; allowed: {', '.join(sorted(VOICES))}",
-                                provider=PROVIDER, retryable=False)
+    def preflight(self, text: str, voice_id: str, language: str) -> str:
+        """The OpenAI voice for the request's voice (refused before any call when there is none)."""
+        voice = openai_voice(self.model, voice_id, language)
         if len(text) > MAX_SPEECH_CHARS:
             raise ProviderError(f"narration of {len(text)} characters is longer than OpenAI speech accepts "
                                 f"({MAX_SPEECH_CHARS})", provider=PROVIDER, retryable=False)
+        return voice
 
     async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
-        self.preflight(text, voice_id)
-        kwargs: dict[str, Any] = {"model": self.model, "voice": voice_id, "input": text, "response_format": "mp3"}
+        voice = self.preflight(text, voice_id, language)
+        defaults: dict[str, Any] = {}
         if emotion and self.model not in ("tts-1", "tts-1-hd"):
-            kwargs["instructions"] = f"Speak with a {emotion} tone."
+            defaults["instructions"] = f"Speak with a {emotion} tone."
+        kwargs = self._merge(defaults, {"model": self.model, "voice": voice, "input": text, "response_format": "mp3"})
         response, trace = await self.session.call(self.session.client.audio.speech.with_raw_response.create, **kwargs)
         audio = response.content
         duration = mp3_duration_ms(audio)
         cost = len(text) / 1000 * OPENAI_SPEECH_PRICE_PER_1K_CHARS.get(self.model, 0.0)
         call = CallInfo(PROVIDER, self.model, trace.latency_s, round(cost, 6), response.headers.get("x-request-id"), trace.retries)
-        return Media(audio, "mp3", "audio/mpeg", call, duration_ms=duration, extra={"voice": voice_id})
+        return Media(audio, "mp3", "audio/mpeg", call, duration_ms=duration, extra={"voice": voice})

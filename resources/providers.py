@@ -26,6 +26,27 @@ class ProviderError(Exception):
         self.retryable = retryable
 
 
+class ModelParams:
+    """A producer's configured model parameters (MOVIEGEN_MODEL_PARAMS), merged into every call.
+
+    ``decided`` are the inputs the request decides (prompt, size, voice, ...): configuring one is
+    refused when the client is made, before any call. Other inputs the client sends by default
+    (an output format, a prompt optimizer) can be overridden."""
+
+    decided: frozenset[str] = frozenset()
+
+    def _set_params(self, model: str, params: dict[str, Any] | None, provider: str) -> None:
+        self.params = dict(params or {})
+        clash = sorted(set(self.params) & self.decided)
+        if clash:
+            raise ProviderError(f"MOVIEGEN_MODEL_PARAMS for {model}: {', '.join(clash)} come(s) from the movie request "
+                                f"and cannot be configured; configurable are the model's other inputs",
+                                provider=provider, retryable=False)
+
+    def _merge(self, defaults: dict[str, Any], decided: dict[str, Any]) -> dict[str, Any]:
+        return {**defaults, **self.params, **decided}
+
+
 class LatencyProfile(enum.StrEnum):
     """How long offline calls take: instantly, the brief's median latencies, or those scaled."""
 

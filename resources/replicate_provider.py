@@ -20,26 +20,26 @@ import httpx
 import replicate
 from replicate.exceptions import ReplicateError
 
-from .limits import Throttle
+from .limits import Throttle, held
 from .media import fit_to_frame, mp3_duration_ms, run_ffmpeg
 from .pricing import REPLICATE_PRICES
 from .providers import (
     CallInfo,
     ImageProvider,
     Media,
+    ModelParams,
     MusicProvider,
     ProviderError,
     SpeechProvider,
     VideoProvider,
 )
 from .retry import RetryPolicy, Verdict, with_retries
+from .voices import kokoro_voice
 
 PROVIDER = "replicate"
 TERMINAL = {"succeeded", "failed", "canceled"}
 
 FLUX_ASPECTS = {"1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"}
-KOKORO_VOICES = {"af_alloy", "af_bella", "af_heart", "af_nova", "af_sky", "am_adam", "am_echo", "am_michael",
-                 "bf_emma", "bm_george"}
 
 
 def classify(e: Exception) -> Verdict:
@@ -71,6 +71,7 @@ class ReplicateSession:
     timeout_s: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     throttle: Throttle | None = None
+    model_throttles: dict[str, Throttle] = field(default_factory=dict)  # tighter limits of single models
     poll_s: float = 0.5
     max_wait_s: float = 900.0
 
@@ -93,9 +94,7 @@ class ReplicateSession:
             async def post() -> Any:
                 return await self.client.models.predictions.async_create(model=model, input=input, wait=True)
 
-            if self.throttle is None:
-                return await post()
-            async with self.throttle.slot():
+            async with held(self.model_throttles.get(model), self.throttle):
                 return await post()
 
         try:
@@ -165,28 +164,33 @@ def conform_audio(audio: bytes, seconds: int) -> bytes:
                        "-codec:a", "libmp3lame", "-b:a", "128k"], {"in.audio": audio}, "out.mp3")
 
 
-class ReplicateImages(ImageProvider):
+class ReplicateImages(ImageProvider, ModelParams):
     name = PROVIDER
+    decided = frozenset({"prompt", "aspect_ratio", "num_outputs"})
 
-    def __init__(self, session: ReplicateSession, model: str = "black-forest-labs/flux-schnell"):
+    def __init__(self, session: ReplicateSession, model: str = "black-forest-labs/flux-schnell",
+                 params: dict[str, Any] | None = None):
         self.session, self.model = session, model
+        self._set_params(model, params, PROVIDER)
 
     async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
         aspect = _aspect(width, height)
         if aspect not in FLUX_ASPECTS:
             raise ProviderError(f"{self.model} cannot make {width}x{height} ({aspect}); it makes {', '.join(sorted(FLUX_ASPECTS))}",
                                 provider=PROVIDER, retryable=False)
-        files, call = await self.session.predict(self.model, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect,
-                                                              "output_format": "png", "num_outputs": 1})
+        files, call = await self.session.predict(self.model, self._merge(
+            {"output_format": "png"}, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect, "num_outputs": 1}))
         png = await asyncio.to_thread(fit_to_frame, files[0], width, height)
         return Media(png, "png", "image/png", call, width=width, height=height, extra={"aspect_ratio": aspect})
 
 
-class ReplicateVideo(VideoProvider):
+class ReplicateVideo(VideoProvider, ModelParams):
     name = PROVIDER
+    decided = frozenset({"prompt", "first_frame_image"})
 
-    def __init__(self, session: ReplicateSession, model: str = "minimax/video-01"):
+    def __init__(self, session: ReplicateSession, model: str = "minimax/video-01", params: dict[str, Any] | None = None):
         self.session, self.model = session, model
+        self._set_params(model, params, PROVIDER)
 
     async def _clip(self, input: dict[str, Any], width: int, height: int, seconds: int) -> Media:
         files, call = await self.session.predict(self.model, input)
@@ -194,37 +198,41 @@ class ReplicateVideo(VideoProvider):
         return Media(mp4, "mp4", "video/mp4", call, width=width, height=height, duration_ms=seconds * 1000)
 
     async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str) -> Media:
-        return await self._clip({"prompt": f"{prompt}. Style: {style}.", "prompt_optimizer": True}, width, height, seconds)
+        return await self._clip(self._merge({"prompt_optimizer": True}, {"prompt": f"{prompt}. Style: {style}."}),
+                                width, height, seconds)
 
     async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str) -> Media:
         first = "data:image/png;base64," + base64.b64encode(image).decode()
-        return await self._clip({"prompt": prompt, "first_frame_image": first, "prompt_optimizer": True}, width, height, seconds)
+        return await self._clip(self._merge({"prompt_optimizer": True}, {"prompt": prompt, "first_frame_image": first}),
+                                width, height, seconds)
 
 
-class ReplicateMusic(MusicProvider):
+class ReplicateMusic(MusicProvider, ModelParams):
     name = PROVIDER
+    decided = frozenset({"prompt", "duration"})
 
-    def __init__(self, session: ReplicateSession, model: str = "meta/musicgen"):
+    def __init__(self, session: ReplicateSession, model: str = "meta/musicgen", params: dict[str, Any] | None = None):
         self.session, self.model = session, model
+        self._set_params(model, params, PROVIDER)
 
     async def generate(self, prompt: str, *, seconds: int) -> Media:
-        files, call = await self.session.predict(self.model, {"prompt": prompt, "duration": min(seconds, 30),
-                                                              "output_format": "mp3", "model_version": "stereo-melody-large"})
+        files, call = await self.session.predict(self.model, self._merge(
+            {"output_format": "mp3", "model_version": "stereo-melody-large"}, {"prompt": prompt, "duration": min(seconds, 30)}))
         mp3 = await asyncio.to_thread(conform_audio, files[0], seconds)
         return Media(mp3, "mp3", "audio/mpeg", call, duration_ms=seconds * 1000)
 
 
-class ReplicateSpeech(SpeechProvider):
+class ReplicateSpeech(SpeechProvider, ModelParams):
     name = PROVIDER
+    decided = frozenset({"text", "voice"})
 
-    def __init__(self, session: ReplicateSession, model: str = "jaaari/kokoro-82m"):
+    def __init__(self, session: ReplicateSession, model: str = "jaaari/kokoro-82m", params: dict[str, Any] | None = None):
         self.session, self.model = session, model
+        self._set_params(model, params, PROVIDER)
 
     async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
-        if self.model == "jaaari/kokoro-82m" and voice_id not in KOKORO_VOICES:
-            raise ProviderError(f"{self.model} has no voice {voice_id!r}; allowed: {', '.join(sorted(KOKORO_VOICES))}",
-                                provider=PROVIDER, retryable=False)
-        files, call = await self.session.predict(self.model, {"text": text, "voice": voice_id, "speed": 1.0})
+        voice = kokoro_voice(self.model, voice_id, language) if self.model == "jaaari/kokoro-82m" else voice_id
+        files, call = await self.session.predict(self.model, self._merge({"speed": 1.0}, {"text": text, "voice": voice}))
         mp3 = await asyncio.to_thread(lambda: run_ffmpeg(["-i", "in.audio", "-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "128k"],
                                                          {"in.audio": files[0]}, "out.mp3"))
-        return Media(mp3, "mp3", "audio/mpeg", call, duration_ms=mp3_duration_ms(mp3), extra={"voice": voice_id})
+        return Media(mp3, "mp3", "audio/mpeg", call, duration_ms=mp3_duration_ms(mp3), extra={"voice": voice})

@@ -9,10 +9,19 @@ provider can serve::
 
 A model is ``owner/name`` on Replicate (``TextToVideoProducer=replicate:minimax/video-01``).
 Keys never go here: they are ``OPENAI_API_KEY`` / ``REPLICATE_API_TOKEN`` on the provider resources.
+
+Per-producer model parameters come from ``MOVIEGEN_MODEL_PARAMS``, a JSON object of producer ->
+parameters passed to the model as they are (the model's own names)::
+
+    MOVIEGEN_MODEL_PARAMS='{"TextToImageProducer": {"quality": "high"}, "ScriptProducer": {"temperature": 0.4}}'
+
+They are part of the producer's code version: changing them makes exactly that producer's
+artifacts stale. Parameters the request itself decides (prompt, size, voice, ...) cannot be set.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -78,3 +87,38 @@ def parse_routes(text: str | None) -> dict[str, Route]:
 
 def routes_from_env() -> dict[str, Route]:
     return parse_routes(os.environ.get("MOVIEGEN_PROVIDERS"))
+
+
+def parse_params(text: str | None, routes: dict[str, Route]) -> dict[str, dict[str, object]]:
+    """Producer -> model parameters; errors name the producer and what is allowed."""
+    if not (text or "").strip():
+        return {}
+    try:
+        data = json.loads(text)  # type: ignore[arg-type]
+    except json.JSONDecodeError as e:
+        raise RoutingError(f"MOVIEGEN_MODEL_PARAMS is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise RoutingError("MOVIEGEN_MODEL_PARAMS: expected a JSON object of PRODUCER -> {parameter: value}")
+    params: dict[str, dict[str, object]] = {}
+    for producer, values in data.items():
+        if producer not in PRODUCER_KINDS:
+            raise RoutingError(f"MOVIEGEN_MODEL_PARAMS: unknown producer {producer!r}; allowed: {', '.join(PRODUCER_KINDS)}")
+        if not isinstance(values, dict):
+            raise RoutingError(f"MOVIEGEN_MODEL_PARAMS.{producer}: expected an object of parameter -> value, got {values!r}")
+        route = routes[producer]
+        if route.provider == "offline" and values:
+            raise RoutingError(f"MOVIEGEN_MODEL_PARAMS.{producer}: {producer} runs offline, which takes no model "
+                               "parameters; route it to a provider in MOVIEGEN_PROVIDERS first")
+        params[producer] = values
+    return params
+
+
+def params_from_env(routes: dict[str, Route] | None = None) -> dict[str, dict[str, object]]:
+    return parse_params(os.environ.get("MOVIEGEN_MODEL_PARAMS"), routes if routes is not None else routes_from_env())
+
+
+def params_fingerprint(params: dict[str, object]) -> str:
+    """A short, stable fingerprint of a producer's parameters, for its code version."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10] if params else ""

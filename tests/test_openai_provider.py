@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from resources.limits import Throttle, parse_model_limits
 from resources.media import mp3_duration_ms, png_size
 from resources.openai_provider import (
     OpenAIImages,
@@ -106,8 +107,10 @@ def test_preflight_refuses_what_a_model_cannot_do(server: FakeOpenAI) -> None:
     with pytest.raises(ProviderError, match="dall-e-2 cannot make landscape images"):
         run(OpenAIImages(session(server), model="dall-e-2").generate("x", style="anime", width=1280, height=720, label="x"))
     speech = OpenAISpeech(session(server))
-    with pytest.raises(ProviderError, match="OpenAI has no voice 'narrator'; allowed: alloy"):
-        run(speech.synthesize("Hello", voice_id="narrator", language="en", emotion=None, max_ms=10000))
+    with pytest.raises(ProviderError, match="gpt-4o-mini-tts has no voice 'bob' for language 'de'; allowed: narrator, female, male, alloy"):
+        run(speech.synthesize("Hallo", voice_id="bob", language="de", emotion=None, max_ms=10000))
+    with pytest.raises(ProviderError, match="gpt-image-1: size come.s. from the movie request"):
+        OpenAIImages(session(server), params={"size": "256x256", "quality": "x"})
     assert server.requests == []  # nothing reached the provider
 
 
@@ -135,3 +138,45 @@ def test_timeouts_are_retried_then_fail_the_call(server: FakeOpenAI) -> None:
     with pytest.raises(ProviderError, match="OpenAI timed out after 1 retry") as e:
         run(OpenAILLM(slow).generate("script", "exactly 1", Script, {}))
     assert e.value.retryable and len(server.calls("/v1/chat/completions")) == 2
+
+
+def test_portable_voices_and_model_parameters_reach_the_model(server: FakeOpenAI) -> None:
+    speech = OpenAISpeech(session(server), params={"speed": 1.1, "instructions": "Speak slowly."})
+    media = run(speech.synthesize("Hola a todos.", voice_id="narrator", language="es", emotion="calm", max_ms=10000))
+    body = server.calls("/v1/audio/speech")[0].body
+    assert body["voice"] == "alloy" == media.extra["voice"]  # the portable narrator on OpenAI
+    assert body["speed"] == 1.1 and body["instructions"] == "Speak slowly."  # configured beats the default tone
+    run(OpenAIImages(session(server), params={"quality": "high", "background": "opaque"})
+        .generate("a map", style="anime", width=640, height=480, label="x"))
+    body = server.calls("/v1/images/generations")[0].body
+    assert (body["quality"], body["background"], body["size"]) == ("high", "opaque", "1536x1024")
+    run(OpenAILLM(session(server), params={"temperature": 0.2}).generate("script", "exactly 1", Script, {}))
+    assert server.calls("/v1/chat/completions")[0].body["temperature"] == 0.2
+
+
+def test_a_model_limit_holds_within_the_provider_limit(server: FakeOpenAI, tmp_path) -> None:  # noqa: ANN001
+    """gpt-image-1 at 1 in flight inside OpenAI's 4: images queue for their model while chat calls
+    keep using the provider's other slots."""
+    server.delay_s = 0.15
+    provider = Throttle("openai", 4, 600, state_dir=tmp_path)
+    image_limit = Throttle("openai:gpt-image-1", 1, 600, state_dir=tmp_path)
+    s = session(server, throttle=provider, model_throttles={"gpt-image-1": image_limit})
+
+    async def both() -> None:
+        images = OpenAIImages(s)
+        llm = OpenAILLM(s)
+        await asyncio.gather(*[images.generate(f"map {i}", style="anime", width=64, height=64, label="x") for i in range(4)],
+                             *[llm.generate("script", "exactly 1", Script, {}) for _ in range(6)])
+
+    run(both())
+    assert len(server.calls("/v1/images/generations")) == 4 and len(server.calls("/v1/chat/completions")) == 6
+    assert server.max_path_in_flight["/v1/images/generations"] == 1
+    assert server.max_in_flight == 4  # the chat calls used the rest of the provider's budget
+
+
+def test_model_limits_parse() -> None:
+    assert parse_model_limits("replicate:minimax/video-01=2/30, openai:gpt-image-1=4/50") == {
+        "replicate": {"minimax/video-01": (2, 30)}, "openai": {"gpt-image-1": (4, 50)}}
+    for bad in ("minimax/video-01=2/30", "replicate:minimax/video-01=2", "acme:x=1/1", "openai:gpt-image-1=0/5"):
+        with pytest.raises(ValueError, match="expected PROVIDER:MODEL=IN_FLIGHT/PER_MINUTE"):
+            parse_model_limits(bad)

@@ -70,8 +70,25 @@ def test_safety_failure_is_not_retried_and_other_failures_name_the_prediction(se
 
 
 def test_preflight_and_missing_token(server: FakeReplicate) -> None:
-    with pytest.raises(ProviderError, match="has no voice 'nova'; allowed: af_alloy"):
-        asyncio.run(ReplicateSpeech(session(server)).synthesize("Hi", voice_id="nova", language="en", emotion=None, max_ms=10000))
+    speech = ReplicateSpeech(session(server))
+    for voice, language, message in [
+        ("nova", "en", "has no voice 'nova' for language 'en'; allowed: narrator, female, male, af_heart"),
+        ("af_bella", "es", "has no voice 'af_bella' for language 'es'; allowed: narrator, female, male, ef_dora"),
+        ("narrator", "de", "does not speak 'de'"),
+    ]:
+        with pytest.raises(ProviderError, match=message):
+            asyncio.run(speech.synthesize("Hi", voice_id=voice, language=language, emotion=None, max_ms=10000))
+    with pytest.raises(ProviderError, match="prompt come.s. from the movie request"):
+        ReplicateImages(session(server), params={"prompt": "x"})
     assert server.requests == []
     with pytest.raises(ProviderError, match="REPLICATE_API_TOKEN is not set"):
         ReplicateSession(api_token="")
+
+
+def test_portable_voice_per_language_and_model_parameters(server: FakeReplicate) -> None:
+    asyncio.run(ReplicateSpeech(session(server)).synthesize("Hola", voice_id="male", language="es", emotion=None, max_ms=10000))
+    assert server.creates()[-1][1]["input"]["voice"] == "em_alex"
+    asyncio.run(ReplicateImages(session(server), params={"go_fast": False, "output_format": "webp"})
+                .generate("a map", style="anime", width=640, height=360, label="x"))
+    sent = server.creates()[-1][1]["input"]
+    assert (sent["go_fast"], sent["output_format"], sent["aspect_ratio"]) == (False, "webp", "16:9")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from resources.routing import Route, RoutingError, parse_routes
+from resources.routing import Route, RoutingError, parse_params, parse_routes
 
 from .conftest import REPO
 from .servers.openai_server import FakeOpenAI
@@ -38,6 +38,17 @@ def test_parse_routes() -> None:
             parse_routes(bad)
 
 
+def test_parse_model_params() -> None:
+    routes = parse_routes("TextToImageProducer=openai")
+    assert parse_params('{"TextToImageProducer": {"quality": "high"}}', routes) == {"TextToImageProducer": {"quality": "high"}}
+    for bad, message in [("{", "is not JSON"), ("[]", "expected a JSON object"),
+                         ('{"Nope": {}}', "unknown producer 'Nope'"),
+                         ('{"TextToImageProducer": 3}', "TextToImageProducer: expected an object"),
+                         ('{"ScriptProducer": {"temperature": 0}}', "ScriptProducer runs offline")]:
+        with pytest.raises(RoutingError, match=message):
+            parse_params(bad, routes)
+
+
 def test_movie_through_openai(home: Path) -> None:
     with FakeOpenAI() as server:
         env = {"MOVIEGEN_PROVIDERS": "*=openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.base_url}
@@ -52,8 +63,9 @@ def test_movie_through_openai(home: Path) -> None:
         assert len(server.calls("/v1/images/generations")) == 6 and len(server.calls("/v1/audio/speech")) == 3
         assert {c.body["voice"] for c in server.calls("/v1/audio/speech")} == {"nova"}
         assert out["cost_usd"] > 0 and out["failed"] == []
-        # Plan: 5 LLM calls (~900 tokens each), 6 images at $0.042, 3 narrations; music and video offline.
-        assert plan["estimated_cost_usd"] == pytest.approx(5 * (600 * 0.15e-6 + 300 * 0.60e-6) + 6 * 0.042 + 3 * 0.15 * 0.012)
+        # Plan: 5 LLM calls (~900 tokens each), 6 landscape images at $0.063 (1536x1024, medium), 3 narrations;
+        # music and video offline.
+        assert plan["estimated_cost_usd"] == pytest.approx(5 * (600 * 0.15e-6 + 300 * 0.60e-6) + 6 * 0.063 + 3 * 0.15 * 0.012)
         status = json.loads(moviegen(home, env, "status", "cw", "--json").stdout)
         assert status["cost_usd"] == out["cost_usd"] and status["revisions"] == 1
         history = json.loads(moviegen(home, env, "history", "cw", "--json").stdout)
@@ -65,6 +77,13 @@ def test_movie_through_openai(home: Path) -> None:
         offline = json.loads(moviegen(home, {}, "plan", "cw", "--json").stdout)
         stale = {i["node"] for i in offline["items"] if i["reason"] == "stale"}
         assert "script" in stale and "segment_image[00_0]" in stale and "music" not in stale
+        # A model parameter is part of its producer's code version: exactly the images are stale.
+        tuned = {**env, "MOVIEGEN_MODEL_PARAMS": '{"TextToImageProducer": {"quality": "high"}}'}
+        plan = json.loads(moviegen(home, tuned, "plan", "cw", "--json").stdout)
+        stale = {i["node"] for i in plan["items"] if i["reason"] == "stale"}
+        assert stale == {f"segment_image[{s:02d}_{i}]" for s in range(3) for i in range(2)}
+        assert plan["provider_calls"] == {"TextToImageProducer": 6}
+        assert plan["estimated_cost_usd"] == pytest.approx(6 * 0.25)  # high quality, landscape
 
 
 def test_missing_key_fails_before_any_call(home: Path) -> None:

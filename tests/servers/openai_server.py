@@ -64,6 +64,8 @@ class FakeOpenAI:
         self.delay_s = 0.0  # added to every normal answer, to make calls overlap
         self.in_flight = 0
         self.max_in_flight = 0
+        self.path_in_flight: dict[str, int] = defaultdict(int)
+        self.max_path_in_flight: dict[str, int] = defaultdict(int)  # per endpoint (one model kind each)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -141,6 +143,9 @@ class FakeOpenAI:
                     server.requests.append(Recorded(self.path, body, dict(self.headers), time.time()))
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    server.path_in_flight[self.path] += 1
+                    server.max_path_in_flight[self.path] = max(server.max_path_in_flight[self.path],
+                                                               server.path_in_flight[self.path])
                     scripted = server.script[self.path].popleft() if server.script[self.path] else None
                     for path, matches, answer in server.rules:
                         if scripted is None and path == self.path and matches(body):
@@ -165,6 +170,7 @@ class FakeOpenAI:
                 finally:
                     with server._lock:
                         server.in_flight -= 1
+                        server.path_in_flight[self.path] -= 1
 
         return Handler
 
