@@ -296,11 +296,20 @@ def timeline_uri(instance: dg.DagsterInstance, store: ArtifactStore, movie: str,
     return rec.uri if rec else None
 
 
-def load_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None) -> dict[str, Any]:
+def load_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None,
+                  *, links: bool = False) -> dict[str, Any]:
+    """The stored timeline (its ``src`` are stable artifact URIs). ``links``: every ``src`` replaced by
+    a URL a render host can fetch (on S3: presigned for the store's ``link_seconds``, or public)."""
     uri = timeline_uri(instance, store, movie, revision)
     if uri is None:
         raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
-    return json.loads(store.read(uri))
+    timeline = json.loads(store.read(uri))
+    if links:
+        for track in timeline["tracks"]:
+            for clip in track["clips"]:
+                if "src" in clip:
+                    clip["src"] = store.link(clip["src"])
+    return timeline
 
 
 def edit(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, edits: list[tuple[str, Any]]) -> EditResult:

@@ -202,8 +202,13 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     from . import api
 
     instance, store = _context()
-    if args.print:
-        _print_json(api.load_timeline(instance, store, args.movie, args.revision))
+    if args.print or args.out:
+        timeline = api.load_timeline(instance, store, args.movie, args.revision, links=True)
+        if args.out:
+            Path(args.out).write_text(json.dumps(timeline, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            print(args.out)
+        else:
+            _print_json(timeline)
         return 0
     uri = api.timeline_uri(instance, store, args.movie, args.revision)
     if uri is None:
@@ -249,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("timeline", help="print the location of the movie's timeline")
     p.add_argument("movie")
     p.add_argument("--revision", type=int, help="the timeline of an earlier revision (see `moviegen history`)")
-    p.add_argument("--print", action="store_true", help="print the timeline JSON itself")
+    p.add_argument("--print", action="store_true",
+                   help="print the timeline JSON with links a render host can fetch (presigned on S3)")
+    p.add_argument("--out", help="write that JSON to this file instead")
     p.set_defaults(func=cmd_timeline)
 
     p = sub.add_parser("edit", help="change the request: --set PATH=VALUE, --unset PATH, --file EDITS.yaml")

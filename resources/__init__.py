@@ -233,7 +233,8 @@ def default_resources(routes: dict[str, Route] | None = None) -> dict[str, dg.Co
         return {p: json.dumps(v, sort_keys=True) for p, v in params.items() if PRODUCER_KINDS[p] == kind and v}
 
     return {
-        "store": ArtifactStore(),
+        "store": ArtifactStore(aws_access_key_id=_env_secret("AWS_ACCESS_KEY_ID"),
+                               aws_secret_access_key=_env_secret("AWS_SECRET_ACCESS_KEY")),
         "openai": OpenAIResource(
             api_key=_env_secret("OPENAI_API_KEY"), base_url=_env_secret("OPENAI_BASE_URL"),
             max_in_flight=_env_int("MOVIEGEN_OPENAI_MAX_IN_FLIGHT", 8),

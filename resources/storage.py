@@ -1,91 +1,267 @@
-"""Artifact storage: one abstraction over local disk and object stores (UPath paths).
+"""Artifact storage: one resource over local disk and S3-compatible object storage.
 
-Layout: ``{root}/movies/{movie}/{asset}/{partition}/{version}.{ext}``. The version is the content
-hash, so a new version never overwrites an old one and every earlier timeline stays playable; writing
-the same content twice is a no-op. Local writes go to a temporary file in the same folder and are
-renamed into place, so a crash never leaves a half-written file at a final path.
+Layout (both backends): ``{root}/movies/{movie}/{asset}/{partition}/{version}.{ext}``. The version is
+the content hash, so a new version never overwrites an old one and every earlier timeline stays
+playable; writing the same content twice is a no-op.
+
+* Local disk: a write goes to a temporary file in the same folder, is fsynced and renamed into place,
+  so a crash never leaves a half-written file at a final path.
+* S3 (``root = s3://bucket/prefix``): one PUT per object through a boto3 client made by dagster-aws;
+  an object store makes a PUT visible all at once or not at all. Works with AWS and any S3-compatible
+  store (``AWS_ENDPOINT_URL``). Credentials come from the environment (``AWS_ACCESS_KEY_ID`` /
+  ``AWS_SECRET_ACCESS_KEY`` as Dagster ``EnvVar``\\ s, or the standard AWS chain: profile, instance
+  role); they are never stored or logged.
+
+Artifacts are addressed by a stable URI (``file://...`` or ``s3://bucket/key``) in metadata and
+timelines; :meth:`ArtifactStore.link` turns one into a URL a render host can fetch: the file URI on
+disk, a presigned GET with a configurable lifetime, or a public URL when the bucket is public.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
 
 import dagster as dg
 from pydantic import Field
-from upath import UPath
+
+STORAGE_ENV = "MOVIEGEN_STORAGE"  # a folder or s3://bucket/prefix
 
 
 def default_root() -> str:
+    configured = os.environ.get(STORAGE_ENV, "").strip()
+    if configured:
+        return configured
     home = os.environ.get("DAGSTER_HOME") or str(Path(__file__).resolve().parent.parent / "dagster_home")
     return str(Path(home) / "artifacts")
 
 
+class StorageError(Exception):
+    """Storage is misconfigured or unreachable; the message says what to fix."""
+
+
+class _Local:
+    def __init__(self, root: str):
+        self.root = Path(unquote(root.removeprefix("file://"))).expanduser().absolute()
+
+    def uri(self, rel: str) -> str:
+        return (self.root / rel).as_uri()
+
+    def rel_of(self, uri: str) -> str | None:
+        if not uri.startswith("file://"):
+            return None
+        try:
+            return str(Path(unquote(urlparse(uri).path)).relative_to(self.root))
+        except ValueError:
+            return None
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).exists()
+
+    def put(self, rel: str, data: bytes) -> None:
+        final = self.root / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get(self, rel: str) -> bytes:
+        return (self.root / rel).read_bytes()
+
+    def get_uri(self, uri: str) -> bytes:
+        return Path(unquote(urlparse(uri).path)).read_bytes()
+
+    def names(self, rel: str) -> list[str]:
+        try:
+            return sorted(p.name for p in (self.root / rel).iterdir() if p.is_file() and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def link(self, uri: str) -> str:
+        return uri
+
+
+class _S3:
+    def __init__(self, root: str, client: Any, lifetime_s: int, public_url: str):
+        parsed = urlparse(root)
+        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
+        if not self.bucket:
+            raise StorageError(f"storage root {root!r}: expected s3://BUCKET[/PREFIX]")
+        self.client, self.lifetime_s, self.public_url = client, lifetime_s, public_url.rstrip("/")
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def uri(self, rel: str) -> str:
+        return f"s3://{self.bucket}/{self.key(rel)}"
+
+    def rel_of(self, uri: str) -> str | None:
+        start = f"s3://{self.bucket}/" + (f"{self.prefix}/" if self.prefix else "")
+        return uri[len(start):] if uri.startswith(start) else None
+
+    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(**kwargs)
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise FileNotFoundError(what) from None
+            if code == "NoSuchBucket":
+                raise StorageError(f"bucket {self.bucket!r} does not exist (storage root s3://{self.bucket}/{self.prefix}); "
+                                   "create it or set MOVIEGEN_STORAGE to an existing bucket") from None
+            if code in ("AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "403"):
+                raise StorageError(f"S3 refused {what} ({code}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
+                                   f"and the bucket policy of {self.bucket!r}") from None
+            raise StorageError(f"S3 error on {what}: {code or e}") from None
+        except BotoCoreError as e:
+            raise StorageError(f"cannot reach S3 for {what}: {e}") from None
+
+    def exists(self, rel: str) -> bool:
+        try:
+            self._call(rel, self.client.head_object, Bucket=self.bucket, Key=self.key(rel))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def put(self, rel: str, data: bytes) -> None:
+        self._call(rel, self.client.put_object, Bucket=self.bucket, Key=self.key(rel), Body=data,
+                   ContentType=_content_type(rel))
+
+    def _get_key(self, key: str, what: str) -> bytes:
+        return self._call(what, self.client.get_object, Bucket=self.bucket, Key=key)["Body"].read()
+
+    def get(self, rel: str) -> bytes:
+        return self._get_key(self.key(rel), rel)
+
+    def get_uri(self, uri: str) -> bytes:
+        parsed = urlparse(uri)
+        if parsed.netloc != self.bucket:
+            raise StorageError(f"{uri} is outside the configured bucket {self.bucket!r}")
+        return self._get_key(parsed.path.lstrip("/"), uri)
+
+    def names(self, rel: str) -> list[str]:
+        prefix = self.key(rel).rstrip("/") + "/"
+        out: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in self._call(rel, paginator.paginate, Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+            out += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
+        return sorted(n for n in out if n and not n.startswith("."))
+
+    def link(self, uri: str) -> str:
+        parsed = urlparse(uri)
+        key = parsed.path.lstrip("/")
+        if self.public_url:
+            return f"{self.public_url}/{quote(key)}"
+        return self.client.generate_presigned_url("get_object", Params={"Bucket": parsed.netloc, "Key": key},
+                                                  ExpiresIn=self.lifetime_s)
+
+
+_TYPES = {"json": "application/json", "png": "image/png", "jpg": "image/jpeg", "mp3": "audio/mpeg", "mp4": "video/mp4",
+          "txt": "text/plain; charset=utf-8", "yaml": "application/yaml"}
+
+
+def _content_type(rel: str) -> str:
+    return _TYPES.get(rel.rsplit(".", 1)[-1], "application/octet-stream")
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_client(endpoint_url: str, region: str, key_id: str, secret: str) -> Any:
+    """A boto3 S3 client with dagster-aws's retry configuration (adaptive retries on throttling and
+    5xx), SigV4 and path-style addressing, which work on AWS and on every S3-compatible store."""
+    import boto3
+    from botocore.config import Config
+    from dagster_aws.utils import construct_boto_client_retry_config
+
+    config = construct_boto_client_retry_config(5).merge(Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    session = boto3.session.Session(aws_access_key_id=key_id or None, aws_secret_access_key=secret or None,
+                                    region_name=region)
+    return session.client("s3", endpoint_url=endpoint_url or None, config=config)
+
+
 class ArtifactStore(dg.ConfigurableResource):
-    """Where artifacts live. ``root`` is a local folder or a URL (``s3://bucket/prefix``)."""
+    """Where artifacts live: a local folder, or ``s3://bucket/prefix`` (from MOVIEGEN_STORAGE)."""
 
-    root: str = Field(default="", description="Local folder or URL; empty means $DAGSTER_HOME/artifacts.")
+    root: str = Field(default="", description="Local folder or s3://bucket/prefix; empty: MOVIEGEN_STORAGE, "
+                                              "else $DAGSTER_HOME/artifacts.")
+    endpoint_url: str = Field(default="", description="S3-compatible endpoint (empty: AWS_ENDPOINT_URL or AWS).")
+    region_name: str = Field(default="", description="S3 region (empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).")
+    aws_access_key_id: str = Field(default="", description="From AWS_ACCESS_KEY_ID (empty: the AWS credential chain).")
+    aws_secret_access_key: str = Field(default="", description="From AWS_SECRET_ACCESS_KEY (empty: the AWS credential chain).")
+    link_seconds: int = Field(default=0, ge=0, le=604800, description="Lifetime of presigned links "
+                                                                     "(empty: MOVIEGEN_LINK_SECONDS, else 86400; S3 allows at most 7 days).")
+    public_url: str = Field(default="", description="Base URL of a public bucket: links are PUBLIC_URL/KEY instead of "
+                                                    "presigned (empty: MOVIEGEN_PUBLIC_URL).")
 
-    def _root(self) -> UPath:
-        return UPath(self.root or default_root())
+    def _backend(self) -> _Local | _S3:
+        root = self.root or default_root()
+        if not root.startswith("s3://"):
+            if "://" in root and not root.startswith("file://"):
+                raise StorageError(f"storage root {root!r}: expected a folder, file://... or s3://BUCKET[/PREFIX]")
+            return _Local(root)
+        region = self.region_name or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        lifetime = self.link_seconds or int(os.environ.get("MOVIEGEN_LINK_SECONDS") or 86400)
+        env = os.environ.get
+        client = _s3_client(self.endpoint_url or env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL") or "", region,
+                            self.aws_access_key_id or env("AWS_ACCESS_KEY_ID", ""),
+                            self.aws_secret_access_key or env("AWS_SECRET_ACCESS_KEY", ""))
+        return _S3(root, client, lifetime, self.public_url or os.environ.get("MOVIEGEN_PUBLIC_URL", ""))
 
-    def path(self, relpath: str) -> UPath:
-        return self._root() / relpath
+    @property
+    def is_remote(self) -> bool:
+        return isinstance(self._backend(), _S3)
 
     def uri(self, relpath: str) -> str:
-        p = self.path(relpath)
-        return p.as_uri() if p.protocol in ("", "file", "local") else str(p)
+        return self._backend().uri(relpath)
 
     def artifact_relpath(self, movie: str, asset: str, partition: str | None, version: str, ext: str) -> str:
         return f"movies/{movie}/{asset}/{partition or '_'}/{version[:16]}.{ext}"
 
     def write(self, relpath: str, data: bytes, *, immutable: bool = False) -> str:
         """Write bytes atomically and return the URI. ``immutable``: the path names its content (a
-        content-hash version), so an existing file is already right and is left as it is."""
-        target = self.path(relpath)
-        if immutable and target.exists():
-            return self.uri(relpath)
-        if target.protocol in ("", "file", "local"):
-            final = Path(target.path)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, final)
-            finally:
-                tmp.unlink(missing_ok=True)
-        else:
-            # Object stores make a single PUT visible all at once, never partially.
-            target.write_bytes(data)
-        return self.uri(relpath)
+        content-hash version), so an existing object is already right and is left as it is."""
+        backend = self._backend()
+        if not (immutable and backend.exists(relpath)):
+            backend.put(relpath, data)
+        return backend.uri(relpath)
 
     def write_text(self, relpath: str, text: str) -> str:
         return self.write(relpath, text.encode("utf-8"))
 
     def read(self, uri_or_relpath: str) -> bytes:
         """Read an artifact by URI or relative path; FileNotFoundError names what is missing."""
-        p = UPath(uri_or_relpath) if "://" in uri_or_relpath else self.path(uri_or_relpath)
+        backend = self._backend()
         try:
-            return p.read_bytes()
+            if "://" not in uri_or_relpath:
+                return backend.get(uri_or_relpath)
+            rel = backend.rel_of(uri_or_relpath)
+            return backend.get(rel) if rel is not None else backend.get_uri(uri_or_relpath)
         except FileNotFoundError:
             raise FileNotFoundError(f"artifact not found: {uri_or_relpath}") from None
 
     def list(self, relfolder: str) -> list[str]:
         """Names of the files in a folder, sorted ([] when it does not exist)."""
-        folder = self.path(relfolder)
-        try:
-            return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-        except FileNotFoundError:
-            return []
+        return self._backend().names(relfolder)
 
     def exists(self, relpath: str) -> bool:
-        return self.path(relpath).exists()
+        return self._backend().exists(relpath)
+
+    def link(self, uri: str) -> str:
+        """A URL a render host can fetch for an artifact URI: the file URI on disk; on S3 a presigned
+        GET valid for ``link_seconds`` or, for a public bucket, ``public_url``/key."""
+        return self._backend().link(uri)
 
     def local_path(self, uri: str) -> Path | None:
-        """The file behind a local URI, for tools that want a path."""
-        p = UPath(uri)
-        return Path(p.path) if p.protocol in ("", "file", "local") else None
+        """The file behind a local URI, for tools that want a path (None on S3)."""
+        return Path(unquote(urlparse(uri).path)) if uri.startswith("file://") else None

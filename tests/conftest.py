@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,10 @@ import pytest
 from movie_assets.request import MovieRequest, parse_request
 from resources import ArtifactStore
 
+from .servers.s3_server import SeaweedS3
+
 REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -27,6 +33,20 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """A real S3-compatible server (SeaweedFS) on loopback, shared by the session's tests."""
+    with SeaweedS3(tmp_path_factory.mktemp("seaweed")) as server:
+        yield server
+
+
+def moviegen(home: Path, env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The CLI in its own process, on ``home``, with only ``env``'s moviegen/provider/storage settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_", "REPLICATE_", "AWS_"))}
+    return subprocess.run([str(BIN / "moviegen"), *args], cwd=REPO, env={**clean, "DAGSTER_HOME": str(home), **env},
+                          capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture

@@ -4,26 +4,15 @@ against a local OpenAI-protocol server; the recorded calls match the plan."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from resources.routing import Route, RoutingError, parse_params, parse_routes
 
-from .conftest import REPO
+from .conftest import REPO, moviegen
 from .servers.openai_server import FakeOpenAI
 from .servers.replicate_server import FakeReplicate
-
-BIN = Path(sys.executable).parent
-
-
-def moviegen(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_", "REPLICATE_"))}
-    return subprocess.run([str(BIN / "moviegen"), *args], cwd=REPO, env={**full, "DAGSTER_HOME": str(home), **env},
-                          capture_output=True, text=True, timeout=300)
 
 
 def test_parse_routes() -> None:
