@@ -32,7 +32,7 @@ from .catalog import MovieState, load_state
 from .codeversions import ARTIFACT_CODE_VERSIONS
 from .edits import EditResult, edit_movie, list_edits
 from .engine import Reason
-from .locks import MOVIE_TAG, generation_lock
+from .locks import IN_PROCESS, KIND_TAG, MOVIE_TAG, generation_lock
 from .movies import MovieNotFound, load_movie_request, movie_exists, register_movie
 from .progress import (
     add_listener,
@@ -225,16 +225,22 @@ def generate(
         run_id, success, report = None, True, {"provider_calls": {}, "built": [], "failed": {}, "skipped": [], "cost_usd": 0.0}
         if p.items:
             run_id, success, report = _run_build(instance, store, movie, p, latency, latency_scale, on_progress, resource_config)
-        blueprint = expand(load_movie_request(store, movie))
-        state = load_state(instance, movie, blueprint.nodes)
-        revision = write_revision(store, movie, blueprint=blueprint, state=state, run_id=run_id, report=report,
-                                  edits=list_edits(store, movie))
+        revision = record_revision(instance, store, movie, run_id, report)
     return GenerateResult(
         movie=movie, run_id=run_id, success=success and not report["failed"],
         provider_calls=report["provider_calls"], built=report["built"], failed=report["failed"],
         timeline=revision["timeline"], seconds=time.monotonic() - started, revision=revision["revision"],
         skipped=report.get("skipped", []), cost_usd=float(report.get("cost_usd", 0.0)),
     )
+
+
+def record_revision(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, run_id: str | None,
+                    report: dict[str, Any]) -> dict[str, Any]:
+    """Record the revision a generation leaves: the artifact versions the movie now uses."""
+    blueprint = expand(load_movie_request(store, movie))
+    state = load_state(instance, movie, blueprint.nodes)
+    return write_revision(store, movie, blueprint=blueprint, state=state, run_id=run_id, report=report,
+                          edits=list_edits(store, movie))
 
 
 def _run_build(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, p: Plan,
@@ -265,7 +271,7 @@ def _run_build(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, p
     try:
         result = dg.execute_job(
             _recon_job(), instance, run_config=run_config, asset_selection=selection,
-            tags={MOVIE_TAG: movie, "moviegen/kind": "generate", "dagster/partition": movie}, raise_on_error=False,
+            tags={MOVIE_TAG: movie, KIND_TAG: IN_PROCESS, "dagster/partition": movie}, raise_on_error=False,
         )
     finally:
         if on_progress:

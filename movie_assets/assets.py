@@ -64,8 +64,9 @@ from .catalog import INPUT_VERSION_TAG, load_state
 from .checks import CHECK_SPECS, CHECKS, CHECKS_BY_ASSET, problem
 from .codeversions import ARTIFACT_CODE_VERSIONS
 from .engine import BuildEngine, Built, Clients, Failed, Reason, Skipped
+from .locks import generation_lock
 from .movies import load_movie_request
-from .progress import notify, read_run_failures, write_run_report
+from .progress import notify, read_run_failures, run_report_relpath, write_run_report
 
 INPUTS_GROUP = "inputs"
 
@@ -121,10 +122,40 @@ ARTIFACT_SPECS: dict[str, dg.AssetSpec] = {d.name: _artifact_spec(d) for d in AR
 
 
 class BuildConfig(dg.Config):
-    """Set by ``moviegen generate``: the exact partitions to build. Empty for UI/CLI partition runs."""
+    """Set by ``moviegen generate``: the exact partitions to build. Empty for UI/CLI partition runs.
+    ``generation``: plan the movie when the step starts and record a revision at its end (the
+    `generate_movie` job: sensor runs and UI launches)."""
 
-    movie: str = Field(default="", description="Movie id whose partitions `nodes` lists.")
+    movie: str = Field(default="", description="Movie id whose partitions `nodes` lists (generation: default the run's partition).")
     nodes: dict[str, str] = Field(default_factory=dict, description="Node key -> reason, e.g. 'segment_image[03_2]': 'missing'.")
+    generation: bool = Field(default=False, description="Build everything the movie's plan shows, holding its generation "
+                                                        "lock, and record a revision.")
+
+
+GENERATION_WAIT_S = 6 * 3600  # a generation run waits this long for another generation of its movie
+
+
+def generation_events(context: dg.AssetExecutionContext, movie: str, clients: Clients, store: ArtifactStore) -> Iterator[Any]:
+    """A whole generation inside the run: wait for the movie's lock, plan, build, record a revision
+    (also when some partitions failed: every other partition is kept and listed)."""
+    from .api import plan, record_revision
+
+    with generation_lock(context.instance, movie, GENERATION_WAIT_S, run_id=context.run.run_id):
+        p = plan(context.instance, store, movie)
+        targets = {NodeKey.parse(i.node): i.reason for i in p.items}
+        context.log.info(f"movie {movie}: {len(targets)} partition(s) to build, {sum(p.provider_calls.values())} provider call(s)")
+        try:
+            if targets:
+                yield from build_events(context, movie, targets, clients, store)
+        finally:
+            report = {"provider_calls": {}, "built": [], "failed": {}, "skipped": [], "cost_usd": 0.0}
+            if targets:
+                try:
+                    report = json.loads(store.read(run_report_relpath(movie, context.run.run_id)))
+                except FileNotFoundError:
+                    report["failed"] = {"movie_build": "the run stopped before its report was written"}
+            revision = record_revision(context.instance, store, movie, context.run.run_id if targets else None, report)
+            context.log.info(f"movie {movie}: revision {revision['revision']}, timeline {revision['timeline']}")
 
 
 def _targets_from_partitions(context: dg.AssetExecutionContext) -> dict[str, dict[NodeKey, str]]:
@@ -349,6 +380,12 @@ def _build_step(level: Level) -> dg.AssetsDefinition:
     ) -> Iterator[Any]:
         """Build movie artifacts: the partitions of this run, or the exact set a generation asks for."""
         clients = Clients(llm=llm, speech=speech, images=images, video=video, music=music, openai=openai, replicate=replicate)
+        if config.generation:
+            movie = config.movie or (context.partition_key if context.has_partition_key else "")
+            if not movie or "|" in movie:
+                raise dg.Failure(f"a generation builds a whole movie: run it for a movie partition, not {movie!r}")
+            yield from generation_events(context, movie, clients, store)
+            return
         if config.movie:
             by_movie = {config.movie: {NodeKey.parse(k): reason for k, reason in config.nodes.items()}}
         elif context.has_partition_key or context.has_partition_key_range:
@@ -363,3 +400,13 @@ def _build_step(level: Level) -> dg.AssetsDefinition:
 
 BUILD_STEPS = {Level.movie: "movie_build", Level.segment: "segment_build", Level.image: "image_build"}
 BUILD_ASSETS = [_build_step(level) for level in Level]
+MOVIE_LEVEL_KEYS = [spec.key for name, spec in ARTIFACT_SPECS.items() if ARTIFACTS[name].level is Level.movie]
+
+GENERATE_JOB = "generate_movie"
+generate_movie_job = dg.define_asset_job(
+    GENERATE_JOB,
+    selection=dg.AssetSelection.assets(*MOVIE_LEVEL_KEYS),
+    config={"ops": {BUILD_STEPS[Level.movie]: {"config": {"generation": True}}}},
+    description="Generate a movie (pick its partition): builds exactly what its plan shows — every level, in one step — "
+                "and records a revision. The inbox sensor launches this job; so can the UI.",
+)

@@ -23,7 +23,13 @@ from resources import ArtifactStore
 
 from .blueprint import INPUTS, input_partitions, input_values
 from .movies import load_movie_request, observe_inputs, save_movie_request
-from .request import MovieRequest, RequestError, SegmentOverrides, parse_request
+from .request import (
+    MovieRequest,
+    RequestError,
+    SegmentOverrides,
+    parse_request,
+    yaml_load,
+)
 from .versions import value_version
 
 UNSET = object()
@@ -73,7 +79,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         raise RequestError([f"--set {text!r}: expected PATH=VALUE, e.g. voice_id=nova or segments.1.narration='New text'"])
     path, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     if isinstance(value, dict | list):
@@ -85,7 +91,7 @@ def load_edits_file(path: str | Path) -> list[tuple[str, Any]]:
     """A YAML/JSON mapping of PATH: VALUE (``null`` removes an override)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RequestError([f"edits file: {str(path)!r} does not exist"]) from None
     except yaml.YAMLError as e:

@@ -2,8 +2,12 @@
 
 A generation holds an exclusive lock file under $DAGSTER_HOME/locks (fcntl: released by the OS if
 the process dies, so a crash never leaves a stale lock). A second ``generate`` of the same movie
-waits for it or refuses with a clear message. Generation runs are tagged ``moviegen/movie``; one
-still marked in progress while the lock is free was left by a dead process and is marked failed.
+waits for it or refuses with a clear message. Generation runs are tagged ``moviegen/movie``.
+
+A generation started in-process (``moviegen generate``, the Python API) that is still marked in
+progress while the lock is free was left by a dead process and is marked failed here. Runs launched
+by the daemon (sensor, UI, queued) are watched by Dagster's own run monitoring instead, and a queued
+run is never touched: it is waiting its turn.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from pathlib import Path
 import dagster as dg
 
 MOVIE_TAG = "moviegen/movie"
+KIND_TAG = "moviegen/kind"
+IN_PROCESS = "generate"  # the kind of a generation run executed inside the caller's process
 
 
 class MovieBusy(RuntimeError):
@@ -32,7 +38,8 @@ def _lock_dir(instance: dg.DagsterInstance) -> Path:
 
 
 @contextmanager
-def generation_lock(instance: dg.DagsterInstance, movie: str, wait_s: float = 0.0) -> Iterator[None]:
+def generation_lock(instance: dg.DagsterInstance, movie: str, wait_s: float = 0.0, run_id: str | None = None) -> Iterator[None]:
+    """Hold the movie's generation lock; ``run_id`` is the run holding it from inside (not an orphan)."""
     path = _lock_dir(instance) / f"{movie}.lock"
     with open(path, "a+") as f:
         deadline = time.monotonic() + wait_s
@@ -51,10 +58,10 @@ def generation_lock(instance: dg.DagsterInstance, movie: str, wait_s: float = 0.
                 time.sleep(0.2)
         f.seek(0)
         f.truncate()
-        f.write(f"pid {os.getpid()}")
+        f.write(f"pid {os.getpid()}" + (f" (run {run_id})" if run_id else ""))
         f.flush()
         try:
-            _fail_orphaned_runs(instance, movie)
+            _fail_orphaned_runs(instance, movie, run_id)
             yield
         finally:
             f.seek(0)
@@ -62,16 +69,17 @@ def generation_lock(instance: dg.DagsterInstance, movie: str, wait_s: float = 0.
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _fail_orphaned_runs(instance: dg.DagsterInstance, movie: str) -> None:
-    """Generation runs of this movie that still look in progress while we hold its lock belong to a
-    process that died (killed, crashed): mark them failed, so Dagster and the next plan treat what
-    they had not finished as failed and retry it."""
+def _fail_orphaned_runs(instance: dg.DagsterInstance, movie: str, own_run_id: str | None) -> None:
+    """In-process generation runs of this movie that still look in progress while we hold its lock
+    belong to a process that died (killed, crashed): mark them failed, so Dagster and the next plan
+    treat what they had not finished as failed and retry it."""
     orphans = instance.get_run_records(
-        dg.RunsFilter(tags={MOVIE_TAG: movie},
-                      statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING,
-                                dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]),
+        dg.RunsFilter(tags={MOVIE_TAG: movie, KIND_TAG: IN_PROCESS},
+                      statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]),
     )
     for record in orphans:
+        if record.dagster_run.run_id == own_run_id:
+            continue
         instance.report_run_failed(
             record.dagster_run,
             "The process running this generation stopped before it finished (found by the next generation).",

@@ -267,6 +267,30 @@ def parse_request(data: Any) -> MovieRequest:
         raise RequestError(problems) from None
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML without YAML 1.1's base-60 numbers: ``aspect_ratio: 16:9`` stays the text "16:9" instead
+    of becoming 969, and ``12:30`` is not 750."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML the way a person reads it (see _Loader)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_request(path: str | Path) -> MovieRequest:
     """Read a YAML or JSON request file."""
     path = Path(path)
@@ -275,7 +299,7 @@ def load_request(path: str | Path) -> MovieRequest:
     except FileNotFoundError:
         raise RequestError([f"request file: {str(path)!r} does not exist"]) from None
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         raise RequestError([f"request file: {str(path)!r} is not valid {path.suffix.lstrip('.') or 'YAML'}: {e}"]) from None
     return parse_request(data)

@@ -217,11 +217,28 @@ def _env_int(name: str, default: int) -> int:
     return int(value)
 
 
+def _env_latency() -> dict[str, object]:
+    """Offline providers' simulated latency from MOVIEGEN_OFFLINE_LATENCY (none, median, scaled) and
+    MOVIEGEN_OFFLINE_LATENCY_SCALE, for demos and benchmarks of runs no one configures by hand (sensor)."""
+    value = os.environ.get("MOVIEGEN_OFFLINE_LATENCY", "").strip()
+    if not value:
+        return {}
+    allowed = [p.value for p in LatencyProfile]
+    if value not in allowed:
+        raise ValueError(f"MOVIEGEN_OFFLINE_LATENCY={value!r}: allowed: {', '.join(allowed)}")
+    scale = os.environ.get("MOVIEGEN_OFFLINE_LATENCY_SCALE", "").strip()
+    try:
+        return {"latency": LatencyProfile(value), **({"latency_scale": float(scale)} if scale else {})}
+    except ValueError:
+        raise ValueError(f"MOVIEGEN_OFFLINE_LATENCY_SCALE={scale!r}: expected a number above 0") from None
+
+
 def default_resources(routes: dict[str, Route] | None = None) -> dict[str, dg.ConfigurableResource]:
     """The resources, routed per producer (MOVIEGEN_PROVIDERS), with the same keys in every setup."""
     routes = routes if routes is not None else routes_from_env()
     params = params_from_env(routes)
     model_limits = parse_model_limits(os.environ.get("MOVIEGEN_MODEL_LIMITS"))
+    latency = _env_latency()
 
     def limits_of(provider: str) -> dict[str, str]:
         return {m: f"{n}/{rpm}" for m, (n, rpm) in model_limits.get(provider, {}).items()}
@@ -247,9 +264,9 @@ def default_resources(routes: dict[str, Route] | None = None) -> dict[str, dg.Co
             requests_per_minute=_env_int("MOVIEGEN_REPLICATE_RPM", 600),
             max_attempts=_env_int("MOVIEGEN_REPLICATE_MAX_ATTEMPTS", 4), model_limits=limits_of("replicate"),
         ),
-        "llm": LLMResource(routes=kind_routes("llm"), params=kind_params("llm")),
-        "speech": SpeechResource(routes=kind_routes("speech"), params=kind_params("speech")),
-        "images": ImagesResource(routes=kind_routes("images"), params=kind_params("images")),
-        "video": VideoResource(routes=kind_routes("video"), params=kind_params("video")),
-        "music": MusicResource(routes=kind_routes("music"), params=kind_params("music")),
+        "llm": LLMResource(routes=kind_routes("llm"), params=kind_params("llm"), **latency),
+        "speech": SpeechResource(routes=kind_routes("speech"), params=kind_params("speech"), **latency),
+        "images": ImagesResource(routes=kind_routes("images"), params=kind_params("images"), **latency),
+        "video": VideoResource(routes=kind_routes("video"), params=kind_params("video"), **latency),
+        "music": MusicResource(routes=kind_routes("music"), params=kind_params("music"), **latency),
     }

@@ -78,14 +78,29 @@ class _Local:
     def get(self, rel: str) -> bytes:
         return (self.root / rel).read_bytes()
 
+    def delete(self, rel: str) -> None:
+        (self.root / rel).unlink(missing_ok=True)
+
     def get_uri(self, uri: str) -> bytes:
         return Path(unquote(urlparse(uri).path)).read_bytes()
 
     def names(self, rel: str) -> list[str]:
+        return sorted(self.fingerprints(rel))
+
+    def fingerprints(self, rel: str) -> dict[str, str]:
         try:
-            return sorted(p.name for p in (self.root / rel).iterdir() if p.is_file() and not p.name.startswith("."))
+            entries = [p for p in (self.root / rel).iterdir() if not p.name.startswith(".")]
         except FileNotFoundError:
-            return []
+            return {}
+        out = {}
+        for p in entries:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            if p.is_file():
+                out[p.name] = f"{st.st_size}-{st.st_mtime_ns}"
+        return out
 
     def link(self, uri: str) -> str:
         return uri
@@ -139,6 +154,9 @@ class _S3:
         self._call(rel, self.client.put_object, Bucket=self.bucket, Key=self.key(rel), Body=data,
                    ContentType=_content_type(rel))
 
+    def delete(self, rel: str) -> None:
+        self._call(rel, self.client.delete_object, Bucket=self.bucket, Key=self.key(rel))
+
     def _get_key(self, key: str, what: str) -> bytes:
         return self._call(what, self.client.get_object, Bucket=self.bucket, Key=key)["Body"].read()
 
@@ -152,12 +170,18 @@ class _S3:
         return self._get_key(parsed.path.lstrip("/"), uri)
 
     def names(self, rel: str) -> list[str]:
-        prefix = self.key(rel).rstrip("/") + "/"
-        out: list[str] = []
+        return sorted(self.fingerprints(rel))
+
+    def fingerprints(self, rel: str) -> dict[str, str]:
+        prefix = self.key(rel).rstrip("/") + "/" if rel else (f"{self.prefix}/" if self.prefix else "")
+        out: dict[str, str] = {}
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in self._call(rel, paginator.paginate, Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
-            out += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
-        return sorted(n for n in out if n and not n.startswith("."))
+        for page in self._call(rel, lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"))):
+            for o in page.get("Contents", []):
+                name = o["Key"][len(prefix):]
+                if name and not name.startswith("."):
+                    out[name] = str(o.get("ETag", "")).strip('"')
+        return out
 
     def link(self, uri: str) -> str:
         parsed = urlparse(uri)
@@ -254,8 +278,17 @@ class ArtifactStore(dg.ConfigurableResource):
         """Names of the files in a folder, sorted ([] when it does not exist)."""
         return self._backend().names(relfolder)
 
+    def fingerprints(self, relfolder: str) -> dict[str, str]:
+        """Name -> a fingerprint that changes when the file is replaced (size+mtime on disk, ETag on
+        S3), for the files of a folder."""
+        return self._backend().fingerprints(relfolder)
+
     def exists(self, relpath: str) -> bool:
         return self._backend().exists(relpath)
+
+    def delete(self, relpath: str) -> None:
+        """Remove a file (for inbox reports; artifacts are never deleted). Missing is fine."""
+        self._backend().delete(relpath)
 
     def link(self, uri: str) -> str:
         """A URL a render host can fetch for an artifact URI: the file URI on disk; on S3 a presigned

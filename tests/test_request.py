@@ -105,3 +105,11 @@ def test_load_request_files(tmp_path: Path) -> None:
         load_request(tmp_path / "bad.yaml")
     with pytest.raises(RequestError, match="does not exist"):
         load_request(tmp_path / "missing.yaml")
+
+
+def test_unquoted_aspect_ratio_in_yaml_is_the_ratio(tmp_path: Path) -> None:
+    """YAML 1.1 reads 16:9 as the base-60 number 969; requests read it as people mean it."""
+    path = tmp_path / "r.yaml"
+    path.write_text("inquiry_prompt: Tell me about rivers\naspect_ratio: 9:16\nduration_seconds: 20\n")
+    request = load_request(path)
+    assert request.aspect_ratio.value == "9:16" and request.duration_seconds == 20
