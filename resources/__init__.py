@@ -51,15 +51,15 @@ class _ConnectionResource(dg.ConfigurableResource):
     )
 
     def _limits(self, key: str):  # noqa: ANN202
-        from .limits import Throttle
+        from .limits import make_throttle
         from .retry import RetryPolicy
 
         models = {}
         for model, value in self.model_limits.items():
             in_flight, _, rpm = value.partition("/")
-            models[model] = Throttle(f"{key}:{model}", int(in_flight), int(rpm))
+            models[model] = make_throttle(f"{key}:{model}", int(in_flight), int(rpm))
         return (RetryPolicy(max_attempts=self.max_attempts, max_total_wait_s=self.max_total_wait_s),
-                Throttle(key, self.max_in_flight, self.requests_per_minute), models)
+                make_throttle(key, self.max_in_flight, self.requests_per_minute), models)
 
 
 class OpenAIResource(_ConnectionResource):
