@@ -35,6 +35,7 @@ dev: install
 bench: install
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_regenerate.py
+	$(BIN)/python bench/bench_sensor.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -61,12 +61,15 @@ def test_production_configuration_generates_on_postgres_and_s3(tmp_path: Path, p
                 time.sleep(0.5)
         else:
             raise AssertionError("no movie from the S3 inbox in 120 s:\n" + daemon.log_text()[-4000:])
+        # The revision is written at the end of the step; the run finishes just after.
+        while time.monotonic() < deadline and _run_statuses(pg) != ["SUCCESS"] * 3:
+            time.sleep(0.5)
     assert revision["failed"] == {} and revision["calls"] > 0
 
     # Everything Dagster knows lives in PostgreSQL; nothing fell back to SQLite in DAGSTER_HOME.
     with psycopg2.connect(pg.url.replace("postgresql+psycopg2", "postgresql")) as conn, conn.cursor() as cur:
         cur.execute("select count(*), count(*) filter (where status = 'SUCCESS') from runs")
-        assert cur.fetchone() == (3, 3)
+        assert cur.fetchone() == (3, 3), _run_statuses(pg)
         cur.execute("select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'")
         materializations = cur.fetchone()[0]
         cur.execute("select partition from dynamic_partitions order by partition")
@@ -76,6 +79,12 @@ def test_production_configuration_generates_on_postgres_and_s3(tmp_path: Path, p
     # Compute logs went to S3 too.
     logs = s3.client().list_objects_v2(Bucket=BUCKET, Prefix="dagster-compute-logs/").get("KeyCount", 0)
     assert logs > 0
+
+
+def _run_statuses(pg: postgres.Postgres) -> list[str]:
+    with psycopg2.connect(pg.url.replace("postgresql+psycopg2", "postgresql")) as conn, conn.cursor() as cur:
+        cur.execute("select status from runs order by create_timestamp")
+        return [r[0] for r in cur.fetchall()]
 
 
 GENERATE = """
