@@ -53,7 +53,10 @@ class SeaweedS3:
             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
         ports = {name: _free_port_pair() for name in ("master", "volume", "filer", "s3", "admin")}
         weed = Path(sys.executable).parent / "weed"
-        args = [str(weed), "mini", f"-dir={self.folder / 'data'}", "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
+        # Logs and unix sockets inside the folder: nothing is left in /tmp.
+        (self.folder / "logs").mkdir(exist_ok=True)
+        args = [str(weed), f"-logdir={self.folder / 'logs'}", "mini", f"-dir={self.folder / 'data'}",
+                f"-filer.localSocket={self.folder / 'filer.sock'}", f"-s3.localSocket={self.folder / 's3.sock'}", "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
                 f"-s3.config={config}", f"-bucket={BUCKET}", "-webdav=false", "-admin.ui=false", "-master.telemetry=false",
                 *(f"-{name}.port={port}" for name, port in ports.items())]
         self.log = open(self.folder / "weed.log", "wb")  # noqa: SIM115 - closed in __exit__
