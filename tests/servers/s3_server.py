@@ -7,8 +7,6 @@ starts it with one identity and one bucket and stops it (and its children) on ex
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +14,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from .processes import stop_group
 
 ACCESS_KEY = "moviegen-test"
 SECRET_KEY = "moviegen-test-secret-key"
@@ -96,11 +96,5 @@ class SeaweedS3:
                 "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": "us-east-1"}
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, 10)
         self.log.close()
