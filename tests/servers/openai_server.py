@@ -161,16 +161,18 @@ class FakeOpenAI:
                     if self.headers.get("authorization") != "Bearer sk-test":
                         status, payload = 401, json.dumps({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}).encode()
                         headers = {"content-type": "application/json"}
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("content-length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
                 finally:
+                    # Answered: no longer in flight from here on. (Counting until the bytes are written
+                    # would overlap the client's next request, sent once it has read this answer.)
                     with server._lock:
                         server.in_flight -= 1
                         server.path_in_flight[self.path] -= 1
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
         return Handler
 

@@ -156,15 +156,18 @@ class FakeReplicate:
                 try:
                     time.sleep(server.create_delay_s)
                     if scripted is not None:
-                        self._send(scripted["status"], scripted, True)
-                        return
-                    model = "/".join(self.path.split("/")[3:5])
-                    p = Prediction(f"p{uuid.uuid4().hex[:12]}", model, body.get("input", {}), server.polls_to_finish)
-                    server.predictions[p.id] = p
-                    self._send(201, server._json(p))
+                        status, answer, problem = scripted["status"], scripted, True
+                    else:
+                        model = "/".join(self.path.split("/")[3:5])
+                        p = Prediction(f"p{uuid.uuid4().hex[:12]}", model, body.get("input", {}), server.polls_to_finish)
+                        server.predictions[p.id] = p
+                        status, answer, problem = 201, server._json(p), False
                 finally:
+                    # Answered: no longer in flight from here on. (Counting until the bytes are written
+                    # would overlap the client's next request, sent once it has read this answer.)
                     with server._lock:
                         server.in_flight_creates -= 1
+                self._send(status, answer, problem)
 
             def do_GET(self) -> None:  # noqa: N802
                 with server._lock:
