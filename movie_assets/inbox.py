@@ -10,12 +10,15 @@ What it accepts:
 * ``MOVIE-ID.edits.yaml`` (or ``MOVIE-ID.ANYTHING.edits.yaml``) — edits of an existing movie, a
   mapping of ``PATH: VALUE`` like ``moviegen edit --file`` (``null`` removes an override).
 
-What it answers, beside each file: ``NAME.accepted.json`` (the movie, what changed, the run key) or
-``NAME.error.json`` (every problem: the field, the value, what is allowed). A file is handled once
-per content: the sensor's cursor remembers each file's fingerprint, and each generation it starts
-has a run key made of the movie and the file's content hash, so a re-dropped file, a repeated tick
-or a restarted daemon never registers or generates a movie twice. Replacing a file with different
-content handles it again (an edits file can be re-used that way).
+A request file saved again with different content makes the movie match it: its differences from
+the movie's current request are applied as one edit (so edits made since, and not in the file, are
+undone). What it answers, beside each file: ``NAME.accepted.json`` (the movie, what changed, the run
+key) or ``NAME.error.json`` (every problem: the field, the value, what is allowed).
+
+Exactly once: the sensor's cursor remembers each file's fingerprint, so a tick reads only new or
+replaced files; the run key of a generation names the movie's state (``ID:new``, then
+``ID:edit:N`` after its N-th edit), so a re-dropped file, a repeated tick or a restarted daemon
+never registers or generates a movie twice, while every real change gets its run.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import yaml
 from resources import ArtifactStore
 from resources.storage import default_root
 
-from .edits import UNSET
+from .edits import UNSET, diff
 from .movies import load_movie_request, movie_exists
 from .request import RequestError, parse_request, validate_movie_id, yaml_load
 
@@ -94,11 +97,19 @@ def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def _generation_key(store: ArtifactStore, movie: str) -> str:
+    """The run key of the generation of the movie's current request: one per applied edit, so a
+    re-dropped file (nothing changes) asks for the run already asked for, while any change -- even
+    back to an earlier content -- asks for a new one."""
+    seq = len(store.list(f"movies/{movie}/edits"))
+    return f"{movie}:edit:{seq}" if seq else f"{movie}:new"
+
+
 def handle(instance: dg.DagsterInstance, store: ArtifactStore, inbox: ArtifactStore, name: str) -> Accepted:
     """Register or edit the movie a file asks for and return the generation to request; raises
     RequestError naming every problem. Handling a file again is harmless: the request is already
-    registered or the edit already applied, and the run key (movie + content) is the same, so
-    Dagster does not start its run twice, while a tick that crashed before requesting it does."""
+    registered or the edit already applied, so the run key is the one asked for before and Dagster
+    does not start its run twice (while a tick that crashed before requesting it does)."""
     from . import api
 
     raw = inbox.read(name)
@@ -114,17 +125,19 @@ def handle(instance: dg.DagsterInstance, store: ArtifactStore, inbox: ArtifactSt
             raise RequestError([f"{name}: movie {movie!r} does not exist; drop a request {movie}.yaml first"])
         if not isinstance(data, dict):
             raise RequestError([f"{name}: expected a mapping of PATH: VALUE, got {type(data).__name__}"])
-        result = api.edit(instance, store, movie, [(str(k), UNSET if v is None else v) for k, v in data.items()])
-        changes = [{"path": c.path, "old": c.old, "new": c.new} for c in result.changes]
-        return Accepted(name, movie, f"{movie}:edit:{_digest(raw)}", "edit", changes)
-    request = parse_request(data)
-    if movie_exists(instance, movie):
-        if load_movie_request(store, movie) == request:
-            return Accepted(name, movie, f"{movie}:new:{_digest(raw)}", "new")  # already registered
-        raise RequestError([f"{name}: movie {movie!r} already exists with a different request; to change it, drop "
-                            f"{movie}.edits.yaml with PATH: VALUE lines (see docs/sensors.md), or pick a new file name"])
-    api.new_movie(instance, store, request, movie)
-    return Accepted(name, movie, f"{movie}:new:{_digest(raw)}", "new")
+        edits = [(str(k), UNSET if v is None else v) for k, v in data.items()]
+    else:
+        request = parse_request(data)
+        if not movie_exists(instance, movie):
+            api.new_movie(instance, store, request, movie)
+            return Accepted(name, movie, _generation_key(store, movie), "new")
+        # The request file saved again: make the movie match it (its differences become one edit).
+        edits = [(c.path, UNSET if c.new is None else c.new) for c in diff(load_movie_request(store, movie), request)]
+        if not edits:
+            return Accepted(name, movie, _generation_key(store, movie), "request")
+    result = api.edit(instance, store, movie, edits)
+    changes = [{"path": c.path, "old": c.old, "new": c.new} for c in result.changes]
+    return Accepted(name, movie, _generation_key(store, movie), "edit", changes)
 
 
 def report(inbox: ArtifactStore, name: str, body: dict[str, Any]) -> None:
