@@ -36,7 +36,7 @@ def tick(instance: dg.DagsterInstance, cursor: str | None = None) -> tuple[list[
 def test_a_request_registers_once_and_an_invalid_one_is_reported(home: Path, instance: dg.DagsterInstance,
                                                                  store: ArtifactStore) -> None:
     inbox = home / "inbox"
-    inbox.mkdir()
+    assert tick(instance)[0] == [] and inbox.is_dir()  # the first tick makes the folder users drop files into
     (inbox / "civil-war.yaml").write_text(SMALL)
     (inbox / "bad.yaml").write_text("inquiry_prompt: Tell me about rivers\nduration_seconds: 25\naspect_ratio: 2:1\n")
     (inbox / "Bad Name.yaml").write_text(SMALL)
