@@ -24,6 +24,7 @@ demo: install
 	@echo "Timeline:  $$($(BIN)/moviegen timeline $(DEMO_ID))"
 	@echo "Media:     $(DAGSTER_HOME)/artifacts/movies/$(DEMO_ID)/"
 	@echo "Next:      make dev   (Dagster UI on http://127.0.0.1:3000, every artifact as a partitioned asset)"
+	@echo "           then drop a request file into $(DAGSTER_HOME)/inbox/ (docs/sensors.md)"
 
 test: install
 	$(BIN)/pytest -q
