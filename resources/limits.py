@@ -44,6 +44,29 @@ def default_state_dir() -> Path:
     return Path(home) / "limits"
 
 
+def _state_folder(key: str, state_dir: Path | None) -> Path:
+    folder = (state_dir or default_state_dir()) / key.replace("/", "_").replace(":", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class RateLimit:
+    """Requests per minute for one key, shared by every process on this machine: pyrate-limiter's
+    sliding-window log in a SQLite bucket with a file lock."""
+
+    def __init__(self, key: str, requests_per_minute: int, folder: Path, poll_s: float):
+        self.key, self.poll_s = key, poll_s
+        bucket = SQLiteBucket.init_from_file(
+            [Rate(requests_per_minute, Duration.MINUTE)], table="rate", db_path=str(folder / "rate.sqlite"),
+            use_file_lock=True,
+        )
+        self._limiter = Limiter(bucket)
+
+    async def acquire(self) -> None:
+        while not self._limiter.try_acquire(self.key, blocking=False):
+            await asyncio.sleep(self.poll_s)
+
+
 class Throttle:
     """Limits for one provider key (``openai``, ``replicate:owner/model``)."""
 
@@ -52,16 +75,9 @@ class Throttle:
         self.key = key
         self.max_in_flight = max_in_flight
         self.poll_s = poll_s
-        folder = (state_dir or default_state_dir()) / key.replace("/", "_").replace(":", "_")
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = _state_folder(key, state_dir)
         self._slots = [folder / f"slot-{i:03d}.lock" for i in range(max_in_flight)]
-        self._limiter: Limiter | None = None
-        if requests_per_minute:
-            bucket = SQLiteBucket.init_from_file(
-                [Rate(requests_per_minute, Duration.MINUTE)], table="rate", db_path=str(folder / "rate.sqlite"),
-                use_file_lock=True,
-            )
-            self._limiter = Limiter(bucket)
+        self._rate = RateLimit(key, requests_per_minute, folder, poll_s * 5) if requests_per_minute else None
 
     def _try_slot(self) -> int | None:
         for path in self._slots:
@@ -80,9 +96,8 @@ class Throttle:
         while (fd := self._try_slot()) is None:
             await asyncio.sleep(self.poll_s)
         try:
-            if self._limiter is not None:
-                while not self._limiter.try_acquire(self.key, blocking=False):
-                    await asyncio.sleep(self.poll_s * 5)
+            if self._rate is not None:
+                await self._rate.acquire()
             yield time.monotonic() - started
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -102,7 +117,8 @@ class PgThrottle:
         self.url = url.replace("postgresql+psycopg2://", "postgresql://")
         self.key, self.max_in_flight, self.poll_s = key, max_in_flight, poll_s
         self.lock_id = int.from_bytes(hashlib.sha256(f"moviegen:{key}".encode()).digest()[:4], "big", signed=True)
-        self._rate = Throttle(key, 1, requests_per_minute, state_dir) if requests_per_minute else None
+        self._rate = (RateLimit(key, requests_per_minute, _state_folder(key, state_dir), poll_s * 5)
+                      if requests_per_minute else None)
 
     def _connection(self) -> Any:
         with self._idle_lock:
@@ -142,9 +158,8 @@ class PgThrottle:
             await asyncio.sleep(self.poll_s)
         conn, i = held_slot
         try:
-            if self._rate is not None and self._rate._limiter is not None:
-                while not self._rate._limiter.try_acquire(self.key, blocking=False):
-                    await asyncio.sleep(self.poll_s * 5)
+            if self._rate is not None:
+                await self._rate.acquire()
             yield time.monotonic() - started
         finally:
             await asyncio.to_thread(self._release, conn, i)

@@ -38,6 +38,7 @@ from .providers import (
     TextResult,
 )
 from .retry import RetryPolicy, Verdict, wait_hint, with_retries
+from .routing import PROVIDER_MODELS
 from .voices import openai_voice
 
 PROVIDER = "openai"
@@ -140,12 +141,13 @@ def strict_schema(schema: type[BaseModel]) -> dict[str, Any]:
 
 class OpenAILLM(LLMProvider, ModelParams):
     name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER]["llm"]
     decided = frozenset({"model", "messages", "response_format", "n", "stream"})
 
-    def __init__(self, session: OpenAISession, model: str = "gpt-4o-mini", params: dict[str, Any] | None = None,
+    def __init__(self, session: OpenAISession, model: str | None = None, params: dict[str, Any] | None = None,
                  repair_attempts: int = 1):
-        self.session, self.model, self.repair_attempts = session, model, repair_attempts
-        self._set_params(model, params, PROVIDER)
+        super().__init__(session, model, params)
+        self.repair_attempts = repair_attempts
 
     async def generate(self, task: str, prompt: str, schema: type[BaseModel], context: dict[str, Any]) -> TextResult:
         messages: list[dict[str, str]] = [
@@ -195,13 +197,14 @@ def orientation(width: int, height: int) -> str:
 
 class OpenAIImages(ImageProvider, ModelParams):
     name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER]["images"]
     decided = frozenset({"model", "prompt", "size", "n", "response_format"})
 
-    def __init__(self, session: OpenAISession, model: str = "gpt-image-1", params: dict[str, Any] | None = None):
-        if model not in IMAGE_SIZES:
-            raise ProviderError(f"unknown OpenAI image model {model!r}; allowed: {', '.join(IMAGE_SIZES)}", provider=PROVIDER, retryable=False)
-        self.session, self.model = session, model
-        self._set_params(model, params, PROVIDER)
+    def __init__(self, session: OpenAISession, model: str | None = None, params: dict[str, Any] | None = None):
+        super().__init__(session, model, params)
+        if self.model not in IMAGE_SIZES:
+            raise ProviderError(f"unknown OpenAI image model {self.model!r}; allowed: {', '.join(IMAGE_SIZES)}",
+                                provider=PROVIDER, retryable=False)
 
     def preflight(self, width: int, height: int) -> str:
         sizes = IMAGE_SIZES[self.model]
@@ -234,11 +237,8 @@ class OpenAIImages(ImageProvider, ModelParams):
 
 class OpenAISpeech(SpeechProvider, ModelParams):
     name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER]["speech"]
     decided = frozenset({"model", "voice", "input", "response_format"})
-
-    def __init__(self, session: OpenAISession, model: str = "gpt-4o-mini-tts", params: dict[str, Any] | None = None):
-        self.session, self.model = session, model
-        self._set_params(model, params, PROVIDER)
 
     def preflight(self, text: str, voice_id: str, language: str) -> str:
         """The OpenAI voice for the request's voice (refused before any call when there is none)."""

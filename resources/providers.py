@@ -27,21 +27,25 @@ class ProviderError(Exception):
 
 
 class ModelParams:
-    """A producer's configured model parameters (MOVIEGEN_MODEL_PARAMS), merged into every call.
+    """A provider client for one model, with the producer's configured model parameters
+    (MOVIEGEN_MODEL_PARAMS) merged into every call.
 
     ``decided`` are the inputs the request decides (prompt, size, voice, ...): configuring one is
     refused when the client is made, before any call. Other inputs the client sends by default
     (an output format, a prompt optimizer) can be overridden."""
 
+    name: str = ""  # the provider
+    default_model: str = ""
     decided: frozenset[str] = frozenset()
 
-    def _set_params(self, model: str, params: dict[str, Any] | None, provider: str) -> None:
+    def __init__(self, session: Any, model: str | None = None, params: dict[str, Any] | None = None):
+        self.session, self.model = session, model or self.default_model
         self.params = dict(params or {})
         clash = sorted(set(self.params) & self.decided)
         if clash:
-            raise ProviderError(f"MOVIEGEN_MODEL_PARAMS for {model}: {', '.join(clash)} come(s) from the movie request "
-                                f"and cannot be configured; configurable are the model's other inputs",
-                                provider=provider, retryable=False)
+            raise ProviderError(f"MOVIEGEN_MODEL_PARAMS for {self.model}: {', '.join(clash)} come(s) from the movie "
+                                f"request and cannot be configured; configurable are the model's other inputs",
+                                provider=self.name, retryable=False)
 
     def _merge(self, defaults: dict[str, Any], decided: dict[str, Any]) -> dict[str, Any]:
         return {**defaults, **self.params, **decided}

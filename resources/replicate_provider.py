@@ -34,6 +34,7 @@ from .providers import (
     VideoProvider,
 )
 from .retry import RetryPolicy, Verdict, with_retries
+from .routing import PROVIDER_MODELS
 from .voices import kokoro_voice
 
 PROVIDER = "replicate"
@@ -166,12 +167,8 @@ def conform_audio(audio: bytes, seconds: int) -> bytes:
 
 class ReplicateImages(ImageProvider, ModelParams):
     name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER]["images"]
     decided = frozenset({"prompt", "aspect_ratio", "num_outputs"})
-
-    def __init__(self, session: ReplicateSession, model: str = "black-forest-labs/flux-schnell",
-                 params: dict[str, Any] | None = None):
-        self.session, self.model = session, model
-        self._set_params(model, params, PROVIDER)
 
     async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
         aspect = _aspect(width, height)
@@ -186,11 +183,8 @@ class ReplicateImages(ImageProvider, ModelParams):
 
 class ReplicateVideo(VideoProvider, ModelParams):
     name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER]["video"]
     decided = frozenset({"prompt", "first_frame_image"})
-
-    def __init__(self, session: ReplicateSession, model: str = "minimax/video-01", params: dict[str, Any] | None = None):
-        self.session, self.model = session, model
-        self._set_params(model, params, PROVIDER)
 
     async def _clip(self, input: dict[str, Any], width: int, height: int, seconds: int) -> Media:
         files, call = await self.session.predict(self.model, input)
@@ -209,11 +203,8 @@ class ReplicateVideo(VideoProvider, ModelParams):
 
 class ReplicateMusic(MusicProvider, ModelParams):
     name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER]["music"]
     decided = frozenset({"prompt", "duration"})
-
-    def __init__(self, session: ReplicateSession, model: str = "meta/musicgen", params: dict[str, Any] | None = None):
-        self.session, self.model = session, model
-        self._set_params(model, params, PROVIDER)
 
     async def generate(self, prompt: str, *, seconds: int) -> Media:
         files, call = await self.session.predict(self.model, self._merge(
@@ -224,11 +215,8 @@ class ReplicateMusic(MusicProvider, ModelParams):
 
 class ReplicateSpeech(SpeechProvider, ModelParams):
     name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER]["speech"]
     decided = frozenset({"text", "voice"})
-
-    def __init__(self, session: ReplicateSession, model: str = "jaaari/kokoro-82m", params: dict[str, Any] | None = None):
-        self.session, self.model = session, model
-        self._set_params(model, params, PROVIDER)
 
     async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
         voice = kokoro_voice(self.model, voice_id, language) if self.model == "jaaari/kokoro-82m" else voice_id
