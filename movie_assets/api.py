@@ -36,9 +36,10 @@ from .locks import IN_PROCESS, KIND_TAG, MOVIE_TAG, generation_lock
 from .movies import MovieNotFound, load_movie_request, movie_exists, register_movie
 from .progress import (
     add_listener,
+    empty_report,
     read_run_failures,
+    read_run_report,
     remove_listener,
-    run_report_relpath,
 )
 from .request import MovieRequest, load_request
 from .revisions import get_revision, list_revisions, write_revision
@@ -222,7 +223,7 @@ def generate(
     started = time.monotonic()
     with generation_lock(instance, movie, wait_s):
         p = plan(instance, store, movie)
-        run_id, success, report = None, True, {"provider_calls": {}, "built": [], "failed": {}, "skipped": [], "cost_usd": 0.0}
+        run_id, success, report = None, True, empty_report()
         if p.items:
             run_id, success, report = _run_build(instance, store, movie, p, latency, latency_scale, on_progress, resource_config)
         revision = record_revision(instance, store, movie, run_id, report)
@@ -276,10 +277,9 @@ def _run_build(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, p
     finally:
         if on_progress:
             remove_listener(on_progress)
-    try:
-        report = json.loads(store.read(run_report_relpath(movie, result.run_id)))
-    except FileNotFoundError:
-        report = {"provider_calls": {}, "built": [], "failed": {}, "skipped": [], "cost_usd": 0.0}
+    report = read_run_report(store, movie, result.run_id)
+    if report is None:
+        report = empty_report()
         if not result.success:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             report["failed"] = {"movie_build": failure.event_specific_data.error.message if failure else "run failed"}  # type: ignore[union-attr]

@@ -66,7 +66,13 @@ from .codeversions import ARTIFACT_CODE_VERSIONS
 from .engine import BuildEngine, Built, Clients, Failed, Reason, Skipped
 from .locks import generation_lock
 from .movies import load_movie_request
-from .progress import notify, read_run_failures, run_report_relpath, write_run_report
+from .progress import (
+    empty_report,
+    notify,
+    read_run_failures,
+    read_run_report,
+    write_run_report,
+)
 
 INPUTS_GROUP = "inputs"
 
@@ -148,12 +154,10 @@ def generation_events(context: dg.AssetExecutionContext, movie: str, clients: Cl
             if targets:
                 yield from build_events(context, movie, targets, clients, store)
         finally:
-            report = {"provider_calls": {}, "built": [], "failed": {}, "skipped": [], "cost_usd": 0.0}
+            report = empty_report()
             if targets:
-                try:
-                    report = json.loads(store.read(run_report_relpath(movie, context.run.run_id)))
-                except FileNotFoundError:
-                    report["failed"] = {"movie_build": "the run stopped before its report was written"}
+                report = read_run_report(store, movie, context.run.run_id) or {
+                    **report, "failed": {"movie_build": "the run stopped before its report was written"}}
             revision = record_revision(context.instance, store, movie, context.run.run_id if targets else None, report)
             context.log.info(f"movie {movie}: revision {revision['revision']}, timeline {revision['timeline']}")
 

@@ -20,9 +20,10 @@ EXIT_BUSY = 3
 
 def _ensure_home() -> None:
     """Default DAGSTER_HOME to the repo's dagster_home/ (as `make dev` does), creating it if needed."""
-    if not os.environ.get("DAGSTER_HOME"):
-        os.environ["DAGSTER_HOME"] = str(Path(__file__).resolve().parent.parent / "dagster_home")
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    from resources.storage import dagster_home
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    dagster_home().mkdir(parents=True, exist_ok=True)
 
 
 def _context() -> tuple[Any, Any]:

@@ -27,6 +27,7 @@ from .request import (
     MovieRequest,
     RequestError,
     SegmentOverrides,
+    parse_document,
     parse_request,
     yaml_load,
 )
@@ -87,18 +88,21 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return path.strip(), UNSET if value is None else value
 
 
+def edits_from_data(data: Any, label: str = "edits file") -> list[tuple[str, Any]]:
+    """Edits from a mapping of PATH: VALUE (``null`` removes an override)."""
+    if not isinstance(data, dict):
+        raise RequestError([f"{label}: expected a mapping of PATH: VALUE, got {type(data).__name__}"])
+    return [(str(k), UNSET if v is None else v) for k, v in data.items()]
+
+
 def load_edits_file(path: str | Path) -> list[tuple[str, Any]]:
-    """A YAML/JSON mapping of PATH: VALUE (``null`` removes an override)."""
+    """A YAML/JSON file of PATH: VALUE (``null`` removes an override)."""
     path = Path(path)
     try:
-        data = yaml_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RequestError([f"edits file: {str(path)!r} does not exist"]) from None
-    except yaml.YAMLError as e:
-        raise RequestError([f"edits file: {str(path)!r} is not valid YAML: {e}"]) from None
-    if not isinstance(data, dict):
-        raise RequestError([f"edits file: expected a mapping of PATH: VALUE, got {type(data).__name__}"])
-    return [(str(k), UNSET if v is None else v) for k, v in data.items()]
+    return edits_from_data(parse_document(text, str(path), "edits file"))
 
 
 def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -143,6 +147,11 @@ def edits_relpath(movie: str, seq: int) -> str:
     return f"movies/{movie}/edits/{seq:06d}.json"
 
 
+def edit_count(store: ArtifactStore, movie: str) -> int:
+    """How many edits the movie has had (the number of the latest)."""
+    return len(store.list(f"movies/{movie}/edits"))
+
+
 def list_edits(store: ArtifactStore, movie: str) -> list[dict[str, Any]]:
     return [json.loads(store.read(f"movies/{movie}/edits/{name}")) for name in store.list(f"movies/{movie}/edits")]
 
@@ -166,7 +175,7 @@ def edit_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, e
     }
     save_movie_request(store, movie, edited)
     result.observed_inputs = observe_inputs(instance, movie, edited, known=known)
-    result.seq = len(store.list(f"movies/{movie}/edits")) + 1
+    result.seq = edit_count(store, movie) + 1
     store.write_text(edits_relpath(movie, result.seq), json.dumps({
         "edit": result.seq,
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -24,21 +24,19 @@ never registers or generates a movie twice, while every real change gets its run
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-import yaml
 
 from resources import ArtifactStore
-from resources.storage import default_root
+from resources.storage import dagster_home, default_root
 
-from .edits import UNSET, diff
+from .edits import UNSET, diff, edit_count, edits_from_data
 from .movies import load_movie_request, movie_exists
-from .request import RequestError, parse_request, validate_movie_id, yaml_load
+from .request import RequestError, parse_document, parse_request, validate_movie_id
 
 INBOX_ENV = "MOVIEGEN_INBOX"
 REPORT_SUFFIXES = (".accepted.json", ".error.json")
@@ -52,8 +50,7 @@ def inbox_root() -> str:
     storage = default_root()
     if storage.startswith("s3://"):
         return storage.rstrip("/") + "/inbox"
-    home = os.environ.get("DAGSTER_HOME") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dagster_home")
-    return os.path.join(home, "inbox")
+    return str(dagster_home() / "inbox")
 
 
 def inbox_store() -> ArtifactStore:
@@ -67,7 +64,7 @@ class Accepted:
     name: str
     movie: str
     run_key: str
-    kind: str  # "new" or "edit"
+    kind: str  # "new", "edit", or "request" (the request file again, unchanged)
     changes: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -85,23 +82,11 @@ def pending(inbox: ArtifactStore, seen: dict[str, str]) -> tuple[list[str], dict
     return sorted(n for n, f in files.items() if seen.get(n) != f), files
 
 
-def _parse(name: str, raw: bytes) -> Any:
-    text = raw.decode("utf-8")
-    try:
-        return json.loads(text) if name.endswith(".json") else yaml_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise RequestError([f"{name}: not valid {'JSON' if name.endswith('.json') else 'YAML'}: {e}"]) from None
-
-
-def _digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
 def _generation_key(store: ArtifactStore, movie: str) -> str:
     """The run key of the generation of the movie's current request: one per applied edit, so a
     re-dropped file (nothing changes) asks for the run already asked for, while any change -- even
     back to an earlier content -- asks for a new one."""
-    seq = len(store.list(f"movies/{movie}/edits"))
+    seq = edit_count(store, movie)
     return f"{movie}:edit:{seq}" if seq else f"{movie}:new"
 
 
@@ -119,13 +104,11 @@ def handle(instance: dg.DagsterInstance, store: ArtifactStore, inbox: ArtifactSt
         validate_movie_id(movie)
     except RequestError as e:
         raise RequestError([f"file name {name!r}: the part before the first '.' is the movie id; {e.problems[0]}"]) from None
-    data = _parse(name, raw)
+    data = parse_document(raw.decode("utf-8"), name, "inbox file")
     if is_edit:
         if not movie_exists(instance, movie):
             raise RequestError([f"{name}: movie {movie!r} does not exist; drop a request {movie}.yaml first"])
-        if not isinstance(data, dict):
-            raise RequestError([f"{name}: expected a mapping of PATH: VALUE, got {type(data).__name__}"])
-        edits = [(str(k), UNSET if v is None else v) for k, v in data.items()]
+        edits = edits_from_data(data, name)
     else:
         request = parse_request(data)
         if not movie_exists(instance, movie):

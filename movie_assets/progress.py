@@ -52,9 +52,20 @@ def write_run_report(store: ArtifactStore, movie: str, run_id: str, summary: Any
     return store.write_text(run_report_relpath(movie, run_id), json.dumps(report, indent=2) + "\n")
 
 
+def empty_report() -> dict[str, Any]:
+    """The report of a generation that built nothing."""
+    return {"provider_calls": {}, "built": [], "failed": {}, "skipped": [], "cost_usd": 0.0}
+
+
+def read_run_report(store: ArtifactStore, movie: str, run_id: str) -> dict[str, Any] | None:
+    """What a build run did, from its report (None when the run left none)."""
+    try:
+        return json.loads(store.read(run_report_relpath(movie, run_id)))
+    except FileNotFoundError:
+        return None
+
+
 def read_run_failures(store: ArtifactStore, movie: str, run_id: str) -> dict[str, str]:
     """The error of each node that a build run failed, from its report ({} when there is none)."""
-    try:
-        return json.loads(store.read(run_report_relpath(movie, run_id))).get("failed", {})
-    except FileNotFoundError:
-        return {}
+    report = read_run_report(store, movie, run_id)
+    return report.get("failed", {}) if report else {}

@@ -291,6 +291,15 @@ def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
+def parse_document(text: str, name: str, label: str = "request file") -> Any:
+    """The data of a JSON (``name`` ends in .json) or YAML document; RequestError when it is neither."""
+    suffix = Path(name).suffix.lower()
+    try:
+        return json.loads(text) if suffix == ".json" else yaml_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise RequestError([f"{label}: {name!r} is not valid {suffix.lstrip('.') or 'YAML'}: {e}"]) from None
+
+
 def load_request(path: str | Path) -> MovieRequest:
     """Read a YAML or JSON request file."""
     path = Path(path)
@@ -298,8 +307,4 @@ def load_request(path: str | Path) -> MovieRequest:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RequestError([f"request file: {str(path)!r} does not exist"]) from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise RequestError([f"request file: {str(path)!r} is not valid {path.suffix.lstrip('.') or 'YAML'}: {e}"]) from None
-    return parse_request(data)
+    return parse_request(parse_document(text, str(path)))

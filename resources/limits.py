@@ -40,8 +40,9 @@ from pyrate_limiter import Duration, Limiter, Rate, SQLiteBucket
 
 
 def default_state_dir() -> Path:
-    home = os.environ.get("DAGSTER_HOME") or str(Path(__file__).resolve().parent.parent / "dagster_home")
-    return Path(home) / "limits"
+    from .storage import dagster_home
+
+    return dagster_home() / "limits"
 
 
 def _state_folder(key: str, state_dir: Path | None) -> Path:

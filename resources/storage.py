@@ -32,12 +32,14 @@ from pydantic import Field
 STORAGE_ENV = "MOVIEGEN_STORAGE"  # a folder or s3://bucket/prefix
 
 
+def dagster_home() -> Path:
+    """$DAGSTER_HOME, else the repo's dagster_home/ (where `make dev` and the CLI put it)."""
+    return Path(os.environ.get("DAGSTER_HOME") or Path(__file__).resolve().parent.parent / "dagster_home")
+
+
 def default_root() -> str:
     configured = os.environ.get(STORAGE_ENV, "").strip()
-    if configured:
-        return configured
-    home = os.environ.get("DAGSTER_HOME") or str(Path(__file__).resolve().parent.parent / "dagster_home")
-    return str(Path(home) / "artifacts")
+    return configured or str(dagster_home() / "artifacts")
 
 
 class StorageError(Exception):
