@@ -11,18 +11,19 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from PIL import Image
 
 from resources.media import wav_bytes, wav_to_mp3
+
+from .loopback import LoopbackServer
 
 
 @dataclass
@@ -53,7 +54,7 @@ class Recorded:
     at: float
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     """Start with ``with FakeOpenAI() as server:``; ``server.base_url`` goes to the SDK."""
 
     def __init__(self, chat_answer: Callable[[dict[str, Any]], Any] | None = None):
@@ -66,21 +67,11 @@ class FakeOpenAI:
         self.max_in_flight = 0
         self.path_in_flight: dict[str, int] = defaultdict(int)
         self.max_path_in_flight: dict[str, int] = defaultdict(int)  # per endpoint (one model kind each)
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.root_url}/v1"
 
     def fail_next(self, path: str, *answers: Scripted) -> None:
         self.script[path].extend(answers)

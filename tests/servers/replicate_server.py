@@ -12,13 +12,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,8 @@ from PIL import Image
 
 from resources.media import wav_bytes, wav_to_mp3
 from resources.offline import animate
+
+from .loopback import LoopbackServer
 
 THROTTLED = {"status": 429, "title": "Too Many Requests", "detail": "Request was throttled. Your rate limit resets in ~1s."}
 
@@ -62,7 +63,7 @@ def _output_for(model: str, input: dict[str, Any]) -> Any:
     return _data_uri("audio/mpeg", audio)
 
 
-class FakeReplicate:
+class FakeReplicate(LoopbackServer):
     def __init__(self, polls_to_finish: int = 2):
         self.requests: list[tuple[str, str, dict[str, Any], float]] = []
         self.predictions: dict[str, Prediction] = {}
@@ -72,21 +73,11 @@ class FakeReplicate:
         self.create_delay_s = 0.05
         self.in_flight_creates = 0
         self.max_in_flight_creates = 0
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FakeReplicate:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self.root_url
 
     def creates(self) -> list[tuple[str, dict[str, Any]]]:
         return [(path, body) for method, path, body, _ in self.requests if method == "POST" and path.endswith("/predictions")]
