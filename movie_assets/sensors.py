@@ -10,7 +10,6 @@ run plans the movie when it starts, so it builds exactly what the file changed.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import dagster as dg
 
@@ -32,8 +31,9 @@ from .locks import KIND_TAG, MOVIE_TAG
 def movie_inbox(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     seen = json.loads(context.cursor) if context.cursor else {}
     inbox = inbox_store()
-    if not inbox.is_remote:
-        Path(inbox_root().removeprefix("file://")).mkdir(parents=True, exist_ok=True)  # where users look for it
+    folder = inbox.local_path(inbox.uri(""))
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)  # where users look for it
     outcome = process(context.instance, ArtifactStore(), inbox, seen)
     for name, problems in outcome.rejected.items():
         context.log.warning(f"{name} rejected (see {name}.error.json): " + "; ".join(problems))

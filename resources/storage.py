@@ -204,8 +204,9 @@ def _content_type(rel: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _s3_client(endpoint_url: str, region: str, key_id: str, secret: str) -> Any:
-    """A boto3 S3 client with dagster-aws's retry configuration (adaptive retries on throttling and
-    5xx), SigV4 and path-style addressing, which work on AWS and on every S3-compatible store."""
+    """A boto3 S3 client with dagster-aws's retry configuration (botocore's standard mode: retries on
+    throttling, 5xx and connection errors), SigV4 and path-style addressing, which work on AWS and on
+    every S3-compatible store."""
     import boto3
     from botocore.config import Config
     from dagster_aws.utils import construct_boto_client_retry_config
@@ -243,10 +244,6 @@ class ArtifactStore(dg.ConfigurableResource):
                             self.aws_access_key_id or env("AWS_ACCESS_KEY_ID", ""),
                             self.aws_secret_access_key or env("AWS_SECRET_ACCESS_KEY", ""))
         return _S3(root, client, lifetime, self.public_url or os.environ.get("MOVIEGEN_PUBLIC_URL", ""))
-
-    @property
-    def is_remote(self) -> bool:
-        return isinstance(self._backend(), _S3)
 
     def uri(self, relpath: str) -> str:
         return self._backend().uri(relpath)
