@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 import subprocess
 import sys
@@ -16,6 +16,7 @@ import pytest
 from movie_assets.request import MovieRequest, parse_request
 from resources import ArtifactStore
 
+from .servers.processes import clean_env
 from .servers.s3_server import SeaweedS3
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,9 +45,30 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
 
 def moviegen(home: Path, env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The CLI in its own process, on ``home``, with only ``env``'s moviegen/provider/storage settings."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_", "REPLICATE_", "AWS_"))}
-    return subprocess.run([str(BIN / "moviegen"), *args], cwd=REPO, env={**clean, "DAGSTER_HOME": str(home), **env},
+    return subprocess.run([str(BIN / "moviegen"), *args], cwd=REPO, env={**clean_env(), "DAGSTER_HOME": str(home), **env},
                           capture_output=True, text=True, timeout=timeout)
+
+
+# The Python API's generate in its own process (argv[1] = the movie), printing its JSON result.
+GENERATE = """
+import json, sys
+import dagster as dg
+from movie_assets import api
+from resources import ArtifactStore
+result = api.generate(dg.DagsterInstance.get(), ArtifactStore(), sys.argv[1])
+print(json.dumps(result.to_json()))
+"""
+
+
+def generate_at_once(jobs: list[tuple[str, dict[str, str]]]) -> list[dict]:
+    """Generate each (movie, full environment) in its own process, all at the same time; every one must
+    succeed. Returns their results."""
+    procs = [subprocess.Popen([str(BIN / "python"), "-c", GENERATE, movie], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for movie, env in jobs]
+    outs = [p.communicate(timeout=300) for p in procs]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert all(r["failed"] == [] for r in results), [err[-2000:] for _, err in outs]
+    return results
 
 
 @pytest.fixture

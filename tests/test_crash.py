@@ -18,6 +18,7 @@ from movie_assets import api
 from movie_assets.blueprint import ARTIFACTS, expand
 
 from .conftest import REPO, small_request
+from .servers.processes import clean_env
 
 BIN = Path(sys.executable).parent
 
@@ -67,8 +68,7 @@ def test_killed_generation_through_a_provider_calls_only_what_was_unfinished(hom
     movie = api.new_movie(instance, store, request, "killed-openai")
     with FakeOpenAI() as server:
         server.delay_s = 1.0
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_"))},
-               "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": "TextToImageProducer=openai", "OPENAI_API_KEY": "sk-test",
+        env = {**clean_env(), "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": "TextToImageProducer=openai", "OPENAI_API_KEY": "sk-test",
                "OPENAI_BASE_URL": server.base_url, "MOVIEGEN_OPENAI_MAX_IN_FLIGHT": "2"}
         proc = subprocess.Popen([str(BIN / "moviegen"), "generate", movie, "--quiet"], cwd=REPO, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -5,19 +5,17 @@ generations from the CLI and from the inbox sensor through the daemon's queue.""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psycopg2
 import pytest
 
-from .conftest import REPO, moviegen
+from .conftest import REPO, generate_at_once, moviegen
 from .servers import postgres
 from .servers.daemon import Daemon
+from .servers.processes import clean_env
 from .servers.s3_server import BUCKET, SeaweedS3
 
 pytestmark = pytest.mark.skipif(postgres.available() is not None, reason=str(postgres.available()))
@@ -87,15 +85,6 @@ def _run_statuses(pg: postgres.Postgres) -> list[str]:
         return [r[0] for r in cur.fetchall()]
 
 
-GENERATE = """
-import json, sys
-import dagster as dg
-from movie_assets import api
-from resources import ArtifactStore
-print(json.dumps(api.generate(dg.DagsterInstance.get(), ArtifactStore(), sys.argv[1]).to_json()))
-"""
-
-
 @pytest.mark.parametrize("limits", ["postgres", "local"])
 def test_provider_pools_hold_across_machines(limits: str, tmp_path: Path, pg: postgres.Postgres, s3: SeaweedS3) -> None:
     """Two "machines" (two DAGSTER_HOMEs, so no shared lock files) on one PostgreSQL instance generate a
@@ -118,13 +107,8 @@ def test_provider_pools_hold_across_machines(limits: str, tmp_path: Path, pg: po
         movies = [f"{limits}-one", f"{limits}-two"]
         for movie in movies:
             assert moviegen(homes[0], env, "new", "examples/civil-war.yaml", "--id", movie).returncode == 0
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_", "REPLICATE_", "AWS_"))}
-        procs = [subprocess.Popen([sys.executable, "-c", GENERATE, movie], cwd=REPO, text=True,
-                                  env={**clean, **env, "DAGSTER_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for movie, home in zip(movies, homes, strict=True)]
-        outs = [p.communicate(timeout=300) for p in procs]
-        results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-        assert all(r["failed"] == [] for r in results), [err[-2000:] for _, err in outs]
+        generate_at_once([(movie, {**clean_env(), **env, "DAGSTER_HOME": str(home)})
+                          for movie, home in zip(movies, homes, strict=True)])
         assert len(server.calls("/v1/images/generations")) == 12
         if limits == "postgres":
             assert server.max_in_flight == 2

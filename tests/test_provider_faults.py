@@ -4,30 +4,17 @@ limit, content-policy rejections and errors that fail one partition and keep eve
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from .conftest import REPO
+from .conftest import BIN, GENERATE, REPO, generate_at_once
 from .servers.openai_server import POLICY, RATE_LIMITED, SERVER_ERROR, FakeOpenAI
+from .servers.processes import clean_env
 from .servers.replicate_server import FakeReplicate
-
-BIN = Path(sys.executable).parent
-
-GENERATE = """
-import json, sys
-import dagster as dg
-from movie_assets import api
-from resources import ArtifactStore
-result = api.generate(dg.DagsterInstance.get(), ArtifactStore(), sys.argv[1])
-print(json.dumps(result.to_json()))
-"""
 
 
 def env_for(home: Path, server: FakeOpenAI, routes: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_"))}
-    return {**base, "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": routes, "OPENAI_API_KEY": "sk-test",
+    return {**clean_env(), "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": routes, "OPENAI_API_KEY": "sk-test",
             "OPENAI_BASE_URL": server.base_url, "MOVIEGEN_OPENAI_MAX_IN_FLIGHT": "2", "MOVIEGEN_OPENAI_MAX_ATTEMPTS": "6"}
 
 
@@ -39,12 +26,7 @@ def register_two_movies(env: dict[str, str]) -> None:
 
 def generate_two_movies_at_once(env: dict[str, str]) -> list[dict]:
     """`generate` of movies "one" and "two" in two processes at the same time; both must succeed."""
-    procs = [subprocess.Popen([str(BIN / "python"), "-c", GENERATE, movie], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for movie in ("one", "two")]
-    outs = [p.communicate(timeout=300) for p in procs]
-    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-    assert all(r["failed"] == [] for r in results), [err[-1500:] for _, err in outs]
-    return results
+    return generate_at_once([("one", env), ("two", env)])
 
 
 def test_429_storm_two_movies_share_the_in_flight_limit(home: Path) -> None:
@@ -93,8 +75,7 @@ def test_replicate_create_storm_two_movies_share_the_in_flight_limit(home: Path)
     """Replicate's SDK never retries a create: moviegen does, within the shared limits."""
     throttled = {"status": 429, "title": "Too Many Requests", "detail": "Request was throttled. Your rate limit resets in ~0s."}
     with FakeReplicate(polls_to_finish=1) as server:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_", "REPLICATE_"))}
-        env = {**base, "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": "TextToImageProducer=replicate",
+        env = {**clean_env(), "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": "TextToImageProducer=replicate",
                "REPLICATE_API_TOKEN": "r8_test", "REPLICATE_BASE_URL": server.base_url,
                "MOVIEGEN_REPLICATE_MAX_IN_FLIGHT": "2", "MOVIEGEN_REPLICATE_MAX_ATTEMPTS": "6"}
         register_two_movies(env)

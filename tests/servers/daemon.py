@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from .processes import stop_group
+from .processes import clean_env, stop_group
 
 REPO = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
@@ -22,11 +21,10 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Daemon:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MOVIEGEN_", "REPLICATE_", "AWS_"))}
         self.log = open(self.home / "daemon.log", "wb")  # noqa: SIM115 - closed in __exit__
         self.proc = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")], cwd=REPO,
-            env={**clean, "DAGSTER_HOME": str(self.home), **self.env}, stdout=self.log, stderr=subprocess.STDOUT,
+            env={**clean_env(), "DAGSTER_HOME": str(self.home), **self.env}, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: run workers it launches stop with it
         )
         return self

@@ -6,6 +6,14 @@ import os
 import signal
 import subprocess
 
+SETTINGS_PREFIXES = ("OPENAI_", "MOVIEGEN_", "REPLICATE_", "AWS_")
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without provider, moviegen or AWS settings: a child process gets
+    exactly the settings its test gives it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS_PREFIXES)}
+
 
 def stop_group(proc: subprocess.Popen | None, grace_s: float) -> None:  # type: ignore[type-arg]
     """SIGTERM the process group of ``proc`` (started with ``start_new_session=True``), SIGKILL after
