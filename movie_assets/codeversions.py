@@ -1,6 +1,6 @@
 """Code versions of the producers: they change when a prompt template or the provider/model a
-producer is routed to changes (MOVIEGEN_PROVIDERS), or its model parameters (MOVIEGEN_MODEL_PARAMS), and Dagster then marks what the old version made
-as stale."""
+producer is routed to changes (MOVIEGEN_PROVIDERS), or its model parameters (MOVIEGEN_MODEL_PARAMS),
+and Dagster then marks what the old version made as stale."""
 
 from __future__ import annotations
 
@@ -34,6 +34,5 @@ def code_version(decl: ArtifactDecl, routes: dict[str, Route], params: dict[str,
 
 
 _ROUTES = routes_from_env()
-ARTIFACT_CODE_VERSIONS: dict[str, str] = {
-    name: code_version(decl, _ROUTES, params_from_env(_ROUTES)) for name, decl in ARTIFACTS.items()
-}
+_PARAMS = params_from_env(_ROUTES)
+ARTIFACT_CODE_VERSIONS: dict[str, str] = {name: code_version(decl, _ROUTES, _PARAMS) for name, decl in ARTIFACTS.items()}
