@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 DEMO_ID := civil-war-demo
 
-.PHONY: install demo test dev bench clean
+.PHONY: install demo test test-fast lint dev bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,19 @@ demo: install
 	@echo "Next:      make dev   (Dagster UI on http://127.0.0.1:3000, every artifact as a partitioned asset)"
 	@echo "           then drop a request file into $(DAGSTER_HOME)/inbox/ (docs/sensors.md)"
 
-test: install
+# Everything: the import rules and lint, then every test (unit, integration through Dagster, end to end).
+test: install lint
 	$(BIN)/pytest -q
+
+# The unit layer only: seconds, no Dagster instance, no servers.
+test-fast: install
+	$(BIN)/pytest -q tests/unit
+
+# The layering contracts (pyproject.toml [tool.importlinter]) and ruff, including no imports inside
+# functions to slip past them.
+lint: install
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 
 dev: install
 	@mkdir -p "$(DAGSTER_HOME)"

@@ -24,10 +24,10 @@ def main() -> None:
         (Path(tmp) / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
         import dagster as dg
 
-        from movie_assets import api
-        from movie_assets.request import parse_request
-        from resources import ArtifactStore
-        from resources.providers import LatencyProfile
+        from movie_assets.domain.request import parse_request
+        from movie_assets.interfaces import api
+        from resources.settings import LatencyProfile
+        from resources.storage import ArtifactStore
 
         instance, store = dg.DagsterInstance.get(), ArtifactStore()
         movie = api.new_movie(instance, store, parse_request(

@@ -63,8 +63,8 @@ def session(profile: str, trials: int) -> list[dict[str, float]]:
             os.environ["DAGSTER_HOME"] = str(home)
             import dagster as dg
 
-            from movie_assets.blueprint import expand
-            from movie_assets.request import parse_request
+            from movie_assets.domain.blueprint import expand
+            from movie_assets.domain.request import parse_request
 
             critical = expand(parse_request(REQUEST)).critical_path_s()
             for k in range(trials):

@@ -1,19 +1,26 @@
-"""The code location: assembles the assets, checks and resources. No I/O at import time."""
+"""The code location: assembles the assets, checks, jobs, sensors and resources. No I/O at import time."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from resources import default_resources
-
-from .assets import BUILD_ASSETS, INPUT_SPECS, generate_movie_job
-from .sensors import movie_inbox
+from movie_assets.orchestration.jobs import BUILD_JOB, build_movie_job, generate_movie_job
+from movie_assets.orchestration.sensors import movie_inbox
+from movie_assets.orchestration.specs import INPUT_SPECS
+from movie_assets.orchestration.steps import BUILD_ASSETS
+from resources.dagster_resources import default_resources
 
 defs = dg.Definitions(
     assets=[*INPUT_SPECS.values(), *BUILD_ASSETS],
-    jobs=[generate_movie_job],
+    jobs=[generate_movie_job, build_movie_job],
     sensors=[movie_inbox],
     resources=default_resources(),
     # One step builds everything concurrently inside; a process per step would only add start-up cost.
     executor=dg.in_process_executor,
 )
+
+
+def build_job() -> dg.JobDefinition:
+    """The job every in-process build run executes (``orchestration.generation.build_movie``
+    reconstructs it by name in the run's process)."""
+    return defs.resolve_job_def(BUILD_JOB)

@@ -14,29 +14,16 @@ import warnings
 
 import dagster as dg
 
-MAX_SEGMENTS = 30
-MAX_IMAGES_PER_SEGMENT = 5
+from movie_assets.domain.blueprint import NodeKey, image_suffix, segment_suffix
+from movie_assets.domain.request import MAX_IMAGES_PER_SEGMENT, MAX_SEGMENTS
 
 MOVIE_DIM = "movie"
 SEGMENT_DIM = "segment"
 IMAGE_DIM = "segment_image"
 
 
-def segment_key(segment: int) -> str:
-    return f"{segment:02d}"
-
-
-def image_key(segment: int, image: int) -> str:
-    return f"{segment:02d}_{image}"
-
-
-def parse_image_key(key: str) -> tuple[int, int]:
-    segment, image = key.split("_")
-    return int(segment), int(image)
-
-
-SEGMENT_KEYS = [segment_key(i) for i in range(MAX_SEGMENTS)]
-IMAGE_KEYS = [image_key(i, j) for i in range(MAX_SEGMENTS) for j in range(MAX_IMAGES_PER_SEGMENT)]
+SEGMENT_KEYS = [segment_suffix(i) for i in range(MAX_SEGMENTS)]
+IMAGE_KEYS = [image_suffix(i, j) for i in range(MAX_SEGMENTS) for j in range(MAX_IMAGES_PER_SEGMENT)]
 
 movies_partitions = dg.DynamicPartitionsDefinition(name="movies")
 segment_partitions = dg.MultiPartitionsDefinition(
@@ -61,7 +48,7 @@ segment_to_image = dg.MultiPartitionMapping(
             IMAGE_DIM,
             dg.StaticPartitionMapping(
                 {
-                    segment_key(i): [image_key(i, j) for j in range(MAX_IMAGES_PER_SEGMENT)]
+                    segment_suffix(i): [image_suffix(i, j) for j in range(MAX_IMAGES_PER_SEGMENT)]
                     for i in range(MAX_SEGMENTS)
                 }
             ),
@@ -76,7 +63,7 @@ image_to_segment = dg.MultiPartitionMapping(
         IMAGE_DIM: dg.DimensionPartitionMapping(
             SEGMENT_DIM,
             dg.StaticPartitionMapping(
-                {image_key(i, j): segment_key(i) for i in range(MAX_SEGMENTS) for j in range(MAX_IMAGES_PER_SEGMENT)}
+                {image_suffix(i, j): segment_suffix(i) for i in range(MAX_SEGMENTS) for j in range(MAX_IMAGES_PER_SEGMENT)}
             ),
         ),
     }
@@ -84,9 +71,15 @@ image_to_segment = dg.MultiPartitionMapping(
 
 
 def partition_key(movie: str, segment: int | None = None, image: int | None = None) -> str | dg.MultiPartitionKey:
-    """The Dagster partition key of a movie-, segment- or image-level partition."""
+    """The Dagster partition key of a movie-, segment- or image-level partition; its string form is
+    ``NodeKey.partition_key`` (``civil-war|03_2``: Dagster joins dimensions in name order)."""
     if segment is None:
         return movie
     if image is None:
-        return dg.MultiPartitionKey({MOVIE_DIM: movie, SEGMENT_DIM: segment_key(segment)})
-    return dg.MultiPartitionKey({MOVIE_DIM: movie, IMAGE_DIM: image_key(segment, image)})
+        return dg.MultiPartitionKey({MOVIE_DIM: movie, SEGMENT_DIM: segment_suffix(segment)})
+    return dg.MultiPartitionKey({MOVIE_DIM: movie, IMAGE_DIM: image_suffix(segment, image)})
+
+
+def node_partition(movie: str, key: NodeKey) -> str | dg.MultiPartitionKey:
+    """The Dagster partition key of one of a movie's nodes."""
+    return partition_key(movie, key.segment, key.image)

@@ -22,19 +22,14 @@ from __future__ import annotations
 import functools
 import os
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
-import dagster as dg
-from pydantic import Field
+from resources.runtime.paths import dagster_home
 
 STORAGE_ENV = "MOVIEGEN_STORAGE"  # a folder or s3://bucket/prefix
-
-
-def dagster_home() -> Path:
-    """$DAGSTER_HOME, else the repo's dagster_home/ (where `make dev` and the CLI put it)."""
-    return Path(os.environ.get("DAGSTER_HOME") or Path(__file__).resolve().parent.parent / "dagster_home")
 
 
 def default_root() -> str:
@@ -127,7 +122,7 @@ class _S3:
         return uri[len(start):] if uri.startswith(start) else None
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - only when storage is S3
 
         try:
             return fn(**kwargs)
@@ -204,32 +199,32 @@ def _content_type(rel: str) -> str:
 
 @functools.lru_cache(maxsize=8)
 def _s3_client(endpoint_url: str, region: str, key_id: str, secret: str) -> Any:
-    """A boto3 S3 client with dagster-aws's retry configuration (botocore's standard mode: retries on
-    throttling, 5xx and connection errors), SigV4 and path-style addressing, which work on AWS and on
-    every S3-compatible store."""
-    import boto3
-    from botocore.config import Config
-    from dagster_aws.utils import construct_boto_client_retry_config
+    """A boto3 S3 client with the retry configuration dagster-aws uses (botocore's standard mode, 5
+    attempts: retries on throttling, 5xx and connection errors), SigV4 and path-style addressing, which
+    work on AWS and on every S3-compatible store. boto3 loads only when S3 is used (start-up time)."""
+    import boto3  # noqa: PLC0415 - loaded only when storage is S3
+    from botocore.config import Config  # noqa: PLC0415
 
-    config = construct_boto_client_retry_config(5).merge(Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    config = Config(retries={"max_attempts": 5, "mode": "standard"}, signature_version="s3v4",
+                    s3={"addressing_style": "path"})
     session = boto3.session.Session(aws_access_key_id=key_id or None, aws_secret_access_key=secret or None,
                                     region_name=region)
     return session.client("s3", endpoint_url=endpoint_url or None, config=config)
 
 
-class ArtifactStore(dg.ConfigurableResource):
-    """Where artifacts live: a local folder, or ``s3://bucket/prefix`` (from MOVIEGEN_STORAGE)."""
+@dataclass(frozen=True)
+class ArtifactStore:
+    """Where artifacts live: a local folder, or ``s3://bucket/prefix`` (from MOVIEGEN_STORAGE). Empty
+    fields fall back to the environment (see ``ArtifactStoreResource`` for each one's meaning);
+    credentials are kept out of the repr."""
 
-    root: str = Field(default="", description="Local folder or s3://bucket/prefix; empty: MOVIEGEN_STORAGE, "
-                                              "else $DAGSTER_HOME/artifacts.")
-    endpoint_url: str = Field(default="", description="S3-compatible endpoint (empty: AWS_ENDPOINT_URL or AWS).")
-    region_name: str = Field(default="", description="S3 region (empty: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1).")
-    aws_access_key_id: str = Field(default="", description="From AWS_ACCESS_KEY_ID (empty: the AWS credential chain).")
-    aws_secret_access_key: str = Field(default="", description="From AWS_SECRET_ACCESS_KEY (empty: the AWS credential chain).")
-    link_seconds: int = Field(default=0, ge=0, le=604800, description="Lifetime of presigned links "
-                                                                     "(empty: MOVIEGEN_LINK_SECONDS, else 86400; S3 allows at most 7 days).")
-    public_url: str = Field(default="", description="Base URL of a public bucket: links are PUBLIC_URL/KEY instead of "
-                                                    "presigned (empty: MOVIEGEN_PUBLIC_URL).")
+    root: str = ""
+    endpoint_url: str = ""
+    region_name: str = ""
+    aws_access_key_id: str = field(default="", repr=False)
+    aws_secret_access_key: str = field(default="", repr=False)
+    link_seconds: int = 0
+    public_url: str = ""
 
     def _backend(self) -> _Local | _S3:
         root = self.root or default_root()

@@ -7,17 +7,17 @@ import shutil
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
 
-from movie_assets.request import MovieRequest, parse_request
-from resources import ArtifactStore
-
-from .servers.processes import clean_env
-from .servers.s3_server import SeaweedS3
+from movie_assets.domain.request import MovieRequest, parse_request
+from resources.storage import ArtifactStore
+from tests.servers.processes import clean_env
+from tests.servers.s3_server import SeaweedS3
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -26,14 +26,43 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
+def new_home(path: Path) -> Path:
+    """A DAGSTER_HOME with the project's dagster.yaml."""
+    path.mkdir(parents=True)
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", path / "dagster.yaml")
+    return path
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh DAGSTER_HOME with the project's dagster.yaml."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    home = new_home(tmp_path / "dagster_home")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
+
+
+class HomeSnapshot:
+    """A DAGSTER_HOME (instance and artifacts) made once and restored, at the same path, before each test
+    that uses it: tests that change a generated movie each start from the same movie without paying for
+    its generation again. The path stays the same, so the artifacts' file:// URIs stay valid."""
+
+    def __init__(self, path: Path, build: Callable[[dg.DagsterInstance, ArtifactStore], Any]):
+        self.path = new_home(path)
+        self.saved = path.with_name(path.name + ".saved")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DAGSTER_HOME", str(path))
+            instance = dg.DagsterInstance.get()
+            try:
+                self.built = build(instance, ArtifactStore())  # what the tests need to know of it
+            finally:
+                instance.dispose()
+        shutil.copytree(path, self.saved, symlinks=True)
+
+    def restore(self, monkeypatch: pytest.MonkeyPatch) -> Path:
+        shutil.rmtree(self.path)
+        shutil.copytree(self.saved, self.path, symlinks=True)
+        monkeypatch.setenv("DAGSTER_HOME", str(self.path))
+        return self.path
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +82,8 @@ def moviegen(home: Path, env: dict[str, str], *args: str, timeout: float = 300) 
 GENERATE = """
 import json, sys
 import dagster as dg
-from movie_assets import api
-from resources import ArtifactStore
+from movie_assets.interfaces import api
+from resources.storage import ArtifactStore
 result = api.generate(dg.DagsterInstance.get(), ArtifactStore(), sys.argv[1])
 print(json.dumps(result.to_json()))
 """

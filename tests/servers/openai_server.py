@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 import time
 import uuid
 from collections import defaultdict, deque
@@ -21,7 +22,7 @@ from typing import Any
 
 from PIL import Image
 
-from resources.media import wav_bytes, wav_to_mp3
+from resources.runtime.media import wav_bytes, wav_to_mp3
 
 from .loopback import LoopbackServer
 
@@ -67,6 +68,13 @@ class FakeOpenAI(LoopbackServer):
         self.max_in_flight = 0
         self.path_in_flight: dict[str, int] = defaultdict(int)
         self.max_path_in_flight: dict[str, int] = defaultdict(int)  # per endpoint (one model kind each)
+        # Gates that make concurrency tests independent of the machine's speed (waits on events, not time):
+        # requests to a path beyond its first N answered wait until ``release`` is set ...
+        self.hold_after: dict[str, int] = {}
+        self.release = threading.Event()
+        # ... and normal answers wait until this many requests have been in flight at once (or 60 s pass).
+        self.answer_when_in_flight = 0
+        self._in_flight_changed = threading.Condition(threading.Lock())
         super().__init__()
 
     @property
@@ -137,11 +145,19 @@ class FakeOpenAI(LoopbackServer):
                     server.path_in_flight[self.path] += 1
                     server.max_path_in_flight[self.path] = max(server.max_path_in_flight[self.path],
                                                                server.path_in_flight[self.path])
+                    held = self.path in server.hold_after and len(server.calls(self.path)) > server.hold_after[self.path]
                     scripted = server.script[self.path].popleft() if server.script[self.path] else None
                     for path, matches, answer in server.rules:
                         if scripted is None and path == self.path and matches(body):
                             scripted = answer
+                with server._in_flight_changed:
+                    server._in_flight_changed.notify_all()
                 try:
+                    if held:
+                        server.release.wait(300)
+                    if server.answer_when_in_flight:
+                        with server._in_flight_changed:
+                            server._in_flight_changed.wait_for(lambda: server.max_in_flight >= server.answer_when_in_flight, 60)
                     if scripted is not None:
                         time.sleep(scripted.delay_s)
                         payload = scripted.body if isinstance(scripted.body, bytes) else json.dumps(scripted.body).encode()

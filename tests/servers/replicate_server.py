@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from resources.media import wav_bytes, wav_to_mp3
-from resources.offline import animate
+from resources.providers.offline.media import animate
+from resources.runtime.media import wav_bytes, wav_to_mp3
 
 from .loopback import LoopbackServer
 

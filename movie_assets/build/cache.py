@@ -1,0 +1,50 @@
+"""The build cache: every artifact a provider made is remembered under a key of exactly what it was
+made from (its input versions and code version). A node whose inputs match reuses it with no call:
+after a crash (made and stored, not yet recorded in Dagster) or when an edit is undone."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
+from movie_assets.build.producers import Produced
+from movie_assets.domain.blueprint import NodeKey
+from movie_assets.domain.inputs import build_key
+from movie_assets.store.layout import cache_path
+from resources.storage import ArtifactStore
+
+
+def entry_path(movie: str, key: NodeKey, consumed: dict[str, str]) -> str:
+    return cache_path(movie, key.asset, key.partition_suffix, build_key(consumed, ARTIFACT_CODE_VERSIONS[key.asset]))
+
+
+def holds(store: ArtifactStore, movie: str, key: NodeKey, consumed: dict[str, str]) -> bool:
+    return store.exists(entry_path(movie, key, consumed))
+
+
+def remember(store: ArtifactStore, path: str, key: NodeKey, uri: str, produced: Produced) -> None:
+    call = produced.call
+    entry = {
+        "node": str(key), "uri": uri, "ext": produced.ext, "mime": produced.mime, "prompt": produced.prompt,
+        "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
+        "meta": {k: v for k, v in produced.meta.items() if isinstance(v, bool | int | float | str)},
+        "made_by": f"{call.provider}:{call.model}" if call else None, "made_at": time.time(),
+    }
+    store.write_text(path, json.dumps(entry))
+
+
+def reuse(store: ArtifactStore, path: str) -> Produced | None:
+    """The artifact the cache holds at ``path``, or None (nothing there, or its file is gone)."""
+    try:
+        entry: dict[str, Any] = json.loads(store.read(path))
+        data = store.read(entry["uri"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    return Produced(
+        data, entry["ext"], entry["mime"], value=json.loads(data) if entry["ext"] == "json" else None,
+        call=None, prompt=entry.get("prompt"), width=entry.get("width"), height=entry.get("height"),
+        duration_ms=entry.get("duration_ms"),
+        meta={**entry.get("meta", {}), "reused": f"made earlier by {entry.get('made_by')} from identical inputs"},
+    )

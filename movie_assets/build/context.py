@@ -1,0 +1,97 @@
+"""What a producer gets (``ProduceContext``: the request, its provider clients, upstream artifacts)
+and what it returns (``Produced``: the bytes to store and the metadata a person wants to see)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from movie_assets.domain.blueprint import NodeKey
+from movie_assets.domain.records import ArtifactRecord
+from movie_assets.domain.request import MovieRequest
+from resources.providers.base import (
+    CallInfo,
+    ImageProvider,
+    LLMProvider,
+    Media,
+    MusicProvider,
+    SpeechProvider,
+    VideoProvider,
+)
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass
+class Produced:
+    """One built artifact: its content (hashed into the data version) and its metadata."""
+
+    data: bytes
+    ext: str
+    mime: str
+    value: Any = None
+    call: CallInfo | None = None
+    prompt: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    width: int | None = None
+    height: int | None = None
+    duration_ms: int | None = None
+    preview: bytes | None = None  # a small JPEG shown in the Dagster UI
+
+    @staticmethod
+    def json(value: Any, call: CallInfo | None = None, prompt: str | None = None, **meta: Any) -> Produced:
+        return Produced(canonical_json(value), "json", "application/json", value=value, call=call, prompt=prompt, meta=meta)
+
+    @staticmethod
+    def media(m: Media, prompt: str | None = None, **meta: Any) -> Produced:
+        return Produced(m.data, m.ext, m.mime, call=m.call, prompt=prompt, meta={**m.extra, **meta},
+                        width=m.width, height=m.height, duration_ms=m.duration_ms, preview=m.preview)
+
+
+@dataclass
+class ProduceContext:
+    """What a producer may use: the request, the clients and the upstream artifacts."""
+
+    movie: str
+    request: MovieRequest
+    clients: dict[str, Any]  # producer name -> the provider client it is routed to
+    load_value: Callable[[NodeKey], Awaitable[Any]]
+    load_bytes: Callable[[NodeKey], Awaitable[bytes]]
+    load_record: Callable[[NodeKey], ArtifactRecord | None]
+    load_failure: Callable[[NodeKey], str | None]
+    limit: Callable[[str], asyncio.Semaphore]
+    _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
+
+    def llm(self, producer: str) -> LLMProvider:
+        return self.clients[producer]
+
+    def speech(self) -> SpeechProvider:
+        return self.clients["AudioProducer"]
+
+    def images(self, producer: str) -> ImageProvider:
+        return self.clients[producer]
+
+    def video(self, producer: str) -> VideoProvider:
+        return self.clients[producer]
+
+    def music(self) -> MusicProvider:
+        return self.clients["MusicProducer"]
+
+    def shared(self, group: Any, producer: str, factory: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+        """One call for every node of a group (the m image prompts of a segment come from one call),
+        holding one of the provider's in-flight slots for the call, not one per node."""
+        if group not in self._shared:
+
+            async def call() -> Any:
+                async with self.limit(producer):
+                    return await factory()
+
+            self._shared[group] = asyncio.ensure_future(call())
+        return self._shared[group]
+
+

@@ -1,0 +1,395 @@
+"""The movie blueprint, declared as data, and its expansion into the exact artifacts of one request.
+
+Five subgraphs (MusicGeneration, AudioNarrationGeneration, ImageOnly, VideoByText, VideoByImage) are
+composed under the UseVideo / IsImageToVideo conditions. Cardinalities stay symbolic (1, n, n·m)
+until ``expand`` turns them into nodes for one request: one node per asset partition to build.
+User inputs are annotations on the artifacts that read them, not nodes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from movie_assets.domain import prompts
+from movie_assets.domain.prompts import Template
+from movie_assets.domain.request import MovieRequest, VisualMode
+
+
+class Level(enum.StrEnum):
+    movie = "movie"
+    segment = "segment"
+    image = "image"
+
+
+class ProviderKind(enum.StrEnum):
+    """The kinds of provider a producer calls; each is one resource (same key) and one interface."""
+
+    llm = "llm"
+    speech = "speech"
+    images = "images"
+    video = "video"
+    music = "music"
+
+
+@dataclass(frozen=True)
+class ProducerDecl:
+    """One provider-calling producer; ``latency_s`` is the brief's median latency of one call (the
+    critical path, plans and the offline providers' simulated latency all read it from here)."""
+
+    name: str
+    kind: ProviderKind
+    latency_s: float
+    description: str
+
+
+@dataclass(frozen=True)
+class InputDecl:
+    """A user input: request fields that one or more artifacts read, versioned per partition."""
+
+    name: str
+    level: Level
+    fields: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class CheckDecl:
+    """An asset check of an artifact type; ``severity`` is ERROR or WARN."""
+
+    name: str
+    severity: str
+    description: str
+
+
+@dataclass(frozen=True)
+class ArtifactDecl:
+    """An artifact type -- one Dagster asset -- and everything about it: its level (partitions), the
+    subgraph it belongs to (its asset group), the artifacts and user inputs it reads, its producer
+    (None: derived, no provider call), the prompt template its producer fills, its media type (its
+    kinds), its check, and its own version (part of its code version)."""
+
+    name: str
+    level: Level
+    subgraph: str
+    producer: str | None
+    deps: tuple[str, ...]
+    inputs: tuple[str, ...]
+    media: str
+    description: str
+    template: Template | None = None
+    check: CheckDecl | None = None
+    version: str = "1"
+
+
+@dataclass(frozen=True)
+class Subgraph:
+    """A blueprint subgraph, built for the whole movie or per segment, when its condition holds."""
+
+    name: str
+    scope: Level
+    condition: VisualMode | None
+
+
+PRODUCERS: dict[str, ProducerDecl] = {
+    p.name: p
+    for p in [
+        ProducerDecl("ScriptProducer", ProviderKind.llm, 50, "title, summary and narration (1 call)"),
+        ProducerDecl("TextToMusicPromptProducer", ProviderKind.llm, 5, "music prompt (1 call)"),
+        ProducerDecl("MusicProducer", ProviderKind.music, 10, "music track (1 call)"),
+        ProducerDecl("AudioProducer", ProviderKind.speech, 10, "narration audio (n calls)"),
+        ProducerDecl("TextToImagePromptProducer", ProviderKind.llm, 5, "m image prompts per call (n calls)"),
+        ProducerDecl("TextToImageProducer", ProviderKind.images, 30, "segment image (n·m calls)"),
+        ProducerDecl("TextToVideoPromptProducer", ProviderKind.llm, 5, "movie direction prompt (n calls)"),
+        ProducerDecl("TextToVideoProducer", ProviderKind.video, 90, "text-to-video clip (n calls)"),
+        ProducerDecl("ImageToVideoPromptProducer", ProviderKind.llm, 5, "direction and starting image prompt (n calls)"),
+        ProducerDecl("StartingImageProducer", ProviderKind.images, 30, "starting image (n calls)"),
+        ProducerDecl("ImageToVideoProducer", ProviderKind.video, 120, "image-to-video clip (n calls)"),
+    ]
+}
+
+INPUTS: dict[str, InputDecl] = {
+    i.name: i
+    for i in [
+        InputDecl("inquiry", Level.movie, ("inquiry_prompt", "duration_seconds", "audience", "language"), "the question, length, audience and language"),
+        InputDecl("voice", Level.movie, ("voice_id", "emotion", "language"), "narrator voice, emotion and language"),
+        InputDecl("style", Level.movie, ("image_style",), "image style"),
+        InputDecl("frame", Level.movie, ("size", "aspect_ratio"), "frame size and aspect ratio"),
+        InputDecl("duration", Level.movie, ("duration_seconds",), "movie length"),
+        InputDecl("assembly", Level.movie, ("assembly_strategy",), "timeline assembly strategy"),
+        InputDecl("music_override", Level.movie, ("music_prompt",), "music prompt override"),
+        InputDecl("narration_override", Level.segment, ("segments.i.narration",), "narration override"),
+        InputDecl("segment_layout", Level.segment, ("use_video", "is_image_to_video", "images_per_segment"), "visual mode and image count of the segment"),
+        InputDecl("direction_override", Level.segment, ("segments.i.movie_direction_prompt",), "movie direction prompt override"),
+        InputDecl("starting_image_override", Level.segment, ("segments.i.starting_image_prompt",), "starting image prompt override"),
+        InputDecl("image_prompt_override", Level.image, ("segments.i.image_prompts.j",), "image prompt override"),
+    ]
+}
+
+_VISUAL_ARTIFACTS = ("segment_image", "text_to_video_clip", "image_to_video_clip")
+
+SUBGRAPHS: dict[str, Subgraph] = {
+    g.name: g
+    for g in [
+        Subgraph("Script", Level.movie, None),
+        Subgraph("MusicGeneration", Level.movie, None),
+        Subgraph("AudioNarrationGeneration", Level.segment, None),
+        Subgraph("ImageOnly", Level.segment, VisualMode.image_only),
+        Subgraph("VideoByText", Level.segment, VisualMode.video_by_text),
+        Subgraph("VideoByImage", Level.segment, VisualMode.video_by_image),
+        Subgraph("Assembly", Level.segment, None),
+        Subgraph("Timeline", Level.movie, None),
+    ]
+}
+
+_FRAME = CheckDecl("image_frame_size", "ERROR", "The picture has exactly the requested size and aspect ratio.")
+_CLIP = CheckDecl("video_frame_and_length", "ERROR", "The clip has the requested size and lasts at least its 10 s segment.")
+
+# One row per artifact type, in an order where every artifact comes after its dependencies.
+ARTIFACTS: dict[str, ArtifactDecl] = {
+    a.name: a
+    for a in [
+        ArtifactDecl("script", Level.movie, "Script", "ScriptProducer", (), ("inquiry",), "json",
+                     "MovieTitle, MovieSummary and the narration of every segment", template=prompts.SCRIPT),
+        ArtifactDecl("music_prompt", Level.movie, "MusicGeneration", "TextToMusicPromptProducer", ("script",),
+                     ("inquiry", "music_override"), "json", "MusicPrompt (the music_prompt override wins)",
+                     template=prompts.MUSIC_PROMPT),
+        ArtifactDecl("music", Level.movie, "MusicGeneration", "MusicProducer", ("music_prompt",), ("duration",), "mp3",
+                     "MusicTrack: a music bed of the movie's length"),
+        ArtifactDecl("segment_narration", Level.segment, "AudioNarrationGeneration", None, ("script",),
+                     ("narration_override",), "json", "SegmentNarration (the narration override wins)"),
+        ArtifactDecl("segment_audio", Level.segment, "AudioNarrationGeneration", "AudioProducer", ("segment_narration",),
+                     ("voice",), "mp3", "SegmentAudio: the spoken narration of one segment",
+                     check=CheckDecl("narration_fits_segment", "WARN", "The narration audio is no longer than its 10 s segment.")),
+        ArtifactDecl("image_prompt", Level.image, "ImageOnly", "TextToImagePromptProducer", ("segment_narration", "script"),
+                     ("style", "image_prompt_override"), "json", "SegmentImagePrompt (the image prompt override wins)",
+                     template=prompts.IMAGE_PROMPTS),
+        ArtifactDecl("segment_image", Level.image, "ImageOnly", "TextToImageProducer", ("image_prompt",), ("style", "frame"),
+                     "png", "SegmentImage: one picture of an image-only segment", check=_FRAME),
+        ArtifactDecl("text_to_video_prompt", Level.segment, "VideoByText", "TextToVideoPromptProducer",
+                     ("segment_narration", "script"), ("style", "direction_override"), "json",
+                     "TextToMovieDirectionPrompt (the movie_direction_prompt override wins)", template=prompts.TEXT_TO_VIDEO),
+        ArtifactDecl("text_to_video_clip", Level.segment, "VideoByText", "TextToVideoProducer", ("text_to_video_prompt",),
+                     ("style", "frame"), "mp4", "SegmentVideo made from text", check=_CLIP),
+        ArtifactDecl("image_to_video_prompt", Level.segment, "VideoByImage", "ImageToVideoPromptProducer",
+                     ("segment_narration", "script"), ("style", "direction_override", "starting_image_override"), "json",
+                     "ImageToMovieDirectionPrompt and StartingImagePrompt (overrides win)", template=prompts.IMAGE_TO_VIDEO),
+        ArtifactDecl("starting_image", Level.segment, "VideoByImage", "StartingImageProducer", ("image_to_video_prompt",),
+                     ("style", "frame"), "png", "StartingImage of an image-to-video segment", check=_FRAME),
+        ArtifactDecl("image_to_video_clip", Level.segment, "VideoByImage", "ImageToVideoProducer",
+                     ("starting_image", "image_to_video_prompt"), ("style", "frame"), "mp4",
+                     "SegmentVideo animated from the starting image", check=_CLIP),
+        ArtifactDecl("segment_visuals", Level.segment, "Assembly", None, _VISUAL_ARTIFACTS, ("segment_layout",), "json",
+                     "The visual clips of one segment, in order (aggregates up to 5 images so the timeline reads at "
+                     "most 30 partitions)"),
+        ArtifactDecl("timeline", Level.movie, "Timeline", None,
+                     ("script", "music", "segment_narration", "segment_audio", "segment_visuals"),
+                     ("frame", "duration", "assembly"), "json", "The Remotion timeline of the movie",
+                     check=CheckDecl("timeline_complete", "WARN",
+                                     "Every clip of the timeline is present (no missing or failed artifacts).")),
+    ]
+}
+
+ARTIFACT_ORDER: tuple[str, ...] = tuple(ARTIFACTS)
+
+
+def segment_suffix(segment: int) -> str:
+    """The segment part of a partition key: ``03``."""
+    return f"{segment:02d}"
+
+
+def image_suffix(segment: int, image: int) -> str:
+    """The segment-image part of a partition key: ``03_2`` (segment 3, image 2)."""
+    return f"{segment:02d}_{image}"
+
+
+@dataclass(frozen=True, order=True)
+class NodeKey:
+    """One artifact partition of a movie: ``segment_image[03_2]``, ``segment_audio[04]``, ``script``."""
+
+    asset: str
+    segment: int | None = None
+    image: int | None = None
+
+    @property
+    def level(self) -> Level:
+        return ARTIFACTS[self.asset].level
+
+    @property
+    def partition_suffix(self) -> str | None:
+        if self.segment is None:
+            return None
+        return segment_suffix(self.segment) if self.image is None else image_suffix(self.segment, self.image)
+
+    def partition_key(self, movie: str) -> str:
+        """The Dagster partition key string (``civil-war|03_2``)."""
+        suffix = self.partition_suffix
+        return movie if suffix is None else f"{movie}|{suffix}"
+
+    def __str__(self) -> str:
+        suffix = self.partition_suffix
+        return self.asset if suffix is None else f"{self.asset}[{suffix}]"
+
+    @staticmethod
+    def parse(text: str) -> NodeKey:
+        if "[" not in text:
+            return NodeKey(text)
+        asset, suffix = text.rstrip("]").split("[")
+        if "_" in suffix:
+            s, i = suffix.split("_")
+            return NodeKey(asset, int(s), int(i))
+        return NodeKey(asset, int(suffix))
+
+    @staticmethod
+    def from_partition(asset: str, partition_key: str) -> NodeKey:
+        """Inverse of ``partition_key``: the node of an asset partition (movie id dropped)."""
+        suffix = partition_key.split("|", 1)[1] if "|" in partition_key else None
+        return NodeKey.parse(asset if suffix is None else f"{asset}[{suffix}]")
+
+
+@dataclass(frozen=True)
+class Node:
+    key: NodeKey
+    deps: tuple[NodeKey, ...]
+
+    @property
+    def decl(self) -> ArtifactDecl:
+        return ARTIFACTS[self.key.asset]
+
+    @property
+    def producer(self) -> ProducerDecl | None:
+        return PRODUCERS[self.decl.producer] if self.decl.producer else None
+
+
+def _segment_artifacts(mode: VisualMode) -> list[str]:
+    """The segment- and image-level artifacts of a segment in this visual mode."""
+    out = []
+    for a in ARTIFACTS.values():
+        sg = SUBGRAPHS[a.subgraph]
+        if sg.scope is not Level.movie and (sg.condition is None or sg.condition is mode):
+            out.append(a.name)
+    return out
+
+
+def call_group(request: MovieRequest, key: NodeKey) -> tuple[str, NodeKey] | None:
+    """The provider call that builds this node, shared by nodes built by one call; None: no call.
+
+    A prompt whose override is set takes the override and needs no call; the m image prompts of a
+    segment come from one TextToImagePromptProducer call.
+    """
+    decl = ARTIFACTS[key.asset]
+    if decl.producer is None:
+        return None
+    o = request.overrides(key.segment) if key.segment is not None else None
+    if key.asset == "music_prompt" and request.music_prompt:
+        return None
+    if key.asset == "image_prompt":
+        if o and key.image in o.image_prompts:
+            return None
+        return decl.producer, NodeKey("image_prompt", key.segment)
+    if key.asset == "text_to_video_prompt" and o and o.movie_direction_prompt:
+        return None
+    if key.asset == "image_to_video_prompt" and o and o.movie_direction_prompt and o.starting_image_prompt:
+        return None
+    return decl.producer, key
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    """A request's expanded blueprint: every node (asset partition) the movie needs, with its deps."""
+
+    request: MovieRequest
+    nodes: Mapping[NodeKey, Node]
+
+    @cached_property
+    def order(self) -> list[NodeKey]:
+        rank = {name: i for i, name in enumerate(ARTIFACT_ORDER)}
+        return sorted(self.nodes, key=lambda k: (rank[k.asset], k.segment or 0, k.image or 0))
+
+    @cached_property
+    def dependents(self) -> dict[NodeKey, list[NodeKey]]:
+        out: dict[NodeKey, list[NodeKey]] = {k: [] for k in self.nodes}
+        for node in self.nodes.values():
+            for d in node.deps:
+                out[d].append(node.key)
+        return out
+
+    def calls(self, keys: Iterable[NodeKey]) -> Counter[str]:
+        """Provider calls per producer needed to build these nodes."""
+        groups = {g for k in keys if (g := call_group(self.request, k)) is not None}
+        return Counter(producer for producer, _ in groups)
+
+    def critical_path_s(self, keys: Iterable[NodeKey] | None = None) -> float:
+        """Longest chain of provider latencies through the nodes built, with full parallelism."""
+        build = set(self.nodes if keys is None else keys)
+        finish: dict[NodeKey, float] = {}
+        for k in self.order:
+            node = self.nodes[k]
+            start = max((finish[d] for d in node.deps), default=0.0)
+            cost = 0.0
+            if k in build and call_group(self.request, k) is not None and node.producer:
+                cost = node.producer.latency_s
+            finish[k] = start + cost
+        return max(finish.values(), default=0.0)
+
+    def downstream(self, keys: Iterable[NodeKey]) -> set[NodeKey]:
+        """These nodes and everything that depends on them."""
+        seen: set[NodeKey] = set()
+        stack = list(keys)
+        while stack:
+            k = stack.pop()
+            if k in seen or k not in self.nodes:
+                continue
+            seen.add(k)
+            stack.extend(self.dependents[k])
+        return seen
+
+
+def expand(request: MovieRequest) -> Blueprint:
+    """Expand the blueprint for one request: n segments, m images, per-segment visual modes."""
+    nodes: dict[NodeKey, Node] = {}
+
+    def add(key: NodeKey, deps: Iterable[NodeKey]) -> None:
+        nodes[key] = Node(key, tuple(deps))
+
+    script = NodeKey("script")
+    add(script, [])
+    add(NodeKey("music_prompt"), [script])
+    add(NodeKey("music"), [NodeKey("music_prompt")])
+    for i in range(request.segment_count):
+        mode = request.mode(i)
+        narration = NodeKey("segment_narration", i)
+        add(narration, [script])
+        add(NodeKey("segment_audio", i), [narration])
+        names = _segment_artifacts(mode)
+        visuals: list[NodeKey] = []
+        if "image_prompt" in names:
+            for j in range(request.images_per_segment):
+                prompt = NodeKey("image_prompt", i, j)
+                add(prompt, [narration, script])
+                image = NodeKey("segment_image", i, j)
+                add(image, [prompt])
+                visuals.append(image)
+        if "text_to_video_prompt" in names:
+            prompt = NodeKey("text_to_video_prompt", i)
+            add(prompt, [narration, script])
+            clip = NodeKey("text_to_video_clip", i)
+            add(clip, [prompt])
+            visuals.append(clip)
+        if "image_to_video_prompt" in names:
+            prompt = NodeKey("image_to_video_prompt", i)
+            add(prompt, [narration, script])
+            start = NodeKey("starting_image", i)
+            add(start, [prompt])
+            clip = NodeKey("image_to_video_clip", i)
+            add(clip, [start, prompt])
+            visuals.append(clip)
+        add(NodeKey("segment_visuals", i), visuals)
+    timeline_deps = [script, NodeKey("music")]
+    for i in range(request.segment_count):
+        timeline_deps += [NodeKey("segment_narration", i), NodeKey("segment_audio", i), NodeKey("segment_visuals", i)]
+    add(NodeKey("timeline"), timeline_deps)
+    return Blueprint(request=request, nodes=nodes)

@@ -1,0 +1,135 @@
+"""Editing a movie's request: ``--set PATH=VALUE``, ``--unset PATH`` or an edits file.
+
+Paths use the request's field names: ``voice_id``, ``segments.1.narration``,
+``segments.3.image_prompts.0``. An edit is validated like a new request; a bad edit changes nothing.
+An edit that leaves the request as it was changes nothing either. (Applying an edit to a stored
+movie -- storing it, observing the changed inputs, logging it -- is ``orchestration.editing``.)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from movie_assets.domain.request import (
+    MovieRequest,
+    RequestError,
+    SegmentOverrides,
+    parse_document,
+    parse_request,
+    yaml_load,
+)
+
+UNSET = object()
+_SEGMENT_FIELDS = set(SegmentOverrides.model_fields)
+_TOP_FIELDS = set(MovieRequest.model_fields) - {"segments"}
+
+
+@dataclass
+class Change:
+    path: str
+    old: Any
+    new: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "old": self.old, "new": self.new}
+
+
+def _check_path(path: str) -> list[str]:
+    parts = path.split(".")
+    ok = (
+        (len(parts) == 1 and parts[0] in _TOP_FIELDS)
+        or (len(parts) == 3 and parts[0] == "segments" and parts[1].isdigit() and parts[2] in _SEGMENT_FIELDS - {"image_prompts"})
+        or (len(parts) == 4 and parts[0] == "segments" and parts[1].isdigit() and parts[2] == "image_prompts" and parts[3].isdigit())
+    )
+    if not ok:
+        raise RequestError([
+            f"{path}: not an editable path; allowed: a request field ({', '.join(sorted(_TOP_FIELDS))}), "
+            f"segments.<i>.<{'|'.join(sorted(_SEGMENT_FIELDS - {'image_prompts'}))}>, or segments.<i>.image_prompts.<j>"
+        ])
+    return parts
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``PATH=VALUE``; the value is read as YAML (``true``, ``60``, ``null``), else kept as text."""
+    if "=" not in text:
+        raise RequestError([f"--set {text!r}: expected PATH=VALUE, e.g. voice_id=nova or segments.1.narration='New text'"])
+    path, raw = text.split("=", 1)
+    try:
+        value = yaml_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, dict | list):
+        value = raw
+    return path.strip(), UNSET if value is None else value
+
+
+def edits_from_data(data: Any, label: str = "edits file") -> list[tuple[str, Any]]:
+    """Edits from a mapping of PATH: VALUE (``null`` removes an override)."""
+    if not isinstance(data, dict):
+        raise RequestError([f"{label}: expected a mapping of PATH: VALUE, got {type(data).__name__}"])
+    return [(str(k), UNSET if v is None else v) for k, v in data.items()]
+
+
+def load_edits_file(path: str | Path) -> list[tuple[str, Any]]:
+    """A YAML/JSON file of PATH: VALUE (``null`` removes an override)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RequestError([f"edits file: {str(path)!r} does not exist"]) from None
+    return edits_from_data(parse_document(text, str(path), "edits file"))
+
+
+def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = copy.deepcopy(document)
+    for path, value in edits:
+        parts = _check_path(path)
+        node = doc
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        if value is UNSET:
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = value
+    segments = doc.get("segments", {})
+    for i in list(segments):
+        if not segments[i].get("image_prompts", True):
+            segments[i].pop("image_prompts")
+        if not segments[i]:
+            segments.pop(i)
+    return doc
+
+
+def _flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(doc, dict):
+        out: dict[str, Any] = {}
+        for k, v in doc.items():
+            out |= _flatten(v, f"{prefix}{k}.")
+        return out
+    return {prefix.rstrip("."): doc}
+
+
+def plain_document(request: MovieRequest) -> dict[str, Any]:
+    return json.loads(json.dumps(request.to_document()))
+
+
+def diff(old: MovieRequest, new: MovieRequest) -> list[Change]:
+    """Every path whose value differs between two requests."""
+    a, b = _flatten(plain_document(old)), _flatten(plain_document(new))
+    return [Change(p, a.get(p), b.get(p)) for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
+
+
+def edited_request(current: MovieRequest, edits: list[tuple[str, Any]]) -> MovieRequest:
+    """The request after these edits, validated like a new one; a bad edit raises RequestError."""
+    if not edits:
+        raise RequestError(["edit: nothing to change; give --set PATH=VALUE, --unset PATH or --file EDITS.yaml"])
+    try:
+        return parse_request(apply_edits(plain_document(current), edits))
+    except RequestError as e:
+        raise RequestError([f"edit rejected, nothing changed: {p}" for p in e.problems]) from None

@@ -1,0 +1,96 @@
+"""User inputs and input versions: the value of each user-input partition, and what each built
+partition consumed, per dependency asset, as one hash.
+
+When a partition is built, the hash of the data versions it read from each dependency asset (its
+upstream artifact partitions, and the user-input values) is recorded in its materialization as
+``dagster/input_data_version/<asset>``. A partition is stale when recomputing those hashes from the
+current state gives a different answer: the same rule Dagster applies per partition, computed here
+in one pass from the catalog, without a query per partition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+
+from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, Blueprint, Level, NodeKey
+from movie_assets.domain.request import MovieRequest, VisualMode
+
+INPUT_NAMES: tuple[str, ...] = tuple(INPUTS)
+
+
+def value_version(value: dict) -> str:
+    """Data version of a user input's value."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _combine(parts: list[tuple[str, str | None]]) -> str:
+    text = "\n".join(f"{k}={v or 'missing'}" for k, v in sorted(parts))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def input_versions(blueprint: Blueprint, key: NodeKey, artifact_version: Callable[[NodeKey], str | None]) -> dict[str, str]:
+    """Per dependency asset of ``key``: a hash of the versions it reads now."""
+    request: MovieRequest = blueprint.request
+    node = blueprint.nodes[key]
+    decl = ARTIFACTS[key.asset]
+    out: dict[str, str] = {}
+    for dep_asset in decl.deps:
+        out[dep_asset] = _combine([(str(d), artifact_version(d)) for d in node.deps if d.asset == dep_asset])
+    for name in decl.inputs:
+        level = INPUTS[name].level
+        segment = key.segment if level is not Level.movie else None
+        image = key.image if level is Level.image else None
+        out[name] = value_version(input_values(request, name, segment, image))
+    return out
+
+
+def changed_inputs(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
+    """The dependency assets whose consumed versions differ (all of them when nothing was recorded)."""
+    if not recorded:
+        return sorted(current)
+    return sorted(name for name in current if recorded.get(name) != current[name])
+
+
+def build_key(consumed: dict[str, str], code_version: str) -> str:
+    """The build cache's key of an artifact: exactly what it was made from."""
+    return hashlib.sha256(json.dumps([consumed, code_version], sort_keys=True).encode()).hexdigest()[:32]
+
+
+def input_values(request: MovieRequest, name: str, segment: int | None = None, image: int | None = None) -> dict:
+    """The value of one user input for one partition, as versioned data."""
+    o = request.overrides(segment) if segment is not None else None
+    values: dict[str, object] = {
+        "inquiry": lambda: {
+            "inquiry_prompt": request.inquiry_prompt,
+            "duration_seconds": request.duration_seconds,
+            "audience": request.audience.value,
+            "language": request.language.value,
+        },
+        "voice": lambda: {"voice_id": request.voice_id, "emotion": request.emotion, "language": request.language.value},
+        "style": lambda: {"image_style": request.image_style.value},
+        "frame": lambda: {"size": request.size.value, "aspect_ratio": request.aspect_ratio.value},
+        "duration": lambda: {"duration_seconds": request.duration_seconds},
+        "assembly": lambda: {"assembly_strategy": request.assembly_strategy.value},
+        "music_override": lambda: {"music_prompt": request.music_prompt},
+        "narration_override": lambda: {"narration": o.narration if o else None},
+        "segment_layout": lambda: {
+            "mode": request.mode(segment or 0).value,
+            "images_per_segment": request.images_per_segment if request.mode(segment or 0) is VisualMode.image_only else 0,
+        },
+        "direction_override": lambda: {"movie_direction_prompt": o.movie_direction_prompt if o else None},
+        "starting_image_override": lambda: {"starting_image_prompt": o.starting_image_prompt if o else None},
+        "image_prompt_override": lambda: {"image_prompt": o.image_prompts.get(image) if o and image is not None else None},
+    }
+    return values[name]()  # type: ignore[operator]
+
+
+def input_partitions(request: MovieRequest, name: str) -> list[tuple[int | None, int | None]]:
+    """The (segment, image) partitions of an input that this request uses."""
+    level = INPUTS[name].level
+    if level is Level.movie:
+        return [(None, None)]
+    if level is Level.segment:
+        return [(i, None) for i in range(request.segment_count)]
+    return [(i, j) for i in range(request.segment_count) for j in range(request.images_per_segment)]

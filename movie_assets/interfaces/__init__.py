@@ -1,0 +1,1 @@
+"""What users call: the Python API and the ``moviegen`` CLI. Nothing in the project imports them."""

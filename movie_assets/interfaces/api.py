@@ -1,0 +1,129 @@
+"""The Python API behind the ``moviegen`` CLI, usable by a hosted service as well.
+
+Every function takes a ``DagsterInstance`` (``DagsterInstance.get()`` respects DAGSTER_HOME) and an
+``ArtifactStore``; generations run through Dagster as one run of the ``movie_build`` step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import dagster as dg
+
+from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
+from movie_assets.domain.plan import Plan
+from movie_assets.domain.request import MovieRequest, load_request
+from movie_assets.orchestration import registry
+from movie_assets.orchestration.editing import EditResult, edit_movie
+from movie_assets.orchestration.event_log import load_state
+from movie_assets.orchestration.generation import GenerateResult, open_movie, plan_of
+from movie_assets.orchestration.generation import generate as _generate
+from movie_assets.orchestration.registry import require_movie
+from movie_assets.store.revisions import Revision, get_revision, list_revisions
+from resources.storage import ArtifactStore
+
+__all__ = ["GenerateResult", "Plan", "Revision", "Status", "edit", "generate", "history", "list_movies", "load_timeline",
+           "new_movie", "plan", "revision", "status", "timeline_uri"]
+
+generate = _generate
+
+
+def new_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: MovieRequest | str, movie: str | None = None) -> str:
+    """Register a movie from a request (or a request file path) and return its id."""
+    req = load_request(request) if isinstance(request, str) else request
+    return registry.register_movie(instance, store, req, movie)
+
+
+def list_movies(instance: dg.DagsterInstance) -> list[str]:
+    return registry.list_movies(instance)
+
+
+def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan:
+    """What a generation would build and why; a dry run that calls no provider."""
+    return plan_of(open_movie(instance, store, movie), store)
+
+
+def edit(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, edits: list[tuple[str, Any]]) -> EditResult:
+    """Apply edits (PATH, VALUE or UNSET) to a movie's request; see domain/edits.py."""
+    require_movie(instance, movie)
+    return edit_movie(instance, store, movie, edits)
+
+
+def history(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> list[Revision]:
+    """Every revision of a movie, oldest first."""
+    require_movie(instance, movie)
+    return list_revisions(store, movie)
+
+
+def revision(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, number: int) -> Revision:
+    """One revision, with its manifest."""
+    require_movie(instance, movie)
+    return get_revision(store, movie, number)
+
+
+def timeline_uri(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None) -> str | None:
+    """The latest timeline, or the timeline of revision N."""
+    require_movie(instance, movie)
+    if revision is not None:
+        return get_revision(store, movie, revision).timeline
+    state = load_state(instance, movie, [NodeKey("timeline")])
+    rec = state.records.get(NodeKey("timeline"))
+    return rec.uri if rec else None
+
+
+def load_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None,
+                  *, links: bool = False) -> dict[str, Any]:
+    """The stored timeline (its ``src`` are stable artifact URIs). ``links``: every ``src`` replaced by
+    a URL a render host can fetch (on S3: presigned for the store's ``link_seconds``, or public)."""
+    uri = timeline_uri(instance, store, movie, revision)
+    if uri is None:
+        raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
+    timeline = json.loads(store.read(uri))
+    if links:
+        for track in timeline["tracks"]:
+            for clip in track["clips"]:
+                if "src" in clip:
+                    clip["src"] = store.link(clip["src"])
+    return timeline
+
+
+@dataclass
+class AssetStatus:
+    asset: str
+    needed: int
+    done: int
+    failed: int
+    missing: int
+
+
+@dataclass
+class Status:
+    movie: str
+    request: dict[str, Any]
+    assets: list[AssetStatus]
+    failures: dict[str, str]
+    timeline: str | None
+    to_build: int
+    revisions: int = 0
+    cost_usd: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Status:
+    """What exists, what failed, what is left, and the movie's revisions and spend."""
+    opened = open_movie(instance, store, movie)
+    nodes, state = opened.blueprint.nodes, opened.state
+    needed = Counter(k.asset for k in nodes)
+    done = Counter(k.asset for k in nodes if k in state.records)
+    failed = Counter(k.asset for k in nodes if k in state.failures)
+    assets = [AssetStatus(a, needed[a], done[a], failed[a], needed[a] - done[a]) for a in ARTIFACTS if needed[a]]
+    timeline = state.records.get(NodeKey("timeline"))
+    revisions = list_revisions(store, movie)
+    return Status(movie, opened.request.to_document(), assets, {str(k): f.message for k, f in state.failures.items()},
+                  timeline.uri if timeline else None, len(plan_of(opened, store).items),
+                  len(revisions), round(sum(r.cost_usd for r in revisions), 6))

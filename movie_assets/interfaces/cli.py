@@ -1,0 +1,293 @@
+"""``moviegen``: register, plan, generate and inspect movies. Respects DAGSTER_HOME."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from movie_assets.domain.errors import MovieBusy
+from movie_assets.domain.request import RequestError
+from movie_assets.store.movies import MovieNotFound
+from resources.runtime.paths import dagster_home
+from resources.storage import ArtifactStore
+
+EXIT_INVALID = 2
+EXIT_FAILED = 1
+EXIT_BUSY = 3
+
+LATENCY_PROFILES = ("none", "median", "scaled")  # resources.settings.LatencyProfile, without importing it
+
+
+def _api() -> ModuleType:
+    """The API, loaded when a command needs it: importing Dagster costs most of a command's start-up,
+    so ``--help`` and argument errors answer at once."""
+    warnings.filterwarnings("ignore", module="dagster")
+    from movie_assets.interfaces import api  # noqa: PLC0415 - deferred for start-up time
+
+    return api
+
+
+def _context() -> tuple[Any, ArtifactStore]:
+    """The Dagster instance of DAGSTER_HOME (default: the repo's dagster_home/, as `make dev` uses,
+    created if needed) and the artifact store."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    dagster_home().mkdir(parents=True, exist_ok=True)
+    api = _api()
+    return api.dg.DagsterInstance.get(), ArtifactStore()
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    api = _api()
+    movie = api.new_movie(instance, store, args.request, args.id)
+    print(movie)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    instance, _ = _context()
+    for movie in _api().list_movies(instance):
+        print(movie)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    api = _api()
+    p = api.plan(instance, store, args.movie)
+    if args.json:
+        _print_json(p.to_json())
+        return 0
+    if not p.items:
+        print(f"{args.movie}: up to date; nothing to build ({p.total_nodes} artifacts).")
+        return 0
+    print(f"{args.movie}: {len(p.items)} of {p.total_nodes} artifacts to build")
+    width = max(len(i.node) for i in p.items)
+    for i in p.items:
+        call = "call" if i.calls_provider else "-"
+        print(f"  {i.node:<{width}}  {i.reason:<9} {call:<5} {(i.producer or ''):<27} {i.cause}")
+    print("provider calls:")
+    for name, count in p.provider_calls.items():
+        print(f"  {name:<28} {count}")
+    print(f"estimated cost: ${p.estimated_cost_usd:.4f}")
+    print(f"critical path at median latencies: {p.critical_path_s:.0f} s")
+    return 0
+
+
+class _Progress:
+    """One line per finished artifact on stderr, with a running count."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total = total
+        self.done = 0
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, movie: str, item: Any) -> None:
+        with self.lock:
+            self.done += 1
+            if self.quiet:
+                return
+            t = time.monotonic() - self.started
+            if type(item).__name__ == "Built":
+                call = item.produced.call
+                how = f"{call.provider} {call.latency_s:.1f}s" if call else "no call"
+                print(f"[{t:6.1f}s {self.done:>3}/{self.total}] built  {item.key} ({how})", file=sys.stderr)
+            elif type(item).__name__ == "Failed":
+                print(f"[{t:6.1f}s {self.done:>3}/{self.total}] FAILED {item.key}: {item.message}", file=sys.stderr)
+            else:
+                print(f"[{t:6.1f}s {self.done:>3}/{self.total}] kept   {item.key} ({item.message})", file=sys.stderr)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    api = _api()
+    progress = _Progress(0, quiet=args.quiet)
+
+    def on_plan(p: Any) -> None:
+        progress.total = len(p.items)
+        if not args.quiet and p.items:
+            print(f"generating {args.movie}: {len(p.items)} artifacts, provider calls {p.provider_calls}", file=sys.stderr)
+
+    result = api.generate(
+        instance, store, args.movie, latency=args.latency, latency_scale=args.latency_scale,
+        on_plan=on_plan, on_progress=progress, wait_s=args.wait,
+    )
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        calls = sum(result.provider_calls.values())
+        print(f"{args.movie} revision {result.revision}: built {len(result.built)}, failed {len(result.failed)}, "
+              f"provider calls {calls}, cost ${result.cost_usd:.4f}, in {result.seconds:.1f} s")
+        for name, count in result.provider_calls.items():
+            print(f"  {name:<28} {count}")
+        for node, error in result.failed.items():
+            print(f"  FAILED {node}: {error}")
+        print(f"timeline: {result.timeline}")
+        if result.failed:
+            print(f"run `moviegen generate {args.movie}` again to retry only what failed")
+    return 0 if result.success else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    api = _api()
+    s = api.status(instance, store, args.movie)
+    if args.json:
+        _print_json(s.to_json())
+        return 0
+    req = s.request
+    print(f"{s.movie}: {req['inquiry_prompt']!r}, {req['duration_seconds']} s, {req['language']}, {req['image_style']}")
+    print(f"  {'asset':<22} {'done':>5} {'needed':>6} {'failed':>6}")
+    for a in s.assets:
+        print(f"  {a.asset:<22} {a.done:>5} {a.needed:>6} {a.failed:>6}")
+    for node, msg in s.failures.items():
+        print(f"  FAILED {node}: {msg}")
+    print(f"to build: {s.to_build}")
+    print(f"revisions: {s.revisions}, provider cost so far: ${s.cost_usd:.4f}")
+    print(f"timeline: {s.timeline or 'not generated yet'}")
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from movie_assets.domain.edits import UNSET, load_edits_file, parse_assignment  # noqa: PLC0415 - start-up time
+
+    instance, store = _context()
+    api = _api()
+    edits = [parse_assignment(a) for a in args.set or []]
+    edits += [(path, UNSET) for path in args.unset or []]
+    if args.file:
+        edits += load_edits_file(args.file)
+    result = api.edit(instance, store, args.movie, edits)
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    if not result.changes:
+        print(f"{args.movie}: nothing changed (the values are already set)")
+        return 0
+    for c in result.changes:
+        print(f"  {c.path}: {json.dumps(c.old, ensure_ascii=False)} -> {json.dumps(c.new, ensure_ascii=False)}")
+    print(f"{args.movie}: edit {result.seq} recorded; `moviegen plan {args.movie}` shows what it will rebuild")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    api = _api()
+    revisions = api.history(instance, store, args.movie)
+    if args.json:
+        _print_json([r.to_json(manifest=False) for r in revisions])
+        return 0
+    if not revisions:
+        print(f"{args.movie}: no revision yet; run `moviegen generate {args.movie}`")
+        return 0
+    print(f"  {'rev':>3}  {'time':<25} {'calls':>5} {'cost $':>8} {'failed':>6}  changes")
+    for r in revisions:
+        changes = ", ".join(c["path"] for c in r.changes) or ("first generation" if r.revision == 1 else "-")
+        print(f"  {r.revision:>3}  {r.time:<25} {r.calls:>5} {r.cost_usd:>8.4f} {len(r.failed):>6}  {changes}")
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    api = _api()
+    if args.print or args.out:
+        timeline = api.load_timeline(instance, store, args.movie, args.revision, links=True)
+        if args.out:
+            Path(args.out).write_text(json.dumps(timeline, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            print(args.out)
+        else:
+            _print_json(timeline)
+        return 0
+    uri = api.timeline_uri(instance, store, args.movie, args.revision)
+    if uri is None:
+        print(f"movie {args.movie!r} has no timeline yet: run `moviegen generate {args.movie}`", file=sys.stderr)
+        return EXIT_FAILED
+    print(uri)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moviegen", description="Build AI-generated explainer movies on Dagster.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("new", help="register a movie from a YAML/JSON request file and print its id")
+    p.add_argument("request", help="request file (YAML or JSON)")
+    p.add_argument("--id", help="movie id (lowercase letters, digits, '-'); default: from the inquiry")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("list", help="list registered movies")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("plan", help="show what a generation would build and why (calls no provider)")
+    p.add_argument("movie")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("generate", help="build what the plan shows, in one Dagster run")
+    p.add_argument("movie")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--latency", choices=LATENCY_PROFILES,
+                   help="offline providers: simulated call latency (default: none)")
+    p.add_argument("--latency-scale", type=float, help="factor for --latency scaled")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="if the movie is being generated already, wait up to this long instead of refusing")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("status", help="what exists, what failed, what is left")
+    p.add_argument("movie")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("timeline", help="print the location of the movie's timeline")
+    p.add_argument("movie")
+    p.add_argument("--revision", type=int, help="the timeline of an earlier revision (see `moviegen history`)")
+    p.add_argument("--print", action="store_true",
+                   help="print the timeline JSON with links a render host can fetch (presigned on S3)")
+    p.add_argument("--out", help="write that JSON to this file instead")
+    p.set_defaults(func=cmd_timeline)
+
+    p = sub.add_parser("edit", help="change the request: --set PATH=VALUE, --unset PATH, --file EDITS.yaml")
+    p.add_argument("movie")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="e.g. voice_id=nova, segments.1.narration='New text', segments.2.use_video=true")
+    p.add_argument("--unset", action="append", metavar="PATH", help="remove an override, e.g. segments.3.image_prompts.0")
+    p.add_argument("--file", help="YAML/JSON mapping of PATH: VALUE (null removes)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("history", help="the movie's revisions: time, what changed, calls, cost")
+    p.add_argument("movie")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_history)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (RequestError, MovieNotFound, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    except MovieBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BUSY
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Editing a stored movie: validate the edited request, store it, observe again only the user-input
+partitions whose value changed (Dagster then marks exactly their dependents stale), log the edit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from movie_assets.domain.edits import Change, diff, edited_request
+from movie_assets.orchestration.registry import input_hashes, observe_inputs
+from movie_assets.store.edits_log import log_edit
+from movie_assets.store.movies import load_movie_request, save_movie_request
+from resources.storage import ArtifactStore
+
+
+@dataclass
+class EditResult:
+    movie: str
+    changes: list[Change] = field(default_factory=list)
+    observed_inputs: int = 0
+    seq: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"movie": self.movie, "edit": self.seq, "observed_inputs": self.observed_inputs,
+                "changes": [c.to_json() for c in self.changes]}
+
+
+def edit_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, edits: list[tuple[str, Any]]) -> EditResult:
+    """Apply edits (PATH, VALUE or UNSET) to a movie's request. A bad edit, or one that leaves the
+    request as it was, changes nothing."""
+    current = load_movie_request(store, movie)
+    edited = edited_request(current, edits)
+    result = EditResult(movie, diff(current, edited))
+    if not result.changes:
+        return result
+    known = input_hashes(movie, current)
+    save_movie_request(store, movie, edited)
+    result.observed_inputs = observe_inputs(instance, movie, edited, known=known)
+    result.seq = log_edit(store, movie, result.changes)
+    return result

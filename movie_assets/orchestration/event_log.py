@@ -1,0 +1,101 @@
+"""What exists for a movie, read from Dagster's event log (the single source of truth): the catalog.
+
+For every artifact partition: the latest materialization (data version, URI, metadata) and whether a
+failure was recorded after it. Queries fetch the latest storage id per partition per asset, then the
+records by id, so the cost does not grow with the number of revisions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import dagster as dg
+from dagster import DagsterEventType, DagsterRunStatus
+
+from movie_assets.domain.blueprint import NodeKey
+from movie_assets.domain.records import ArtifactRecord, FailureRecord, MovieState
+
+INPUT_VERSION_TAG = "dagster/input_data_version/"
+
+
+def _plain_metadata(md: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in md.items():
+        out[k] = getattr(v, "value", v)
+    return out
+
+
+def _partitions(movie: str, nodes: Iterable[NodeKey]) -> set[str]:
+    return {k.partition_key(movie) for k in nodes}
+
+
+# Planned events have no undeprecated reader in Dagster 1.13; this one is what the UI's own queries use.
+warnings.filterwarnings("ignore", message=".*fetch_planned_materializations.*", category=DeprecationWarning)
+
+_FETCH = {
+    DagsterEventType.ASSET_MATERIALIZATION: "fetch_materializations",
+    DagsterEventType.ASSET_MATERIALIZATION_PLANNED: "fetch_planned_materializations",
+}
+
+
+def _latest(instance: dg.DagsterInstance, asset: str, event_type: DagsterEventType, partitions: set[str]) -> dict[str, Any]:
+    ids = instance.get_latest_storage_id_by_partition(dg.AssetKey(asset), event_type, partitions)
+    if not ids:
+        return {}
+    fetch = getattr(instance, _FETCH[event_type])
+    result = fetch(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), storage_ids=list(ids.values())), limit=len(ids))
+    return {r.partition_key: r for r in result.records if r.partition_key is not None}
+
+
+def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey],
+               failure_messages: Callable[[str], dict[str, str]] | None = None) -> MovieState:
+    """The latest record of each node, and which nodes failed since their latest materialization.
+
+    A node failed when a run planned it (Dagster's ASSET_MATERIALIZATION_PLANNED event, which the
+    UI uses the same way) after its latest materialization and that run ended in failure. The error
+    message comes from ``failure_messages(run_id)`` (the build's run report) when available.
+    """
+    runs: dict[str, bool] = {}
+    messages: dict[str, dict[str, str]] = {}
+
+    def run_failed(run_id: str) -> bool:
+        if run_id not in runs:
+            run = instance.get_run_by_id(run_id)
+            runs[run_id] = run is not None and run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+        return runs[run_id]
+
+    def failure_message(run_id: str, key: NodeKey) -> str:
+        if run_id not in messages:
+            messages[run_id] = failure_messages(run_id) if failure_messages else {}
+        return messages[run_id].get(str(key), f"run {run_id} failed before this artifact was built")
+
+    by_asset: dict[str, list[NodeKey]] = {}
+    for k in nodes:
+        by_asset.setdefault(k.asset, []).append(k)
+    state = MovieState(movie)
+    for asset, keys in by_asset.items():
+        parts = _partitions(movie, keys)
+        mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, parts)
+        planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, parts)
+        for partition, rec in mats.items():
+            event = rec.event_log_entry.asset_materialization
+            key = NodeKey.from_partition(asset, partition)
+            tags = event.tags or {}
+            metadata = _plain_metadata(dict(event.metadata))
+            state.records[key] = ArtifactRecord(
+                key=key, version=tags.get("dagster/data_version", ""), uri=str(metadata.get("uri", "")),
+                storage_id=rec.storage_id, run_id=rec.run_id, timestamp=rec.timestamp, metadata=metadata,
+                input_versions={k.removeprefix(INPUT_VERSION_TAG): v for k, v in tags.items() if k.startswith(INPUT_VERSION_TAG)},
+                code_version=tags.get("dagster/code_version", ""),
+            )
+        for partition, rec in planned.items():
+            key = NodeKey.from_partition(asset, partition)
+            mat = state.records.get(key)
+            if mat is not None and mat.storage_id > rec.storage_id:
+                continue
+            if run_failed(rec.run_id):
+                message = failure_message(rec.run_id, key)
+                state.failures[key] = FailureRecord(key, rec.storage_id, rec.run_id, message)
+    return state

@@ -1,0 +1,51 @@
+"""The one place that touches Dagster's private APIs: events a build step records about partitions
+other than its own outputs (planned partitions, failures) and the tags of a multi-partition key.
+
+Dagster 1.13 has no public API for these: the UI's own queries and Dagster's executor use them.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster._core.definitions.events import (
+    AssetMaterializationFailure,
+    AssetMaterializationFailureReason,
+    AssetMaterializationFailureType,
+)
+from dagster._core.definitions.partitions.utils.multi import get_tags_from_multi_partition_key
+from dagster._core.events import AssetMaterializationPlannedData
+
+
+def report_planned(context: dg.AssetExecutionContext, asset: dg.AssetKey, partition: str) -> None:
+    """Record that this run is about to build a partition: if the run fails before materializing
+    it, the partition shows as failed (the UI and ``event_log.load_state`` read it so)."""
+    context.instance.report_dagster_event(
+        dg.DagsterEvent.build_asset_materialization_planned_event(
+            context.run.job_name, _step_key(context), AssetMaterializationPlannedData(asset, partition=partition),
+        ),
+        run_id=context.run.run_id,
+    )
+
+
+def report_failed(context: dg.AssetExecutionContext, asset: dg.AssetKey, partition: str, message: str,
+                  upstream: bool) -> None:
+    """A failed partition, stored where the event log supports it (Dagster+); on OSS storage the
+    planned event plus the failed run is what marks it failed."""
+    failure = AssetMaterializationFailure(
+        asset_key=asset, partition=partition, failure_type=AssetMaterializationFailureType.FAILED,
+        reason=AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE, description=message,
+        metadata={"error": message, "upstream": upstream},
+    )
+    context.instance.report_dagster_event(
+        dg.DagsterEvent.build_asset_failed_to_materialize_event(context.run.job_name, _step_key(context), failure),
+        run_id=context.run.run_id,
+    )
+
+
+def multi_partition_tags(partition: str | dg.MultiPartitionKey) -> dict[str, str]:
+    """The per-dimension tags Dagster puts on a multi-partition materialization."""
+    return dict(get_tags_from_multi_partition_key(partition)) if isinstance(partition, dg.MultiPartitionKey) else {}
+
+
+def _step_key(context: dg.AssetExecutionContext) -> str:
+    return context.op_execution_context.node_handle.name

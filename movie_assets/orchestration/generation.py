@@ -1,0 +1,199 @@
+"""Generations: open a movie once, plan it, build the plan in one Dagster run, record a revision.
+
+The in-process path (``moviegen generate``, the Python API) runs ``build_movie`` here; the
+``generate_movie`` job (sensor and UI) runs the same plan/build/record inside its build step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from movie_assets.build import cache
+from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
+from movie_assets.build.progress import add_listener, remove_listener
+from movie_assets.domain.blueprint import ARTIFACTS, Blueprint, Level, expand
+from movie_assets.domain.plan import Plan, make_plan
+from movie_assets.domain.records import MovieState
+from movie_assets.domain.request import MovieRequest
+from movie_assets.orchestration.event_log import load_state
+from movie_assets.orchestration.locks import IN_PROCESS, KIND_TAG, MOVIE_TAG, generation_lock
+from movie_assets.orchestration.registry import require_movie
+from movie_assets.orchestration.specs import BUILD_STEPS
+from movie_assets.store.edits_log import list_edits
+from movie_assets.store.movies import load_movie_request
+from movie_assets.store.reports import RunReport, read_run_failures, read_run_report
+from movie_assets.store.revisions import Revision, write_revision
+from resources.providers.pricing import estimate_call_usd
+from resources.settings import PRODUCER_KINDS, LatencyProfile, params_from_env, routes_from_env
+from resources.storage import ArtifactStore
+
+# A function of the code location that returns the asset job every build run executes.
+BUILD_JOB_RECONSTRUCTOR = ("movie_assets.definitions", "build_job")
+
+
+@dataclass(frozen=True)
+class OpenMovie:
+    """A movie read once for a command: its request, expanded blueprint and what exists."""
+
+    movie: str
+    request: MovieRequest
+    blueprint: Blueprint
+    state: MovieState
+
+
+def open_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> OpenMovie:
+    require_movie(instance, movie)
+    request = load_movie_request(store, movie)
+    blueprint = expand(request)
+    state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
+    return OpenMovie(movie, request, blueprint, state)
+
+
+def estimate_cost(calls: dict[str, int], width: int, height: int) -> float:
+    """Calls times the estimated price of a typical call of the provider and model each producer is
+    routed to, at the movie's frame and with its configured model parameters (offline: 0)."""
+    routes = routes_from_env()
+    params = params_from_env(routes)
+    total = 0.0
+    for producer, count in calls.items():
+        route = routes[producer]
+        total += count * estimate_call_usd(route.provider, PRODUCER_KINDS[producer], route.model, width=width,
+                                           height=height, params=params.get(producer))
+    return round(total, 6)
+
+
+def plan_of(opened: OpenMovie, store: ArtifactStore) -> Plan:
+    """What a generation would build and why; calls no provider."""
+    width, height = opened.request.frame
+    return make_plan(opened.movie, opened.blueprint, opened.state, ARTIFACT_CODE_VERSIONS,
+                     lambda key, consumed: cache.holds(store, opened.movie, key, consumed),
+                     lambda calls: estimate_cost(calls, width, height))
+
+
+def plan_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan:
+    return plan_of(open_movie(instance, store, movie), store)
+
+
+def record_revision(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, run_id: str | None,
+                    report: RunReport) -> Revision:
+    """Record the revision a generation leaves: the artifact versions the movie now uses (read after
+    the build, so it sees what the build recorded)."""
+    blueprint = expand(load_movie_request(store, movie))
+    state = load_state(instance, movie, blueprint.nodes)
+    return write_revision(store, movie, blueprint=blueprint, state=state, run_id=run_id, report=report,
+                          edits=list_edits(store, movie))
+
+
+@dataclass
+class GenerateResult:
+    movie: str
+    run_id: str | None
+    success: bool
+    provider_calls: dict[str, int]
+    built: list[str]
+    failed: dict[str, str]
+    timeline: str | None
+    seconds: float
+    revision: int | None = None
+    skipped: list[str] = field(default_factory=list)
+    cost_usd: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "movie": self.movie,
+            "revision": self.revision,
+            "run_id": self.run_id,
+            "success": self.success,
+            "provider_calls": self.provider_calls,
+            "built": len(self.built),
+            "skipped": len(self.skipped),
+            "failed": [{"node": k, "error": v} for k, v in self.failed.items()],
+            "timeline": self.timeline,
+            "cost_usd": round(self.cost_usd, 6),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def generate(
+    instance: dg.DagsterInstance,
+    store: ArtifactStore,
+    movie: str,
+    *,
+    latency: LatencyProfile | str | None = None,
+    latency_scale: float | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+    on_progress: Callable[[str, Any], None] | None = None,
+    resource_config: dict[str, dict[str, Any]] | None = None,
+    wait_s: float = 0.0,
+) -> GenerateResult:
+    """Build what the plan shows in one Dagster run and record a new revision.
+
+    One generation of a movie at a time: a concurrent one waits up to ``wait_s`` seconds, then
+    raises MovieBusy. Nothing planned means no run (and no provider call), but still a revision.
+    """
+    started = time.monotonic()
+    require_movie(instance, movie)
+    with generation_lock(instance, movie, wait_s):
+        plan = plan_movie(instance, store, movie)
+        if on_plan:
+            on_plan(plan)
+        run_id, success, report = None, True, RunReport(movie=movie)
+        if plan.items:
+            run_id, success, report = build_movie(instance, store, movie, plan, latency, latency_scale, on_progress,
+                                                  resource_config)
+        revision = record_revision(instance, store, movie, run_id, report)
+    return GenerateResult(
+        movie=movie, run_id=run_id, success=success and not report.failed,
+        provider_calls=report.provider_calls, built=report.built, failed=report.failed,
+        timeline=revision.timeline, seconds=time.monotonic() - started, revision=revision.revision,
+        skipped=report.skipped, cost_usd=float(report.cost_usd),
+    )
+
+
+def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, plan: Plan,
+                latency: LatencyProfile | str | None, latency_scale: float | None,
+                on_progress: Callable[[str, Any], None] | None,
+                resource_config: dict[str, dict[str, Any]] | None) -> tuple[str, bool, RunReport]:
+    """One in-process run of the movie-level build step that builds every planned node."""
+    provider_config = {k: v for k, v in {"latency": LatencyProfile(latency).value if latency else None, "latency_scale": latency_scale}.items() if v is not None}
+    resources: dict[str, Any] = {}
+    for name in ("llm", "speech", "images", "video", "music"):
+        config = provider_config | (resource_config or {}).get(name, {})
+        if config:
+            resources[name] = {"config": config}
+    for name, config in (resource_config or {}).items():
+        if name not in resources and config:
+            resources[name] = {"config": config}
+    run_config = {
+        "ops": {BUILD_STEPS[Level.movie]: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in plan.items}}}},
+        "resources": resources,
+        # The run's events go to the event log (and the UI) as always; the console only gets warnings.
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
+    # One run of the movie-level step for the movie's partition; it builds every level's partitions
+    # (see docs/architecture.md). The timeline is downstream of everything, so it is always planned.
+    selection = sorted({dg.AssetKey(i.asset) for i in plan.items if ARTIFACTS[i.asset].level is Level.movie},
+                       key=lambda k: k.to_user_string())
+    if on_progress:
+        add_listener(on_progress)
+    try:
+        result = dg.execute_job(
+            dg.build_reconstructable_job(*BUILD_JOB_RECONSTRUCTOR), instance, run_config=run_config,
+            asset_selection=selection, tags={MOVIE_TAG: movie, KIND_TAG: IN_PROCESS, "dagster/partition": movie},
+            raise_on_error=False,
+        )
+    finally:
+        if on_progress:
+            remove_listener(on_progress)
+    report = read_run_report(store, movie, result.run_id)
+    if report is None:
+        report = RunReport(movie=movie, run_id=result.run_id)
+        if not result.success:
+            failure = next((e for e in result.all_events if e.is_step_failure), None)
+            report.failed = {"movie_build": failure.event_specific_data.error.message if failure else "run failed"}  # type: ignore[union-attr]
+    return result.run_id, result.success, report

@@ -1,0 +1,83 @@
+"""Registering movies: the stored request, the movie's dynamic partition and its observed user inputs.
+
+Each user-input partition is observed with a content hash of its value, so Dagster shows exactly the
+partitions that read a changed input as stale."""
+
+from __future__ import annotations
+
+import re
+
+import dagster as dg
+
+from movie_assets.domain.inputs import INPUT_NAMES, input_partitions, input_values, value_version
+from movie_assets.domain.request import MovieRequest, RequestError, topic_of, validate_movie_id
+from movie_assets.store.movies import MovieNotFound, save_movie_request
+from partitions import movies_partitions, partition_key
+from resources.storage import ArtifactStore
+
+
+def movie_exists(instance: dg.DagsterInstance, movie: str) -> bool:
+    return instance.has_dynamic_partition(movies_partitions.name, movie)
+
+
+def list_movies(instance: dg.DagsterInstance) -> list[str]:
+    return sorted(instance.get_dynamic_partitions(movies_partitions.name))
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return (slug[:40].rstrip("-") or "movie")
+
+
+def new_movie_id(instance: dg.DagsterInstance, request: MovieRequest) -> str:
+    base = slugify(topic_of(request.inquiry_prompt))
+    candidate, k = base, 2
+    while movie_exists(instance, candidate):
+        candidate, k = f"{base}-{k}", k + 1
+    return candidate
+
+
+def observe_inputs(instance: dg.DagsterInstance, movie: str, request: MovieRequest,
+                   known: dict[tuple[str, str], str] | None = None) -> int:
+    """Record each user-input partition's value hash as an observation; unchanged ones are skipped."""
+    count = 0
+    for name in INPUT_NAMES:
+        for segment, image in input_partitions(request, name):
+            value = input_values(request, name, segment, image)
+            version = value_version(value)
+            partition = partition_key(movie, segment, image)
+            if known is not None and known.get((name, str(partition))) == version:
+                continue
+            instance.report_runless_asset_event(
+                dg.AssetObservation(
+                    name, partition=partition, tags={"dagster/data_version": version},
+                    metadata={"value": dg.MetadataValue.json(value)},
+                )
+            )
+            count += 1
+    return count
+
+
+def register_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: MovieRequest,
+                   movie: str | None = None) -> str:
+    """Validate, store the request, add the movie's partition and observe its inputs. Returns the id."""
+    if movie is None:
+        movie = new_movie_id(instance, request)
+    validate_movie_id(movie)
+    if movie_exists(instance, movie):
+        raise RequestError([f"movie id: {movie!r} is already registered; choose another --id (edits arrive with `moviegen edit`)"])
+    save_movie_request(store, movie, request)
+    instance.add_dynamic_partitions(movies_partitions.name, [movie])
+    observe_inputs(instance, movie, request)
+    return movie
+
+
+def require_movie(instance: dg.DagsterInstance, movie: str) -> None:
+    if not movie_exists(instance, movie):
+        raise MovieNotFound(movie)
+
+
+def input_hashes(movie: str, request: MovieRequest) -> dict[tuple[str, str], str]:
+    """(input, partition) -> value hash, for every user-input partition the request uses."""
+    return {(name, str(partition_key(movie, s, i))): value_version(input_values(request, name, s, i))
+            for name in INPUT_NAMES for s, i in input_partitions(request, name)}

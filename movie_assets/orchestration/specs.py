@@ -1,0 +1,92 @@
+"""The movie's Dagster asset specs, made from the blueprint's rows (one row per artifact type).
+
+* User inputs are external assets, observed with a content-hash data version per partition when a
+  movie is registered or edited, so Dagster shows exactly the dependent partitions as stale.
+* Every artifact type is an asset partitioned by movie, movie × segment or movie × segment_image,
+  whose code version, group, kinds, check and code reference (its produce function) come from its row.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import dagster as dg
+
+from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
+from movie_assets.build.producers import PRODUCE
+from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, ArtifactDecl, Level
+from partitions import image_partitions, image_to_segment, movies_partitions, segment_partitions, segment_to_image
+
+# Code references are marked beta; they are what links an asset to its code in the UI.
+warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
+
+INPUTS_GROUP = "inputs"
+
+PARTITIONS = {Level.movie: movies_partitions, Level.segment: segment_partitions, Level.image: image_partitions}
+
+_KINDS = {"json": {"json"}, "mp3": {"audio"}, "png": {"image"}, "mp4": {"video"}}
+
+
+def _mapping(downstream: Level, upstream: Level) -> dg.PartitionMapping | None:
+    """Explicit mappings only between segments and images. Dagster infers the rest per spec: identity
+    within a level, and MultiToSingleDimensionPartitionMapping on the ``movie`` dimension between a
+    movie-level and a segment/image-level asset. (A multi_asset allows one explicit mapping per
+    upstream asset, so the inferred ones must stay implicit.)"""
+    if downstream is upstream or Level.movie in (downstream, upstream):
+        return None
+    return segment_to_image if downstream is Level.image else image_to_segment
+
+
+INPUT_SPECS: dict[str, dg.AssetSpec] = {
+    i.name: dg.AssetSpec(
+        i.name,
+        partitions_def=PARTITIONS[i.level],
+        group_name=INPUTS_GROUP,
+        description=f"User input: {i.description} ({', '.join(i.fields)}). Observed with a hash of its value.",
+        kinds={"yaml"},
+        metadata={"request_fields": ", ".join(i.fields)},
+    )
+    for i in INPUTS.values()
+}
+
+
+def _code_reference(decl: ArtifactDecl) -> dg.CodeReferencesMetadataValue:
+    """A link from the asset in the UI to the function that produces it."""
+    fn = PRODUCE[decl.name]
+    _, line = inspect.getsourcelines(fn)
+    return dg.CodeReferencesMetadataValue(
+        code_references=[dg.LocalFileCodeReference(file_path=inspect.getsourcefile(fn) or "", line_number=line,
+                                                   label=f"produce {decl.name}")]
+    )
+
+
+def _artifact_spec(decl: ArtifactDecl) -> dg.AssetSpec:
+    deps = [dg.AssetDep(d, partition_mapping=_mapping(decl.level, ARTIFACTS[d].level)) for d in decl.deps]
+    deps += [dg.AssetDep(INPUT_SPECS[i], partition_mapping=_mapping(decl.level, INPUTS[i].level)) for i in decl.inputs]
+    metadata: dict[str, object] = {"producer": decl.producer or "derived", "media": decl.media,
+                                   "dagster/code_references": _code_reference(decl)}
+    if decl.template:
+        metadata["prompt_template"] = decl.template.version
+    return dg.AssetSpec(
+        decl.name,
+        partitions_def=PARTITIONS[decl.level],
+        deps=deps,
+        skippable=True,
+        code_version=ARTIFACT_CODE_VERSIONS[decl.name],
+        group_name=decl.subgraph,
+        description=decl.description + (f" — {decl.producer}" if decl.producer else " — no provider call"),
+        kinds=_KINDS[decl.media] | {"python"},
+        metadata=metadata,
+    )
+
+
+ARTIFACT_SPECS: dict[str, dg.AssetSpec] = {d.name: _artifact_spec(d) for d in ARTIFACTS.values()}
+
+CHECK_SPECS: list[dg.AssetCheckSpec] = [
+    dg.AssetCheckSpec(d.check.name, asset=d.name, description=d.check.description)
+    for d in ARTIFACTS.values() if d.check is not None
+]
+
+# The three build steps, one per partitions definition (see docs/architecture.md).
+BUILD_STEPS = {Level.movie: "movie_build", Level.segment: "segment_build", Level.image: "image_build"}

@@ -1,0 +1,301 @@
+"""The build steps: three subsettable ``multi_asset`` steps (``movie_build``, ``segment_build``,
+``image_build``, one per partitions definition) that run the build engine and record each built
+partition as its own ``AssetMaterialization`` with a content-hash data version and the provenance
+tags Dagster's staleness reads, so staleness stays per partition.
+
+A generation is one run of ``movie_build`` that builds every level's planned partitions concurrently
+(see docs/architecture.md for why); a UI or CLI run of a segment or image partition runs that level's
+step for exactly that partition.
+"""
+
+import asyncio
+import base64
+import json
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from movie_assets.build.checks import problem
+from movie_assets.build.engine import BuildEngine, Built, Failed, Skipped
+from movie_assets.build.progress import notify
+from movie_assets.domain.blueprint import ARTIFACTS, Level, NodeKey
+from movie_assets.domain.plan import Reason
+from movie_assets.orchestration import events
+from movie_assets.orchestration.event_log import INPUT_VERSION_TAG
+from movie_assets.orchestration.generation import OpenMovie, open_movie, plan_of, record_revision
+from movie_assets.orchestration.locks import generation_lock
+from movie_assets.orchestration.specs import ARTIFACT_SPECS, BUILD_STEPS, CHECK_SPECS
+from movie_assets.store.reports import RunReport, read_run_report, write_run_report
+from partitions import node_partition
+from resources.dagster_resources import (
+    ArtifactStoreResource,
+    ImagesResource,
+    LLMResource,
+    MusicResource,
+    OpenAIResource,
+    ProviderClients,
+    ReplicateResource,
+    SpeechResource,
+    VideoResource,
+)
+from resources.storage import ArtifactStore
+
+
+class BuildConfig(dg.Config):
+    """Set by ``moviegen generate``: the exact partitions to build. Empty for UI/CLI partition runs.
+    ``generation``: plan the movie when the step starts and record a revision at its end (the
+    `generate_movie` job: sensor runs and UI launches)."""
+
+    movie: str = Field(default="", description="Movie id whose partitions `nodes` lists (generation: default the run's partition).")
+    nodes: dict[str, str] = Field(default_factory=dict, description="Node key -> reason, e.g. 'segment_image[03_2]': 'missing'.")
+    generation: bool = Field(default=False, description="Build everything the movie's plan shows, holding its generation "
+                                                        "lock, and record a revision.")
+
+
+GENERATION_WAIT_S = 6 * 3600  # a generation run waits this long for another generation of its movie
+
+
+def generation_events(context: dg.AssetExecutionContext, movie: str, clients: ProviderClients,
+                      store: ArtifactStore) -> Iterator[Any]:
+    """A whole generation inside the run: wait for the movie's lock, plan, build, record a revision
+    (also when some partitions failed: every other partition is kept and listed)."""
+    with generation_lock(context.instance, movie, GENERATION_WAIT_S, run_id=context.run.run_id):
+        opened = open_movie(context.instance, store, movie)
+        plan = plan_of(opened, store)
+        targets = plan.targets
+        context.log.info(f"movie {movie}: {len(targets)} partition(s) to build, {sum(plan.provider_calls.values())} provider call(s)")
+        try:
+            if targets:
+                yield from build_events(context, opened, targets, clients, store)
+        finally:
+            report = RunReport(movie=movie)
+            if targets:
+                report = read_run_report(store, movie, context.run.run_id) or RunReport(
+                    movie=movie, run_id=context.run.run_id,
+                    failed={"movie_build": "the run stopped before its report was written"})
+            revision = record_revision(context.instance, store, movie, context.run.run_id if targets else None, report)
+            context.log.info(f"movie {movie}: revision {revision.revision}, timeline {revision.timeline}")
+
+
+def _targets_from_partitions(context: dg.AssetExecutionContext) -> dict[str, dict[NodeKey, str]]:
+    by_movie: dict[str, dict[NodeKey, str]] = {}
+    selected = {k.to_user_string() for k in context.selected_asset_keys}
+    for pk in context.partition_keys:
+        movie = str(pk).split("|", 1)[0]
+        for asset in selected:
+            level = ARTIFACTS[asset].level
+            if (level is Level.movie) != ("|" not in str(pk)):
+                continue
+            by_movie.setdefault(movie, {})[NodeKey.from_partition(asset, str(pk))] = Reason.requested
+    return by_movie
+
+
+def materialization_metadata(built: Built) -> dict[str, Any]:
+    p = built.produced
+    md: dict[str, Any] = {
+        "uri": dg.MetadataValue.url(built.record.uri),
+        "data_version": dg.MetadataValue.text(built.record.version),
+        "bytes": dg.MetadataValue.int(len(p.data)),
+        "reason": dg.MetadataValue.text(built.reason),
+    }
+    if p.call is not None:
+        md |= {
+            "provider": dg.MetadataValue.text(p.call.provider),
+            "model": dg.MetadataValue.text(p.call.model),
+            "latency_s": dg.MetadataValue.float(round(p.call.latency_s, 3)),
+            "cost_usd": dg.MetadataValue.float(p.call.cost_usd),
+            "retries": dg.MetadataValue.int(p.call.retries),
+        }
+    else:
+        md["provider"] = dg.MetadataValue.text("none (override or derived)")
+    if p.prompt:
+        md["prompt"] = dg.MetadataValue.text(p.prompt)
+    for name in ("width", "height", "duration_ms"):
+        value = getattr(p, name)
+        if value is not None:
+            md[name] = dg.MetadataValue.int(int(value))
+    for k, v in p.meta.items():
+        if isinstance(v, bool | int | float | str):
+            md[k] = v
+    if p.preview:
+        md["preview"] = dg.MetadataValue.md(f"![preview](data:image/jpeg;base64,{base64.b64encode(p.preview).decode()})")
+    elif p.ext == "json":
+        text = json.dumps(p.value, indent=2, ensure_ascii=False)
+        md["preview"] = dg.MetadataValue.md(f"```json\n{text[:3000]}\n```")
+    return md
+
+
+def _provenance_tags(spec: dg.AssetSpec, version: str, cursor: int, consumed: dict[str, str]) -> dict[str, str]:
+    """The tags Dagster's staleness reads. Every dependency gets the same event-log cursor: any
+    newer record of a dependency partition with a different data version makes this one stale.
+    The input data version of each dependency is the hash of the versions this build read from it,
+    which is what ``moviegen plan`` compares (see domain/inputs.py)."""
+    tags = {"dagster/data_version": version, "dagster/code_version": spec.code_version or ""}
+    for dep in spec.deps:
+        name = dep.asset_key.to_user_string()
+        tags[f"{INPUT_VERSION_TAG}{name}"] = consumed.get(name, "none")
+        tags[f"dagster/input_event_pointer/{name}"] = str(cursor)
+    return tags
+
+
+def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: dict[NodeKey, str],
+                 clients: ProviderClients, store: ArtifactStore) -> Iterator[Any]:
+    """Run the engine for one movie in a worker thread and translate its results into Dagster events."""
+    instance = context.instance
+    movie, request, blueprint, state = opened.movie, opened.request, opened.blueprint, opened.state
+    unknown = [k for k in targets if k not in blueprint.nodes]
+    for k in unknown:
+        context.log.warning(f"{k} is not part of movie {movie!r} ({request.segment_count} segments, "
+                            f"{request.images_per_segment} images each, per-segment modes): skipped")
+        targets.pop(k)
+    results: queue.Queue[Any] = queue.Queue()
+    done = object()
+    result: dict[str, Any] = {}
+
+    loop = asyncio.new_event_loop()
+
+    def worker() -> None:
+        try:
+            engine = BuildEngine(movie=movie, blueprint=blueprint, state=state, store=store, clients=clients, emit=results.put)
+            task = loop.create_task(engine.run(targets))
+            result["task"] = task
+            result["summary"] = loop.run_until_complete(task)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the step's thread
+            result["error"] = e
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+            results.put(done)
+
+    thread = threading.Thread(target=worker, name=f"moviegen-build-{movie}", daemon=True)
+    thread.start()
+    # The provenance cursor must be at or after every dependency's record; it is re-read only when a
+    # dependency was recorded after the last read (one query per wave instead of one per event).
+    cursor: int | None = None
+    recorded_since_cursor: set[NodeKey] = set()
+    check_problems: dict[str, dict[str, str]] = {}
+    checked: dict[str, int] = {}
+    try:
+        # Planned events make a partition that this run fails to build show as failed (UI and catalog).
+        # They are recorded while the engine already runs (its results queue up until they are done), so
+        # every planned event precedes its partition's materialization without delaying the first call.
+        for key in blueprint.order:
+            if key in targets:
+                events.report_planned(context, ARTIFACT_SPECS[key.asset].key, key.partition_key(movie))
+        while (item := results.get()) is not done:
+            notify(movie, item)
+            if isinstance(item, Built):
+                if ARTIFACTS[item.key.asset].check is not None:
+                    checked[item.key.asset] = checked.get(item.key.asset, 0) + 1
+                    issue = problem(item.key.asset, item.produced.data, item.produced.value, request)
+                    if issue:
+                        check_problems.setdefault(item.key.asset, {})[item.key.partition_key(movie)] = issue
+                spec = ARTIFACT_SPECS[item.key.asset]
+                if cursor is None or any(d in recorded_since_cursor for d in blueprint.nodes[item.key].deps):
+                    cursor = instance.event_log_storage.get_maximum_record_id() or 0
+                    recorded_since_cursor.clear()
+                partition = node_partition(movie, item.key)
+                tags = _provenance_tags(spec, item.record.version, cursor, item.inputs) | events.multi_partition_tags(partition)
+                yield dg.AssetMaterialization(spec.key, partition=partition, tags=tags, metadata=materialization_metadata(item))
+                recorded_since_cursor.add(item.key)
+            elif isinstance(item, Failed):
+                context.log.error(f"{item.key} failed: {item.message}")
+                events.report_failed(context, ARTIFACT_SPECS[item.key.asset].key, item.key.partition_key(movie),
+                                     item.message, item.upstream)
+            elif isinstance(item, Skipped):
+                context.log.info(f"{item.key} not rebuilt: {item.message}")
+    finally:
+        # The step was interrupted (run terminated, error while recording): stop the engine first.
+        if thread.is_alive() and "task" in result:
+            loop.call_soon_threadsafe(result["task"].cancel)
+        thread.join()
+    if "error" in result:
+        raise result["error"]
+    summary = result["summary"]
+    own_checks = set(context.selected_asset_check_keys)
+    for decl in ARTIFACTS.values():
+        if decl.check is None:
+            continue
+        check_key = dg.AssetCheckKey(dg.AssetKey(decl.name), decl.check.name)
+        if check_key not in own_checks and decl.name not in checked:
+            continue
+        bad = check_problems.get(decl.name, {})
+        result = {
+            "asset_key": check_key.asset_key,
+            "check_name": decl.check.name,
+            "passed": not bad,
+            "severity": dg.AssetCheckSeverity(decl.check.severity),
+            "description": f"{len(bad)} of {checked.get(decl.name, 0)} partition(s) built in this run failed" if bad else None,
+            "metadata": {"movie": movie, "partitions_checked": checked.get(decl.name, 0), "problems": dg.MetadataValue.json(bad)},
+        }
+        # A generation run builds every level in one step: checks of the other levels' assets are
+        # reported as evaluations of those assets' checks.
+        yield dg.AssetCheckResult(**result) if check_key in own_checks else dg.AssetCheckEvaluation(**result)
+    write_run_report(store, summary.to_report(movie, context.run.run_id))
+    if summary.machine is not None:
+        m = summary.machine
+        context.log.info(f"machine: {m.cpus} CPUs at {m.cpu_percent:.0f}%, load {m.load_1m}, "
+                         f"{m.memory_available_mb} of {m.memory_total_mb} MB free; {m.gpu_note}")
+    context.log.info(
+        f"movie {movie}: built {len(summary.built)}, failed {len(summary.failed)}, skipped {len(summary.skipped)}, "
+        f"provider calls {dict(summary.calls)} in {summary.seconds:.1f} s"
+    )
+    if summary.failed:
+        first = "; ".join(f"{k}: {m}" for k, m in list(summary.failed.items())[:5])
+        raise dg.Failure(
+            description=f"{len(summary.failed)} partition(s) of {movie} failed; every other partition was kept. {first}",
+            metadata={"failed": dg.MetadataValue.json({str(k): m for k, m in summary.failed.items()})},
+        )
+
+
+def _build_step(level: Level) -> dg.AssetsDefinition:
+    specs = [spec for name, spec in ARTIFACT_SPECS.items() if ARTIFACTS[name].level is level]
+    names = {spec.key.to_user_string() for spec in specs}
+
+    @dg.multi_asset(
+        name=BUILD_STEPS[level],
+        specs=specs,
+        check_specs=[c for c in CHECK_SPECS if c.asset_key.to_user_string() in names],
+        can_subset=True,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description=f"Builds {level.value}-level movie artifacts; a generation run of `movie_build` builds every level.",
+    )
+    def build(
+        context: dg.AssetExecutionContext,
+        config: BuildConfig,
+        store: ArtifactStoreResource,
+        llm: LLMResource,
+        speech: SpeechResource,
+        images: ImagesResource,
+        video: VideoResource,
+        music: MusicResource,
+        openai: OpenAIResource,
+        replicate: ReplicateResource,
+    ) -> Iterator[Any]:
+        """Build movie artifacts: the partitions of this run, or the exact set a generation asks for."""
+        clients = ProviderClients(llm=llm, speech=speech, images=images, video=video, music=music, openai=openai,
+                                  replicate=replicate)
+        artifacts = store.store()
+        if config.generation:
+            movie = config.movie or (context.partition_key if context.has_partition_key else "")
+            if not movie or "|" in movie:
+                raise dg.Failure(f"a generation builds a whole movie: run it for a movie partition, not {movie!r}")
+            yield from generation_events(context, movie, clients, artifacts)
+            return
+        if config.movie:
+            by_movie = {config.movie: {NodeKey.parse(k): reason for k, reason in config.nodes.items()}}
+        elif context.has_partition_key or context.has_partition_key_range:
+            by_movie = _targets_from_partitions(context)
+        else:
+            raise dg.Failure("Select partitions to materialize (a movie, 'movie|03' or 'movie|03_2'), or run `moviegen generate`.")
+        for movie, targets in by_movie.items():
+            yield from build_events(context, open_movie(context.instance, artifacts, movie), targets, clients, artifacts)
+
+    return build
+
+
+BUILD_ASSETS = [_build_step(level) for level in Level]

@@ -1,0 +1,37 @@
+"""The log of a movie's edits: one file per applied edit, numbered from 1."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from movie_assets.domain.edits import Change
+from movie_assets.store.layout import edit_path, edits_folder
+from resources.storage import ArtifactStore
+
+
+@dataclass(frozen=True)
+class EditEntry:
+    edit: int
+    time: str
+    changes: list[dict[str, Any]]
+
+
+def edit_count(store: ArtifactStore, movie: str) -> int:
+    """How many edits the movie has had (the number of the latest)."""
+    return len(store.list(edits_folder(movie)))
+
+
+def list_edits(store: ArtifactStore, movie: str) -> list[EditEntry]:
+    return [EditEntry(**json.loads(store.read(f"{edits_folder(movie)}/{name}"))) for name in store.list(edits_folder(movie))]
+
+
+def log_edit(store: ArtifactStore, movie: str, changes: list[Change]) -> int:
+    """Record an applied edit; returns its number."""
+    seq = edit_count(store, movie) + 1
+    entry = {"edit": seq, "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+             "changes": [c.to_json() for c in changes]}
+    store.write_text(edit_path(movie, seq), json.dumps(entry, indent=2, ensure_ascii=False) + "\n")
+    return seq

@@ -1,0 +1,51 @@
+"""Where each of a movie's files lives on artifact storage (the same layout on disk and on S3).
+
+    movies/<movie>/request.json                            the current request
+    movies/<movie>/<asset>/<partition or _>/<version16>.<ext>   every artifact version, content-addressed
+    movies/<movie>/runs/<run id>.json                      what each build run did
+    movies/<movie>/edits/<n>.json                          each edit
+    movies/<movie>/revisions/<n>.json                      each revision, with its manifest
+    movies/<movie>/cache/<asset>/<partition>/<key>.json    build cache: which artifact these exact inputs made
+"""
+
+from __future__ import annotations
+
+
+def movie_folder(movie: str) -> str:
+    return f"movies/{movie}"
+
+
+def request_path(movie: str) -> str:
+    return f"movies/{movie}/request.json"
+
+
+def artifact_path(movie: str, asset: str, partition_suffix: str | None, version: str, ext: str) -> str:
+    return f"movies/{movie}/{asset}/{partition_suffix or '_'}/{version[:16]}.{ext}"
+
+
+def runs_folder(movie: str) -> str:
+    return f"movies/{movie}/runs"
+
+
+def run_report_path(movie: str, run_id: str) -> str:
+    return f"{runs_folder(movie)}/{run_id}.json"
+
+
+def edits_folder(movie: str) -> str:
+    return f"movies/{movie}/edits"
+
+
+def edit_path(movie: str, seq: int) -> str:
+    return f"{edits_folder(movie)}/{seq:06d}.json"
+
+
+def revisions_folder(movie: str) -> str:
+    return f"movies/{movie}/revisions"
+
+
+def revision_path(movie: str, revision: int) -> str:
+    return f"{revisions_folder(movie)}/{revision:06d}.json"
+
+
+def cache_path(movie: str, asset: str, partition_suffix: str | None, key: str) -> str:
+    return f"movies/{movie}/cache/{asset}/{partition_suffix or '_'}/{key}.json"

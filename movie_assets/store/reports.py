@@ -1,0 +1,52 @@
+"""The report each build run leaves: what it built, failed and skipped, its calls and cost."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from movie_assets.store.layout import run_report_path
+from resources.storage import ArtifactStore
+
+
+@dataclass
+class RunReport:
+    """What one build run did. An empty report is a generation that built nothing."""
+
+    movie: str = ""
+    run_id: str | None = None
+    built: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # node -> error
+    skipped: list[str] = field(default_factory=list)
+    provider_calls: dict[str, int] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    machine: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> RunReport:
+        known = RunReport.__dataclass_fields__
+        return RunReport(**{k: v for k, v in data.items() if k in known})
+
+
+def write_run_report(store: ArtifactStore, report: RunReport) -> str:
+    assert report.run_id is not None
+    return store.write_text(run_report_path(report.movie, report.run_id), json.dumps(report.to_json(), indent=2) + "\n")
+
+
+def read_run_report(store: ArtifactStore, movie: str, run_id: str) -> RunReport | None:
+    """What a build run did, from its report (None when the run left none)."""
+    try:
+        return RunReport.from_json(json.loads(store.read(run_report_path(movie, run_id))))
+    except FileNotFoundError:
+        return None
+
+
+def read_run_failures(store: ArtifactStore, movie: str, run_id: str) -> dict[str, str]:
+    """The error of each node that a build run failed, from its report ({} when there is none)."""
+    report = read_run_report(store, movie, run_id)
+    return report.failed if report else {}

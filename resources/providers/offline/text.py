@@ -1,0 +1,233 @@
+"""The offline writer: readable scripts and prompts from templates, in six languages.
+
+Deterministic for the same inputs. It uses the structured context of each task (topic, audience,
+language, narration, style), not the prompt text, so it behaves the same whatever the prompt template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from movie_assets.domain.request import topic_of
+
+
+def _pick(options: list[str], *keys: object) -> str:
+    digest = hashlib.sha256("|".join(str(k) for k in keys).encode()).digest()
+    return options[digest[0] % len(options)]
+
+
+# Per language: a title, a summary, an opening per audience, beats for the middle and a closing.
+# Each beat is one 10 s segment of narration (about 20-25 words at a calm pace).
+_TEXT: dict[str, dict[str, object]] = {
+    "en": {
+        "title": "{Topic}: A Short Explainer",
+        "summary": "A {n}-segment explainer about {topic} for {audience}: where it began, what happened, who shaped it and why it still matters.",
+        "audience": {"children": "young viewers", "general": "a general audience", "students": "students", "experts": "experts"},
+        "open": {
+            "children": "Hello, explorers! Today we are going on a journey to discover {topic}, one small step at a time.",
+            "general": "Let's take a short journey through {topic}: what it is, how it unfolded, and why it still matters today.",
+            "students": "In this short lesson we examine {topic}: its causes, its key moments, and the ideas you should remember.",
+            "experts": "This brief overview of {topic} revisits its origins, its decisive turns, and the debates that still surround it.",
+        },
+        "beats": [
+            "To understand {topic}, we start with the world around it: the people, the places and the pressures that set everything in motion.",
+            "The first signs appeared slowly. Small disagreements and new ideas grew until they could no longer be ignored.",
+            "Then came the turning point. A single moment changed the direction of {topic} and surprised almost everyone involved.",
+            "Behind every event were real people. Leaders, workers and families each made choices that shaped what happened next.",
+            "Daily life changed too. Ordinary routines, from work to food to travel, were reshaped by {topic} in unexpected ways.",
+            "Not everyone agreed. Different groups saw {topic} very differently, and those arguments still echo in how we remember it.",
+            "Technology and geography mattered as well. Roads, rivers, tools and distances decided what was possible and what was not.",
+            "Some moments became symbols. Their images and words were repeated for generations, turning history into shared memory.",
+            "The consequences reached far beyond the first events, changing laws, borders and the lives of people not yet born.",
+            "Historians keep discovering new details, and each discovery adds a little more light to the story of {topic}.",
+        ],
+        "close": "So that is {topic}: a story of causes, choices and consequences. Remember it, question it, and keep exploring.",
+    },
+    "es": {
+        "title": "{Topic}: una breve explicación",
+        "summary": "Una explicación en {n} partes sobre {topic} para {audience}: cómo empezó, qué ocurrió, quién influyó y por qué aún importa.",
+        "audience": {"children": "niños", "general": "todo público", "students": "estudiantes", "experts": "expertos"},
+        "open": {
+            "children": "¡Hola, exploradores! Hoy vamos a descubrir {topic}, paso a paso y con mucha curiosidad.",
+            "general": "Hagamos un breve recorrido por {topic}: qué es, cómo se desarrolló y por qué sigue importando hoy.",
+            "students": "En esta breve lección estudiamos {topic}: sus causas, sus momentos clave y las ideas que conviene recordar.",
+            "experts": "Este breve repaso de {topic} revisa sus orígenes, sus giros decisivos y los debates que aún lo rodean.",
+        },
+        "beats": [
+            "Para entender {topic}, empezamos por su contexto: las personas, los lugares y las tensiones que lo pusieron todo en marcha.",
+            "Las primeras señales llegaron despacio. Pequeños desacuerdos e ideas nuevas crecieron hasta que nadie pudo ignorarlos.",
+            "Entonces llegó el momento decisivo. Un solo instante cambió el rumbo de {topic} y sorprendió a casi todos.",
+            "Detrás de cada hecho había personas reales. Líderes, trabajadores y familias tomaron decisiones que marcaron lo que vino después.",
+            "La vida diaria también cambió. El trabajo, la comida y los viajes se transformaron de maneras inesperadas.",
+            "No todos estaban de acuerdo. Cada grupo vio {topic} de forma distinta, y esos debates aún resuenan hoy.",
+            "La tecnología y la geografía también importaron. Caminos, ríos y herramientas decidieron qué era posible.",
+            "Algunos momentos se convirtieron en símbolos, repetidos durante generaciones hasta volverse memoria compartida.",
+            "Las consecuencias llegaron muy lejos, cambiando leyes, fronteras y la vida de personas que aún no habían nacido.",
+            "Los historiadores siguen descubriendo detalles, y cada hallazgo ilumina un poco más la historia de {topic}.",
+        ],
+        "close": "Así es {topic}: una historia de causas, decisiones y consecuencias. Recuérdala, cuestiónala y sigue explorando.",
+    },
+    "fr": {
+        "title": "{Topic} : une courte explication",
+        "summary": "Une explication en {n} parties sur {topic} pour {audience} : ses débuts, son déroulement, ses acteurs et son importance.",
+        "audience": {"children": "les enfants", "general": "tous les publics", "students": "les étudiants", "experts": "les experts"},
+        "open": {
+            "children": "Bonjour, les explorateurs ! Aujourd'hui, nous partons découvrir {topic}, pas à pas.",
+            "general": "Faisons un court voyage à travers {topic} : ce que c'est, comment cela s'est déroulé et pourquoi cela compte encore.",
+            "students": "Dans cette courte leçon, nous étudions {topic} : ses causes, ses moments clés et les idées à retenir.",
+            "experts": "Ce bref aperçu de {topic} revient sur ses origines, ses tournants décisifs et les débats qui l'entourent encore.",
+        },
+        "beats": [
+            "Pour comprendre {topic}, commençons par son contexte : les personnes, les lieux et les tensions qui ont tout déclenché.",
+            "Les premiers signes sont apparus lentement. De petits désaccords et des idées nouvelles ont grandi jusqu'à s'imposer.",
+            "Puis vint le tournant. Un seul moment a changé la direction de {topic} et surpris presque tout le monde.",
+            "Derrière chaque événement, il y avait des personnes réelles, dont les choix ont façonné la suite.",
+            "La vie quotidienne a changé elle aussi : le travail, la nourriture et les voyages se sont transformés.",
+            "Tout le monde n'était pas d'accord. Chaque groupe voyait {topic} autrement, et ces débats résonnent encore.",
+            "La technique et la géographie comptaient aussi. Routes, rivières et outils décidaient de ce qui était possible.",
+            "Certains moments sont devenus des symboles, répétés pendant des générations jusqu'à devenir mémoire commune.",
+            "Les conséquences ont dépassé les premiers événements, changeant les lois, les frontières et des vies entières.",
+            "Les historiens découvrent encore de nouveaux détails, et chacun éclaire un peu plus l'histoire de {topic}.",
+        ],
+        "close": "Voilà {topic} : une histoire de causes, de choix et de conséquences. Souvenez-vous-en et continuez à explorer.",
+    },
+    "de": {
+        "title": "{Topic}: kurz erklärt",
+        "summary": "Eine Erklärung in {n} Teilen über {topic} für {audience}: Anfänge, Verlauf, wichtige Personen und heutige Bedeutung.",
+        "audience": {"children": "Kinder", "general": "ein breites Publikum", "students": "Studierende", "experts": "Fachleute"},
+        "open": {
+            "children": "Hallo, ihr Entdecker! Heute gehen wir auf eine Reise und entdecken {topic}, Schritt für Schritt.",
+            "general": "Machen wir eine kurze Reise durch {topic}: was es ist, wie es verlief und warum es heute noch zählt.",
+            "students": "In dieser kurzen Lektion untersuchen wir {topic}: die Ursachen, die Schlüsselmomente und was man sich merken sollte.",
+            "experts": "Dieser kurze Überblick über {topic} betrachtet Ursprünge, entscheidende Wendungen und offene Debatten.",
+        },
+        "beats": [
+            "Um {topic} zu verstehen, beginnen wir mit dem Umfeld: den Menschen, Orten und Spannungen, die alles ins Rollen brachten.",
+            "Die ersten Anzeichen kamen langsam. Kleine Streitpunkte und neue Ideen wuchsen, bis niemand sie übersehen konnte.",
+            "Dann kam der Wendepunkt. Ein einziger Moment änderte die Richtung von {topic} und überraschte fast alle.",
+            "Hinter jedem Ereignis standen echte Menschen, deren Entscheidungen den weiteren Verlauf prägten.",
+            "Auch der Alltag veränderte sich: Arbeit, Essen und Reisen wandelten sich auf unerwartete Weise.",
+            "Nicht alle waren sich einig. Verschiedene Gruppen sahen {topic} ganz unterschiedlich, bis heute.",
+            "Technik und Geografie spielten ebenfalls eine Rolle. Straßen, Flüsse und Werkzeuge bestimmten, was möglich war.",
+            "Manche Momente wurden zu Symbolen und über Generationen weitererzählt, bis sie gemeinsame Erinnerung waren.",
+            "Die Folgen reichten weit über die ersten Ereignisse hinaus und veränderten Gesetze, Grenzen und Leben.",
+            "Historiker entdecken immer neue Details, und jedes bringt ein wenig mehr Licht in die Geschichte von {topic}.",
+        ],
+        "close": "Das war {topic}: eine Geschichte von Ursachen, Entscheidungen und Folgen. Bleibt neugierig und forscht weiter.",
+    },
+    "it": {
+        "title": "{Topic}: una breve spiegazione",
+        "summary": "Una spiegazione in {n} parti su {topic} per {audience}: come è iniziato, cosa è successo, chi l'ha plasmato e perché conta.",
+        "audience": {"children": "bambini", "general": "tutti", "students": "studenti", "experts": "esperti"},
+        "open": {
+            "children": "Ciao, esploratori! Oggi partiamo per scoprire {topic}, un piccolo passo alla volta.",
+            "general": "Facciamo un breve viaggio attraverso {topic}: cos'è, come si è svolto e perché conta ancora oggi.",
+            "students": "In questa breve lezione studiamo {topic}: le cause, i momenti chiave e le idee da ricordare.",
+            "experts": "Questa breve panoramica su {topic} ripercorre le origini, le svolte decisive e i dibattiti ancora aperti.",
+        },
+        "beats": [
+            "Per capire {topic}, partiamo dal contesto: le persone, i luoghi e le tensioni che misero tutto in moto.",
+            "I primi segnali arrivarono lentamente. Piccoli disaccordi e idee nuove crebbero finché nessuno poté ignorarli.",
+            "Poi arrivò la svolta. Un solo momento cambiò la direzione di {topic} e sorprese quasi tutti.",
+            "Dietro ogni evento c'erano persone reali, le cui scelte plasmarono ciò che venne dopo.",
+            "Anche la vita quotidiana cambiò: lavoro, cibo e viaggi si trasformarono in modi inattesi.",
+            "Non tutti erano d'accordo. Ogni gruppo vedeva {topic} in modo diverso, e quei dibattiti risuonano ancora.",
+            "Contavano anche tecnologia e geografia. Strade, fiumi e strumenti decidevano cosa era possibile.",
+            "Alcuni momenti divennero simboli, ripetuti per generazioni fino a diventare memoria condivisa.",
+            "Le conseguenze andarono ben oltre i primi eventi, cambiando leggi, confini e intere vite.",
+            "Gli storici scoprono ancora nuovi dettagli, e ognuno illumina un po' di più la storia di {topic}.",
+        ],
+        "close": "Ecco {topic}: una storia di cause, scelte e conseguenze. Ricordala, mettila in discussione e continua a esplorare.",
+    },
+    "pt": {
+        "title": "{Topic}: uma breve explicação",
+        "summary": "Uma explicação em {n} partes sobre {topic} para {audience}: como começou, o que aconteceu, quem influenciou e por que importa.",
+        "audience": {"children": "crianças", "general": "todos os públicos", "students": "estudantes", "experts": "especialistas"},
+        "open": {
+            "children": "Olá, exploradores! Hoje vamos descobrir {topic}, um pequeno passo de cada vez.",
+            "general": "Vamos fazer uma breve viagem por {topic}: o que é, como aconteceu e por que ainda importa hoje.",
+            "students": "Nesta breve lição estudamos {topic}: as causas, os momentos-chave e as ideias que vale a pena lembrar.",
+            "experts": "Este breve panorama de {topic} revisita as origens, as viradas decisivas e os debates que ainda o cercam.",
+        },
+        "beats": [
+            "Para entender {topic}, começamos pelo contexto: as pessoas, os lugares e as tensões que puseram tudo em movimento.",
+            "Os primeiros sinais chegaram devagar. Pequenas discordâncias e ideias novas cresceram até ninguém poder ignorá-las.",
+            "Então veio a virada. Um único momento mudou a direção de {topic} e surpreendeu quase todos.",
+            "Por trás de cada acontecimento havia pessoas reais, cujas escolhas moldaram o que veio depois.",
+            "A vida diária também mudou: trabalho, comida e viagens se transformaram de maneiras inesperadas.",
+            "Nem todos concordavam. Cada grupo via {topic} de um jeito diferente, e esses debates ainda ecoam.",
+            "Tecnologia e geografia também importavam. Estradas, rios e ferramentas decidiam o que era possível.",
+            "Alguns momentos viraram símbolos, repetidos por gerações até se tornarem memória compartilhada.",
+            "As consequências foram muito além dos primeiros eventos, mudando leis, fronteiras e vidas inteiras.",
+            "Os historiadores ainda descobrem novos detalhes, e cada um ilumina um pouco mais a história de {topic}.",
+        ],
+        "close": "Essa é {topic}: uma história de causas, escolhas e consequências. Lembre-se dela e continue explorando.",
+    },
+}
+
+_STYLE_WORDS = {
+    "photorealistic": "photorealistic, natural light, 50mm lens, high detail",
+    "cinematic": "cinematic still, dramatic lighting, shallow depth of field, film grain",
+    "illustration": "editorial illustration, clean lines, flat colours",
+    "watercolor": "watercolor painting, soft washes, textured paper",
+    "anime": "anime style, vibrant colours, expressive composition",
+}
+
+_SHOTS = [
+    "wide establishing shot of",
+    "close-up detail of",
+    "group of people experiencing",
+    "map-like overview of",
+    "symbolic still life about",
+]
+
+_CAMERA = [
+    "slow push-in",
+    "gentle pan from left to right",
+    "slow pull-back revealing the scene",
+    "steady tracking shot",
+    "soft crane shot rising",
+]
+
+
+def write_script(inquiry: str, n: int, audience: str, language: str) -> dict[str, object]:
+    t = _TEXT.get(language, _TEXT["en"])
+    topic = topic_of(inquiry)
+    fill = {"topic": topic, "Topic": topic[:1].upper() + topic[1:], "n": n, "audience": t["audience"][audience]}  # type: ignore[index]
+    beats: list[str] = t["beats"]  # type: ignore[assignment]
+    narration = [t["open"][audience].format(**fill)]  # type: ignore[index]
+    for i in range(1, n - 1):
+        narration.append(beats[(i - 1) % len(beats)].format(**fill))
+    if n > 1:
+        narration.append(str(t["close"]).format(**fill))
+    return {
+        "title": str(t["title"]).format(**fill),
+        "summary": str(t["summary"]).format(**fill),
+        "narration": narration[:n],
+    }
+
+
+def image_prompts(narration: str, summary: str, style: str, m: int, segment: int) -> list[str]:
+    subject = narration.rstrip(".!?")
+    return [
+        f"{_SHOTS[(segment + j) % len(_SHOTS)]} {subject}; {_STYLE_WORDS[style]}; context: {summary}"
+        for j in range(m)
+    ]
+
+
+def video_direction(narration: str, style: str, segment: int) -> str:
+    return f"{_CAMERA[segment % len(_CAMERA)]} over a scene showing: {narration.rstrip('.!?')}; {_STYLE_WORDS[style]}"
+
+
+def starting_image_prompt(narration: str, summary: str, style: str, segment: int) -> str:
+    return f"opening frame, {_SHOTS[segment % len(_SHOTS)]} {narration.rstrip('.!?')}; {_STYLE_WORDS[style]}; context: {summary}"
+
+
+def music_prompt(title: str, summary: str, audience: str, seconds: int) -> str:
+    mood = {
+        "children": "playful, warm and curious",
+        "general": "calm, hopeful and documentary-like",
+        "students": "focused, steady and unobtrusive",
+        "experts": "understated, thoughtful and minimal",
+    }[audience]
+    return f"{seconds} s instrumental underscore for '{title}': {mood}; soft piano and strings, no vocals, leaves room for narration"

@@ -1,0 +1,1 @@
+"""OpenAI: structured LLM calls, images and speech through the official SDK."""

@@ -1,0 +1,255 @@
+"""OpenAI behind the provider interfaces: the LLM (structured JSON outputs), images and speech.
+
+Uses the official ``openai`` SDK (``AsyncOpenAI``) with its own retries off; retry.py retries
+408/409/429/5xx and connection errors with jittered backoff, honouring ``retry-after(-ms)`` and the
+``x-ratelimit-reset-*`` headers, within bounded attempts and total wait. What cannot succeed is never
+retried and fails with a message a user can act on: content-policy
+rejections, bad keys, exhausted quota. Settings are mapped onto what each model accepts, and
+combinations a model cannot do are refused before any call (pre-flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import openai
+from pydantic import BaseModel, ValidationError
+
+from movie_assets.domain.blueprint import ProviderKind
+from resources.providers.base import (
+    CallInfo,
+    ImageProvider,
+    LLMProvider,
+    Media,
+    ModelParams,
+    ProviderError,
+    SpeechProvider,
+    TextResult,
+)
+from resources.providers.catalog import PROVIDER_MODELS
+from resources.providers.openai.catalog import (
+    IMAGE_SIZES,
+    MAX_SPEECH_CHARS,
+    OPENAI_SPEECH_PRICE_PER_1K_CHARS,
+    OPENAI_TOKEN_PRICES,
+    openai_image_usd,
+    orientation,
+)
+from resources.providers.voices import openai_voice
+from resources.runtime.limits import Throttle, held
+from resources.runtime.media import fit_to_frame, mp3_duration_ms
+from resources.runtime.retry import RetryPolicy, Verdict, wait_hint, with_retries
+
+PROVIDER = "openai"
+
+
+@dataclass
+class OpenAISession:
+    """One SDK client shared by the OpenAI providers of a run. The SDK's own retries are off: this
+    session retries only what can succeed (see retry.py), so an exhausted quota is never retried."""
+
+    api_key: str = field(repr=False)
+    base_url: str | None = None
+    timeout_s: float = 120.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    throttle: Throttle | None = None  # in-flight and per-minute limits shared by every process
+    model_throttles: dict[str, Throttle] = field(default_factory=dict)  # tighter limits of single models
+
+    def __post_init__(self) -> None:
+        if not self.api_key:
+            raise ProviderError(
+                "OpenAI is configured for this producer but OPENAI_API_KEY is not set; set it, or route the "
+                "producer to 'offline'", provider=PROVIDER, retryable=False,
+            )
+        self.client = openai.AsyncOpenAI(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
+
+    async def call(self, fn: Any, **kwargs: Any) -> tuple[Any, CallTrace]:
+        started = time.monotonic()
+        async def attempt() -> Any:
+            # held per attempt, released while backing off
+            async with held(self.model_throttles.get(kwargs.get("model", "")), self.throttle):
+                return await fn(**kwargs)
+
+        try:
+            response, retries = await with_retries(attempt, classify, self.retry)
+        except openai.OpenAIError as e:
+            raise map_error(e, retries=getattr(e, "retries", 0)) from e
+        return response, CallTrace(time.monotonic() - started, retries)
+
+
+def classify(e: Exception) -> Verdict:
+    """Whether an OpenAI error can succeed on a later attempt, and how long OpenAI asks us to wait."""
+    if isinstance(e, openai.APIStatusError):
+        hint = wait_hint(e.response.headers)
+        body = e.body if isinstance(e.body, dict) else {}
+        code = body.get("code") or getattr(e, "code", None)
+        if e.response.headers.get("x-should-retry") == "false" or code == "insufficient_quota":
+            return Verdict(False)
+        return Verdict(e.status_code in (408, 409, 429) or e.status_code >= 500, hint)
+    return Verdict(isinstance(e, openai.APIConnectionError | openai.APITimeoutError))
+
+
+@dataclass(frozen=True)
+class CallTrace:
+    latency_s: float
+    retries: int
+
+
+def map_error(e: openai.OpenAIError, retries: int = 0) -> ProviderError:
+    """Turn an SDK error into a ProviderError whose message says what to do."""
+    after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+    body = getattr(e, "body", None) or {}
+    code = (body.get("code") if isinstance(body, dict) else None) or getattr(e, "code", None)
+    message = (body.get("message") if isinstance(body, dict) else None) or str(e)
+    if isinstance(e, openai.RateLimitError) and code == "insufficient_quota":
+        return ProviderError("OpenAI quota exhausted (insufficient_quota): add credit to the account or route this "
+                             "producer to another provider", provider=PROVIDER, retryable=False)
+    if isinstance(e, openai.RateLimitError):
+        return ProviderError(f"OpenAI rate limit{after}: {message}", provider=PROVIDER, retryable=True)
+    if isinstance(e, openai.BadRequestError) and (
+        code in ("moderation_blocked", "content_policy_violation") or "safety system" in message
+    ):
+        return ProviderError(f"rejected by the provider's safety system: edit the prompt ({message})",
+                             provider=PROVIDER, retryable=False)
+    if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
+        return ProviderError(f"OpenAI refused the key ({message}): check OPENAI_API_KEY", provider=PROVIDER, retryable=False)
+    if isinstance(e, openai.BadRequestError | openai.NotFoundError | openai.UnprocessableEntityError):
+        return ProviderError(f"OpenAI rejected the request: {message}", provider=PROVIDER, retryable=False)
+    if isinstance(e, openai.APITimeoutError):
+        return ProviderError(f"OpenAI timed out{after}", provider=PROVIDER, retryable=True)
+    if isinstance(e, openai.APIConnectionError):
+        return ProviderError(f"cannot reach OpenAI{after}: {e}", provider=PROVIDER, retryable=True)
+    return ProviderError(f"OpenAI error{after}: {message}", provider=PROVIDER, retryable=True)
+
+
+def strict_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of a pydantic model in the strict form structured outputs require."""
+    js = schema.model_json_schema()
+    js["additionalProperties"] = False
+    js["required"] = list(js.get("properties", {}))
+    js.pop("title", None)
+    return js
+
+
+class OpenAILLM(LLMProvider, ModelParams):
+    name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.llm]
+    decided = frozenset({"model", "messages", "response_format", "n", "stream"})
+
+    def __init__(self, session: OpenAISession, model: str | None = None, params: dict[str, Any] | None = None,
+                 repair_attempts: int = 1):
+        super().__init__(session, model, params)
+        self.repair_attempts = repair_attempts
+
+    async def generate(self, task: str, prompt: str, schema: type[BaseModel], context: dict[str, Any]) -> TextResult:
+        messages: list[dict[str, str]] = [
+            {"role": "system", "content": "You write material for short explainer movies. Answer with JSON only."},
+            {"role": "user", "content": prompt},
+        ]
+        latency, retries, tokens_in, tokens_out, request_id = 0.0, 0, 0, 0, None
+        for attempt in range(self.repair_attempts + 1):
+            response, trace = await self.session.call(
+                self.session.client.chat.completions.with_raw_response.create,
+                **self._merge({}, {"model": self.model, "messages": messages, "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": schema.__name__, "schema": strict_schema(schema), "strict": True}}}),
+            )
+            request_id = response.headers.get("x-request-id")
+            completion = response.parse()
+            latency, retries = latency + trace.latency_s, retries + trace.retries
+            if completion.usage:
+                tokens_in += completion.usage.prompt_tokens
+                tokens_out += completion.usage.completion_tokens
+            message = completion.choices[0].message
+            if message.refusal:
+                raise ProviderError(f"rejected by the provider's safety system: edit the prompt ({message.refusal})",
+                                    provider=PROVIDER, retryable=False)
+            content = message.content or ""
+            try:
+                value = schema.model_validate_json(content)
+                break
+            except ValidationError as e:
+                if attempt == self.repair_attempts:
+                    raise ProviderError(f"{self.model} answered JSON that does not match {schema.__name__} "
+                                        f"after {attempt + 1} attempt(s): {e.errors()[0]['msg']}",
+                                        provider=PROVIDER, retryable=True) from None
+                messages += [
+                    {"role": "assistant", "content": content},
+                    {"role": "user", "content": f"That answer does not match the schema ({e.errors()[0]['msg']}). "
+                                                "Answer again with JSON that matches it exactly."},
+                ]
+        price_in, price_out = OPENAI_TOKEN_PRICES.get(self.model, (0.0, 0.0))
+        cost = tokens_in * price_in + tokens_out * price_out
+        return TextResult(value, CallInfo(PROVIDER, self.model, latency, round(cost, 6), request_id, retries))
+
+
+class OpenAIImages(ImageProvider, ModelParams):
+    name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.images]
+    decided = frozenset({"model", "prompt", "size", "n", "response_format"})
+
+    def __init__(self, session: OpenAISession, model: str | None = None, params: dict[str, Any] | None = None):
+        super().__init__(session, model, params)
+        if self.model not in IMAGE_SIZES:
+            raise ProviderError(f"unknown OpenAI image model {self.model!r}; allowed: {', '.join(IMAGE_SIZES)}",
+                                provider=PROVIDER, retryable=False)
+
+    def preflight(self, width: int, height: int) -> str:
+        sizes = IMAGE_SIZES[self.model]
+        shape = orientation(width, height)
+        if shape not in sizes:
+            raise ProviderError(f"{self.model} cannot make {shape} images ({width}x{height}); it makes "
+                                f"{', '.join(sizes)} only: choose another aspect_ratio or image model",
+                                provider=PROVIDER, retryable=False)
+        return sizes[shape]
+
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
+        size = self.preflight(width, height)
+        decided: dict[str, Any] = {"model": self.model, "prompt": f"{prompt}. Style: {style}.", "size": size, "n": 1}
+        if self.model.startswith("dall-e"):
+            decided["response_format"] = "b64_json"
+        kwargs = self._merge({}, decided)
+        response, trace = await self.session.call(self.session.client.images.with_raw_response.generate, **kwargs)
+        result = response.parse()
+        item = result.data[0]
+        if item.b64_json:
+            raw = base64.b64decode(item.b64_json)
+        else:
+            async with httpx.AsyncClient(timeout=self.session.timeout_s) as http:
+                raw = (await http.get(item.url)).raise_for_status().content
+        png = await asyncio.to_thread(fit_to_frame, raw, width, height)
+        call = CallInfo(PROVIDER, self.model, trace.latency_s, openai_image_usd(self.model, size, self.params),
+                        response.headers.get("x-request-id"), trace.retries)
+        return Media(png, "png", "image/png", call, width=width, height=height, extra={"provider_size": size})
+
+
+class OpenAISpeech(SpeechProvider, ModelParams):
+    name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.speech]
+    decided = frozenset({"model", "voice", "input", "response_format"})
+
+    def preflight(self, text: str, voice_id: str, language: str) -> str:
+        """The OpenAI voice for the request's voice (refused before any call when there is none)."""
+        voice = openai_voice(self.model, voice_id, language)
+        if len(text) > MAX_SPEECH_CHARS:
+            raise ProviderError(f"narration of {len(text)} characters is longer than OpenAI speech accepts "
+                                f"({MAX_SPEECH_CHARS})", provider=PROVIDER, retryable=False)
+        return voice
+
+    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
+        voice = self.preflight(text, voice_id, language)
+        defaults: dict[str, Any] = {}
+        if emotion and self.model not in ("tts-1", "tts-1-hd"):
+            defaults["instructions"] = f"Speak with a {emotion} tone."
+        kwargs = self._merge(defaults, {"model": self.model, "voice": voice, "input": text, "response_format": "mp3"})
+        response, trace = await self.session.call(self.session.client.audio.speech.with_raw_response.create, **kwargs)
+        audio = response.content
+        duration = mp3_duration_ms(audio)
+        cost = len(text) / 1000 * OPENAI_SPEECH_PRICE_PER_1K_CHARS.get(self.model, 0.0)
+        call = CallInfo(PROVIDER, self.model, trace.latency_s, round(cost, 6), response.headers.get("x-request-id"), trace.retries)
+        return Media(audio, "mp3", "audio/mpeg", call, duration_ms=duration, extra={"voice": voice})

@@ -1,0 +1,41 @@
+"""Estimated price of one typical provider call, for plans (resources/providers/*/catalog.py hold the
+price tables that calls are charged with).
+
+Estimates, not invoices: check them against your contract (docs/providers.md lists them and the
+date they were last compared with the providers' price pages).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resources.providers.openai.catalog import (
+    IMAGE_SIZES,
+    OPENAI_SPEECH_PRICE_PER_1K_CHARS,
+    OPENAI_TOKEN_PRICES,
+    openai_image_usd,
+    orientation,
+)
+from resources.providers.replicate.catalog import REPLICATE_PRICES
+
+# A typical call, for plans: an LLM call reads ~600 tokens and writes ~300; narration is ~150 characters.
+TYPICAL_TOKENS = (600, 300)
+TYPICAL_SPEECH_CHARS = 150
+
+
+def estimate_call_usd(provider: str, kind: str, model: str, *, width: int = 1024, height: int = 1024,
+                      params: dict[str, Any] | None = None) -> float:
+    """The estimated price of one typical call for a frame of ``width`` x ``height`` (0 for offline
+    and unknown models)."""
+    if provider == "openai":
+        if kind == "llm":
+            price_in, price_out = OPENAI_TOKEN_PRICES.get(model, (0.0, 0.0))
+            return TYPICAL_TOKENS[0] * price_in + TYPICAL_TOKENS[1] * price_out
+        if kind == "images":
+            size = IMAGE_SIZES.get(model, {}).get(orientation(width, height), "1024x1024")
+            return openai_image_usd(model, size, params)
+        if kind == "speech":
+            return TYPICAL_SPEECH_CHARS / 1000 * OPENAI_SPEECH_PRICE_PER_1K_CHARS.get(model, 0.0)
+    if provider == "replicate":
+        return REPLICATE_PRICES.get(model, 0.0)
+    return 0.0

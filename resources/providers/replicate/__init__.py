@@ -1,0 +1,1 @@
+"""Replicate: images, video, music and speech predictions through the official SDK."""

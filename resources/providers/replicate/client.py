@@ -1,0 +1,226 @@
+"""Replicate behind the provider interfaces: images, text-to-video, image-to-video, music, speech.
+
+Uses the official ``replicate`` SDK. A prediction is created (``Prefer: wait``; the answer is a 201
+that may still be running), then polled until it is terminal; its output files are downloaded at
+once (Replicate deletes them after an hour) and conformed to the frame: exact size, exact length.
+The SDK never retries a create, so creates are retried here on 429 and 5xx (bounded, jittered);
+the SDK retries polls itself. Failed predictions whose error is a safety filter are not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import time
+from dataclasses import dataclass, field
+from math import gcd
+from typing import Any
+
+import httpx
+import replicate
+from replicate.exceptions import ReplicateError
+
+from movie_assets.domain.blueprint import ProviderKind
+from resources.providers.base import (
+    CallInfo,
+    ImageProvider,
+    Media,
+    ModelParams,
+    MusicProvider,
+    ProviderError,
+    SpeechProvider,
+    VideoProvider,
+)
+from resources.providers.catalog import PROVIDER_MODELS
+from resources.providers.replicate.catalog import REPLICATE_PRICES
+from resources.providers.voices import kokoro_voice
+from resources.runtime.limits import Throttle, held
+from resources.runtime.media import fit_to_frame, mp3_duration_ms, run_ffmpeg
+from resources.runtime.retry import RetryPolicy, Verdict, with_retries
+
+PROVIDER = "replicate"
+TERMINAL = {"succeeded", "failed", "canceled"}
+
+FLUX_ASPECTS = {"1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"}
+
+
+def classify(e: Exception) -> Verdict:
+    if isinstance(e, ReplicateError):
+        wait = None
+        m = re.search(r"~?(\d+)\s*s", e.detail or "")
+        if e.status == 429 and m:
+            wait = float(m.group(1))
+        return Verdict(e.status is not None and (e.status == 429 or e.status >= 500), wait)
+    return Verdict(isinstance(e, httpx.TransportError))
+
+
+def _aspect(width: int, height: int) -> str:
+    g = gcd(width, height)
+    w, h = width // g, height // g
+    known = {(16, 9): "16:9", (9, 16): "9:16", (1, 1): "1:1", (4, 3): "4:3", (3, 4): "3:4"}
+    if (w, h) in known:
+        return known[(w, h)]
+    ratio = width / height
+    return min(FLUX_ASPECTS, key=lambda a: abs(int(a.split(":")[0]) / int(a.split(":")[1]) - ratio))
+
+
+@dataclass
+class ReplicateSession:
+    api_token: str = field(repr=False)
+    base_url: str | None = None
+    timeout_s: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    throttle: Throttle | None = None
+    model_throttles: dict[str, Throttle] = field(default_factory=dict)  # tighter limits of single models
+    poll_s: float = 0.5
+    max_wait_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        if not self.api_token:
+            raise ProviderError(
+                "Replicate is configured for this producer but REPLICATE_API_TOKEN is not set; set it, or route "
+                "the producer to 'offline'", provider=PROVIDER, retryable=False,
+            )
+        kwargs: dict[str, Any] = {"api_token": self.api_token, "timeout": self.timeout_s}
+        if self.base_url:
+            kwargs["base_url"] = self.base_url
+        self.client = replicate.Client(**kwargs)
+
+    async def predict(self, model: str, input: dict[str, Any]) -> tuple[list[bytes], CallInfo]:
+        """Create a prediction, wait for it, download its outputs. Returns (files, call info)."""
+        started = time.monotonic()
+
+        async def create() -> Any:
+            async def post() -> Any:
+                return await self.client.models.predictions.async_create(model=model, input=input, wait=True)
+
+            async with held(self.model_throttles.get(model), self.throttle):
+                return await post()
+
+        try:
+            prediction, retries = await with_retries(create, classify, self.retry)
+            deadline = time.monotonic() + self.max_wait_s
+            while prediction.status not in TERMINAL:
+                if time.monotonic() > deadline:
+                    await prediction.async_cancel()
+                    raise ProviderError(f"{model} prediction {prediction.id} did not finish in {self.max_wait_s:.0f} s; "
+                                        "it was canceled", provider=PROVIDER, retryable=True)
+                await asyncio.sleep(self.poll_s)
+                prediction = await self.client.predictions.async_get(prediction.id)
+        except ReplicateError as e:
+            raise _map_error(e, model, getattr(e, "retries", 0)) from e
+        except httpx.TransportError as e:
+            raise ProviderError(f"cannot reach Replicate: {e}", provider=PROVIDER, retryable=True) from e
+        if prediction.status == "failed":
+            error = str(prediction.error or "failed")
+            if re.search(r"nsfw|safety|sensitive|flagged", error, re.IGNORECASE):
+                raise ProviderError(f"rejected by the provider's safety system: edit the prompt ({error})",
+                                    provider=PROVIDER, retryable=False)
+            raise ProviderError(f"{model} prediction {prediction.id} failed: {error}", provider=PROVIDER, retryable=True)
+        if prediction.status == "canceled":
+            raise ProviderError(f"{model} prediction {prediction.id} was canceled", provider=PROVIDER, retryable=True)
+        outputs = prediction.output if isinstance(prediction.output, list) else [prediction.output]
+        files = [await self._download(str(o)) for o in outputs if o]
+        if not files:
+            raise ProviderError(f"{model} prediction {prediction.id} returned no output", provider=PROVIDER, retryable=True)
+        call = CallInfo(PROVIDER, model, time.monotonic() - started, REPLICATE_PRICES.get(model, 0.0), prediction.id, retries)
+        return files, call
+
+    async def _download(self, url: str) -> bytes:
+        if url.startswith("data:"):
+            return base64.b64decode(url.split(",", 1)[1])
+        async with httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=True) as http:
+            response = await http.get(url)
+            response.raise_for_status()
+            return response.content
+
+
+def _map_error(e: ReplicateError, model: str, retries: int) -> ProviderError:
+    after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+    detail = e.detail or e.title or str(e)
+    if e.status in (401, 403):
+        return ProviderError(f"Replicate refused the token ({detail}): check REPLICATE_API_TOKEN", provider=PROVIDER, retryable=False)
+    if e.status == 402:
+        return ProviderError(f"Replicate billing: {detail}", provider=PROVIDER, retryable=False)
+    if e.status == 429:
+        return ProviderError(f"Replicate rate limit{after}: {detail}", provider=PROVIDER, retryable=True)
+    if e.status is not None and 400 <= e.status < 500:
+        return ProviderError(f"Replicate rejected the request for {model}: {detail}", provider=PROVIDER, retryable=False)
+    return ProviderError(f"Replicate error{after}: {detail}", provider=PROVIDER, retryable=True)
+
+
+def conform_video(mp4: bytes, width: int, height: int, seconds: int) -> bytes:
+    """Scale and crop to the exact frame, and hold the last frame to the exact length."""
+    vf = (f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},"
+          f"tpad=stop_mode=clone:stop_duration={seconds},fps=25,format=yuv420p")
+    return run_ffmpeg(["-i", "in.mp4", "-vf", vf, "-t", str(seconds), "-an", "-c:v", "libx264", "-preset", "veryfast",
+                       "-crf", "23", "-movflags", "+faststart"], {"in.mp4": mp4}, "out.mp4")
+
+
+def conform_audio(audio: bytes, seconds: int) -> bytes:
+    """Loop or cut a track to exactly ``seconds``, with a short fade out, as MP3."""
+    af = f"asetpts=N/SR/TB,apad,atrim=0:{seconds},afade=t=out:st={max(0, seconds - 2)}:d=2"
+    return run_ffmpeg(["-stream_loop", "-1", "-i", "in.audio", "-t", str(seconds), "-af", af, "-ar", "44100",
+                       "-codec:a", "libmp3lame", "-b:a", "128k"], {"in.audio": audio}, "out.mp3")
+
+
+class ReplicateImages(ImageProvider, ModelParams):
+    name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.images]
+    decided = frozenset({"prompt", "aspect_ratio", "num_outputs"})
+
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
+        aspect = _aspect(width, height)
+        if aspect not in FLUX_ASPECTS:
+            raise ProviderError(f"{self.model} cannot make {width}x{height} ({aspect}); it makes {', '.join(sorted(FLUX_ASPECTS))}",
+                                provider=PROVIDER, retryable=False)
+        files, call = await self.session.predict(self.model, self._merge(
+            {"output_format": "png"}, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect, "num_outputs": 1}))
+        png = await asyncio.to_thread(fit_to_frame, files[0], width, height)
+        return Media(png, "png", "image/png", call, width=width, height=height, extra={"aspect_ratio": aspect})
+
+
+class ReplicateVideo(VideoProvider, ModelParams):
+    name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.video]
+    decided = frozenset({"prompt", "first_frame_image"})
+
+    async def _clip(self, input: dict[str, Any], width: int, height: int, seconds: int) -> Media:
+        files, call = await self.session.predict(self.model, input)
+        mp4 = await asyncio.to_thread(conform_video, files[0], width, height, seconds)
+        return Media(mp4, "mp4", "video/mp4", call, width=width, height=height, duration_ms=seconds * 1000)
+
+    async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str) -> Media:
+        return await self._clip(self._merge({"prompt_optimizer": True}, {"prompt": f"{prompt}. Style: {style}."}),
+                                width, height, seconds)
+
+    async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str) -> Media:
+        first = "data:image/png;base64," + base64.b64encode(image).decode()
+        return await self._clip(self._merge({"prompt_optimizer": True}, {"prompt": prompt, "first_frame_image": first}),
+                                width, height, seconds)
+
+
+class ReplicateMusic(MusicProvider, ModelParams):
+    name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.music]
+    decided = frozenset({"prompt", "duration"})
+
+    async def generate(self, prompt: str, *, seconds: int) -> Media:
+        files, call = await self.session.predict(self.model, self._merge(
+            {"output_format": "mp3", "model_version": "stereo-melody-large"}, {"prompt": prompt, "duration": min(seconds, 30)}))
+        mp3 = await asyncio.to_thread(conform_audio, files[0], seconds)
+        return Media(mp3, "mp3", "audio/mpeg", call, duration_ms=seconds * 1000)
+
+
+class ReplicateSpeech(SpeechProvider, ModelParams):
+    name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.speech]
+    decided = frozenset({"text", "voice"})
+
+    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
+        voice = kokoro_voice(self.model, voice_id, language) if self.model == "jaaari/kokoro-82m" else voice_id
+        files, call = await self.session.predict(self.model, self._merge({"speed": 1.0}, {"text": text, "voice": voice}))
+        mp3 = await asyncio.to_thread(lambda: run_ffmpeg(["-i", "in.audio", "-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "128k"],
+                                                         {"in.audio": files[0]}, "out.mp3"))
+        return Media(mp3, "mp3", "audio/mpeg", call, duration_ms=mp3_duration_ms(mp3), extra={"voice": voice})

@@ -1,0 +1,181 @@
+"""The OpenAI providers through the real SDK against a local server speaking OpenAI's protocol."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resources.providers.base import ImagePrompts, ProviderError, Script
+from resources.providers.openai.client import (
+    OpenAIImages,
+    OpenAILLM,
+    OpenAISession,
+    OpenAISpeech,
+)
+from resources.runtime.limits import Throttle, parse_model_limits
+from resources.runtime.media import mp3_duration_ms, png_size
+from resources.runtime.retry import RetryPolicy, parse_duration, wait_hint
+from tests.servers.openai_server import (
+    POLICY,
+    QUOTA,
+    RATE_LIMITED,
+    SERVER_ERROR,
+    FakeOpenAI,
+    Scripted,
+    error,
+)
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI() as s:
+        yield s
+
+
+def session(server: FakeOpenAI, **kw: object) -> OpenAISession:
+    return OpenAISession(api_key="sk-test", base_url=server.base_url, **kw)  # type: ignore[arg-type]
+
+
+def run(coro):  # noqa: ANN001, ANN201
+    return asyncio.run(coro)
+
+
+def test_structured_script_through_the_sdk(server: FakeOpenAI) -> None:
+    llm = OpenAILLM(session(server))
+    result = run(llm.generate("script", "Write ... exactly 4 segments", Script, {}))
+    assert isinstance(result.value, Script) and len(result.value.narration) == 4
+    body = server.calls("/v1/chat/completions")[0].body
+    assert body["model"] == "gpt-4o-mini"
+    assert body["response_format"]["type"] == "json_schema" and body["response_format"]["json_schema"]["strict"] is True
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["additionalProperties"] is False and set(schema["required"]) == {"title", "summary", "narration"}
+    call = result.call
+    assert call.provider == "openai" and call.request_id.startswith("req_") and call.retries == 0
+    assert call.cost_usd == pytest.approx(120 * 0.15e-6 + 80 * 0.60e-6)
+
+
+def test_rate_limits_are_retried_with_retry_after(server: FakeOpenAI) -> None:
+    server.fail_next("/v1/chat/completions", RATE_LIMITED, RATE_LIMITED)
+    result = run(OpenAILLM(session(server)).generate("image_prompts", "Write 2 prompts", ImagePrompts, {}))
+    assert len(result.value.prompts) == 2 and result.call.retries == 2
+    assert len(server.calls("/v1/chat/completions")) == 3
+
+
+def test_server_errors_are_retried_a_bounded_number_of_times(server: FakeOpenAI) -> None:
+    server.fail_next("/v1/chat/completions", *[SERVER_ERROR] * 10)
+    policy = RetryPolicy(max_attempts=3, base_s=0.01)
+    with pytest.raises(ProviderError, match="after 2 retries") as e:
+        run(OpenAILLM(session(server, retry=policy)).generate("script", "exactly 1", Script, {}))
+    assert e.value.retryable and len(server.calls("/v1/chat/completions")) == 3
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    (QUOTA, "quota exhausted"),
+    (POLICY, "rejected by the provider's safety system: edit the prompt"),
+    (error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"), "check OPENAI_API_KEY"),
+])
+def test_what_cannot_succeed_is_not_retried(server: FakeOpenAI, answer: Scripted, message: str) -> None:
+    server.fail_next("/v1/images/generations", answer)
+    with pytest.raises(ProviderError, match=message) as e:
+        run(OpenAIImages(session(server)).generate("a cat", style="anime", width=1280, height=720, label="x"))
+    assert not e.value.retryable and len(server.calls("/v1/images/generations")) == 1
+
+
+def test_malformed_llm_output_gets_one_repair_then_a_clear_error(server: FakeOpenAI) -> None:
+    answers = iter(['{"title": "T"}', '{"title": "T", "summary": "S", "narration": ["a"]}'])
+    server.chat_answer = lambda body: next(answers)
+    result = run(OpenAILLM(session(server)).generate("script", "exactly 1", Script, {}))
+    assert result.value.narration == ["a"]
+    repair = server.calls("/v1/chat/completions")[1].body["messages"]
+    assert repair[-2]["role"] == "assistant" and "does not match the schema" in repair[-1]["content"]
+    server.chat_answer = lambda body: "not json at all"
+    with pytest.raises(ProviderError, match="does not match Script after 2 attempt"):
+        run(OpenAILLM(session(server)).generate("script", "exactly 1", Script, {}))
+
+
+def test_images_fit_the_requested_frame_exactly(server: FakeOpenAI) -> None:
+    images = OpenAIImages(session(server))
+    for (w, h), size in [((1280, 720), "1536x1024"), ((720, 1280), "1024x1536"), ((1080, 1080), "1024x1024")]:
+        media = run(images.generate("a harbour", style="watercolor", width=w, height=h, label="x"))
+        assert png_size(media.data) == (w, h) and media.extra["provider_size"] == size
+        assert server.calls("/v1/images/generations")[-1].body["size"] == size
+
+
+def test_preflight_refuses_what_a_model_cannot_do(server: FakeOpenAI) -> None:
+    with pytest.raises(ProviderError, match="dall-e-2 cannot make landscape images"):
+        run(OpenAIImages(session(server), model="dall-e-2").generate("x", style="anime", width=1280, height=720, label="x"))
+    speech = OpenAISpeech(session(server))
+    with pytest.raises(ProviderError, match="gpt-4o-mini-tts has no voice 'bob' for language 'de'; allowed: narrator, female, male, alloy"):
+        run(speech.synthesize("Hallo", voice_id="bob", language="de", emotion=None, max_ms=10000))
+    with pytest.raises(ProviderError, match="gpt-image-1: size come.s. from the movie request"):
+        OpenAIImages(session(server), params={"size": "256x256", "quality": "x"})
+    assert server.requests == []  # nothing reached the provider
+
+
+def test_speech_and_missing_key(server: FakeOpenAI) -> None:
+    media = run(OpenAISpeech(session(server)).synthesize("Hello there, this is the narrator.", voice_id="nova",
+                                                         language="en", emotion="calm", max_ms=10000))
+    assert media.duration_ms == mp3_duration_ms(media.data) > 1000
+    body = server.calls("/v1/audio/speech")[0].body
+    assert body["voice"] == "nova" and body["instructions"] == "Speak with a calm tone." and body["response_format"] == "mp3"
+    with pytest.raises(ProviderError, match="OPENAI_API_KEY is not set"):
+        OpenAISession(api_key="")
+
+
+def test_wait_hints_from_headers() -> None:
+    assert wait_hint({"retry-after-ms": "250"}) == 0.25
+    assert wait_hint({"Retry-After": "3"}) == 3.0
+    assert wait_hint({"x-ratelimit-reset-requests": "6m0s"}) == 360.0
+    assert wait_hint({"x-ratelimit-reset-tokens": "120ms"}) == pytest.approx(0.12)
+    assert parse_duration("1.5s") == 1.5 and parse_duration("nonsense") is None
+
+
+def test_timeouts_are_retried_then_fail_the_call(server: FakeOpenAI) -> None:
+    server.delay_s = 1.0
+    slow = session(server, timeout_s=0.2, retry=RetryPolicy(max_attempts=2, base_s=0.01))
+    with pytest.raises(ProviderError, match="OpenAI timed out after 1 retry") as e:
+        run(OpenAILLM(slow).generate("script", "exactly 1", Script, {}))
+    assert e.value.retryable and len(server.calls("/v1/chat/completions")) == 2
+
+
+def test_portable_voices_and_model_parameters_reach_the_model(server: FakeOpenAI) -> None:
+    speech = OpenAISpeech(session(server), params={"speed": 1.1, "instructions": "Speak slowly."})
+    media = run(speech.synthesize("Hola a todos.", voice_id="narrator", language="es", emotion="calm", max_ms=10000))
+    body = server.calls("/v1/audio/speech")[0].body
+    assert body["voice"] == "alloy" == media.extra["voice"]  # the portable narrator on OpenAI
+    assert body["speed"] == 1.1 and body["instructions"] == "Speak slowly."  # configured beats the default tone
+    run(OpenAIImages(session(server), params={"quality": "high", "background": "opaque"})
+        .generate("a map", style="anime", width=640, height=480, label="x"))
+    body = server.calls("/v1/images/generations")[0].body
+    assert (body["quality"], body["background"], body["size"]) == ("high", "opaque", "1536x1024")
+    run(OpenAILLM(session(server), params={"temperature": 0.2}).generate("script", "exactly 1", Script, {}))
+    assert server.calls("/v1/chat/completions")[0].body["temperature"] == 0.2
+
+
+def test_a_model_limit_holds_within_the_provider_limit(server: FakeOpenAI, tmp_path) -> None:  # noqa: ANN001
+    """gpt-image-1 at 1 in flight inside OpenAI's 4: images queue for their model while chat calls
+    keep using the provider's other slots."""
+    server.delay_s = 0.15
+    provider = Throttle("openai", 4, 600, state_dir=tmp_path)
+    image_limit = Throttle("openai:gpt-image-1", 1, 600, state_dir=tmp_path)
+    s = session(server, throttle=provider, model_throttles={"gpt-image-1": image_limit})
+
+    async def both() -> None:
+        images = OpenAIImages(s)
+        llm = OpenAILLM(s)
+        await asyncio.gather(*[images.generate(f"map {i}", style="anime", width=64, height=64, label="x") for i in range(4)],
+                             *[llm.generate("script", "exactly 1", Script, {}) for _ in range(6)])
+
+    run(both())
+    assert len(server.calls("/v1/images/generations")) == 4 and len(server.calls("/v1/chat/completions")) == 6
+    assert server.max_path_in_flight["/v1/images/generations"] == 1
+    assert server.max_in_flight == 4  # the chat calls used the rest of the provider's budget
+
+
+def test_model_limits_parse() -> None:
+    assert parse_model_limits("replicate:minimax/video-01=2/30, openai:gpt-image-1=4/50") == {
+        "replicate": {"minimax/video-01": (2, 30)}, "openai": {"gpt-image-1": (4, 50)}}
+    for bad in ("minimax/video-01=2/30", "replicate:minimax/video-01=2", "acme:x=1/1", "openai:gpt-image-1=0/5"):
+        with pytest.raises(ValueError, match="expected PROVIDER:MODEL=IN_FLIGHT/PER_MINUTE"):
+            parse_model_limits(bad)

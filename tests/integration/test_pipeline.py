@@ -1,0 +1,174 @@
+"""Generation through Dagster for real: files, sizes, durations, metadata, data versions, timeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+import jsonschema
+import pytest
+
+from movie_assets.domain.blueprint import NodeKey, expand
+from movie_assets.interfaces import api
+from movie_assets.orchestration.event_log import load_state
+from movie_assets.orchestration.registry import observe_inputs
+from movie_assets.store.movies import load_movie_request, save_movie_request
+from resources.runtime.media import mp3_duration_ms, mp4_info, png_size
+from resources.storage import ArtifactStore
+from tests.conftest import REPO, HomeSnapshot, new_home, small_request
+from tests.staleness import stale_nodes
+
+MIXED = {"segments": {"1": {"use_video": True}, "2": {"use_video": True, "is_image_to_video": True}}}
+
+
+def local(uri: str) -> Path:
+    assert uri.startswith("file://"), uri
+    return Path(uri.removeprefix("file://"))
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> HomeSnapshot:
+    def build(instance: dg.DagsterInstance, store: ArtifactStore) -> tuple[str, api.GenerateResult]:
+        movie = api.new_movie(instance, store, small_request(**MIXED), "mixed")
+        return movie, api.generate(instance, store, movie)
+
+    return HomeSnapshot(tmp_path_factory.mktemp("pipeline") / "dagster_home", build)
+
+
+@pytest.fixture
+def home(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Tests of the generated mixed movie start from it (made once for the module, restored for each
+    test: some change it); the others from an empty home."""
+    if "generated" in request.fixturenames:
+        return request.getfixturevalue("mixed").restore(monkeypatch)
+    path = new_home(tmp_path / "dagster_home")
+    monkeypatch.setenv("DAGSTER_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def generated(mixed: HomeSnapshot, home: Path) -> tuple[str, api.GenerateResult]:
+    return mixed.built
+
+
+def test_mixed_movie_is_built_exactly_as_planned(instance: dg.DagsterInstance, store) -> None:
+    movie = api.new_movie(instance, store, small_request(**MIXED), "mixed")
+    planned = api.plan(instance, store, movie)
+    assert {i.reason for i in planned.items} == {"missing"}
+    result = api.generate(instance, store, movie)
+    assert result.success, result.failed
+    assert result.provider_calls == planned.provider_calls
+    assert result.provider_calls == {
+        "AudioProducer": 3, "ImageToVideoProducer": 1, "ImageToVideoPromptProducer": 1, "MusicProducer": 1,
+        "ScriptProducer": 1, "StartingImageProducer": 1, "TextToImageProducer": 2, "TextToImagePromptProducer": 1,
+        "TextToMusicPromptProducer": 1, "TextToVideoProducer": 1, "TextToVideoPromptProducer": 1,
+    }
+    blueprint = expand(load_movie_request(store, movie))
+    state = load_state(instance, movie, blueprint.nodes)
+    assert set(state.records) == set(blueprint.nodes) and not state.failures
+    for key, rec in state.records.items():
+        data = local(rec.uri).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == rec.version, key
+        assert rec.version[:16] in rec.uri
+        assert rec.metadata["data_version"] == rec.version
+    width, height = 854, 480
+    for key in [NodeKey("segment_image", 0, 0), NodeKey("segment_image", 0, 1), NodeKey("starting_image", 2)]:
+        assert png_size(local(state.records[key].uri).read_bytes()) == (width, height)
+    for key in [NodeKey("text_to_video_clip", 1), NodeKey("image_to_video_clip", 2)]:
+        assert mp4_info(local(state.records[key].uri).read_bytes()) == (width, height, 10000)
+    for i in range(3):
+        ms = mp3_duration_ms(local(state.records[NodeKey("segment_audio", i)].uri).read_bytes())
+        assert 2000 < ms <= 10100
+    music_ms = mp3_duration_ms(local(state.records[NodeKey("music")].uri).read_bytes())
+    assert abs(music_ms - 30000) < 200
+    image = state.records[NodeKey("segment_image", 0, 1)].metadata
+    assert image["provider"] == "offline" and image["model"] and image["prompt"] and "data:image/jpeg" in image["preview"]
+    assert state.records[NodeKey("script")].metadata["title"]
+
+
+def test_only_the_movies_partitions_exist_and_all_are_fresh(instance: dg.DagsterInstance, generated) -> None:
+    movie, _ = generated
+    assert instance.get_materialized_partitions(dg.AssetKey("segment_image")) == {"mixed|00_0", "mixed|00_1"}
+    assert instance.get_materialized_partitions(dg.AssetKey("segment_audio")) == {"mixed|00", "mixed|01", "mixed|02"}
+    assert instance.get_materialized_partitions(dg.AssetKey("text_to_video_clip")) == {"mixed|01"}
+    blueprint = expand(load_movie_request(api.ArtifactStore(), movie))
+    assert stale_nodes(instance, movie, blueprint.nodes) == []
+
+
+def test_timeline_matches_schema_and_artifacts(instance: dg.DagsterInstance, store, generated) -> None:
+    movie, result = generated
+    timeline = json.loads(local(result.timeline).read_text())
+    schema = json.loads((REPO / "docs" / "timeline.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(timeline)
+    assert (timeline["width"], timeline["height"], timeline["durationMs"], timeline["fps"]) == (854, 480, 30000, 30)
+    tracks = {t["name"]: t["clips"] for t in timeline["tracks"]}
+    assert [t["name"] for t in timeline["tracks"]] == ["visual", "narration", "captions", "music"]
+    assert timeline["errors"] == []
+    state = load_state(instance, movie, expand(load_movie_request(store, movie)).nodes)
+    for clip in tracks["visual"] + tracks["narration"] + tracks["music"]:
+        key = NodeKey.from_partition(clip["asset"], clip["partition"])
+        assert clip["version"] == state.records[key].version and clip["src"] == state.records[key].uri
+        assert clip["id"].endswith("@" + clip["version"][:12])
+    for i in range(3):
+        visual = [c for c in tracks["visual"] if c["segment"] == i]
+        assert sum(c["durationMs"] for c in visual) == 10000 and visual[0]["startMs"] == i * 10000
+    assert [c["type"] for c in tracks["visual"]] == ["image", "image", "video", "video"]
+    assert tracks["visual"][0]["effect"]["type"] == "ken_burns"
+    assert len(tracks["narration"]) == 3 and tracks["captions"]
+    assert len(tracks["music"][0]["ducking"]) == 3
+
+
+def test_second_generate_calls_nothing(instance: dg.DagsterInstance, store, generated) -> None:
+    movie, first = generated
+    again = api.generate(instance, store, movie)
+    assert again.run_id is None and again.provider_calls == {} and again.timeline == first.timeline
+
+
+def test_failed_partition_is_isolated_and_retried_alone(instance: dg.DagsterInstance, store) -> None:
+    request = small_request(segments={"1": {"image_prompts": {"1": "a lighthouse FAILME at night"}}})
+    movie = api.new_movie(instance, store, request, "flaky")
+    result = api.generate(instance, store, movie, resource_config={"images": {"fail_when": "FAILME"}})
+    assert not result.success
+    assert list(result.failed) == ["segment_image[01_1]"] and "refused" in result.failed["segment_image[01_1]"]
+    assert len(result.built) == len(expand(request).nodes) - 1  # everything else is kept, timeline included
+    timeline = json.loads(local(result.timeline).read_text())
+    assert timeline["errors"] == [{"asset": "segment_image", "partition": "flaky|01_1", "reason": "failed",
+                                   "message": result.failed["segment_image[01_1]"]}]
+    assert len([c for c in timeline["tracks"][0]["clips"] if c["segment"] == 1]) == 1
+    status = api.status(instance, store, movie)
+    assert list(status.failures) == ["segment_image[01_1]"]
+    planned = {i.node: i.reason for i in api.plan(instance, store, movie).items}
+    assert planned == {"segment_image[01_1]": "failed", "segment_visuals[01]": "upstream", "timeline": "upstream"}
+    retry = api.generate(instance, store, movie)
+    assert retry.success and retry.provider_calls == {"TextToImageProducer": 1}
+    assert json.loads(local(retry.timeline).read_text())["errors"] == []
+    assert local(result.timeline).exists()  # the earlier timeline stays readable
+
+
+def test_input_edit_makes_exactly_its_dependents_stale(instance: dg.DagsterInstance, store, generated) -> None:
+    movie, _ = generated
+    request = load_movie_request(store, movie)
+    edited = request.model_copy(update={"segments": {**request.segments, 0: request.overrides(0).model_copy(update={"narration": "A new first line."})}})
+    save_movie_request(store, movie, edited)
+    observe_inputs(instance, movie, edited, known=None)
+    blueprint = expand(edited)
+    assert stale_nodes(instance, movie, blueprint.nodes) == [NodeKey("segment_narration", 0)]
+
+
+def test_partition_run_like_the_ui(instance: dg.DagsterInstance, store, generated) -> None:
+    """A run of one partition (what the UI and `dagster asset materialize` launch) builds that partition."""
+    movie, _ = generated
+    from movie_assets.definitions import defs
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    before = load_state(instance, movie, [NodeKey("segment_audio", 1)]).records[NodeKey("segment_audio", 1)]
+    run = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("segment_audio")], partition_key=f"{movie}|01")
+    assert run.success
+    mats = run.get_asset_materialization_events()
+    assert [(e.asset_key.to_user_string(), e.partition) for e in mats] == [("segment_audio", f"{movie}|01")]
+    after = load_state(instance, movie, [NodeKey("segment_audio", 1)]).records[NodeKey("segment_audio", 1)]
+    assert after.version == before.version and after.storage_id > before.storage_id  # deterministic offline voice
+    outside = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("segment_audio")], partition_key=f"{movie}|07")
+    assert outside.success and outside.get_asset_materialization_events() == []

@@ -1,0 +1,204 @@
+"""Edit and regenerate: exactly what an edit touches is rebuilt; every revision stays readable.
+
+Each case starts from a fully generated movie (n=3 segments, m=2 images) and counts the calls that
+really reached the offline providers on the next generate (the engine counts calls it made).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from movie_assets.domain.blueprint import NodeKey, expand
+from movie_assets.domain.edits import UNSET
+from movie_assets.domain.errors import MovieBusy
+from movie_assets.domain.request import RequestError
+from movie_assets.interfaces import api
+from movie_assets.orchestration.event_log import load_state
+from movie_assets.orchestration.locks import generation_lock
+from movie_assets.store.movies import load_movie_request
+from resources.storage import ArtifactStore
+from tests.conftest import HomeSnapshot, small_request
+from tests.staleness import stale_nodes
+
+N, M = 3, 2
+
+
+def local(uri: str) -> Path:
+    return Path(uri.removeprefix("file://"))
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> HomeSnapshot:
+    def build(instance: dg.DagsterInstance, store: ArtifactStore) -> str:
+        # Segment 2 is a text-to-video segment so that style edits reach a video producer too.
+        movie = api.new_movie(instance, store, small_request(segments={"2": {"use_video": True}}), "rev")
+        first = api.generate(instance, store, movie)
+        assert first.success and first.revision == 1
+        return movie
+
+    return HomeSnapshot(tmp_path_factory.mktemp("regenerate") / "dagster_home", build)
+
+
+@pytest.fixture
+def home(generated: HomeSnapshot, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test starts from the generated movie (revision 1), restored."""
+    return generated.restore(monkeypatch)
+
+
+@pytest.fixture
+def movie(generated: HomeSnapshot, home: Path) -> str:
+    return generated.built
+
+
+CONTRACT: list[tuple[str, list[tuple[str, Any]], dict[str, int]]] = [
+    ("nothing", [], {}),
+    ("one narration", [("segments.1.narration", "A brand new line about the war.")],
+     {"AudioProducer": 1, "TextToImagePromptProducer": 1, "TextToImageProducer": M}),
+    ("one image prompt override", [("segments.0.image_prompts.1", "a quiet battlefield at dawn")], {"TextToImageProducer": 1}),
+    ("voice", [("voice_id", "onyx")], {"AudioProducer": N}),
+    ("assembly strategy", [("assembly_strategy", "crossfade")], {}),
+    ("image style", [("image_style", "watercolor")],
+     {"TextToImagePromptProducer": 2, "TextToImageProducer": 2 * M, "TextToVideoPromptProducer": 1, "TextToVideoProducer": 1}),
+    ("image-only segment to image-to-video", [("segments.1.use_video", True), ("segments.1.is_image_to_video", True)],
+     {"ImageToVideoPromptProducer": 1, "StartingImageProducer": 1, "ImageToVideoProducer": 1}),
+    ("music prompt override", [("music_prompt", "slow solo cello")], {"MusicProducer": 1}),
+]
+
+
+@pytest.mark.parametrize(("name", "edits", "calls"), CONTRACT, ids=[c[0] for c in CONTRACT])
+def test_edit_rebuilds_exactly_what_depends_on_it(instance: dg.DagsterInstance, store, movie: str, name: str,
+                                                  edits: list[tuple[str, Any]], calls: dict[str, int]) -> None:
+    if edits:
+        assert api.edit(instance, store, movie, edits).changes
+    planned = api.plan(instance, store, movie)
+    assert planned.provider_calls == calls  # the dry run predicts exactly the calls...
+    result = api.generate(instance, store, movie)
+    assert result.success and result.provider_calls == calls  # ...that really reach the providers
+    assert result.revision == 2
+    assert api.generate(instance, store, movie).provider_calls == {}  # and nothing is left to do
+    blueprint = expand(load_movie_request(store, movie))
+    assert stale_nodes(instance, movie, blueprint.nodes) == []  # Dagster agrees: everything is fresh
+
+
+def test_staleness_after_an_edit_is_exactly_the_direct_dependents(instance: dg.DagsterInstance, store, movie: str) -> None:
+    api.edit(instance, store, movie, [("voice_id", "onyx"), ("segments.0.image_prompts.0", "a map of 1861")])
+    blueprint = expand(load_movie_request(store, movie))
+    direct = {NodeKey("segment_audio", i) for i in range(N)} | {NodeKey("image_prompt", 0, 0)}
+    assert set(stale_nodes(instance, movie, blueprint.nodes)) == direct  # what the Dagster UI shows
+    items = {i.node: (i.reason, i.cause) for i in api.plan(instance, store, movie).items}
+    assert {k for k, (reason, _) in items.items() if reason == "stale"} == {str(k) for k in direct}
+    assert items["segment_audio[00]"][1] == "changed: voice"
+    assert items["segment_image[00_0]"][0] == "upstream" and items["timeline"][0] == "upstream"
+
+
+def test_identical_rebuild_stops_the_cascade(instance: dg.DagsterInstance, store, movie: str) -> None:
+    """A narration override equal to the script's line rebuilds the narration, whose content is
+    unchanged: nothing below it is rebuilt and no provider is called."""
+    key = NodeKey("segment_narration", 1)
+    before = load_state(instance, movie, [key]).records[key].version
+    line = json.loads(local(load_state(instance, movie, [NodeKey("script")]).records[NodeKey("script")].uri).read_text())["narration"][1]
+    api.edit(instance, store, movie, [("segments.1.narration", line)])
+    assert {i.node: i.reason for i in api.plan(instance, store, movie).items}["segment_narration[01]"] == "stale"
+    result = api.generate(instance, store, movie)
+    assert result.provider_calls == {} and result.built == ["segment_narration[01]"]
+    assert {"segment_audio[01]", "image_prompt[01_0]", "image_prompt[01_1]", "timeline"} <= set(result.skipped)
+    assert load_state(instance, movie, [key]).records[key].version == before
+    assert api.plan(instance, store, movie).items == []
+
+
+def test_setting_the_current_value_changes_nothing(instance: dg.DagsterInstance, store, movie: str) -> None:
+    request = load_movie_request(store, movie)
+    result = api.edit(instance, store, movie, [("voice_id", request.voice_id), ("image_style", request.image_style.value)])
+    assert result.changes == [] and result.seq is None
+    assert api.plan(instance, store, movie).items == []
+
+
+def test_removing_an_override_goes_back_to_the_generated_prompt(instance: dg.DagsterInstance, store, movie: str) -> None:
+    key = NodeKey("image_prompt", 0, 1)
+    before = load_state(instance, movie, [key]).records[key].version
+    api.edit(instance, store, movie, [("segments.0.image_prompts.1", "a hand-written prompt")])
+    assert api.generate(instance, store, movie).provider_calls == {"TextToImageProducer": 1}
+    api.edit(instance, store, movie, [("segments.0.image_prompts.1", UNSET)])
+    assert "image_prompts" not in load_movie_request(store, movie).overrides(0).model_dump(exclude_defaults=True)
+    assert api.plan(instance, store, movie).provider_calls == {"TextToImageProducer": 1}  # an upper bound: the image is reused too
+    back = api.generate(instance, store, movie)
+    # Undoing an edit is free: the prompt and the image made earlier from exactly these inputs are reused.
+    assert back.provider_calls == {} and back.success
+    assert load_state(instance, movie, [key]).records[key].version == before
+    image = NodeKey("segment_image", 0, 1)
+    assert "made earlier by offline" in load_state(instance, movie, [image]).records[image].metadata["reused"]
+
+
+def test_bad_edit_is_refused_and_changes_nothing(instance: dg.DagsterInstance, store, movie: str) -> None:
+    request = load_movie_request(store, movie)
+    for edits, expected in [
+        ([("images_per_segment", 9)], "images_per_segment: got 9"),
+        ([("segments.7.narration", "x")], "segments.7: segment index 7 is out of range"),
+        ([("colour", "red")], "colour: not an editable path"),
+        ([("duration_seconds", 35)], "duration_seconds: got 35"),
+    ]:
+        with pytest.raises(RequestError, match=expected):
+            api.edit(instance, store, movie, edits)
+    assert load_movie_request(store, movie) == request
+    assert api.plan(instance, store, movie).items == []
+
+
+def test_failed_partition_is_retried_alone_after_an_edit(instance: dg.DagsterInstance, store, movie: str) -> None:
+    api.edit(instance, store, movie, [("segments.1.image_prompts.0", "FAILME lighthouse")])
+    failed = api.generate(instance, store, movie, resource_config={"images": {"fail_when": "FAILME"}})
+    assert list(failed.failed) == ["segment_image[01_0]"]
+    errors = json.loads(local(failed.timeline).read_text())["errors"]
+    assert [(e["partition"], e["reason"]) for e in errors] == [("rev|01_0", "failed")]
+    assert errors[0]["message"].endswith("the previous version is used")  # the movie stays complete
+    retried = api.generate(instance, store, movie)
+    assert retried.provider_calls == {"TextToImageProducer": 1} and retried.success
+
+
+def test_every_revision_stays_readable(instance: dg.DagsterInstance, store, movie: str) -> None:
+    api.edit(instance, store, movie, [("voice_id", "onyx")])
+    api.generate(instance, store, movie)
+    api.edit(instance, store, movie, [("assembly_strategy", "cut")])
+    api.generate(instance, store, movie)
+    revisions = api.history(instance, store, movie)
+    assert [r.revision for r in revisions] == [1, 2, 3]
+    assert [[c["path"] for c in r.changes] for r in revisions] == [[], ["voice_id"], ["assembly_strategy"]]
+    assert [r.calls for r in revisions] == [14, N, 0]
+    timelines = [api.load_timeline(instance, store, movie, r.revision) for r in revisions]
+    assert [t["assemblyStrategy"] for t in timelines] == ["ken_burns", "ken_burns", "cut"]
+    for revision, timeline in zip(revisions, timelines, strict=True):
+        media = [c["src"] for track in timeline["tracks"] for c in track["clips"] if "src" in c]
+        assert media and all(local(uri).exists() for uri in media)  # nothing was overwritten or deleted
+        manifest_uris = {m["uri"] for m in api.revision(instance, store, movie, revision.revision).manifest.values()}
+        assert set(media) <= manifest_uris
+    audio_1 = {c["src"] for c in timelines[0]["tracks"][1]["clips"]}
+    audio_2 = {c["src"] for c in timelines[1]["tracks"][1]["clips"]}
+    assert audio_1.isdisjoint(audio_2)  # a new voice: new files beside the old ones
+    with pytest.raises(FileNotFoundError, match="no revision 9; revisions: 1 to 3"):
+        api.timeline_uri(instance, store, movie, 9)
+
+
+def test_second_concurrent_generate_refuses(instance: dg.DagsterInstance, store, movie: str) -> None:
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with generation_lock(instance, movie):
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert held.wait(5)
+        with pytest.raises(MovieBusy, match="is being generated by pid"):
+            api.generate(instance, store, movie)
+    finally:
+        release.set()
+        t.join()
+    assert api.generate(instance, store, movie, wait_s=5).success
