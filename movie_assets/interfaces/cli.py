@@ -15,7 +15,8 @@ from typing import Any
 
 from movie_assets.domain.errors import MovieBusy
 from movie_assets.domain.request import RequestError
-from movie_assets.store.movies import MovieNotFound
+from movie_assets.store.movies import MovieNotFound, require_stored
+from movie_assets.store.revisions import get_revision, list_revisions
 from resources.runtime.paths import dagster_home
 from resources.storage import ArtifactStore
 
@@ -184,10 +185,16 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store() -> ArtifactStore:
+    """The artifact store alone: commands that read only stored files (revisions) skip Dagster."""
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    return ArtifactStore()
+
+
 def cmd_history(args: argparse.Namespace) -> int:
-    instance, store = _context()
-    api = _api()
-    revisions = api.history(instance, store, args.movie)
+    store = _store()
+    require_stored(store, args.movie)
+    revisions = list_revisions(store, args.movie)
     if args.json:
         _print_json([r.to_json(manifest=False) for r in revisions])
         return 0
@@ -202,6 +209,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
+    if args.revision is not None and not (args.print or args.out):  # a revision's timeline: stored files only
+        store = _store()
+        require_stored(store, args.movie)
+        print(get_revision(store, args.movie, args.revision).timeline)
+        return 0
     instance, store = _context()
     api = _api()
     if args.print or args.out:

@@ -26,3 +26,9 @@ def load_movie_request(store: ArtifactStore, movie: str) -> MovieRequest:
 def save_movie_request(store: ArtifactStore, movie: str, request: MovieRequest) -> str:
     text = json.dumps(request.to_document(), indent=2, ensure_ascii=False, sort_keys=True)
     return store.write_text(request_path(movie), text + "\n")
+
+
+def require_stored(store: ArtifactStore, movie: str) -> None:
+    """MovieNotFound unless the movie's request is stored (every registered movie has one)."""
+    if not store.exists(request_path(movie)):
+        raise MovieNotFound(movie)
