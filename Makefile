@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 DEMO_ID := civil-war-demo
 
-.PHONY: install demo test test-fast lint dev bench clean
+.PHONY: install renderer demo test test-fast lint dev bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +14,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The Remotion renderer's packages (npm ci from the committed lock file). Without Node/npm the movie is
+# rendered by the ffmpeg engine instead (docs/rendering.md).
+RENDERER_STAMP := renderer/node_modules/.installed
+$(RENDERER_STAMP): renderer/package.json renderer/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd renderer && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	else echo "npm not found: skipping the Remotion renderer; movies render with the ffmpeg engine"; fi
+
+renderer: $(RENDERER_STAMP)
+
+install: $(STAMP) $(RENDERER_STAMP)
 
 demo: install
 	@mkdir -p "$(DAGSTER_HOME)"
 	@$(BIN)/moviegen list | grep -qx $(DEMO_ID) || $(BIN)/moviegen new examples/civil-war.yaml --id $(DEMO_ID)
 	$(BIN)/moviegen generate $(DEMO_ID)
 	@echo
+	@echo "Movie:     $$($(BIN)/moviegen render $(DEMO_ID) --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["uri"].removeprefix("file://"))')"
 	@echo "Timeline:  $$($(BIN)/moviegen timeline $(DEMO_ID))"
 	@echo "Media:     $(DAGSTER_HOME)/artifacts/movies/$(DEMO_ID)/"
 	@echo "Next:      make dev   (Dagster UI on http://127.0.0.1:3000, every artifact as a partitioned asset)"
@@ -50,4 +61,4 @@ bench: install
 	$(BIN)/python bench/bench_sensor.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache renderer/node_modules

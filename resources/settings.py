@@ -27,7 +27,9 @@ import enum
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from movie_assets.domain.blueprint import PRODUCERS, ProviderKind
 from resources.providers.catalog import PROVIDER_MODELS
@@ -153,3 +155,55 @@ def offline_latency_from_env() -> dict[str, object]:
         return {"latency": LatencyProfile(value), **({"latency_scale": float(scale)} if scale else {})}
     except ValueError:
         raise ValueError(f"MOVIEGEN_OFFLINE_LATENCY_SCALE={scale!r}: expected a number above 0") from None
+
+
+class RenderEngine(enum.StrEnum):
+    """What renders the movie's video chunks: Remotion (the product's renderer: Node, Chromium and
+    renderer/node_modules) or ffmpeg (fast, no browser). The soundtrack is mixed by ffmpeg's side
+    either way, and chunks of one movie always come from one engine (it is part of their code version)."""
+
+    remotion = "remotion"
+    ffmpeg = "ffmpeg"
+
+
+RENDERER_DIR = Path(__file__).resolve().parents[1] / "renderer"
+CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("MOVIEGEN_BROWSER", "").strip()
+    if configured:
+        return configured
+    return next((p for p in CHROMIUM_PATHS if Path(p).exists()), None)
+
+
+def remotion_missing() -> list[str]:
+    """What Remotion rendering needs and this machine lacks (empty: it can render)."""
+    missing = []
+    if shutil.which("node") is None:
+        missing.append("Node.js 18 or newer (`node` on PATH)")
+    if not (RENDERER_DIR / "node_modules" / "@remotion" / "renderer").is_dir():
+        missing.append(f"the renderer's packages (`make renderer`, i.e. `npm ci` in {RENDERER_DIR})")
+    if chromium_path() is None:
+        missing.append("Chromium (`apt-get install chromium`, or MOVIEGEN_BROWSER=/path/to/chrome)")
+    return missing
+
+
+def render_engine_from_env() -> RenderEngine:
+    """MOVIEGEN_RENDER_ENGINE: remotion, ffmpeg, or auto (the default: Remotion where it can run, else
+    ffmpeg)."""
+    value = os.environ.get("MOVIEGEN_RENDER_ENGINE", "auto").strip() or "auto"
+    if value == "auto":
+        return RenderEngine.ffmpeg if remotion_missing() else RenderEngine.remotion
+    try:
+        return RenderEngine(value)
+    except ValueError:
+        raise ValueError(f"MOVIEGEN_RENDER_ENGINE={value!r}: allowed: auto, remotion, ffmpeg") from None
+
+
+def render_enabled_from_env() -> bool:
+    """MOVIEGEN_RENDER=off leaves the rendered movie out of generations (the timeline is still made)."""
+    value = os.environ.get("MOVIEGEN_RENDER", "on").strip().lower() or "on"
+    if value not in ("on", "off"):
+        raise ValueError(f"MOVIEGEN_RENDER={value!r}: allowed: on, off")
+    return value == "on"

@@ -189,7 +189,7 @@ class _S3:
                                                   ExpiresIn=self.lifetime_s)
 
 
-_TYPES = {"json": "application/json", "png": "image/png", "jpg": "image/jpeg", "mp3": "audio/mpeg", "mp4": "video/mp4",
+_TYPES = {"json": "application/json", "png": "image/png", "jpg": "image/jpeg", "mp3": "audio/mpeg", "m4a": "audio/mp4", "mp4": "video/mp4",
           "txt": "text/plain; charset=utf-8", "yaml": "application/yaml"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,10 +15,13 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from movie_assets.domain.request import MovieRequest, parse_request
-from resources.storage import ArtifactStore
-from tests.servers.processes import clean_env
-from tests.servers.s3_server import SeaweedS3
+from tests.servers.processes import TEST_SETTINGS, clean_env
+
+os.environ.update(TEST_SETTINGS)  # before the project's modules read them (render engine: at import)
+
+from movie_assets.domain.request import MovieRequest, parse_request  # noqa: E402
+from resources.storage import ArtifactStore  # noqa: E402
+from tests.servers.s3_server import SeaweedS3  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -4,6 +4,12 @@ partitions that failed it and why."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
+from movie_assets.build.render.ffmpeg_engine import RenderError, probe
+from movie_assets.build.render.presets import PRESETS, output_size
+from movie_assets.build.timeline import FPS
 from movie_assets.domain.request import SEGMENT_MS, MovieRequest
 from resources.runtime.media import MediaError, mp3_duration_ms, mp4_info, png_size
 
@@ -30,9 +36,34 @@ def problem(asset: str, data: bytes, value: object, request: MovieRequest) -> st
             if ms < SEGMENT_MS - VIDEO_TOLERANCE_MS:
                 return f"video lasts {ms} ms, shorter than the {SEGMENT_MS} ms segment"
             return None
+        if asset == "movie_video":
+            return movie_problem(data, request)
         if asset == "timeline":
             errors = value.get("errors", []) if isinstance(value, dict) else []
             return f"{len(errors)} clip(s) missing or failed" if errors else None
     except MediaError as e:
         return f"unreadable media: {e}"
     return None
+
+
+def movie_problem(data: bytes, request: MovieRequest) -> str | None:
+    """The rendered movie must have exactly the timeline's frames, the preset's size, H.264 video and
+    an audio stream."""
+    width, height = request.frame
+    expected = output_size({"width": width, "height": height}, PRESETS[request.preset.value])
+    frames = request.duration_seconds * FPS
+    with tempfile.TemporaryDirectory(prefix="moviegen-check-") as tmp:
+        path = Path(tmp) / "movie.mp4"
+        path.write_bytes(data)
+        try:
+            info = probe(path)
+        except RenderError as e:
+            return f"unreadable movie: {e}"
+    problems = []
+    if (info["width"], info["height"]) != expected:
+        problems.append(f"{info['width']}x{info['height']}, expected {expected[0]}x{expected[1]}")
+    if abs(info["frames"] - frames) > 1:
+        problems.append(f"{info['frames']} frames, expected {frames}")
+    if info["video_codec"] != "h264" or not info["audio_codec"]:
+        problems.append(f"streams: video {info['video_codec']}, audio {info['audio_codec']}; expected h264 and audio")
+    return "; ".join(problems) or None

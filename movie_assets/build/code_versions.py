@@ -5,13 +5,19 @@ parameters (MOVIEGEN_MODEL_PARAMS); Dagster then marks what the old version made
 from __future__ import annotations
 
 from movie_assets.domain.blueprint import ARTIFACTS, ArtifactDecl
-from resources.settings import Route, params_fingerprint, params_from_env, routes_from_env
+from resources.settings import Route, params_fingerprint, params_from_env, render_engine_from_env, routes_from_env
+
+# Renders whose pixels depend on the engine that drew them.
+ENGINE_RENDERS = frozenset({"video_chunk", "movie_video"})
 
 
-def code_version(decl: ArtifactDecl, routes: dict[str, Route], params: dict[str, dict[str, object]] | None = None) -> str:
-    """The artifact's version, its prompt template's, and its provider:model (and a fingerprint of
-    its model parameters) when not offline."""
+def code_version(decl: ArtifactDecl, routes: dict[str, Route], params: dict[str, dict[str, object]] | None = None,
+                 engine: str = "") -> str:
+    """The artifact's version, its prompt template's, its provider:model (and a fingerprint of its
+    model parameters) when not offline, and the render engine for what an engine draws."""
     template = decl.template.version if decl.template else ""
+    if decl.name in ENGINE_RENDERS:
+        template = engine
     route = routes.get(decl.producer) if decl.producer else None
     model = str(route) if route is not None and route.provider != "offline" else ""
     fingerprint = params_fingerprint((params or {}).get(decl.producer or "", {}))
@@ -20,4 +26,6 @@ def code_version(decl: ArtifactDecl, routes: dict[str, Route], params: dict[str,
 
 _ROUTES = routes_from_env()
 _PARAMS = params_from_env(_ROUTES)
-ARTIFACT_CODE_VERSIONS: dict[str, str] = {name: code_version(decl, _ROUTES, _PARAMS) for name, decl in ARTIFACTS.items()}
+RENDER_ENGINE = render_engine_from_env()
+ARTIFACT_CODE_VERSIONS: dict[str, str] = {name: code_version(decl, _ROUTES, _PARAMS, RENDER_ENGINE.value)
+                                          for name, decl in ARTIFACTS.items()}

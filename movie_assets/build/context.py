@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from movie_assets.domain.blueprint import NodeKey
@@ -49,7 +50,10 @@ class Produced:
 
     @staticmethod
     def media(m: Media, prompt: str | None = None, **meta: Any) -> Produced:
-        return Produced(m.data, m.ext, m.mime, call=m.call, prompt=prompt, meta={**m.extra, **meta},
+        extra = dict(m.extra)
+        if "words" in extra:  # when each word is spoken: kept as JSON text in the artifact's metadata
+            extra["words"] = json.dumps(extra["words"], separators=(",", ":"), ensure_ascii=False)
+        return Produced(m.data, m.ext, m.mime, call=m.call, prompt=prompt, meta={**extra, **meta},
                         width=m.width, height=m.height, duration_ms=m.duration_ms, preview=m.preview)
 
 
@@ -65,7 +69,16 @@ class ProduceContext:
     load_record: Callable[[NodeKey], ArtifactRecord | None]
     load_failure: Callable[[NodeKey], str | None]
     limit: Callable[[str], asyncio.Semaphore]
+    media_path: Callable[[str], Awaitable[Path]] | None = None  # an artifact URI as a local file (renders)
+    local: asyncio.Semaphore | None = None  # slots for CPU-heavy local work (renders)
     _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
+
+    async def local_work(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run CPU-heavy work in a thread, within the machine's local-work slots."""
+        if self.local is None:
+            return await asyncio.to_thread(fn, *args)
+        async with self.local:
+            return await asyncio.to_thread(fn, *args)
 
     def llm(self, producer: str) -> LLMProvider:
         return self.clients[producer]

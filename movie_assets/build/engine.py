@@ -15,11 +15,14 @@ import hashlib
 import io
 import json
 import logging
+import shutil
+import tempfile
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from PIL import Image
@@ -119,6 +122,8 @@ class BuildEngine:
         self._new: dict[NodeKey, ArtifactRecord] = {}
         self._failed: dict[NodeKey, str] = {}
         self._called: set[tuple[str, NodeKey]] = set()
+        self._scratch: Path | None = None
+        self._downloads: dict[str, Path] = {}
 
     def record(self, key: NodeKey) -> ArtifactRecord | None:
         return self._new.get(key) or self.state.records.get(key)
@@ -151,7 +156,7 @@ class BuildEngine:
         ctx = ProduceContext(
             movie=self.movie, request=self.request, clients=self.clients.for_producers(needed, local),
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
-            limit=lambda producer: limits[PRODUCERS[producer].kind],
+            limit=lambda producer: limits[PRODUCERS[producer].kind], media_path=self._media_path, local=local,
         )
         done: dict[NodeKey, asyncio.Future[bool]] = {k: asyncio.get_running_loop().create_future() for k in targets}
 
@@ -162,7 +167,10 @@ class BuildEngine:
             for dep in node.deps:
                 if dep in done:
                     changed = await done[dep]
-                    changed_deps = changed_deps or changed or (tolerant and dep in self._failed)
+                    # An aggregate that lists gaps changes when a dependency fails, and when one that had
+                    # failed is built again, even into its previous content (the gap is gone).
+                    healed = dep in self.state.failures and dep not in self._failed
+                    changed_deps = changed_deps or changed or (tolerant and (dep in self._failed or healed))
                     if dep in self._failed and not tolerant:
                         self._fail(key, f"upstream {dep} failed: {self._failed[dep]}", upstream=True)
                         done[key].set_result(False)
@@ -181,7 +189,9 @@ class BuildEngine:
             try:
                 producer = node.producer
                 group = call_group(self.request, key)
-                cached = cache.entry_path(self.movie, key, consumed) if group is not None else None
+                # Provider calls and renders are remembered by what they were made from (the build cache).
+                cacheable = group is not None or node.decl.reusable
+                cached = cache.entry_path(self.movie, key, consumed) if cacheable else None
                 produced = await asyncio.to_thread(cache.reuse, self.store, cached) if cached else None
                 if produced is not None:
                     pass  # built before from exactly these inputs: no provider call
@@ -200,7 +210,7 @@ class BuildEngine:
                 version = content_version(produced.data)
                 relpath = artifact_path(self.movie, key.asset, key.partition_suffix, version, produced.ext)
                 uri = await asyncio.to_thread(functools.partial(self.store.write, relpath, produced.data, immutable=True))
-                if cached and produced.call is not None:
+                if cached and "reused" not in produced.meta:
                     await asyncio.to_thread(cache.remember, self.store, cached, key, uri, produced)
             except asyncio.CancelledError:
                 raise
@@ -211,8 +221,10 @@ class BuildEngine:
                 done[key].set_result(False)
                 return
             old = self.state.records.get(key)
+            # What later nodes of this build read from a record (the catalog gives them all metadata).
             meta = {k: v for k, v in {
                 "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
+                "words": produced.meta.get("words"),
             }.items() if v is not None}
             record = ArtifactRecord(key, version, uri, 0, "", time.time(), meta, consumed, ARTIFACT_CODE_VERSIONS[key.asset])
             self._new[key] = record
@@ -223,9 +235,27 @@ class BuildEngine:
             self.emit(Built(key, record, produced, reason, changed, consumed))
             done[key].set_result(changed)
 
-        await asyncio.gather(*(build(k) for k in self.blueprint.order if k in targets))
+        try:
+            await asyncio.gather(*(build(k) for k in self.blueprint.order if k in targets))
+        finally:
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    async def _media_path(self, uri: str) -> Path:
+        """A local file of an artifact: the file itself on local storage, else a copy in this build's
+        scratch folder (removed when the build ends)."""
+        path = self.store.local_path(uri)
+        if path is not None:
+            return path
+        if uri not in self._downloads:
+            if self._scratch is None:
+                self._scratch = Path(tempfile.mkdtemp(prefix="moviegen-build-"))
+            dest = self._scratch / (hashlib.sha256(uri.encode()).hexdigest()[:16] + Path(uri).suffix)
+            dest.write_bytes(await asyncio.to_thread(self.store.read, uri))
+            self._downloads[uri] = dest
+        return self._downloads[uri]
 
     def _fail(self, key: NodeKey, message: str, upstream: bool = False) -> None:
         self._failed[key] = message

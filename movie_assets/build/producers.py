@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from movie_assets.build.context import ProduceContext, Produced
+from movie_assets.build.render.produce import RENDER_PRODUCE
 from movie_assets.build.timeline import assemble_timeline, gap_error
 from movie_assets.domain import prompts
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
@@ -210,6 +211,7 @@ PRODUCE: dict[str, Callable[[ProduceContext, NodeKey], Awaitable[Produced]]] = {
     "image_to_video_clip": _i2v_clip,
     "segment_visuals": _segment_visuals,
     "timeline": _timeline,
+    **RENDER_PRODUCE,
 }
 
 assert set(PRODUCE) == set(ARTIFACTS), "every artifact type needs exactly one produce function"

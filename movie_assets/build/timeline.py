@@ -1,12 +1,15 @@
-"""The timeline: tracks of clips with links to the artifacts, as JSON a Remotion composition consumes.
+"""The timeline: tracks of clips with links to the artifacts, as JSON a Remotion composition consumes
+(docs/timeline.md).
 
 Integer milliseconds and a top-level fps; tracks ``visual``, ``narration``, ``captions``, ``music``;
 every clip id names the asset partition and data version it came from, so regenerating one artifact
-changes exactly one clip id. Missing or failed pieces leave a gap and an entry in ``errors``.
+changes exactly one clip id. A missing or failed picture or clip leaves a visible placeholder and an
+entry in ``errors``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from functools import lru_cache
@@ -17,11 +20,13 @@ import jsonschema
 
 from movie_assets.build.context import ProduceContext
 from movie_assets.domain.blueprint import NodeKey
-from movie_assets.domain.request import SEGMENT_MS, AssemblyStrategy
+from movie_assets.domain.request import SEGMENT_MS, TRANSITION_MS, AssemblyStrategy, Transition, VisualMode
 
 FPS = 30
-TIMELINE_FORMAT_VERSION = 1
-CROSSFADE_MS = 500
+TIMELINE_FORMAT_VERSION = 2
+CAPTION_WORDS = 6  # at most this many words on screen at once
+KEN_BURNS_ZOOM = 1.15
+KEN_BURNS_DRIFT = 0.05  # of the picture's width; within what a 1.15 zoom leaves outside the view
 MUSIC_VOLUME = 0.35
 MUSIC_DUCKED_VOLUME = 0.12
 
@@ -64,16 +69,48 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 def _visual_effect(strategy: AssemblyStrategy, index: int, kind: str) -> dict[str, Any]:
+    """Ken Burns on pictures: alternate zoom in / zoom out with a drift, as Remotion's prompt-to-video
+    template does. The view never leaves the picture: at scale s the centre stays within
+    [1/(2s), 1 - 1/(2s)], so the unzoomed end is centred and only the zoomed end drifts."""
     if strategy is AssemblyStrategy.ken_burns and kind == "image":
-        # Alternate zoom in / zoom out and drift, as Remotion's prompt-to-video template does.
+        drift = KEN_BURNS_DRIFT if index % 4 < 2 else -KEN_BURNS_DRIFT
+        wide = {"scale": 1.0, "x": 0.5, "y": 0.5}
+        close = {"scale": KEN_BURNS_ZOOM, "x": 0.5 + drift, "y": 0.5}
         zoom_in = index % 2 == 0
-        drift = 0.04 if index % 4 < 2 else -0.04
-        return {
-            "type": "ken_burns",
-            "from": {"scale": 1.0 if zoom_in else 1.15, "x": 0.5 - drift, "y": 0.5},
-            "to": {"scale": 1.15 if zoom_in else 1.0, "x": 0.5 + drift, "y": 0.5},
-        }
+        return {"type": "ken_burns", "from": wide if zoom_in else close, "to": close if zoom_in else wide}
     return {"type": "none"}
+
+
+def ken_burns_within_picture(point: dict[str, float]) -> bool:
+    half = 0.5 / point["scale"]
+    return half - 1e-9 <= point["x"] <= 1 - half + 1e-9 and half - 1e-9 <= point["y"] <= 1 - half + 1e-9
+
+
+def _transition(kind: Transition, length_ms: int) -> dict[str, Any]:
+    return {"type": kind.value, "durationMs": min(TRANSITION_MS[kind], length_ms // 2)}
+
+
+def caption_pages(words: list[dict[str, Any]], start_ms: int, max_words: int = CAPTION_WORDS) -> list[dict[str, Any]]:
+    """Captions from spoken word timings (ms from the narration's start): pages of a few words, a new
+    page after a sentence ends; each page is on screen from its first word until the next page."""
+    pages: list[list[dict[str, Any]]] = [[]]
+    for w in words:
+        text = _MARKDOWN.sub("", str(w["text"])).strip()
+        if not text:
+            continue
+        if len(pages[-1]) >= max_words:
+            pages.append([])
+        pages[-1].append({"text": text, "startMs": start_ms + int(w["startMs"]), "endMs": start_ms + int(w["endMs"])})
+        if text[-1] in ".!?;:":
+            pages.append([])
+    pages = [p for p in pages if p]
+    out = []
+    for k, page in enumerate(pages):
+        begin = page[0]["startMs"]
+        end = pages[k + 1][0]["startMs"] if k + 1 < len(pages) else page[-1]["endMs"]
+        out.append({"startMs": begin, "durationMs": max(1, end - begin), "text": " ".join(w["text"] for w in page),
+                    "words": page})
+    return out
 
 
 def gap_error(key: NodeKey, movie: str, failure: str | None, has_previous: bool) -> dict[str, str]:
@@ -83,6 +120,20 @@ def gap_error(key: NodeKey, movie: str, failure: str | None, has_previous: bool)
         message = failure + ("; the previous version is used" if has_previous else "")
         return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "failed", "message": message}
     return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "missing", "message": "not generated yet"}
+
+
+def _visual_slots(request: Any, segment: int, movie: str, clips: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The segment's visual slots in order (its m pictures, or its one clip), each with the clip that
+    fills it, or None when its artifact is missing."""
+    mode = request.mode(segment)
+    if mode is VisualMode.image_only:
+        keys = [NodeKey("segment_image", segment, j) for j in range(request.images_per_segment)]
+    else:
+        keys = [NodeKey("text_to_video_clip" if mode is VisualMode.video_by_text else "image_to_video_clip", segment)]
+    by_partition = {c["partition"]: c for c in clips}
+    return [{"asset": k.asset, "partition": k.partition_key(movie), "clip": by_partition.get(k.partition_key(movie)),
+             "label": f"Segment {segment:02d}" + (f" · image {k.image}" if k.image is not None else " · clip")}
+            for k in keys]
 
 
 async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
@@ -101,15 +152,16 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
     script = await ctx.load_value(NodeKey("script")) if script_rec else {"title": "", "summary": ""}
 
     visual, narration, captions = [], [], []
-    transition = {"type": "crossfade", "durationMs": CROSSFADE_MS} if strategy is AssemblyStrategy.crossfade else {"type": "cut", "durationMs": 0}
     visual_index = 0
     for i in range(r.segment_count):
         seg_start = i * SEGMENT_MS
         narr_key = NodeKey("segment_narration", i)
         narr_rec = record_or_error(narr_key)
         audio_rec = record_or_error(NodeKey("segment_audio", i))
+        words: list[dict[str, Any]] = []
         if audio_rec is not None:
             spoken = min(int(audio_rec.metadata.get("duration_ms") or SEGMENT_MS), SEGMENT_MS)
+            words = json.loads(audio_rec.metadata.get("words") or "[]")
             narration.append({
                 "id": clip_id("segment_audio", f"{i:02d}", audio_rec.version), "type": "audio",
                 "startMs": seg_start, "durationMs": spoken, "src": audio_rec.uri, "volume": 1.0,
@@ -118,32 +170,37 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
         else:
             spoken = SEGMENT_MS
         if narr_rec is not None:
-            text = (await ctx.load_value(narr_key))["text"]
-            for k, (start, length, chunk) in enumerate(caption_chunks(text, seg_start, spoken)):
-                captions.append({
-                    "id": f"{clip_id('segment_narration', f'{i:02d}', narr_rec.version)}#{k}", "type": "caption",
-                    "startMs": start, "durationMs": length, "text": chunk, "segment": i,
-                })
+            base = clip_id("segment_narration", f"{i:02d}", narr_rec.version)
+            if words:  # the speech provider said when each word is spoken
+                pages = caption_pages(words, seg_start)
+            else:  # an estimate over the audio's real duration, by word count
+                text = (await ctx.load_value(narr_key))["text"]
+                pages = [{"startMs": a, "durationMs": n, "text": t}
+                         for a, n, t in caption_chunks(text, seg_start, spoken, CAPTION_WORDS)]
+            for k, page in enumerate(pages):
+                captions.append({"id": f"{base}#{k}", "type": "caption", **page, "segment": i})
         vis_rec = record_or_error(NodeKey("segment_visuals", i))
-        if vis_rec is None:
-            continue
-        vis = await ctx.load_value(NodeKey("segment_visuals", i))
+        vis = await ctx.load_value(NodeKey("segment_visuals", i)) if vis_rec is not None else {"clips": [], "errors": []}
         errors.extend(vis.get("errors", []))
-        clips = vis["clips"]
-        lengths = _split(SEGMENT_MS, len(clips)) if clips else []
+        slots = _visual_slots(r, i, ctx.movie, vis["clips"])
         at = seg_start
-        for clip, length in zip(clips, lengths, strict=True):
-            kind = clip["kind"]
-            suffix = clip["partition"].split("|", 1)[1]
-            item: dict[str, Any] = {
-                "id": clip_id(clip["asset"], suffix, clip["version"]), "type": kind,
-                "startMs": at, "durationMs": length, "src": clip["uri"], "segment": i,
-                "asset": clip["asset"], "partition": clip["partition"], "version": clip["version"],
-                "effect": _visual_effect(strategy, visual_index, kind),
-                "transitionIn": transition if visual_index > 0 else {"type": "cut", "durationMs": 0},
-            }
-            if kind == "video":
-                item["muted"] = True
+        for k, (slot, length) in enumerate(zip(slots, _split(SEGMENT_MS, len(slots)), strict=True)):
+            entering = r.transition_into(i, first_clip=k == 0) if visual_index > 0 else Transition.cut
+            item: dict[str, Any] = {"startMs": at, "durationMs": length, "segment": i,
+                                    "transitionIn": _transition(entering, length)}
+            if slot["clip"] is None:  # missing or failed with no earlier version: shown, not hidden
+                suffix = slot["partition"].split("|", 1)[1]
+                item |= {"id": clip_id("missing", suffix, hashlib.sha256(slot["partition"].encode()).hexdigest()),
+                         "type": "placeholder", "text": f"{slot['label']} not generated yet",
+                         "asset": slot["asset"], "partition": slot["partition"], "effect": {"type": "none"}}
+            else:
+                clip = slot["clip"]
+                kind = clip["kind"]
+                item |= {"id": clip_id(clip["asset"], clip["partition"].split("|", 1)[1], clip["version"]), "type": kind,
+                         "src": clip["uri"], "asset": clip["asset"], "partition": clip["partition"],
+                         "version": clip["version"], "effect": _visual_effect(strategy, visual_index, kind)}
+                if kind == "video":
+                    item["muted"] = True
             visual.append(item)
             at += length
             visual_index += 1

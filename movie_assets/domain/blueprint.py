@@ -83,6 +83,7 @@ class ArtifactDecl:
     template: Template | None = None
     check: CheckDecl | None = None
     version: str = "1"
+    reusable: bool = False  # no provider call, but costly (renders): the build cache keeps it too
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,9 @@ INPUTS: dict[str, InputDecl] = {
         InputDecl("style", Level.movie, ("image_style",), "image style"),
         InputDecl("frame", Level.movie, ("size", "aspect_ratio"), "frame size and aspect ratio"),
         InputDecl("duration", Level.movie, ("duration_seconds",), "movie length"),
-        InputDecl("assembly", Level.movie, ("assembly_strategy",), "timeline assembly strategy"),
+        InputDecl("assembly", Level.movie, ("assembly_strategy", "transition", "segments.i.transition"),
+                  "timeline assembly strategy and transitions"),
+        InputDecl("render", Level.movie, ("render_preset", "size", "aspect_ratio"), "render preset (resolution and quality)"),
         InputDecl("music_override", Level.movie, ("music_prompt",), "music prompt override"),
         InputDecl("narration_override", Level.segment, ("segments.i.narration",), "narration override"),
         InputDecl("segment_layout", Level.segment, ("use_video", "is_image_to_video", "images_per_segment"), "visual mode and image count of the segment"),
@@ -142,6 +145,7 @@ SUBGRAPHS: dict[str, Subgraph] = {
         Subgraph("VideoByImage", Level.segment, VisualMode.video_by_image),
         Subgraph("Assembly", Level.segment, None),
         Subgraph("Timeline", Level.movie, None),
+        Subgraph("Render", Level.movie, None),
     ]
 }
 
@@ -187,11 +191,29 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
                      "most 30 partitions)"),
         ArtifactDecl("timeline", Level.movie, "Timeline", None,
                      ("script", "music", "segment_narration", "segment_audio", "segment_visuals"),
-                     ("frame", "duration", "assembly"), "json", "The Remotion timeline of the movie",
+                     ("frame", "duration", "assembly"), "json", "The Remotion timeline of the movie", version="2",
                      check=CheckDecl("timeline_complete", "WARN",
                                      "Every clip of the timeline is present (no missing or failed artifacts).")),
+        ArtifactDecl("segment_cut", Level.segment, "Render", None, ("timeline",), ("render",), "json",
+                     "What one segment's chunk draws: its visual clips, the clip a transition into it needs, its "
+                     "captions, at the render preset (a chunk re-renders only when this changes)"),
+        ArtifactDecl("video_chunk", Level.segment, "Render", None, ("segment_cut",), (), "mp4",
+                     "One segment of the movie, rendered (video only), encoded so that chunks join without re-encoding",
+                     reusable=True),
+        ArtifactDecl("audio_mix", Level.movie, "Render", None, ("timeline",), ("render",), "json",
+                     "The timeline's narration and music with its ducking (the soundtrack re-renders only when this "
+                     "changes)"),
+        ArtifactDecl("soundtrack", Level.movie, "Render", None, ("audio_mix",), (), "m4a",
+                     "The movie's narration and ducked music, mixed once, AAC", reusable=True),
+        ArtifactDecl("movie_video", Level.movie, "Render", None, ("video_chunk", "soundtrack"), (), "mp4",
+                     "The movie: H.264 chunks joined by stream copy, with the soundtrack", reusable=True,
+                     check=CheckDecl("movie_matches_timeline", "ERROR",
+                                     "The movie lasts the timeline's duration (± 1 frame), at the preset's size, "
+                                     "with a video and an audio stream.")),
     ]
 }
+
+RENDER_ARTIFACTS = frozenset(a.name for a in ARTIFACTS.values() if a.subgraph == "Render")
 
 ARTIFACT_ORDER: tuple[str, ...] = tuple(ARTIFACTS)
 
@@ -348,8 +370,9 @@ class Blueprint:
         return seen
 
 
-def expand(request: MovieRequest) -> Blueprint:
-    """Expand the blueprint for one request: n segments, m images, per-segment visual modes."""
+def expand(request: MovieRequest, render: bool = False) -> Blueprint:
+    """Expand the blueprint for one request: n segments, m images, per-segment visual modes; with
+    ``render``, the rendered movie and its chunks too."""
     nodes: dict[NodeKey, Node] = {}
 
     def add(key: NodeKey, deps: Iterable[NodeKey]) -> None:
@@ -392,4 +415,13 @@ def expand(request: MovieRequest) -> Blueprint:
     for i in range(request.segment_count):
         timeline_deps += [NodeKey("segment_narration", i), NodeKey("segment_audio", i), NodeKey("segment_visuals", i)]
     add(NodeKey("timeline"), timeline_deps)
+    if render:
+        chunks = []
+        for i in range(request.segment_count):
+            add(NodeKey("segment_cut", i), [NodeKey("timeline")])
+            add(NodeKey("video_chunk", i), [NodeKey("segment_cut", i)])
+            chunks.append(NodeKey("video_chunk", i))
+        add(NodeKey("audio_mix"), [NodeKey("timeline")])
+        add(NodeKey("soundtrack"), [NodeKey("audio_mix")])
+        add(NodeKey("movie_video"), [*chunks, NodeKey("soundtrack")])
     return Blueprint(request=request, nodes=nodes)

@@ -72,7 +72,12 @@ def input_values(request: MovieRequest, name: str, segment: int | None = None, i
         "style": lambda: {"image_style": request.image_style.value},
         "frame": lambda: {"size": request.size.value, "aspect_ratio": request.aspect_ratio.value},
         "duration": lambda: {"duration_seconds": request.duration_seconds},
-        "assembly": lambda: {"assembly_strategy": request.assembly_strategy.value},
+        "assembly": lambda: {
+            "assembly_strategy": request.assembly_strategy.value,
+            "transition": request.transition.value if request.transition else None,
+            "segment_transitions": {str(i): o.transition.value for i, o in sorted(request.segments.items()) if o.transition},
+        },
+        "render": lambda: {"preset": request.preset.value, "frame": list(request.frame)},
         "music_override": lambda: {"music_prompt": request.music_prompt},
         "narration_override": lambda: {"narration": o.narration if o else None},
         "segment_layout": lambda: {

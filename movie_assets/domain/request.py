@@ -67,6 +67,30 @@ class AssemblyStrategy(enum.StrEnum):
     cut = "cut"
 
 
+class Transition(enum.StrEnum):
+    """How a visual clip enters: at the start of the incoming clip, over its first ``durationMs``."""
+
+    cut = "cut"
+    fade = "fade"  # through black
+    crossfade = "crossfade"
+    wipe = "wipe"
+    slide = "slide"
+    zoom = "zoom"
+
+
+TRANSITION_MS = {Transition.cut: 0, Transition.fade: 800, Transition.crossfade: 500, Transition.wipe: 600,
+                 Transition.slide: 600, Transition.zoom: 600}
+
+
+class RenderPreset(enum.StrEnum):
+    """The rendered movie's resolution (short side) and quality; a render setting only."""
+
+    p480 = "480p"
+    p720 = "720p"
+    p1080 = "1080p"
+    p2160 = "2160p"
+
+
 class VisualMode(enum.StrEnum):
     """Which visual branch a segment builds (the blueprint's condition on UseVideo/IsImageToVideo)."""
 
@@ -94,6 +118,7 @@ class SegmentOverrides(BaseModel):
     starting_image_prompt: str | None = Field(default=None, min_length=1, max_length=2000)
     movie_direction_prompt: str | None = Field(default=None, min_length=1, max_length=2000)
     image_prompts: dict[int, str] = Field(default_factory=dict)
+    transition: Transition | None = None  # how this segment's first clip enters
 
     @field_validator("image_prompts")
     @classmethod
@@ -139,6 +164,8 @@ class MovieRequest(BaseModel):
     aspect_ratio: AspectRatio = AspectRatio.landscape
     assembly_strategy: AssemblyStrategy = AssemblyStrategy.ken_burns
     music_prompt: str | None = Field(default=None, min_length=1, max_length=2000)
+    transition: Transition | None = None  # default: crossfade for the crossfade strategy, else cut
+    render_preset: RenderPreset | None = None  # default: the preset of the request's size
     segments: dict[int, SegmentOverrides] = Field(default_factory=dict)
 
     @field_validator("inquiry_prompt")
@@ -186,6 +213,17 @@ class MovieRequest(BaseModel):
     def frame(self) -> tuple[int, int]:
         return frame_size(self.size, self.aspect_ratio)
 
+    def transition_into(self, segment: int, first_clip: bool) -> Transition:
+        """How a clip of ``segment`` enters: the segment's own transition for its first clip, else the
+        movie's (the crossfade strategy means crossfade)."""
+        own = self.overrides(segment).transition if first_clip else None
+        default = Transition.crossfade if self.assembly_strategy is AssemblyStrategy.crossfade else Transition.cut
+        return own or self.transition or default
+
+    @property
+    def preset(self) -> RenderPreset:
+        return self.render_preset or RenderPreset(self.size.value)
+
     def overrides(self, segment: int) -> SegmentOverrides:
         return self.segments.get(segment) or SegmentOverrides()
 
@@ -219,6 +257,8 @@ def _allowed(loc: tuple[Any, ...]) -> str:
         "size": Size,
         "aspect_ratio": AspectRatio,
         "assembly_strategy": AssemblyStrategy,
+        "transition": Transition,
+        "render_preset": RenderPreset,
     }
     if field in enums:
         return "allowed: " + ", ".join(e.value for e in enums[field])

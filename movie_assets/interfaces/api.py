@@ -109,6 +109,7 @@ class Status:
     to_build: int
     revisions: int = 0
     cost_usd: float = 0.0
+    movie_video: str | None = None  # the rendered movie (its latest render)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,7 +124,8 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
     failed = Counter(k.asset for k in nodes if k in state.failures)
     assets = [AssetStatus(a, needed[a], done[a], failed[a], needed[a] - done[a]) for a in ARTIFACTS if needed[a]]
     timeline = state.records.get(NodeKey("timeline"))
+    video = state.records.get(NodeKey("movie_video"))
     revisions = list_revisions(store, movie)
     return Status(movie, opened.request.to_document(), assets, {str(k): f.message for k, f in state.failures.items()},
                   timeline.uri if timeline else None, len(plan_of(opened, store).items),
-                  len(revisions), round(sum(r.cost_usd for r in revisions), 6))
+                  len(revisions), round(sum(r.cost_usd for r in revisions), 6), video.uri if video else None)

@@ -15,7 +15,7 @@ from typing import Any
 
 from movie_assets.domain.errors import MovieBusy
 from movie_assets.domain.request import RequestError
-from movie_assets.store.movies import MovieNotFound, require_stored
+from movie_assets.store.movies import MovieNotFound, load_movie_request, require_stored
 from movie_assets.store.revisions import get_revision, list_revisions
 from resources.runtime.paths import dagster_home
 from resources.storage import ArtifactStore
@@ -125,7 +125,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     result = api.generate(
         instance, store, args.movie, latency=args.latency, latency_scale=args.latency_scale,
-        on_plan=on_plan, on_progress=progress, wait_s=args.wait,
+        on_plan=on_plan, on_progress=progress, wait_s=args.wait, render=False if args.no_render else None,
     )
     if args.json:
         _print_json(result.to_json())
@@ -138,6 +138,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for node, error in result.failed.items():
             print(f"  FAILED {node}: {error}")
         print(f"timeline: {result.timeline}")
+        print(f"movie:    {_where(store, result.movie_video) or 'not rendered'}")
         if result.failed:
             print(f"run `moviegen generate {args.movie}` again to retry only what failed")
     return 0 if result.success else EXIT_FAILED
@@ -160,6 +161,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"to build: {s.to_build}")
     print(f"revisions: {s.revisions}, provider cost so far: ${s.cost_usd:.4f}")
     print(f"timeline: {s.timeline or 'not generated yet'}")
+    print(f"movie:    {_where(store, s.movie_video) or 'not rendered yet'}")
     return 0
 
 
@@ -191,6 +193,33 @@ def _store() -> ArtifactStore:
     return ArtifactStore()
 
 
+def _where(store: ArtifactStore, uri: str | None) -> str | None:
+    """A file path on local storage, a link a person can open (presigned) on S3."""
+    if uri is None:
+        return None
+    path = store.local_path(uri)
+    return str(path) if path is not None else store.link(uri)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from movie_assets.build.render.revision import render_revision  # noqa: PLC0415 - start-up time
+    from resources.settings import RenderEngine, render_engine_from_env  # noqa: PLC0415
+
+    store = _store()
+    require_stored(store, args.movie)
+    engine = RenderEngine(args.engine) if args.engine else render_engine_from_env()
+    generated = load_movie_request(store, args.movie).preset.value
+    result = render_revision(store, args.movie, args.revision, engine, args.preset or generated, generated)
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    how = "already rendered" if result.reused else f"rendered in {result.seconds:.1f} s"
+    print(f"{args.movie} revision {result.revision}: {result.engine} {result.preset} {result.width}x{result.height}, "
+          f"{result.duration_ms / 1000:.2f} s, {how}")
+    print(f"movie: {_where(store, result.uri) if result.uri.startswith('file://') else result.uri}")
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     store = _store()
     require_stored(store, args.movie)
@@ -201,10 +230,14 @@ def cmd_history(args: argparse.Namespace) -> int:
     if not revisions:
         print(f"{args.movie}: no revision yet; run `moviegen generate {args.movie}`")
         return 0
-    print(f"  {'rev':>3}  {'time':<25} {'calls':>5} {'cost $':>8} {'failed':>6}  changes")
+    print(f"  {'rev':>3}  {'time':<25} {'calls':>5} {'cost $':>8} {'failed':>6}  {'movie':<8} changes")
     for r in revisions:
         changes = ", ".join(c["path"] for c in r.changes) or ("first generation" if r.revision == 1 else "-")
-        print(f"  {r.revision:>3}  {r.time:<25} {r.calls:>5} {r.cost_usd:>8.4f} {len(r.failed):>6}  {changes}")
+        movie = "rendered" if r.movie_video else "-"
+        print(f"  {r.revision:>3}  {r.time:<25} {r.calls:>5} {r.cost_usd:>8.4f} {len(r.failed):>6}  {movie:<8} {changes}")
+    latest = revisions[-1]
+    print(f"latest movie: {_where(store, latest.movie_video) or 'not rendered'} (`moviegen render {args.movie} "
+          "--revision N` renders any revision)")
     return 0
 
 
@@ -258,7 +291,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-scale", type=float, help="factor for --latency scaled")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="if the movie is being generated already, wait up to this long instead of refusing")
+    p.add_argument("--no-render", action="store_true",
+                   help="build the timeline but not the movie (also: MOVIEGEN_RENDER=off)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("render", help="render a revision's timeline to an MP4 (any engine and preset)")
+    p.add_argument("movie")
+    p.add_argument("--revision", type=int, help="default: the latest revision")
+    p.add_argument("--engine", choices=("remotion", "ffmpeg"), help="default: MOVIEGEN_RENDER_ENGINE (auto)")
+    p.add_argument("--preset", choices=("480p", "720p", "1080p", "2160p"), help="default: the movie's render preset")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("status", help="what exists, what failed, what is left")
     p.add_argument("movie")
@@ -293,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RequestError, MovieNotFound, FileNotFoundError) as e:
+    except (RequestError, MovieNotFound, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_INVALID
     except MovieBusy as e:

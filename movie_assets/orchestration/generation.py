@@ -29,7 +29,7 @@ from movie_assets.store.movies import load_movie_request
 from movie_assets.store.reports import RunReport, read_run_failures, read_run_report
 from movie_assets.store.revisions import Revision, write_revision
 from resources.providers.pricing import estimate_call_usd
-from resources.settings import PRODUCER_KINDS, LatencyProfile, params_from_env, routes_from_env
+from resources.settings import PRODUCER_KINDS, LatencyProfile, params_from_env, render_enabled_from_env, routes_from_env
 from resources.storage import ArtifactStore
 
 # A function of the code location that returns the asset job every build run executes.
@@ -46,10 +46,11 @@ class OpenMovie:
     state: MovieState
 
 
-def open_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> OpenMovie:
+def open_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, render: bool | None = None) -> OpenMovie:
+    """``render``: include the rendered movie (default: MOVIEGEN_RENDER, on unless set to off)."""
     require_movie(instance, movie)
     request = load_movie_request(store, movie)
-    blueprint = expand(request)
+    blueprint = expand(request, render=render_enabled_from_env() if render is None else render)
     state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
     return OpenMovie(movie, request, blueprint, state)
 
@@ -75,15 +76,15 @@ def plan_of(opened: OpenMovie, store: ArtifactStore) -> Plan:
                      lambda calls: estimate_cost(calls, width, height))
 
 
-def plan_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan:
-    return plan_of(open_movie(instance, store, movie), store)
+def plan_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, render: bool | None = None) -> Plan:
+    return plan_of(open_movie(instance, store, movie, render), store)
 
 
 def record_revision(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, run_id: str | None,
-                    report: RunReport) -> Revision:
+                    report: RunReport, render: bool | None = None) -> Revision:
     """Record the revision a generation leaves: the artifact versions the movie now uses (read after
     the build, so it sees what the build recorded)."""
-    blueprint = expand(load_movie_request(store, movie))
+    blueprint = expand(load_movie_request(store, movie), render=render_enabled_from_env() if render is None else render)
     state = load_state(instance, movie, blueprint.nodes)
     return write_revision(store, movie, blueprint=blueprint, state=state, run_id=run_id, report=report,
                           edits=list_edits(store, movie))
@@ -100,6 +101,7 @@ class GenerateResult:
     timeline: str | None
     seconds: float
     revision: int | None = None
+    movie_video: str | None = None
     skipped: list[str] = field(default_factory=list)
     cost_usd: float = 0.0
 
@@ -114,6 +116,7 @@ class GenerateResult:
             "skipped": len(self.skipped),
             "failed": [{"node": k, "error": v} for k, v in self.failed.items()],
             "timeline": self.timeline,
+            "movie_video": self.movie_video,
             "cost_usd": round(self.cost_usd, 6),
             "seconds": round(self.seconds, 3),
         }
@@ -130,6 +133,7 @@ def generate(
     on_progress: Callable[[str, Any], None] | None = None,
     resource_config: dict[str, dict[str, Any]] | None = None,
     wait_s: float = 0.0,
+    render: bool | None = None,
 ) -> GenerateResult:
     """Build what the plan shows in one Dagster run and record a new revision.
 
@@ -139,18 +143,19 @@ def generate(
     started = time.monotonic()
     require_movie(instance, movie)
     with generation_lock(instance, movie, wait_s):
-        plan = plan_movie(instance, store, movie)
+        plan = plan_movie(instance, store, movie, render)
         if on_plan:
             on_plan(plan)
         run_id, success, report = None, True, RunReport(movie=movie)
         if plan.items:
             run_id, success, report = build_movie(instance, store, movie, plan, latency, latency_scale, on_progress,
                                                   resource_config)
-        revision = record_revision(instance, store, movie, run_id, report)
+        revision = record_revision(instance, store, movie, run_id, report, render)
     return GenerateResult(
         movie=movie, run_id=run_id, success=success and not report.failed,
         provider_calls=report.provider_calls, built=report.built, failed=report.failed,
-        timeline=revision.timeline, seconds=time.monotonic() - started, revision=revision.revision,
+        timeline=revision.timeline, movie_video=revision.movie_video, seconds=time.monotonic() - started,
+        revision=revision.revision,
         skipped=report.skipped, cost_usd=float(report.cost_usd),
     )
 

@@ -25,7 +25,7 @@ INPUTS_GROUP = "inputs"
 
 PARTITIONS = {Level.movie: movies_partitions, Level.segment: segment_partitions, Level.image: image_partitions}
 
-_KINDS = {"json": {"json"}, "mp3": {"audio"}, "png": {"image"}, "mp4": {"video"}}
+_KINDS = {"json": {"json"}, "mp3": {"audio"}, "m4a": {"audio"}, "png": {"image"}, "mp4": {"video"}}
 
 
 def _mapping(downstream: Level, upstream: Level) -> dg.PartitionMapping | None:

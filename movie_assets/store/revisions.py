@@ -30,6 +30,7 @@ class Revision:
     failed: dict[str, str]
     timeline: str | None
     manifest: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> {version, uri}
+    movie_video: str | None = None  # the rendered movie (None: not rendered)
 
     def to_json(self, manifest: bool = True) -> dict[str, Any]:
         out = asdict(self)
@@ -68,6 +69,7 @@ def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, st
     previous = latest_revision(store, movie)
     last_edit = previous.last_edit if previous else 0
     timeline = state.records.get(NodeKey("timeline"))
+    video = state.records.get(NodeKey("movie_video")) if NodeKey("movie_video") in blueprint.nodes else None
     revision = Revision(
         revision=(previous.revision + 1) if previous else 1,
         time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -80,6 +82,7 @@ def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, st
         built=len(report.built),
         failed=report.failed,
         timeline=timeline.uri if timeline else None,
+        movie_video=video.uri if video else None,
         manifest={str(k): {"version": r.version, "uri": r.uri} for k, r in sorted(state.records.items()) if k in blueprint.nodes},
     )
     store.write_text(revision_path(movie, revision.revision), json.dumps(revision.to_json(), indent=2, ensure_ascii=False) + "\n")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import wave
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from resources.providers.base import ProviderError
 from resources.providers.offline.media import (
@@ -15,7 +17,12 @@ from resources.providers.offline.media import (
     OfflineMusic,
     OfflineVideo,
     PiperSpeech,
+    card_text_boxes,
+    draw_picture,
+    headline,
+    shot_type,
     voice_rate,
+    word_timings,
 )
 from resources.runtime.media import mp3_duration_ms, mp4_info, png_size, run_ffmpeg
 from resources.settings import LatencyProfile
@@ -80,3 +87,154 @@ def test_latency_profile_counts_work_toward_the_median() -> None:
     started = time.monotonic()
     asyncio.run(images.generate("x", style="anime", width=320, height=240, label="t"))
     assert time.monotonic() - started >= 0.6  # the simulated median latency, scaled
+
+
+# --- Word timings from the offline narrator ---------------------------------------------------------
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
+
+
+def test_speech_says_when_each_word_is_spoken() -> None:
+    text = "The war began in 1861, and it changed the country forever. Nobody who lived through it forgot."
+    media = asyncio.run(PiperSpeech().synthesize(text, voice_id="nova", language="en", emotion=None, max_ms=10000))
+    words = media.extra["words"]
+    assert media.extra["word_timing"] == "alignment"  # Piper's phoneme alignments, not the estimate
+    assert [w["text"] for w in words] == text.split()  # one per word as written: "1861," and "forever." included
+    duration = media.duration_ms
+    assert duration is not None and abs(mp3_duration_ms(media.data) - duration) < 100
+    previous_end = 0
+    for w in words:
+        assert set(w) == {"text", "startMs", "endMs"}
+        assert all(isinstance(w[k], int) for k in ("startMs", "endMs"))
+        assert previous_end <= w["startMs"] < w["endMs"] <= duration
+        previous_end = w["endMs"]
+    assert words[3]["endMs"] - words[3]["startMs"] < 300 < words[4]["endMs"] - words[4]["startMs"]  # "in" is short; "1861," long
+    second_half = words[len(words) // 2]
+    assert second_half["startMs"] > 0.3 * duration  # roughly proportional through the narration
+    assert words[-1]["endMs"] > 0.85 * duration
+
+    # The voice is loud inside the words and quiet in the pauses between sentences and after the last word.
+    samples, per_ms = decode_mp3(media.data), 16
+    inside = np.zeros(len(samples), dtype=bool)
+    for w in words:
+        inside[w["startMs"] * per_ms : w["endMs"] * per_ms] = True
+    pauses = [(a["endMs"], b["startMs"]) for a, b in zip(words, words[1:], strict=False) if b["startMs"] - a["endMs"] >= 80]
+    pauses.append((words[-1]["endMs"], len(samples) // per_ms))
+    quiet = np.concatenate([samples[a * per_ms : b * per_ms] for a, b in pauses])
+    assert len(pauses) >= 2 and len(quiet) > 0.05 * 16000
+    assert _rms(samples[inside]) > 0.05 > 10 * _rms(quiet)
+
+
+def test_word_timings_follow_audio_spoken_faster_to_fit() -> None:
+    text = " ".join(["A very long narration that keeps going and going."] * 4)
+    speech = PiperSpeech()
+    normal = asyncio.run(speech.synthesize(text, voice_id="nova", language="en", emotion=None, max_ms=60000))
+    fitted = asyncio.run(speech.synthesize(text, voice_id="nova", language="en", emotion=None, max_ms=7000))
+    assert fitted.extra["length_scale"] < normal.extra["length_scale"]
+    for media in (normal, fitted):
+        words = media.extra["words"]
+        assert [w["text"] for w in words] == text.split()
+        assert words[-1]["endMs"] <= media.duration_ms
+        assert words[-1]["endMs"] > 0.85 * media.duration_ms  # timings of the audio actually returned
+    ratio = fitted.extra["words"][-1]["endMs"] / normal.extra["words"][-1]["endMs"]
+    assert abs(ratio - fitted.duration_ms / normal.duration_ms) < 0.05
+
+
+def test_word_timings_in_another_language_and_deterministic() -> None:
+    text = "La guerra civil cambió el país para siempre."
+    speech = PiperSpeech()
+    a = asyncio.run(speech.synthesize(text, voice_id="x", language="es", emotion=None, max_ms=10000))
+    b = asyncio.run(speech.synthesize(text, voice_id="x", language="es", emotion=None, max_ms=10000))
+    assert [w["text"] for w in a.extra["words"]] == text.split()
+    assert a.extra["words"] == b.extra["words"] and a.data == b.data
+
+
+def test_phonemes_are_grouped_into_the_words_as_written() -> None:
+    # Espeak merges "of the" into one spoken word and turns "1861" into several; punctuation and
+    # spaces are pauses. Sample rate 1000: samples are milliseconds.
+    words = ["of", "the", "1861,", "—", "war."]
+    expected = [["ʌ", "v"], ["ð", "ə"], ["w", "ˈ", "ʌ", "n", " ", "e", "ɪ", "t", ","], [], ["w", "ˈ", "ɔ", "ɹ", "."]]
+    spoken = ["ʌ", "v", "ð", "ə", " ", "w", "ʌ", "n", " ", "e", "ɪ", "t", ",", " ", "w", "ˈ", "ɔ", "ː", "ɹ", "."]
+    timed, t = [], 100
+    for p in spoken:
+        length = 80 if p in ",." else 10
+        timed.append((p, t, t + length))
+        t += length
+    result = word_timings(words, expected, timed, 1000)
+    assert result == [
+        {"text": "of", "startMs": 100, "endMs": 120},
+        {"text": "the", "startMs": 120, "endMs": 140},
+        {"text": "1861,", "startMs": 150, "endMs": 210},
+        {"text": "—", "startMs": 300, "endMs": 300},
+        {"text": "war.", "startMs": 300, "endMs": 350},
+    ]
+
+
+# --- Storyboard pictures --------------------------------------------------------------------------
+
+FRAMES = [(854, 480), (1280, 720), (1920, 1080), (480, 854), (720, 720)]
+LONG_PROMPT = ("wide establishing shot of To understand the American Civil War, we start with the world around it: "
+               "the people, the places and the pressures that set everything in motion; cinematic still, dramatic "
+               "lighting, shallow depth of field, film grain; context: A 5-segment explainer about the american civil war")
+
+
+@pytest.mark.parametrize("size", FRAMES)
+def test_storyboard_frames_have_the_exact_size_and_text_inside(size: tuple[int, int]) -> None:
+    w, h = size
+    for prompt in (LONG_PROMPT, "harbour", "Pneumonoultramicroscopicsilicovolcanoconiosis Supercalifragilisticexpialidocious"):
+        png, preview = draw_picture(prompt, "cinematic", w, h, "Segment 03 · Image 1")
+        assert png_size(png) == size and preview[:2] == b"\xff\xd8"
+        margin = round(min(w, h) * 0.045)  # the frame's safe area
+        boxes = card_text_boxes(prompt, "cinematic", w, h, "Segment 03 · Image 1")
+        assert {"SEGMENT 03 · IMAGE 1", "CINEMATIC"} <= {text for text, _ in boxes}
+        for text, (x0, y0, x1, y1) in boxes:
+            assert margin <= x0 and margin <= y0 and x1 <= w - margin and y1 <= h - margin, (size, text)
+        drawn = " ".join(text for text, _ in boxes)
+        assert len(drawn) < 120 and "context" not in drawn.lower()  # never the whole prompt
+
+
+def test_storyboard_frames_are_deterministic_and_differ_by_prompt() -> None:
+    a = draw_picture("a lighthouse at dusk", "watercolor", 1280, 720, "Segment 01 · Image 1")
+    assert a == draw_picture("a lighthouse at dusk", "watercolor", 1280, 720, "Segment 01 · Image 1")
+    b = draw_picture("soldiers marching through a snowy forest", "watercolor", 1280, 720, "Segment 01 · Image 1")
+    assert a[0] != b[0]
+    pixels = [np.asarray(Image.open(io.BytesIO(x[0])).convert("L"), dtype=np.float32) for x in (a, b)]
+    assert float(np.abs(pixels[0] - pixels[1]).mean()) > 5  # a different picture, not just different text
+
+
+def test_headline_is_a_few_key_words_of_the_prompt() -> None:
+    cases = {
+        "a lighthouse at dusk": "Lighthouse at Dusk",
+        "A cinematic close-up portrait of Abraham Lincoln delivering the Gettysburg Address in 1863, dramatic lighting, no text":
+            "Abraham Lincoln · Gettysburg Address",
+        "Tall ships sailing into Boston harbour at dawn, anime style, vibrant colours": "Tall Ships · Boston Harbour",
+        LONG_PROMPT: "American Civil War · People",
+    }
+    for prompt, expected in cases.items():
+        assert headline(prompt) == expected
+    prompt_words = {w.lower() for w in re.findall(r"[\w'’-]+", LONG_PROMPT)}
+    for prompt in [*cases, LONG_PROMPT, "map-like overview of trade routes across the Mediterranean Sea; editorial illustration"]:
+        words = [w for w in headline(prompt).split() if w != "·"]
+        assert 1 <= len([w for w in words if w[0].isupper()]) <= 5 and len(words) <= 6
+        source = {w.lower() for w in re.findall(r"[\w'’-]+", prompt)}
+        assert all(w.lower() in source for w in words)  # taken from the prompt
+        assert all(w[0].isupper() or w in ("at", "of", "and", "in", "on") for w in words)  # Title Case
+        assert not {w.lower() for w in words} & {"cinematic", "style", "text", "lighting", "shot", "context", "the", "a"}
+    assert prompt_words  # sanity
+    assert headline("") and headline("the of and")  # never empty
+
+
+def test_shot_type_is_read_from_the_prompt_or_derived() -> None:
+    assert shot_type("Extreme close-up of a weathered hand") == "Extreme close-up"
+    assert shot_type("close-up detail of a map") == "Close-up"
+    assert shot_type("Aerial view of the Mississippi River") == "Aerial shot"
+    assert shot_type(LONG_PROMPT) == "Establishing shot"
+    assert shot_type("a portrait of a queen") == "Portrait"
+    assert shot_type("a lighthouse at dusk") == shot_type("a lighthouse at dusk")  # derived, deterministic
+
+
+def test_image_media_carries_headline_and_shot() -> None:
+    media = asyncio.run(OfflineImages().generate(LONG_PROMPT, style="cinematic", width=854, height=480, label="Segment 01 · Image 1"))
+    assert media.extra == {"headline": "American Civil War · People", "shot": "Establishing shot"}
+    assert (media.width, media.height) == (854, 480) and media.preview

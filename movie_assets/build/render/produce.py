@@ -1,0 +1,166 @@
+"""Producers of the rendered movie, following the build graph so an edit re-renders only what it touches:
+
+* ``segment_cut`` (per segment, no render): the part of the timeline one segment's chunk draws — its
+  visual clips, the clip before them when a transition enters the segment, its captions — at the
+  render preset. A timeline change that leaves a segment's cut identical stops there.
+* ``video_chunk`` (per segment): that cut rendered (video only) by the configured engine, frames
+  [a, b) of the movie exactly, encoded so that chunks join by stream copy.
+* ``audio_mix`` / ``soundtrack`` (per movie): the narration and ducked music, mixed once.
+* ``movie_video`` (per movie): the chunks joined without re-encoding, with the soundtrack.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from movie_assets.build.code_versions import RENDER_ENGINE
+from movie_assets.build.context import ProduceContext, Produced
+from movie_assets.build.render import ffmpeg_engine, remotion
+from movie_assets.build.render.presets import PRESETS, Preset, output_size
+from movie_assets.domain.blueprint import NodeKey
+from resources.runtime.media import jpeg_preview, run_ffmpeg
+from resources.settings import RenderEngine
+
+_FRAME_FIELDS = ("fps", "width", "height", "durationMs", "durationInFrames")
+
+
+def _preset(ctx: ProduceContext) -> Preset:
+    return PRESETS[ctx.request.preset.value]
+
+
+def cut_timeline(cut: dict[str, Any]) -> dict[str, Any]:
+    """A timeline holding only what one chunk draws: its frames render exactly as the whole movie's."""
+    return {**{k: cut[k] for k in _FRAME_FIELDS}, "tracks": [
+        {"name": "visual", "clips": cut["visual"]}, {"name": "narration", "clips": []},
+        {"name": "captions", "clips": cut["captions"]}, {"name": "music", "clips": []}]}
+
+
+async def _segment_cut(ctx: ProduceContext, key: NodeKey) -> Produced:
+    assert key.segment is not None
+    timeline = await ctx.load_value(NodeKey("timeline"))
+    frames = ffmpeg_engine.segment_chunks(timeline)[key.segment]
+    wanted = ffmpeg_engine.clips_for_chunk(timeline, frames)
+    ids = {c["id"] for c in wanted}
+    tracks = {t["name"]: t["clips"] for t in timeline["tracks"]}
+    cut = {**{k: timeline[k] for k in _FRAME_FIELDS}, "segment": key.segment, "frames": list(frames),
+           "preset": _preset(ctx).name,
+           "visual": [c for c in tracks["visual"] if c["id"] in ids],
+           "captions": [c for c in tracks["captions"] if c["id"] in ids]}
+    return Produced.json(cut, visual=len(cut["visual"]), captions=len(cut["captions"]))
+
+
+async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
+    cut = await ctx.load_value(NodeKey("segment_cut", key.segment))
+    timeline = cut_timeline(cut)
+    local = await _local_sources(ctx, timeline)
+    preset = PRESETS[cut["preset"]]
+    frames = (int(cut["frames"][0]), int(cut["frames"][1]))
+    started = time.monotonic()
+
+    def render() -> bytes:
+        with tempfile.TemporaryDirectory(prefix="moviegen-chunk-") as tmp:
+            out = Path(tmp) / "chunk.mp4"
+            if RENDER_ENGINE is RenderEngine.remotion:
+                remotion.render_chunks(local, [(frames, out)], preset, workdir=Path(tmp))
+            else:
+                ffmpeg_engine.render_video_chunk(local, frames, ffmpeg_engine.file_uri_resolver, out, preset)
+            return out.read_bytes()
+
+    data = await ctx.local_work(render)
+    w, h = output_size(timeline, preset)
+    return Produced(data, "mp4", "video/mp4", width=w, height=h,
+                    duration_ms=round((frames[1] - frames[0]) * 1000 / int(cut["fps"])),
+                    meta={"engine": RENDER_ENGINE.value, "preset": preset.name, "frames": f"{frames[0]}-{frames[1] - 1}",
+                          "render_seconds": round(time.monotonic() - started, 2)})
+
+
+async def _audio_mix(ctx: ProduceContext, key: NodeKey) -> Produced:
+    timeline = await ctx.load_value(NodeKey("timeline"))
+    tracks = {t["name"]: t["clips"] for t in timeline["tracks"]}
+    mix = {**{k: timeline[k] for k in _FRAME_FIELDS}, "preset": _preset(ctx).name,
+           "narration": tracks["narration"], "music": tracks["music"]}
+    return Produced.json(mix)
+
+
+async def _soundtrack(ctx: ProduceContext, key: NodeKey) -> Produced:
+    mix = await ctx.load_value(NodeKey("audio_mix"))
+    timeline = {**{k: mix[k] for k in _FRAME_FIELDS}, "tracks": [
+        {"name": "visual", "clips": []}, {"name": "narration", "clips": mix["narration"]},
+        {"name": "captions", "clips": []}, {"name": "music", "clips": mix["music"]}]}
+    local = await _local_sources(ctx, timeline)
+    preset = PRESETS[mix["preset"]]
+
+    def render() -> bytes:
+        with tempfile.TemporaryDirectory(prefix="moviegen-sound-") as tmp:
+            out = Path(tmp) / "soundtrack.m4a"
+            ffmpeg_engine.render_soundtrack(local, ffmpeg_engine.file_uri_resolver, out, preset)
+            return out.read_bytes()
+
+    data = await ctx.local_work(render)
+    return Produced(data, "m4a", "audio/mp4", duration_ms=int(mix["durationMs"]), meta={"preset": preset.name})
+
+
+async def _movie_video(ctx: ProduceContext, key: NodeKey) -> Produced:
+    chunks = sorted((k for k in _chunk_keys(ctx)), key=lambda k: k.segment or 0)
+    missing = [str(k) for k in chunks if ctx.load_record(k) is None or ctx.load_failure(k)]
+    if missing or ctx.load_record(NodeKey("soundtrack")) is None:
+        raise RuntimeError(f"cannot join the movie: {', '.join(missing) or 'soundtrack'} not rendered")
+    paths = [await ctx.media_path(ctx.load_record(k).uri) for k in chunks]  # type: ignore[misc, union-attr]
+    sound = await ctx.media_path(ctx.load_record(NodeKey("soundtrack")).uri)  # type: ignore[misc, union-attr]
+    started = time.monotonic()
+
+    def join() -> tuple[bytes, dict[str, Any], bytes]:
+        with tempfile.TemporaryDirectory(prefix="moviegen-join-") as tmp:
+            out = Path(tmp) / "movie.mp4"
+            ffmpeg_engine.join(paths, sound, out)
+            info = ffmpeg_engine.probe(out)
+            data = out.read_bytes()
+        return data, info, poster(data, info["duration_ms"] or 0)
+
+    data, info, preview = await ctx.local_work(join)
+    chunk_seconds = sum(float(ctx.load_record(k).metadata.get("render_seconds") or 0) for k in chunks)  # type: ignore[union-attr]
+    return Produced(data, "mp4", "video/mp4", width=info["width"], height=info["height"],
+                    duration_ms=info["duration_ms"], preview=preview,
+                    meta={"engine": RENDER_ENGINE.value, "preset": ctx.request.preset.value, "frames": info["frames"],
+                          "video_codec": info["video_codec"] or "", "audio_codec": info["audio_codec"] or "",
+                          "join_seconds": round(time.monotonic() - started, 2),
+                          "chunk_render_seconds": round(chunk_seconds, 2)})
+
+
+def poster(mp4: bytes, duration_ms: int) -> bytes:
+    """A JPEG of the movie's frame at a third of its length (past any opening fade)."""
+    png = run_ffmpeg(["-ss", f"{duration_ms / 3000:.3f}", "-i", "movie.mp4", "-frames:v", "1"], {"movie.mp4": mp4}, "poster.png")
+    return jpeg_preview(Image.open(io.BytesIO(png)), box=320)
+
+
+def _chunk_keys(ctx: ProduceContext) -> list[NodeKey]:
+    return [NodeKey("video_chunk", i) for i in range(ctx.request.segment_count)]
+
+
+async def _local_sources(ctx: ProduceContext, timeline: dict[str, Any]) -> dict[str, Any]:
+    """The timeline with every ``src`` a local file:// URI (artifacts on S3 are copied first)."""
+    assert ctx.media_path is not None
+    out = {**timeline, "tracks": []}
+    for track in timeline["tracks"]:
+        clips = []
+        for clip in track["clips"]:
+            if clip.get("src"):
+                clip = {**clip, "src": (await ctx.media_path(clip["src"])).as_uri()}
+            clips.append(clip)
+        out["tracks"].append({**track, "clips": clips})
+    return out
+
+
+RENDER_PRODUCE = {
+    "segment_cut": _segment_cut,
+    "video_chunk": _video_chunk,
+    "audio_mix": _audio_mix,
+    "soundtrack": _soundtrack,
+    "movie_video": _movie_video,
+}

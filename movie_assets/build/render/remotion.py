@@ -1,0 +1,97 @@
+"""Remotion, the product's renderer: the composition in renderer/ draws the timeline in headless
+Chromium (Debian's, never a downloaded one); ``renderer/render.mjs`` renders frame ranges of it as a
+subprocess whose progress comes back as JSON lines, with its own temp folder, a deadline, and the
+browser and media server closed when it ends or is killed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from movie_assets.build.render.ffmpeg_engine import RenderError
+from movie_assets.build.render.presets import Preset, output_size
+from resources.runtime.paths import dagster_home
+from resources.settings import RENDERER_DIR, chromium_path, remotion_missing
+
+log = logging.getLogger("moviegen.render")
+
+
+def bundle_dir() -> Path:
+    """Where the bundled composition is kept between renders (rebuilt when renderer/ changes)."""
+    return dagster_home() / "cache" / "remotion-bundle"
+
+
+def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], Path]], preset: Preset, *,
+                  workdir: Path, timeout_s: float = 3600,
+                  on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Render frames [a, b) of the timeline into each chunk's path (H.264, no audio, one browser for
+    all of them). Raises RenderError naming what is missing or what failed."""
+    missing = remotion_missing()
+    if missing:
+        raise RenderError("Remotion cannot render on this machine; missing: " + "; ".join(missing)
+                          + ". Install them (README), or set MOVIEGEN_RENDER_ENGINE=ffmpeg.")
+    width, height = output_size(timeline, preset)
+    props = {**timeline, "width": width, "height": height}  # drawn at the preset's size, scale 1
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "timeline.json").write_text(json.dumps(props), encoding="utf-8")
+    jobs = {
+        "timeline": str(workdir / "timeline.json"), "browserExecutable": chromium_path(),
+        "bundleDir": str(bundle_dir()), "concurrency": max(1, min(2, os.cpu_count() or 1)),
+        "jobs": [{"out": str(out), "frames": [a, b - 1], "codec": "h264", "muted": True, "crf": preset.crf,
+                  "x264Preset": preset.x264_preset, "scale": 1} for (a, b), out in chunks],
+    }
+    (workdir / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
+    tmp = workdir / "tmp"
+    tmp.mkdir(exist_ok=True)
+    proc = subprocess.Popen(["node", str(RENDERER_DIR / "render.mjs"), "--jobs", str(workdir / "jobs.json")],
+                            cwd=RENDERER_DIR, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    stderr: list[str] = []
+    drain = threading.Thread(target=lambda: stderr.extend(proc.stderr or []), daemon=True)
+    drain.start()
+    timer = threading.Timer(timeout_s, lambda: _stop(proc))
+    timer.start()
+    error = None
+    try:
+        for line in proc.stdout or []:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if event.get("event") == "error":
+                error = event.get("message")
+            elif on_event is not None:
+                on_event(event)
+            if event.get("event") in ("done", "bundle"):
+                log.info("remotion: %s", event)
+        code = proc.wait()
+    except BaseException:
+        _stop(proc)  # the build was cancelled: no orphaned browser or Node process
+        raise
+    finally:
+        timer.cancel()
+        drain.join(5)
+    if code != 0:
+        tail = "".join(stderr[-20:]).strip()
+        raise RenderError(f"Remotion render failed (exit {code}): {error or 'see below'}" + (f"\n{tail}" if tail else ""))
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the render's process group (render.mjs closes the browser and its server), then kill."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
