@@ -814,6 +814,9 @@ def _shrink(text: str, size: int, max_w: float, bold: bool = True) -> tuple[Any,
     return font, text
 
 
+CAPTION_SAFE_TOP = 0.74  # of the height: below it, captions are drawn over the picture
+
+
 def card_text(prompt: str, style: str, width: int, height: int, label: str) -> list[tuple[Any, ...]]:
     """The card's text and the shapes behind it, in drawing order: ("box", (x0, y0, x1, y1), radius,
     fill, outline) and ("text", (x, y), text, font, fill, anchor, shadow). Everything lies inside the
@@ -844,14 +847,15 @@ def card_text(prompt: str, style: str, width: int, height: int, label: str) -> l
     ops.append(("text", (cx0 + chip_w / 2, cy0 + chip_h / 2), style_text, style_font, (255, 255, 255, 225), "mm", 0))
     label_bottom = cy0 + chip_h
 
-    # Bottom left: the shot type on an accent tag, the headline under it (wrapped, shrunk to fit).
-    y_end = h - 1 - m - pad
+    # Lower left, above the bottom quarter where the movie's captions are drawn: the shot type on an
+    # accent tag, the headline under it (wrapped, shrunk to fit).
+    y_end = min(h - 1 - m - pad, h * CAPTION_SAFE_TOP)
     title_box_w = inner_w if w < h * 1.1 else inner_w * 0.82
     tag_font, tag = _shrink(shot_type(prompt).upper(), max(8, round(u * 0.024)), inner_w - 1.2 * pad)
     tb = measure.textbbox((0, 0), tag, font=tag_font)
     tag_w, tag_h = tb[2] - tb[0] + 1.2 * pad, tb[3] - tb[1] + 0.8 * pad
     room = max(8.0, min(h * 0.3, y_end - label_bottom - tag_h - 2 * pad))
-    font, lines, line_h = _fit(headline(prompt), title_box_w, room, max(12, round(u * 0.088)), max_lines=3 if h > w else 2)
+    font, lines, line_h = _fit(headline(prompt), title_box_w, room, max(12, round(u * 0.088)), max_lines=3 if h >= w * 0.9 else 2)
     text_top = y_end - line_h * (len(lines) - 1) - measure.textbbox((0, 0), "Ágjy", font=font)[3] - max(1, round(u / 360))
     tag_y = text_top - tag_h - 0.8 * pad
     ops.append(("box", (x0, tag_y, x0 + tag_w, tag_y + tag_h), max(2, tag_h * 0.2), _mix(light, (255, 255, 255), 0.15) + (235,), None))
