@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_regenerate.py
 	$(BIN)/python bench/bench_sensor.py
+	$(BIN)/python bench/bench_render.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache renderer/node_modules

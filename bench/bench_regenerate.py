@@ -7,6 +7,11 @@ Usage: ``python bench/bench_regenerate.py`` (part of ``make bench``).
 from __future__ import annotations
 
 import os
+
+# These measure generation against its critical path; rendering is bench_render.py's.
+os.environ.setdefault("MOVIEGEN_RENDER", "off")
+
+import os
 import statistics
 import tempfile
 import time

@@ -13,6 +13,11 @@ Usage: ``python bench/bench_sensor.py [--trials 3]`` (part of ``make bench``).
 
 from __future__ import annotations
 
+import os
+
+# These measure generation against its critical path; rendering is bench_render.py's.
+os.environ.setdefault("MOVIEGEN_RENDER", "off")
+
 import argparse
 import json
 import os

@@ -208,8 +208,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     store = _store()
     require_stored(store, args.movie)
     engine = RenderEngine(args.engine) if args.engine else render_engine_from_env()
-    generated = load_movie_request(store, args.movie).preset.value
-    result = render_revision(store, args.movie, args.revision, engine, args.preset or generated, generated)
+    preset = args.preset or load_movie_request(store, args.movie).preset.value
+    result = render_revision(store, args.movie, args.revision, engine, preset)
     if args.json:
         _print_json(result.to_json())
         return 0

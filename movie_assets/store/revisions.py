@@ -31,6 +31,7 @@ class Revision:
     timeline: str | None
     manifest: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> {version, uri}
     movie_video: str | None = None  # the rendered movie (None: not rendered)
+    movie_render: dict[str, str] | None = None  # how it was rendered: {"engine", "preset"}
 
     def to_json(self, manifest: bool = True) -> dict[str, Any]:
         out = asdict(self)
@@ -83,6 +84,8 @@ def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, st
         failed=report.failed,
         timeline=timeline.uri if timeline else None,
         movie_video=video.uri if video else None,
+        movie_render={"engine": str(video.metadata.get("engine", "")), "preset": str(video.metadata.get("preset", ""))}
+        if video else None,
         manifest={str(k): {"version": r.version, "uri": r.uri} for k, r in sorted(state.records.items()) if k in blueprint.nodes},
     )
     store.write_text(revision_path(movie, revision.revision), json.dumps(revision.to_json(), indent=2, ensure_ascii=False) + "\n")

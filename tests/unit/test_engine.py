@@ -9,8 +9,6 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
 from movie_assets.build.engine import TOLERANT, Built
 from movie_assets.build.timeline import validate_timeline

@@ -199,6 +199,10 @@ def test_video_clip_holds_last_frame_and_placeholder(media: dict[str, str], tmp_
     assert len(frames) == 80
     assert diff(frames[0], frames[10]) > 3  # the source plays (frames 10 and 20)
     assert diff(frames[25], frames[45]) < 2  # the 1 s source is over: its last frame is held
+    # A chunk that starts after the source's end but inside the clip shows the held last frame.
+    eng.render_video_chunk(tl, (45, 60), resolver, tmp_path / "held.mp4", TEST)
+    held = decode(tmp_path / "held.mp4")
+    assert len(held) == 15 and psnr(held[0], frames[35]) > 35 and psnr(held[14], frames[35]) > 35
     bg = frames[70][5:20, 5:20].reshape(-1, 3).mean(axis=0)
     assert np.allclose(bg, (0x20, 0x21, 0x24), atol=4)
     assert frames[70][80:100, 100:220].max() > 120  # the light grey text
@@ -236,7 +240,7 @@ def test_joined_chunks_equal_one_piece(media: dict[str, str], tmp_path: Path) ->
     tl = timeline(visual, 6000, captions=caps, music=music)
     chunks = [(0, 80), (80, 180)]  # the join falls inside the crossfade (frames 75..90) and the caption
     paths = [tmp_path / f"c{a}.mp4" for a, _ in chunks]
-    for fr, p in zip(chunks, paths):
+    for fr, p in zip(chunks, paths, strict=True):
         eng.render_video_chunk(tl, fr, resolver, p, TEST)
         assert eng.probe(p)["frames"] == fr[1] - fr[0] and eng.probe(p)["audio_codec"] is None
     eng.render_video_chunk(tl, (0, 180), resolver, tmp_path / "whole.mp4", TEST)
@@ -288,3 +292,17 @@ def test_probe_reads_an_encoded_file(media: dict[str, str]) -> None:
     info = eng.probe(eng.file_uri_resolver(media["video"]))
     assert info == {"width": W, "height": H, "fps": 30.0, "frames": 30, "duration_ms": 1000, "video_codec": "h264",
                     "audio_codec": None, "pix_fmt": "yuv420p"}
+
+
+def test_render_movie_with_relative_paths(media: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # ffmpeg runs in its own folder: relative paths must still land here
+    kb = {"type": "ken_burns", "from": {"scale": 1.1, "x": 0.45, "y": 0.5}, "to": {"scale": 1.0, "x": 0.5, "y": 0.5}}
+    visual = [image(media["smooth"], 0, 10_000, kb), image(media["x"], 10_000, 10_000, transition="fade", trans_ms=1000)]
+    narration = [{"id": "n", "type": "audio", "startMs": 10_000, "durationMs": 3000, "src": media["narration"], "volume": 1.0}]
+    tl = timeline(visual, 20_000, narration=narration)
+    eng.render_movie(tl, resolver, Path("movie.mp4"), TEST, workdir=Path("work"))
+    info = eng.probe(tmp_path / "movie.mp4")
+    assert info["frames"] == 600 and abs(info["duration_ms"] - 20_000) <= 34
+    assert (info["width"], info["height"], info["audio_codec"]) == (W, H, "aac")
+    assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [
+        "chunk_000000_000300.mp4", "chunk_000300_000600.mp4", "soundtrack.m4a"]

@@ -4,8 +4,8 @@ Frames are drawn in Python rather than in an ffmpeg filter graph because the tim
 (sub-pixel Ken Burns with edge clamping, transitions that start before a chunk, paged captions with a
 highlighted word) map onto Pillow exactly, while ffmpeg's fixed-function filters either jitter
 (zoompan), cannot start a transition mid-way (xfade) or evaluate per pixel (geq, blend expressions).
-ffmpeg decodes the sources, converts to yuv420p and runs libx264 in its own threads, so composing
-and encoding overlap.
+Frames are composed directly as yuv420p planes and piped to ffmpeg, which runs libx264 in its own
+threads (composing and encoding overlap) and decodes video and audio sources.
 
 Chunks cover half-open frame ranges and are encoded with identical settings, each starting on a
 keyframe, so `join` concatenates them by stream copy. The soundtrack is mixed once in numpy.
@@ -15,6 +15,7 @@ to a temp name beside the target and renamed, so a failed or killed render leave
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -119,7 +120,7 @@ def segment_chunks(timeline: dict[str, Any]) -> list[tuple[int, int]]:
     fps, total = _fps(timeline), _total_frames(timeline)
     count = max(1, int(timeline["durationMs"]) // SEGMENT_MS)
     bounds = [_frame(k * SEGMENT_MS, fps) for k in range(count)] + [total]
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def clips_for_chunk(timeline: dict[str, Any], frames: tuple[int, int]) -> list[dict[str, Any]]:
@@ -128,18 +129,18 @@ def clips_for_chunk(timeline: dict[str, Any], frames: tuple[int, int]) -> list[d
     fps = _fps(timeline)
     a, b = frames
     visuals = _visuals(timeline)
-    needed: list[dict[str, Any]] = []
+    needed: list[int] = []
     for i, clip in enumerate(visuals):
         start, end = _span(clip, fps)
         if start >= b or end <= a:
             continue
         kind, tf = _transition(clip, fps)
-        if i > 0 and kind != "cut" and start < b and start + tf > a and visuals[i - 1] not in needed:
-            needed.append(visuals[i - 1])
-        if clip not in needed:
-            needed.append(clip)
+        if i > 0 and kind != "cut" and start + tf > a and i - 1 not in needed:
+            needed.append(i - 1)
+        if i not in needed:
+            needed.append(i)
     captions = [c for c in _track(timeline, "captions") if _span(c, fps)[0] < b and _span(c, fps)[1] > a]
-    return needed + captions
+    return [visuals[i] for i in needed] + captions
 
 
 # --- subprocesses ---------------------------------------------------------------------------------
@@ -309,7 +310,7 @@ def _yuv(rgb: np.ndarray, alpha: np.ndarray | None = None) -> tuple[np.ndarray, 
     cb = (a[..., 2] - y) / (2 * (1 - _KB))
     cr = (a[..., 0] - y) / (2 * (1 - _KR))
     hh, hw = a.shape[0] // 2, a.shape[1] // 2
-    quarter = lambda p: p.reshape(hh, 2, hw, 2).sum(axis=(1, 3))  # noqa: E731
+    quarter = lambda p: p.reshape(hh, 2, hw, 2).sum(axis=(1, 3))
     half_alpha = None
     if alpha is not None:
         wgt = alpha.astype(np.float32) / 255
@@ -318,7 +319,7 @@ def _yuv(rgb: np.ndarray, alpha: np.ndarray | None = None) -> tuple[np.ndarray, 
         half_alpha = np.rint(wsum / 4 * 255).astype(np.uint8)
     else:
         cb, cr = quarter(cb) / 4, quarter(cr) / 4
-    u8 = lambda p: np.clip(np.rint(p), 0, 255).astype(np.uint8)  # noqa: E731
+    u8 = lambda p: np.clip(np.rint(p), 0, 255).astype(np.uint8)
     y8 = u8(16 + 219 * y)[: rgb.shape[0], : rgb.shape[1]]
     return y8, u8(128 + 224 * cb), u8(128 + 224 * cr), half_alpha
 
@@ -415,7 +416,7 @@ class _KenBurns(_Layer):
 
     def frame(self, f: int) -> Planes:
         t = min(max((f - self.start) / (self.end - self.start), 0.0), 1.0)
-        lerp = lambda key, d: self.a.get(key, d) + (self.b.get(key, d) - self.a.get(key, d)) * t  # noqa: E731
+        lerp = lambda key, d: self.a.get(key, d) + (self.b.get(key, d) - self.a.get(key, d)) * t
         x0, y0, x1, y1 = _cover_box(self.pw, self.ph, *self.size, lerp("scale", 1.0), lerp("x", 0.5), lerp("y", 0.5))
         return _resize(self.pre, self.size, (x0 * self.kx, y0 * self.ky, x1 * self.kx, y1 * self.ky))
 
@@ -427,42 +428,55 @@ class _Video(_Layer):
     def __init__(self, clip: dict[str, Any], fps: Fraction, path: Path, size: tuple[int, int],
                  first: int, last: int, timeout_s: float):
         super().__init__(clip, fps)
-        w, h = self.size = size
-        self.nbytes = w * h * 3 // 2
+        self.path, self.size, self.fps, self.timeout_s = path, size, fps, timeout_s
         length = self.end - self.start
-        self.next = min(max(first - self.start, 0), length - 1)  # local frame indices
-        stop = min(max(last - self.start, 0), length - 1) + 1
+        self.first = min(max(first - self.start, 0), length - 1)  # local frame indices
+        self.stop = min(max(last - self.start, 0), length - 1) + 1
         self.last: Planes | None = None
-        vf = (f"fps={fps},trim=start_frame={self.next}:end_frame={stop},"
+        self.dec: _Ffmpeg | None = None
+        self._open(self.first)
+
+    def _open(self, start: int) -> None:
+        w, h = self.size
+        vf = (f"fps={self.fps},trim=start_frame={start}:end_frame={self.stop},"
               f"scale={w}:{h}:force_original_aspect_ratio=increase:out_color_matrix=bt709:out_range=tv,"
               f"crop={w}:{h},setsar=1,format=yuv420p")
-        self.dec = _Ffmpeg(f"decode {path.name}", timeout_s)
+        self.close()
+        self.dec = _Ffmpeg(f"decode {self.path.name}", self.timeout_s)
+        self.next, self.eof = start, False
         try:
-            self.dec.start(["-i", str(path), "-map", "0:v:0", "-an", "-sn", "-vf", vf, "-f", "rawvideo", "pipe:1"], stdout=True)
+            self.dec.start(["-i", str(self.path), "-map", "0:v:0", "-an", "-sn", "-vf", vf, "-f", "rawvideo", "pipe:1"],
+                           stdout=True)
         except BaseException:
-            self.dec.__exit__(None, None, None)
+            self.close()
             raise
 
     def frame(self, f: int) -> Planes:
+        assert self.dec is not None
         local = min(max(f - self.start, 0), self.end - self.start - 1)
-        while self.next <= local:
-            data = self.dec.read(self.nbytes)
-            if len(data) < self.nbytes:  # source shorter than the clip: hold what we have
-                if self.last is None:
-                    self.dec.finish()
-                    raise self.dec.error("no video frames decoded")
-                break
-            w, h = self.size
-            q = w * h // 4
+        w, h = self.size
+        while not self.eof and self.next <= local:
+            data = self.dec.read(w * h * 3 // 2)
+            if len(data) < w * h * 3 // 2:
+                self.eof = True
+                self.dec.finish()  # a failed ffmpeg raises here; a source shorter than the clip just ends
+                if self.last is None and self.next > 0:
+                    # The chunk starts past the source's end: decode from the top for its last frame.
+                    self._open(0)
+                    local = self.stop
+                continue
             self.last = (Image.frombytes("L", (w, h), data[: w * h]),
-                         Image.frombytes("L", (w // 2, h // 2), data[w * h: w * h + q]),
-                         Image.frombytes("L", (w // 2, h // 2), data[w * h + q:]))
+                         Image.frombytes("L", (w // 2, h // 2), data[w * h: w * h * 5 // 4]),
+                         Image.frombytes("L", (w // 2, h // 2), data[w * h * 5 // 4:]))
             self.next += 1
-        assert self.last is not None
+        if self.last is None:
+            raise RenderError(f"ffmpeg decode {self.path.name}: no video frames")
         return self.last
 
     def close(self) -> None:
-        self.dec.__exit__(None, None, None)
+        if self.dec is not None:
+            self.dec.__exit__(None, None, None)
+            self.dec = None
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -533,7 +547,7 @@ class _Captions:
         img = Image.new("RGBA", (bw, bh), (0, 0, 0, 0))
         draw = ImageDraw.Draw(img)
         draw.rounded_rectangle((0, 0, bw - 1, bh - 1), radius=round(0.35 * self.fs), fill=CAPTION_BOX)
-        for n, (line, lw) in enumerate(zip(page, widths)):
+        for n, (line, lw) in enumerate(zip(page, widths, strict=True)):
             x, y = (bw - lw) / 2, self.pad_y + self.lh * (n + 0.5)
             for i in line:  # word by word, so every highlight state has the same layout
                 draw.text((x, y), words[i], font=font, anchor="lm", fill=CAPTION_HIGHLIGHT if i == hi else CAPTION_FG)
@@ -571,7 +585,7 @@ def _compose(kind: str, p: float, prev: Planes, cur: Planes, black: Planes) -> P
     """One frame of a transition at progress p in [0, 1): `cur` coming in over `prev`. Blends are
     linear, so doing them per Y/Cb/Cr plane equals doing them in RGB."""
     w, h = cur[0].size
-    blend = lambda a, b, x: tuple(Image.blend(pa, pb, x) for pa, pb in zip(a, b))  # noqa: E731
+    blend = lambda a, b, x: tuple(Image.blend(pa, pb, x) for pa, pb in zip(a, b, strict=True))
     if kind == "fade":  # through black: out over the first half, in over the second
         return blend(black, prev, 1 - 2 * p) if p < 0.5 else blend(black, cur, 2 * p - 1)
     if kind == "crossfade":
@@ -579,7 +593,7 @@ def _compose(kind: str, p: float, prev: Planes, cur: Planes, black: Planes) -> P
     if kind in ("wipe", "slide"):
         out = tuple(plane.copy() for plane in prev)
         edge = 2 * round(w * (p if kind == "wipe" else 1 - p) / 2)  # even: chroma has half the columns
-        for k, (dst, src) in enumerate(zip(out, cur)):
+        for k, (dst, src) in enumerate(zip(out, cur, strict=True)):
             e, cw = edge >> (k > 0), w >> (k > 0)
             if kind == "wipe" and e > 0:  # incoming revealed left to right
                 dst.paste(src.crop((0, 0, e, src.height)), (0, 0))
@@ -616,13 +630,14 @@ def render_video_chunk(timeline: dict[str, Any], frames: tuple[int, int], media:
     w, h = size
     visuals = _visuals(timeline)
     wanted = clips_for_chunk(timeline, frames)
+    wanted_ids = {id(c) for c in wanted}
     black = _black(size)
     deadline = time.monotonic() + timeout_s
 
     layers: dict[int, _Layer] = {}
     try:
         for i, clip in enumerate(visuals):
-            if clip not in wanted:
+            if id(clip) not in wanted_ids:
                 continue
             kind = clip.get("type")
             if kind == "placeholder":
@@ -742,7 +757,7 @@ def join(chunks: list[Path], soundtrack: Path, out: Path, *, timeout_s: float = 
             raise FileNotFoundError(f"missing {path}")
     with _atomic_output(out) as part, _Ffmpeg("join", timeout_s) as proc:
         listing = proc.tmp / "chunks.txt"
-        quote = lambda p: "'" + str(Path(p).resolve()).replace("'", "'\\''") + "'"  # noqa: E731
+        quote = lambda p: "'" + str(Path(p).resolve()).replace("'", "'\\''") + "'"
         listing.write_text("".join(f"file {quote(c)}\n" for c in chunks))
         proc.start(["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(Path(soundtrack).resolve()),
                     "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-movflags", "+faststart",
@@ -806,11 +821,11 @@ def render_movie(timeline: dict[str, Any], media: MediaResolver, out: Path, pres
     chunks = segment_chunks(timeline)
     paths = [workdir / f"chunk_{a:06d}_{b:06d}.mp4" for a, b in chunks]
     soundtrack = workdir / "soundtrack.m4a"
-    # Two chunks at a time keep both cores busy: Pillow's resampling releases the GIL, and each
-    # chunk's x264 has pauses while Python composes.
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(render_soundtrack, timeline, media, soundtrack, preset)]
-        futures += [pool.submit(render_video_chunk, timeline, fr, media, p, preset) for fr, p in zip(chunks, paths)]
+    # Two chunks at a time keep both cores busy across each chunk's set-up and encoder flush (Pillow's
+    # resampling releases the GIL); the light soundtrack runs beside them.
+    with ThreadPoolExecutor(1) as sound_pool, ThreadPoolExecutor(max(1, jobs)) as chunk_pool:
+        futures = [sound_pool.submit(render_soundtrack, timeline, media, soundtrack, preset)]
+        futures += [chunk_pool.submit(render_video_chunk, timeline, fr, media, p, preset) for fr, p in zip(chunks, paths, strict=True)]
         try:
             for fut in futures:
                 fut.result()

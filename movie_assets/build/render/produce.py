@@ -95,6 +95,7 @@ async def _soundtrack(ctx: ProduceContext, key: NodeKey) -> Produced:
         {"name": "captions", "clips": []}, {"name": "music", "clips": mix["music"]}]}
     local = await _local_sources(ctx, timeline)
     preset = PRESETS[mix["preset"]]
+    started = time.monotonic()
 
     def render() -> bytes:
         with tempfile.TemporaryDirectory(prefix="moviegen-sound-") as tmp:
@@ -103,7 +104,8 @@ async def _soundtrack(ctx: ProduceContext, key: NodeKey) -> Produced:
             return out.read_bytes()
 
     data = await ctx.local_work(render)
-    return Produced(data, "m4a", "audio/mp4", duration_ms=int(mix["durationMs"]), meta={"preset": preset.name})
+    return Produced(data, "m4a", "audio/mp4", duration_ms=int(mix["durationMs"]),
+                    meta={"preset": preset.name, "render_seconds": round(time.monotonic() - started, 2)})
 
 
 async def _movie_video(ctx: ProduceContext, key: NodeKey) -> Produced:

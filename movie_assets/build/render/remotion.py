@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -48,8 +50,8 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
                   "x264Preset": preset.x264_preset, "scale": 1} for (a, b), out in chunks],
     }
     (workdir / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
-    tmp = workdir / "tmp"
-    tmp.mkdir(exist_ok=True)
+    # Its own TMPDIR, short: Chromium's singleton socket path must fit in 108 bytes.
+    tmp = Path(tempfile.mkdtemp(prefix="mgr-"))
     proc = subprocess.Popen(["node", str(RENDERER_DIR / "render.mjs"), "--jobs", str(workdir / "jobs.json")],
                             cwd=RENDERER_DIR, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -78,6 +80,7 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
     finally:
         timer.cancel()
         drain.join(5)
+        shutil.rmtree(tmp, ignore_errors=True)
     if code != 0:
         tail = "".join(stderr[-20:]).strip()
         raise RenderError(f"Remotion render failed (exit {code}): {error or 'see below'}" + (f"\n{tail}" if tail else ""))

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from movie_assets.build.code_versions import RENDER_ENGINE
 from movie_assets.build.render import ffmpeg_engine, remotion
 from movie_assets.build.render.presets import PRESETS, Preset, output_size
 from movie_assets.store.layout import render_path
@@ -38,11 +37,9 @@ class RenderResult:
         return self.__dict__.copy()
 
 
-def render_revision(store: ArtifactStore, movie: str, revision: int | None, engine: RenderEngine, preset: str,
-                    generated_preset: str | None = None) -> RenderResult:
-    """The movie of a revision (default: the latest) rendered by ``engine`` at ``preset``; a render of
-    the same timeline, engine and preset made before is reused, and so is the movie the generation
-    rendered (``generated_preset``: the preset it was rendered at) when engine and preset match."""
+def render_revision(store: ArtifactStore, movie: str, revision: int | None, engine: RenderEngine, preset: str) -> RenderResult:
+    """The movie of a revision (default: the latest) rendered by ``engine`` at ``preset``; the movie
+    its generation rendered, or a render of the same timeline, engine and preset made before, is reused."""
     rev = get_revision(store, movie, revision) if revision is not None else latest_revision(store, movie)
     if rev is None or rev.timeline is None:
         raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
@@ -52,7 +49,7 @@ def render_revision(store: ArtifactStore, movie: str, revision: int | None, engi
     timeline = json.loads(timeline_bytes)
     key = hashlib.sha256(timeline_bytes + f"|{engine.value}|{preset}".encode()).hexdigest()
     relpath = render_path(movie, key, engine.value, preset)
-    if rev.movie_video and engine is RENDER_ENGINE and preset == generated_preset:
+    if rev.movie_video and rev.movie_render == {"engine": engine.value, "preset": preset}:
         relpath = rev.movie_video
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="moviegen-render-") as tmp:
