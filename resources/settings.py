@@ -173,7 +173,7 @@ CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/go
 def chromium_path() -> str | None:
     configured = os.environ.get("MOVIEGEN_BROWSER", "").strip()
     if configured:
-        return configured
+        return configured if Path(configured).is_file() else None
     return next((p for p in CHROMIUM_PATHS if Path(p).exists()), None)
 
 

@@ -71,6 +71,7 @@ class ProduceContext:
     limit: Callable[[str], asyncio.Semaphore]
     media_path: Callable[[str], Awaitable[Path]] | None = None  # an artifact URI as a local file (renders)
     local: asyncio.Semaphore | None = None  # slots for CPU-heavy local work (renders)
+    note: Callable[[NodeKey, str], None] = lambda key, message: None  # progress for the run's log (thread-safe)
     _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
 
     async def local_work(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -75,6 +75,14 @@ class Skipped:
     message: str
 
 
+@dataclass(frozen=True)
+class Logged:
+    """Progress of a long build of one node (a render), for the run's log."""
+
+    key: NodeKey
+    message: str
+
+
 @dataclass
 class BuildSummary:
     built: list[NodeKey] = field(default_factory=list)
@@ -109,7 +117,7 @@ def content_version(data: bytes) -> str:
 
 class BuildEngine:
     def __init__(self, *, movie: str, blueprint: Blueprint, state: MovieState, store: ArtifactStore,
-                 clients: ProviderClients, emit: Callable[[Built | Failed | Skipped], None]):
+                 clients: ProviderClients, emit: Callable[[Built | Failed | Skipped | Logged], None]):
         self.movie = movie
         self.blueprint = blueprint
         self.request = blueprint.request
@@ -157,6 +165,7 @@ class BuildEngine:
             movie=self.movie, request=self.request, clients=self.clients.for_producers(needed, local),
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
             limit=lambda producer: limits[PRODUCERS[producer].kind], media_path=self._media_path, local=local,
+            note=lambda key, message: self.emit(Logged(key, message)),
         )
         done: dict[NodeKey, asyncio.Future[bool]] = {k: asyncio.get_running_loop().create_future() for k in targets}
 

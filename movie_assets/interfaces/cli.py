@@ -98,6 +98,10 @@ class _Progress:
         self.lock = threading.Lock()
 
     def __call__(self, movie: str, item: Any) -> None:
+        if type(item).__name__ == "Logged":  # progress inside one artifact (a render), not a finished one
+            if not self.quiet:
+                print(f"[{time.monotonic() - self.started:6.1f}s        ] {item.key}: {item.message}", file=sys.stderr)
+            return
         with self.lock:
             self.done += 1
             if self.quiet:

@@ -20,7 +20,7 @@ import dagster as dg
 from pydantic import Field
 
 from movie_assets.build.checks import problem
-from movie_assets.build.engine import BuildEngine, Built, Failed, Skipped
+from movie_assets.build.engine import BuildEngine, Built, Failed, Logged, Skipped
 from movie_assets.build.progress import notify
 from movie_assets.domain.blueprint import ARTIFACTS, Level, NodeKey
 from movie_assets.domain.plan import Reason
@@ -208,6 +208,8 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
                                      item.message, item.upstream)
             elif isinstance(item, Skipped):
                 context.log.info(f"{item.key} not rebuilt: {item.message}")
+            elif isinstance(item, Logged):
+                context.log.info(f"{item.key}: {item.message}")
     finally:
         # The step was interrupted (run terminated, error while recording): stop the engine first.
         if thread.is_alive() and "task" in result:

@@ -1,6 +1,6 @@
 """A local HTTP server that speaks the OpenAI API's protocol (the parts moviegen uses).
 
-Request and response shapes follow the public API (see ../shared/REFERENCE.md): chat completions
+Request and response shapes follow the public API: chat completions
 with ``response_format: json_schema``, image generations returning ``b64_json``, audio speech
 returning bytes, error bodies ``{"error": {message, type, param, code}}`` and the rate-limit
 headers. Every request is recorded; failures can be scripted per endpoint, in order.

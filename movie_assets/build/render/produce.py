@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,8 @@ async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
         with tempfile.TemporaryDirectory(prefix="moviegen-chunk-") as tmp:
             out = Path(tmp) / "chunk.mp4"
             if RENDER_ENGINE is RenderEngine.remotion:
-                remotion.render_chunks(local, [(frames, out)], preset, workdir=Path(tmp))
+                remotion.render_chunks(local, [(frames, out)], preset, workdir=Path(tmp),
+                                       on_event=_progress(ctx, key))
             else:
                 ffmpeg_engine.render_video_chunk(local, frames, ffmpeg_engine.file_uri_resolver, out, preset)
             return out.read_bytes()
@@ -133,6 +135,22 @@ async def _movie_video(ctx: ProduceContext, key: NodeKey) -> Produced:
                           "video_codec": info["video_codec"] or "", "audio_codec": info["audio_codec"] or "",
                           "join_seconds": round(time.monotonic() - started, 2),
                           "chunk_render_seconds": round(chunk_seconds, 2)})
+
+
+def _progress(ctx: ProduceContext, key: NodeKey) -> Callable[[dict[str, Any]], None]:
+    """Remotion's progress lines, brought into the run's log (every 25 %, and when done)."""
+    reported = [-1]
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("event") == "progress":
+            quarter = int(float(event.get("progress", 0)) * 4)
+            if quarter > reported[0]:
+                reported[0] = quarter
+                ctx.note(key, f"remotion {quarter * 25}% ({event.get('renderedFrames', 0)} frames)")
+        elif event.get("event") in ("bundle", "done"):
+            ctx.note(key, f"remotion {event['event']} in {event.get('seconds', 0)} s")
+
+    return on_event
 
 
 def poster(mp4: bytes, duration_ms: int) -> bytes:
