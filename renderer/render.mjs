@@ -206,6 +206,12 @@ for (const [sig, code] of [
 		fail(new UserError(`interrupted by ${sig}`), code);
 	});
 }
+// The Python side starts us in our own session (so a Ctrl-C reaches us only through it); if it dies
+// without stopping us (SIGKILL), we are reparented: stop, so no Node or Chromium is left behind.
+const parentAtStart = process.ppid;
+setInterval(() => {
+	if (process.ppid !== parentAtStart) fail(new UserError('the process that started the render is gone'), 143);
+}, 1000).unref();
 process.on('unhandledRejection', (err) => fail(err));
 process.on('uncaughtException', (err) => fail(err));
 

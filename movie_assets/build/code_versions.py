@@ -4,8 +4,9 @@ parameters (MOVIEGEN_MODEL_PARAMS); Dagster then marks what the old version made
 
 from __future__ import annotations
 
+from movie_assets.build.render.engines import RENDER_ENGINE, engine_fingerprint
 from movie_assets.domain.blueprint import ARTIFACTS, ArtifactDecl
-from resources.settings import Route, params_fingerprint, params_from_env, render_engine_from_env, routes_from_env
+from resources.settings import Route, params_fingerprint, params_from_env, routes_from_env
 
 # Renders whose pixels depend on the engine that drew them.
 ENGINE_RENDERS = frozenset({"video_chunk", "movie_video"})
@@ -26,6 +27,5 @@ def code_version(decl: ArtifactDecl, routes: dict[str, Route], params: dict[str,
 
 _ROUTES = routes_from_env()
 _PARAMS = params_from_env(_ROUTES)
-RENDER_ENGINE = render_engine_from_env()
-ARTIFACT_CODE_VERSIONS: dict[str, str] = {name: code_version(decl, _ROUTES, _PARAMS, RENDER_ENGINE.value)
+ARTIFACT_CODE_VERSIONS: dict[str, str] = {name: code_version(decl, _ROUTES, _PARAMS, engine_fingerprint(RENDER_ENGINE))
                                           for name, decl in ARTIFACTS.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,7 @@ class ProduceContext:
     media_path: Callable[[str], Awaitable[Path]] | None = None  # an artifact URI as a local file (renders)
     local: asyncio.Semaphore | None = None  # slots for CPU-heavy local work (renders)
     note: Callable[[NodeKey, str], None] = lambda key, message: None  # progress for the run's log (thread-safe)
+    cancelled: threading.Event = field(default_factory=threading.Event)  # the build was stopped
     _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
 
     async def local_work(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from collections import Counter
@@ -131,7 +132,8 @@ class BuildEngine:
         self._failed: dict[NodeKey, str] = {}
         self._called: set[tuple[str, NodeKey]] = set()
         self._scratch: Path | None = None
-        self._downloads: dict[str, Path] = {}
+        self._downloads: dict[str, asyncio.Future[Path]] = {}
+        self.cancelled = threading.Event()  # set when the build is stopped: renders in threads stop too
 
     def record(self, key: NodeKey) -> ArtifactRecord | None:
         return self._new.get(key) or self.state.records.get(key)
@@ -165,7 +167,7 @@ class BuildEngine:
             movie=self.movie, request=self.request, clients=self.clients.for_producers(needed, local),
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
             limit=lambda producer: limits[PRODUCERS[producer].kind], media_path=self._media_path, local=local,
-            note=lambda key, message: self.emit(Logged(key, message)),
+            note=lambda key, message: self.emit(Logged(key, message)), cancelled=self.cancelled,
         )
         done: dict[NodeKey, asyncio.Future[bool]] = {k: asyncio.get_running_loop().create_future() for k in targets}
 
@@ -246,6 +248,9 @@ class BuildEngine:
 
         try:
             await asyncio.gather(*(build(k) for k in self.blueprint.order if k in targets))
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
         finally:
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
@@ -258,13 +263,18 @@ class BuildEngine:
         path = self.store.local_path(uri)
         if path is not None:
             return path
-        if uri not in self._downloads:
-            if self._scratch is None:
-                self._scratch = Path(tempfile.mkdtemp(prefix="moviegen-build-"))
-            dest = self._scratch / (hashlib.sha256(uri.encode()).hexdigest()[:16] + Path(uri).suffix)
-            dest.write_bytes(await asyncio.to_thread(self.store.read, uri))
-            self._downloads[uri] = dest
-        return self._downloads[uri]
+        if uri not in self._downloads:  # one download per file, however many nodes wait for it
+            self._downloads[uri] = asyncio.ensure_future(self._download(uri))
+        return await self._downloads[uri]
+
+    async def _download(self, uri: str) -> Path:
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="moviegen-build-"))
+        dest = self._scratch / (hashlib.sha256(uri.encode()).hexdigest()[:16] + Path(uri).suffix)
+        part = dest.with_name(dest.name + ".part")
+        part.write_bytes(await asyncio.to_thread(self.store.read, uri))
+        part.replace(dest)
+        return dest
 
     def _fail(self, key: NodeKey, message: str, upstream: bool = False) -> None:
         self._failed[key] = message

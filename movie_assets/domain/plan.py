@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from movie_assets.domain.blueprint import ARTIFACTS, Blueprint, NodeKey, call_group
+from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, NodeKey, call_group
 from movie_assets.domain.inputs import changed_inputs, input_versions
 from movie_assets.domain.records import MovieState
 
@@ -72,6 +72,20 @@ def reasons(blueprint: Blueprint, state: MovieState, code_versions: Mapping[str,
     for key in blueprint.downstream(list(out)):
         out.setdefault(key, (Reason.upstream, "an upstream artifact is rebuilt"))
     return out
+
+
+def movie_matches_timeline(blueprint: Blueprint, state: MovieState, code_versions: Mapping[str, str]) -> bool:
+    """Whether the rendered movie was made from the current timeline: every render node exists and
+    was built from exactly what it would read now (a render that failed or never ran leaves an older
+    movie behind, which must not pass for this timeline's)."""
+    render = [k for k in blueprint.order if k.asset in RENDER_ARTIFACTS]
+    for key in render:
+        rec = state.records.get(key)
+        if rec is None or key in state.failures or rec.code_version != code_versions[key.asset]:
+            return False
+        if changed_inputs(rec.input_versions, input_versions(blueprint, key, state.version)):
+            return False
+    return bool(render)
 
 
 def make_plan(movie: str, blueprint: Blueprint, state: MovieState, code_versions: Mapping[str, str],

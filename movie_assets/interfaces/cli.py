@@ -212,8 +212,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     store = _store()
     require_stored(store, args.movie)
     engine = RenderEngine(args.engine) if args.engine else render_engine_from_env()
-    preset = args.preset or load_movie_request(store, args.movie).preset.value
-    result = render_revision(store, args.movie, args.revision, engine, preset)
+    result = render_revision(store, args.movie, args.revision, engine, args.preset,
+                             load_movie_request(store, args.movie).preset.value)
     if args.json:
         _print_json(result.to_json())
         return 0
@@ -303,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("movie")
     p.add_argument("--revision", type=int, help="default: the latest revision")
     p.add_argument("--engine", choices=("remotion", "ffmpeg"), help="default: MOVIEGEN_RENDER_ENGINE (auto)")
-    p.add_argument("--preset", choices=("480p", "720p", "1080p", "2160p"), help="default: the movie's render preset")
+    p.add_argument("--preset", choices=("480p", "720p", "1080p", "2160p"),
+                   help="default: the preset the revision was rendered at, else the movie's render preset")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_render)
 

@@ -16,8 +16,8 @@ import dagster as dg
 from movie_assets.build import cache
 from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
 from movie_assets.build.progress import add_listener, remove_listener
-from movie_assets.domain.blueprint import ARTIFACTS, Blueprint, Level, expand
-from movie_assets.domain.plan import Plan, make_plan
+from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, Level, NodeKey, expand
+from movie_assets.domain.plan import Plan, make_plan, movie_matches_timeline
 from movie_assets.domain.records import MovieState
 from movie_assets.domain.request import MovieRequest
 from movie_assets.orchestration.event_log import load_state
@@ -86,8 +86,10 @@ def record_revision(instance: dg.DagsterInstance, store: ArtifactStore, movie: s
     the build, so it sees what the build recorded)."""
     blueprint = expand(load_movie_request(store, movie), render=render_enabled_from_env() if render is None else render)
     state = load_state(instance, movie, blueprint.nodes)
+    rendered = movie_matches_timeline(blueprint, state, ARTIFACT_CODE_VERSIONS) and not any(
+        NodeKey.parse(node).asset in RENDER_ARTIFACTS for node in report.failed)
     return write_revision(store, movie, blueprint=blueprint, state=state, run_id=run_id, report=report,
-                          edits=list_edits(store, movie))
+                          edits=list_edits(store, movie), rendered=rendered)
 
 
 @dataclass

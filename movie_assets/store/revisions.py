@@ -65,12 +65,13 @@ def get_revision(store: ArtifactStore, movie: str, revision: int) -> Revision:
 
 
 def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, state: MovieState, run_id: str | None,
-                   report: RunReport, edits: list[EditEntry]) -> Revision:
-    """Record a new revision: the manifest of the artifact versions the movie now uses."""
+                   report: RunReport, edits: list[EditEntry], rendered: bool = False) -> Revision:
+    """Record a new revision: the manifest of the artifact versions the movie now uses, and its movie
+    when ``rendered`` (the render matches this revision's timeline)."""
     previous = latest_revision(store, movie)
     last_edit = previous.last_edit if previous else 0
     timeline = state.records.get(NodeKey("timeline"))
-    video = state.records.get(NodeKey("movie_video")) if NodeKey("movie_video") in blueprint.nodes else None
+    video = state.records.get(NodeKey("movie_video")) if rendered else None
     revision = Revision(
         revision=(previous.revision + 1) if previous else 1,
         time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -44,8 +44,8 @@ def test_remotion_and_ffmpeg_draw_the_same_movie(instance: dg.DagsterInstance, s
     assert not MISSING, f"Remotion cannot render here: {MISSING}"
     movie = api.new_movie(instance, store, small_request(duration_seconds=20, transition="fade"), "both")
     assert api.generate(instance, store, movie).success
-    remotion = render_revision(store, movie, None, RenderEngine.remotion, "480p")
-    ffmpeg = render_revision(store, movie, None, RenderEngine.ffmpeg, "480p")
+    remotion = render_revision(store, movie, None, RenderEngine.remotion, "480p", "480p")
+    ffmpeg = render_revision(store, movie, None, RenderEngine.ffmpeg, "480p", "480p")
     paths = [Path(r.uri.removeprefix("file://")) for r in (remotion, ffmpeg)]
     infos = [ffmpeg_engine.probe(p) for p in paths]
     for info in infos:  # the same duration and streams

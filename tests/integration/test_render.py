@@ -86,3 +86,23 @@ def test_a_missing_picture_is_a_placeholder_and_the_movie_still_renders(
     assert [(c["partition"], c["startMs"], c["durationMs"]) for c in placeholders] == [("gap|01_1", 15000, 5000)]
     assert result.movie_video is not None
     assert ffmpeg_engine.probe(local(result.movie_video))["frames"] == 600
+
+
+def test_a_failed_render_leaves_the_revision_unrendered_and_the_next_generate_finishes_it(
+        instance: dg.DagsterInstance, store, monkeypatch: pytest.MonkeyPatch) -> None:
+    movie = api.new_movie(instance, store, small_request(duration_seconds=20), "broken")
+    unrendered = api.generate(instance, store, movie)  # MOVIEGEN_RENDER=off: the timeline only
+    assert unrendered.success and unrendered.movie_video is None
+    timeline = api.load_timeline(instance, store, movie)
+    picture = local(timeline["tracks"][0]["clips"][0]["src"])
+    kept = picture.read_bytes()
+    picture.unlink()  # the first segment's chunk cannot be drawn
+    monkeypatch.setenv("MOVIEGEN_RENDER", "on")
+    failed = api.generate(instance, store, movie)
+    assert not failed.success and "video_chunk[00]" in failed.failed
+    assert "video_chunk[01]" in failed.built and failed.movie_video is None  # no older movie passes for this one
+    assert api.history(instance, store, movie)[-1].movie_video is None
+    picture.write_bytes(kept)
+    fixed = api.generate(instance, store, movie)
+    assert fixed.success and fixed.movie_video is not None
+    assert sorted(n for n in fixed.built if n.startswith("video_chunk")) == ["video_chunk[00]"]

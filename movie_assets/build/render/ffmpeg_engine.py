@@ -41,6 +41,10 @@ from .presets import Preset, output_size
 
 MediaResolver = Callable[[str], Path]
 
+# Bump when what this engine draws changes: it is part of the rendered chunks' code version, so every
+# chunk is re-rendered with the new drawing (and none is reused from the build cache).
+ENGINE_VERSION = "1"
+
 SEGMENT_MS = 10_000
 SAMPLE_RATE = 48_000
 DUCK_RAMP_MS = 250

@@ -20,9 +20,9 @@ from typing import Any
 
 from PIL import Image
 
-from movie_assets.build.code_versions import RENDER_ENGINE
 from movie_assets.build.context import ProduceContext, Produced
 from movie_assets.build.render import ffmpeg_engine, remotion
+from movie_assets.build.render.engines import RENDER_ENGINE
 from movie_assets.build.render.presets import PRESETS, Preset, output_size
 from movie_assets.domain.blueprint import NodeKey
 from resources.runtime.media import jpeg_preview, run_ffmpeg
@@ -69,7 +69,7 @@ async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
             out = Path(tmp) / "chunk.mp4"
             if RENDER_ENGINE is RenderEngine.remotion:
                 remotion.render_chunks(local, [(frames, out)], preset, workdir=Path(tmp),
-                                       on_event=_progress(ctx, key))
+                                       on_event=_progress(ctx, key), cancelled=ctx.cancelled)
             else:
                 ffmpeg_engine.render_video_chunk(local, frames, ffmpeg_engine.file_uri_resolver, out, preset)
             return out.read_bytes()

@@ -32,7 +32,8 @@ def bundle_dir() -> Path:
 
 def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], Path]], preset: Preset, *,
                   workdir: Path, timeout_s: float = 3600,
-                  on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+                  on_event: Callable[[dict[str, Any]], None] | None = None,
+                  cancelled: threading.Event | None = None) -> None:
     """Render frames [a, b) of the timeline into each chunk's path (H.264, no audio, one browser for
     all of them). Raises RenderError naming what is missing or what failed."""
     missing = remotion_missing()
@@ -54,13 +55,21 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
     # Its own TMPDIR, short: Chromium's singleton socket path must fit in 108 bytes.
     tmp = Path(tempfile.mkdtemp(prefix="mgr-"))
     proc = subprocess.Popen(["node", str(RENDERER_DIR / "render.mjs"), "--jobs", str(workdir / "jobs.json")],
-                            cwd=RENDERER_DIR, env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE,
+                            cwd=RENDERER_DIR, env=_child_env(tmp), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     stderr: list[str] = []
     drain = threading.Thread(target=lambda: stderr.extend(proc.stderr or []), daemon=True)
     drain.start()
     timer = threading.Timer(timeout_s, lambda: _stop(proc))
     timer.start()
+    if cancelled is not None:  # the build was stopped: stop the render (it runs in a worker thread)
+        def watch() -> None:
+            while proc.poll() is None:
+                if cancelled.wait(0.5):
+                    _stop(proc)
+                    return
+
+        threading.Thread(target=watch, daemon=True).start()
     error = None
     try:
         for line in proc.stdout or []:
@@ -85,6 +94,12 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
     if code != 0:
         tail = "".join(stderr[-20:]).strip()
         raise RenderError(f"Remotion render failed (exit {code}): {error or 'see below'}" + (f"\n{tail}" if tail else ""))
+
+
+def _child_env(tmp: Path) -> dict[str, str]:
+    """Node and Chromium get what they need to run, not the provider keys or storage credentials."""
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ") or k.startswith(("XDG_", "FONTCONFIG"))}
+    return {**keep, "TMPDIR": str(tmp)}
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from movie_assets.build.render import ffmpeg_engine, remotion
+from movie_assets.build.render.engines import engine_fingerprint
 from movie_assets.build.render.presets import PRESETS, Preset, output_size
 from movie_assets.store.layout import render_path
 from movie_assets.store.revisions import get_revision, latest_revision
@@ -37,17 +38,20 @@ class RenderResult:
         return self.__dict__.copy()
 
 
-def render_revision(store: ArtifactStore, movie: str, revision: int | None, engine: RenderEngine, preset: str) -> RenderResult:
-    """The movie of a revision (default: the latest) rendered by ``engine`` at ``preset``; the movie
-    its generation rendered, or a render of the same timeline, engine and preset made before, is reused."""
+def render_revision(store: ArtifactStore, movie: str, revision: int | None, engine: RenderEngine, preset: str | None,
+                    default_preset: str) -> RenderResult:
+    """The movie of a revision (default: the latest) rendered by ``engine`` at ``preset`` (default: the
+    preset that revision was rendered at, else ``default_preset``); the movie its generation rendered,
+    or a render of the same timeline, engine and preset made before, is reused."""
     rev = get_revision(store, movie, revision) if revision is not None else latest_revision(store, movie)
     if rev is None or rev.timeline is None:
         raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
+    preset = preset or (rev.movie_render or {}).get("preset") or default_preset
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r}: allowed: {', '.join(PRESETS)}")
     timeline_bytes = store.read(rev.timeline)
     timeline = json.loads(timeline_bytes)
-    key = hashlib.sha256(timeline_bytes + f"|{engine.value}|{preset}".encode()).hexdigest()
+    key = hashlib.sha256(timeline_bytes + f"|{engine_fingerprint(engine)}|{preset}".encode()).hexdigest()
     relpath = render_path(movie, key, engine.value, preset)
     if rev.movie_video and rev.movie_render == {"engine": engine.value, "preset": preset}:
         relpath = rev.movie_video

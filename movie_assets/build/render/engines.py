@@ -1,0 +1,24 @@
+"""Which engine renders this process's chunks, and a fingerprint of what draws them."""
+
+from __future__ import annotations
+
+import hashlib
+
+from movie_assets.build.render.ffmpeg_engine import ENGINE_VERSION
+from resources.settings import RENDERER_DIR, RenderEngine, render_engine_from_env
+
+
+def engine_fingerprint(engine: RenderEngine) -> str:
+    """What draws the chunks, down to its code: the ffmpeg engine's version, or a hash of the Remotion
+    composition, render script and locked packages (an edit there re-renders every chunk)."""
+    if engine is RenderEngine.ffmpeg:
+        return f"ffmpeg-{ENGINE_VERSION}"
+    digest = hashlib.sha256()
+    for path in sorted([*(RENDERER_DIR / "src").glob("*"), RENDERER_DIR / "render.mjs", RENDERER_DIR / "package-lock.json"]):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return f"remotion-{digest.hexdigest()[:10]}"
+
+
+
+RENDER_ENGINE = render_engine_from_env()
