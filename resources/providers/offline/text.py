@@ -6,15 +6,7 @@ language, narration, style), not the prompt text, so it behaves the same whateve
 
 from __future__ import annotations
 
-import hashlib
-
 from movie_assets.domain.request import topic_of
-
-
-def _pick(options: list[str], *keys: object) -> str:
-    digest = hashlib.sha256("|".join(str(k) for k in keys).encode()).digest()
-    return options[digest[0] % len(options)]
-
 
 # Per language: a title, a summary, an opening per audience, beats for the middle and a closing.
 # Each beat is one 10 s segment of narration (about 20-25 words at a calm pace).
