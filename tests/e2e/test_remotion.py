@@ -16,7 +16,7 @@ from movie_assets.build.render import ffmpeg_engine
 from movie_assets.build.render.revision import render_revision
 from movie_assets.interfaces import api
 from resources.settings import RenderEngine, remotion_missing
-from tests.conftest import small_request
+from tests.conftest import moviegen, small_request
 
 MISSING = remotion_missing()
 # CI installs Chromium and the renderer's packages (.ci/run, make install): there this test must run.
@@ -40,13 +40,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def test_remotion_and_ffmpeg_draw_the_same_movie(instance: dg.DagsterInstance, store) -> None:
+def test_remotion_and_ffmpeg_draw_the_same_movie(home: Path, instance: dg.DagsterInstance, store) -> None:
+    """The generation renders with Remotion in the build graph (two chunks joined by stream copy and
+    the soundtrack); `moviegen render --engine ffmpeg` renders the same revision for comparison."""
     assert not MISSING, f"Remotion cannot render here: {MISSING}"
     movie = api.new_movie(instance, store, small_request(duration_seconds=20, transition="fade"), "both")
-    assert api.generate(instance, store, movie).success
-    remotion = render_revision(store, movie, None, RenderEngine.remotion, "480p", "480p")
+    proc = moviegen(home, {"MOVIEGEN_RENDER": "on", "MOVIEGEN_RENDER_ENGINE": "remotion"}, "generate", movie, "--json")
+    generated = json.loads(proc.stdout)
+    assert proc.returncode == 0 and generated["failed"] == [] and generated["movie_video"], proc.stderr[-3000:]
+    revision = api.history(instance, store, movie)[-1]
+    assert revision.movie_render == {"engine": "remotion", "preset": "480p"}
     ffmpeg = render_revision(store, movie, None, RenderEngine.ffmpeg, "480p", "480p")
-    paths = [Path(r.uri.removeprefix("file://")) for r in (remotion, ffmpeg)]
+    paths = [Path(generated["movie_video"].removeprefix("file://")), Path(ffmpeg.uri.removeprefix("file://"))]
     infos = [ffmpeg_engine.probe(p) for p in paths]
     for info in infos:  # the same duration and streams
         assert (info["width"], info["height"], info["frames"]) == (W, H, 20 * FPS), info

@@ -28,7 +28,8 @@ from movie_assets.domain.blueprint import NodeKey
 from resources.runtime.media import jpeg_preview, run_ffmpeg
 from resources.settings import RenderEngine
 
-_FRAME_FIELDS = ("fps", "width", "height", "durationMs", "durationInFrames")
+# What a part of the timeline keeps of the whole, so that either engine renders it as the whole movie.
+_FRAME_FIELDS = ("formatVersion", "movie", "fps", "width", "height", "durationMs", "durationInFrames")
 
 
 def _preset(ctx: ProduceContext) -> Preset:
