@@ -31,6 +31,7 @@ from PIL import Image
 from movie_assets.build import cache
 from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
 from movie_assets.build.producers import PRODUCE, ProduceContext, Produced
+from movie_assets.build.render.timelines import scratch_name
 from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.plan import Reason
@@ -270,7 +271,7 @@ class BuildEngine:
     async def _download(self, uri: str) -> Path:
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="moviegen-build-"))
-        dest = self._scratch / (hashlib.sha256(uri.encode()).hexdigest()[:16] + Path(uri).suffix)
+        dest = self._scratch / scratch_name(uri)
         part = dest.with_name(dest.name + ".part")
         part.write_bytes(await asyncio.to_thread(self.store.read, uri))
         part.replace(dest)

@@ -24,23 +24,14 @@ from movie_assets.build.context import ProduceContext, Produced
 from movie_assets.build.render import ffmpeg_engine, remotion
 from movie_assets.build.render.engines import RENDER_ENGINE
 from movie_assets.build.render.presets import PRESETS, Preset, output_size
+from movie_assets.build.render.timelines import frame_of, partial_timeline, sources, with_local_sources
 from movie_assets.domain.blueprint import NodeKey
 from resources.runtime.media import jpeg_preview, run_ffmpeg
 from resources.settings import RenderEngine
 
-# What a part of the timeline keeps of the whole, so that either engine renders it as the whole movie.
-_FRAME_FIELDS = ("formatVersion", "movie", "fps", "width", "height", "durationMs", "durationInFrames")
-
 
 def _preset(ctx: ProduceContext) -> Preset:
     return PRESETS[ctx.request.preset.value]
-
-
-def cut_timeline(cut: dict[str, Any]) -> dict[str, Any]:
-    """A timeline holding only what one chunk draws: its frames render exactly as the whole movie's."""
-    return {**{k: cut[k] for k in _FRAME_FIELDS}, "tracks": [
-        {"name": "visual", "clips": cut["visual"]}, {"name": "narration", "clips": []},
-        {"name": "captions", "clips": cut["captions"]}, {"name": "music", "clips": []}]}
 
 
 async def _segment_cut(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -50,7 +41,7 @@ async def _segment_cut(ctx: ProduceContext, key: NodeKey) -> Produced:
     wanted = ffmpeg_engine.clips_for_chunk(timeline, frames)
     ids = {c["id"] for c in wanted}
     tracks = {t["name"]: t["clips"] for t in timeline["tracks"]}
-    cut = {**{k: timeline[k] for k in _FRAME_FIELDS}, "segment": key.segment, "frames": list(frames),
+    cut = {**frame_of(timeline), "segment": key.segment, "frames": list(frames),
            "preset": _preset(ctx).name,
            "visual": [c for c in tracks["visual"] if c["id"] in ids],
            "captions": [c for c in tracks["captions"] if c["id"] in ids]}
@@ -59,7 +50,8 @@ async def _segment_cut(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
     cut = await ctx.load_value(NodeKey("segment_cut", key.segment))
-    timeline = cut_timeline(cut)
+    # Only what the chunk draws: its frames render exactly as the whole movie's.
+    timeline = partial_timeline(cut, visual=cut["visual"], captions=cut["captions"])
     local = await _local_sources(ctx, timeline)
     preset = PRESETS[cut["preset"]]
     frames = (int(cut["frames"][0]), int(cut["frames"][1]))
@@ -86,16 +78,14 @@ async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
 async def _audio_mix(ctx: ProduceContext, key: NodeKey) -> Produced:
     timeline = await ctx.load_value(NodeKey("timeline"))
     tracks = {t["name"]: t["clips"] for t in timeline["tracks"]}
-    mix = {**{k: timeline[k] for k in _FRAME_FIELDS}, "preset": _preset(ctx).name,
+    mix = {**frame_of(timeline), "preset": _preset(ctx).name,
            "narration": tracks["narration"], "music": tracks["music"]}
     return Produced.json(mix)
 
 
 async def _soundtrack(ctx: ProduceContext, key: NodeKey) -> Produced:
     mix = await ctx.load_value(NodeKey("audio_mix"))
-    timeline = {**{k: mix[k] for k in _FRAME_FIELDS}, "tracks": [
-        {"name": "visual", "clips": []}, {"name": "narration", "clips": mix["narration"]},
-        {"name": "captions", "clips": []}, {"name": "music", "clips": mix["music"]}]}
+    timeline = partial_timeline(mix, narration=mix["narration"], music=mix["music"])
     local = await _local_sources(ctx, timeline)
     preset = PRESETS[mix["preset"]]
     started = time.monotonic()
@@ -165,17 +155,10 @@ def _chunk_keys(ctx: ProduceContext) -> list[NodeKey]:
 
 
 async def _local_sources(ctx: ProduceContext, timeline: dict[str, Any]) -> dict[str, Any]:
-    """The timeline with every ``src`` a local file:// URI (artifacts on S3 are copied first)."""
+    """The timeline with every ``src`` a local file (artifacts on S3 are copied first)."""
     assert ctx.media_path is not None
-    out = {**timeline, "tracks": []}
-    for track in timeline["tracks"]:
-        clips = []
-        for clip in track["clips"]:
-            if clip.get("src"):
-                clip = {**clip, "src": (await ctx.media_path(clip["src"])).as_uri()}
-            clips.append(clip)
-        out["tracks"].append({**track, "clips": clips})
-    return out
+    local = {src: await ctx.media_path(src) for src in sources(timeline)}
+    return with_local_sources(timeline, local.__getitem__)
 
 
 RENDER_PRODUCE = {

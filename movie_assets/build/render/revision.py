@@ -14,6 +14,7 @@ from typing import Any
 from movie_assets.build.render import ffmpeg_engine, remotion
 from movie_assets.build.render.engines import engine_fingerprint
 from movie_assets.build.render.presets import PRESETS, Preset, output_size
+from movie_assets.build.render.timelines import scratch_name, with_local_sources
 from movie_assets.store.layout import render_path
 from movie_assets.store.revisions import get_revision, latest_revision
 from resources.settings import RenderEngine
@@ -87,16 +88,13 @@ def _render(timeline: dict[str, Any], engine: RenderEngine, preset: Preset, out:
 def _local(store: ArtifactStore, timeline: dict[str, Any], folder: Path) -> dict[str, Any]:
     """The timeline with every ``src`` a local file (artifacts on S3 are copied into ``folder``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    tracks = []
-    for track in timeline["tracks"]:
-        clips = []
-        for clip in track["clips"]:
-            if clip.get("src"):
-                path = store.local_path(clip["src"])
-                if path is None:
-                    path = folder / (hashlib.sha256(clip["src"].encode()).hexdigest()[:16] + Path(clip["src"]).suffix)
-                    path.write_bytes(store.read(clip["src"]))
-                clip = {**clip, "src": path.as_uri()}
-            clips.append(clip)
-        tracks.append({**track, "clips": clips})
-    return {**timeline, "tracks": tracks}
+
+    def local(uri: str) -> Path:
+        path = store.local_path(uri)
+        if path is None:
+            path = folder / scratch_name(uri)
+            if not path.exists():
+                path.write_bytes(store.read(uri))
+        return path
+
+    return with_local_sources(timeline, local)
