@@ -18,7 +18,7 @@ import dagster as dg
 from pydantic import Field
 
 from movie_assets.domain.blueprint import ProviderKind
-from resources.providers.base import ProviderError
+from resources.providers.base import ErrorCategory, ProviderError
 from resources.providers.offline.media import OfflineImages, OfflineLLM, OfflineMusic, OfflineVideo, PiperSpeech
 from resources.runtime.limits import make_throttle, parse_model_limits
 from resources.runtime.retry import RetryPolicy
@@ -139,13 +139,14 @@ class _ProviderResource(dg.ConfigurableResource):
         connection = (connections or {}).get(provider)
         if connection is None:
             raise ProviderError(f"provider {provider!r} is not configured; allowed: offline, openai, replicate",
-                                provider=provider, retryable=False)
+                                provider=provider, category=ErrorCategory.configuration)
         sessions = sessions if sessions is not None else {}
         if provider not in sessions:
             sessions[provider] = connection.session()  # type: ignore[attr-defined]
         make = getattr(self, f"_{provider}", None)
         if make is None:
-            raise ProviderError(f"{provider} does not serve {type(self).__name__}", provider=provider, retryable=False)
+            raise ProviderError(f"{provider} does not serve {type(self).__name__}", provider=provider,
+                                category=ErrorCategory.configuration)
         return make(sessions[provider], model, json.loads(self.params.get(producer, "{}")))
 
 

@@ -9,20 +9,113 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import errno
+import os
+import subprocess
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
 
 
-class ProviderError(Exception):
-    """A provider call failed. ``retryable`` says whether trying again later can succeed."""
+class ErrorCategory(StrEnum):
+    """What kind of failure a failed call is: it decides whether trying again can help and what to do."""
 
-    def __init__(self, message: str, *, provider: str, retryable: bool = True):
+    bad_input = "bad_input"            # the provider rejected the request's content (bad prompt/params)
+    content_policy = "content_policy"  # safety system / moderation
+    authentication = "authentication"  # bad or missing-permission key
+    quota = "quota"                    # billing / exhausted quota / payment required
+    rate_limit = "rate_limit"
+    outage = "outage"                  # provider 5xx, timeouts, unreachable, prediction failed/canceled, bad output
+    local = "local"                    # this machine: disk full, memory, ffmpeg/tool failure, unexpected bug
+    storage = "storage"                # artifact storage (S3 / local folder) unreachable or refusing
+    configuration = "configuration"    # routes, model params, missing key, model cannot do the asked mode/size/voice/language
+    budget = "budget"                  # a budget cap stopped the call
+    upstream = "upstream"              # a dependency failed
+
+
+# One thing to do about each kind of failure. "ID" stands for the movie id.
+RETRY_LATER = "retry later: `moviegen generate ID` rebuilds only what failed"
+SUGGESTIONS: dict[ErrorCategory, str] = {
+    ErrorCategory.bad_input: "edit the request (moviegen edit ID --set ...) so the provider accepts it, and generate again",
+    ErrorCategory.content_policy: "edit the prompt (moviegen edit ID --set ...) and generate again",
+    ErrorCategory.authentication: "check the provider's key (OPENAI_API_KEY / REPLICATE_API_TOKEN) and generate again",
+    ErrorCategory.quota: "add credit to the provider account or route the producer to another provider (MOVIEGEN_PROVIDERS)",
+    ErrorCategory.rate_limit: RETRY_LATER,
+    ErrorCategory.outage: RETRY_LATER,
+    ErrorCategory.local: "check this machine (free disk space and memory, ffmpeg) and generate again: "
+                         "`moviegen generate ID` rebuilds only what failed",
+    ErrorCategory.storage: "check the artifact storage (MOVIEGEN_STORAGE: folder or S3 bucket, endpoint, credentials) "
+                           "and generate again",
+    ErrorCategory.configuration: "fix the configuration the message names (MOVIEGEN_PROVIDERS, MOVIEGEN_MODEL_PARAMS, "
+                                 "keys) or the request, and generate again",
+    ErrorCategory.budget: "raise the budget (--budget or budget_usd) or generate with --allow-over-budget",
+    ErrorCategory.upstream: "fix the failure it depends on",
+}
+UNEXPECTED = "an unexpected error: run the command with --verbose and report the traceback"
+RETRYABLE = frozenset({ErrorCategory.rate_limit, ErrorCategory.outage})
+
+
+class ProviderError(Exception):
+    """A provider call failed. ``category`` says what kind of failure it is, ``retryable`` whether
+    trying again later can succeed (by default: rate limits and outages only), ``suggestion`` the one
+    thing to do about it. ``str(e)`` is the message alone."""
+
+    def __init__(self, message: str, *, provider: str, retryable: bool | None = None,
+                 category: ErrorCategory = ErrorCategory.outage, suggestion: str | None = None):
         super().__init__(message)
         self.provider = provider
-        self.retryable = retryable
+        self.category = ErrorCategory(category)
+        self.retryable = self.category in RETRYABLE if retryable is None else retryable
+        self.suggestion = SUGGESTIONS[self.category] if suggestion is None else suggestion
+
+
+_LOCAL_ERRNOS = {
+    errno.ENOSPC: "free disk space on this machine (the artifact folder and the temporary folder) and generate again",
+    errno.EDQUOT: "free disk space on this machine (the disk quota is exhausted) and generate again",
+    errno.ENOMEM: "free memory on this machine (close other programs or build fewer things at once) and generate again",
+    errno.EMFILE: "too many open files: raise the open-file limit (ulimit -n) and generate again",
+}
+_MEMORY = _LOCAL_ERRNOS[errno.ENOMEM]
+
+
+def _module(e: BaseException) -> str:
+    return type(e).__module__ or ""
+
+
+def categorize(e: BaseException) -> tuple[ErrorCategory, str]:
+    """The category of any failure and the one thing to do about it."""
+    if isinstance(e, ProviderError):
+        return e.category, e.suggestion
+    if isinstance(e, MemoryError):
+        return ErrorCategory.local, _MEMORY
+    if isinstance(e, OSError) and e.errno in _LOCAL_ERRNOS:
+        return ErrorCategory.local, _LOCAL_ERRNOS[e.errno]
+    module = _module(e)
+    if module.startswith(("botocore", "boto3")):
+        return ErrorCategory.storage, SUGGESTIONS[ErrorCategory.storage]
+    if module.startswith(("httpx", "httpcore")):  # a provider's download or connection, outside its mapped calls
+        return ErrorCategory.outage, SUGGESTIONS[ErrorCategory.outage]
+    if isinstance(e, subprocess.CalledProcessError | subprocess.TimeoutExpired):
+        cmd = e.cmd if isinstance(e.cmd, str) else (e.cmd or ["a tool"])[0]
+        cmd = os.path.basename(str(cmd).split()[0]) if str(cmd).strip() else "a tool"
+        return ErrorCategory.local, f"the local tool {cmd} failed: read its message, fix the cause and generate again"
+    if isinstance(e, FileNotFoundError):
+        missing = e.filename or "a file or tool"
+        return ErrorCategory.local, f"{missing} was not found on this machine: install it or fix the path, and generate again"
+    if module == "resources.runtime.media":  # MediaError: ffmpeg or a media file (not imported: it pulls numpy)
+        return ErrorCategory.local, ("a local media tool (ffmpeg) failed: read its message; if it persists, "
+                                     "run the command with --verbose and report the traceback")
+    return ErrorCategory.local, UNEXPECTED
+
+
+def describe_failure(e: BaseException) -> dict[str, str]:
+    """A failure as shown to a user: its message, category and the one thing to do about it."""
+    category, suggestion = categorize(e)
+    message = str(e) if isinstance(e, ProviderError) else f"{type(e).__name__}: {e}"
+    return {"message": message, "category": category.value, "suggestion": suggestion}
 
 
 class ModelParams:
@@ -44,7 +137,7 @@ class ModelParams:
         if clash:
             raise ProviderError(f"MOVIEGEN_MODEL_PARAMS for {self.model}: {', '.join(clash)} come(s) from the movie "
                                 f"request and cannot be configured; configurable are the model's other inputs",
-                                provider=self.name, retryable=False)
+                                provider=self.name, category=ErrorCategory.configuration)
 
     def _merge(self, defaults: dict[str, Any], decided: dict[str, Any]) -> dict[str, Any]:
         return {**defaults, **self.params, **decided}

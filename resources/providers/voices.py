@@ -8,7 +8,7 @@ refused before any call, with the voices that would work.
 
 from __future__ import annotations
 
-from resources.providers.base import ProviderError
+from resources.providers.base import ErrorCategory, ProviderError
 
 PORTABLE = ("narrator", "female", "male")
 
@@ -37,7 +37,7 @@ KOKORO_PORTABLE = {
 def _refuse(model: str, voice_id: str, language: str, allowed: list[str], provider: str) -> ProviderError:
     return ProviderError(f"{model} has no voice {voice_id!r} for language {language!r}; allowed: {', '.join(allowed)} "
                          "(set voice_id in the request, or route AudioProducer to another provider)",
-                         provider=provider, retryable=False)
+                         provider=provider, category=ErrorCategory.configuration)
 
 
 def openai_voice(model: str, voice_id: str, language: str) -> str:
@@ -51,7 +51,8 @@ def openai_voice(model: str, voice_id: str, language: str) -> str:
 def kokoro_voice(model: str, voice_id: str, language: str) -> str:
     if language not in KOKORO_VOICES:
         raise ProviderError(f"{model} does not speak {language!r} (it speaks {', '.join(KOKORO_VOICES)}): route "
-                            "AudioProducer to openai or offline for this movie", provider="replicate", retryable=False)
+                            "AudioProducer to openai or offline for this movie", provider="replicate",
+                            category=ErrorCategory.configuration)
     voices, portable = KOKORO_VOICES[language], KOKORO_PORTABLE[language]
     if voice_id in voices:
         return voice_id

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from resources.providers.base import (
     CallInfo,
     DirectionPrompt,
+    ErrorCategory,
     ImagePrompts,
     ImageProvider,
     ImageToVideoPrompts,
@@ -59,7 +60,7 @@ class _Offline:
         """Fault injection for trying failure handling offline: fail calls whose input contains it."""
         if self.fail_when and self.fail_when in text:
             raise ProviderError(f"{type(self).__name__} refused the input (fail_when={self.fail_when!r})",
-                                provider=OFFLINE, retryable=False)
+                                provider=OFFLINE, retryable=False, category=ErrorCategory.bad_input)
 
     async def _local(self, fn: Any, *args: Any) -> Any:
         """Run CPU-heavy work in a thread, within the machine's local-work slots."""
@@ -95,7 +96,7 @@ class OfflineLLM(_Offline, LLMProvider):
                 starting_image_prompt=offline_text.starting_image_prompt(c["narration"], c["summary"], c["style"], c["segment"]),
             )
         else:
-            raise ProviderError(f"offline LLM has no task {task!r}", provider=OFFLINE, retryable=False)
+            raise ProviderError(f"offline LLM has no task {task!r}", provider=OFFLINE, category=ErrorCategory.configuration)
         schema.model_validate(value.model_dump())
         latency = await self._finish(started)
         return TextResult(value=value, call=CallInfo(OFFLINE, self.model, latency))
@@ -339,7 +340,7 @@ class PiperSpeech(_Offline, SpeechProvider):
         if language not in ESPEAK_VOICES:
             raise ProviderError(
                 f"the offline narrator has no voice for language {language!r}; available: {', '.join(ESPEAK_VOICES)}",
-                provider=OFFLINE, retryable=False,
+                provider=OFFLINE, category=ErrorCategory.configuration,
             )
         self._check_fault(text)
         started = time.monotonic()

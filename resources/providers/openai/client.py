@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from movie_assets.domain.blueprint import ProviderKind
 from resources.providers.base import (
     CallInfo,
+    ErrorCategory,
     ImageProvider,
     LLMProvider,
     Media,
@@ -64,7 +65,8 @@ class OpenAISession:
         if not self.api_key:
             raise ProviderError(
                 "OpenAI is configured for this producer but OPENAI_API_KEY is not set; set it, or route the "
-                "producer to 'offline'", provider=PROVIDER, retryable=False,
+                "producer to 'offline'", provider=PROVIDER, category=ErrorCategory.configuration,
+                suggestion="set OPENAI_API_KEY, or route the producer to another provider (MOVIEGEN_PROVIDERS)",
             )
         self.client = openai.AsyncOpenAI(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
 
@@ -108,23 +110,29 @@ def map_error(e: openai.OpenAIError, retries: int = 0) -> ProviderError:
     message = (body.get("message") if isinstance(body, dict) else None) or str(e)
     if isinstance(e, openai.RateLimitError) and code == "insufficient_quota":
         return ProviderError("OpenAI quota exhausted (insufficient_quota): add credit to the account or route this "
-                             "producer to another provider", provider=PROVIDER, retryable=False)
+                             "producer to another provider", provider=PROVIDER, category=ErrorCategory.quota)
     if isinstance(e, openai.RateLimitError):
-        return ProviderError(f"OpenAI rate limit{after}: {message}", provider=PROVIDER, retryable=True)
+        return ProviderError(f"OpenAI rate limit{after}: {message}", provider=PROVIDER, category=ErrorCategory.rate_limit)
     if isinstance(e, openai.BadRequestError) and (
         code in ("moderation_blocked", "content_policy_violation") or "safety system" in message
     ):
         return ProviderError(f"rejected by the provider's safety system: edit the prompt ({message})",
-                             provider=PROVIDER, retryable=False)
+                             provider=PROVIDER, category=ErrorCategory.content_policy)
     if isinstance(e, openai.AuthenticationError | openai.PermissionDeniedError):
-        return ProviderError(f"OpenAI refused the key ({message}): check OPENAI_API_KEY", provider=PROVIDER, retryable=False)
+        return ProviderError(f"OpenAI refused the key ({message}): check OPENAI_API_KEY", provider=PROVIDER,
+                             category=ErrorCategory.authentication,
+                             suggestion="check OPENAI_API_KEY (and the key's permissions) and generate again")
+    if isinstance(e, openai.NotFoundError) and (code == "model_not_found" or "model" in message.lower()):
+        return ProviderError(f"OpenAI rejected the request: {message}", provider=PROVIDER,
+                             category=ErrorCategory.configuration,
+                             suggestion="route the producer to a model the key can use (MOVIEGEN_PROVIDERS) and generate again")
     if isinstance(e, openai.BadRequestError | openai.NotFoundError | openai.UnprocessableEntityError):
-        return ProviderError(f"OpenAI rejected the request: {message}", provider=PROVIDER, retryable=False)
+        return ProviderError(f"OpenAI rejected the request: {message}", provider=PROVIDER, category=ErrorCategory.bad_input)
     if isinstance(e, openai.APITimeoutError):
-        return ProviderError(f"OpenAI timed out{after}", provider=PROVIDER, retryable=True)
+        return ProviderError(f"OpenAI timed out{after}", provider=PROVIDER, category=ErrorCategory.outage)
     if isinstance(e, openai.APIConnectionError):
-        return ProviderError(f"cannot reach OpenAI{after}: {e}", provider=PROVIDER, retryable=True)
-    return ProviderError(f"OpenAI error{after}: {message}", provider=PROVIDER, retryable=True)
+        return ProviderError(f"cannot reach OpenAI{after}: {e}", provider=PROVIDER, category=ErrorCategory.outage)
+    return ProviderError(f"OpenAI error{after}: {message}", provider=PROVIDER, category=ErrorCategory.outage)
 
 
 def strict_schema(schema: type[BaseModel]) -> dict[str, Any]:
@@ -168,7 +176,7 @@ class OpenAILLM(LLMProvider, ModelParams):
             message = completion.choices[0].message
             if message.refusal:
                 raise ProviderError(f"rejected by the provider's safety system: edit the prompt ({message.refusal})",
-                                    provider=PROVIDER, retryable=False)
+                                    provider=PROVIDER, category=ErrorCategory.content_policy)
             content = message.content or ""
             try:
                 value = schema.model_validate_json(content)
@@ -177,7 +185,7 @@ class OpenAILLM(LLMProvider, ModelParams):
                 if attempt == self.repair_attempts:
                     raise ProviderError(f"{self.model} answered JSON that does not match {schema.__name__} "
                                         f"after {attempt + 1} attempt(s): {e.errors()[0]['msg']}",
-                                        provider=PROVIDER, retryable=True) from None
+                                        provider=PROVIDER, category=ErrorCategory.outage) from None
                 messages += [
                     {"role": "assistant", "content": content},
                     {"role": "user", "content": f"That answer does not match the schema ({e.errors()[0]['msg']}). "
@@ -197,7 +205,7 @@ class OpenAIImages(ImageProvider, ModelParams):
         super().__init__(session, model, params)
         if self.model not in IMAGE_SIZES:
             raise ProviderError(f"unknown OpenAI image model {self.model!r}; allowed: {', '.join(IMAGE_SIZES)}",
-                                provider=PROVIDER, retryable=False)
+                                provider=PROVIDER, category=ErrorCategory.configuration)
 
     def preflight(self, width: int, height: int) -> str:
         sizes = IMAGE_SIZES[self.model]
@@ -205,7 +213,7 @@ class OpenAIImages(ImageProvider, ModelParams):
         if shape not in sizes:
             raise ProviderError(f"{self.model} cannot make {shape} images ({width}x{height}); it makes "
                                 f"{', '.join(sizes)} only: choose another aspect_ratio or image model",
-                                provider=PROVIDER, retryable=False)
+                                provider=PROVIDER, category=ErrorCategory.configuration)
         return sizes[shape]
 
     async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
@@ -238,7 +246,7 @@ class OpenAISpeech(SpeechProvider, ModelParams):
         voice = openai_voice(self.model, voice_id, language)
         if len(text) > MAX_SPEECH_CHARS:
             raise ProviderError(f"narration of {len(text)} characters is longer than OpenAI speech accepts "
-                                f"({MAX_SPEECH_CHARS})", provider=PROVIDER, retryable=False)
+                                f"({MAX_SPEECH_CHARS})", provider=PROVIDER, category=ErrorCategory.bad_input)
         return voice
 
     async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:

@@ -24,6 +24,7 @@ from replicate.exceptions import ReplicateError
 from movie_assets.domain.blueprint import ProviderKind
 from resources.providers.base import (
     CallInfo,
+    ErrorCategory,
     ImageProvider,
     Media,
     ModelParams,
@@ -80,7 +81,8 @@ class ReplicateSession:
         if not self.api_token:
             raise ProviderError(
                 "Replicate is configured for this producer but REPLICATE_API_TOKEN is not set; set it, or route "
-                "the producer to 'offline'", provider=PROVIDER, retryable=False,
+                "the producer to 'offline'", provider=PROVIDER, category=ErrorCategory.configuration,
+                suggestion="set REPLICATE_API_TOKEN, or route the producer to another provider (MOVIEGEN_PROVIDERS)",
             )
         kwargs: dict[str, Any] = {"api_token": self.api_token, "timeout": self.timeout_s}
         if self.base_url:
@@ -105,25 +107,28 @@ class ReplicateSession:
                 if time.monotonic() > deadline:
                     await prediction.async_cancel()
                     raise ProviderError(f"{model} prediction {prediction.id} did not finish in {self.max_wait_s:.0f} s; "
-                                        "it was canceled", provider=PROVIDER, retryable=True)
+                                        "it was canceled", provider=PROVIDER, category=ErrorCategory.outage)
                 await asyncio.sleep(self.poll_s)
                 prediction = await self.client.predictions.async_get(prediction.id)
         except ReplicateError as e:
             raise _map_error(e, model, getattr(e, "retries", 0)) from e
         except httpx.TransportError as e:
-            raise ProviderError(f"cannot reach Replicate: {e}", provider=PROVIDER, retryable=True) from e
+            raise ProviderError(f"cannot reach Replicate: {e}", provider=PROVIDER, category=ErrorCategory.outage) from e
         if prediction.status == "failed":
             error = str(prediction.error or "failed")
             if re.search(r"nsfw|safety|sensitive|flagged", error, re.IGNORECASE):
                 raise ProviderError(f"rejected by the provider's safety system: edit the prompt ({error})",
-                                    provider=PROVIDER, retryable=False)
-            raise ProviderError(f"{model} prediction {prediction.id} failed: {error}", provider=PROVIDER, retryable=True)
+                                    provider=PROVIDER, category=ErrorCategory.content_policy)
+            raise ProviderError(f"{model} prediction {prediction.id} failed: {error}", provider=PROVIDER,
+                                category=ErrorCategory.outage)
         if prediction.status == "canceled":
-            raise ProviderError(f"{model} prediction {prediction.id} was canceled", provider=PROVIDER, retryable=True)
+            raise ProviderError(f"{model} prediction {prediction.id} was canceled", provider=PROVIDER,
+                                category=ErrorCategory.outage)
         outputs = prediction.output if isinstance(prediction.output, list) else [prediction.output]
         files = [await self._download(str(o)) for o in outputs if o]
         if not files:
-            raise ProviderError(f"{model} prediction {prediction.id} returned no output", provider=PROVIDER, retryable=True)
+            raise ProviderError(f"{model} prediction {prediction.id} returned no output", provider=PROVIDER,
+                                category=ErrorCategory.outage)
         call = CallInfo(PROVIDER, model, time.monotonic() - started, REPLICATE_PRICES.get(model, 0.0), prediction.id, retries)
         return files, call
 
@@ -140,14 +145,17 @@ def _map_error(e: ReplicateError, model: str, retries: int) -> ProviderError:
     after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
     detail = e.detail or e.title or str(e)
     if e.status in (401, 403):
-        return ProviderError(f"Replicate refused the token ({detail}): check REPLICATE_API_TOKEN", provider=PROVIDER, retryable=False)
+        return ProviderError(f"Replicate refused the token ({detail}): check REPLICATE_API_TOKEN", provider=PROVIDER,
+                             category=ErrorCategory.authentication,
+                             suggestion="check REPLICATE_API_TOKEN (and the token's permissions) and generate again")
     if e.status == 402:
-        return ProviderError(f"Replicate billing: {detail}", provider=PROVIDER, retryable=False)
+        return ProviderError(f"Replicate billing: {detail}", provider=PROVIDER, category=ErrorCategory.quota)
     if e.status == 429:
-        return ProviderError(f"Replicate rate limit{after}: {detail}", provider=PROVIDER, retryable=True)
+        return ProviderError(f"Replicate rate limit{after}: {detail}", provider=PROVIDER, category=ErrorCategory.rate_limit)
     if e.status is not None and 400 <= e.status < 500:
-        return ProviderError(f"Replicate rejected the request for {model}: {detail}", provider=PROVIDER, retryable=False)
-    return ProviderError(f"Replicate error{after}: {detail}", provider=PROVIDER, retryable=True)
+        return ProviderError(f"Replicate rejected the request for {model}: {detail}", provider=PROVIDER,
+                             category=ErrorCategory.bad_input)
+    return ProviderError(f"Replicate error{after}: {detail}", provider=PROVIDER, category=ErrorCategory.outage)
 
 
 def conform_video(mp4: bytes, width: int, height: int, seconds: int) -> bytes:
@@ -174,7 +182,7 @@ class ReplicateImages(ImageProvider, ModelParams):
         aspect = _aspect(width, height)
         if aspect not in FLUX_ASPECTS:
             raise ProviderError(f"{self.model} cannot make {width}x{height} ({aspect}); it makes {', '.join(sorted(FLUX_ASPECTS))}",
-                                provider=PROVIDER, retryable=False)
+                                provider=PROVIDER, category=ErrorCategory.configuration)
         files, call = await self.session.predict(self.model, self._merge(
             {"output_format": "png"}, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect, "num_outputs": 1}))
         png = await asyncio.to_thread(fit_to_frame, files[0], width, height)
