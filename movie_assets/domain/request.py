@@ -200,9 +200,26 @@ class MovieRequest(BaseModel):
                         f"segments.{index}.image_prompts.{j}: image index {j} is out of range; "
                         f"allowed: 0 to {self.images_per_segment - 1} (images_per_segment={self.images_per_segment})"
                     )
+        problems += self._image_to_video_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _image_to_video_problems(self) -> list[str]:
+        """``is_image_to_video`` only chooses how a video segment is made: set where no video is made, it
+        would be ignored, so it is refused instead (the request says something it would not do)."""
+        problems = []
+        segments = range(self.segment_count)
+        uses_video = {i: self.use_video if self.overrides(i).use_video is None else bool(self.overrides(i).use_video)
+                      for i in segments}
+        if self.is_image_to_video and not any(uses_video.values()):
+            problems.append("is_image_to_video: true, but no segment uses video; allowed: together with use_video: true "
+                            "(or segments.N.use_video: true), else remove is_image_to_video")
+        for index, overrides in sorted(self.segments.items()):
+            if overrides.is_image_to_video and index in uses_video and not uses_video[index]:
+                problems.append(f"segments.{index}.is_image_to_video: true, but segment {index} does not use video; "
+                                f"allowed: together with segments.{index}.use_video: true (or use_video: true)")
+        return problems
 
     @property
     def segment_count(self) -> int:

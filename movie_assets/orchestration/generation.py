@@ -140,7 +140,8 @@ def generate(
     """Build what the plan shows in one Dagster run and record a new revision.
 
     One generation of a movie at a time: a concurrent one waits up to ``wait_s`` seconds, then
-    raises MovieBusy. Nothing planned means no run (and no provider call), but still a revision.
+    raises MovieBusy. Nothing planned means no run (and no provider call); a generation that changed
+    nothing records no new revision (``GenerateResult.revision`` is then the latest one).
     """
     started = time.monotonic()
     require_movie(instance, movie)

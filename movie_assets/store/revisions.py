@@ -67,7 +67,11 @@ def get_revision(store: ArtifactStore, movie: str, revision: int) -> Revision:
 def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, state: MovieState, run_id: str | None,
                    report: RunReport, edits: list[EditEntry], rendered: bool = False) -> Revision:
     """Record a new revision: the manifest of the artifact versions the movie now uses, and its movie
-    when ``rendered`` (the render matches this revision's timeline)."""
+    when ``rendered`` (the render matches this revision's timeline).
+
+    A generation that changed nothing (the same manifest and movie as the latest revision, no new
+    edit, nothing failed) records no revision: the latest one is returned and history stays free of
+    no-op entries."""
     previous = latest_revision(store, movie)
     last_edit = previous.last_edit if previous else 0
     timeline = state.records.get(NodeKey("timeline"))
@@ -89,5 +93,8 @@ def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, st
         if video else None,
         manifest={str(k): {"version": r.version, "uri": r.uri} for k, r in sorted(state.records.items()) if k in blueprint.nodes},
     )
+    if (previous is not None and not revision.failed and not previous.failed and not revision.changes
+            and revision.manifest == previous.manifest and revision.movie_video == previous.movie_video):
+        return previous
     store.write_text(revision_path(movie, revision.revision), json.dumps(revision.to_json(), indent=2, ensure_ascii=False) + "\n")
     return revision

@@ -113,3 +113,21 @@ def test_unquoted_aspect_ratio_in_yaml_is_the_ratio(tmp_path: Path) -> None:
     path.write_text("inquiry_prompt: Tell me about rivers\naspect_ratio: 9:16\nduration_seconds: 20\n")
     request = load_request(path)
     assert request.aspect_ratio.value == "9:16" and request.duration_seconds == 20
+
+
+@pytest.mark.parametrize(("request_fields", "problem"), [
+    ({"is_image_to_video": True}, "is_image_to_video: true, but no segment uses video"),
+    ({"duration_seconds": 30, "segments": {"1": {"is_image_to_video": True}}},
+     "segments.1.is_image_to_video: true, but segment 1 does not use video"),
+    ({"duration_seconds": 30, "use_video": True, "segments": {"1": {"use_video": False, "is_image_to_video": True}}},
+     "segments.1.is_image_to_video: true, but segment 1 does not use video"),
+])
+def test_image_to_video_without_video_is_refused(request_fields: dict, problem: str) -> None:
+    with pytest.raises(RequestError) as e:
+        parse_request({**BASE, **request_fields})
+    assert any(problem in p for p in e.value.problems), e.value.problems
+
+
+def test_image_to_video_as_the_default_of_video_segments_is_allowed() -> None:
+    r = parse_request({**BASE, "duration_seconds": 30, "is_image_to_video": True, "segments": {"2": {"use_video": True}}})
+    assert [r.mode(i) for i in range(3)] == [VisualMode.image_only, VisualMode.image_only, VisualMode.video_by_image]
