@@ -20,6 +20,7 @@ from pydantic import Field
 from movie_assets.domain.blueprint import ProviderKind
 from resources.providers.base import ErrorCategory, ProviderError
 from resources.providers.offline.media import OfflineImages, OfflineLLM, OfflineMusic, OfflineVideo, PiperSpeech
+from resources.providers.pricing import estimate_call_usd
 from resources.runtime.limits import make_throttle, parse_model_limits
 from resources.runtime.retry import RetryPolicy
 from resources.settings import (
@@ -285,3 +286,18 @@ class ProviderClients:
         sessions: dict[str, object] = {}
         connections = {name: r for name, r in (("openai", self.openai), ("replicate", self.replicate)) if r is not None}
         return {p: getattr(self, PRODUCER_KINDS[p].value).client(p, local, connections, sessions) for p in sorted(producers)}
+
+    def fallback(self, producer: str, local: asyncio.Semaphore) -> Any:
+        """The offline client that makes a placeholder for ``producer`` (no simulated latency, no fault
+        injection: it stands in for a provider that failed)."""
+        resource = getattr(self, PRODUCER_KINDS[producer].value)
+        return resource._offline(0.0, local, "")
+
+    def price(self, producer: str, width: int, height: int) -> tuple[str, str, float]:
+        """(provider, model, estimated USD) of one typical call of ``producer`` as routed in this run:
+        what a call reserves in the budget before it is sent (plans use the same estimate)."""
+        resource = getattr(self, PRODUCER_KINDS[producer].value)
+        provider, _, model = resource.routes.get(producer, "offline").partition(":")
+        params = json.loads(resource.params.get(producer, "{}"))
+        return provider, model, estimate_call_usd(provider, PRODUCER_KINDS[producer], model, width=width, height=height,
+                                                  params=params)

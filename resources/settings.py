@@ -207,3 +207,32 @@ def render_enabled_from_env() -> bool:
     if value not in ("on", "off"):
         raise ValueError(f"MOVIEGEN_RENDER={value!r}: allowed: on, off")
     return value == "on"
+
+
+def fallback_enabled_from_env() -> bool:
+    """MOVIEGEN_FALLBACK=off: a partition whose provider fails for good stays a gap instead of getting an
+    offline placeholder (on by default: the movie stays watchable and marks what is a placeholder)."""
+    value = os.environ.get("MOVIEGEN_FALLBACK", "on").strip().lower() or "on"
+    if value not in ("on", "off"):
+        raise ValueError(f"MOVIEGEN_FALLBACK={value!r}: allowed: on, off")
+    return value == "on"
+
+
+def usd_from_env(name: str) -> float | None:
+    """An amount in USD from the environment (a budget cap), None when unset."""
+    value = os.environ.get(name, "").strip().removeprefix("$")
+    if not value:
+        return None
+    try:
+        amount = float(value)
+    except ValueError:
+        amount = -1.0
+    if not amount >= 0 or amount == float("inf"):
+        raise ValueError(f"{name}={value!r}: expected an amount in USD of 0 or more, e.g. 5 or 0.50")
+    return amount
+
+
+def budget_from_env() -> tuple[float | None, float | None]:
+    """(per-movie cap, per-instance cap per UTC day) in USD: MOVIEGEN_MOVIE_BUDGET_USD (a movie's
+    request field ``budget_usd`` wins) and MOVIEGEN_DAILY_BUDGET_USD. Unset: no cap."""
+    return usd_from_env("MOVIEGEN_MOVIE_BUDGET_USD"), usd_from_env("MOVIEGEN_DAILY_BUDGET_USD")

@@ -277,8 +277,12 @@ class ArtifactStore:
         S3), for the files of a folder."""
         return self._backend().fingerprints(relfolder)
 
-    def exists(self, relpath: str) -> bool:
-        return self._backend().exists(relpath)
+    def exists(self, uri_or_relpath: str) -> bool:
+        """Whether an artifact is there, by relative path or by a URI of this store (a URI of another
+        store counts as there: it cannot be checked from here)."""
+        backend = self._backend()
+        rel = backend.rel_of(uri_or_relpath) if "://" in uri_or_relpath else uri_or_relpath
+        return backend.exists(rel) if rel is not None else True
 
     def delete(self, relpath: str) -> None:
         """Remove a file (for inbox reports; artifacts are never deleted). Missing is fine."""

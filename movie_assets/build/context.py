@@ -74,6 +74,11 @@ class ProduceContext:
     local: asyncio.Semaphore | None = None  # slots for CPU-heavy local work (renders)
     note: Callable[[NodeKey, str], None] = lambda key, message: None  # progress for the run's log (thread-safe)
     cancelled: threading.Event = field(default_factory=threading.Event)  # the build was stopped
+    # Runs one provider call of a producer for a node within the budget caps (default: no caps).
+    charge: Callable[[str, str, Callable[[], Awaitable[Any]]], Awaitable[Any]] = lambda producer, node, call: call()
+    # {"message", "category", "suggestion"} of a node that failed (None: it did not).
+    failure_info: Callable[[NodeKey], dict[str, str] | None] = lambda key: None
+    placeholder: bool = False  # producing an offline placeholder for a partition whose provider failed
     _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
 
     async def local_work(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -105,7 +110,7 @@ class ProduceContext:
 
             async def call() -> Any:
                 async with self.limit(producer):
-                    return await factory()
+                    return await self.charge(producer, str(group), factory)
 
             self._shared[group] = asyncio.ensure_future(call())
         return self._shared[group]

@@ -10,6 +10,8 @@ produced identical content (the cascade stops).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
 import functools
 import hashlib
 import io
@@ -29,16 +31,17 @@ from typing import Any, Protocol
 from PIL import Image
 
 from movie_assets.build import cache
+from movie_assets.build.budget import Budget
 from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
 from movie_assets.build.producers import PRODUCE, ProduceContext, Produced
 from movie_assets.build.render.timelines import scratch_name
 from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
 from movie_assets.domain.inputs import input_versions
-from movie_assets.domain.plan import Reason
+from movie_assets.domain.plan import Prediction, Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
 from movie_assets.store.layout import artifact_path
 from movie_assets.store.reports import RunReport
-from resources.providers.base import ProviderError
+from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError, describe_failure
 from resources.runtime.media import jpeg_preview
 from resources.runtime.monitor import MachineSnapshot, local_work_slots, snapshot
 from resources.storage import ArtifactStore
@@ -47,11 +50,16 @@ log = logging.getLogger("moviegen.engine")
 
 
 class ProviderClients(Protocol):
-    """What the engine needs of the providers: each producer's client and each kind's limit."""
+    """What the engine needs of the providers: each producer's client and each kind's limit, the
+    offline client that makes a placeholder, and the price of a producer's call."""
 
     def in_flight(self, kind: ProviderKind) -> int: ...
 
     def for_producers(self, producers: set[str], local: asyncio.Semaphore) -> dict[str, Any]: ...
+
+    def fallback(self, producer: str, local: asyncio.Semaphore) -> Any: ...
+
+    def price(self, producer: str, width: int, height: int) -> tuple[str, str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,9 @@ class Failed:
     key: NodeKey
     message: str
     upstream: bool = False
+    category: str = ErrorCategory.local.value
+    suggestion: str = ""
+    placeholder: bool = False  # an offline placeholder was built in its place (and is recorded as Built)
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,11 @@ class BuildSummary:
     cost_usd: float = 0.0
     seconds: float = 0.0
     machine: MachineSnapshot | None = None
+    errors: dict[NodeKey, dict[str, str]] = field(default_factory=dict)  # message, category, suggestion
+    fallbacks: list[NodeKey] = field(default_factory=list)  # built as offline placeholders
+    call_log: list[dict[str, Any]] = field(default_factory=list)  # one entry per call made or reused
+    reused: list[NodeKey] = field(default_factory=list)  # taken from the build cache, no call
+    estimated_usd: float = 0.0  # dry runs: the estimated price of the calls counted
 
     def to_report(self, movie: str, run_id: str) -> RunReport:
         return RunReport(
@@ -101,7 +117,16 @@ class BuildSummary:
             failed={str(k): m for k, m in self.failed.items()}, skipped=[str(k) for k in self.skipped],
             provider_calls=dict(sorted(self.calls.items())), cost_usd=round(self.cost_usd, 6),
             seconds=round(self.seconds, 3), machine=self.machine.to_json() if self.machine else None,
+            calls=self.call_log, errors={str(k): v for k, v in self.errors.items()},
+            fallbacks=[str(k) for k in self.fallbacks], time=time.time(),
         )
+
+
+# Artifacts an offline placeholder can stand in for when their provider fails for good: the movie
+# stays watchable, and the placeholder is marked (metadata, timeline, status) and rebuilt next time.
+FALLBACK_ASSETS = frozenset({"segment_image", "starting_image", "text_to_video_clip", "image_to_video_clip",
+                             "segment_audio", "music"})
+UNKNOWN = "?"  # dry runs: the version of an artifact that only a call (or a render) can tell
 
 
 # Aggregates that are still written when some inputs are missing or failed (they list the gaps).
@@ -117,9 +142,32 @@ def content_version(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def predict(movie: str, blueprint: Blueprint, state: MovieState, store: ArtifactStore,
+            targets: dict[NodeKey, str]) -> Prediction:
+    """A dry run of a build of ``targets``: what it would build, reuse and call (no call, no write)."""
+    engine = BuildEngine(movie=movie, blueprint=blueprint, state=state, store=store, clients=None,
+                         emit=lambda item: None, dry=True)
+    coroutine = engine.run(dict(targets))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # the usual case: no event loop in this thread
+        summary = asyncio.run(coroutine)
+    else:  # called from async code: run it on a loop of its own
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            summary = pool.submit(asyncio.run, coroutine).result()
+    return Prediction(frozenset(summary.built), frozenset(summary.reused), frozenset(engine.calling),
+                      dict(summary.calls))
+
+
 class BuildEngine:
     def __init__(self, *, movie: str, blueprint: Blueprint, state: MovieState, store: ArtifactStore,
-                 clients: ProviderClients, emit: Callable[[Built | Failed | Skipped | Logged], None]):
+                 clients: ProviderClients | None, emit: Callable[[Built | Failed | Skipped | Logged], None],
+                 budget: Budget | None = None, fallback: bool = False, dry: bool = False):
+        """``budget``: caps every call is charged against; ``fallback``: build an offline placeholder
+        where a provider fails for good; ``dry``: build nothing, call nothing, write nothing, and
+        predict what a build would do (``plan``): what costs nothing (overrides, derived artifacts,
+        build-cache hits) is evaluated, so a rebuild into identical content stops the cascade as it
+        will in the build; what needs a call or a render counts as changed."""
         self.movie = movie
         self.blueprint = blueprint
         self.request = blueprint.request
@@ -135,6 +183,8 @@ class BuildEngine:
         self._scratch: Path | None = None
         self._downloads: dict[str, asyncio.Future[Path]] = {}
         self.cancelled = threading.Event()  # set when the build is stopped: renders in threads stop too
+        self.budget, self.fallback, self.dry = budget, fallback, dry
+        self.calling: set[NodeKey] = set()  # dry runs: nodes whose build would need a provider call
 
     def record(self, key: NodeKey) -> ArtifactRecord | None:
         return self._new.get(key) or self.state.records.get(key)
@@ -147,10 +197,23 @@ class BuildEngine:
         f = self.state.failures.get(key)
         return f.message if f else None
 
+    def failure_info(self, key: NodeKey) -> dict[str, str] | None:
+        if key in self.summary.errors:
+            return self.summary.errors[key]
+        if key in self._new:
+            return None
+        f = self.state.failures.get(key)
+        if f is None:
+            return None
+        category = f.category or ErrorCategory.local.value
+        return {"message": f.message, "category": category,
+                "suggestion": f.suggestion or SUGGESTIONS.get(ErrorCategory(category), "")}
+
     async def _bytes(self, key: NodeKey) -> bytes:
         rec = self.record(key)
         if rec is None:
-            raise ProviderError(f"{key} is not available", provider="storage", retryable=True)
+            raise ProviderError(f"{key} is not available", provider="storage", category=ErrorCategory.storage,
+                                retryable=True)
         return await asyncio.to_thread(self.store.read, rec.uri)
 
     async def _value(self, key: NodeKey) -> Any:
@@ -160,15 +223,24 @@ class BuildEngine:
 
     async def run(self, targets: dict[NodeKey, str]) -> BuildSummary:
         started = time.monotonic()
-        self.summary.machine = snapshot()
-        local = asyncio.Semaphore(local_work_slots(self.summary.machine))
-        limits = {kind: asyncio.Semaphore(self.clients.in_flight(kind)) for kind in ProviderKind}
+        if not self.dry:
+            self.summary.machine = snapshot()
+        local = asyncio.Semaphore(local_work_slots(self.summary.machine) if self.summary.machine else 1)
+        limits = {kind: asyncio.Semaphore(self.clients.in_flight(kind) if self.clients is not None else 1)
+                  for kind in ProviderKind}
         needed = {g[0] for k in targets if (g := call_group(self.request, k)) is not None}
+        budget = self.budget
+
+        async def charge(producer: str, node: str, call: Callable[[], Any]) -> Any:
+            return await (budget.charge(producer, node, call) if budget is not None else call())
+
         ctx = ProduceContext(
-            movie=self.movie, request=self.request, clients=self.clients.for_producers(needed, local),
+            movie=self.movie, request=self.request,
+            clients=self.clients.for_producers(needed, local) if self.clients is not None and not self.dry else {},
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
             limit=lambda producer: limits[PRODUCERS[producer].kind], media_path=self._media_path, local=local,
             note=lambda key, message: self.emit(Logged(key, message)), cancelled=self.cancelled,
+            charge=charge, failure_info=self.failure_info,
         )
         done: dict[NodeKey, asyncio.Future[bool]] = {k: asyncio.get_running_loop().create_future() for k in targets}
 
@@ -198,45 +270,65 @@ class BuildEngine:
                 done[key].set_result(False)
                 return
             consumed = input_versions(self.blueprint, key, lambda d: (r.version if (r := self.record(d)) else None))
+            group = call_group(self.request, key)
+            # Provider calls and renders are remembered by what they were made from (the build cache).
+            cacheable = group is not None or node.decl.reusable
+            cached = cache.entry_path(self.movie, key, consumed) if cacheable else None
+            if self.dry:
+                changed = await self._predict(ctx, key, group, cached, reason)
+                done[key].set_result(changed)
+                return
+            placeholder = False
             try:
-                producer = node.producer
-                group = call_group(self.request, key)
-                # Provider calls and renders are remembered by what they were made from (the build cache).
-                cacheable = group is not None or node.decl.reusable
-                cached = cache.entry_path(self.movie, key, consumed) if cacheable else None
                 produced = await asyncio.to_thread(cache.reuse, self.store, cached) if cached else None
-                if produced is not None:
-                    pass  # built before from exactly these inputs: no provider call
-                elif producer is not None and group is not None and group[1] == key:
-                    async with limits[producer.kind]:
-                        produced = await PRODUCE[key.asset](ctx, key)
-                else:  # no call, or a call shared by several nodes (it takes its own slot)
-                    produced = await PRODUCE[key.asset](ctx, key)
-                if produced.call is not None and group is not None and group not in self._called:
+                if produced is None:
+                    produced = await self._produce(ctx, key, group, limits)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - every failure is recorded on its partition
+                if not isinstance(e, ProviderError):
+                    log.error("unexpected error building %s:\n%s", key, traceback.format_exc())
+                info = describe_failure(e)
+                produced = await self._placeholder(ctx, key, group, info) if self.fallback and key.asset in FALLBACK_ASSETS else None
+                if produced is None:
+                    self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"])
+                    done[key].set_result(False)
+                    return
+                placeholder = True
+                failure = info | {"message": info["message"] + "; an offline placeholder takes its place until it is rebuilt"}
+            try:
+                if produced.call is not None and group is not None and group not in self._called and not placeholder:
                     self._called.add(group)
                     self.summary.calls[group[0]] += 1
                     self.summary.cost_usd += produced.call.cost_usd
+                    self._log_call(key, group[0], produced, cached=False)
+                elif "reused" in produced.meta and group is not None:
+                    self.summary.reused.append(key)
+                    self._log_call(key, group[0], produced, cached=True)
                 if produced.ext == "png" and produced.preview is None:
                     async with local:
                         produced.preview = await asyncio.to_thread(thumbnail, produced.data)
                 version = content_version(produced.data)
                 relpath = artifact_path(self.movie, key.asset, key.partition_suffix, version, produced.ext)
                 uri = await asyncio.to_thread(functools.partial(self.store.write, relpath, produced.data, immutable=True))
-                if cached and "reused" not in produced.meta:
-                    await asyncio.to_thread(cache.remember, self.store, cached, key, uri, produced)
+                # A placeholder is never remembered: the next build calls the provider again.
+                if cached and "reused" not in produced.meta and not placeholder:
+                    await asyncio.to_thread(cache.remember, self.store, cached, key, uri, version, produced)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # noqa: BLE001 - every failure is recorded on its partition
-                if not isinstance(e, ProviderError):
-                    log.error("unexpected error building %s:\n%s", key, traceback.format_exc())
-                self._fail(key, f"{type(e).__name__}: {e}" if not isinstance(e, ProviderError) else str(e))
+            except Exception as e:  # noqa: BLE001 - e.g. storage refusing the write
+                if not isinstance(e, ProviderError | OSError):
+                    log.error("unexpected error storing %s:\n%s", key, traceback.format_exc())
+                info = describe_failure(e)
+                self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"])
                 done[key].set_result(False)
                 return
             old = self.state.records.get(key)
             # What later nodes of this build read from a record (the catalog gives them all metadata).
             meta = {k: v for k, v in {
                 "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
-                "words": produced.meta.get("words"),
+                "words": produced.meta.get("words"), "fallback": True if placeholder else None,
+                "fallback_for": produced.meta.get("fallback_for"), "fallback_category": produced.meta.get("fallback_category"),
             }.items() if v is not None}
             record = ArtifactRecord(key, version, uri, 0, "", time.time(), meta, consumed, ARTIFACT_CODE_VERSIONS[key.asset])
             self._new[key] = record
@@ -245,6 +337,12 @@ class BuildEngine:
             changed = old is None or old.version != version
             self.summary.built.append(key)
             self.emit(Built(key, record, produced, reason, changed, consumed))
+            if placeholder:
+                self.summary.fallbacks.append(key)
+                self.summary.failed[key] = failure["message"]
+                self.summary.errors[key] = failure
+                self.emit(Failed(key, failure["message"], category=failure["category"],
+                                 suggestion=failure["suggestion"], placeholder=True))
             done[key].set_result(changed)
 
         try:
@@ -277,7 +375,89 @@ class BuildEngine:
         part.replace(dest)
         return dest
 
-    def _fail(self, key: NodeKey, message: str, upstream: bool = False) -> None:
+    async def _produce(self, ctx: ProduceContext, key: NodeKey, group: tuple[str, NodeKey] | None,
+                       limits: dict[ProviderKind, asyncio.Semaphore]) -> Produced:
+        """Build a node: one provider call within its kind's limit and the budget when the node owns
+        its call; a call shared by several nodes takes its own slot (``ctx.shared``); else no call."""
+        if group is not None and group[1] == key:
+            async with limits[PRODUCERS[group[0]].kind]:
+                return await ctx.charge(group[0], str(key), lambda: PRODUCE[key.asset](ctx, key))
+        return await PRODUCE[key.asset](ctx, key)
+
+    async def _placeholder(self, ctx: ProduceContext, key: NodeKey, group: tuple[str, NodeKey] | None,
+                           failure: dict[str, str]) -> Produced | None:
+        """An offline placeholder for a node whose provider failed for good (None: it cannot have one,
+        or the placeholder failed too, or a real earlier version exists: the timeline keeps using it).
+        Marked in its metadata; never charged, never cached."""
+        producer = group[0] if group is not None else None
+        if producer is None or self.clients is None or failure["category"] == ErrorCategory.upstream.value:
+            return None
+        previous = self.state.records.get(key)
+        if previous is not None and not previous.metadata.get("fallback"):
+            return None
+        try:
+            offline = self.clients.fallback(producer, ctx.local or asyncio.Semaphore(1))
+            stand_in = dataclasses.replace(ctx, clients={**ctx.clients, producer: offline}, placeholder=True,
+                                           charge=lambda p, n, call: call(), _shared={})
+            produced = await PRODUCE[key.asset](stand_in, key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - no placeholder: the partition stays a gap
+            log.warning("no placeholder for %s:\n%s", key, traceback.format_exc())
+            return None
+        produced.meta |= {"fallback": True, "fallback_category": failure["category"],
+                          "fallback_for": failure["message"][:500]}
+        return produced
+
+    async def _predict(self, ctx: ProduceContext, key: NodeKey, group: tuple[str, NodeKey] | None,
+                       cached: str | None, reason: str) -> bool:
+        """Dry runs: what building ``key`` would do, without a call or a write. Returns whether its
+        content would change (unknown counts as changed)."""
+        deps_known = not any((r := self.record(d)) is not None and r.version.startswith(UNKNOWN)
+                             for d in self.blueprint.nodes[key].deps)
+        version, uri, metadata, value = None, "", {}, None
+        if deps_known and cached is not None:
+            held = await asyncio.to_thread(cache.lookup, self.store, cached)
+            if held is not None:
+                version, uri, metadata = held.version, held.uri, held.metadata
+                self.summary.reused.append(key)
+        elif deps_known:  # costs nothing: evaluated (an override, a derived artifact, the timeline)
+            try:
+                produced = await PRODUCE[key.asset](ctx, key)
+                version, value = content_version(produced.data), produced.value
+                metadata = {k: v for k, v in {"width": produced.width, "height": produced.height,
+                                              "duration_ms": produced.duration_ms}.items() if v is not None}
+            except Exception:  # noqa: BLE001 - not predictable: counted as changed
+                log.debug("dry run cannot evaluate %s:\n%s", key, traceback.format_exc())
+        if version is None:
+            version = f"{UNKNOWN}{key}"
+            if group is not None:
+                self.calling.add(key)
+            if group is not None and group not in self._called:
+                self._called.add(group)
+                self.summary.calls[group[0]] += 1
+        old = self.state.records.get(key)
+        self._new[key] = ArtifactRecord(key, version, uri or (old.uri if old else ""), 0, "", time.time(),
+                                        metadata, {}, ARTIFACT_CODE_VERSIONS[key.asset])
+        if value is not None:
+            self._values[key] = value
+        self.summary.built.append(key)
+        return old is None or old.version != version
+
+    def _log_call(self, key: NodeKey, producer: str, produced: Produced, cached: bool) -> None:
+        call = produced.call
+        self.summary.call_log.append({
+            "node": str(key), "producer": producer, "provider": call.provider if call else "cache",
+            "model": call.model if call else str(produced.meta.get("reused", "")),
+            "latency_s": round(call.latency_s, 3) if call else 0.0, "retries": call.retries if call else 0,
+            "cost_usd": call.cost_usd if call else 0.0, "cached": cached, "fallback": False,
+        })
+
+    def _fail(self, key: NodeKey, message: str, upstream: bool = False, category: str | None = None,
+              suggestion: str | None = None) -> None:
+        category = category or (ErrorCategory.upstream.value if upstream else ErrorCategory.local.value)
+        suggestion = suggestion or SUGGESTIONS[ErrorCategory(category)]
         self._failed[key] = message
         self.summary.failed[key] = message
-        self.emit(Failed(key, message, upstream))
+        self.summary.errors[key] = {"message": message, "category": category, "suggestion": suggestion}
+        self.emit(Failed(key, message, upstream, category, suggestion))

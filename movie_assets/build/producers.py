@@ -12,7 +12,7 @@ from typing import Any
 
 from movie_assets.build.context import ProduceContext, Produced
 from movie_assets.build.render.produce import RENDER_PRODUCE
-from movie_assets.build.timeline import assemble_timeline, gap_error
+from movie_assets.build.timeline import assemble_timeline, gap_error, placeholder_error
 from movie_assets.domain import prompts
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.request import SEGMENT_MS, SEGMENT_SECONDS, VisualMode
@@ -94,17 +94,16 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json({"prompt": generated[key.image]}, result.call, prompt, source="generated")
 
 
-def _label(key: NodeKey) -> str:
-    if key.image is not None:
-        return f"Segment {key.segment:02d} · Image {key.image}"
-    return f"Segment {key.segment:02d}"
+def _label(ctx: ProduceContext, key: NodeKey) -> str:
+    label = f"Segment {key.segment:02d} · Image {key.image}" if key.image is not None else f"Segment {key.segment:02d}"
+    return label + (" · placeholder" if ctx.placeholder else "")
 
 
 async def _segment_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     prompt = (await ctx.load_value(NodeKey("image_prompt", key.segment, key.image)))["prompt"]
     w, h = r.frame
-    media = await ctx.images("TextToImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(key))
+    media = await ctx.images("TextToImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key))
     return Produced.media(media, prompt)
 
 
@@ -126,7 +125,7 @@ async def _t2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     direction = (await ctx.load_value(NodeKey("text_to_video_prompt", key.segment)))["direction"]
     w, h = r.frame
-    media = await ctx.video("TextToVideoProducer").text_to_video(direction, style=r.image_style.value, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(key))
+    media = await ctx.video("TextToVideoProducer").text_to_video(direction, style=r.image_style.value, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key))
     return Produced.media(media, direction)
 
 
@@ -152,7 +151,7 @@ async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     prompt = (await ctx.load_value(NodeKey("image_to_video_prompt", key.segment)))["starting_image_prompt"]
     w, h = r.frame
-    media = await ctx.images("StartingImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(key) + " · start")
+    media = await ctx.images("StartingImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key) + " · start")
     return Produced.media(media, prompt)
 
 
@@ -161,7 +160,7 @@ async def _i2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
     direction = (await ctx.load_value(NodeKey("image_to_video_prompt", key.segment)))["direction"]
     image = await ctx.load_bytes(NodeKey("starting_image", key.segment))
     w, h = r.frame
-    media = await ctx.video("ImageToVideoProducer").image_to_video(image, direction, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(key))
+    media = await ctx.video("ImageToVideoProducer").image_to_video(image, direction, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key))
     return Produced.media(media, direction)
 
 
@@ -180,13 +179,16 @@ async def _segment_visuals(ctx: ProduceContext, key: NodeKey) -> Produced:
     for src in sources:
         rec, failure = ctx.load_record(src), ctx.load_failure(src)
         if rec is None or failure:
-            errors.append(gap_error(src, ctx.movie, failure, has_previous=rec is not None))
+            errors.append(gap_error(src, ctx.movie, failure, has_previous=rec is not None, info=ctx.failure_info(src)))
+        elif (placeholder := placeholder_error(src, ctx.movie, rec.metadata)) is not None:
+            errors.append(placeholder)
         if rec is None:
             continue
         clips.append({
             "asset": src.asset, "partition": src.partition_key(ctx.movie), "version": rec.version, "uri": rec.uri,
             "kind": "image" if src.asset == "segment_image" else "video",
             "width": rec.metadata.get("width"), "height": rec.metadata.get("height"), "duration_ms": rec.metadata.get("duration_ms"),
+            **({"fallback": True} if rec.metadata.get("fallback") else {}),
         })
     return Produced.json({"segment": key.segment, "mode": mode.value, "clips": clips, "errors": errors})
 

@@ -113,13 +113,27 @@ def caption_pages(words: list[dict[str, Any]], start_ms: int, max_words: int = C
     return out
 
 
-def gap_error(key: NodeKey, movie: str, failure: str | None, has_previous: bool) -> dict[str, str]:
+def gap_error(key: NodeKey, movie: str, failure: str | None, has_previous: bool,
+              info: dict[str, str] | None = None) -> dict[str, str]:
     """A timeline error entry: a missing artifact, or a failed one (whose previous version, if any,
-    is still used so the movie stays complete)."""
+    is still used so the movie stays complete), with the failure's category and suggestion."""
     if failure:
         message = failure + ("; the previous version is used" if has_previous else "")
-        return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "failed", "message": message}
+        entry = {"asset": key.asset, "partition": key.partition_key(movie), "reason": "failed", "message": message}
+        if info:
+            entry |= {"category": info.get("category") or "local", "suggestion": info.get("suggestion", "")}
+        return entry
     return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "missing", "message": "not generated yet"}
+
+
+def placeholder_error(key: NodeKey, movie: str, metadata: dict[str, Any]) -> dict[str, str] | None:
+    """A timeline error entry for an artifact an offline placeholder stands in for (None: a real one)."""
+    if not metadata.get("fallback"):
+        return None
+    category = str(metadata.get("fallback_category") or "outage")
+    return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "placeholder",
+            "message": f"an offline placeholder stands in: {metadata.get('fallback_for') or 'the provider failed'}",
+            "category": category, "suggestion": "run `moviegen generate` again to call the provider and replace it"}
 
 
 def _visual_slots(request: Any, segment: int, movie: str, clips: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -145,7 +159,9 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
     def record_or_error(key: NodeKey) -> Any:
         rec, failure = ctx.load_record(key), ctx.load_failure(key)
         if rec is None or failure:
-            errors.append(gap_error(key, ctx.movie, failure, has_previous=rec is not None))
+            errors.append(gap_error(key, ctx.movie, failure, has_previous=rec is not None, info=ctx.failure_info(key)))
+        elif (placeholder := placeholder_error(key, ctx.movie, rec.metadata)) is not None:
+            errors.append(placeholder)
         return rec
 
     script_rec = record_or_error(NodeKey("script"))
@@ -166,6 +182,7 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
                 "id": clip_id("segment_audio", f"{i:02d}", audio_rec.version), "type": "audio",
                 "startMs": seg_start, "durationMs": spoken, "src": audio_rec.uri, "volume": 1.0,
                 "segment": i, "asset": "segment_audio", "partition": f"{ctx.movie}|{i:02d}", "version": audio_rec.version,
+                **({"fallback": True} if audio_rec.metadata.get("fallback") else {}),
             })
         else:
             spoken = SEGMENT_MS
@@ -201,6 +218,8 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
                          "version": clip["version"], "effect": _visual_effect(strategy, visual_index, kind)}
                 if kind == "video":
                     item["muted"] = True
+                if clip.get("fallback"):
+                    item["fallback"] = True
             visual.append(item)
             at += length
             visual_index += 1
@@ -212,6 +231,7 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
         music.append({
             "id": clip_id("music", None, music_rec.version), "type": "audio", "startMs": 0, "durationMs": duration_ms,
             "src": music_rec.uri, "volume": MUSIC_VOLUME, "asset": "music", "partition": ctx.movie, "version": music_rec.version,
+            **({"fallback": True} if music_rec.metadata.get("fallback") else {}),
             "ducking": [
                 {"startMs": c["startMs"], "endMs": c["startMs"] + c["durationMs"], "volume": MUSIC_DUCKED_VOLUME}
                 for c in narration

@@ -5,3 +5,20 @@ from __future__ import annotations
 
 class MovieBusy(RuntimeError):
     """Another generation of the movie holds its lock."""
+
+
+class OverBudget(RuntimeError):
+    """A generation's estimated cost exceeds what a budget cap has left (nothing was sent)."""
+
+    def __init__(self, message: str, estimate_usd: float, remaining_usd: float, scope: str):
+        super().__init__(message)
+        self.estimate_usd, self.remaining_usd, self.scope = estimate_usd, remaining_usd, scope
+
+
+class PreflightFailed(RuntimeError):
+    """Calls a generation needs cannot succeed (a missing key, a model that cannot do what is asked):
+    found before any call. ``problems``: producer, route, message, category, suggestion."""
+
+    def __init__(self, problems: list[dict[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{p['producer']}: {p['message']}" for p in problems))

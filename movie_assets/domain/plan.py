@@ -1,18 +1,20 @@
 """Plans: what a generation must build and why, computed in one pass from what exists.
 
-A partition is built when it is missing, failed since its latest build, stale (the hash of what it
-would read now differs from what it read, or its code version changed), or downstream of something
-rebuilt (``upstream``: skipped at build time when that rebuild yields identical content). A node
-whose exact inputs the build cache already holds is reused without a call.
+A partition is built when it is missing, failed since its latest build (or an offline placeholder
+stands in for it), stale (the hash of what it would read now differs from what it read, or its code
+version changed), or downstream of something rebuilt (``upstream``). A dry run of the build then
+settles what costs nothing: an override or derived artifact rebuilt into identical content stops the
+cascade, and a node whose exact inputs the build cache holds is reused without a call, so the plan
+counts exactly the calls the build will make.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, NodeKey, call_group
+from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, NodeKey
 from movie_assets.domain.inputs import changed_inputs, input_versions
 from movie_assets.domain.records import MovieState
 
@@ -44,9 +46,18 @@ class Plan:
     critical_path_s: float
     total_nodes: int
     estimated_cost_usd: float = 0.0
+    # Each budget cap: scope, limit_usd, spent_usd, remaining_usd, period (see build/budget.py).
+    budget: list[dict[str, Any]] = field(default_factory=list)
+    # What would make calls fail for sure (pre-flight): producer, route, message, category, suggestion.
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def over_budget(self) -> dict[str, Any] | None:
+        """The first cap the estimate exceeds, or None."""
+        return next((b for b in self.budget if self.estimated_cost_usd > b["remaining_usd"] + 1e-9), None)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "over_budget": self.over_budget}
 
     @property
     def targets(self) -> dict[NodeKey, str]:
@@ -61,6 +72,8 @@ def reasons(blueprint: Blueprint, state: MovieState, code_versions: Mapping[str,
         rec = state.records.get(key)
         if key in state.failures:
             out[key] = (Reason.failed, state.failures[key].message)
+        elif rec is not None and rec.metadata.get("fallback"):
+            out[key] = (Reason.failed, f"an offline placeholder stands in: {rec.metadata.get('fallback_for') or 'the provider failed'}")
         elif rec is None:
             out[key] = (Reason.missing, "never built")
         elif rec.code_version != code_versions[key.asset]:
@@ -88,28 +101,34 @@ def movie_matches_timeline(blueprint: Blueprint, state: MovieState, code_version
     return bool(render)
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What a build of some targets would do, found by a dry run that calls no provider: the nodes it
+    would build (the rest are skipped: everything they read turned out unchanged), those it would
+    take from the build cache, those that would call a provider, and the calls per producer."""
+
+    built: frozenset[NodeKey]
+    reused: frozenset[NodeKey]
+    calling: frozenset[NodeKey]
+    calls: dict[str, int]
+
+
 def make_plan(movie: str, blueprint: Blueprint, state: MovieState, code_versions: Mapping[str, str],
-              cached: Callable[[NodeKey, dict[str, str]], bool],
+              predict: Callable[[dict[NodeKey, str]], Prediction],
               estimate_cost: Callable[[dict[str, int]], float]) -> Plan:
-    """The plan of a generation. ``cached(key, consumed)`` tells whether the build cache holds the
-    artifact made from exactly these input versions; ``estimate_cost`` prices provider calls."""
+    """The plan of a generation: the nodes ``reasons`` gives, as a dry run of the build
+    (``predict``) resolves them. What costs nothing is evaluated (user overrides, derived artifacts,
+    build-cache hits), so a node whose inputs turn out unchanged drops out and the calls counted are
+    the calls the build will make."""
     why = reasons(blueprint, state, code_versions)
-    reused = set()
-    # Nodes whose inputs are known now (none of their dependencies is rebuilt) and which the build
-    # cache holds are reused with no call. Deeper nodes count as calls: an upper bound.
-    for key, (reason, _) in why.items():
-        if reason == Reason.upstream or call_group(blueprint.request, key) is None:
-            continue
-        if any(d in why for d in blueprint.nodes[key].deps):
-            continue
-        if cached(key, input_versions(blueprint, key, state.version)):
-            reused.add(key)
+    predicted = predict({k: r for k, (r, _) in why.items()}) if why else Prediction(frozenset(), frozenset(), frozenset(), {})
+    kept = [k for k in blueprint.order if k in why and k in predicted.built]
     items = [
         PlanItem(str(k), k.asset, k.partition_key(movie), why[k][0],
-                 why[k][1] + ("; reused: made before from identical inputs" if k in reused else ""),
-                 ARTIFACTS[k.asset].producer, call_group(blueprint.request, k) is not None and k not in reused)
-        for k in blueprint.order if k in why
+                 why[k][1] + ("; reused: made before from identical inputs" if k in predicted.reused else ""),
+                 ARTIFACTS[k.asset].producer, k in predicted.calling)
+        for k in kept
     ]
-    keys = [k for k in blueprint.order if k in why and k not in reused]
-    calls = dict(sorted(blueprint.calls(keys).items()))
-    return Plan(movie, items, calls, blueprint.critical_path_s(keys), len(blueprint.nodes), estimate_cost(calls))
+    calls = dict(sorted(predicted.calls.items()))
+    working = [k for k in kept if k not in predicted.reused]
+    return Plan(movie, items, calls, blueprint.critical_path_s(working), len(blueprint.nodes), estimate_cost(calls))

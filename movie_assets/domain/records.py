@@ -33,6 +33,8 @@ class FailureRecord:
     storage_id: int
     run_id: str
     message: str
+    category: str = ""  # resources.providers.base.ErrorCategory value ("" when the run left no report)
+    suggestion: str = ""
 
 
 @dataclass

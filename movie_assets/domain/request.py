@@ -166,6 +166,9 @@ class MovieRequest(BaseModel):
     music_prompt: str | None = Field(default=None, min_length=1, max_length=2000)
     transition: Transition | None = None  # default: crossfade for the crossfade strategy, else cut
     render_preset: RenderPreset | None = None  # default: the preset of the request's size
+    # The most this movie may spend on provider calls, all revisions together (USD; none: no cap of its
+    # own). Enforced per call; changing it rebuilds nothing.
+    budget_usd: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False)
     segments: dict[int, SegmentOverrides] = Field(default_factory=dict)
 
     @field_validator("inquiry_prompt")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dagster as dg
 
+from movie_assets.build.budget import caps_for, standing
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.plan import Plan
 from movie_assets.domain.request import MovieRequest, load_request
@@ -22,7 +23,9 @@ from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.generation import GenerateResult, open_movie, plan_of
 from movie_assets.orchestration.generation import generate as _generate
 from movie_assets.orchestration.registry import require_movie
+from movie_assets.store.metrics import movie_metrics
 from movie_assets.store.revisions import Revision, get_revision, list_revisions
+from resources.runtime.budget import day_start, make_ledger
 from resources.storage import ArtifactStore
 
 __all__ = ["GenerateResult", "Plan", "Revision", "Status", "edit", "generate", "history", "list_movies", "load_timeline",
@@ -41,9 +44,10 @@ def list_movies(instance: dg.DagsterInstance) -> list[str]:
     return registry.list_movies(instance)
 
 
-def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan:
-    """What a generation would build and why; a dry run that calls no provider."""
-    return plan_of(open_movie(instance, store, movie), store)
+def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, budget_usd: float | None = None) -> Plan:
+    """What a generation would build and why, the calls it will make, their estimated cost against
+    the budget caps and what would make them fail (pre-flight); a dry run that calls no provider."""
+    return plan_of(open_movie(instance, store, movie), store, budget_usd)
 
 
 def edit(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, edits: list[tuple[str, Any]]) -> EditResult:
@@ -110,6 +114,10 @@ class Status:
     revisions: int = 0
     cost_usd: float = 0.0
     movie_video: str | None = None  # the rendered movie (its latest render)
+    errors: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> message, category, suggestion
+    placeholders: dict[str, str] = field(default_factory=dict)  # node -> why an offline placeholder stands in
+    spend: dict[str, Any] = field(default_factory=dict)  # the budget ledger: movie, per provider, today, caps
+    metrics: dict[str, Any] = field(default_factory=dict)  # per producer and provider: calls, cache hits, latency
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +134,20 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
     timeline = state.records.get(NodeKey("timeline"))
     video = state.records.get(NodeKey("movie_video"))
     revisions = list_revisions(store, movie)
+    ledger = make_ledger()
+    caps = caps_for(movie, opened.request)
+    spend = {
+        "movie_usd": round(ledger.spent(movie=movie), 6),
+        "movie_by_provider_usd": {k: round(v, 6) for k, v in sorted(ledger.totals(movie=movie).items())},
+        "instance_today_usd": round(ledger.spent(since=day_start()), 6),
+        "unsettled": len(ledger.unsettled(movie=movie)),
+        "caps": [b.to_json() for b in standing(ledger, movie, caps)],
+    }
+    errors = {str(k): {"message": f.message, "category": f.category or "local", "suggestion": f.suggestion}
+              for k, f in state.failures.items()}
+    placeholders = {str(k): str(r.metadata.get("fallback_for", "")) for k, r in sorted(state.records.items())
+                    if k in nodes and r.metadata.get("fallback")}
     return Status(movie, opened.request.to_document(), assets, {str(k): f.message for k, f in state.failures.items()},
                   timeline.uri if timeline else None, len(plan_of(opened, store).items),
-                  len(revisions), round(sum(r.cost_usd for r in revisions), 6), video.uri if video else None)
+                  len(revisions), round(sum(r.cost_usd for r in revisions), 6), video.uri if video else None,
+                  errors, placeholders, spend, movie_metrics(store, movie).to_json())

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from movie_assets.domain.errors import MovieBusy
+from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed
 from movie_assets.domain.request import RequestError
 from movie_assets.store.movies import MovieNotFound, load_movie_request, require_stored
 from movie_assets.store.revisions import get_revision, list_revisions
@@ -23,6 +23,8 @@ from resources.storage import ArtifactStore
 EXIT_INVALID = 2
 EXIT_FAILED = 1
 EXIT_BUSY = 3
+EXIT_OVER_BUDGET = 4  # the plan's estimate exceeds a budget cap: nothing was sent
+EXIT_PREFLIGHT = 5  # a call the plan needs cannot succeed (missing key, model cannot do it): nothing was sent
 
 LATENCY_PROFILES = ("none", "median", "scaled")  # resources.settings.LatencyProfile, without importing it
 
@@ -64,15 +66,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_budget(budget: list[dict[str, Any]], estimate: float | None = None) -> None:
+    for b in budget:
+        print(f"budget {b['scope']} ({b['period']}): ${b['spent_usd']:.4f} spent of ${b['limit_usd']:.2f}, "
+              f"${b['remaining_usd']:.4f} left" + (" — the estimate exceeds it" if estimate is not None
+                                                    and estimate > b["remaining_usd"] + 1e-9 else ""))
+
+
+def _print_problem(label: str, message: str, category: str, suggestion: str, file: Any = None) -> None:
+    print(f"  {label} [{category}]: {message}", file=file)
+    if suggestion:
+        print(f"      -> {suggestion}", file=file)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     instance, store = _context()
     api = _api()
-    p = api.plan(instance, store, args.movie)
+    p = api.plan(instance, store, args.movie, args.budget)
     if args.json:
         _print_json(p.to_json())
         return 0
     if not p.items:
         print(f"{args.movie}: up to date; nothing to build ({p.total_nodes} artifacts).")
+        _print_budget(p.budget)
         return 0
     print(f"{args.movie}: {len(p.items)} of {p.total_nodes} artifacts to build")
     width = max(len(i.node) for i in p.items)
@@ -83,7 +99,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for name, count in p.provider_calls.items():
         print(f"  {name:<28} {count}")
     print(f"estimated cost: ${p.estimated_cost_usd:.4f}")
+    _print_budget(p.budget, p.estimated_cost_usd)
     print(f"critical path at median latencies: {p.critical_path_s:.0f} s")
+    if p.problems:
+        print("pre-flight: these calls cannot succeed; `generate` refuses until they are fixed:")
+        for problem in p.problems:
+            _print_problem(f"{problem['producer']} ({problem['route']})", problem["message"], problem["category"],
+                           problem["suggestion"])
     return 0
 
 
@@ -130,21 +152,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
     result = api.generate(
         instance, store, args.movie, latency=args.latency, latency_scale=args.latency_scale,
         on_plan=on_plan, on_progress=progress, wait_s=args.wait, render=False if args.no_render else None,
+        budget_usd=args.budget, allow_over_budget=args.allow_over_budget, verbose=args.verbose,
     )
     if args.json:
         _print_json(result.to_json())
     else:
         calls = sum(result.provider_calls.values())
-        print(f"{args.movie} revision {result.revision}: built {len(result.built)}, failed {len(result.failed)}, "
+        which = f"revision {result.revision}" if result.new_revision else f"unchanged, still revision {result.revision}"
+        print(f"{args.movie} {which}: built {len(result.built)}, failed {len(result.failed)}, "
               f"provider calls {calls}, cost ${result.cost_usd:.4f}, in {result.seconds:.1f} s")
         for name, count in result.provider_calls.items():
             print(f"  {name:<28} {count}")
         for node, error in result.failed.items():
-            print(f"  FAILED {node}: {error}")
+            info = result.errors.get(node, {})
+            label = ("PLACEHOLDER " if node in result.fallbacks else "FAILED ") + node
+            _print_problem(label, error, info.get("category", "local"), info.get("suggestion", "").replace("ID", args.movie))
+            if args.verbose and info.get("detail"):
+                print(info["detail"])
+        _print_budget(result.budget)
         print(f"timeline: {result.timeline}")
         print(f"movie:    {_where(store, result.movie_video) or 'not rendered'}")
         if result.failed:
-            print(f"run `moviegen generate {args.movie}` again to retry only what failed")
+            print(f"run `moviegen generate {args.movie}` again to retry only what failed"
+                  + (" and replace the placeholders" if result.fallbacks else ""))
     return 0 if result.success else EXIT_FAILED
 
 
@@ -160,10 +190,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  {'asset':<22} {'done':>5} {'needed':>6} {'failed':>6}")
     for a in s.assets:
         print(f"  {a.asset:<22} {a.done:>5} {a.needed:>6} {a.failed:>6}")
-    for node, msg in s.failures.items():
-        print(f"  FAILED {node}: {msg}")
+    for node, info in s.errors.items():
+        _print_problem(f"FAILED {node}", info["message"], info["category"], info["suggestion"].replace("ID", s.movie))
+    for node, why in s.placeholders.items():
+        print(f"  PLACEHOLDER {node}: an offline stand-in ({why}); the next generate calls the provider again")
     print(f"to build: {s.to_build}")
-    print(f"revisions: {s.revisions}, provider cost so far: ${s.cost_usd:.4f}")
+    spend = s.spend
+    by_provider = ", ".join(f"{p} ${v:.4f}" for p, v in spend["movie_by_provider_usd"].items()) or "none"
+    print(f"revisions: {s.revisions}, provider spend: ${spend['movie_usd']:.4f} ({by_provider}); "
+          f"instance today: ${spend['instance_today_usd']:.4f}"
+          + (f"; {spend['unsettled']} call(s) never settled (counted at their estimate)" if spend["unsettled"] else ""))
+    _print_budget(spend["caps"])
     print(f"timeline: {s.timeline or 'not generated yet'}")
     print(f"movie:    {_where(store, s.movie_video) or 'not rendered yet'}")
     return 0
@@ -224,6 +261,56 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """The OpenMetrics exposition of every (or the given) movie's calls, cache hits, fallbacks,
+    latency, failures and spend; ``--serve`` answers a Prometheus scrape at /metrics."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415 - start-up time
+
+    from movie_assets.store.metrics import OPENMETRICS_CONTENT_TYPE, openmetrics  # noqa: PLC0415
+    from resources.runtime.budget import make_ledger  # noqa: PLC0415
+
+    if args.movies:
+        store = _store()
+        for movie in args.movies:
+            require_stored(store, movie)
+    else:
+        instance, store = _context()
+
+    def exposition() -> str:
+        movies = args.movies or _api().list_movies(instance)
+        return openmetrics(store, movies, make_ledger())
+
+    if not args.serve:
+        sys.stdout.write(exposition())
+        return 0
+    host, _, port = args.serve.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"--serve {args.serve!r}: expected HOST:PORT, e.g. 0.0.0.0:9464")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404, "metrics are at /metrics")
+                return
+            body = exposition().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", OPENMETRICS_CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+    print(f"serving OpenMetrics at http://{host or '127.0.0.1'}:{server.server_address[1]}/metrics", file=sys.stderr)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     store = _store()
     require_stored(store, args.movie)
@@ -281,9 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered movies")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("plan", help="show what a generation would build and why (calls no provider)")
+    p = sub.add_parser("plan", help="show what a generation would build and why, its calls, cost against the budget "
+                                    "and pre-flight problems (calls no provider)")
     p.add_argument("movie")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--budget", type=_usd, metavar="USD", help="the movie's budget cap to plan against")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("generate", help="build what the plan shows, in one Dagster run")
@@ -297,7 +386,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="if the movie is being generated already, wait up to this long instead of refusing")
     p.add_argument("--no-render", action="store_true",
                    help="build the timeline but not the movie (also: MOVIEGEN_RENDER=off)")
+    p.add_argument("--budget", type=_usd, metavar="USD",
+                   help="the movie's budget cap for this generation: total provider spend of the movie, all revisions "
+                        "(default: the request's budget_usd, else MOVIEGEN_MOVIE_BUDGET_USD; none: no cap)")
+    p.add_argument("--allow-over-budget", action="store_true",
+                   help=f"start although the estimate exceeds a cap (else exit {EXIT_OVER_BUDGET}); calls stop at the "
+                        "cap and what is left is reported `not built: budget`")
+    p.add_argument("--verbose", action="store_true", help="Dagster's log and tracebacks on the console")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("metrics", help="calls, cache hits, fallbacks, latency, failures and spend in the OpenMetrics "
+                                       "format (Prometheus)")
+    p.add_argument("movies", nargs="*", metavar="ID", help="default: every movie")
+    p.add_argument("--serve", metavar="HOST:PORT", help="serve the metrics at http://HOST:PORT/metrics for a scrape")
+    p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser("render", help="render a revision's timeline to an MP4 (any engine and preset)")
     p.add_argument("movie")
@@ -337,6 +439,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _usd(text: str) -> float:
+    try:
+        value = float(text.strip().removeprefix("$"))
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an amount in USD of 0 or more, e.g. 5 or 0.50")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -347,6 +459,24 @@ def main(argv: list[str] | None = None) -> int:
     except MovieBusy as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BUSY
+    except OverBudget as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_OVER_BUDGET
+    except PreflightFailed as e:
+        print("error: nothing was sent; these calls cannot succeed:", file=sys.stderr)
+        for problem in e.problems:
+            _print_problem(f"{problem['producer']} ({problem['route']})", problem["message"], problem["category"],
+                           problem["suggestion"], file=sys.stderr)
+        return EXIT_PREFLIGHT
+    except Exception as e:  # noqa: BLE001 - one clean line; the traceback with --verbose
+        if getattr(args, "verbose", False):
+            raise
+        from resources.providers.base import categorize  # noqa: PLC0415 - only on this path
+
+        category, suggestion = categorize(e)
+        print(f"error [{category}]: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"  -> {suggestion}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -50,15 +50,16 @@ def _latest(instance: dg.DagsterInstance, asset: str, event_type: DagsterEventTy
 
 
 def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey],
-               failure_messages: Callable[[str], dict[str, str]] | None = None) -> MovieState:
+               failure_messages: Callable[[str], dict[str, dict[str, str]]] | None = None) -> MovieState:
     """The latest record of each node, and which nodes failed since their latest materialization.
 
     A node failed when a run planned it (Dagster's ASSET_MATERIALIZATION_PLANNED event, which the
     UI uses the same way) after its latest materialization and that run ended in failure. The error
-    message comes from ``failure_messages(run_id)`` (the build's run report) when available.
+    (message, category, suggestion) comes from ``failure_messages(run_id)`` (the build's run report)
+    when available.
     """
     runs: dict[str, bool] = {}
-    messages: dict[str, dict[str, str]] = {}
+    messages: dict[str, dict[str, dict[str, str]]] = {}
 
     def run_failed(run_id: str) -> bool:
         if run_id not in runs:
@@ -66,10 +67,11 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
             runs[run_id] = run is not None and run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
         return runs[run_id]
 
-    def failure_message(run_id: str, key: NodeKey) -> str:
+    def failure_message(run_id: str, key: NodeKey) -> dict[str, str]:
         if run_id not in messages:
             messages[run_id] = failure_messages(run_id) if failure_messages else {}
-        return messages[run_id].get(str(key), f"run {run_id} failed before this artifact was built")
+        return messages[run_id].get(str(key)) or {"message": f"run {run_id} failed before this artifact was built",
+                                                   "category": "local", "suggestion": ""}
 
     by_asset: dict[str, list[NodeKey]] = {}
     for k in nodes:
@@ -96,6 +98,7 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
             if mat is not None and mat.storage_id > rec.storage_id:
                 continue
             if run_failed(rec.run_id):
-                message = failure_message(rec.run_id, key)
-                state.failures[key] = FailureRecord(key, rec.storage_id, rec.run_id, message)
+                error = failure_message(rec.run_id, key)
+                state.failures[key] = FailureRecord(key, rec.storage_id, rec.run_id, error.get("message", ""),
+                                                    error.get("category", ""), error.get("suggestion", ""))
     return state

@@ -28,13 +28,13 @@ def report_planned(context: dg.AssetExecutionContext, asset: dg.AssetKey, partit
 
 
 def report_failed(context: dg.AssetExecutionContext, asset: dg.AssetKey, partition: str, message: str,
-                  upstream: bool) -> None:
+                  upstream: bool, category: str = "", suggestion: str = "") -> None:
     """A failed partition, stored where the event log supports it (Dagster+); on OSS storage the
     planned event plus the failed run is what marks it failed."""
     failure = AssetMaterializationFailure(
         asset_key=asset, partition=partition, failure_type=AssetMaterializationFailureType.FAILED,
         reason=AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE, description=message,
-        metadata={"error": message, "upstream": upstream},
+        metadata={"error": message, "upstream": upstream, "category": category, "suggestion": suggestion},
     )
     context.instance.report_dagster_event(
         dg.DagsterEvent.build_asset_failed_to_materialize_event(context.run.job_name, _step_key(context), failure),

@@ -13,10 +13,13 @@ from typing import Any
 
 import dagster as dg
 
-from movie_assets.build import cache
+from movie_assets.build.budget import caps_for, standing
 from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
+from movie_assets.build.engine import predict
+from movie_assets.build.preflight import preflight
 from movie_assets.build.progress import add_listener, remove_listener
 from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, Level, NodeKey, expand
+from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Plan, make_plan, movie_matches_timeline
 from movie_assets.domain.records import MovieState
 from movie_assets.domain.request import MovieRequest
@@ -27,8 +30,9 @@ from movie_assets.orchestration.specs import BUILD_STEPS
 from movie_assets.store.edits_log import list_edits
 from movie_assets.store.movies import load_movie_request
 from movie_assets.store.reports import RunReport, read_run_failures, read_run_report
-from movie_assets.store.revisions import Revision, write_revision
+from movie_assets.store.revisions import Revision, latest_revision, write_revision
 from resources.providers.pricing import estimate_call_usd
+from resources.runtime.budget import make_ledger
 from resources.settings import PRODUCER_KINDS, LatencyProfile, params_from_env, render_enabled_from_env, routes_from_env
 from resources.storage import ArtifactStore
 
@@ -68,16 +72,42 @@ def estimate_cost(calls: dict[str, int], width: int, height: int) -> float:
     return round(total, 6)
 
 
-def plan_of(opened: OpenMovie, store: ArtifactStore) -> Plan:
-    """What a generation would build and why; calls no provider."""
+def plan_of(opened: OpenMovie, store: ArtifactStore, budget_usd: float | None = None) -> Plan:
+    """What a generation would build and why, the calls it will make and what they cost against the
+    budget caps, and what would make them fail for sure (pre-flight); calls no provider.
+    ``budget_usd``: the movie's cap for this generation (default: the request's, else the setting)."""
     width, height = opened.request.frame
-    return make_plan(opened.movie, opened.blueprint, opened.state, ARTIFACT_CODE_VERSIONS,
-                     lambda key, consumed: cache.holds(store, opened.movie, key, consumed),
+    plan = make_plan(opened.movie, opened.blueprint, opened.state, ARTIFACT_CODE_VERSIONS,
+                     lambda targets: predict(opened.movie, opened.blueprint, opened.state, store, targets),
                      lambda calls: estimate_cost(calls, width, height))
+    caps = caps_for(opened.movie, opened.request, budget_usd)
+    if caps:
+        plan.budget = [s.to_json() for s in standing(make_ledger(), opened.movie, caps)]
+    if plan.provider_calls:
+        routes = routes_from_env()
+        plan.problems = preflight(plan.provider_calls, routes, params_from_env(routes), opened.request)
+    return plan
 
 
-def plan_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, render: bool | None = None) -> Plan:
-    return plan_of(open_movie(instance, store, movie, render), store)
+def plan_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, render: bool | None = None,
+               budget_usd: float | None = None) -> Plan:
+    return plan_of(open_movie(instance, store, movie, render), store, budget_usd)
+
+
+def check_plan(plan: Plan, allow_over_budget: bool = False) -> None:
+    """Refuse a generation before any call: PreflightFailed when a call cannot succeed, OverBudget
+    when the estimate exceeds what a cap has left (unless allowed: then calls are sent until the cap
+    is reached, and what is left is reported ``not built: budget``)."""
+    if plan.problems:
+        raise PreflightFailed(plan.problems)
+    over = plan.over_budget
+    if over is not None and not allow_over_budget:
+        raise OverBudget(
+            f"{plan.movie}: the plan's estimated cost ${plan.estimated_cost_usd:.4f} exceeds what the {over['scope']} "
+            f"budget has left (${over['remaining_usd']:.4f} of ${over['limit_usd']:.2f}, {over['period']}); nothing was "
+            "sent. Raise the budget (--budget, the request's budget_usd, MOVIEGEN_MOVIE_BUDGET_USD / "
+            "MOVIEGEN_DAILY_BUDGET_USD) or generate with --allow-over-budget to build what the budget allows",
+            plan.estimated_cost_usd, over["remaining_usd"], over["scope"])
 
 
 def record_revision(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, run_id: str | None,
@@ -106,6 +136,10 @@ class GenerateResult:
     movie_video: str | None = None
     skipped: list[str] = field(default_factory=list)
     cost_usd: float = 0.0
+    errors: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> message, category, suggestion
+    fallbacks: list[str] = field(default_factory=list)  # nodes an offline placeholder stands in for
+    budget: list[dict[str, Any]] = field(default_factory=list)  # each cap after the generation
+    new_revision: bool = True  # False: nothing changed, ``revision`` is the latest one
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -116,10 +150,13 @@ class GenerateResult:
             "provider_calls": self.provider_calls,
             "built": len(self.built),
             "skipped": len(self.skipped),
-            "failed": [{"node": k, "error": v} for k, v in self.failed.items()],
+            "new_revision": self.new_revision,
+            "failed": [{"node": k, "error": v, **{f: self.errors.get(k, {}).get(f, "") for f in ("category", "suggestion")},
+                        "placeholder": k in self.fallbacks} for k, v in self.failed.items()],
             "timeline": self.timeline,
             "movie_video": self.movie_video,
             "cost_usd": round(self.cost_usd, 6),
+            "budget": self.budget,
             "seconds": round(self.seconds, 3),
         }
 
@@ -136,37 +173,51 @@ def generate(
     resource_config: dict[str, dict[str, Any]] | None = None,
     wait_s: float = 0.0,
     render: bool | None = None,
+    budget_usd: float | None = None,
+    allow_over_budget: bool = False,
+    verbose: bool = False,
 ) -> GenerateResult:
     """Build what the plan shows in one Dagster run and record a new revision.
 
     One generation of a movie at a time: a concurrent one waits up to ``wait_s`` seconds, then
     raises MovieBusy. Nothing planned means no run (and no provider call); a generation that changed
     nothing records no new revision (``GenerateResult.revision`` is then the latest one).
+
+    Before any call: PreflightFailed when a call cannot succeed, OverBudget when the estimate exceeds
+    a cap's remaining budget (``budget_usd`` overrides the movie's cap; ``allow_over_budget`` builds
+    what the budget allows instead). During the build every call is charged against the caps.
     """
     started = time.monotonic()
     require_movie(instance, movie)
     with generation_lock(instance, movie, wait_s):
-        plan = plan_movie(instance, store, movie, render)
+        opened = open_movie(instance, store, movie, render)
+        plan = plan_of(opened, store, budget_usd)
         if on_plan:
             on_plan(plan)
+        check_plan(plan, allow_over_budget)
         run_id, success, report = None, True, RunReport(movie=movie)
         if plan.items:
             run_id, success, report = build_movie(instance, store, movie, plan, latency, latency_scale, on_progress,
-                                                  resource_config)
+                                                  resource_config, budget_usd, verbose)
+        previous = latest_revision(store, movie)
         revision = record_revision(instance, store, movie, run_id, report, render)
+    caps = caps_for(movie, opened.request, budget_usd)
     return GenerateResult(
         movie=movie, run_id=run_id, success=success and not report.failed,
         provider_calls=report.provider_calls, built=report.built, failed=report.failed,
         timeline=revision.timeline, movie_video=revision.movie_video, seconds=time.monotonic() - started,
         revision=revision.revision,
-        skipped=report.skipped, cost_usd=float(report.cost_usd),
+        skipped=report.skipped, cost_usd=float(report.cost_usd), errors=report.errors, fallbacks=report.fallbacks,
+        budget=[b.to_json() for b in standing(make_ledger(), movie, caps)] if caps else [],
+        new_revision=previous is None or previous.revision != revision.revision,
     )
 
 
 def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, plan: Plan,
                 latency: LatencyProfile | str | None, latency_scale: float | None,
                 on_progress: Callable[[str, Any], None] | None,
-                resource_config: dict[str, dict[str, Any]] | None) -> tuple[str, bool, RunReport]:
+                resource_config: dict[str, dict[str, Any]] | None,
+                budget_usd: float | None = None, verbose: bool = False) -> tuple[str, bool, RunReport]:
     """One in-process run of the movie-level build step that builds every planned node."""
     provider_config = {k: v for k, v in {"latency": LatencyProfile(latency).value if latency else None, "latency_scale": latency_scale}.items() if v is not None}
     resources: dict[str, Any] = {}
@@ -178,10 +229,13 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
         if name not in resources and config:
             resources[name] = {"config": config}
     run_config = {
-        "ops": {BUILD_STEPS[Level.movie]: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in plan.items}}}},
+        "ops": {BUILD_STEPS[Level.movie]: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in plan.items},
+                                                        "budget_usd": budget_usd}}},
         "resources": resources,
-        # The run's events go to the event log (and the UI) as always; the console only gets warnings.
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+        # The run's events go to the event log (and the UI) as always. The console gets them with
+        # ``verbose``; otherwise nothing: the CLI prints one line per failed partition instead of
+        # Dagster's step-failure tracebacks.
+        "loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}},
     }
     # One run of the movie-level step for the movie's partition; it builds every level's partitions
     # (see docs/architecture.md). The timeline is downstream of everything, so it is always planned.
@@ -203,5 +257,9 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
         report = RunReport(movie=movie, run_id=result.run_id)
         if not result.success:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
-            report.failed = {"movie_build": failure.event_specific_data.error.message if failure else "run failed"}  # type: ignore[union-attr]
+            message = failure.event_specific_data.error.message if failure else "run failed"  # type: ignore[union-attr]
+            report.failed = {"movie_build": message.strip().splitlines()[-1] if message.strip() else "run failed"}
+            report.errors = {"movie_build": {"message": report.failed["movie_build"], "category": "local",
+                                             "suggestion": "run the command with --verbose and report the traceback",
+                                             "detail": message}}
     return result.run_id, result.success, report

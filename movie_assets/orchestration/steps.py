@@ -19,14 +19,16 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from movie_assets.build.budget import Budget, caps_for
 from movie_assets.build.checks import problem
 from movie_assets.build.engine import BuildEngine, Built, Failed, Logged, Skipped
 from movie_assets.build.progress import notify
 from movie_assets.domain.blueprint import ARTIFACTS, Level, NodeKey
+from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Reason
 from movie_assets.orchestration import events
 from movie_assets.orchestration.event_log import INPUT_VERSION_TAG
-from movie_assets.orchestration.generation import OpenMovie, open_movie, plan_of, record_revision
+from movie_assets.orchestration.generation import OpenMovie, check_plan, open_movie, plan_of, record_revision
 from movie_assets.orchestration.locks import generation_lock
 from movie_assets.orchestration.specs import ARTIFACT_SPECS, BUILD_STEPS, CHECK_SPECS
 from movie_assets.store.reports import RunReport, read_run_report, write_run_report
@@ -42,6 +44,8 @@ from resources.dagster_resources import (
     SpeechResource,
     VideoResource,
 )
+from resources.runtime.budget import make_ledger
+from resources.settings import fallback_enabled_from_env
 from resources.storage import ArtifactStore
 
 
@@ -54,23 +58,34 @@ class BuildConfig(dg.Config):
     nodes: dict[str, str] = Field(default_factory=dict, description="Node key -> reason, e.g. 'segment_image[03_2]': 'missing'.")
     generation: bool = Field(default=False, description="Build everything the movie's plan shows, holding its generation "
                                                         "lock, and record a revision.")
+    budget_usd: float | None = Field(default=None, ge=0, description="The movie's budget cap in USD for this run (default: "
+                                                                    "the request's budget_usd, else MOVIEGEN_MOVIE_BUDGET_USD).")
+    allow_over_budget: bool = Field(default=False, description="Generation: start although the plan's estimate exceeds a "
+                                                               "budget cap; calls stop at the cap.")
 
 
 GENERATION_WAIT_S = 6 * 3600  # a generation run waits this long for another generation of its movie
 
 
 def generation_events(context: dg.AssetExecutionContext, movie: str, clients: ProviderClients,
-                      store: ArtifactStore) -> Iterator[Any]:
+                      store: ArtifactStore, config: BuildConfig) -> Iterator[Any]:
     """A whole generation inside the run: wait for the movie's lock, plan, build, record a revision
     (also when some partitions failed: every other partition is kept and listed)."""
     with generation_lock(context.instance, movie, GENERATION_WAIT_S, run_id=context.run.run_id):
         opened = open_movie(context.instance, store, movie)
-        plan = plan_of(opened, store)
+        plan = plan_of(opened, store, config.budget_usd)
         targets = plan.targets
-        context.log.info(f"movie {movie}: {len(targets)} partition(s) to build, {sum(plan.provider_calls.values())} provider call(s)")
+        context.log.info(f"movie {movie}: {len(targets)} partition(s) to build, {sum(plan.provider_calls.values())} "
+                         f"provider call(s), estimated ${plan.estimated_cost_usd:.4f}")
+        try:
+            check_plan(plan, config.allow_over_budget)
+        except (OverBudget, PreflightFailed) as e:
+            raise dg.Failure(description=f"nothing was sent: {e}", metadata={
+                "problems": dg.MetadataValue.json(getattr(e, "problems", [])),
+                "budget": dg.MetadataValue.json(plan.budget)}) from None
         try:
             if targets:
-                yield from build_events(context, opened, targets, clients, store)
+                yield from build_events(context, opened, targets, clients, store, config.budget_usd)
         finally:
             report = RunReport(movie=movie)
             if targets:
@@ -143,7 +158,7 @@ def _provenance_tags(spec: dg.AssetSpec, version: str, cursor: int, consumed: di
 
 
 def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: dict[NodeKey, str],
-                 clients: ProviderClients, store: ArtifactStore) -> Iterator[Any]:
+                 clients: ProviderClients, store: ArtifactStore, budget_usd: float | None = None) -> Iterator[Any]:
     """Run the engine for one movie in a worker thread and translate its results into Dagster events."""
     instance = context.instance
     movie, request, blueprint, state = opened.movie, opened.request, opened.blueprint, opened.state
@@ -160,7 +175,11 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
 
     def worker() -> None:
         try:
-            engine = BuildEngine(movie=movie, blueprint=blueprint, state=state, store=store, clients=clients, emit=results.put)
+            width, height = request.frame
+            budget = Budget(make_ledger(), movie, caps_for(movie, request, budget_usd),
+                            lambda producer: clients.price(producer, width, height))
+            engine = BuildEngine(movie=movie, blueprint=blueprint, state=state, store=store, clients=clients,
+                                 emit=results.put, budget=budget, fallback=fallback_enabled_from_env())
             task = loop.create_task(engine.run(targets))
             result["task"] = task
             result["summary"] = loop.run_until_complete(task)
@@ -203,9 +222,9 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
                 yield dg.AssetMaterialization(spec.key, partition=partition, tags=tags, metadata=materialization_metadata(item))
                 recorded_since_cursor.add(item.key)
             elif isinstance(item, Failed):
-                context.log.error(f"{item.key} failed: {item.message}")
+                context.log.error(f"{item.key} failed [{item.category}]: {item.message} -> {item.suggestion}")
                 events.report_failed(context, ARTIFACT_SPECS[item.key.asset].key, item.key.partition_key(movie),
-                                     item.message, item.upstream)
+                                     item.message, item.upstream, item.category, item.suggestion)
             elif isinstance(item, Skipped):
                 context.log.info(f"{item.key} not rebuilt: {item.message}")
             elif isinstance(item, Logged):
@@ -286,7 +305,7 @@ def _build_step(level: Level) -> dg.AssetsDefinition:
             movie = config.movie or (context.partition_key if context.has_partition_key else "")
             if not movie or "|" in movie:
                 raise dg.Failure(f"a generation builds a whole movie: run it for a movie partition, not {movie!r}")
-            yield from generation_events(context, movie, clients, artifacts)
+            yield from generation_events(context, movie, clients, artifacts, config)
             return
         if config.movie:
             by_movie = {config.movie: {NodeKey.parse(k): reason for k, reason in config.nodes.items()}}

@@ -23,6 +23,13 @@ class RunReport:
     cost_usd: float = 0.0
     seconds: float = 0.0
     machine: dict[str, Any] | None = None
+    # One entry per built node that a provider made or the build cache gave back: node, producer,
+    # provider, model, latency_s, retries, cost_usd, cached (reused with no call), fallback (a placeholder).
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    # node -> {"message", "category", "suggestion"} for each failed node (``failed`` keeps the message).
+    errors: dict[str, dict[str, str]] = field(default_factory=dict)
+    fallbacks: list[str] = field(default_factory=list)  # nodes whose artifact is an offline placeholder
+    time: float = 0.0  # when the build ended (unix time)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,7 +53,11 @@ def read_run_report(store: ArtifactStore, movie: str, run_id: str) -> RunReport 
         return None
 
 
-def read_run_failures(store: ArtifactStore, movie: str, run_id: str) -> dict[str, str]:
-    """The error of each node that a build run failed, from its report ({} when there is none)."""
+def read_run_failures(store: ArtifactStore, movie: str, run_id: str) -> dict[str, dict[str, str]]:
+    """The error (message, category, suggestion) of each node that a build run failed, from its
+    report ({} when there is none)."""
     report = read_run_report(store, movie, run_id)
-    return report.failed if report else {}
+    if report is None:
+        return {}
+    return {node: report.errors.get(node) or {"message": message, "category": "", "suggestion": ""}
+            for node, message in report.failed.items()}

@@ -126,16 +126,20 @@ def test_second_generate_calls_nothing(instance: dg.DagsterInstance, store, gene
     assert again.run_id is None and again.provider_calls == {} and again.timeline == first.timeline
 
 
-def test_failed_partition_is_isolated_and_retried_alone(instance: dg.DagsterInstance, store) -> None:
+def test_failed_partition_is_isolated_and_retried_alone(instance: dg.DagsterInstance, store,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOVIEGEN_FALLBACK", "off")
     request = small_request(segments={"1": {"image_prompts": {"1": "a lighthouse FAILME at night"}}})
     movie = api.new_movie(instance, store, request, "flaky")
     result = api.generate(instance, store, movie, resource_config={"images": {"fail_when": "FAILME"}})
     assert not result.success
     assert list(result.failed) == ["segment_image[01_1]"] and "refused" in result.failed["segment_image[01_1]"]
+    assert result.errors["segment_image[01_1]"]["category"] == "bad_input" and result.fallbacks == []
     assert len(result.built) == len(expand(request).nodes) - 1  # everything else is kept, timeline included
     timeline = json.loads(local(result.timeline).read_text())
     assert timeline["errors"] == [{"asset": "segment_image", "partition": "flaky|01_1", "reason": "failed",
-                                   "message": result.failed["segment_image[01_1]"]}]
+                                   "message": result.failed["segment_image[01_1]"], "category": "bad_input",
+                                   "suggestion": result.errors["segment_image[01_1]"]["suggestion"]}]
     # The failed picture's slot is a visible placeholder (timeline format 2), the other picture stays.
     assert [c["type"] for c in timeline["tracks"][0]["clips"] if c["segment"] == 1] == ["image", "placeholder"]
     status = api.status(instance, store, movie)
@@ -146,6 +150,37 @@ def test_failed_partition_is_isolated_and_retried_alone(instance: dg.DagsterInst
     assert retry.success and retry.provider_calls == {"TextToImageProducer": 1}
     assert json.loads(local(retry.timeline).read_text())["errors"] == []
     assert local(result.timeline).exists()  # the earlier timeline stays readable
+
+
+def test_a_placeholder_stands_in_for_a_failed_picture_until_the_provider_works(instance: dg.DagsterInstance, store) -> None:
+    """Seed behaviour: a picture whose provider fails for good gets an offline placeholder, marked as
+    such; the partition still counts as failed, so the next generate calls the provider again and
+    replaces exactly the placeholder."""
+    request = small_request(segments={"1": {"image_prompts": {"1": "a lighthouse FAILME at night"}}})
+    movie = api.new_movie(instance, store, request, "stand-in")
+    result = api.generate(instance, store, movie, resource_config={"images": {"fail_when": "FAILME"}})
+    key = "segment_image[01_1]"
+    assert not result.success and list(result.failed) == [key] and result.fallbacks == [key]
+    assert "placeholder" in result.failed[key] and result.errors[key]["category"] == "bad_input"
+    assert len(result.built) == len(expand(request).nodes)  # the placeholder too: the movie is complete
+    assert result.provider_calls.get("TextToImageProducer") == 5  # the placeholder is no provider call
+    timeline = json.loads(local(result.timeline).read_text())
+    clips = [c for c in timeline["tracks"][0]["clips"] if c["segment"] == 1]
+    assert [c["type"] for c in clips] == ["image", "image"] and [c.get("fallback") for c in clips] == [None, True]
+    errors = [e for e in timeline["errors"] if e["partition"] == "stand-in|01_1"]
+    assert [e["reason"] for e in errors] == ["placeholder"] and errors[0]["category"] == "bad_input"
+    placeholder = load_state(instance, movie, [NodeKey("segment_image", 1, 1)]).records[NodeKey("segment_image", 1, 1)]
+    assert placeholder.metadata["fallback"] is True and "refused" in placeholder.metadata["fallback_for"]
+    status = api.status(instance, store, movie)
+    assert list(status.placeholders) == [key] and status.to_build == 3
+    planned = {i.node: i.reason for i in api.plan(instance, store, movie).items}
+    assert planned == {key: "failed", "segment_visuals[01]": "upstream", "timeline": "upstream"}
+    retry = api.generate(instance, store, movie)  # the provider works again
+    assert retry.success and retry.provider_calls == {"TextToImageProducer": 1} and retry.fallbacks == []
+    assert json.loads(local(retry.timeline).read_text())["errors"] == []
+    real = load_state(instance, movie, [NodeKey("segment_image", 1, 1)]).records[NodeKey("segment_image", 1, 1)]
+    assert real.version != placeholder.version and not real.metadata.get("fallback")
+    assert api.plan(instance, store, movie).items == []
 
 
 def test_input_edit_makes_exactly_its_dependents_stale(instance: dg.DagsterInstance, store, generated) -> None:

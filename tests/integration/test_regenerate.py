@@ -100,15 +100,17 @@ def test_staleness_after_an_edit_is_exactly_the_direct_dependents(instance: dg.D
 
 def test_identical_rebuild_stops_the_cascade(instance: dg.DagsterInstance, store, movie: str) -> None:
     """A narration override equal to the script's line rebuilds the narration, whose content is
-    unchanged: nothing below it is rebuilt and no provider is called."""
+    unchanged: nothing below it is rebuilt and no provider is called, and the plan knows it (its dry
+    run evaluates the override, which costs nothing)."""
     key = NodeKey("segment_narration", 1)
     before = load_state(instance, movie, [key]).records[key].version
     line = json.loads(local(load_state(instance, movie, [NodeKey("script")]).records[NodeKey("script")].uri).read_text())["narration"][1]
     api.edit(instance, store, movie, [("segments.1.narration", line)])
-    assert {i.node: i.reason for i in api.plan(instance, store, movie).items}["segment_narration[01]"] == "stale"
+    planned = api.plan(instance, store, movie)
+    assert {i.node: i.reason for i in planned.items} == {"segment_narration[01]": "stale"}
+    assert planned.provider_calls == {} and planned.estimated_cost_usd == 0
     result = api.generate(instance, store, movie)
-    assert result.provider_calls == {} and result.built == ["segment_narration[01]"]
-    assert {"segment_audio[01]", "image_prompt[01_0]", "image_prompt[01_1]", "timeline"} <= set(result.skipped)
+    assert result.provider_calls == {} and result.built == ["segment_narration[01]"] and result.skipped == []
     assert load_state(instance, movie, [key]).records[key].version == before
     assert api.plan(instance, store, movie).items == []
 
@@ -127,7 +129,9 @@ def test_removing_an_override_goes_back_to_the_generated_prompt(instance: dg.Dag
     assert api.generate(instance, store, movie).provider_calls == {"TextToImageProducer": 1}
     api.edit(instance, store, movie, [("segments.0.image_prompts.1", UNSET)])
     assert "image_prompts" not in load_movie_request(store, movie).overrides(0).model_dump(exclude_defaults=True)
-    assert api.plan(instance, store, movie).provider_calls == {"TextToImageProducer": 1}  # an upper bound: the image is reused too
+    planned = api.plan(instance, store, movie)  # exact: the prompt and then the image are build-cache hits
+    assert planned.provider_calls == {} and {i.node for i in planned.items if "reused" in i.cause} == {
+        "image_prompt[00_1]", "segment_image[00_1]"}
     back = api.generate(instance, store, movie)
     # Undoing an edit is free: the prompt and the image made earlier from exactly these inputs are reused.
     assert back.provider_calls == {} and back.success

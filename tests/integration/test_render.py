@@ -76,7 +76,8 @@ def test_a_generation_renders_the_movie_and_an_edit_rerenders_one_chunk(
 
 
 def test_a_missing_picture_is_a_placeholder_and_the_movie_still_renders(
-        rendering: None, instance: dg.DagsterInstance, store) -> None:
+        rendering: None, instance: dg.DagsterInstance, store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOVIEGEN_FALLBACK", "off")  # a gap in the timeline, not an offline stand-in
     request = small_request(duration_seconds=20, segments={"1": {"image_prompts": {"1": "a lighthouse FAILME"}}})
     movie = api.new_movie(instance, store, request, "gap")
     result = api.generate(instance, store, movie, resource_config={"images": {"fail_when": "FAILME"}})

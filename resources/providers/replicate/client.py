@@ -178,11 +178,16 @@ class ReplicateImages(ImageProvider, ModelParams):
     default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.images]
     decided = frozenset({"prompt", "aspect_ratio", "num_outputs"})
 
-    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
+    def preflight(self, width: int, height: int) -> str:
+        """The aspect ratio the model is asked for (refused before any call when it has none)."""
         aspect = _aspect(width, height)
         if aspect not in FLUX_ASPECTS:
             raise ProviderError(f"{self.model} cannot make {width}x{height} ({aspect}); it makes {', '.join(sorted(FLUX_ASPECTS))}",
                                 provider=PROVIDER, category=ErrorCategory.configuration)
+        return aspect
+
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
+        aspect = self.preflight(width, height)
         files, call = await self.session.predict(self.model, self._merge(
             {"output_format": "png"}, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect, "num_outputs": 1}))
         png = await asyncio.to_thread(fit_to_frame, files[0], width, height)
@@ -226,8 +231,12 @@ class ReplicateSpeech(SpeechProvider, ModelParams):
     default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.speech]
     decided = frozenset({"text", "voice"})
 
+    def preflight(self, text: str, voice_id: str, language: str) -> str:
+        """The model's voice for the request's voice (refused before any call when there is none)."""
+        return kokoro_voice(self.model, voice_id, language) if self.model == "jaaari/kokoro-82m" else voice_id
+
     async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
-        voice = kokoro_voice(self.model, voice_id, language) if self.model == "jaaari/kokoro-82m" else voice_id
+        voice = self.preflight(text, voice_id, language)
         files, call = await self.session.predict(self.model, self._merge({"speed": 1.0}, {"text": text, "voice": voice}))
         mp3 = await asyncio.to_thread(lambda: run_ffmpeg(["-i", "in.audio", "-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "128k"],
                                                          {"in.audio": files[0]}, "out.mp3"))

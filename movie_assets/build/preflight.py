@@ -1,0 +1,69 @@
+"""Pre-flight: what would make a generation's calls fail for sure, found before any money is spent.
+
+For every producer a plan calls: its provider's key is set, and the routed model can do what the
+request asks (the frame's aspect ratio, the voice in the language). Run by ``moviegen plan`` and at
+the start of every generation; the same checks the provider clients make before each call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from movie_assets.domain.blueprint import ProviderKind
+from movie_assets.domain.request import MovieRequest
+from resources.providers.base import ErrorCategory, ProviderError, describe_failure
+from resources.providers.offline.media import ESPEAK_VOICES
+from resources.settings import PRODUCER_KINDS, Route
+
+KEYS = {"openai": "OPENAI_API_KEY", "replicate": "REPLICATE_API_TOKEN"}
+
+
+def _client(provider: str, kind: ProviderKind, model: str, params: dict[str, Any]) -> Any:
+    """The provider client class for a route, without a session (enough for its checks)."""
+    if provider == "openai":
+        from resources.providers.openai import client as openai_client  # noqa: PLC0415 - SDK loads when routed to
+
+        classes: dict[ProviderKind, Any] = {ProviderKind.llm: openai_client.OpenAILLM, ProviderKind.images: openai_client.OpenAIImages,
+                                            ProviderKind.speech: openai_client.OpenAISpeech}
+    else:
+        from resources.providers.replicate import client as replicate_client  # noqa: PLC0415 - SDK loads when routed to
+
+        classes = {ProviderKind.images: replicate_client.ReplicateImages, ProviderKind.video: replicate_client.ReplicateVideo,
+                   ProviderKind.music: replicate_client.ReplicateMusic, ProviderKind.speech: replicate_client.ReplicateSpeech}
+    return classes[kind](None, model, params)
+
+
+def _check(producer: str, route: Route, params: dict[str, Any], request: MovieRequest, env: Mapping[str, str]) -> None:
+    kind = PRODUCER_KINDS[producer]
+    width, height = request.frame
+    if route.provider == "offline":
+        if kind is ProviderKind.speech and request.language.value not in ESPEAK_VOICES:
+            raise ProviderError(f"the offline narrator has no voice for language {request.language.value!r}; available: "
+                                f"{', '.join(ESPEAK_VOICES)}", provider="offline", category=ErrorCategory.configuration)
+        return
+    key = KEYS.get(route.provider)
+    if key and not env.get(key):
+        raise ProviderError(f"{producer} is routed to {route} but {key} is not set", provider=route.provider,
+                            category=ErrorCategory.configuration,
+                            suggestion=f"set {key}, or route {producer} to 'offline' in MOVIEGEN_PROVIDERS")
+    client = _client(route.provider, kind, route.model, params)
+    if kind is ProviderKind.images and hasattr(client, "preflight"):
+        client.preflight(width, height)
+    if kind is ProviderKind.speech and hasattr(client, "preflight"):
+        client.preflight("", request.voice_id, request.language.value)
+
+
+def preflight(producers: Iterable[str], routes: Mapping[str, Route], params: Mapping[str, dict[str, Any]],
+              request: MovieRequest, env: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """One problem per producer that cannot work: producer, route, message, category, suggestion."""
+    env = os.environ if env is None else env
+    problems = []
+    for producer in sorted(set(producers)):
+        route = routes[producer]
+        try:
+            _check(producer, route, dict(params.get(producer) or {}), request, env)
+        except Exception as e:  # noqa: BLE001 - every problem is reported, none raised
+            problems.append({"producer": producer, "route": str(route), **describe_failure(e)})
+    return problems
