@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from movie_assets.orchestration.jobs import BUILD_JOB, build_movie_job, generate_movie_job
+from movie_assets.orchestration.plan_check import nothing_to_rebuild
 from movie_assets.orchestration.sensors import movie_inbox
 from movie_assets.orchestration.specs import INPUT_SPECS
 from movie_assets.orchestration.steps import BUILD_ASSETS
@@ -12,6 +13,7 @@ from resources.dagster_resources import default_resources
 
 defs = dg.Definitions(
     assets=[*INPUT_SPECS.values(), *BUILD_ASSETS],
+    asset_checks=[nothing_to_rebuild],
     jobs=[generate_movie_job, build_movie_job],
     sensors=[movie_inbox],
     resources=default_resources(),

@@ -20,7 +20,7 @@ from movie_assets.domain.request import MovieRequest, load_request
 from movie_assets.orchestration import registry
 from movie_assets.orchestration.editing import EditResult, edit_movie
 from movie_assets.orchestration.event_log import load_state
-from movie_assets.orchestration.generation import GenerateResult, open_movie, plan_of
+from movie_assets.orchestration.generation import GenerateResult, open_movie, plan_of, report_plan
 from movie_assets.orchestration.generation import generate as _generate
 from movie_assets.orchestration.registry import require_movie
 from movie_assets.store.metrics import movie_metrics
@@ -37,7 +37,9 @@ generate = _generate
 def new_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: MovieRequest | str, movie: str | None = None) -> str:
     """Register a movie from a request (or a request file path) and return its id."""
     req = load_request(request) if isinstance(request, str) else request
-    return registry.register_movie(instance, store, req, movie)
+    movie_id = registry.register_movie(instance, store, req, movie)
+    report_plan(instance, store, movie_id)  # the UI shows what the first generate will build
+    return movie_id
 
 
 def list_movies(instance: dg.DagsterInstance) -> list[str]:

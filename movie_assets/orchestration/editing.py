@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from movie_assets.domain.edits import Change, diff, edited_request
+from movie_assets.orchestration.generation import report_plan
 from movie_assets.orchestration.registry import input_hashes, observe_inputs
 from movie_assets.store.edits_log import log_edit
 from movie_assets.store.movies import load_movie_request, save_movie_request
@@ -39,4 +40,5 @@ def edit_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, e
     save_movie_request(store, movie, edited)
     result.observed_inputs = observe_inputs(instance, movie, edited, known=known)
     result.seq = log_edit(store, movie, result.changes)
+    report_plan(instance, store, movie)  # the UI shows at once what the edit will rebuild
     return result

@@ -201,6 +201,7 @@ def generate(
                                                   resource_config, budget_usd, verbose)
         previous = latest_revision(store, movie)
         revision = record_revision(instance, store, movie, run_id, report, render)
+        report_plan(instance, store, movie)
     caps = caps_for(movie, opened.request, budget_usd)
     return GenerateResult(
         movie=movie, run_id=run_id, success=success and not report.failed,
@@ -263,3 +264,34 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
                                              "suggestion": "run the command with --verbose and report the traceback",
                                              "detail": message}}
     return result.run_id, result.success, report
+
+
+PLAN_CHECK = "nothing_to_rebuild"  # the timeline's check that shows what the next generate will rebuild
+
+
+def plan_summary(plan: Plan) -> tuple[str, dict[str, Any]]:
+    """What the next generate will rebuild, for the Dagster UI: a description and metadata listing
+    every partition the plan rebuilds, why, and what it costs (Dagster's own staleness shows one hop)."""
+    rows = [f"| `{i.node}` | {i.reason} | {'call' if i.calls_provider else '-'} | {i.cause[:160].replace('|', '/')} |"
+            for i in plan.items[:200]]
+    more = f"\n\n…and {len(plan.items) - 200} more" if len(plan.items) > 200 else ""
+    table = "| partition | reason | call | why |\n|---|---|---|---|\n" + "\n".join(rows) + more if rows else "up to date"
+    calls = sum(plan.provider_calls.values())
+    description = (f"{len(plan.items)} partition(s) to rebuild, {calls} provider call(s), estimated "
+                   f"${plan.estimated_cost_usd:.4f}: run `moviegen generate {plan.movie}` or launch generate_movie"
+                   if plan.items else "up to date: a generate would build nothing")
+    return description, {
+        "plan": description, "to_rebuild": dg.MetadataValue.md(table), "partitions_to_rebuild": len(plan.items),
+        "provider_calls": dg.MetadataValue.json(plan.provider_calls), "estimated_cost_usd": float(plan.estimated_cost_usd),
+        "problems": dg.MetadataValue.json(plan.problems), "budget": dg.MetadataValue.json(plan.budget),
+    }
+
+
+def report_plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan:
+    """Plan the movie and record the plan where users of the Dagster UI look: an observation of the
+    movie's timeline partition carrying the whole plan (Dagster 1.13's SQL storage keeps one run-less
+    check evaluation per partition, so the plan is an observation rather than a check evaluation)."""
+    plan = plan_movie(instance, store, movie)
+    _, metadata = plan_summary(plan)
+    instance.report_runless_asset_event(dg.AssetObservation(dg.AssetKey("timeline"), partition=movie, metadata=metadata))
+    return plan

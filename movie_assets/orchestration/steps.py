@@ -28,7 +28,14 @@ from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Reason
 from movie_assets.orchestration import events
 from movie_assets.orchestration.event_log import INPUT_VERSION_TAG
-from movie_assets.orchestration.generation import OpenMovie, check_plan, open_movie, plan_of, record_revision
+from movie_assets.orchestration.generation import (
+    OpenMovie,
+    check_plan,
+    open_movie,
+    plan_of,
+    record_revision,
+    report_plan,
+)
 from movie_assets.orchestration.locks import generation_lock
 from movie_assets.orchestration.specs import ARTIFACT_SPECS, BUILD_STEPS, CHECK_SPECS
 from movie_assets.store.reports import RunReport, read_run_report, write_run_report
@@ -93,6 +100,7 @@ def generation_events(context: dg.AssetExecutionContext, movie: str, clients: Pr
                     movie=movie, run_id=context.run.run_id,
                     failed={"movie_build": "the run stopped before its report was written"})
             revision = record_revision(context.instance, store, movie, context.run.run_id if targets else None, report)
+            report_plan(context.instance, store, movie)
             context.log.info(f"movie {movie}: revision {revision.revision}, timeline {revision.timeline}")
 
 

@@ -207,3 +207,28 @@ def test_second_concurrent_generate_refuses(instance: dg.DagsterInstance, store,
         release.set()
         t.join()
     assert api.generate(instance, store, movie, wait_s=5).success
+
+
+def _plan_observation(instance: dg.DagsterInstance, movie: str) -> dict[str, Any]:
+    """The metadata of the latest plan recorded on the movie's timeline partition (what the UI shows)."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("timeline"), asset_partitions=[movie]), limit=1, ascending=False).records
+    assert records, f"no plan recorded for {movie}"
+    return {k: v.value for k, v in records[0].event_log_entry.asset_observation.metadata.items()}
+
+
+def test_the_ui_shows_the_whole_plan_right_after_an_edit(instance: dg.DagsterInstance, store, movie: str) -> None:
+    """Dagster's staleness shows one hop (only the prompt is unsynced); the plan recorded on the
+    movie's timeline partition shows every partition the next generate rebuilds, with its reason, as
+    soon as the edit is made."""
+    api.edit(instance, store, movie, [("segments.0.image_prompts.1", "a quiet battlefield at dawn")])
+    blueprint = expand(load_movie_request(store, movie))
+    assert stale_nodes(instance, movie, blueprint.nodes) == [NodeKey("image_prompt", 0, 1)]
+    shown = _plan_observation(instance, movie)
+    planned = api.plan(instance, store, movie)
+    assert shown["partitions_to_rebuild"] == len(planned.items) == 4
+    for item in planned.items:
+        assert f"`{item.node}` | {item.reason}" in shown["to_rebuild"]
+    api.generate(instance, store, movie)
+    assert _plan_observation(instance, movie)["partitions_to_rebuild"] == 0
+    assert stale_nodes(instance, movie, blueprint.nodes) == []  # observations leave Dagster's staleness alone
