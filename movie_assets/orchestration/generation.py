@@ -192,9 +192,9 @@ def generate(
     with generation_lock(instance, movie, wait_s):
         opened = open_movie(instance, store, movie, render)
         plan = plan_of(opened, store, budget_usd)
+        check_plan(plan, allow_over_budget)
         if on_plan:
             on_plan(plan)
-        check_plan(plan, allow_over_budget)
         run_id, success, report = None, True, RunReport(movie=movie)
         if plan.items:
             run_id, success, report = build_movie(instance, store, movie, plan, latency, latency_scale, on_progress,

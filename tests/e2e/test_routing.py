@@ -78,9 +78,13 @@ def test_missing_key_fails_before_any_call(home: Path) -> None:
     with FakeOpenAI() as server:
         env = {"MOVIEGEN_PROVIDERS": "ScriptProducer=openai", "OPENAI_BASE_URL": server.base_url}
         moviegen(home, env, "new", "examples/civil-war.yaml", "--id", "cw")
+        planned = moviegen(home, env, "plan", "cw")  # pre-flight: reported before anything is spent
+        assert planned.returncode == 0 and "[configuration]" in planned.stdout
+        assert "OPENAI_API_KEY is not set" in planned.stdout and "-> set OPENAI_API_KEY" in planned.stdout
         proc = moviegen(home, env, "generate", "cw")
-        assert proc.returncode == 1
-        assert "OPENAI_API_KEY is not set" in proc.stdout + proc.stderr
+        assert proc.returncode == 5  # refused before any call, not a run that fails
+        assert "nothing was sent" in proc.stderr and "OPENAI_API_KEY is not set" in proc.stderr
+        assert "Traceback" not in proc.stdout + proc.stderr
         assert server.requests == []
 
 
