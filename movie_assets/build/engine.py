@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -288,7 +289,7 @@ class BuildEngine:
             except Exception as e:  # noqa: BLE001 - every failure is recorded on its partition
                 if not isinstance(e, ProviderError):
                     log.error("unexpected error building %s:\n%s", key, traceback.format_exc())
-                info = describe_failure(e)
+                info = self._describe(e)
                 produced = await self._placeholder(ctx, key, group, info) if self.fallback and key.asset in FALLBACK_ASSETS else None
                 if produced is None:
                     self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"])
@@ -319,7 +320,7 @@ class BuildEngine:
             except Exception as e:  # noqa: BLE001 - e.g. storage refusing the write
                 if not isinstance(e, ProviderError | OSError):
                     log.error("unexpected error storing %s:\n%s", key, traceback.format_exc())
-                info = describe_failure(e)
+                info = self._describe(e)
                 self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"])
                 done[key].set_result(False)
                 return
@@ -453,10 +454,15 @@ class BuildEngine:
             "cost_usd": call.cost_usd if call else 0.0, "cached": cached, "fallback": False,
         })
 
+    def _describe(self, e: BaseException) -> dict[str, str]:
+        """The failure's message, category and suggestion, the suggestion naming this movie."""
+        info = describe_failure(e)
+        return info | {"suggestion": re.sub(r"\bID\b", self.movie, info["suggestion"])}
+
     def _fail(self, key: NodeKey, message: str, upstream: bool = False, category: str | None = None,
               suggestion: str | None = None) -> None:
         category = category or (ErrorCategory.upstream.value if upstream else ErrorCategory.local.value)
-        suggestion = suggestion or SUGGESTIONS[ErrorCategory(category)]
+        suggestion = re.sub(r"\bID\b", self.movie, suggestion or SUGGESTIONS[ErrorCategory(category)])
         self._failed[key] = message
         self.summary.failed[key] = message
         self.summary.errors[key] = {"message": message, "category": category, "suggestion": suggestion}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -166,7 +167,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for node, error in result.failed.items():
             info = result.errors.get(node, {})
             label = ("PLACEHOLDER " if node in result.fallbacks else "FAILED ") + node
-            _print_problem(label, error, info.get("category", "local"), info.get("suggestion", "").replace("ID", args.movie))
+            _print_problem(label, error, info.get("category", "local"), re.sub(r"\bID\b", args.movie, info.get("suggestion", "")))
             if args.verbose and info.get("detail"):
                 print(info["detail"])
         _print_budget(result.budget)
@@ -191,7 +192,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     for a in s.assets:
         print(f"  {a.asset:<22} {a.done:>5} {a.needed:>6} {a.failed:>6}")
     for node, info in s.errors.items():
-        _print_problem(f"FAILED {node}", info["message"], info["category"], info["suggestion"].replace("ID", s.movie))
+        _print_problem(f"FAILED {node}", info["message"], info["category"], re.sub(r"\bID\b", s.movie, info["suggestion"]))
     for node, why in s.placeholders.items():
         print(f"  PLACEHOLDER {node}: an offline stand-in ({why}); the next generate calls the provider again")
     print(f"to build: {s.to_build}")

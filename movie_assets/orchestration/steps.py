@@ -322,7 +322,8 @@ def _build_step(level: Level) -> dg.AssetsDefinition:
         else:
             raise dg.Failure("Select partitions to materialize (a movie, 'movie|03' or 'movie|03_2'), or run `moviegen generate`.")
         for movie, targets in by_movie.items():
-            yield from build_events(context, open_movie(context.instance, artifacts, movie), targets, clients, artifacts)
+            yield from build_events(context, open_movie(context.instance, artifacts, movie), targets, clients, artifacts,
+                                    config.budget_usd)
 
     return build
 

@@ -91,6 +91,13 @@ class FakeOpenAI(LoopbackServer):
     def calls(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
 
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 120.0) -> bool:
+        """Wait until ``condition()`` holds, checked again each time a request arrives (False when
+        ``timeout_s`` passes first): with ``hold_after`` and ``release``, a test proceeds on the
+        requests it expects, not on time."""
+        with self._in_flight_changed:
+            return self._in_flight_changed.wait_for(condition, timeout_s)
+
     def _answer(self, path: str, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
         headers = {
             "x-request-id": f"req_{uuid.uuid4().hex[:16]}",

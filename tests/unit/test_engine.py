@@ -130,7 +130,7 @@ def test_failed_image_fails_only_itself_and_the_timeline_lists_the_gap(tmp_path:
     assert [c["partition"] for c in visuals["clips"]] == [f"{MOVIE}|01_1"]
     assert visuals["errors"] == [{"asset": "segment_image", "partition": f"{MOVIE}|01_0", "reason": "failed",
                                   "message": run.failed[bad].message, "category": "outage",
-                                  "suggestion": "retry later: `moviegen generate ID` rebuilds only what failed"}]
+                                  "suggestion": "retry later: `moviegen generate civil-war` rebuilds only what failed"}]
     timeline = run.value(TIMELINE)
     validate_timeline(timeline)
     assert timeline["errors"] == visuals["errors"]
