@@ -129,6 +129,10 @@ class _ProviderResource(dg.ConfigurableResource):
 
     _offline: type = OfflineLLM
 
+    def offline(self, local_slots: asyncio.Semaphore | None, latency_s: float = 0.0, fail_when: str = ""):  # noqa: ANN201
+        """The kind's offline client: no simulated latency and no fault injection unless given."""
+        return self._offline(latency_s, local_slots, fail_when)
+
     def client(self, producer: str, local_slots: asyncio.Semaphore | None,
                connections: dict[str, dg.ConfigurableResource] | None = None,
                sessions: dict[str, object] | None = None):  # noqa: ANN201
@@ -136,7 +140,7 @@ class _ProviderResource(dg.ConfigurableResource):
         route = self.routes.get(producer, "offline")
         provider, _, model = route.partition(":")
         if provider == "offline":
-            return self._offline(self.latency.seconds(producer, self.latency_scale), local_slots, self.fail_when)
+            return self.offline(local_slots, self.latency.seconds(producer, self.latency_scale), self.fail_when)
         connection = (connections or {}).get(provider)
         if connection is None:
             raise ProviderError(f"provider {provider!r} is not configured; allowed: offline, openai, replicate",
@@ -290,8 +294,7 @@ class ProviderClients:
     def fallback(self, producer: str, local: asyncio.Semaphore) -> Any:
         """The offline client that makes a placeholder for ``producer`` (no simulated latency, no fault
         injection: it stands in for a provider that failed)."""
-        resource = getattr(self, PRODUCER_KINDS[producer].value)
-        return resource._offline(0.0, local, "")
+        return getattr(self, PRODUCER_KINDS[producer].value).offline(local)
 
     def price(self, producer: str, width: int, height: int) -> tuple[str, str, float]:
         """(provider, model, estimated USD) of one typical call of ``producer`` as routed in this run:

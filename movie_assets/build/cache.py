@@ -22,10 +22,6 @@ def entry_path(movie: str, key: NodeKey, consumed: dict[str, str]) -> str:
     return cache_path(movie, key.asset, key.partition_suffix, build_key(consumed, ARTIFACT_CODE_VERSIONS[key.asset]))
 
 
-def holds(store: ArtifactStore, movie: str, key: NodeKey, consumed: dict[str, str]) -> bool:
-    return store.exists(entry_path(movie, key, consumed))
-
-
 def remember(store: ArtifactStore, path: str, key: NodeKey, uri: str, version: str, produced: Produced) -> None:
     call = produced.call
     entry = {

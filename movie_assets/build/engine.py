@@ -110,7 +110,6 @@ class BuildSummary:
     fallbacks: list[NodeKey] = field(default_factory=list)  # built as offline placeholders
     call_log: list[dict[str, Any]] = field(default_factory=list)  # one entry per call made or reused
     reused: list[NodeKey] = field(default_factory=list)  # taken from the build cache, no call
-    estimated_usd: float = 0.0  # dry runs: the estimated price of the calls counted
 
     def to_report(self, movie: str, run_id: str) -> RunReport:
         return RunReport(
@@ -276,7 +275,7 @@ class BuildEngine:
             cacheable = group is not None or node.decl.reusable
             cached = cache.entry_path(self.movie, key, consumed) if cacheable else None
             if self.dry:
-                changed = await self._predict(ctx, key, group, cached, reason)
+                changed = await self._predict(ctx, key, group, cached)
                 done[key].set_result(changed)
                 return
             placeholder = False
@@ -411,7 +410,7 @@ class BuildEngine:
         return produced
 
     async def _predict(self, ctx: ProduceContext, key: NodeKey, group: tuple[str, NodeKey] | None,
-                       cached: str | None, reason: str) -> bool:
+                       cached: str | None) -> bool:
         """Dry runs: what building ``key`` would do, without a call or a write. Returns whether its
         content would change (unknown counts as changed)."""
         deps_known = not any((r := self.record(d)) is not None and r.version.startswith(UNKNOWN)

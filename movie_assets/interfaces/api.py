@@ -13,7 +13,6 @@ from typing import Any
 
 import dagster as dg
 
-from movie_assets.build.budget import caps_for, standing
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.plan import Plan
 from movie_assets.domain.request import MovieRequest, load_request
@@ -136,20 +135,20 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
     timeline = state.records.get(NodeKey("timeline"))
     video = state.records.get(NodeKey("movie_video"))
     revisions = list_revisions(store, movie)
+    planned = plan_of(opened, store)  # its budget is the caps' standing
     ledger = make_ledger()
-    caps = caps_for(movie, opened.request)
     spend = {
         "movie_usd": round(ledger.spent(movie=movie), 6),
         "movie_by_provider_usd": {k: round(v, 6) for k, v in sorted(ledger.totals(movie=movie).items())},
         "instance_today_usd": round(ledger.spent(since=day_start()), 6),
         "unsettled": len(ledger.unsettled(movie=movie)),
-        "caps": [b.to_json() for b in standing(ledger, movie, caps)],
+        "caps": planned.budget,
     }
     errors = {str(k): {"message": f.message, "category": f.category or "local", "suggestion": f.suggestion}
               for k, f in state.failures.items()}
     placeholders = {str(k): str(r.metadata.get("fallback_for", "")) for k, r in sorted(state.records.items())
                     if k in nodes and r.metadata.get("fallback")}
     return Status(movie, opened.request.to_document(), assets, {str(k): f.message for k, f in state.failures.items()},
-                  timeline.uri if timeline else None, len(plan_of(opened, store).items),
+                  timeline.uri if timeline else None, len(planned.items),
                   len(revisions), round(sum(r.cost_usd for r in revisions), 6), video.uri if video else None,
                   errors, placeholders, spend, movie_metrics(store, movie).to_json())

@@ -31,6 +31,7 @@ from movie_assets.store.edits_log import list_edits
 from movie_assets.store.movies import load_movie_request
 from movie_assets.store.reports import RunReport, read_run_failures, read_run_report
 from movie_assets.store.revisions import Revision, latest_revision, write_revision
+from resources.providers.base import UNEXPECTED
 from resources.providers.pricing import estimate_call_usd
 from resources.runtime.budget import make_ledger
 from resources.settings import PRODUCER_KINDS, LatencyProfile, params_from_env, render_enabled_from_env, routes_from_env
@@ -261,7 +262,7 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
             message = failure.event_specific_data.error.message if failure else "run failed"  # type: ignore[union-attr]
             report.failed = {"movie_build": message.strip().splitlines()[-1] if message.strip() else "run failed"}
             report.errors = {"movie_build": {"message": report.failed["movie_build"], "category": "local",
-                                             "suggestion": "run the command with --verbose and report the traceback",
+                                             "suggestion": UNEXPECTED,
                                              "detail": message}}
     return result.run_id, result.success, report
 
