@@ -88,7 +88,7 @@ import json, sys
 import dagster as dg
 from movie_assets.interfaces import api
 from resources.storage import ArtifactStore
-result = api.generate(dg.DagsterInstance.get(), ArtifactStore(), sys.argv[1])
+result = api.generate(api.open_instance(), ArtifactStore(), sys.argv[1])
 print(json.dumps(result.to_json()))
 """
 

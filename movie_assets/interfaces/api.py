@@ -1,7 +1,8 @@
 """The Python API behind the ``moviegen`` CLI, usable by a hosted service as well.
 
-Every function takes a ``DagsterInstance`` (``DagsterInstance.get()`` respects DAGSTER_HOME) and an
-``ArtifactStore``; generations run through Dagster as one run of the ``movie_build`` step.
+Every function takes a ``DagsterInstance`` (``open_instance()``: DAGSTER_HOME's, safe when several
+processes open a new home at once) and an ``ArtifactStore``; generations run through Dagster as one run of
+the ``movie_build`` step.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from movie_assets.orchestration.editing import EditResult, edit_movie
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.generation import GenerateResult, open_movie, plan_of, report_plan
 from movie_assets.orchestration.generation import generate as _generate
+from movie_assets.orchestration.locks import open_instance
 from movie_assets.orchestration.registry import require_movie
 from movie_assets.store.metrics import movie_metrics
 from movie_assets.store.revisions import Revision, get_revision, list_revisions
@@ -28,7 +30,7 @@ from resources.runtime.budget import day_start, make_ledger
 from resources.storage import ArtifactStore
 
 __all__ = ["GenerateResult", "Plan", "Revision", "Status", "edit", "generate", "history", "list_movies", "load_timeline",
-           "new_movie", "plan", "revision", "status", "timeline_uri"]
+           "new_movie", "open_instance", "plan", "revision", "status", "timeline_uri"]
 
 generate = _generate
 

@@ -45,7 +45,7 @@ def _context() -> tuple[Any, ArtifactStore]:
     os.environ["DAGSTER_HOME"] = str(dagster_home())
     dagster_home().mkdir(parents=True, exist_ok=True)
     api = _api()
-    return api.dg.DagsterInstance.get(), ArtifactStore()
+    return api.open_instance(), ArtifactStore()
 
 
 def _print_json(data: Any) -> None:

@@ -67,6 +67,27 @@ def generation_lock(instance: dg.DagsterInstance, movie: str, wait_s: float = 0.
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
+def open_instance() -> dg.DagsterInstance:
+    """``DagsterInstance.get()`` for DAGSTER_HOME, with the first-time creation of its SQLite storage
+    serialized across processes.
+
+    Dagster creates its tables on first open without a lock, so two processes opening a fresh home at
+    the same moment can both try and one fails ("table secondary_indexes already exists"). Holding an
+    exclusive lock file in the home while opening makes the second wait for the first.
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return dg.DagsterInstance.get()  # Dagster's own error names the variable
+    path = Path(home) / "locks"
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "instance.lock", "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            return dg.DagsterInstance.get()
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def _fail_orphaned_runs(instance: dg.DagsterInstance, movie: str, own_run_id: str | None) -> None:
     """In-process generation runs of this movie that still look in progress while we hold its lock
     belong to a process that died (killed, crashed): mark them failed, so Dagster and the next plan

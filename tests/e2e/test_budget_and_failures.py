@@ -41,7 +41,7 @@ import dagster as dg
 from movie_assets.interfaces import api
 from resources.storage import ArtifactStore
 
-instance, store = dg.DagsterInstance.get(), ArtifactStore()
+instance, store = api.open_instance(), ArtifactStore()
 for line in sys.stdin:
     cmd = json.loads(line)
     op, movie = cmd.pop("op"), cmd.pop("movie")
