@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,17 @@ class StorageError(Exception):
     """Storage is misconfigured or unreachable; the message says what to fix."""
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One name in a folder as listed, nothing followed or read: ``kind`` is "file", "link" (a symbolic
+    link, whatever it points to), "folder" or "other" (a pipe, socket or device); always "file" on S3.
+    ``fingerprint`` is the one ``fingerprints`` gives for a file."""
+
+    fingerprint: str
+    size: int
+    kind: str
+
+
 class _Local:
     def __init__(self, root: str):
         self.root = Path(unquote(root.removeprefix("file://"))).expanduser().absolute()
@@ -58,6 +70,24 @@ class _Local:
 
     def exists(self, rel: str) -> bool:
         return (self.root / rel).exists()
+
+    def size(self, rel: str) -> int | None:
+        try:
+            st = (self.root / rel).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return st.st_size
+
+    def sizes(self, rel: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for folder, _, files in os.walk(self.root / rel):
+            for name in files:
+                path = Path(folder) / name
+                try:
+                    out[str(path.relative_to(self.root))] = path.stat().st_size
+                except FileNotFoundError:
+                    continue
+        return out
 
     def put(self, rel: str, data: bytes) -> None:
         final = self.root / rel
@@ -98,6 +128,33 @@ class _Local:
             if p.is_file():
                 out[p.name] = f"{st.st_size}-{st.st_mtime_ns}"
         return out
+
+    def entries(self, rel: str) -> dict[str, Entry]:
+        try:
+            scan = list(os.scandir(self.root / rel))
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        out = {}
+        for e in scan:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            mode = st.st_mode
+            kind = ("file" if stat.S_ISREG(mode) else "link" if stat.S_ISLNK(mode)
+                    else "folder" if stat.S_ISDIR(mode) else "other")
+            fingerprint = f"{st.st_size}-{st.st_mtime_ns}" + ("" if kind == "file" else f"-{kind}")
+            out[e.name] = Entry(fingerprint, st.st_size, kind)
+        return out
+
+    def get_limited(self, rel: str, limit: int) -> bytes:
+        # O_NOFOLLOW: a link put in place after the listing is refused too (ELOOP); O_NONBLOCK: a pipe
+        # does not block the open. Then only a regular file is read, and at most limit + 1 bytes of it.
+        fd = os.open(self.root / rel, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{rel} is not a regular file")
+            return f.read(limit + 1)
 
     def link(self, uri: str) -> str:
         return uri
@@ -141,11 +198,23 @@ class _S3:
             raise StorageError(f"cannot reach S3 for {what}: {e}") from None
 
     def exists(self, rel: str) -> bool:
+        return self.size(rel) is not None
+
+    def size(self, rel: str) -> int | None:
         try:
-            self._call(rel, self.client.head_object, Bucket=self.bucket, Key=self.key(rel))
-            return True
+            return int(self._call(rel, self.client.head_object, Bucket=self.bucket, Key=self.key(rel))["ContentLength"])
         except FileNotFoundError:
-            return False
+            return None
+
+    def sizes(self, rel: str) -> dict[str, int]:
+        prefix = self.key(rel).rstrip("/") + "/"
+        start = f"{self.prefix}/" if self.prefix else ""
+        out: dict[str, int] = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in self._call(rel, lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=prefix))):
+            for o in page.get("Contents", []):
+                out[o["Key"][len(start):]] = int(o.get("Size", 0))
+        return out
 
     def put(self, rel: str, data: bytes) -> None:
         self._call(rel, self.client.put_object, Bucket=self.bucket, Key=self.key(rel), Body=data,
@@ -179,6 +248,24 @@ class _S3:
                 if name and not name.startswith("."):
                     out[name] = str(o.get("ETag", "")).strip('"')
         return out
+
+    def entries(self, rel: str) -> dict[str, Entry]:
+        prefix = self.key(rel).rstrip("/") + "/" if rel else (f"{self.prefix}/" if self.prefix else "")
+        out: dict[str, Entry] = {}
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in self._call(rel, lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"))):
+            for o in page.get("Contents", []):
+                name = o["Key"][len(prefix):]
+                if name:
+                    out[name] = Entry(str(o.get("ETag", "")).strip('"'), int(o.get("Size", 0)), "file")
+        return out
+
+    def get_limited(self, rel: str, limit: int) -> bytes:
+        body = self._call(rel, self.client.get_object, Bucket=self.bucket, Key=self.key(rel))["Body"]
+        try:
+            return body.read(limit + 1)
+        finally:
+            body.close()
 
     def link(self, uri: str) -> str:
         parsed = urlparse(uri)
@@ -248,9 +335,10 @@ class ArtifactStore:
 
     def write(self, relpath: str, data: bytes, *, immutable: bool = False) -> str:
         """Write bytes atomically and return the URI. ``immutable``: the path names its content (a
-        content-hash version), so an existing object is already right and is left as it is."""
+        content-hash version), so an existing object of the same size is already right and is left as
+        it is (one of another size is damaged and is replaced)."""
         backend = self._backend()
-        if not (immutable and backend.exists(relpath)):
+        if not (immutable and backend.size(relpath) == len(data)):
             backend.put(relpath, data)
         return backend.uri(relpath)
 
@@ -277,12 +365,41 @@ class ArtifactStore:
         S3), for the files of a folder."""
         return self._backend().fingerprints(relfolder)
 
+    def entries(self, relfolder: str) -> dict[str, Entry]:
+        """Every name in a folder (hidden ones too) with its fingerprint, size and kind, from one listing:
+        nothing is followed or read, so a caller can refuse links, folders and large files before
+        reading anything (S3 has no links: every object is a "file")."""
+        return self._backend().entries(relfolder)
+
+    def read_limited(self, relpath: str, limit: int) -> bytes:
+        """At most ``limit`` + 1 bytes of a file (more than ``limit``: it is larger). On disk only a
+        regular file is read and a symbolic link is never followed (OSError)."""
+        try:
+            return self._backend().get_limited(relpath, limit)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"artifact not found: {relpath}") from None
+
     def exists(self, uri_or_relpath: str) -> bool:
         """Whether an artifact is there, by relative path or by a URI of this store (a URI of another
         store counts as there: it cannot be checked from here)."""
         backend = self._backend()
         rel = backend.rel_of(uri_or_relpath) if "://" in uri_or_relpath else uri_or_relpath
         return backend.exists(rel) if rel is not None else True
+
+    def size(self, uri_or_relpath: str) -> int | None:
+        """The size in bytes of an artifact of this store, by relative path or URI (None: not there)."""
+        backend = self._backend()
+        rel = backend.rel_of(uri_or_relpath) if "://" in uri_or_relpath else uri_or_relpath
+        return backend.size(rel) if rel is not None else None
+
+    def sizes(self, relfolder: str) -> dict[str, int]:
+        """Relative path -> size of every file under a folder, recursively, in one listing (one request
+        per thousand objects on S3): how a build checks cheaply that its artifacts are all there."""
+        return self._backend().sizes(relfolder)
+
+    def rel_of(self, uri: str) -> str | None:
+        """The relative path of a URI of this store (None: another store's)."""
+        return self._backend().rel_of(uri)
 
     def delete(self, relpath: str) -> None:
         """Remove a file (for inbox reports; artifacts are never deleted). Missing is fine."""

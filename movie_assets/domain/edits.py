@@ -22,6 +22,7 @@ from movie_assets.domain.request import (
     SegmentOverrides,
     parse_document,
     parse_request,
+    read_document,
     yaml_load,
 )
 
@@ -48,17 +49,20 @@ def _check_path(path: str) -> list[str]:
         or (len(parts) == 4 and parts[0] == "segments" and parts[1].isdigit() and parts[2] == "image_prompts" and parts[3].isdigit())
     )
     if not ok:
+        shown = path if len(path) <= 80 else path[:77] + "..."
         raise RequestError([
-            f"{path}: not an editable path; allowed: a request field ({', '.join(sorted(_TOP_FIELDS))}), "
+            f"{shown}: not an editable path; allowed: a request field ({', '.join(sorted(_TOP_FIELDS))}), "
             f"segments.<i>.<{'|'.join(sorted(_SEGMENT_FIELDS - {'image_prompts'}))}>, or segments.<i>.image_prompts.<j>"
         ])
     return parts
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """``PATH=VALUE``; the value is read as YAML (``true``, ``60``, ``null``), else kept as text."""
+    """``PATH=VALUE``; the value is read as YAML (``true``, ``60``, ``null``: so ``duration_seconds=20`` sets
+    the integer 20), else kept as text (also when it is a list or mapping, or beyond yaml_load's bounds)."""
     if "=" not in text:
-        raise RequestError([f"--set {text!r}: expected PATH=VALUE, e.g. voice_id=nova or segments.1.narration='New text'"])
+        shown = repr(text) if len(text) <= 80 else repr(text[:77]) + "..."
+        raise RequestError([f"--set {shown}: expected PATH=VALUE, e.g. voice_id=nova or segments.1.narration='New text'"])
     path, raw = text.split("=", 1)
     try:
         value = yaml_load(raw) if raw.strip() else ""
@@ -73,17 +77,19 @@ def edits_from_data(data: Any, label: str = "edits file") -> list[tuple[str, Any
     """Edits from a mapping of PATH: VALUE (``null`` removes an override)."""
     if not isinstance(data, dict):
         raise RequestError([f"{label}: expected a mapping of PATH: VALUE, got {type(data).__name__}"])
-    return [(str(k), UNSET if v is None else v) for k, v in data.items()]
+    return [(_path_text(k), UNSET if v is None else v) for k, v in data.items()]
+
+
+def _path_text(key: Any) -> str:
+    try:
+        return str(key)
+    except ValueError:  # an integer of more than 4 300 digits cannot be printed; _check_path refuses the path
+        return "(a number too long to show)"
 
 
 def load_edits_file(path: str | Path) -> list[tuple[str, Any]]:
     """A YAML/JSON file of PATH: VALUE (``null`` removes an override)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RequestError([f"edits file: {str(path)!r} does not exist"]) from None
-    return edits_from_data(parse_document(text, str(path), "edits file"))
+    return edits_from_data(parse_document(read_document(path, "edits file"), str(path), "edits file"))
 
 
 def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[str, Any]:

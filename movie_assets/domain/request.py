@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -22,6 +25,15 @@ SEGMENT_SECONDS = 10
 MAX_SEGMENTS = 30  # the longest movie: 300 s
 MAX_IMAGES_PER_SEGMENT = 5
 SEGMENT_MS = SEGMENT_SECONDS * 1000
+
+# Bounds on a request or edits document, checked before (size) and while (nesting, values) it is parsed, so
+# a hostile file is refused at once instead of taking minutes and gigabytes. The largest request there can
+# be (30 segments, every prompt at its longest) is about 0.5 MB of text and nests 4 collections deep
+# (segments -> 3 -> image_prompts -> 0) with under 1 000 values; real ones are a few KB.
+MAX_DOCUMENT_BYTES = 1_000_000
+MAX_NESTING = 10  # collections (mappings, lists) inside one another
+MAX_VALUES = 10_000  # keys and values, each use of a YAML alias counted as a copy of what it names
+MAX_PROBLEMS = 50  # problems listed in one RequestError (the rest are counted)
 
 
 class Audience(enum.StrEnum):
@@ -113,11 +125,11 @@ class SegmentOverrides(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     narration: str | None = Field(default=None, min_length=1, max_length=1000)
-    use_video: bool | None = None
-    is_image_to_video: bool | None = None
+    use_video: StrictBool | None = None
+    is_image_to_video: StrictBool | None = None
     starting_image_prompt: str | None = Field(default=None, min_length=1, max_length=2000)
     movie_direction_prompt: str | None = Field(default=None, min_length=1, max_length=2000)
-    image_prompts: dict[int, str] = Field(default_factory=dict)
+    image_prompts: dict[int, Annotated[str, Field(max_length=2000)]] = Field(default_factory=dict)
     transition: Transition | None = None  # how this segment's first clip enters
 
     @field_validator("image_prompts")
@@ -138,7 +150,7 @@ def validate_movie_id(movie_id: str) -> str:
     if not MOVIE_ID_RE.match(movie_id):
         raise RequestError(
             [
-                f"movie id: got {movie_id!r}; allowed: 1-63 characters of lowercase letters, digits "
+                f"movie id: got {_short(repr(movie_id), 80)}; allowed: 1-63 characters of lowercase letters, digits "
                 "and '-', starting with a letter or digit (no '/', '..', spaces or '|')"
             ]
         )
@@ -151,14 +163,16 @@ class MovieRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
 
     inquiry_prompt: str = Field(min_length=3, max_length=2000)
-    duration_seconds: int = 60
+    # Integers and booleans are strict: "20" or 20.0 is refused rather than guessed (YAML's 20 and true
+    # are already an integer and a boolean); budget_usd, a number, takes 5 as well as 5.0.
+    duration_seconds: StrictInt = 60
     audience: Audience = Audience.general
     language: Language = Language.en
     voice_id: str = Field(default="narrator", min_length=1, max_length=64)
     emotion: str | None = Field(default=None, max_length=64)
-    use_video: bool = False
-    is_image_to_video: bool = False
-    images_per_segment: int = Field(default=3, ge=1, le=MAX_IMAGES_PER_SEGMENT)
+    use_video: StrictBool = False
+    is_image_to_video: StrictBool = False
+    images_per_segment: StrictInt = Field(default=3, ge=1, le=MAX_IMAGES_PER_SEGMENT)
     image_style: ImageStyle = ImageStyle.cinematic
     size: Size = Size.p720
     aspect_ratio: AspectRatio = AspectRatio.landscape
@@ -168,7 +182,7 @@ class MovieRequest(BaseModel):
     render_preset: RenderPreset | None = None  # default: the preset of the request's size
     # The most this movie may spend on provider calls, all revisions together (USD; none: no cap of its
     # own). Enforced per call; changing it rebuilds nothing.
-    budget_usd: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False)
+    budget_usd: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False, strict=True)
     segments: dict[int, SegmentOverrides] = Field(default_factory=dict)
 
     @field_validator("inquiry_prompt")
@@ -268,6 +282,16 @@ class RequestError(ValueError):
         super().__init__("invalid movie request:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+class DocumentError(RequestError):
+    """A request or edits file refused before its fields are looked at (missing, a folder, unreadable, too
+    large, not UTF-8, not YAML/JSON, beyond the parser's bounds): one problem naming the file, and the
+    message is that one line."""
+
+    def __init__(self, problem: str):
+        super().__init__([problem])
+        self.args = (problem,)
+
+
 def _allowed(loc: tuple[Any, ...]) -> str:
     field = str(loc[-1]) if loc else ""
     enums = {
@@ -285,9 +309,78 @@ def _allowed(loc: tuple[Any, ...]) -> str:
     return ""
 
 
+def _short(text: str, limit: int = 80) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    cut = " ".join(text[: limit * 4].split())
+    return cut if len(cut) <= limit and len(text) <= limit * 4 else cut[: limit - 3] + "..."
+
+
+def _text(value: Any) -> str:
+    """str(value), for any value: Python refuses to print an integer of more than 4 300 digits."""
+    try:
+        return str(value)
+    except ValueError:
+        return "a number too long to show"
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+    """``value`` as JSON, cut at ``limit`` characters. It never looks at more of the value than it shows,
+    so a huge, deeply nested or self-referencing value costs no more than a small one."""
+    parts: list[str] = []
+    room = limit + 1
+
+    def put(text: str) -> bool:
+        nonlocal room
+        parts.append(text[:room])
+        room -= len(text)
+        return room > 0
+
+    def walk(v: Any) -> bool:
+        if isinstance(v, dict | list | tuple | set | frozenset):
+            opening, closing = ("{", "}") if isinstance(v, dict) else ("[", "]")
+            if not put(opening):
+                return False
+            for i, item in enumerate(v.items() if isinstance(v, dict) else v):
+                if i and not put(", "):
+                    return False
+                if isinstance(v, dict) and not (walk(_text(item[0])[:room]) and put(": ")):
+                    return False
+                if not walk(item[1] if isinstance(v, dict) else item):
+                    return False
+            return put(closing)
+        if isinstance(v, str):
+            return put(json.dumps(v[:room]))
+        try:
+            text = json.dumps(v) if v is None or isinstance(v, bool | int | float) else json.dumps(_text(v)[:room])
+        except ValueError:  # an integer too long to print
+            text = "a number too long to show"
+        return put(text)
+
+    walk(value)
+    text = "".join(parts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# What a value of the wrong type should have been (pydantic's error type -> the rule, in the docs' words).
+_EXPECTED = {
+    "int_type": "expected an integer (a whole number without quotes, e.g. 60)",
+    "int_parsing": "expected an integer (a whole number without quotes, e.g. 60)",
+    "int_from_float": "expected an integer (a whole number without quotes, e.g. 60)",
+    "bool_type": "expected true or false (without quotes)",
+    "bool_parsing": "expected true or false (without quotes)",
+    "float_type": "expected a number (without quotes, e.g. 5 or 0.5)",
+    "float_parsing": "expected a number (without quotes, e.g. 5 or 0.5)",
+    "string_type": "expected text",
+    "dict_type": "expected a mapping of fields",
+    "model_type": "expected a mapping of fields",
+    "model_attributes_type": "expected a mapping of fields",
+    "invalid_key": "field names are text",
+}
+
+
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error.get("loc", ()))
-    field = ".".join(str(p) for p in loc) or "request"
+    field = _short(".".join(_short(_text(p), 40) for p in loc), 120) or "request"
     msg = error.get("msg", "")
     msg = msg.removeprefix("Value error, ")
     if error.get("type") == "extra_forbidden":
@@ -295,36 +388,115 @@ def _describe(error: dict[str, Any]) -> str:
     if error.get("type") == "missing":
         return f"{field}: required field is missing"
     got = error.get("input")
-    got_text = json.dumps(got, default=str) if not isinstance(got, dict) else "{...}"
-    if len(got_text) > 80:
-        got_text = got_text[:77] + "..."
+    got_text = _preview(got) if not isinstance(got, dict) else "{...}"
     allowed = _allowed(loc)
     if allowed and error.get("type") == "enum":
         return f"{field}: got {got_text}; {allowed}"
     if field == "request" or error.get("type") == "value_error" and not loc:
-        return msg
-    return f"{field}: got {got_text}; {msg}" + (f" ({allowed})" if allowed else "")
+        return _short(msg, 500)
+    msg = _EXPECTED.get(str(error.get("type")), msg)
+    return f"{field}: got {got_text}; {_short(msg, 500)}" + (f" ({allowed})" if allowed else "")
+
+
+def _at_most(problems: list[str]) -> list[str]:
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    return [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more problems (fix these first)"]
+
+
+def _beyond_bounds(data: Any) -> str | None:
+    """What makes data too large to validate (nesting, values: a value used twice counts twice), or None.
+    It stops at the bound, so a huge, shared or self-referencing structure costs no more than a small one."""
+    values, stack = 0, [(data, 0)]
+    while stack:
+        value, nesting = stack.pop()
+        values += 1
+        if values > MAX_VALUES:
+            return f"more than {MAX_VALUES} values; a request has at most about 1 000"
+        if isinstance(value, dict | list | tuple | set | frozenset):
+            if nesting + 1 > MAX_NESTING:
+                return f"nested deeper than {MAX_NESTING} levels; a request nests at most 4"
+            items = itertools.chain(value, value.values()) if isinstance(value, dict) else value
+            stack.extend((item, nesting + 1) for item in itertools.islice(items, MAX_VALUES))
+    return None
 
 
 def parse_request(data: Any) -> MovieRequest:
-    """Validate request data, raising RequestError that names every bad field, value and rule."""
+    """Validate request data, raising RequestError that names every bad field, value and rule (and
+    nothing else, whatever the data: any type, size or nesting)."""
     if not isinstance(data, dict):
         raise RequestError([f"request: expected a mapping of fields, got {type(data).__name__}"])
+    beyond = _beyond_bounds(data)
+    if beyond:
+        raise RequestError([f"request: {beyond}"])
     try:
         return MovieRequest.model_validate(data)
     except ValidationError as e:
         problems = []
-        for err in e.errors():
+        for err in e.errors(include_url=False):
             if not err.get("loc") and err.get("type") == "value_error":
                 problems.extend(str(err.get("msg", "")).removeprefix("Value error, ").split("\n"))
             else:
                 problems.append(_describe(dict(err)))
-        raise RequestError(problems) from None
+        raise RequestError(_at_most(problems)) from None
+    except RecursionError:
+        raise RequestError([f"request: nested deeper than {MAX_NESTING} levels"]) from None
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A YAML document beyond a bound: nested too deep, too many values, an alias inside its own anchor."""
 
 
 class _Loader(yaml.SafeLoader):
     """YAML without YAML 1.1's base-60 numbers: ``aspect_ratio: 16:9`` stays the text "16:9" instead
-    of becoming 969, and ``12:30`` is not 750."""
+    of becoming 969, and ``12:30`` is not 750.
+
+    Bounded while it is composed, before any Python object is built: at most MAX_NESTING collections
+    inside one another and MAX_VALUES keys and values in all, where each use of an alias counts as a
+    copy of what it names. So ten lines of nested aliases ("billion laughs", also through ``<<`` merge
+    keys) are refused at once instead of expanding to gigabytes; a few anchors for repeated text are fine."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nesting = 0
+        self._values = 0  # so far in the document, aliases expanded
+        self._sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, nesting), aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise _Refused(problem=f"the alias *{_short(str(event.anchor), 40)} is used inside its own anchor "
+                                       "(a cycle); allowed: aliases of values defined before",
+                               problem_mark=event.start_mark)
+            self._values += size[0]
+        else:
+            self._values += 1
+            collection = isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent)
+            self._nesting += collection
+            if self._nesting > MAX_NESTING:
+                raise _Refused(problem=f"nested deeper than {MAX_NESTING} levels; a request nests at most 4",
+                               problem_mark=event.start_mark)
+            node = super().compose_node(parent, index)
+            self._nesting -= collection
+            size = self._size_of(node)
+            self._sizes[id(node)] = size
+        if self._values > MAX_VALUES:
+            raise _Refused(problem=f"more than {MAX_VALUES} values (each use of an alias counts as a copy of what "
+                                   "it names); a request has at most about 1 000", problem_mark=event.start_mark)
+        if self._nesting + size[1] > MAX_NESTING:
+            raise _Refused(problem=f"nested deeper than {MAX_NESTING} levels (aliases expanded); a request nests at "
+                                   "most 4", problem_mark=event.start_mark)
+        return node
+
+    def _size_of(self, node: yaml.Node) -> tuple[int, int]:
+        if isinstance(node, yaml.ScalarNode):
+            return 1, 0
+        children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else node.value
+        sizes = [self._sizes[id(c)] for c in children]
+        return 1 + sum(v for v, _ in sizes), 1 + max((n for _, n in sizes), default=0)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -342,27 +514,93 @@ _Loader.add_implicit_resolver(
 
 
 def yaml_load(text: str) -> Any:
-    """Parse YAML the way a person reads it (see _Loader)."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    """Parse YAML the way a person reads it, within the bounds above (see _Loader); any failure is a
+    yaml.YAMLError (a value that cannot be built, e.g. ``0x_`` or a 5 000-digit number, too)."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    except (ValueError, OverflowError) as e:
+        raise yaml.YAMLError(f"a value cannot be read: {_short(str(e), 200)}") from None
+    finally:
+        loader.dispose()
+
+
+class _Beyond(ValueError):
+    """A JSON document beyond a bound (nesting, values)."""
+
+
+def _json_load(text: str) -> Any:
+    """JSON within the same bounds as YAML (it has no aliases: the values are what is written)."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise _Beyond(f"nested deeper than {MAX_NESTING} levels; a request nests at most 4") from None
+    beyond = _beyond_bounds(data)
+    if beyond:
+        raise _Beyond(beyond)
+    return data
+
+
+def _parse_problem(e: Exception) -> str:
+    """A parser's complaint on one line: what, and where (line and column)."""
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        what = " ".join(_short(str(p), 120) for p in (e.context, e.problem) if p)
+        return what + (f" (line {mark.line + 1}, column {mark.column + 1})" if mark else "")
+    return _short(str(e), 300)
+
+
+def _too_large(label: str, name: str, size: int | None = None) -> DocumentError:
+    size_text = f"{size} bytes" if size is not None else f"more than {MAX_DOCUMENT_BYTES} bytes"
+    return DocumentError(f"{label}: {_short(repr(name), 120)} is too large ({size_text}); allowed: up to "
+                         f"{MAX_DOCUMENT_BYTES // 1_000_000} MB ({MAX_DOCUMENT_BYTES} bytes; a request needs a few KB)")
+
+
+def decode_document(raw: bytes, name: str, label: str = "request file") -> str:
+    """The text of a request or edits file's bytes: at most MAX_DOCUMENT_BYTES of UTF-8 (a leading byte
+    order mark is allowed); RequestError naming the file otherwise."""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise _too_large(label, name, None if len(raw) == MAX_DOCUMENT_BYTES + 1 else len(raw))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DocumentError(f"{label}: {_short(repr(name), 120)} is not UTF-8 text (byte 0x{raw[e.start]:02x} at "
+                            f"offset {e.start}); allowed: YAML or JSON saved as UTF-8") from None
+
+
+def read_document(path: str | Path, label: str = "request file") -> str:
+    """Read a request or edits file given by a user (the CLI), at most MAX_DOCUMENT_BYTES + 1 bytes of it;
+    RequestError naming the file when it is missing, a folder, unreadable, too large or not UTF-8."""
+    shown = _short(repr(str(path)), 120)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_DOCUMENT_BYTES + 1)
+    except FileNotFoundError:
+        raise DocumentError(f"{label}: {shown} does not exist") from None
+    except IsADirectoryError:
+        raise DocumentError(f"{label}: {shown} is a folder; allowed: a YAML or JSON file") from None
+    except (OSError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise DocumentError(f"{label}: {shown} cannot be read ({_short(why)}); allowed: a readable YAML or JSON file") from None
+    return decode_document(raw, str(path), label)
 
 
 def parse_document(text: str, name: str, label: str = "request file") -> Any:
-    """The data of a JSON (``name`` ends in .json) or YAML document; RequestError when it is neither."""
+    """The data of a JSON (``name`` ends in .json) or YAML document; RequestError when it is neither, or
+    beyond the bounds (size, nesting, values, aliases)."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise _too_large(label, name, len(text.encode("utf-8", "replace")))
     suffix = Path(name).suffix.lower()
     try:
-        return json.loads(text) if suffix == ".json" else yaml_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise RequestError([f"{label}: {name!r} is not valid {suffix.lstrip('.') or 'YAML'}: {e}"]) from None
+        return _json_load(text) if suffix == ".json" else yaml_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError, ValueError, RecursionError) as e:
+        verdict = "is refused" if isinstance(e, _Refused | _Beyond) else f"is not valid {'json' if suffix == '.json' else 'yaml'}"
+        raise DocumentError(f"{label}: {_short(repr(name), 120)} {verdict}: {_parse_problem(e)}") from None
 
 
 def load_request(path: str | Path) -> MovieRequest:
     """Read a YAML or JSON request file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RequestError([f"request file: {str(path)!r} does not exist"]) from None
-    return parse_request(parse_document(text, str(path)))
+    return parse_request(parse_document(read_document(path), str(path)))
 
 
 _LEADS = re.compile(

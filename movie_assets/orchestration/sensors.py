@@ -36,6 +36,13 @@ def movie_inbox(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.Ski
     outcome = process(context.instance, ArtifactStore(), inbox, seen)
     for name, problems in outcome.rejected.items():
         context.log.warning(f"{name} rejected (see {name}.error.json): " + "; ".join(problems))
+    for name, trace in outcome.crashed.items():
+        context.log.error(f"{name}: unexpected error while handling it (reported in {name}.error.json):\n{trace}")
+    for name, why in outcome.unreported.items():
+        context.log.error(f"{name}: its report could not be written ({why})")
+    if outcome.deferred:
+        context.log.info(f"{len(outcome.deferred)} file(s) left for the next tick (this one ran long): "
+                         + ", ".join(outcome.deferred[:20]))
     for a in outcome.accepted:
         context.log.info(f"{a.name}: {a.kind} {a.movie} ({len(a.changes)} change(s)), run key {a.run_key}")
     runs = [
@@ -49,6 +56,7 @@ def movie_inbox(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.Ski
     cursor = json.dumps(outcome.cursor, sort_keys=True)
     if not runs:
         rejected = f"; rejected {', '.join(outcome.rejected)}" if outcome.rejected else ""
+        deferred = f"; {len(outcome.deferred)} file(s) left for the next tick" if outcome.deferred else ""
         context.update_cursor(cursor)
-        return dg.SkipReason(f"no new requests in {inbox_root()}{rejected}")
+        return dg.SkipReason(f"no new requests in {inbox_root()}{rejected}{deferred}")
     return dg.SensorResult(run_requests=runs, cursor=cursor)

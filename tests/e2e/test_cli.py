@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,37 @@ def test_cli_edit_plan_history_and_revisions(home: Path, tmp_path: Path) -> None
     assert bad.returncode == 2 and "nothing changed: images_per_segment: got 9" in bad.stderr
     missing = moviegen(home, "timeline", "cw", "--revision", "7", check=False)
     assert missing.returncode == 2 and "no revision 7" in missing.stderr
+
+
+def test_cli_refuses_hostile_files_with_one_line(home: Path, tmp_path: Path) -> None:
+    """Unreadable request and edits files end in exit 2 and one line naming the file, before anything is
+    opened: nothing registered, nothing changed (and no wait for Dagster to load)."""
+    binary, folder, bomb, quoted = tmp_path / "photo.yaml", tmp_path / "folder.yaml", tmp_path / "bomb.yaml", tmp_path / "q.yaml"
+    binary.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
+    folder.mkdir()
+    bomb.write_text('a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+                    + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 9))
+                    + "inquiry_prompt: *a8\n")
+    quoted.write_text('inquiry_prompt: Tell me about tides\nduration_seconds: "20"\n')
+    expected = {binary: "is not UTF-8 text (byte 0xff at offset 0); allowed: YAML or JSON saved as UTF-8",
+                folder: "is a folder; allowed: a YAML or JSON file",
+                bomb: "is refused: more than 10000 values (each use of an alias counts as a copy of what it names)"}
+    for path, message in expected.items():
+        start = time.monotonic()
+        proc = moviegen(home, "new", str(path), check=False)
+        assert proc.returncode == 2 and time.monotonic() - start < 20, (path, proc.returncode, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: request file: {str(path)!r} {message}"), proc.stderr
+    proc = moviegen(home, "new", str(quoted), check=False)
+    assert proc.returncode == 2 and 'duration_seconds: got "20"; expected an integer' in proc.stderr
+
+    assert moviegen(home, "new", "examples/civil-war.yaml", "--id", "cw").stdout.strip() == "cw"
+    binary_edits = tmp_path / "cw.edits.yaml"
+    binary_edits.write_bytes(b"voice_id: \xc3\x28\n")
+    proc = moviegen(home, "edit", "cw", "--file", str(binary_edits), check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"error: edits file: {str(binary_edits)!r} is not UTF-8 text (byte 0xc3 at offset 10); allowed: YAML or JSON "
+        "saved as UTF-8"], proc.stderr
+    out = moviegen(home, "edit", "cw", "--set", "duration_seconds=40").stdout  # typed from the command line: an integer
+    assert "duration_seconds: 30 -> 40" in out, out
+    assert moviegen(home, "list").stdout.split() == ["cw"]

@@ -175,9 +175,15 @@ def test_the_inbox_is_an_s3_prefix_when_storage_is_s3(home: Path, instance: dg.D
     assert inbox_root() == ArtifactStore().uri("inbox").removesuffix("/")  # beside the artifacts
     inbox.write_text("cw.yaml", SMALL)
     inbox.write_text("nope.yaml", "inquiry_prompt: Rivers\nvoice_id: ''\n")
+    inbox.write("binary.yaml", b"\xff\xfe not UTF-8")  # hostile objects are refused as on disk (S3 has no links)
+    inbox.write("huge.yaml", b"inquiry_prompt: x\n" + b"#" * 1_000_000)
+    inbox.write_text(".hidden.yaml", SMALL)
     runs, cursor, _ = tick(instance)
     assert [r.partition_key for r in runs] == ["cw"]
     assert json.loads(inbox.read("cw.yaml.accepted.json"))["movie"] == "cw"
     assert "voice_id" in inbox.read("nope.yaml.error.json").decode()
+    assert "is not UTF-8 text" in inbox.read("binary.yaml.error.json").decode()
+    assert "too large (1000018 bytes), not read" in inbox.read("huge.yaml.error.json").decode()
+    assert "a hidden file" in inbox.read(".hidden.yaml.error.json").decode()
     assert ArtifactStore().exists("movies/cw/request.json")  # the request is stored on S3 too
     assert tick(instance, cursor)[0] == []

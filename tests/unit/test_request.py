@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from movie_assets.domain.request import (
+    MAX_DOCUMENT_BYTES,
+    MAX_PROBLEMS,
     AspectRatio,
     RequestError,
     Size,
@@ -131,3 +133,55 @@ def test_image_to_video_without_video_is_refused(request_fields: dict, problem: 
 def test_image_to_video_as_the_default_of_video_segments_is_allowed() -> None:
     r = parse_request({**BASE, "duration_seconds": 30, "is_image_to_video": True, "segments": {"2": {"use_video": True}}})
     assert [r.mode(i) for i in range(3)] == [VisualMode.image_only, VisualMode.image_only, VisualMode.video_by_image]
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"duration_seconds": "20"}, 'duration_seconds: got "20"; expected an integer'),
+    ({"duration_seconds": 20.0}, "duration_seconds: got 20.0; expected an integer"),
+    ({"images_per_segment": True}, "images_per_segment: got true; expected an integer"),
+    ({"use_video": "true"}, 'use_video: got "true"; expected true or false'),
+    ({"use_video": 1}, "use_video: got 1; expected true or false"),
+    ({"budget_usd": "5"}, 'budget_usd: got "5"; expected a number'),
+    ({"segments": {"1": {"use_video": "yes"}}}, 'segments.1.use_video: got "yes"; expected true or false'),
+    ({"segments": {"1": {"image_prompts": {"0": "x" * 2001}}}}, "segments.1.image_prompts.0: got"),
+    ({"voice_id": 7}, "voice_id: got 7; expected text"),
+])
+def test_integers_and_booleans_are_strict(fields: dict[str, object], expected: str) -> None:
+    assert any(p.startswith(expected) for p in problems(**fields)), problems(**fields)
+
+
+def test_strict_types_keep_natural_input(tmp_path: Path) -> None:
+    """YAML's 20 and true are already an integer and a boolean; a number field takes an integer; segment
+    keys may be text (JSON has no other keys)."""
+    (tmp_path / "r.yaml").write_text("inquiry_prompt: Rivers\nduration_seconds: 30\nuse_video: true\nbudget_usd: 5\n"
+                                     "segments:\n  1: {use_video: false, image_prompts: {0: a delta}}\n")
+    r = load_request(tmp_path / "r.yaml")
+    assert (r.duration_seconds, r.use_video, r.budget_usd, r.mode(1)) == (30, True, 5.0, VisualMode.image_only)
+    (tmp_path / "r.json").write_text('{"inquiry_prompt": "Rivers", "duration_seconds": 30, "segments": {"2": {"use_video": true}}}')
+    assert load_request(tmp_path / "r.json").mode(2) is VisualMode.video_by_text
+
+
+def test_unreadable_files_are_one_problem_naming_the_file(tmp_path: Path) -> None:
+    cases = {
+        "bin.yaml": (b"\xff\xfe\x00binary", "is not UTF-8 text (byte 0xff at offset 0)"),
+        "big.yaml": (b"inquiry_prompt: " + b"x" * MAX_DOCUMENT_BYTES, "is too large (more than 1000000 bytes); allowed: up to 1 MB"),
+        "deep.json": (b"[" * 100_000, "is refused: nested deeper than 10 levels"),
+        "bomb.yaml": (b'a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]\n'
+                      + b"".join(b"b%d: &b%d [%s]\n" % (i, i, b", ".join([b"*b%d" % (i - 1) if i else b"*a"] * 10))
+                                 for i in range(6)), "is refused: more than 10000 values"),
+    }
+    for name, (content, expected) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(RequestError) as e:
+            load_request(tmp_path / name)
+        assert len(e.value.problems) == 1 and str(e.value) == e.value.problems[0]  # one line
+        assert str(tmp_path / name) in str(e.value) and expected in str(e.value), str(e.value)
+    with pytest.raises(RequestError, match="is a folder; allowed: a YAML or JSON file"):
+        load_request(tmp_path)
+    (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf{"inquiry_prompt": "Why is the sky blue?"}')
+    assert load_request(tmp_path / "bom.json").inquiry_prompt == "Why is the sky blue?"  # a byte order mark is fine
+
+
+def test_many_problems_are_listed_up_to_a_bound() -> None:
+    found = problems(**{f"field_{i}": i for i in range(200)})
+    assert len(found) == MAX_PROBLEMS + 1 and found[-1] == "... and 150 more problems (fix these first)"
