@@ -23,6 +23,7 @@ from resources.providers.offline.media import OfflineImages, OfflineLLM, Offline
 from resources.providers.pricing import estimate_call_usd
 from resources.runtime.limits import make_throttle, parse_model_limits
 from resources.runtime.retry import RetryPolicy
+from resources.runtime.secrets import register_secret
 from resources.settings import (
     PRODUCER_KINDS,
     LatencyProfile,
@@ -50,6 +51,7 @@ class ArtifactStoreResource(dg.ConfigurableResource):
                                                     "presigned (empty: MOVIEGEN_PUBLIC_URL).")
 
     def store(self) -> ArtifactStore:
+        register_secret(self.aws_secret_access_key)  # redacted from every message stored or shown
         return ArtifactStore(root=self.root, endpoint_url=self.endpoint_url, region_name=self.region_name,
                              aws_access_key_id=self.aws_access_key_id, aws_secret_access_key=self.aws_secret_access_key,
                              link_seconds=self.link_seconds, public_url=self.public_url)

@@ -23,6 +23,7 @@ from resources.providers.base import (
     SpeechProvider,
     VideoProvider,
 )
+from resources.runtime.secrets import redact
 
 
 def canonical_json(value: Any) -> bytes:
@@ -80,6 +81,11 @@ class ProduceContext:
     failure_info: Callable[[NodeKey], dict[str, str] | None] = lambda key: None
     placeholder: bool = False  # producing an offline placeholder for a partition whose provider failed
     _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Progress notes go to the run's log (Dagster's event log, the CLI): never with a secret in them.
+        note = self.note
+        self.note = lambda key, message: note(key, redact(message))
 
     async def local_work(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run CPU-heavy work in a thread, within the machine's local-work slots."""

@@ -21,6 +21,7 @@ import jsonschema
 from movie_assets.build.context import ProduceContext
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.request import SEGMENT_MS, TRANSITION_MS, AssemblyStrategy, Transition, VisualMode
+from resources.runtime.secrets import TEXT_LIMIT, redact
 
 FPS = 30
 TIMELINE_FORMAT_VERSION = 2
@@ -118,10 +119,10 @@ def gap_error(key: NodeKey, movie: str, failure: str | None, has_previous: bool,
     """A timeline error entry: a missing artifact, or a failed one (whose previous version, if any,
     is still used so the movie stays complete), with the failure's category and suggestion."""
     if failure:
-        message = failure + ("; the previous version is used" if has_previous else "")
+        message = redact(failure, TEXT_LIMIT) + ("; the previous version is used" if has_previous else "")
         entry = {"asset": key.asset, "partition": key.partition_key(movie), "reason": "failed", "message": message}
         if info:
-            entry |= {"category": info.get("category") or "local", "suggestion": info.get("suggestion", "")}
+            entry |= {"category": info.get("category") or "local", "suggestion": redact(info.get("suggestion", ""), TEXT_LIMIT)}
         return entry
     return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "missing", "message": "not generated yet"}
 
@@ -132,7 +133,7 @@ def placeholder_error(key: NodeKey, movie: str, metadata: dict[str, Any]) -> dic
         return None
     category = str(metadata.get("fallback_category") or "outage")
     return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "placeholder",
-            "message": f"an offline placeholder stands in: {metadata.get('fallback_for') or 'the provider failed'}",
+            "message": f"an offline placeholder stands in: {redact(metadata.get('fallback_for') or 'the provider failed')}",
             "category": category, "suggestion": "run `moviegen generate` again to call the provider and replace it"}
 
 

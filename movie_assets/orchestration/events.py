@@ -15,6 +15,8 @@ from dagster._core.definitions.events import (
 from dagster._core.definitions.partitions.utils.multi import get_tags_from_multi_partition_key
 from dagster._core.events import AssetMaterializationPlannedData
 
+from resources.runtime.secrets import TEXT_LIMIT, redact
+
 
 def report_planned(context: dg.AssetExecutionContext, asset: dg.AssetKey, partition: str) -> None:
     """Record that this run is about to build a partition: if the run fails before materializing
@@ -30,7 +32,8 @@ def report_planned(context: dg.AssetExecutionContext, asset: dg.AssetKey, partit
 def report_failed(context: dg.AssetExecutionContext, asset: dg.AssetKey, partition: str, message: str,
                   upstream: bool, category: str = "", suggestion: str = "") -> None:
     """A failed partition, stored where the event log supports it (Dagster+); on OSS storage the
-    planned event plus the failed run is what marks it failed."""
+    planned event plus the failed run is what marks it failed. Texts are stored secrets redacted."""
+    message, suggestion = redact(message, TEXT_LIMIT), redact(suggestion, TEXT_LIMIT)
     failure = AssetMaterializationFailure(
         asset_key=asset, partition=partition, failure_type=AssetMaterializationFailureType.FAILED,
         reason=AssetMaterializationFailureReason.FAILED_TO_MATERIALIZE, description=message,

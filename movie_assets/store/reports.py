@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from movie_assets.store.layout import run_report_path
+from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.storage import ArtifactStore
 
 
@@ -40,17 +41,26 @@ class RunReport:
         return RunReport(**{k: v for k, v in data.items() if k in known})
 
 
+def redacted(report: RunReport) -> RunReport:
+    """The report with every error text (messages, suggestions, details) free of secrets."""
+    report.failed = {node: redact(message, TEXT_LIMIT) for node, message in report.failed.items()}
+    report.errors = {node: {k: redact(v, TEXT_LIMIT) if isinstance(v, str) else v for k, v in error.items()}
+                     for node, error in report.errors.items()}
+    return report
+
+
 def write_run_report(store: ArtifactStore, report: RunReport) -> str:
     assert report.run_id is not None
-    return store.write_text(run_report_path(report.movie, report.run_id), json.dumps(report.to_json(), indent=2) + "\n")
+    return store.write_text(run_report_path(report.movie, report.run_id),
+                            json.dumps(redacted(RunReport.from_json(report.to_json())).to_json(), indent=2) + "\n")
 
 
 def read_run_report(store: ArtifactStore, movie: str, run_id: str) -> RunReport | None:
     """What a build run did, from its report (None when the run left none)."""
     try:
-        return RunReport.from_json(json.loads(store.read(run_report_path(movie, run_id))))
-    except FileNotFoundError:
-        return None
+        return redacted(RunReport.from_json(json.loads(store.read(run_report_path(movie, run_id)))))
+    except (FileNotFoundError, ValueError, TypeError, AttributeError):
+        return None  # none, or a damaged one: the run's failures then read as "run failed" without detail
 
 
 def read_run_failures(store: ArtifactStore, movie: str, run_id: str) -> dict[str, dict[str, str]]:

@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from resources.runtime.secrets import redact
+
 
 class ErrorCategory(StrEnum):
     """What kind of failure a failed call is: it decides whether trying again can help and what to do."""
@@ -61,15 +63,16 @@ RETRYABLE = frozenset({ErrorCategory.rate_limit, ErrorCategory.outage})
 class ProviderError(Exception):
     """A provider call failed. ``category`` says what kind of failure it is, ``retryable`` whether
     trying again later can succeed (by default: rate limits and outages only), ``suggestion`` the one
-    thing to do about it. ``str(e)`` is the message alone."""
+    thing to do about it. ``str(e)`` is the message alone, secrets redacted (runtime/secrets.py): it
+    often quotes a provider's answer, which may echo the key."""
 
     def __init__(self, message: str, *, provider: str, retryable: bool | None = None,
                  category: ErrorCategory = ErrorCategory.outage, suggestion: str | None = None):
-        super().__init__(message)
+        super().__init__(redact(message))
         self.provider = provider
         self.category = ErrorCategory(category)
         self.retryable = self.category in RETRYABLE if retryable is None else retryable
-        self.suggestion = SUGGESTIONS[self.category] if suggestion is None else suggestion
+        self.suggestion = SUGGESTIONS[self.category] if suggestion is None else redact(suggestion)
 
 
 _LOCAL_ERRNOS = {
@@ -103,7 +106,7 @@ def categorize(e: BaseException) -> tuple[ErrorCategory, str]:
         cmd = os.path.basename(str(cmd).split()[0]) if str(cmd).strip() else "a tool"
         return ErrorCategory.local, f"the local tool {cmd} failed: read its message, fix the cause and generate again"
     if isinstance(e, FileNotFoundError):
-        missing = e.filename or "a file or tool"
+        missing = redact(e.filename or "a file or tool")
         return ErrorCategory.local, f"{missing} was not found on this machine: install it or fix the path, and generate again"
     if module == "resources.runtime.media":  # MediaError: ffmpeg or a media file (not imported: it pulls numpy)
         return ErrorCategory.local, ("a local media tool (ffmpeg) failed: read its message; if it persists, "
@@ -112,10 +115,10 @@ def categorize(e: BaseException) -> tuple[ErrorCategory, str]:
 
 
 def describe_failure(e: BaseException) -> dict[str, str]:
-    """A failure as shown to a user: its message, category and the one thing to do about it."""
+    """A failure as shown to a user: its message (secrets redacted), category and the one thing to do about it."""
     category, suggestion = categorize(e)
     message = str(e) if isinstance(e, ProviderError) else f"{type(e).__name__}: {e}"
-    return {"message": message, "category": category.value, "suggestion": suggestion}
+    return {"message": redact(message), "category": category.value, "suggestion": redact(suggestion)}
 
 
 class ModelParams:

@@ -75,6 +75,12 @@ class FakeOpenAI(LoopbackServer):
         # ... and normal answers wait until this many requests have been in flight at once (or 60 s pass).
         self.answer_when_in_flight = 0
         self._in_flight_changed = threading.Condition(threading.Lock())
+        self.api_key = "sk-test"  # the key the server accepts
+        # Path -> status of a misbehaving provider or proxy that echoes the request's credentials: 401 puts
+        # the Authorization header in OpenAI's error body, 500 lists every request header in an OpenAI error
+        # body, any other status answers a plain-text page listing them (as some 502 pages of proxies do).
+        # See ``echo_credentials``.
+        self.echo_auth: dict[str, int] = {}
         super().__init__()
 
     @property
@@ -172,7 +178,9 @@ class FakeOpenAI(LoopbackServer):
                     else:
                         time.sleep(server.delay_s)
                         status, payload, headers = server._answer(self.path, body)
-                    if self.headers.get("authorization") != "Bearer sk-test":
+                    if self.path in server.echo_auth:
+                        status, payload, headers = echo_credentials(server.echo_auth[self.path], dict(self.headers))
+                    elif self.headers.get("authorization") != f"Bearer {server.api_key}":
                         status, payload = 401, json.dumps({"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}).encode()
                         headers = {"content-type": "application/json"}
                 finally:
@@ -189,6 +197,23 @@ class FakeOpenAI(LoopbackServer):
                 self.wfile.write(payload)
 
         return Handler
+
+
+def echo_credentials(status: int, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+    """An answer that repeats the request's credentials: a 401 whose OpenAI error message quotes the
+    Authorization header, a 500 whose OpenAI error message lists every request header, or (any other
+    status) a plain-text page listing them."""
+    auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+    if status == 401:
+        body = {"error": {"message": f"Incorrect API key provided: {auth}", "type": "invalid_request_error",
+                          "param": None, "code": "invalid_api_key"}}
+        return 401, json.dumps(body).encode(), {"content-type": "application/json"}
+    lines = "\n".join(f"{k}: {v}" for k, v in headers.items())
+    page = f"{status} Bad Gateway: the upstream refused the request\nRequest headers:\n{lines}\n"
+    if status == 500:
+        body = {"error": {"message": page, "type": "server_error", "param": None, "code": None}}
+        return 500, json.dumps(body).encode(), {"content-type": "application/json"}
+    return status, page.encode(), {"content-type": "text/plain"}
 
 
 def _default_chat_content(body: dict[str, Any]) -> dict[str, Any]:

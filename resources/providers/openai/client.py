@@ -45,6 +45,7 @@ from resources.providers.voices import openai_voice
 from resources.runtime.limits import Throttle, held
 from resources.runtime.media import fit_to_frame, mp3_duration_ms
 from resources.runtime.retry import RetryPolicy, Verdict, wait_hint, with_retries
+from resources.runtime.secrets import register_secret
 
 PROVIDER = "openai"
 
@@ -68,6 +69,7 @@ class OpenAISession:
                 "producer to 'offline'", provider=PROVIDER, category=ErrorCategory.configuration,
                 suggestion="set OPENAI_API_KEY, or route the producer to another provider (MOVIEGEN_PROVIDERS)",
             )
+        register_secret(self.api_key)  # an answer echoing the key is redacted wherever it is stored or shown
         self.client = openai.AsyncOpenAI(api_key=self.api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0)
 
     async def call(self, fn: Any, **kwargs: Any) -> tuple[Any, CallTrace]:
@@ -80,7 +82,9 @@ class OpenAISession:
         try:
             response, retries = await with_retries(attempt, classify, self.retry)
         except openai.OpenAIError as e:
-            raise map_error(e, retries=getattr(e, "retries", 0)) from e
+            # Not chained: the SDK error's text is the raw answer (which may echo the key), and a chained
+            # cause is kept in tracebacks and by Dagster. The ProviderError's message is redacted.
+            raise map_error(e, retries=getattr(e, "retries", 0)) from None
         return response, CallTrace(time.monotonic() - started, retries)
 
 

@@ -39,6 +39,7 @@ from resources.providers.voices import kokoro_voice
 from resources.runtime.limits import Throttle, held
 from resources.runtime.media import fit_to_frame, mp3_duration_ms, run_ffmpeg
 from resources.runtime.retry import RetryPolicy, Verdict, with_retries
+from resources.runtime.secrets import register_secret
 
 PROVIDER = "replicate"
 TERMINAL = {"succeeded", "failed", "canceled"}
@@ -84,6 +85,7 @@ class ReplicateSession:
                 "the producer to 'offline'", provider=PROVIDER, category=ErrorCategory.configuration,
                 suggestion="set REPLICATE_API_TOKEN, or route the producer to another provider (MOVIEGEN_PROVIDERS)",
             )
+        register_secret(self.api_token)  # an answer echoing the token is redacted wherever it is stored or shown
         kwargs: dict[str, Any] = {"api_token": self.api_token, "timeout": self.timeout_s}
         if self.base_url:
             kwargs["base_url"] = self.base_url
@@ -110,10 +112,12 @@ class ReplicateSession:
                                         "it was canceled", provider=PROVIDER, category=ErrorCategory.outage)
                 await asyncio.sleep(self.poll_s)
                 prediction = await self.client.predictions.async_get(prediction.id)
+        # Not chained: the SDK error's text is the raw answer (which may echo the token), and a chained
+        # cause is kept in tracebacks and by Dagster. The ProviderError's message is redacted.
         except ReplicateError as e:
-            raise _map_error(e, model, getattr(e, "retries", 0)) from e
+            raise _map_error(e, model, getattr(e, "retries", 0)) from None
         except httpx.TransportError as e:
-            raise ProviderError(f"cannot reach Replicate: {e}", provider=PROVIDER, category=ErrorCategory.outage) from e
+            raise ProviderError(f"cannot reach Replicate: {e}", provider=PROVIDER, category=ErrorCategory.outage) from None
         if prediction.status == "failed":
             error = str(prediction.error or "failed")
             if re.search(r"nsfw|safety|sensitive|flagged", error, re.IGNORECASE):
