@@ -4,7 +4,6 @@ partitions that failed it and why."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 from movie_assets.build.render.ffmpeg_engine import RenderError, probe
@@ -12,6 +11,7 @@ from movie_assets.build.render.presets import PRESETS, output_size
 from movie_assets.build.timeline import FPS
 from movie_assets.domain.request import SEGMENT_MS, MovieRequest
 from resources.runtime.media import MediaError, mp3_duration_ms, mp4_info, png_size
+from resources.runtime.scratch import scratch_dir
 
 # A clip a few frames short of its segment still plays; more than that leaves a visible gap.
 VIDEO_TOLERANCE_MS = 120
@@ -52,7 +52,7 @@ def movie_problem(data: bytes, request: MovieRequest) -> str | None:
     width, height = request.frame
     expected = output_size({"width": width, "height": height}, PRESETS[request.preset.value])
     frames = request.duration_seconds * FPS
-    with tempfile.TemporaryDirectory(prefix="moviegen-check-") as tmp:
+    with scratch_dir("moviegen-check-") as tmp:
         path = Path(tmp) / "movie.mp4"
         path.write_bytes(data)
         try:

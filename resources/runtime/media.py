@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 import struct
-import subprocess
-import tempfile
 import wave
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
 from PIL import Image
+
+from resources.runtime import processes
+from resources.runtime.scratch import scratch_dir
 
 
 class MediaError(RuntimeError):
@@ -24,11 +25,11 @@ def ffmpeg_exe() -> str:
 
 def run_ffmpeg(args: list[str], inputs: dict[str, bytes], output_name: str, timeout_s: float = 300) -> bytes:
     """Run ffmpeg in a scratch folder: ``inputs`` are written there, ``output_name`` is read back."""
-    with tempfile.TemporaryDirectory(prefix="moviegen-ffmpeg-") as tmp:
+    with scratch_dir("moviegen-ffmpeg-") as tmp:
         for name, data in inputs.items():
             Path(tmp, name).write_bytes(data)
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args, output_name]
-        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, timeout=timeout_s)
+        proc = processes.run(cmd, cwd=tmp, capture_output=True, timeout=timeout_s)
         if proc.returncode != 0:
             raise MediaError(f"ffmpeg failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-800:]}")
         return Path(tmp, output_name).read_bytes()

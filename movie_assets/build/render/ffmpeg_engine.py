@@ -20,9 +20,7 @@ import math
 import os
 import re
 import secrets
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +34,9 @@ from urllib.parse import unquote, urlparse
 import imageio_ffmpeg
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from resources.runtime import processes
+from resources.runtime.scratch import new_scratch_dir, remove_scratch_dir
 
 from .presets import Preset, output_size
 
@@ -151,13 +152,14 @@ def clips_for_chunk(timeline: dict[str, Any], frames: tuple[int, int]) -> list[d
 
 
 class _Ffmpeg:
-    """One ffmpeg child: its own temp folder (cwd and TMPDIR), stderr in a file there, a watchdog
+    """One ffmpeg child: its own scratch folder (cwd and TMPDIR), stderr in a file there, a watchdog
     that kills it at the deadline. As a context manager it kills the child on any exception
-    (KeyboardInterrupt included) and removes the folder."""
+    (KeyboardInterrupt included) and removes the folder. The child dies with this process (its
+    parent-death signal; see resources/runtime/processes.py)."""
 
     def __init__(self, what: str, timeout_s: float):
         self.what, self.timeout_s = what, timeout_s
-        self.tmp = Path(tempfile.mkdtemp(prefix="moviegen-ffmpeg-"))
+        self.tmp = new_scratch_dir("moviegen-ffmpeg-")
         self.proc: subprocess.Popen[bytes] | None = None
         self.timed_out = False
         self._log: IO[bytes] | None = None
@@ -169,7 +171,7 @@ class _Ffmpeg:
         self._log = open(self.tmp / "stderr.log", "wb")
         cmd = [ffmpeg_exe(), "-hide_banner", "-stats" if stats else "-nostats", "-loglevel", loglevel,
                *([] if stdin else ["-nostdin"]), *args]
-        self.proc = subprocess.Popen(
+        self.proc = processes.popen(
             cmd, cwd=self.tmp, env={**os.environ, "TMPDIR": str(self.tmp)},
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE if stdout else subprocess.DEVNULL, stderr=self._log)
@@ -259,7 +261,7 @@ class _Ffmpeg:
                         pass
         if self._log is not None:
             self._log.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        remove_scratch_dir(self.tmp)
 
 
 @contextmanager

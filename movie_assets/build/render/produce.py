@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import io
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from movie_assets.build.render.presets import PRESETS, Preset, output_size
 from movie_assets.build.render.timelines import frame_of, partial_timeline, sources, with_local_sources
 from movie_assets.domain.blueprint import NodeKey
 from resources.runtime.media import jpeg_preview, run_ffmpeg
+from resources.runtime.scratch import scratch_dir
 from resources.settings import RenderEngine
 
 
@@ -58,7 +58,7 @@ async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
     started = time.monotonic()
 
     def render() -> bytes:
-        with tempfile.TemporaryDirectory(prefix="moviegen-chunk-") as tmp:
+        with scratch_dir("moviegen-chunk-") as tmp:
             out = Path(tmp) / "chunk.mp4"
             if RENDER_ENGINE is RenderEngine.remotion:
                 remotion.render_chunks(local, [(frames, out)], preset, workdir=Path(tmp),
@@ -91,7 +91,7 @@ async def _soundtrack(ctx: ProduceContext, key: NodeKey) -> Produced:
     started = time.monotonic()
 
     def render() -> bytes:
-        with tempfile.TemporaryDirectory(prefix="moviegen-sound-") as tmp:
+        with scratch_dir("moviegen-sound-") as tmp:
             out = Path(tmp) / "soundtrack.m4a"
             ffmpeg_engine.render_soundtrack(local, ffmpeg_engine.file_uri_resolver, out, preset)
             return out.read_bytes()
@@ -111,7 +111,7 @@ async def _movie_video(ctx: ProduceContext, key: NodeKey) -> Produced:
     started = time.monotonic()
 
     def join() -> tuple[bytes, dict[str, Any], bytes]:
-        with tempfile.TemporaryDirectory(prefix="moviegen-join-") as tmp:
+        with scratch_dir("moviegen-join-") as tmp:
             out = Path(tmp) / "movie.mp4"
             ffmpeg_engine.join(paths, sound, out)
             info = ffmpeg_engine.probe(out)

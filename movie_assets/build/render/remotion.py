@@ -1,17 +1,17 @@
 """Remotion, the product's renderer: the composition in renderer/ draws the timeline in headless
 Chromium (Debian's, never a downloaded one); ``renderer/render.mjs`` renders frame ranges of it as a
-subprocess whose progress comes back as JSON lines, with its own temp folder, a deadline, and the
-browser and media server closed when it ends or is killed."""
+subprocess whose progress comes back as JSON lines, with its own scratch folder, a deadline, and the
+browser and media server closed when it ends or is killed — also when the process that started it
+dies, even by SIGKILL: node gets SIGTERM from the kernel then (its parent-death signal) and closes
+its browser; whatever survives is killed by the next scratch sweep (resources/runtime/scratch.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +19,17 @@ from typing import Any
 
 from movie_assets.build.render.ffmpeg_engine import RenderError
 from movie_assets.build.render.presets import Preset, output_size
+from resources.runtime import processes
 from resources.runtime.paths import dagster_home
+from resources.runtime.scratch import ROOT_ENV, new_scratch_dir, remove_scratch_dir
 from resources.settings import RENDERER_DIR, chromium_path, remotion_missing
 
 log = logging.getLogger("moviegen.render")
+
+# Chromium's singleton socket, <TMPDIR>/.org.chromium.Chromium.XXXXXX/SingletonSocket, must fit in a
+# socket address's 108 bytes, and render.mjs makes its own TMPDIR inside ours (moviegen-remotion-XXXXXX):
+# measured, a 37-character scratch folder renders, a 38-character one makes Chromium abort.
+MAX_TMP_CHARS = 108 - len("/moviegen-remotion-XXXXXX/.org.chromium.Chromium.XXXXXX/SingletonSocket")
 
 
 def bundle_dir() -> Path:
@@ -53,10 +60,19 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
     }
     (workdir / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
     # Its own TMPDIR, short: Chromium's singleton socket path must fit in 108 bytes.
-    tmp = Path(tempfile.mkdtemp(prefix="mgr-"))
-    proc = subprocess.Popen(["node", str(RENDERER_DIR / "render.mjs"), "--jobs", str(workdir / "jobs.json")],
-                            cwd=RENDERER_DIR, env=_child_env(tmp), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    tmp = new_scratch_dir("mgr-")
+    if len(str(tmp)) > MAX_TMP_CHARS:
+        remove_scratch_dir(tmp)
+        raise RenderError(f"the scratch folder {tmp} is too long for Chromium ({len(str(tmp))} characters, at most "
+                          f"{MAX_TMP_CHARS}): set {ROOT_ENV} to a shorter path")
+    # SIGTERM when this process dies (render.mjs then closes Chromium and its server, as for `_stop`).
+    try:
+        proc = processes.popen(["node", str(RENDERER_DIR / "render.mjs"), "--jobs", str(workdir / "jobs.json")],
+                               death_signal=signal.SIGTERM, cwd=RENDERER_DIR, env=_child_env(tmp), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    except BaseException:
+        remove_scratch_dir(tmp)
+        raise
     stderr: list[str] = []
     drain = threading.Thread(target=lambda: stderr.extend(proc.stderr or []), daemon=True)
     drain.start()
@@ -90,7 +106,7 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
     finally:
         timer.cancel()
         drain.join(5)
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_scratch_dir(tmp)
     if code != 0:
         tail = "".join(stderr[-20:]).strip()
         raise RenderError(f"Remotion render failed (exit {code}): {error or 'see below'}" + (f"\n{tail}" if tail else ""))

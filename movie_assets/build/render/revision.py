@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from movie_assets.build.render.presets import PRESETS, Preset, output_size
 from movie_assets.build.render.timelines import scratch_name, with_local_sources
 from movie_assets.store.layout import render_path
 from movie_assets.store.revisions import get_revision, latest_revision
+from resources.runtime.scratch import scratch_dir
 from resources.settings import RenderEngine
 from resources.storage import ArtifactStore
 
@@ -57,7 +57,7 @@ def render_revision(store: ArtifactStore, movie: str, revision: int | None, engi
     if rev.movie_video and rev.movie_render == {"engine": engine.value, "preset": preset}:
         relpath = rev.movie_video
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="moviegen-render-") as tmp:
+    with scratch_dir("moviegen-render-") as tmp:
         work = Path(tmp)
         out = work / "movie.mp4"
         reused = "://" in relpath or store.exists(relpath)  # the generation's movie, or an earlier render

@@ -1,0 +1,211 @@
+"""Scratch folders (renders, probes, downloads): in one place, each owned by one process, removed by
+their owner when it is done or, when the owner was killed, by the next ``sweep``.
+
+The root is ``$MOVIEGEN_SCRATCH_DIR``, by default ``<temp dir>/moviegen-<uid>``: short on purpose,
+since Chromium's socket inside a Remotion render's folder must fit in a 108-byte socket address. A folder is
+named after the process that made it, ``<prefix><pid>.<4 hex>``, and holds a marker (``.owner``) with
+that process's start time (on Linux in clock ticks since boot, which no clock step changes), so a
+reused pid is told apart. ``sweep`` removes the folders whose owner
+is gone (no such pid, a zombie, or another start time) after killing whatever still runs inside them
+(working directory or TMPDIR there, and their descendants); a live process's folder is never touched,
+so several generations can run at once. It runs when a generation starts and when a process makes its
+first scratch folder. The root itself is removed whenever it is left empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT_ENV = "MOVIEGEN_SCRATCH_DIR"
+MARKER = ".owner"
+
+log = logging.getLogger("moviegen.scratch")
+
+_lock = threading.Lock()
+_me: tuple[int, float] | None = None  # (pid, start time) of this process
+_swept: set[tuple[int, Path]] = set()  # (pid, root): this process swept that root already
+
+
+@dataclass
+class Swept:
+    removed: list[Path] = field(default_factory=list)
+    killed: list[int] = field(default_factory=list)  # pids of leftover processes that were killed
+
+
+def scratch_root() -> Path:
+    configured = os.environ.get(ROOT_ENV, "").strip()
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"moviegen-{os.getuid()}"
+
+
+def _started(pid: int) -> float | None:
+    """When a process started, in a value fixed for its life (None: no such process, or a zombie). On
+    Linux the clock ticks since boot from /proc (psutil's create_time adds the boot time, which moves
+    when the wall clock is stepped); elsewhere psutil's create_time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        if Path("/proc/self/stat").exists():
+            return None
+        try:
+            proc = psutil.Process(pid)
+            return None if proc.status() == psutil.STATUS_ZOMBIE else proc.create_time()
+        except psutil.NoSuchProcess:
+            return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return None if fields[0] in ("Z", "X") else float(fields[19])
+
+
+def _owner() -> tuple[int, float]:
+    global _me
+    pid = os.getpid()
+    if _me is None or _me[0] != pid:
+        started = _started(pid)
+        assert started is not None
+        _me = (pid, started)
+    return _me
+
+
+def _ensure_root() -> Path:
+    root = scratch_root()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(root)
+    if not os.environ.get(ROOT_ENV) and st.st_uid != os.getuid():  # someone else made the shared default
+        raise PermissionError(f"scratch folder {root} belongs to uid {st.st_uid}; set {ROOT_ENV} to a folder of yours")
+    return root
+
+
+def new_scratch_dir(prefix: str) -> Path:
+    """A new empty folder for this process (like ``tempfile.mkdtemp``); the caller removes it with
+    ``remove_scratch_dir``."""
+    pid, started = _owner()
+    _sweep_once(scratch_root())
+    for _ in range(1000):
+        try:
+            path = _ensure_root() / f"{prefix}{pid}.{secrets.token_hex(2)}"
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        except FileNotFoundError:  # another process removed the empty root meanwhile: make it again
+            continue
+        (path / MARKER).write_text(f"{pid} {started!r}\n")
+        return path
+    raise FileExistsError(f"no free scratch folder name {prefix}{pid}.* in {scratch_root()}")
+
+
+def remove_scratch_dir(path: Path) -> None:
+    """Remove a scratch folder with its contents, and the root if nothing else is left in it."""
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        Path(path).parent.rmdir()
+    except OSError:  # not empty (or not there): fine
+        pass
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A new scratch folder, removed with its contents when the block ends."""
+    path = new_scratch_dir(prefix)
+    try:
+        yield path
+    finally:
+        remove_scratch_dir(path)
+
+
+def _sweep_once(root: Path) -> None:
+    with _lock:
+        if (os.getpid(), root) in _swept:
+            return
+        _swept.add((os.getpid(), root))
+    sweep(root)
+
+
+def _owner_pid(folder: Path) -> int | None:
+    """The pid in a scratch folder's name (``<prefix><pid>.<hex>``), None for anything else."""
+    stem, dot, tail = folder.name.rpartition(".")
+    digits = len(stem) - len(stem.rstrip("0123456789"))
+    if not dot or not tail or any(c not in "0123456789abcdef" for c in tail) or digits == 0:
+        return None
+    return int(stem[-digits:])
+
+
+def _owner_alive(folder: Path, pid: int) -> bool:
+    try:
+        started = _started(pid)
+    except (OSError, psutil.Error):
+        return True  # cannot tell: keep it
+    if started is None:
+        return False
+    try:
+        recorded = float((folder / MARKER).read_text().split()[1])
+    except FileNotFoundError:
+        return True  # its owner is making it right now
+    except (OSError, ValueError, IndexError):
+        return True  # a marker being written
+    return recorded == started  # otherwise the pid was reused: the owner is gone
+
+
+def _kill_leftovers(folders: list[Path]) -> list[int]:
+    """Kill the processes running inside the folders (working directory or TMPDIR there: ffmpeg,
+    node, Chromium) and their descendants (sandboxed Chromium processes may hide their environment)."""
+    prefixes = tuple({os.path.join(str(p), "") for f in folders for p in (f, f.resolve())})
+    inside = lambda path: bool(path) and os.path.join(path, "").startswith(prefixes)
+    spared = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter():
+        if proc.pid in spared:
+            continue
+        try:
+            if proc.uids().real == os.getuid() and (inside(proc.cwd()) or inside(proc.environ().get("TMPDIR", ""))):
+                found[proc.pid] = proc
+        except psutil.Error:
+            continue
+    for proc in list(found.values()):
+        try:
+            found.update({c.pid: c for c in proc.children(recursive=True) if c.pid not in spared})
+        except psutil.Error:
+            pass
+    for proc in found.values():
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(list(found.values()), timeout=5)
+    return sorted(found)
+
+
+def sweep(root: Path | None = None) -> Swept:
+    """Remove the scratch folders of processes that are gone, killing what still runs in them.
+    Never raises: what cannot be removed now is tried again next time."""
+    root = root or scratch_root()
+    _swept.add((os.getpid(), root))
+    swept = Swept()
+    try:
+        entries = [e for e in root.iterdir() if e.is_dir() and not e.is_symlink()]
+    except OSError:
+        return swept
+    dead = [e for e in entries if (pid := _owner_pid(e)) is not None and not _owner_alive(e, pid)]
+    if not dead:
+        return swept
+    try:
+        swept.killed = _kill_leftovers(dead)
+    except psutil.Error as e:
+        log.warning("scratch sweep: cannot list processes: %s", e)
+    for folder in dead:
+        remove_scratch_dir(folder)
+        if not folder.exists():
+            swept.removed.append(folder)
+    if swept.removed or swept.killed:
+        log.info("scratch sweep: removed %d folder(s) of dead processes, killed %d leftover process(es)",
+                 len(swept.removed), len(swept.killed))
+    return swept
