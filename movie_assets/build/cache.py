@@ -34,11 +34,14 @@ def remember(store: ArtifactStore, path: str, key: NodeKey, uri: str, version: s
 
 
 def reuse(store: ArtifactStore, path: str) -> Produced | None:
-    """The artifact the cache holds at ``path``, or None (nothing there, or its file is gone)."""
+    """The artifact the cache holds at ``path``, or None (nothing there, its file is gone, or its file
+    no longer has the content it was remembered with: damaged files are never reused)."""
     try:
         entry: dict[str, Any] = json.loads(store.read(path))
         data = store.read(entry["uri"])
-    except (FileNotFoundError, ValueError, KeyError):
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    if entry.get("version") and hashlib.sha256(data).hexdigest() != entry["version"]:
         return None
     return Produced(
         data, entry["ext"], entry["mime"], value=json.loads(data) if entry["ext"] == "json" else None,
@@ -65,7 +68,7 @@ def lookup(store: ArtifactStore, path: str) -> Held | None:
         version = entry.get("version") or hashlib.sha256(store.read(entry["uri"])).hexdigest()
         if not store.exists(entry["uri"]):
             return None
-    except (FileNotFoundError, ValueError, KeyError):
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
     metadata = {k: v for k, v in {"width": entry.get("width"), "height": entry.get("height"),
                                   "duration_ms": entry.get("duration_ms"), **entry.get("meta", {})}.items() if v is not None}

@@ -18,8 +18,6 @@ import io
 import json
 import logging
 import re
-import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -45,6 +43,8 @@ from movie_assets.store.reports import RunReport
 from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError, describe_failure
 from resources.runtime.media import jpeg_preview
 from resources.runtime.monitor import MachineSnapshot, local_work_slots, snapshot
+from resources.runtime.scratch import new_scratch_dir, remove_scratch_dir
+from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.storage import ArtifactStore
 
 log = logging.getLogger("moviegen.engine")
@@ -185,6 +185,7 @@ class BuildEngine:
         self.cancelled = threading.Event()  # set when the build is stopped: renders in threads stop too
         self.budget, self.fallback, self.dry = budget, fallback, dry
         self.calling: set[NodeKey] = set()  # dry runs: nodes whose build would need a provider call
+        self._damaged_uris = {r.uri for k, r in state.records.items() if k in state.damaged}
 
     def record(self, key: NodeKey) -> ArtifactRecord | None:
         return self._new.get(key) or self.state.records.get(key)
@@ -287,7 +288,7 @@ class BuildEngine:
                 raise
             except Exception as e:  # noqa: BLE001 - every failure is recorded on its partition
                 if not isinstance(e, ProviderError):
-                    log.error("unexpected error building %s:\n%s", key, traceback.format_exc())
+                    log.error("unexpected error building %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
                 info = self._describe(e)
                 produced = await self._placeholder(ctx, key, group, info) if self.fallback and key.asset in FALLBACK_ASSETS else None
                 if produced is None:
@@ -310,7 +311,9 @@ class BuildEngine:
                         produced.preview = await asyncio.to_thread(thumbnail, produced.data)
                 version = content_version(produced.data)
                 relpath = artifact_path(self.movie, key.asset, key.partition_suffix, version, produced.ext)
-                uri = await asyncio.to_thread(functools.partial(self.store.write, relpath, produced.data, immutable=True))
+                # A damaged file at this path is replaced (the path names the content it must have).
+                replace = reason == Reason.damaged or key in self.state.damaged
+                uri = await asyncio.to_thread(functools.partial(self.store.write, relpath, produced.data, immutable=not replace))
                 # A placeholder is never remembered: the next build calls the provider again.
                 if cached and "reused" not in produced.meta and not placeholder:
                     await asyncio.to_thread(cache.remember, self.store, cached, key, uri, version, produced)
@@ -318,7 +321,7 @@ class BuildEngine:
                 raise
             except Exception as e:  # noqa: BLE001 - e.g. storage refusing the write
                 if not isinstance(e, ProviderError | OSError):
-                    log.error("unexpected error storing %s:\n%s", key, traceback.format_exc())
+                    log.error("unexpected error storing %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
                 info = self._describe(e)
                 self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"])
                 done[key].set_result(False)
@@ -352,7 +355,7 @@ class BuildEngine:
             raise
         finally:
             if self._scratch is not None:
-                shutil.rmtree(self._scratch, ignore_errors=True)
+                remove_scratch_dir(self._scratch)
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -368,7 +371,7 @@ class BuildEngine:
 
     async def _download(self, uri: str) -> Path:
         if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="moviegen-build-"))
+            self._scratch = new_scratch_dir("moviegen-build-")
         dest = self._scratch / scratch_name(uri)
         part = dest.with_name(dest.name + ".part")
         part.write_bytes(await asyncio.to_thread(self.store.read, uri))
@@ -403,7 +406,7 @@ class BuildEngine:
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - no placeholder: the partition stays a gap
-            log.warning("no placeholder for %s:\n%s", key, traceback.format_exc())
+            log.warning("no placeholder for %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
             return None
         produced.meta |= {"fallback": True, "fallback_category": failure["category"],
                           "fallback_for": failure["message"][:500]}
@@ -418,6 +421,8 @@ class BuildEngine:
         version, uri, metadata, value = None, "", {}, None
         if deps_known and cached is not None:
             held = await asyncio.to_thread(cache.lookup, self.store, cached)
+            if held is not None and held.uri in self._damaged_uris:
+                held = None  # the cache points at the damaged file itself: only a call makes it again
             if held is not None:
                 version, uri, metadata = held.version, held.uri, held.metadata
                 self.summary.reused.append(key)
@@ -428,7 +433,7 @@ class BuildEngine:
                 metadata = {k: v for k, v in {"width": produced.width, "height": produced.height,
                                               "duration_ms": produced.duration_ms}.items() if v is not None}
             except Exception:  # noqa: BLE001 - not predictable: counted as changed
-                log.debug("dry run cannot evaluate %s:\n%s", key, traceback.format_exc())
+                log.debug("dry run cannot evaluate %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
         if version is None:
             version = f"{UNKNOWN}{key}"
             if group is not None:
@@ -461,7 +466,8 @@ class BuildEngine:
     def _fail(self, key: NodeKey, message: str, upstream: bool = False, category: str | None = None,
               suggestion: str | None = None) -> None:
         category = category or (ErrorCategory.upstream.value if upstream else ErrorCategory.local.value)
-        suggestion = re.sub(r"\bID\b", self.movie, suggestion or SUGGESTIONS[ErrorCategory(category)])
+        suggestion = redact(re.sub(r"\bID\b", self.movie, suggestion or SUGGESTIONS[ErrorCategory(category)]), TEXT_LIMIT)
+        message = redact(message, TEXT_LIMIT)  # stored in reports, revisions, events and shown: never a secret
         self._failed[key] = message
         self.summary.failed[key] = message
         self.summary.errors[key] = {"message": message, "category": category, "suggestion": suggestion}

@@ -22,3 +22,13 @@ class PreflightFailed(RuntimeError):
     def __init__(self, problems: list[dict[str, str]]):
         self.problems = problems
         super().__init__("; ".join(f"{p['producer']}: {p['message']}" for p in problems))
+
+
+class StoredFileDamaged(RuntimeError):
+    """A file moviegen wrote itself (a movie's request, a revision) cannot be read back: it was cut
+    short, overwritten or is no longer what was written. The message names the file, what is wrong
+    and how to repair it."""
+
+    def __init__(self, message: str, path: str):
+        super().__init__(message)
+        self.path = path

@@ -1,7 +1,7 @@
 """Plans: what a generation must build and why, computed in one pass from what exists.
 
 A partition is built when it is missing, failed since its latest build (or an offline placeholder
-stands in for it), stale (the hash of what it would read now differs from what it read, or its code
+stands in for it), damaged (its stored file is gone, truncated or changed), stale (the hash of what it would read now differs from what it read, or its code
 version changed), or downstream of something rebuilt (``upstream``). A dry run of the build then
 settles what costs nothing: an override or derived artifact rebuilt into identical content stops the
 cascade, and a node whose exact inputs the build cache holds is reused without a call, so the plan
@@ -23,6 +23,7 @@ class Reason:
     missing = "missing"
     stale = "stale"
     failed = "failed"
+    damaged = "damaged"  # its stored artifact is missing, truncated or changed since it was built
     upstream = "upstream"  # an upstream artifact is rebuilt in the same generation
     requested = "requested"  # asked for explicitly (a UI/CLI run of that partition)
 
@@ -72,6 +73,8 @@ def reasons(blueprint: Blueprint, state: MovieState, code_versions: Mapping[str,
         rec = state.records.get(key)
         if key in state.failures:
             out[key] = (Reason.failed, state.failures[key].message)
+        elif key in state.damaged:
+            out[key] = (Reason.damaged, state.damaged[key])
         elif rec is not None and rec.metadata.get("fallback"):
             out[key] = (Reason.failed, f"an offline placeholder stands in: {rec.metadata.get('fallback_for') or 'the provider failed'}")
         elif rec is None:

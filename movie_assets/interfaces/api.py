@@ -18,7 +18,7 @@ from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.plan import Plan
 from movie_assets.domain.request import MovieRequest, load_request
 from movie_assets.orchestration import registry
-from movie_assets.orchestration.editing import EditResult, edit_movie
+from movie_assets.orchestration.editing import EditResult, edit_movie, repair_movie_request
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.generation import GenerateResult, open_movie, plan_of, report_plan
 from movie_assets.orchestration.generation import generate as _generate
@@ -30,7 +30,8 @@ from resources.runtime.budget import day_start, make_ledger
 from resources.storage import ArtifactStore
 
 __all__ = ["GenerateResult", "Plan", "Revision", "Status", "edit", "generate", "history", "list_movies", "load_timeline",
-           "new_movie", "open_instance", "plan", "revision", "status", "timeline_uri"]
+           "load_request", "new_movie", "open_instance", "plan", "repair",
+           "verify", "revision", "status", "timeline_uri"]
 
 generate = _generate
 
@@ -47,10 +48,38 @@ def list_movies(instance: dg.DagsterInstance) -> list[str]:
     return registry.list_movies(instance)
 
 
-def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, budget_usd: float | None = None) -> Plan:
+def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, budget_usd: float | None = None,
+         verify: bool = False) -> Plan:
     """What a generation would build and why, the calls it will make, their estimated cost against
-    the budget caps and what would make them fail (pre-flight); a dry run that calls no provider."""
-    return plan_of(open_movie(instance, store, movie), store, budget_usd)
+    the budget caps and what would make them fail (pre-flight); a dry run that calls no provider.
+    Damaged artifacts (missing, truncated; with ``verify`` also changed content) are rebuilt."""
+    return plan_of(open_movie(instance, store, movie, verify=verify), store, budget_usd)
+
+
+@dataclass
+class Verification:
+    movie: str
+    checked: int  # recorded artifacts checked
+    full: bool  # content hashes compared (else existence and size)
+    damaged: dict[str, str]  # node -> what is wrong with its file
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def verify(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, full: bool = True) -> Verification:
+    """Check every artifact the movie records: its file is there with its recorded size and (``full``)
+    its content still hashes to its data version. ``generate`` rebuilds what is damaged."""
+    opened = open_movie(instance, store, movie, verify=full)
+    return Verification(movie, len(opened.state.records), full,
+                        {str(k): why for k, why in sorted(opened.state.damaged.items())})
+
+
+def repair(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, request: MovieRequest | None = None) -> str:
+    """Restore a movie whose stored request is damaged (StoredFileDamaged says so): from the copy of its
+    latest intact edit, or ``request``. Returns what was done."""
+    require_movie(instance, movie)
+    return repair_movie_request(instance, store, movie, request)
 
 
 def edit(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, edits: list[tuple[str, Any]]) -> EditResult:
@@ -121,6 +150,7 @@ class Status:
     placeholders: dict[str, str] = field(default_factory=dict)  # node -> why an offline placeholder stands in
     spend: dict[str, Any] = field(default_factory=dict)  # the budget ledger: movie, per provider, today, caps
     metrics: dict[str, Any] = field(default_factory=dict)  # per producer and provider: calls, cache hits, latency
+    damaged: dict[str, str] = field(default_factory=dict)  # node -> its file is missing or truncated (quick check)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,4 +183,5 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
     return Status(movie, opened.request.to_document(), assets, {str(k): f.message for k, f in state.failures.items()},
                   timeline.uri if timeline else None, len(planned.items),
                   len(revisions), round(sum(r.cost_usd for r in revisions), 6), video.uri if video else None,
-                  errors, placeholders, spend, movie_metrics(store, movie).to_json())
+                  errors, placeholders, spend, movie_metrics(store, movie).to_json(),
+                  {str(k): why for k, why in sorted(state.damaged.items())})

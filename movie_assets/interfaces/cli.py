@@ -9,16 +9,18 @@ import re
 import sys
 import threading
 import time
+import traceback
 import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed
-from movie_assets.domain.request import RequestError
+from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed, StoredFileDamaged
+from movie_assets.domain.request import RequestError, load_request
 from movie_assets.store.movies import MovieNotFound, load_movie_request, require_stored
-from movie_assets.store.revisions import get_revision, list_revisions
+from movie_assets.store.revisions import damaged_revisions, get_revision, list_revisions
 from resources.runtime.paths import dagster_home
+from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.storage import ArtifactStore
 
 EXIT_INVALID = 2
@@ -26,6 +28,7 @@ EXIT_FAILED = 1
 EXIT_BUSY = 3
 EXIT_OVER_BUDGET = 4  # the plan's estimate exceeds a budget cap: nothing was sent
 EXIT_PREFLIGHT = 5  # a call the plan needs cannot succeed (missing key, model cannot do it): nothing was sent
+EXIT_DAMAGED = 6  # a file moviegen stored (a movie's request, a revision) is damaged: the message says how to repair
 
 LATENCY_PROFILES = ("none", "median", "scaled")  # resources.settings.LatencyProfile, without importing it
 
@@ -53,9 +56,10 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
+    request = load_request(args.request)  # a bad file is refused before anything is opened or registered
     instance, store = _context()
     api = _api()
-    movie = api.new_movie(instance, store, args.request, args.id)
+    movie = api.new_movie(instance, store, request, args.id)
     print(movie)
     return 0
 
@@ -75,15 +79,15 @@ def _print_budget(budget: list[dict[str, Any]], estimate: float | None = None) -
 
 
 def _print_problem(label: str, message: str, category: str, suggestion: str, file: Any = None) -> None:
-    print(f"  {label} [{category}]: {message}", file=file)
+    print(f"  {label} [{category}]: {redact(message, TEXT_LIMIT)}", file=file)
     if suggestion:
-        print(f"      -> {suggestion}", file=file)
+        print(f"      -> {redact(suggestion, TEXT_LIMIT)}", file=file)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     instance, store = _context()
     api = _api()
-    p = api.plan(instance, store, args.movie, args.budget)
+    p = api.plan(instance, store, args.movie, args.budget, verify=args.verify)
     if args.json:
         _print_json(p.to_json())
         return 0
@@ -123,7 +127,7 @@ class _Progress:
     def __call__(self, movie: str, item: Any) -> None:
         if type(item).__name__ == "Logged":  # progress inside one artifact (a render), not a finished one
             if not self.quiet:
-                print(f"[{time.monotonic() - self.started:6.1f}s        ] {item.key}: {item.message}", file=sys.stderr)
+                print(f"[{time.monotonic() - self.started:6.1f}s        ] {item.key}: {redact(item.message)}", file=sys.stderr)
             return
         with self.lock:
             self.done += 1
@@ -135,9 +139,10 @@ class _Progress:
                 how = f"{call.provider} {call.latency_s:.1f}s" if call else "no call"
                 print(f"[{t:6.1f}s {self.done:>3}/{self.total}] built  {item.key} ({how})", file=sys.stderr)
             elif type(item).__name__ == "Failed":
-                print(f"[{t:6.1f}s {self.done:>3}/{self.total}] FAILED {item.key}: {item.message}", file=sys.stderr)
+                print(f"[{t:6.1f}s {self.done:>3}/{self.total}] FAILED {item.key}: {redact(item.message, TEXT_LIMIT)}",
+                      file=sys.stderr)
             else:
-                print(f"[{t:6.1f}s {self.done:>3}/{self.total}] kept   {item.key} ({item.message})", file=sys.stderr)
+                print(f"[{t:6.1f}s {self.done:>3}/{self.total}] kept   {item.key} ({redact(item.message)})", file=sys.stderr)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -153,7 +158,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     result = api.generate(
         instance, store, args.movie, latency=args.latency, latency_scale=args.latency_scale,
         on_plan=on_plan, on_progress=progress, wait_s=args.wait, render=False if args.no_render else None,
-        budget_usd=args.budget, allow_over_budget=args.allow_over_budget, verbose=args.verbose,
+        budget_usd=args.budget, allow_over_budget=args.allow_over_budget, verbose=args.verbose, verify=args.verify,
     )
     if args.json:
         _print_json(result.to_json())
@@ -169,7 +174,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             label = ("PLACEHOLDER " if node in result.fallbacks else "FAILED ") + node
             _print_problem(label, error, info.get("category", "local"), re.sub(r"\bID\b", args.movie, info.get("suggestion", "")))
             if args.verbose and info.get("detail"):
-                print(info["detail"])
+                print(redact(info["detail"], TEXT_LIMIT))
         _print_budget(result.budget)
         print(f"timeline: {result.timeline}")
         print(f"movie:    {_where(store, result.movie_video) or 'not rendered'}")
@@ -194,7 +199,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for node, info in s.errors.items():
         _print_problem(f"FAILED {node}", info["message"], info["category"], re.sub(r"\bID\b", s.movie, info["suggestion"]))
     for node, why in s.placeholders.items():
-        print(f"  PLACEHOLDER {node}: an offline stand-in ({why}); the next generate calls the provider again")
+        print(f"  PLACEHOLDER {node}: an offline stand-in ({redact(why)}); the next generate calls the provider again")
+    for node, why in s.damaged.items():
+        print(f"  DAMAGED {node}: {why}; the next generate rebuilds it")
     print(f"to build: {s.to_build}")
     spend = s.spend
     by_provider = ", ".join(f"{p} ${v:.4f}" for p, v in spend["movie_by_provider_usd"].items()) or "none"
@@ -207,15 +214,42 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    v = _api().verify(instance, store, args.movie, full=not args.quick)
+    if args.json:
+        _print_json(v.to_json())
+    else:
+        how = "content hashes" if v.full else "existence and sizes"
+        if not v.damaged:
+            print(f"{args.movie}: all {v.checked} recorded artifacts intact ({how} checked)")
+        else:
+            print(f"{args.movie}: {len(v.damaged)} of {v.checked} recorded artifacts damaged ({how} checked):")
+            for node, why in v.damaged.items():
+                print(f"  DAMAGED {node}: {why}")
+            print(f"run `moviegen generate {args.movie}" + ("" if not v.full else " --verify")
+                  + "` to rebuild them (from the build cache where an intact copy exists, else by their provider); "
+                  f"`moviegen plan {args.movie}" + ("" if not v.full else " --verify") + "` shows the calls first")
+    return EXIT_FAILED if v.damaged else 0
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    api = _api()
+    request = api.load_request(args.request) if args.request else None
+    print(api.repair(instance, store, args.movie, request))
+    return 0
+
+
 def cmd_edit(args: argparse.Namespace) -> int:
     from movie_assets.domain.edits import UNSET, load_edits_file, parse_assignment  # noqa: PLC0415 - start-up time
 
-    instance, store = _context()
-    api = _api()
-    edits = [parse_assignment(a) for a in args.set or []]
+    edits = [parse_assignment(a) for a in args.set or []]  # read before anything is opened: a bad one changes nothing
     edits += [(path, UNSET) for path in args.unset or []]
     if args.file:
         edits += load_edits_file(args.file)
+    instance, store = _context()
+    api = _api()
     result = api.edit(instance, store, args.movie, edits)
     if args.json:
         _print_json(result.to_json())
@@ -316,11 +350,15 @@ def cmd_history(args: argparse.Namespace) -> int:
     store = _store()
     require_stored(store, args.movie)
     revisions = list_revisions(store, args.movie)
+    damaged = damaged_revisions(store, args.movie)
     if args.json:
-        _print_json([r.to_json(manifest=False) for r in revisions])
+        _print_json([r.to_json(manifest=False) for r in revisions]
+                    + [{"revision": n, "damaged": why} for n, why in damaged.items()])
         return 0
+    for n, why in damaged.items():
+        print(f"  revision {n}: {why}", file=sys.stderr)
     if not revisions:
-        print(f"{args.movie}: no revision yet; run `moviegen generate {args.movie}`")
+        print(f"{args.movie}: no readable revision; run `moviegen generate {args.movie}`")
         return 0
     print(f"  {'rev':>3}  {'time':<25} {'calls':>5} {'cost $':>8} {'failed':>6}  {'movie':<8} changes")
     for r in revisions:
@@ -374,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("movie")
     p.add_argument("--json", action="store_true")
     p.add_argument("--budget", type=_usd, metavar="USD", help="the movie's budget cap to plan against")
+    p.add_argument("--verify", action="store_true",
+                   help="also hash every artifact (default: check each is there with its recorded size)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("generate", help="build what the plan shows, in one Dagster run")
@@ -394,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"start although the estimate exceeds a cap (else exit {EXIT_OVER_BUDGET}); calls stop at the "
                         "cap and what is left is reported `not built: budget`")
     p.add_argument("--verbose", action="store_true", help="Dagster's log and tracebacks on the console")
+    p.add_argument("--verify", action="store_true",
+                   help="hash every artifact first and rebuild any whose content changed (default: rebuild what is "
+                        "missing or has another size than recorded)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("metrics", help="calls, cache hits, fallbacks, latency, failures and spend in the OpenMetrics "
@@ -415,6 +458,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("movie")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("verify", help="check that every recorded artifact is intact (exit 1 when some are damaged)")
+    p.add_argument("movie")
+    p.add_argument("--quick", action="store_true", help="only that each file is there with its recorded size "
+                                                        "(default: hash every file)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("repair", help="restore a movie whose stored request is damaged (from its latest intact copy, "
+                                      "or --request FILE)")
+    p.add_argument("movie")
+    p.add_argument("--request", metavar="FILE", help="store this request file (YAML or JSON) as the movie's request")
+    p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser("timeline", help="print the location of the movie's timeline")
     p.add_argument("movie")
@@ -455,13 +511,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (RequestError, MovieNotFound, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
         return EXIT_INVALID
     except MovieBusy as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
         return EXIT_BUSY
+    except StoredFileDamaged as e:
+        print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
+        return EXIT_DAMAGED
     except OverBudget as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
         return EXIT_OVER_BUDGET
     except PreflightFailed as e:
         print("error: nothing was sent; these calls cannot succeed:", file=sys.stderr)
@@ -470,13 +529,14 @@ def main(argv: list[str] | None = None) -> int:
                            problem["suggestion"], file=sys.stderr)
         return EXIT_PREFLIGHT
     except Exception as e:  # noqa: BLE001 - one clean line; the traceback with --verbose
-        if getattr(args, "verbose", False):
-            raise
+        if getattr(args, "verbose", False):  # the traceback, chained causes included, secrets redacted
+            print(redact("".join(traceback.format_exception(e)), TEXT_LIMIT), file=sys.stderr, end="")
+            return EXIT_FAILED
         from resources.providers.base import categorize  # noqa: PLC0415 - only on this path
 
         category, suggestion = categorize(e)
-        print(f"error [{category}]: {type(e).__name__}: {e}", file=sys.stderr)
-        print(f"  -> {suggestion}", file=sys.stderr)
+        print(redact(f"error [{category}]: {type(e).__name__}: {e}", TEXT_LIMIT), file=sys.stderr)
+        print(f"  -> {redact(suggestion, TEXT_LIMIT)}", file=sys.stderr)
         return EXIT_FAILED
 
 

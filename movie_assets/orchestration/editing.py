@@ -9,10 +9,11 @@ from typing import Any
 import dagster as dg
 
 from movie_assets.domain.edits import Change, diff, edited_request
+from movie_assets.domain.request import MovieRequest
 from movie_assets.orchestration.generation import report_plan
 from movie_assets.orchestration.registry import input_hashes, observe_inputs
-from movie_assets.store.edits_log import log_edit
-from movie_assets.store.movies import load_movie_request, save_movie_request
+from movie_assets.store.edits_log import edit_count, log_edit
+from movie_assets.store.movies import load_movie_request, repair_request, save_movie_request
 from resources.storage import ArtifactStore
 
 
@@ -37,8 +38,18 @@ def edit_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, e
     if not result.changes:
         return result
     known = input_hashes(movie, current)
-    save_movie_request(store, movie, edited)
+    save_movie_request(store, movie, edited, edit_count(store, movie) + 1)
     result.observed_inputs = observe_inputs(instance, movie, edited, known=known)
     result.seq = log_edit(store, movie, result.changes)
     report_plan(instance, store, movie)  # the UI shows at once what the edit will rebuild
     return result
+
+
+def repair_movie_request(instance: dg.DagsterInstance, store: ArtifactStore, movie: str,
+                         request: MovieRequest | None = None) -> str:
+    """Restore a movie whose stored request is damaged: from the latest intact copy, or ``request``.
+    Dagster's input observations follow the restored request; the next plan shows what it changes."""
+    done = repair_request(store, movie, request)
+    observe_inputs(instance, movie, load_movie_request(store, movie))
+    report_plan(instance, store, movie)
+    return done

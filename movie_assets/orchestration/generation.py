@@ -18,6 +18,7 @@ from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
 from movie_assets.build.engine import predict
 from movie_assets.build.preflight import preflight
 from movie_assets.build.progress import add_listener, remove_listener
+from movie_assets.build.verify import find_damaged
 from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, Level, NodeKey, expand
 from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Plan, make_plan, movie_matches_timeline
@@ -33,7 +34,9 @@ from movie_assets.store.reports import RunReport, read_run_failures, read_run_re
 from movie_assets.store.revisions import Revision, latest_revision, write_revision
 from resources.providers.base import UNEXPECTED
 from resources.providers.pricing import estimate_call_usd
+from resources.runtime import scratch
 from resources.runtime.budget import make_ledger
+from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.settings import PRODUCER_KINDS, LatencyProfile, params_from_env, render_enabled_from_env, routes_from_env
 from resources.storage import ArtifactStore
 
@@ -51,12 +54,16 @@ class OpenMovie:
     state: MovieState
 
 
-def open_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, render: bool | None = None) -> OpenMovie:
-    """``render``: include the rendered movie (default: MOVIEGEN_RENDER, on unless set to off)."""
+def open_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, render: bool | None = None,
+               verify: bool = False) -> OpenMovie:
+    """``render``: include the rendered movie (default: MOVIEGEN_RENDER, on unless set to off).
+    Every recorded artifact is checked to be there with its recorded size; ``verify``: also that its
+    content still hashes to its data version (reads every file). What fails is ``state.damaged``."""
     require_movie(instance, movie)
     request = load_movie_request(store, movie)
     blueprint = expand(request, render=render_enabled_from_env() if render is None else render)
     state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
+    state.damaged = find_damaged(store, movie, state.records.values(), full=verify)
     return OpenMovie(movie, request, blueprint, state)
 
 
@@ -91,8 +98,8 @@ def plan_of(opened: OpenMovie, store: ArtifactStore, budget_usd: float | None = 
 
 
 def plan_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, render: bool | None = None,
-               budget_usd: float | None = None) -> Plan:
-    return plan_of(open_movie(instance, store, movie, render), store, budget_usd)
+               budget_usd: float | None = None, verify: bool = False) -> Plan:
+    return plan_of(open_movie(instance, store, movie, render, verify), store, budget_usd)
 
 
 def check_plan(plan: Plan, allow_over_budget: bool = False) -> None:
@@ -177,6 +184,7 @@ def generate(
     budget_usd: float | None = None,
     allow_over_budget: bool = False,
     verbose: bool = False,
+    verify: bool = False,
 ) -> GenerateResult:
     """Build what the plan shows in one Dagster run and record a new revision.
 
@@ -187,11 +195,15 @@ def generate(
     Before any call: PreflightFailed when a call cannot succeed, OverBudget when the estimate exceeds
     a cap's remaining budget (``budget_usd`` overrides the movie's cap; ``allow_over_budget`` builds
     what the budget allows instead). During the build every call is charged against the caps.
+
+    An artifact whose file is missing or truncated (or, with ``verify``, whose content changed) is
+    rebuilt: from the build cache when an intact copy exists, else by its provider.
     """
     started = time.monotonic()
+    scratch.sweep()  # scratch folders and child processes a killed generation left behind
     require_movie(instance, movie)
     with generation_lock(instance, movie, wait_s):
-        opened = open_movie(instance, store, movie, render)
+        opened = open_movie(instance, store, movie, render, verify)
         plan = plan_of(opened, store, budget_usd)
         check_plan(plan, allow_over_budget)
         if on_plan:
@@ -260,6 +272,7 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
         if not result.success:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             message = failure.event_specific_data.error.message if failure else "run failed"  # type: ignore[union-attr]
+            message = redact(message, TEXT_LIMIT)  # kept in the revision and shown: never a secret
             report.failed = {"movie_build": message.strip().splitlines()[-1] if message.strip() else "run failed"}
             report.errors = {"movie_build": {"message": report.failed["movie_build"], "category": "local",
                                              "suggestion": UNEXPECTED,

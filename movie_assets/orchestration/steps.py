@@ -51,7 +51,9 @@ from resources.dagster_resources import (
     SpeechResource,
     VideoResource,
 )
+from resources.runtime import scratch
 from resources.runtime.budget import make_ledger
+from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.settings import fallback_enabled_from_env
 from resources.storage import ArtifactStore
 
@@ -78,6 +80,7 @@ def generation_events(context: dg.AssetExecutionContext, movie: str, clients: Pr
                       store: ArtifactStore, config: BuildConfig) -> Iterator[Any]:
     """A whole generation inside the run: wait for the movie's lock, plan, build, record a revision
     (also when some partitions failed: every other partition is kept and listed)."""
+    scratch.sweep()  # scratch folders and child processes a killed generation left behind
     with generation_lock(context.instance, movie, GENERATION_WAIT_S, run_id=context.run.run_id):
         opened = open_movie(context.instance, store, movie)
         plan = plan_of(opened, store, config.budget_usd)
@@ -87,8 +90,8 @@ def generation_events(context: dg.AssetExecutionContext, movie: str, clients: Pr
         try:
             check_plan(plan, config.allow_over_budget)
         except (OverBudget, PreflightFailed) as e:
-            raise dg.Failure(description=f"nothing was sent: {e}", metadata={
-                "problems": dg.MetadataValue.json(getattr(e, "problems", [])),
+            raise dg.Failure(description=redact(f"nothing was sent: {e}", TEXT_LIMIT), metadata={
+                "problems": dg.MetadataValue.json(_redacted(getattr(e, "problems", []))),
                 "budget": dg.MetadataValue.json(plan.budget)}) from None
         try:
             if targets:
@@ -102,6 +105,30 @@ def generation_events(context: dg.AssetExecutionContext, movie: str, clients: Pr
             revision = record_revision(context.instance, store, movie, context.run.run_id if targets else None, report)
             report_plan(context.instance, store, movie)
             context.log.info(f"movie {movie}: revision {revision.revision}, timeline {revision.timeline}")
+
+
+def _redacted(value: Any) -> Any:
+    """A JSON value with every string in it free of secrets (metadata Dagster stores)."""
+    if isinstance(value, str):
+        return redact(value, TEXT_LIMIT)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _clean_error(e: BaseException) -> BaseException:
+    """``e`` itself when neither its text nor that of a chained cause or context holds a secret; else a
+    dg.Failure with the chain's redacted text. Dagster stores a step's exception with its chain."""
+    texts, seen, current = [], set(), e
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        texts.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    if all(redact(t, None) == t for t in texts):
+        return e
+    return dg.Failure(description=redact("; caused by ".join(texts), TEXT_LIMIT))
 
 
 def _targets_from_partitions(context: dg.AssetExecutionContext) -> dict[str, dict[NodeKey, str]]:
@@ -143,7 +170,7 @@ def materialization_metadata(built: Built) -> dict[str, Any]:
             md[name] = dg.MetadataValue.int(int(value))
     for k, v in p.meta.items():
         if isinstance(v, bool | int | float | str):
-            md[k] = v
+            md[k] = redact(v, None) if isinstance(v, str) else v
     if p.preview:
         md["preview"] = dg.MetadataValue.md(f"![preview](data:image/jpeg;base64,{base64.b64encode(p.preview).decode()})")
     elif p.ext == "json":
@@ -230,13 +257,13 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
                 yield dg.AssetMaterialization(spec.key, partition=partition, tags=tags, metadata=materialization_metadata(item))
                 recorded_since_cursor.add(item.key)
             elif isinstance(item, Failed):
-                context.log.error(f"{item.key} failed [{item.category}]: {item.message} -> {item.suggestion}")
+                context.log.error(redact(f"{item.key} failed [{item.category}]: {item.message} -> {item.suggestion}", TEXT_LIMIT))
                 events.report_failed(context, ARTIFACT_SPECS[item.key.asset].key, item.key.partition_key(movie),
                                      item.message, item.upstream, item.category, item.suggestion)
             elif isinstance(item, Skipped):
-                context.log.info(f"{item.key} not rebuilt: {item.message}")
+                context.log.info(redact(f"{item.key} not rebuilt: {item.message}", TEXT_LIMIT))
             elif isinstance(item, Logged):
-                context.log.info(f"{item.key}: {item.message}")
+                context.log.info(redact(f"{item.key}: {item.message}", TEXT_LIMIT))
     finally:
         # The step was interrupted (run terminated, error while recording): stop the engine first.
         if thread.is_alive() and "task" in result:
@@ -276,9 +303,30 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
     if summary.failed:
         first = "; ".join(f"{k}: {m}" for k, m in list(summary.failed.items())[:5])
         raise dg.Failure(
-            description=f"{len(summary.failed)} partition(s) of {movie} failed; every other partition was kept. {first}",
-            metadata={"failed": dg.MetadataValue.json({str(k): m for k, m in summary.failed.items()})},
+            description=redact(f"{len(summary.failed)} partition(s) of {movie} failed; every other partition was kept. "
+                               f"{first}", TEXT_LIMIT),
+            metadata={"failed": dg.MetadataValue.json({str(k): redact(m, TEXT_LIMIT) for k, m in summary.failed.items()})},
         )
+
+
+def _step_events(context: dg.AssetExecutionContext, config: BuildConfig, clients: ProviderClients,
+                 artifacts: ArtifactStore) -> Iterator[Any]:
+    """A build step's events: the partitions of its run, or the exact set a generation asks for."""
+    if config.generation:
+        movie = config.movie or (context.partition_key if context.has_partition_key else "")
+        if not movie or "|" in movie:
+            raise dg.Failure(f"a generation builds a whole movie: run it for a movie partition, not {movie!r}")
+        yield from generation_events(context, movie, clients, artifacts, config)
+        return
+    if config.movie:
+        by_movie = {config.movie: {NodeKey.parse(k): reason for k, reason in config.nodes.items()}}
+    elif context.has_partition_key or context.has_partition_key_range:
+        by_movie = _targets_from_partitions(context)
+    else:
+        raise dg.Failure("Select partitions to materialize (a movie, 'movie|03' or 'movie|03_2'), or run `moviegen generate`.")
+    for movie, targets in by_movie.items():
+        yield from build_events(context, open_movie(context.instance, artifacts, movie), targets, clients, artifacts,
+                                config.budget_usd)
 
 
 def _build_step(level: Level) -> dg.AssetsDefinition:
@@ -306,24 +354,15 @@ def _build_step(level: Level) -> dg.AssetsDefinition:
         replicate: ReplicateResource,
     ) -> Iterator[Any]:
         """Build movie artifacts: the partitions of this run, or the exact set a generation asks for."""
-        clients = ProviderClients(llm=llm, speech=speech, images=images, video=video, music=music, openai=openai,
-                                  replicate=replicate)
-        artifacts = store.store()
-        if config.generation:
-            movie = config.movie or (context.partition_key if context.has_partition_key else "")
-            if not movie or "|" in movie:
-                raise dg.Failure(f"a generation builds a whole movie: run it for a movie partition, not {movie!r}")
-            yield from generation_events(context, movie, clients, artifacts, config)
-            return
-        if config.movie:
-            by_movie = {config.movie: {NodeKey.parse(k): reason for k, reason in config.nodes.items()}}
-        elif context.has_partition_key or context.has_partition_key_range:
-            by_movie = _targets_from_partitions(context)
-        else:
-            raise dg.Failure("Select partitions to materialize (a movie, 'movie|03' or 'movie|03_2'), or run `moviegen generate`.")
-        for movie, targets in by_movie.items():
-            yield from build_events(context, open_movie(context.instance, artifacts, movie), targets, clients, artifacts,
-                                    config.budget_usd)
+        try:
+            clients = ProviderClients(llm=llm, speech=speech, images=images, video=video, music=music, openai=openai,
+                                      replicate=replicate)
+            yield from _step_events(context, config, clients, store.store())
+        except Exception as e:
+            clean = _clean_error(e)  # Dagster stores the step's exception, its message and chained causes
+            if clean is e:
+                raise
+            raise clean from None
 
     return build
 

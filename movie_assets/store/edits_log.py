@@ -25,7 +25,15 @@ def edit_count(store: ArtifactStore, movie: str) -> int:
 
 
 def list_edits(store: ArtifactStore, movie: str) -> list[EditEntry]:
-    return [EditEntry(**json.loads(store.read(f"{edits_folder(movie)}/{name}"))) for name in store.list(edits_folder(movie))]
+    """Every readable edit, oldest first (a damaged entry is left out: it only describes an edit whose
+    result is in the stored request)."""
+    entries = []
+    for name in store.list(edits_folder(movie)):
+        try:
+            entries.append(EditEntry(**json.loads(store.read(f"{edits_folder(movie)}/{name}"))))
+        except (ValueError, TypeError, RecursionError, FileNotFoundError):
+            continue
+    return entries
 
 
 def log_edit(store: ArtifactStore, movie: str, changes: list[Change]) -> int:

@@ -1,6 +1,7 @@
 """Where each of a movie's files lives on artifact storage (the same layout on disk and on S3).
 
     movies/<movie>/request.json                            the current request
+    movies/<movie>/requests/<n>.json                       a copy of the request after edit n (0: as registered)
     movies/<movie>/<asset>/<partition or _>/<version16>.<ext>   every artifact version, content-addressed
     movies/<movie>/runs/<run id>.json                      what each build run did
     movies/<movie>/edits/<n>.json                          each edit
@@ -18,6 +19,14 @@ def movie_folder(movie: str) -> str:
 
 def request_path(movie: str) -> str:
     return f"movies/{movie}/request.json"
+
+
+def request_copy_path(movie: str, seq: int) -> str:
+    return f"movies/{movie}/requests/{seq:06d}.json"
+
+
+def request_copies_folder(movie: str) -> str:
+    return f"movies/{movie}/requests"
 
 
 def artifact_path(movie: str, asset: str, partition_suffix: str | None, version: str, ext: str) -> str:

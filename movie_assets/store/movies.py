@@ -1,11 +1,16 @@
-"""A movie's stored request: the current version of what the user asked for."""
+"""A movie's stored request: the current version of what the user asked for.
+
+Every saved version is also kept as a copy numbered by the edit that made it (0: as registered), so a
+damaged ``request.json`` can be restored (``repair_request``) instead of leaving the movie unusable.
+"""
 
 from __future__ import annotations
 
 import json
 
-from movie_assets.domain.request import MovieRequest, parse_request
-from movie_assets.store.layout import request_path
+from movie_assets.domain.errors import StoredFileDamaged
+from movie_assets.domain.request import MovieRequest, RequestError, parse_request
+from movie_assets.store.layout import request_copies_folder, request_copy_path, request_path
 from resources.storage import ArtifactStore
 
 
@@ -15,17 +20,63 @@ class MovieNotFound(LookupError):
         self.movie = movie
 
 
-def load_movie_request(store: ArtifactStore, movie: str) -> MovieRequest:
+def _parse_stored(data: bytes) -> MovieRequest:
+    """The request in a stored file; ValueError saying what is wrong with it."""
     try:
-        data = json.loads(store.read(request_path(movie)))
+        return parse_request(json.loads(data))
+    except RequestError as e:
+        raise ValueError("; ".join(e.problems[:3])) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to be a request") from None
+
+
+def load_movie_request(store: ArtifactStore, movie: str) -> MovieRequest:
+    """The movie's current request; MovieNotFound, or StoredFileDamaged saying how to repair it."""
+    path = request_path(movie)
+    try:
+        data = store.read(path)
     except FileNotFoundError:
         raise MovieNotFound(movie) from None
-    return parse_request(data)
+    try:
+        return _parse_stored(data)
+    except ValueError as e:
+        raise StoredFileDamaged(
+            f"movie {movie!r}: its stored request {store.uri(path)} is damaged ({e}). Repair it: "
+            f"`moviegen repair {movie}` restores the latest intact copy, or `moviegen repair {movie} --request FILE` "
+            "stores FILE as its request", path) from None
 
 
-def save_movie_request(store: ArtifactStore, movie: str, request: MovieRequest) -> str:
-    text = json.dumps(request.to_document(), indent=2, ensure_ascii=False, sort_keys=True)
-    return store.write_text(request_path(movie), text + "\n")
+def save_movie_request(store: ArtifactStore, movie: str, request: MovieRequest, seq: int = 0) -> str:
+    """Store the request as the movie's current one, and its copy for edit ``seq`` (0: registration)."""
+    text = json.dumps(request.to_document(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    store.write_text(request_copy_path(movie, seq), text)
+    return store.write_text(request_path(movie), text)
+
+
+def repair_request(store: ArtifactStore, movie: str, request: MovieRequest | None = None) -> str:
+    """Restore a damaged ``request.json``: with ``request``, store it; else from the copy of the latest
+    edit that is intact. Returns what was done; StoredFileDamaged when no intact copy exists."""
+    require_stored(store, movie)
+    copies = sorted(store.list(request_copies_folder(movie)), reverse=True)
+    if request is not None:
+        save_movie_request(store, movie, request, int(copies[0].split(".")[0]) if copies else 0)
+        return f"stored the given request as the request of movie {movie!r}"
+    skipped = []
+    for name in copies:
+        try:
+            restored = _parse_stored(store.read(f"{request_copies_folder(movie)}/{name}"))
+        except (ValueError, FileNotFoundError):
+            skipped.append(name)
+            continue
+        seq = int(name.split(".")[0])
+        save_movie_request(store, movie, restored, seq)
+        lost = f"; the copies after it were damaged too ({', '.join(skipped)}): edits after edit {seq} are lost" if skipped else ""
+        return f"restored the request of movie {movie!r} as of " + (f"edit {seq}" if seq else "its registration") + lost
+    raise StoredFileDamaged(
+        f"movie {movie!r}: no intact copy of its request is left; store one with "
+        f"`moviegen repair {movie} --request FILE`", request_copies_folder(movie))
 
 
 def require_stored(store: ArtifactStore, movie: str) -> None:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from movie_assets.domain.blueprint import Blueprint, NodeKey
+from movie_assets.domain.errors import StoredFileDamaged
 from movie_assets.domain.records import MovieState
 from movie_assets.store.edits_log import EditEntry
 from movie_assets.store.layout import revision_path, revisions_folder
@@ -41,17 +42,53 @@ class Revision:
 
 
 def _read(store: ArtifactStore, relpath: str) -> Revision:
-    return Revision(**json.loads(store.read(relpath)))
+    """A stored revision; StoredFileDamaged when the file cannot be read back as one."""
+    data = store.read(relpath)
+    try:
+        return Revision(**json.loads(data))
+    except (ValueError, TypeError, RecursionError) as e:
+        problem = "not valid JSON" if isinstance(e, ValueError) else "not a revision record"
+        raise StoredFileDamaged(
+            f"{store.uri(relpath)} is damaged ({problem}): this record of a past generation cannot be rebuilt; the "
+            "other revisions, the artifacts and the movie are unaffected (`moviegen history` lists what is readable)",
+            relpath) from None
+
+
+def _number(name: str) -> int:
+    return int(name.split(".")[0]) if name.split(".")[0].isdigit() else 0
 
 
 def list_revisions(store: ArtifactStore, movie: str) -> list[Revision]:
+    """Every readable revision, oldest first (see ``damaged_revisions`` for the others)."""
+    return [r for r, _ in _scan(store, movie) if r is not None]
+
+
+def damaged_revisions(store: ArtifactStore, movie: str) -> dict[int, str]:
+    """Revision number -> why its stored file cannot be read."""
+    return {n: why for (r, (n, why)) in _scan(store, movie) if r is None}
+
+
+def _scan(store: ArtifactStore, movie: str) -> list[tuple[Revision | None, tuple[int, str]]]:
     folder = revisions_folder(movie)
-    return [_read(store, f"{folder}/{name}") for name in store.list(folder)]
+    out: list[tuple[Revision | None, tuple[int, str]]] = []
+    for name in store.list(folder):
+        try:
+            out.append((_read(store, f"{folder}/{name}"), (_number(name), "")))
+        except StoredFileDamaged as e:
+            out.append((None, (_number(name), str(e))))
+        except FileNotFoundError:
+            continue
+    return out
 
 
 def latest_revision(store: ArtifactStore, movie: str) -> Revision | None:
-    names = store.list(revisions_folder(movie))
-    return _read(store, f"{revisions_folder(movie)}/{names[-1]}") if names else None
+    """The latest readable revision."""
+    readable = list_revisions(store, movie)
+    return readable[-1] if readable else None
+
+
+def _next_number(store: ArtifactStore, movie: str) -> int:
+    return max((_number(n) for n in store.list(revisions_folder(movie))), default=0) + 1
 
 
 def get_revision(store: ArtifactStore, movie: str, revision: int) -> Revision:
@@ -77,7 +114,7 @@ def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, st
     timeline = state.records.get(NodeKey("timeline"))
     video = state.records.get(NodeKey("movie_video")) if rendered else None
     revision = Revision(
-        revision=(previous.revision + 1) if previous else 1,
+        revision=_next_number(store, movie),
         time=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         run_id=run_id,
         changes=[c for e in edits if e.edit > last_edit for c in e.changes],

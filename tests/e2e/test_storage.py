@@ -174,3 +174,20 @@ def test_a_movie_on_each_backend(backend: str, home: Path, request: pytest.Fixtu
         assert fetch(linked["src"]) == store.read(clip["src"])  # the link serves the stored bytes
     local = home / "artifacts" / "movies" / "cw"
     assert local.exists() == (backend == "local")  # nothing of an S3 movie on local disk
+
+    # Damage: an image deleted and the timeline cut short, behind moviegen's back.
+    image = next(c["src"] for t in raw["tracks"] for c in t["clips"] if "/segment_image/" in c.get("src", ""))
+    timeline = store.read(out["timeline"])
+    store.delete(store.rel_of(image))
+    store.write(store.rel_of(out["timeline"]), timeline[: len(timeline) // 2])
+    check = moviegen(home, env, "verify", "cw", "--quick", "--json")
+    assert check.returncode == 1, check.stderr[-2000:]
+    damaged = json.loads(check.stdout)["damaged"]
+    assert set(damaged) == {"timeline", next(n for n in damaged if n.startswith("segment_image["))}
+    assert "missing" in damaged[next(n for n in damaged if n != "timeline")] and "bytes" in damaged["timeline"]
+    proc = moviegen(home, env, "generate", "cw", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    healed = json.loads(proc.stdout)
+    assert healed["provider_calls"] == {"TextToImageProducer": 1}  # the image again; the timeline costs nothing
+    assert store.read(image) and json.loads(store.read(out["timeline"])) == raw
+    assert moviegen(home, env, "verify", "cw").returncode == 0

@@ -232,3 +232,87 @@ def test_the_ui_shows_the_whole_plan_right_after_an_edit(instance: dg.DagsterIns
     api.generate(instance, store, movie)
     assert _plan_observation(instance, movie)["partitions_to_rebuild"] == 0
     assert stale_nodes(instance, movie, blueprint.nodes) == []  # observations leave Dagster's staleness alone
+
+
+def test_damaged_artifacts_are_noticed_and_rebuilt_with_nothing_else(instance: dg.DagsterInstance, store, movie: str) -> None:
+    """An image truncated, a narration MP3 deleted and the timeline JSON cut short on disk: the plan
+    names them `damaged`, the generation rebuilds exactly them (the image and the audio by their
+    provider, the timeline for free), and nothing below them, whose content is unchanged."""
+    state = load_state(instance, movie, expand(load_movie_request(store, movie)).nodes)
+    image, audio, timeline = NodeKey("segment_image", 1, 0), NodeKey("segment_audio", 2), NodeKey("timeline")
+    path = local(state.records[image].uri)
+    path.write_bytes(path.read_bytes()[:100])
+    local(state.records[audio].uri).unlink()
+    text = local(state.records[timeline].uri).read_bytes()
+    local(state.records[timeline].uri).write_bytes(text[: len(text) // 2])
+    planned = api.plan(instance, store, movie)
+    reasons = {i.node: i.reason for i in planned.items}
+    assert {n for n, r in reasons.items() if r == "damaged"} == {str(image), str(audio), str(timeline)}
+    assert "100 bytes" in next(i.cause for i in planned.items if i.node == str(image))
+    assert planned.provider_calls == {"TextToImageProducer": 1, "AudioProducer": 1}
+    assert set(api.status(instance, store, movie).damaged) == {str(image), str(audio), str(timeline)}
+    result = api.generate(instance, store, movie)
+    assert result.success and result.provider_calls == {"TextToImageProducer": 1, "AudioProducer": 1}
+    assert set(result.built) == {str(image), str(audio), str(timeline)}  # the rest was kept: identical content
+    after = load_state(instance, movie, [image, audio, timeline]).records
+    assert all(after[k].uri == state.records[k].uri and after[k].version == state.records[k].version for k in after)
+    assert json.loads(local(after[timeline].uri).read_bytes()) == json.loads(text)
+    assert api.verify(instance, store, movie).damaged == {} and api.plan(instance, store, movie).items == []
+    assert stale_nodes(instance, movie, expand(load_movie_request(store, movie)).nodes) == []
+
+
+def test_changed_content_is_found_by_a_full_verify(instance: dg.DagsterInstance, store, movie: str) -> None:
+    """A byte flipped in an image keeps its size: the quick check misses it, `verify` (hashes) finds
+    it, and `generate --verify` rebuilds it (its build-cache entry points at the same damaged file, so
+    the provider is called)."""
+    key = NodeKey("segment_image", 0, 1)
+    rec = load_state(instance, movie, [key]).records[key]
+    data = bytearray(local(rec.uri).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    local(rec.uri).write_bytes(bytes(data))
+    assert api.plan(instance, store, movie).items == []  # same size: the quick check cannot tell
+    found = api.verify(instance, store, movie)
+    assert found.full and list(found.damaged) == [str(key)] and "content changed" in found.damaged[str(key)]
+    assert api.verify(instance, store, movie, full=False).damaged == {}
+    planned = api.plan(instance, store, movie, verify=True)
+    assert {i.node for i in planned.items if i.reason == "damaged"} == {str(key)}
+    assert planned.provider_calls == {"TextToImageProducer": 1}
+    result = api.generate(instance, store, movie, verify=True)
+    assert result.success and result.provider_calls == {"TextToImageProducer": 1} and result.built == [str(key)]
+    assert api.verify(instance, store, movie).damaged == {}
+
+
+def test_a_damaged_request_or_revision_is_a_clear_error_with_a_repair(
+        instance: dg.DagsterInstance, store, movie: str, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from movie_assets.domain.errors import StoredFileDamaged
+    from movie_assets.interfaces import cli
+    from movie_assets.store.layout import request_path, revision_path
+    from movie_assets.store.revisions import damaged_revisions
+
+    api.edit(instance, store, movie, [("voice_id", "onyx")])
+    request = local(store.uri(request_path(movie)))
+    request.write_bytes(b"\x00\xff{binary garbage")
+    with pytest.raises(StoredFileDamaged, match=r"stored request .*request\.json is damaged .*moviegen repair rev"):
+        api.status(instance, store, movie)
+    assert cli.main(["status", movie]) == cli.EXIT_DAMAGED
+    err = capsys.readouterr().err
+    assert err.startswith("error: movie 'rev': its stored request") and "Traceback" not in err
+    assert api.repair(instance, store, movie) == "restored the request of movie 'rev' as of edit 1"
+    assert load_movie_request(store, movie).voice_id == "onyx"  # the edit survived
+    assert api.plan(instance, store, movie).provider_calls == {"AudioProducer": N}
+    # No intact copy left: the user gives the request.
+    for copy in local(store.uri(f"movies/{movie}/requests")).iterdir():
+        copy.write_text("{")
+    request.write_text("[]")
+    with pytest.raises(StoredFileDamaged, match="no intact copy"):
+        api.repair(instance, store, movie)
+    api.repair(instance, store, movie, small_request(segments={"2": {"use_video": True}}))
+    assert api.plan(instance, store, movie).items == []  # the request as it was built
+
+    # A revision cut short: history lists the others, the next revision gets the next number.
+    local(store.uri(revision_path(movie, 1))).write_text('{"revision": 1, "ti')
+    assert api.history(instance, store, movie) == [] and list(damaged_revisions(store, movie)) == [1]
+    assert cli.main(["history", movie]) == 0 and "revision 1:" in capsys.readouterr().err
+    api.edit(instance, store, movie, [("voice_id", "onyx")])
+    assert api.generate(instance, store, movie).revision == 2
+    assert [r.revision for r in api.history(instance, store, movie)] == [2]
