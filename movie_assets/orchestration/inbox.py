@@ -44,6 +44,7 @@ from typing import Any
 import dagster as dg
 
 from movie_assets.domain.edits import UNSET, diff, edits_from_data
+from movie_assets.domain.errors import StoredFileDamaged
 from movie_assets.domain.request import (
     MAX_DOCUMENT_BYTES,
     RequestError,
@@ -216,6 +217,9 @@ def process(instance: dg.DagsterInstance, store: ArtifactStore, inbox: ArtifactS
         except RequestError as e:
             out.rejected[name] = e.problems
             body = {"errors": e.problems, "help": "fix the file and drop it again (same name is fine)"}
+        except StoredFileDamaged as e:
+            out.rejected[name] = [str(e)]
+            body = {"errors": [str(e)], "help": "repair the movie as the error says, then drop the file again"}
         except Exception as e:  # noqa: BLE001 - one file's failure is its report, never the whole inbox's
             if isinstance(e, FileNotFoundError) and not inbox.exists(name):
                 continue  # removed while we looked: nothing to do

@@ -20,8 +20,9 @@ class EditEntry:
 
 
 def edit_count(store: ArtifactStore, movie: str) -> int:
-    """How many edits the movie has had (the number of the latest)."""
-    return len(store.list(edits_folder(movie)))
+    """How many edits the movie has had: the number of the latest (a number is never used twice, even
+    when an entry's file was lost)."""
+    return max((int(n.split(".")[0]) for n in store.list(edits_folder(movie)) if n.split(".")[0].isdigit()), default=0)
 
 
 def list_edits(store: ArtifactStore, movie: str) -> list[EditEntry]:

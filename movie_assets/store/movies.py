@@ -10,6 +10,7 @@ import json
 
 from movie_assets.domain.errors import StoredFileDamaged
 from movie_assets.domain.request import MovieRequest, RequestError, parse_request
+from movie_assets.store.edits_log import edit_count
 from movie_assets.store.layout import request_copies_folder, request_copy_path, request_path
 from resources.storage import ArtifactStore
 
@@ -38,8 +39,12 @@ def load_movie_request(store: ArtifactStore, movie: str) -> MovieRequest:
     try:
         data = store.read(path)
     except FileNotFoundError:
-        raise MovieNotFound(movie) from None
+        if not store.list(request_copies_folder(movie)):
+            raise MovieNotFound(movie) from None
+        data = b""  # registered (its copies are there) but the file is gone
     try:
+        if not data:
+            raise ValueError("the file is missing")
         return _parse_stored(data)
     except ValueError as e:
         raise StoredFileDamaged(
@@ -58,11 +63,17 @@ def save_movie_request(store: ArtifactStore, movie: str, request: MovieRequest, 
 def repair_request(store: ArtifactStore, movie: str, request: MovieRequest | None = None) -> str:
     """Restore a damaged ``request.json``: with ``request``, store it; else from the copy of the latest
     edit that is intact. Returns what was done; StoredFileDamaged when no intact copy exists."""
-    require_stored(store, movie)
     copies = sorted(store.list(request_copies_folder(movie)), reverse=True)
+    try:
+        _parse_stored(store.read(request_path(movie)))
+    except (ValueError, FileNotFoundError):
+        pass
+    else:
+        raise ValueError(f"movie {movie!r}: its stored request is intact; nothing to repair (change it with `moviegen edit`)")
     if request is not None:
-        save_movie_request(store, movie, request, int(copies[0].split(".")[0]) if copies else 0)
-        return f"stored the given request as the request of movie {movie!r}"
+        seq = edit_count(store, movie)
+        save_movie_request(store, movie, request, seq)
+        return f"stored the given request as the request of movie {movie!r} (as of edit {seq})"
     skipped = []
     for name in copies:
         try:

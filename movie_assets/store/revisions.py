@@ -45,13 +45,29 @@ def _read(store: ArtifactStore, relpath: str) -> Revision:
     """A stored revision; StoredFileDamaged when the file cannot be read back as one."""
     data = store.read(relpath)
     try:
-        return Revision(**json.loads(data))
+        revision = Revision(**json.loads(data))
+        _check_types(revision)
+        return revision
     except (ValueError, TypeError, RecursionError) as e:
-        problem = "not valid JSON" if isinstance(e, ValueError) else "not a revision record"
+        problem = "not valid JSON" if isinstance(e, json.JSONDecodeError | UnicodeDecodeError) else f"not a revision record: {e}"
         raise StoredFileDamaged(
             f"{store.uri(relpath)} is damaged ({problem}): this record of a past generation cannot be rebuilt; the "
             "other revisions, the artifacts and the movie are unaffected (`moviegen history` lists what is readable)",
             relpath) from None
+
+
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "revision": int, "time": str, "changes": list, "last_edit": int, "provider_calls": dict, "calls": int,
+    "cost_usd": (int, float), "built": int, "failed": dict, "timeline": (str, type(None)), "manifest": dict,
+    "movie_video": (str, type(None)), "movie_render": (dict, type(None)),
+}
+
+
+def _check_types(revision: Revision) -> None:
+    for name, kind in _TYPES.items():
+        value = getattr(revision, name)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+            raise TypeError(f"{name} is {type(value).__name__}")
 
 
 def _number(name: str) -> int:
@@ -82,9 +98,14 @@ def _scan(store: ArtifactStore, movie: str) -> list[tuple[Revision | None, tuple
 
 
 def latest_revision(store: ArtifactStore, movie: str) -> Revision | None:
-    """The latest readable revision."""
-    readable = list_revisions(store, movie)
-    return readable[-1] if readable else None
+    """The latest readable revision (reads from the newest back, usually one file)."""
+    folder = revisions_folder(movie)
+    for name in reversed(store.list(folder)):
+        try:
+            return _read(store, f"{folder}/{name}")
+        except (StoredFileDamaged, FileNotFoundError):
+            continue
+    return None
 
 
 def _next_number(store: ArtifactStore, movie: str) -> int:

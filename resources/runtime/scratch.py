@@ -140,18 +140,22 @@ def _owner_pid(folder: Path) -> int | None:
 
 
 def _owner_alive(folder: Path, pid: int) -> bool:
+    """Whether the folder's owner still runs. Only a folder with moviegen's marker naming that pid is
+    ever considered gone: anything else in the root (a folder a user put there, one whose owner is
+    writing its marker right now) is kept."""
+    try:
+        words = (folder / MARKER).read_text().split()
+        recorded_pid, recorded = int(words[0]), float(words[1])
+    except (OSError, ValueError, IndexError):
+        return True  # no marker (not ours, or being made), or a marker being written: keep it
+    if recorded_pid != pid:
+        return True  # not a marker moviegen wrote for this folder
     try:
         started = _started(pid)
     except (OSError, psutil.Error):
         return True  # cannot tell: keep it
     if started is None:
         return False
-    try:
-        recorded = float((folder / MARKER).read_text().split()[1])
-    except FileNotFoundError:
-        return True  # its owner is making it right now
-    except (OSError, ValueError, IndexError):
-        return True  # a marker being written
     return recorded == started  # otherwise the pid was reused: the owner is gone
 
 

@@ -19,9 +19,11 @@ change.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
+from urllib.parse import quote, quote_plus
 
 REDACTED = "[redacted]"
 MESSAGE_LIMIT = 2000  # a message: one failure, one log line
@@ -112,7 +114,10 @@ def _known_pattern() -> re.Pattern[str] | None:
         return cached[1]
     with _lock:
         values = environment_secrets(dict(candidates)) | _registered
-    pattern = re.compile("|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))) if values else None
+    # Each value also as JSON escapes it (``/`` as ``\/``, as some servers echo it) and as a URL encodes it.
+    forms = {form for v in values for form in (v, json.dumps(v)[1:-1], json.dumps(v)[1:-1].replace("/", "\\/"),
+                                                 quote(v, safe=""), quote_plus(v, safe=""))}
+    pattern = re.compile("|".join(re.escape(v) for v in sorted(forms, key=len, reverse=True))) if forms else None
     _cache = (key, pattern)
     return pattern
 

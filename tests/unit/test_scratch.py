@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -102,11 +103,14 @@ def test_the_sweep_removes_a_dead_owners_folder_and_its_processes_and_keeps_a_li
     (reused / MARKER).write_text(f"{os.getpid()} {started - 100!r}\n")
     foreign = root / "notes"  # not a scratch folder: never touched
     foreign.mkdir()
+    lookalike = root / "backup-2023.12"  # named like one (a dead "pid" 2023), but without moviegen's marker
+    lookalike.mkdir()
+    (lookalike / "data.txt").write_text("keep me")
     try:
         swept = sweep()
         assert sorted(swept.removed) == sorted([dead, reused])
         assert not dead.exists() and not reused.exists()
-        assert live.exists() and foreign.exists()
+        assert live.exists() and foreign.exists() and (lookalike / "data.txt").exists()
         assert gone(leftovers, 5), [p.pid for p in leftovers if running(p)]
         assert {p.pid for p in leftovers} <= set(swept.killed)
         assert worker.poll() is None  # a live owner's process is not touched
@@ -122,6 +126,7 @@ def test_the_sweep_removes_a_dead_owners_folder_and_its_processes_and_keeps_a_li
     remove_scratch_dir(live)
     assert root.exists()  # `notes` is still there
     foreign.rmdir()
+    shutil.rmtree(lookalike)
     with scratch_dir("moviegen-test-") as path:
         assert path.parent == root and path.name.startswith(f"moviegen-test-{os.getpid()}.")
         assert (path / MARKER).read_text().split()[0] == str(os.getpid())
@@ -134,6 +139,7 @@ def test_a_new_process_sweeps_when_it_makes_its_first_scratch_folder(tmp_path: P
     root.mkdir()
     stale = root / "moviegen-build-4194303.0a0a"  # a pid above any this machine hands out now, or not running
     stale.mkdir()
+    (stale / MARKER).write_text("4194303 12345.0\n")
     if psutil.pid_exists(4194303):
         pytest.skip("pid 4194303 is running")
     monkeypatch.setattr(scratch, "_swept", set())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
+from urllib.parse import quote, quote_plus
 
 import dagster as dg
 import httpx
@@ -228,3 +229,12 @@ def test_the_cli_prints_errors_and_tracebacks_redacted(monkeypatch: pytest.Monke
     err = capsys.readouterr().err
     assert "Traceback" in err and "The above exception was the direct cause" in err and KEY not in err
     assert f"Authorization: {REDACTED}" in err
+
+
+def test_a_configured_secret_is_found_json_escaped_and_url_encoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY+x"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    escaped = secret.replace("/", "\\/")
+    text = f'{{"k": "{escaped}"}} then {quote(secret, safe="")} then {quote_plus(secret)} then {secret}'
+    out = redact(text, None)
+    assert out.count(REDACTED) == 4 and "K7MDENG" not in out
