@@ -1,0 +1,345 @@
+"""A timeline (docs/timeline.md) for a non-linear editor, through OpenTimelineIO and its adapters.
+
+``to_otio`` turns the timeline JSON into an ``otio.schema.Timeline`` (pure: no storage, no Dagster):
+one video track ``visual`` and two audio tracks ``narration`` and ``music``, at the timeline's fps
+(frame = round half up of ms × fps / 1000, as both renderers count); every clip an ExternalReference
+to its artifact with its provenance in ``metadata["moviegen"]``; transitions as OTIO Transitions at
+the start of the clip that enters (``in_offset`` 0: the clip before is held underneath, as the
+renderers draw it); placeholders and silence as Gaps; captions as markers on their narration clip.
+
+``export_timeline`` writes it with an adapter: ``otio`` (OTIO's own JSON, everything), ``fcpxml``
+(Final Cut Pro X / DaVinci Resolve), ``fcp7xml`` (Final Cut Pro 7 XML: Premiere Pro, Resolve) and
+``edl`` (CMX 3600). ``FORMATS`` says what each keeps and drops; docs/timeline.md shows it to users.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import opentimelineio as otio
+
+NAMESPACE = "moviegen"  # the metadata key of everything moviegen writes into OTIO objects
+CAPTION_COLOR = otio.schema.MarkerColor.CYAN  # not RED/GREEN: FCPXML turns those into to-do items
+PLACEHOLDER_COLOR = otio.schema.MarkerColor.ORANGE
+FCPXML_RATES = (24, 25, 30, 50, 60)  # the integer rates the FCPXML adapter writes a frameDuration for
+FCPXML_GAP_START_S = 3600  # the local start the FCPXML adapter gives every gap element
+
+# The timeline clip fields carried as metadata (times become the OTIO ranges).
+_CLIP_FIELDS = ("id", "type", "asset", "partition", "version", "segment", "volume", "ducking", "effect",
+                "transitionIn", "muted", "fallback", "text")
+# Provenance fields api.export adds from the artifact's materialization (where present).
+PROVENANCE_FIELDS = ("prompt", "provider", "model", "run_id")
+# OTIO transition types: SMPTE_Dissolve is what every adapter knows; SMPTE_Wipe is what the EDL reader
+# names a wipe; the others have no standard type.
+_TRANSITION_TYPES = {"crossfade": otio.schema.TransitionTypes.SMPTE_Dissolve, "wipe": "SMPTE_Wipe"}
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    adapter: str  # the OTIO adapter's name
+    suffix: str
+    editors: str
+    keeps: str
+    drops: str
+
+
+FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
+    ExportFormat("otio", "otio_json", ".otio", "OpenTimelineIO tools; Resolve 18.5+ imports .otio",
+                 "everything: all tracks, clips, gaps, transitions (type and length), captions as markers, "
+                 "placeholders as named gaps, metadata (provenance, volume, ducking, Ken Burns as an effect)",
+                 "nothing"),
+    ExportFormat("fcpxml", "fcpx_xml", ".fcpxml", "Final Cut Pro X, DaVinci Resolve",
+                 "the visual track as the primary storyline, narration and music as connected audio clips (lanes "
+                 "-1, -2), gaps, captions as markers on the narration clips, placeholder text as markers on gaps, "
+                 "provenance as each asset-clip's note and metadata",
+                 "transitions (the adapter writes none), volumes, ducking, Ken Burns"),
+    ExportFormat("fcp7xml", "fcp_xml", ".xml", "Adobe Premiere Pro, DaVinci Resolve, Final Cut Pro 7",
+                 "all tracks and clips, every transition as a Cross Dissolve of its length, captions as markers on "
+                 "the narration clips, provenance in each clip's logging info and comments",
+                 "the transition kind (fade, wipe, slide, zoom become dissolves), placeholder text (gaps are empty), "
+                 "volumes, ducking, Ken Burns"),
+    ExportFormat("edl", "cmx_3600", ".edl", "any editor (Avid, Premiere, Resolve, Final Cut)",
+                 "the visual track: one event per clip with its source file, every transition as a dissolve of its "
+                 "length, captions as LOC comments on the picture under them, provenance as comments",
+                 "the audio tracks (the adapter writes one video track), placeholders (black), transition kinds, "
+                 "prompts, volumes, ducking, Ken Burns"),
+)}
+
+
+def frame(ms: int | float, fps: int | float) -> int:
+    """The frame at ``ms``: round half up, as Remotion's Math.round and the ffmpeg engine count."""
+    return math.floor(Fraction(str(ms)) * Fraction(str(fps)) / 1000 + Fraction(1, 2))
+
+
+def _rt(frames: int, fps: int) -> otio.opentime.RationalTime:
+    return otio.opentime.RationalTime(frames, fps)
+
+
+def _range(start: int, duration: int, fps: int) -> otio.opentime.TimeRange:
+    return otio.opentime.TimeRange(_rt(start, fps), _rt(duration, fps))
+
+
+def file_name(uri: str) -> str:
+    """The artifact's file name (``90e80cdbcafacefc.png``): the first 16 hex of its data version."""
+    return posixpath.basename(unquote(urlparse(uri).path))
+
+
+def _metadata(clip: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    md = {k: clip[k] for k in _CLIP_FIELDS if k in clip}
+    if "src" in clip:
+        md["uri"] = clip["src"]  # the stable artifact URI, whatever link the reference carries
+    md |= {k: v for k, v in (extra or {}).items() if v not in (None, "")}
+    return md
+
+
+class _Track:
+    """Items placed at frame positions, with Gaps between them."""
+
+    def __init__(self, name: str, kind: str, fps: int):
+        self.track = otio.schema.Track(name=name, kind=kind)
+        self.fps, self.at = fps, 0
+        self.placed: list[tuple[int, int, Any]] = []  # (start, end, item)
+
+    def add(self, start: int, end: int, item: Any) -> None:
+        if start < self.at:
+            raise ValueError(f"track {self.track.name!r}: {item.name!r} starts at frame {start}, before the end of the "
+                             f"clip before it (frame {self.at})")
+        if start > self.at:
+            self.track.append(otio.schema.Gap(source_range=_range(0, start - self.at, self.fps)))
+        self.track.append(item)
+        self.placed.append((start, end, item))
+        self.at = end
+
+    def pad(self, end: int) -> None:
+        if end > self.at:
+            self.track.append(otio.schema.Gap(source_range=_range(0, end - self.at, self.fps)))
+            self.at = end
+
+    def at_frame(self, f: int) -> tuple[int, int, Any] | None:
+        return next((p for p in self.placed if p[0] <= f < p[1]), None)
+
+
+def _media_clip(clip: dict[str, Any], start: int, end: int, fps: int, link: Callable[[str], str] | None,
+                extra: Mapping[str, Any] | None) -> otio.schema.Clip:
+    ref = otio.schema.ExternalReference(target_url=link(clip["src"]) if link else clip["src"],
+                                        available_range=_range(0, end - start, fps))
+    ref.name = file_name(clip["src"])
+    item = otio.schema.Clip(name=clip["id"], media_reference=ref, source_range=_range(0, end - start, fps),
+                            metadata={NAMESPACE: _metadata(clip, extra)})
+    effect = clip.get("effect") or {}
+    if effect.get("type") == "ken_burns":
+        item.effects.append(otio.schema.Effect(name="ken_burns", effect_name=f"{NAMESPACE}.ken_burns",
+                                               metadata={NAMESPACE: effect}))
+    return item
+
+
+def _placeholder(clip: dict[str, Any], start: int, end: int, fps: int) -> otio.schema.Gap:
+    gap = otio.schema.Gap(name=clip["id"], source_range=_range(0, end - start, fps),
+                          metadata={NAMESPACE: _metadata(clip, None)})
+    gap.markers.append(otio.schema.Marker(name=clip["text"], marked_range=_range(0, end - start, fps),
+                                          color=PLACEHOLDER_COLOR, metadata={NAMESPACE: {"type": "placeholder"}}))
+    return gap
+
+
+def _transition(clip: dict[str, Any], frames: int, fps: int) -> otio.schema.Transition:
+    kind = clip["transitionIn"]["type"]
+    return otio.schema.Transition(
+        name=kind, transition_type=_TRANSITION_TYPES.get(kind, otio.schema.TransitionTypes.Custom),
+        in_offset=_rt(0, fps), out_offset=_rt(frames, fps),
+        metadata={NAMESPACE: dict(clip["transitionIn"])})
+
+
+def _tracks(timeline: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {t["name"]: t["clips"] for t in timeline["tracks"]}
+
+
+def to_otio(timeline: dict[str, Any], *, link: Callable[[str], str] | None = None,
+            provenance: Mapping[str, Mapping[str, Any]] | None = None, captions_on: str = "narration",
+            about: Mapping[str, Any] | None = None) -> otio.schema.Timeline:
+    """The timeline as an OTIO timeline at its fps.
+
+    ``link`` maps an artifact URI to the URL the media reference carries (default: the URI itself);
+    ``provenance`` adds fields (``PROVENANCE_FIELDS``) to the metadata of the clip with that id;
+    ``captions_on``: ``narration`` puts each caption on its segment's narration clip (else on the picture
+    under it), ``visual`` on the picture under it (a format that keeps only the video track);
+    ``about`` is added to the timeline's metadata (the timeline's URI, the revision)."""
+    fps = int(timeline["fps"])
+    total = int(timeline.get("durationInFrames") or frame(timeline["durationMs"], fps))
+    clips = _tracks(timeline)
+    provenance = provenance or {}
+
+    def span(c: dict[str, Any]) -> tuple[int, int]:
+        return frame(c["startMs"], fps), frame(c["startMs"] + c["durationMs"], fps)
+
+    visual = _Track("visual", otio.schema.TrackKind.Video, fps)
+    previous_is_clip = False
+    for c in sorted(clips.get("visual", []), key=lambda c: c["startMs"]):
+        start, end = span(c)
+        if end <= start:
+            continue  # shorter than half a frame: nothing to show
+        if c["type"] == "placeholder":
+            visual.add(start, end, _placeholder(c, start, end, fps))
+            previous_is_clip = False
+            continue
+        entering = c.get("transitionIn") or {"type": "cut", "durationMs": 0}
+        frames = min(frame(entering["durationMs"], fps), end - start)
+        if entering["type"] != "cut" and frames > 0 and previous_is_clip and start == visual.at:
+            visual.track.append(_transition(c, frames, fps))  # between two clips only (not from or into a gap)
+        visual.add(start, end, _media_clip(c, start, end, fps, link, provenance.get(c["id"])))
+        previous_is_clip = True
+
+    audio: dict[str, _Track] = {}
+    for name in ("narration", "music"):
+        track = audio[name] = _Track(name, otio.schema.TrackKind.Audio, fps)
+        for c in sorted(clips.get(name, []), key=lambda c: c["startMs"]):
+            start, end = span(c)
+            if end > start:
+                track.add(start, end, _media_clip(c, start, end, fps, link, provenance.get(c["id"])))
+
+    for c in clips.get("captions", []):
+        start, end = span(c)
+        host = None
+        if captions_on == "narration":
+            host = next((p for p in audio["narration"].placed
+                         if p[2].metadata[NAMESPACE].get("segment") == c["segment"] and p[0] <= start < p[1]), None)
+        host = host or visual.at_frame(start)
+        if host is None:
+            continue
+        at, host_end, item = host
+        md = {k: c[k] for k in ("id", "type", "segment", "startMs", "durationMs", "words") if k in c}
+        item.markers.append(otio.schema.Marker(
+            name=c["text"], marked_range=_range(item.source_range.start_time.to_frames() + start - at,
+                                                max(0, min(end, host_end) - start), fps),
+            color=CAPTION_COLOR, metadata={NAMESPACE: md}))
+
+    for track in (visual, *audio.values()):
+        track.pad(total)
+    info = {k: timeline[k] for k in ("movie", "title", "summary", "language", "assemblyStrategy", "fps", "width", "height",
+                                     "durationMs", "durationInFrames", "formatVersion", "errors") if k in timeline}
+    result = otio.schema.Timeline(name=timeline.get("title") or timeline["movie"], global_start_time=_rt(0, fps),
+                                  metadata={NAMESPACE: info | dict(about or {})})
+    result.tracks.extend([visual.track, audio["narration"].track, audio["music"].track])
+    return result
+
+
+# -- per format: what its adapter reads of the metadata
+
+
+def _provenance_line(md: Mapping[str, Any]) -> str:
+    return f"{md.get('asset')} {md.get('partition')} @{md.get('version')}"
+
+
+def _for_fcpxml(tl: otio.schema.Timeline) -> None:
+    """The FCPXML adapter writes an asset-clip per clip with the reference's ``fcpx`` note and metadata."""
+    for clip in tl.find_clips():
+        md = clip.metadata[NAMESPACE]
+        keys = ("id", "asset", "partition", "version", "segment", *PROVENANCE_FIELDS)
+        note = _provenance_line(md) + (f" · prompt: {md['prompt']}" if md.get("prompt") else "")
+        clip.media_reference.metadata["fcpx"] = {
+            "note": note, "metadata": [{f"com.moviegen.{k}": str(md[k])} for k in keys if k in md]}
+    fps = tl.metadata[NAMESPACE]["fps"]
+    for gap in tl.tracks[0].find_children(descended_from_type=otio.schema.Gap, shallow_search=True):
+        for marker in gap.markers:  # the adapter writes a gap with start="3600s": its markers' local time starts there
+            marker.marked_range = otio.opentime.TimeRange(marker.marked_range.start_time + _rt(FCPXML_GAP_START_S * fps, fps),
+                                                          marker.marked_range.duration)
+
+
+def _for_fcp7(tl: otio.schema.Timeline) -> None:
+    """The FCP 7 XML adapter writes an item's ``fcp_xml`` metadata as its child elements: logging info
+    and comments (Premiere shows them as Description, Log Note and Comment)."""
+    for clip in tl.find_clips():
+        md = clip.metadata[NAMESPACE]
+        clip.metadata["fcp_xml"] = {
+            "logginginfo": {"description": md.get("prompt") or md["id"], "lognote": _provenance_line(md)},
+            "comments": {"mastercomment1": md.get("asset"), "mastercomment2": md.get("partition"),
+                         "mastercomment3": md.get("version"), "mastercomment4": md["id"]}}
+    for track in tl.tracks:
+        for item in track:
+            if isinstance(item, otio.schema.Transition):
+                # It starts at the cut (the adapter would write start-black, a fade from black, for in_offset 0).
+                item.metadata["fcp_xml"] = {"alignment": "start"}
+
+
+def _for_edl(tl: otio.schema.Timeline) -> None:
+    """Provenance as comments (the adapter writes unrecognised ``cmx_3600`` comments as ``* TEXT`` lines
+    and reads them back as such). Markers become ``* LOC`` lines, which editors read in record timecode
+    (Avid writes them so); the adapter writes a marker's own time, relative to its clip (OTIO issues
+    #169, #345), so each is moved to its record time first."""
+    for clip in tl.tracks[0].find_clips():
+        md = clip.metadata[NAMESPACE]
+        clip.metadata["cmx_3600"] = {"comments": [f"MOVIEGEN {k.upper()}: {md[k]}" for k in ("asset", "partition", "version")
+                                                  if k in md]}
+        shift = clip.range_in_parent().start_time - clip.source_range.start_time
+        for marker in clip.markers:
+            marker.marked_range = otio.opentime.TimeRange(marker.marked_range.start_time + shift, marker.marked_range.duration)
+
+
+def export_timeline(timeline: dict[str, Any], fmt: str, *, link: Callable[[str], str] | None = None,
+                    provenance: Mapping[str, Mapping[str, Any]] | None = None,
+                    about: Mapping[str, Any] | None = None) -> str:
+    """The timeline written in ``fmt`` (a key of ``FORMATS``) by its OTIO adapter."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    fps = int(timeline["fps"])
+    if fmt == "fcpxml" and fps not in FCPXML_RATES:
+        raise ValueError(f"FCPXML export needs a frame rate of {', '.join(map(str, FCPXML_RATES))} fps; "
+                         f"this timeline is at {fps} fps (export otio, fcp7xml or edl)")
+    tl = to_otio(timeline, link=link, provenance=provenance, captions_on="visual" if fmt == "edl" else "narration",
+                 about=about)
+    if fmt == "fcpxml":
+        _for_fcpxml(tl)
+    elif fmt == "fcp7xml":
+        _for_fcp7(tl)
+    elif fmt == "edl":
+        _for_edl(tl)
+        return otio.adapters.write_to_string(tl, FORMATS[fmt].adapter, rate=fps)
+    return otio.adapters.write_to_string(tl, FORMATS[fmt].adapter)
+
+
+def read_export(text: str, fmt: str, fps: int) -> otio.schema.Timeline:
+    """An export read back by the same adapter (what an editor's importer would start from)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    kwargs = {"rate": fps} if fmt == "edl" else {}
+    return otio.adapters.read_from_string(text, FORMATS[fmt].adapter, **kwargs)
+
+
+def format_notes(timeline: dict[str, Any], fmt: str) -> list[str]:
+    """What of this timeline the format leaves out, counted (for the CLI to say)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    clips = _tracks(timeline)
+    visual = clips.get("visual", [])
+    entering = [(c.get("transitionIn") or {}).get("type", "cut") for c in visual[1:]]
+    tl = to_otio(timeline)
+    transitions = [t for t in tl.tracks[0] if isinstance(t, otio.schema.Transition)]
+    placeholders = sum(1 for c in visual if c["type"] == "placeholder")
+    audio = len(clips.get("narration", [])) + len(clips.get("music", []))
+    captions = len(clips.get("captions", []))
+    notes = []
+    if len(transitions) < sum(1 for e in entering if e != "cut"):
+        notes.append(f"{sum(1 for e in entering if e != 'cut') - len(transitions)} transition(s) into or out of a placeholder "
+                     "are kept only in the clips' metadata")
+    if fmt == "fcpxml" and transitions:
+        notes.append(f"{len(transitions)} transition(s) dropped: the FCPXML adapter writes none")
+    if fmt in ("fcp7xml", "edl") and any(t.name != "crossfade" for t in transitions):
+        notes.append("fade, wipe, slide and zoom transitions are written as dissolves of the same length")
+    if fmt == "edl":
+        if audio:
+            notes.append(f"{audio} audio clip(s) (narration, music) not in the EDL: it holds the visual track only")
+        if placeholders:
+            notes.append(f"{placeholders} placeholder(s) left black")
+        if captions:
+            notes.append(f"{captions} caption(s) written as LOC comments at their record timecode, without their duration")
+    if fmt == "fcp7xml" and placeholders:
+        notes.append(f"{placeholders} placeholder(s) left as empty gaps (their text is not kept)")
+    if fmt != "otio" and (audio or any((c.get("effect") or {}).get("type") == "ken_burns" for c in visual)):
+        notes.append("volumes, music ducking and Ken Burns moves are not kept (the otio format keeps them as metadata)")
+    return notes
