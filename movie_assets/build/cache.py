@@ -29,8 +29,43 @@ def remember(store: ArtifactStore, path: str, key: NodeKey, uri: str, version: s
         "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
         "meta": {k: v for k, v in produced.meta.items() if isinstance(v, bool | int | float | str)},
         "made_by": f"{call.provider}:{call.model}" if call else None, "made_at": time.time(),
+        "bytes": len(produced.data),  # plans check the file still has it (a cut file is not reusable)
+        "take": int(produced.meta.get("take", 0)),  # the take (re-roll) it is: ``moviegen takes`` lists them
     }
     store.write_text(path, json.dumps(entry))
+
+
+@dataclass(frozen=True)
+class Take:
+    """One artifact the build cache holds for a node: a take (re-roll), made from exact inputs."""
+
+    take: int
+    uri: str
+    version: str
+    made_at: float | None
+    made_by: str | None
+    prompt: str | None
+    entry: str  # the cache entry's path
+
+
+def takes(store: ArtifactStore, movie: str, key: NodeKey) -> list[Take]:
+    """Every artifact the build cache holds for a node (entries written before takes are take 0), oldest
+    first; an entry whose artifact file is gone is left out."""
+    folder = cache_path(movie, key.asset, key.partition_suffix, "-").rsplit("/", 1)[0]
+    out = []
+    for name in store.list(folder):
+        if not name.endswith(".json"):
+            continue
+        path = f"{folder}/{name}"
+        try:
+            entry: dict[str, Any] = json.loads(store.read(path))
+            if not store.exists(entry["uri"]):
+                continue
+            out.append(Take(int(entry.get("take") or entry.get("meta", {}).get("take") or 0), entry["uri"],
+                            entry.get("version") or "", entry.get("made_at"), entry.get("made_by"), entry.get("prompt"), path))
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(out, key=lambda t: (t.made_at or 0.0, t.take))
 
 
 def reuse(store: ArtifactStore, path: str) -> Produced | None:
@@ -61,13 +96,15 @@ class Held:
 
 
 def lookup(store: ArtifactStore, path: str) -> Held | None:
-    """The artifact the cache holds at ``path`` (its URI, data version and metadata), or None. Entries
-    written before versions were kept in them are hashed from the artifact once."""
+    """The artifact the cache holds at ``path`` (its URI, data version and metadata), or None (also when
+    its file is gone or has another size than was written). Entries written before versions were kept in
+    them are hashed from the artifact once."""
     try:
         entry: dict[str, Any] = json.loads(store.read(path))
         version = entry.get("version") or hashlib.sha256(store.read(entry["uri"])).hexdigest()
-        if not store.exists(entry["uri"]):
-            return None
+        size = store.size(entry["uri"])
+        if size is None or entry.get("bytes") is not None and size != entry["bytes"]:
+            return None  # gone, or cut short: the build would not reuse it either
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
     metadata = {k: v for k, v in {"width": entry.get("width"), "height": entry.get("height"),

@@ -15,6 +15,7 @@ from movie_assets.build.render.produce import RENDER_PRODUCE
 from movie_assets.build.timeline import assemble_timeline, gap_error, placeholder_error
 from movie_assets.domain import prompts
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
+from movie_assets.domain.inputs import take_of
 from movie_assets.domain.request import SEGMENT_MS, SEGMENT_SECONDS, VisualMode
 from resources.providers.base import (
     DirectionPrompt,
@@ -24,6 +25,19 @@ from resources.providers.base import (
     ProviderError,
     Script,
 )
+
+
+def _seed(ctx: ProduceContext, key: NodeKey) -> dict[str, int]:
+    """The node's take as the provider's ``seed``, for a re-roll only: take 0 makes exactly the call it
+    always made (no seed argument), so what existed before takes stays valid."""
+    take = take_of(ctx.request, key)
+    return {"seed": take} if take else {}
+
+
+def _take(ctx: ProduceContext, key: NodeKey) -> dict[str, int]:
+    """The take as metadata (kept in the build cache entry too, so ``moviegen takes`` lists it)."""
+    take = take_of(ctx.request, key)
+    return {"take": take} if take else {}
 
 
 async def _script(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -52,8 +66,8 @@ async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 async def _music(ctx: ProduceContext, key: NodeKey) -> Produced:
     prompt = (await ctx.load_value(NodeKey("music_prompt")))["prompt"]
-    media = await ctx.music().generate(prompt, seconds=ctx.request.duration_seconds)
-    return Produced.media(media, prompt)
+    media = await ctx.music().generate(prompt, seconds=ctx.request.duration_seconds, **_seed(ctx, key))
+    return Produced.media(media, prompt, **_take(ctx, key))
 
 
 async def _narration(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -68,8 +82,9 @@ async def _narration(ctx: ProduceContext, key: NodeKey) -> Produced:
 async def _audio(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     text = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
-    media = await ctx.speech().synthesize(text, voice_id=r.voice_id, language=r.language.value, emotion=r.emotion, max_ms=SEGMENT_MS)
-    return Produced.media(media, text, voice_id=r.voice_id)
+    media = await ctx.speech().synthesize(text, voice_id=r.voice_id, language=r.language.value, emotion=r.emotion, max_ms=SEGMENT_MS,
+                                          **_seed(ctx, key))
+    return Produced.media(media, text, voice_id=r.voice_id, **_take(ctx, key))
 
 
 async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -103,8 +118,9 @@ async def _segment_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     prompt = (await ctx.load_value(NodeKey("image_prompt", key.segment, key.image)))["prompt"]
     w, h = r.frame
-    media = await ctx.images("TextToImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key))
-    return Produced.media(media, prompt)
+    media = await ctx.images("TextToImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key),
+                                                             **_seed(ctx, key))
+    return Produced.media(media, prompt, **_take(ctx, key))
 
 
 async def _t2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -125,8 +141,9 @@ async def _t2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     direction = (await ctx.load_value(NodeKey("text_to_video_prompt", key.segment)))["direction"]
     w, h = r.frame
-    media = await ctx.video("TextToVideoProducer").text_to_video(direction, style=r.image_style.value, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key))
-    return Produced.media(media, direction)
+    media = await ctx.video("TextToVideoProducer").text_to_video(direction, style=r.image_style.value, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key),
+                                                                 **_seed(ctx, key))
+    return Produced.media(media, direction, **_take(ctx, key))
 
 
 async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -151,8 +168,9 @@ async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     prompt = (await ctx.load_value(NodeKey("image_to_video_prompt", key.segment)))["starting_image_prompt"]
     w, h = r.frame
-    media = await ctx.images("StartingImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key) + " · start")
-    return Produced.media(media, prompt)
+    media = await ctx.images("StartingImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key) + " · start",
+                                                               **_seed(ctx, key))
+    return Produced.media(media, prompt, **_take(ctx, key))
 
 
 async def _i2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -160,8 +178,9 @@ async def _i2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
     direction = (await ctx.load_value(NodeKey("image_to_video_prompt", key.segment)))["direction"]
     image = await ctx.load_bytes(NodeKey("starting_image", key.segment))
     w, h = r.frame
-    media = await ctx.video("ImageToVideoProducer").image_to_video(image, direction, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key))
-    return Produced.media(media, direction)
+    media = await ctx.video("ImageToVideoProducer").image_to_video(image, direction, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key),
+                                                                   **_seed(ctx, key))
+    return Produced.media(media, direction, **_take(ctx, key))
 
 
 async def _segment_visuals(ctx: ProduceContext, key: NodeKey) -> Produced:

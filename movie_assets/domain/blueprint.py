@@ -129,8 +129,26 @@ INPUTS: dict[str, InputDecl] = {
         InputDecl("direction_override", Level.segment, ("segments.i.movie_direction_prompt",), "movie direction prompt override"),
         InputDecl("starting_image_override", Level.segment, ("segments.i.starting_image_prompt",), "starting image prompt override"),
         InputDecl("image_prompt_override", Level.image, ("segments.i.image_prompts.j",), "image prompt override"),
+        # Takes: which take (re-roll) of a generated artifact the movie uses; 0 (the first) is left out of what
+        # a partition read (inputs.input_versions), so existing versions and build-cache keys hold.
+        InputDecl("music_take", Level.movie, ("music_take",), "take of the music track"),
+        InputDecl("audio_take", Level.segment, ("segments.i.audio_take",), "take of the narration audio"),
+        InputDecl("clip_take", Level.segment, ("segments.i.clip_take",), "take of the video clip"),
+        InputDecl("starting_image_take", Level.segment, ("segments.i.starting_image_take",), "take of the starting image"),
+        InputDecl("image_take", Level.image, ("segments.i.image_takes.j",), "take of the segment image"),
     ]
 }
+
+# The artifacts a user can re-roll, and the take input of each (its value is the take, 0 = the first).
+TAKES: dict[str, str] = {
+    "music": "music_take",
+    "segment_audio": "audio_take",
+    "segment_image": "image_take",
+    "text_to_video_clip": "clip_take",
+    "starting_image": "starting_image_take",
+    "image_to_video_clip": "clip_take",
+}
+TAKE_INPUTS = frozenset(TAKES.values())
 
 _VISUAL_ARTIFACTS = ("segment_image", "text_to_video_clip", "image_to_video_clip")
 
@@ -161,30 +179,30 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
         ArtifactDecl("music_prompt", Level.movie, "MusicGeneration", "TextToMusicPromptProducer", ("script",),
                      ("inquiry", "music_override"), "json", "MusicPrompt (the music_prompt override wins)",
                      template=prompts.MUSIC_PROMPT),
-        ArtifactDecl("music", Level.movie, "MusicGeneration", "MusicProducer", ("music_prompt",), ("duration",), "mp3",
+        ArtifactDecl("music", Level.movie, "MusicGeneration", "MusicProducer", ("music_prompt",), ("duration", "music_take"), "mp3",
                      "MusicTrack: a music bed of the movie's length"),
         ArtifactDecl("segment_narration", Level.segment, "AudioNarrationGeneration", None, ("script",),
                      ("narration_override",), "json", "SegmentNarration (the narration override wins)"),
         ArtifactDecl("segment_audio", Level.segment, "AudioNarrationGeneration", "AudioProducer", ("segment_narration",),
-                     ("voice",), "mp3", "SegmentAudio: the spoken narration of one segment",
+                     ("voice", "audio_take"), "mp3", "SegmentAudio: the spoken narration of one segment",
                      check=CheckDecl("narration_fits_segment", "WARN", "The narration audio is no longer than its 10 s segment.")),
         ArtifactDecl("image_prompt", Level.image, "ImageOnly", "TextToImagePromptProducer", ("segment_narration", "script"),
                      ("style", "image_prompt_override"), "json", "SegmentImagePrompt (the image prompt override wins)",
                      template=prompts.IMAGE_PROMPTS),
-        ArtifactDecl("segment_image", Level.image, "ImageOnly", "TextToImageProducer", ("image_prompt",), ("style", "frame"),
-                     "png", "SegmentImage: one picture of an image-only segment", check=_FRAME),
+        ArtifactDecl("segment_image", Level.image, "ImageOnly", "TextToImageProducer", ("image_prompt",),
+                     ("style", "frame", "image_take"), "png", "SegmentImage: one picture of an image-only segment", check=_FRAME),
         ArtifactDecl("text_to_video_prompt", Level.segment, "VideoByText", "TextToVideoPromptProducer",
                      ("segment_narration", "script"), ("style", "direction_override"), "json",
                      "TextToMovieDirectionPrompt (the movie_direction_prompt override wins)", template=prompts.TEXT_TO_VIDEO),
         ArtifactDecl("text_to_video_clip", Level.segment, "VideoByText", "TextToVideoProducer", ("text_to_video_prompt",),
-                     ("style", "frame"), "mp4", "SegmentVideo made from text", check=_CLIP),
+                     ("style", "frame", "clip_take"), "mp4", "SegmentVideo made from text", check=_CLIP),
         ArtifactDecl("image_to_video_prompt", Level.segment, "VideoByImage", "ImageToVideoPromptProducer",
                      ("segment_narration", "script"), ("style", "direction_override", "starting_image_override"), "json",
                      "ImageToMovieDirectionPrompt and StartingImagePrompt (overrides win)", template=prompts.IMAGE_TO_VIDEO),
         ArtifactDecl("starting_image", Level.segment, "VideoByImage", "StartingImageProducer", ("image_to_video_prompt",),
-                     ("style", "frame"), "png", "StartingImage of an image-to-video segment", check=_FRAME),
+                     ("style", "frame", "starting_image_take"), "png", "StartingImage of an image-to-video segment", check=_FRAME),
         ArtifactDecl("image_to_video_clip", Level.segment, "VideoByImage", "ImageToVideoProducer",
-                     ("starting_image", "image_to_video_prompt"), ("style", "frame"), "mp4",
+                     ("starting_image", "image_to_video_prompt"), ("style", "frame", "clip_take"), "mp4",
                      "SegmentVideo animated from the starting image", check=_CLIP),
         ArtifactDecl("segment_visuals", Level.segment, "Assembly", None, _VISUAL_ARTIFACTS, ("segment_layout",), "json",
                      "The visual clips of one segment, in order (aggregates up to 5 images so the timeline reads at "

@@ -41,18 +41,22 @@ class Change:
         return {"path": self.path, "old": self.old, "new": self.new}
 
 
+_PER_IMAGE = {"image_prompts", "image_takes"}  # segments.<i>.<field>.<j>
+
+
 def _check_path(path: str) -> list[str]:
     parts = path.split(".")
     ok = (
         (len(parts) == 1 and parts[0] in _TOP_FIELDS)
-        or (len(parts) == 3 and parts[0] == "segments" and parts[1].isdigit() and parts[2] in _SEGMENT_FIELDS - {"image_prompts"})
-        or (len(parts) == 4 and parts[0] == "segments" and parts[1].isdigit() and parts[2] == "image_prompts" and parts[3].isdigit())
+        or (len(parts) == 3 and parts[0] == "segments" and parts[1].isdigit() and parts[2] in _SEGMENT_FIELDS - _PER_IMAGE)
+        or (len(parts) == 4 and parts[0] == "segments" and parts[1].isdigit() and parts[2] in _PER_IMAGE and parts[3].isdigit())
     )
     if not ok:
         shown = path if len(path) <= 80 else path[:77] + "..."
         raise RequestError([
             f"{shown}: not an editable path; allowed: a request field ({', '.join(sorted(_TOP_FIELDS))}), "
-            f"segments.<i>.<{'|'.join(sorted(_SEGMENT_FIELDS - {'image_prompts'}))}>, or segments.<i>.image_prompts.<j>"
+            f"segments.<i>.<{'|'.join(sorted(_SEGMENT_FIELDS - _PER_IMAGE))}>, segments.<i>.image_prompts.<j> "
+            "or segments.<i>.image_takes.<j>"
         ])
     return parts
 
@@ -105,8 +109,9 @@ def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[
             node[parts[-1]] = value
     segments = doc.get("segments", {})
     for i in list(segments):
-        if not segments[i].get("image_prompts", True):
-            segments[i].pop("image_prompts")
+        for per_image in sorted(_PER_IMAGE):
+            if not segments[i].get(per_image, True):
+                segments[i].pop(per_image)
         if not segments[i]:
             segments.pop(i)
     return doc

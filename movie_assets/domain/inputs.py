@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, Blueprint, Level, NodeKey
+from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, TAKE_INPUTS, TAKES, Blueprint, Level, NodeKey, expand
 from movie_assets.domain.request import MovieRequest, VisualMode
 
 INPUT_NAMES: tuple[str, ...] = tuple(INPUTS)
@@ -42,15 +42,45 @@ def input_versions(blueprint: Blueprint, key: NodeKey, artifact_version: Callabl
         level = INPUTS[name].level
         segment = key.segment if level is not Level.movie else None
         image = key.image if level is Level.image else None
-        out[name] = value_version(input_values(request, name, segment, image))
+        value = input_values(request, name, segment, image)
+        if is_first_take(name, value):
+            continue  # take 0 reads as before takes existed: the same versions, the same build-cache key
+        out[name] = value_version(value)
     return out
 
 
+def is_first_take(name: str, value: dict) -> bool:
+    """Whether this input value is a take input at its default, the first take (0)."""
+    return name in TAKE_INPUTS and not value.get("take")
+
+
 def changed_inputs(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
-    """The dependency assets whose consumed versions differ (all of them when nothing was recorded)."""
+    """The dependency assets whose consumed versions differ (all of them when nothing was recorded). A
+    take input is left out of what reads take 0 (``input_versions``): one recorded with another take
+    ("none": not read) has changed when it is left out now."""
     if not recorded:
         return sorted(current)
-    return sorted(name for name in current if recorded.get(name) != current[name])
+    changed = {name for name in current if recorded.get(name) != current[name]}
+    changed |= {name for name in TAKE_INPUTS if name not in current and recorded.get(name, "none") != "none"}
+    return sorted(changed)
+
+
+def take_of(request: MovieRequest, key: NodeKey) -> int:
+    """The take of a node the request asks for (0: the first; also for artifacts without takes)."""
+    if key.asset not in TAKES:
+        return 0
+    return int(input_values(request, TAKES[key.asset], key.segment, key.image)["take"])
+
+
+def take_path(key: NodeKey) -> str:
+    """The request path (an edit path) of a node's take: ``segments.1.image_takes.2``, ``music_take``."""
+    if key.asset not in TAKES:
+        raise ValueError(f"{key}: not an artifact with takes; allowed: {', '.join(sorted(TAKES))}")
+    if key.segment is None:
+        return "music_take"
+    if key.image is not None:
+        return f"segments.{key.segment}.image_takes.{key.image}"
+    return f"segments.{key.segment}.{TAKES[key.asset]}"
 
 
 def build_key(consumed: dict[str, str], code_version: str) -> str:
@@ -87,12 +117,22 @@ def input_values(request: MovieRequest, name: str, segment: int | None = None, i
         "direction_override": lambda: {"movie_direction_prompt": o.movie_direction_prompt if o else None},
         "starting_image_override": lambda: {"starting_image_prompt": o.starting_image_prompt if o else None},
         "image_prompt_override": lambda: {"image_prompt": o.image_prompts.get(image) if o and image is not None else None},
+        "music_take": lambda: {"take": request.music_take or 0},
+        "audio_take": lambda: {"take": (o.audio_take if o else None) or 0},
+        "clip_take": lambda: {"take": (o.clip_take if o else None) or 0},
+        "starting_image_take": lambda: {"take": (o.starting_image_take if o else None) or 0},
+        "image_take": lambda: {"take": o.image_takes.get(image, 0) if o and image is not None else 0},
     }
     return values[name]()  # type: ignore[operator]
 
 
 def input_partitions(request: MovieRequest, name: str) -> list[tuple[int | None, int | None]]:
-    """The (segment, image) partitions of an input that this request uses."""
+    """The (segment, image) partitions of an input that this request uses: for a take input, those of
+    the artifacts it has (an image-only segment's images have an ``image_take``, a video segment a
+    ``clip_take``), so a registration observes no take partition nothing reads."""
+    if name in TAKE_INPUTS:
+        return sorted({(k.segment, k.image) for k in expand(request).nodes if TAKES.get(k.asset) == name},
+                      key=lambda p: (p[0] or 0, p[1] or 0))
     level = INPUTS[name].level
     if level is Level.movie:
         return [(None, None)]

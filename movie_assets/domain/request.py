@@ -24,6 +24,7 @@ from pydantic import (
 SEGMENT_SECONDS = 10
 MAX_SEGMENTS = 30  # the longest movie: 300 s
 MAX_IMAGES_PER_SEGMENT = 5
+MAX_TAKE = 999  # takes (re-rolls) of one artifact: 0 is the first
 SEGMENT_MS = SEGMENT_SECONDS * 1000
 
 # Bounds on a request or edits document, checked before (size) and while (nesting, values) it is parsed, so
@@ -131,6 +132,11 @@ class SegmentOverrides(BaseModel):
     movie_direction_prompt: str | None = Field(default=None, min_length=1, max_length=2000)
     image_prompts: dict[int, Annotated[str, Field(max_length=2000)]] = Field(default_factory=dict)
     transition: Transition | None = None  # how this segment's first clip enters
+    # Takes (re-rolls) of this segment's generated artifacts; none or 0: the first take.
+    image_takes: dict[int, Annotated[StrictInt, Field(ge=0, le=MAX_TAKE)]] = Field(default_factory=dict)
+    audio_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)
+    clip_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)
+    starting_image_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)
 
     @field_validator("image_prompts")
     @classmethod
@@ -183,6 +189,7 @@ class MovieRequest(BaseModel):
     # The most this movie may spend on provider calls, all revisions together (USD; none: no cap of its
     # own). Enforced per call; changing it rebuilds nothing.
     budget_usd: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False, strict=True)
+    music_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)  # take (re-roll) of the music; none: 0
     segments: dict[int, SegmentOverrides] = Field(default_factory=dict)
 
     @field_validator("inquiry_prompt")
@@ -211,12 +218,13 @@ class MovieRequest(BaseModel):
                     f"segments.{index}: segment index {index} is out of range; allowed: 0 to "
                     f"{self.segment_count - 1} (duration_seconds={self.duration_seconds} gives {self.segment_count} segments)"
                 )
-            for j in overrides.image_prompts:
-                if j >= self.images_per_segment:
-                    problems.append(
-                        f"segments.{index}.image_prompts.{j}: image index {j} is out of range; "
-                        f"allowed: 0 to {self.images_per_segment - 1} (images_per_segment={self.images_per_segment})"
-                    )
+            for field_name, images in (("image_prompts", overrides.image_prompts), ("image_takes", overrides.image_takes)):
+                for j in images:
+                    if not 0 <= j < self.images_per_segment:
+                        problems.append(
+                            f"segments.{index}.{field_name}.{j}: image index {j} is out of range; "
+                            f"allowed: 0 to {self.images_per_segment - 1} (images_per_segment={self.images_per_segment})"
+                        )
         problems += self._image_to_video_problems()
         if problems:
             raise ValueError("\n".join(problems))
@@ -271,7 +279,11 @@ class MovieRequest(BaseModel):
 
     def to_document(self) -> dict[str, Any]:
         """The request as plain JSON data, in the file format users write."""
-        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+        doc = self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+        for overrides in doc.get("segments", {}).values():
+            if not overrides.get("image_takes", True):  # no takes: the document stays as it was before takes
+                overrides.pop("image_takes")
+        return doc
 
 
 class RequestError(ValueError):

@@ -14,9 +14,14 @@ from typing import Any
 
 import dagster as dg
 
-from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
+from movie_assets.build import cache
+from movie_assets.build.export import FORMATS, PROVENANCE_FIELDS, export_timeline
+from movie_assets.domain.blueprint import ARTIFACTS, TAKES, NodeKey, expand
+from movie_assets.domain.edits import UNSET, edited_request
+from movie_assets.domain.errors import StoredFileDamaged
+from movie_assets.domain.inputs import input_versions, take_of, take_path
 from movie_assets.domain.plan import Plan
-from movie_assets.domain.request import MovieRequest, load_request
+from movie_assets.domain.request import MovieRequest, RequestError, load_request
 from movie_assets.orchestration import registry
 from movie_assets.orchestration.editing import EditResult, edit_movie, repair_movie_request
 from movie_assets.orchestration.event_log import load_state
@@ -25,13 +30,14 @@ from movie_assets.orchestration.generation import generate as _generate
 from movie_assets.orchestration.locks import open_instance
 from movie_assets.orchestration.registry import require_movie
 from movie_assets.store.metrics import movie_metrics
+from movie_assets.store.movies import load_movie_request
 from movie_assets.store.revisions import Revision, get_revision, list_revisions
 from resources.runtime.budget import day_start, make_ledger
 from resources.storage import ArtifactStore
 
-__all__ = ["GenerateResult", "Plan", "Revision", "Status", "edit", "generate", "history", "list_movies", "load_timeline",
-           "load_request", "new_movie", "open_instance", "plan", "repair",
-           "verify", "revision", "status", "timeline_uri"]
+__all__ = ["GenerateResult", "Plan", "Revision", "Status", "edit", "export", "generate", "history", "list_movies",
+           "load_request", "load_timeline", "new_movie", "open_instance", "pick", "plan", "repair", "reroll", "revision",
+           "status", "takes", "timeline_uri", "verify"]
 
 generate = _generate
 
@@ -117,13 +123,77 @@ def load_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str
     uri = timeline_uri(instance, store, movie, revision)
     if uri is None:
         raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
-    timeline = json.loads(store.read(uri))
+    try:
+        timeline = json.loads(store.read(uri))
+    except (ValueError, RecursionError) as e:
+        raise StoredFileDamaged(f"movie {movie!r}: its timeline {uri} is damaged ({e}); "
+                                f"`moviegen generate {movie}` rebuilds it" + (
+                                    "" if revision is None else " (an earlier revision's timeline is rebuilt only if "
+                                                                "it is the current one)"), uri) from None
     if links:
         for track in timeline["tracks"]:
             for clip in track["clips"]:
                 if "src" in clip:
                     clip["src"] = store.link(clip["src"])
     return timeline
+
+
+
+def _materialization(instance: dg.DagsterInstance, asset: str, partition: str, version: str,
+                     latest: Any) -> tuple[str, dict[str, Any]] | None:
+    """(run id, metadata) of the materialization of ``asset`` ``partition`` that made ``version``: the
+    latest record when it is that version (an earlier revision's clip may have been rebuilt since:
+    then the partition's earlier materializations are searched)."""
+    if latest is not None and latest.version == version:
+        return latest.run_id, latest.metadata
+    found = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
+                                            limit=100)
+    for rec in found.records:
+        event = rec.event_log_entry.asset_materialization
+        if event is not None and (event.tags or {}).get("dagster/data_version") == version:
+            return rec.run_id, {k: getattr(v, "value", v) for k, v in event.metadata.items()}
+    return None
+
+
+def _clip_provenance(instance: dg.DagsterInstance, timeline: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per clip id: the prompt, provider, model and run that made its artifact version (from the event log)."""
+    movie = timeline["movie"]
+    clips = [c for t in timeline["tracks"] for c in t["clips"] if c.get("version") and c.get("asset")]
+    keys = {c["id"]: NodeKey.from_partition(c["asset"], c["partition"]) for c in clips}
+    state = load_state(instance, movie, set(keys.values()))
+    out: dict[str, dict[str, Any]] = {}
+    for c in clips:
+        found = _materialization(instance, c["asset"], c["partition"], c["version"], state.records.get(keys[c["id"]]))
+        if found is not None:
+            run_id, metadata = found
+            out[c["id"]] = {k: str(v) for k, v in ({**metadata, "run_id": run_id}).items()
+                            if k in PROVENANCE_FIELDS and v not in (None, "")}
+    return out
+
+
+def export(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, fmt: str, revision: int | None = None, *,
+           links: bool = True) -> str:
+    """The movie's timeline (the latest, or revision N's) for a non-linear editor, written by OpenTimelineIO's
+    adapters: ``fmt`` is ``otio``, ``fcpxml``, ``fcp7xml`` or ``edl`` (build/export.py says what each keeps).
+    ``links``: media references an editor can open (on S3 presigned for the store's ``link_seconds``, or
+    public); else the stable artifact URIs (``s3://``). Every clip's metadata carries its asset, partition,
+    data version and stable URI, and the prompt, provider, model and run that made it."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    uri = timeline_uri(instance, store, movie, revision)
+    if uri is None:
+        raise FileNotFoundError(f"revision {revision} of movie {movie!r} has no timeline" if revision is not None
+                                else f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
+    try:
+        timeline = json.loads(store.read(uri))
+    except (ValueError, RecursionError) as e:
+        raise StoredFileDamaged(f"movie {movie!r}: its timeline {uri} is damaged ({e}); "
+                                f"`moviegen generate {movie}` rebuilds it" + (
+                                    "" if revision is None else " (an earlier revision's timeline is rebuilt only if "
+                                                                "it is the current one)"), uri) from None
+    about = {"timeline": uri, **({"revision": revision} if revision is not None else {})}
+    return export_timeline(timeline, fmt, link=store.link if links else None, provenance=_clip_provenance(instance, timeline),
+                           about=about)
 
 
 @dataclass
@@ -185,3 +255,108 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
                   len(revisions), round(sum(r.cost_usd for r in revisions), 6), video.uri if video else None,
                   errors, placeholders, spend, movie_metrics(store, movie).to_json(),
                   {str(k): why for k, why in sorted(state.damaged.items())})
+
+
+# --- Takes: re-roll a generated artifact without changing its prompt (docs/editing.md, "Takes") ------
+
+
+@dataclass
+class TakeEntry:
+    """One take of a node that the build cache holds."""
+
+    take: int
+    uri: str
+    version: str
+    made_at: float | None
+    made_by: str | None  # provider:model
+    prompt: str | None
+    current: bool  # the artifact the movie uses now (its recorded data version)
+    free: bool  # picking this take costs nothing: it was made from the node's current inputs (a cache hit)
+
+
+@dataclass
+class Takes:
+    movie: str
+    node: str
+    requested: int  # the take the request asks for (the next generate makes it when it is not made yet)
+    takes: list[TakeEntry]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TakeEdit:
+    """A re-roll or a pick: the edit of the node's take and what the next generate will rebuild."""
+
+    movie: str
+    node: str
+    previous: int
+    take: int
+    edit: EditResult
+    plan: Plan
+
+    def to_json(self) -> dict[str, Any]:
+        return {"movie": self.movie, "node": self.node, "previous": self.previous, "take": self.take,
+                "edit": self.edit.to_json(), "plan": self.plan.to_json()}
+
+
+def _take_node(store: ArtifactStore, movie: str, node: str) -> tuple[MovieRequest, NodeKey]:
+    """The movie's request and the node (``segment_image[01_2]``, ``segment_audio[03]``, ``music``) whose
+    take is asked for; RequestError when the movie has no such node with takes."""
+    request = load_movie_request(store, movie)
+    nodes = [k for k in expand(request).order if k.asset in TAKES]
+    try:
+        key: NodeKey | None = NodeKey.parse(node.strip())
+    except ValueError:
+        key = None
+    if key is None or key not in nodes:
+        shown = ", ".join(str(k) for k in nodes[:6]) + (f", ... ({len(nodes)} in all)" if len(nodes) > 6 else "")
+        raise RequestError([f"{node[:80]!r}: not a node of movie {movie!r} with takes; allowed: a generated "
+                            f"{', '.join(sorted(TAKES))} of this movie, e.g. {shown}"])
+    return request, key
+
+
+def _with_take(request: MovieRequest, key: NodeKey, take: int) -> MovieRequest:
+    return edited_request(request, [(take_path(key), take if take else UNSET)])
+
+
+def takes(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, node: str) -> Takes:
+    """Every take of a node the build cache holds (each made from exact inputs: takes of an earlier
+    prompt are listed too), oldest first, with the one the movie uses now and those a pick gets for free."""
+    require_movie(instance, movie)
+    request, key = _take_node(store, movie, node)
+    made = cache.takes(store, movie, key)
+    deps = expand(request).nodes[key].deps
+    state = load_state(instance, movie, [key, *deps])
+    recorded = state.version(key)
+    free = {t: cache.entry_path(movie, key, input_versions(expand(_with_take(request, key, t)), key, state.version))
+            for t in {m.take for m in made}}
+    return Takes(movie, str(key), take_of(request, key), [
+        TakeEntry(m.take, m.uri, m.version, m.made_at, m.made_by, m.prompt, bool(recorded) and m.version == recorded,
+                  m.entry == free[m.take])
+        for m in made
+    ])
+
+
+def _set_take(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, request: MovieRequest, key: NodeKey,
+              take: int) -> TakeEdit:
+    previous = take_of(request, key)
+    result = edit_movie(instance, store, movie, [(take_path(key), take if take else UNSET)])
+    return TakeEdit(movie, str(key), previous, take, result, plan(instance, store, movie))
+
+
+def reroll(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, node: str) -> TakeEdit:
+    """A new take of one generated artifact, same prompt: its take becomes one more than the highest
+    made so far (an edit, logged and observed like any); the plan shows what the next generate rebuilds."""
+    require_movie(instance, movie)
+    request, key = _take_node(store, movie, node)
+    highest = max([take_of(request, key), *(t.take for t in cache.takes(store, movie, key))])
+    return _set_take(instance, store, movie, request, key, highest + 1)
+
+
+def pick(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, node: str, take: int) -> TakeEdit:
+    """Use take ``take`` of a node (an edit): a take made before from the same inputs costs nothing."""
+    require_movie(instance, movie)
+    request, key = _take_node(store, movie, node)
+    return _set_take(instance, store, movie, request, key, take)

@@ -31,6 +31,7 @@ EXIT_PREFLIGHT = 5  # a call the plan needs cannot succeed (missing key, model c
 EXIT_DAMAGED = 6  # a file moviegen stored (a movie's request, a revision) is damaged: the message says how to repair
 
 LATENCY_PROFILES = ("none", "median", "scaled")  # resources.settings.LatencyProfile, without importing it
+EXPORT_FORMATS = ("otio", "fcpxml", "fcp7xml", "edl")  # movie_assets.build.export.FORMATS, without importing it
 
 
 def _api() -> ModuleType:
@@ -371,6 +372,29 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """The timeline for a non-linear editor (OpenTimelineIO's adapters): to --out, else on stdout; what the
+    format leaves out on stderr."""
+    from movie_assets.build.export import FORMATS, format_notes  # noqa: PLC0415 - start-up time
+
+    instance, store = _context()
+    api = _api()
+    text = api.export(instance, store, args.movie, args.format, args.revision, links=args.links)
+    notes = format_notes(api.load_timeline(instance, store, args.movie, args.revision), args.format)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    if args.json:
+        _print_json({"movie": args.movie, "revision": args.revision, "format": args.format, "adapter": FORMATS[args.format].adapter,
+                     "out": args.out, "links": args.links, "notes": notes, **({} if args.out else {"content": text})})
+        return 0
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.out:
+        print(args.out)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
 def cmd_timeline(args: argparse.Namespace) -> int:
     if args.revision is not None and not (args.print or args.out):  # a revision's timeline: stored files only
         store = _store()
@@ -392,6 +416,59 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         print(f"movie {args.movie!r} has no timeline yet: run `moviegen generate {args.movie}`", file=sys.stderr)
         return EXIT_FAILED
     print(uri)
+    return 0
+
+
+def _print_take_edit(result: Any) -> None:
+    """A re-roll or a pick: the take set, and what the next generate will rebuild."""
+    if not result.edit.changes:
+        print(f"{result.movie}: {result.node} already uses take {result.take}; nothing changed")
+        return
+    print(f"{result.movie}: {result.node} take {result.previous} -> {result.take} (edit {result.edit.seq})")
+    p = result.plan
+    calls = sum(p.provider_calls.values())
+    named = ", ".join(f"{name} {count}" for name, count in p.provider_calls.items())
+    print(f"the next generate rebuilds {len(p.items)} artifact(s) with {calls} provider call(s)"
+          + (f" ({named})" if named else " (made before: taken from the build cache)")
+          + f", estimated ${p.estimated_cost_usd:.4f}:")
+    for i in p.items:
+        print(f"  {i.node:<24} {i.reason:<9} {'call' if i.calls_provider else '-'}")
+    print(f"run `moviegen generate {result.movie}` to make it; `moviegen takes {result.movie} {result.node}` lists the takes")
+
+
+def cmd_reroll(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    result = _api().reroll(instance, store, args.movie, args.node)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        _print_take_edit(result)
+    return 0
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    result = _api().pick(instance, store, args.movie, args.node, args.take)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        _print_take_edit(result)
+    return 0
+
+
+def cmd_takes(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    t = _api().takes(instance, store, args.movie, args.node)
+    if args.json:
+        _print_json(t.to_json())
+        return 0
+    print(f"{t.movie}: {t.node}, take {t.requested} requested; {len(t.takes)} made"
+          + ("" if any(e.take == t.requested for e in t.takes) else f" (take {t.requested} not made yet: the next generate makes it)"))
+    for e in t.takes:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.made_at)) if e.made_at else "?"
+        mark = "*" if e.current else " "
+        note = "current" if e.current else ("pick: free" if e.free else "other inputs (an earlier prompt)")
+        print(f" {mark} take {e.take:<3} {when}  {e.made_by or '?':<36} {_where(store, e.uri)}  {note}")
     return 0
 
 
@@ -480,6 +557,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write that JSON to this file instead")
     p.set_defaults(func=cmd_timeline)
 
+    p = sub.add_parser("export", help="the timeline for a video editor, through OpenTimelineIO: otio, fcpxml (Final Cut "
+                                      "Pro, Resolve), fcp7xml (Premiere, Resolve) or edl (CMX 3600)")
+    p.add_argument("movie")
+    p.add_argument("--revision", type=int, help="the timeline of an earlier revision (default: the latest)")
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p.add_argument("--out", metavar="FILE", help="write it to FILE (default: stdout)")
+    p.add_argument("--links", action=argparse.BooleanOptionalAction, default=True,
+                   help="media as links an editor opens: file:// URLs on local storage, presigned (or public) URLs on S3, "
+                        "valid for MOVIEGEN_LINK_SECONDS (default); --no-links: the stable artifact URIs (s3://...)")
+    p.add_argument("--json", action="store_true", help="print {movie, revision, format, out, notes, content (without --out)}")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("edit", help="change the request: --set PATH=VALUE, --unset PATH, --file EDITS.yaml")
     p.add_argument("movie")
     p.add_argument("--set", action="append", metavar="PATH=VALUE",
@@ -493,6 +582,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("movie")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("reroll", help="a new take of one generated artifact, same prompt (an edit): "
+                                      "e.g. segment_image[01_2], segment_audio[03], music")
+    p.add_argument("movie")
+    p.add_argument("node", help="segment_image[SS_J], starting_image[SS], text_to_video_clip[SS], "
+                                "image_to_video_clip[SS], segment_audio[SS] or music")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reroll)
+
+    p = sub.add_parser("takes", help="every take made of one generated artifact, and which one is current")
+    p.add_argument("movie")
+    p.add_argument("node")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_takes)
+
+    p = sub.add_parser("pick", help="use an earlier take of a generated artifact (an edit; a take made before costs nothing)")
+    p.add_argument("movie")
+    p.add_argument("node")
+    p.add_argument("take", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_pick)
     return parser
 
 

@@ -39,7 +39,9 @@ def new_movie_id(instance: dg.DagsterInstance, request: MovieRequest) -> str:
 
 def observe_inputs(instance: dg.DagsterInstance, movie: str, request: MovieRequest,
                    known: dict[tuple[str, str], str] | None = None) -> int:
-    """Record each user-input partition's value hash as an observation; unchanged ones are skipped."""
+    """Record each user-input partition's value hash as an observation; unchanged ones are skipped.
+    Take inputs are observed at take 0 too: a re-roll undone before the next generate (take 0 again)
+    then reads as unchanged in Dagster's view, which compares with the observation before the build."""
     count = 0
     for name in INPUT_NAMES:
         for segment, image in input_partitions(request, name):

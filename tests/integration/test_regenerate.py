@@ -299,6 +299,12 @@ def test_a_damaged_request_or_revision_is_a_clear_error_with_a_repair(
     assert err.startswith("error: movie 'rev': its stored request") and "Traceback" not in err
     assert api.repair(instance, store, movie) == "restored the request of movie 'rev' as of edit 1"
     assert load_movie_request(store, movie).voice_id == "onyx"  # the edit survived
+    with pytest.raises(ValueError, match="intact; nothing to repair"):
+        api.repair(instance, store, movie)
+    request.unlink()  # gone altogether: still damaged (the movie is registered), not "no such movie"
+    with pytest.raises(StoredFileDamaged, match="the file is missing"):
+        api.plan(instance, store, movie)
+    assert api.repair(instance, store, movie).endswith("as of edit 1")
     assert api.plan(instance, store, movie).provider_calls == {"AudioProducer": N}
     # No intact copy left: the user gives the request.
     for copy in local(store.uri(f"movies/{movie}/requests")).iterdir():
@@ -309,6 +315,11 @@ def test_a_damaged_request_or_revision_is_a_clear_error_with_a_repair(
     api.repair(instance, store, movie, small_request(segments={"2": {"use_video": True}}))
     assert api.plan(instance, store, movie).items == []  # the request as it was built
 
+    # A lost edit entry: the next edit still gets a number of its own.
+    assert api.edit(instance, store, movie, [("voice_id", "echo")]).seq == 2
+    local(store.uri(f"movies/{movie}/edits/000001.json")).unlink()
+    assert api.edit(instance, store, movie, [("voice_id", small_request().voice_id)]).seq == 3
+
     # A revision cut short: history lists the others, the next revision gets the next number.
     local(store.uri(revision_path(movie, 1))).write_text('{"revision": 1, "ti')
     assert api.history(instance, store, movie) == [] and list(damaged_revisions(store, movie)) == [1]
@@ -316,3 +327,81 @@ def test_a_damaged_request_or_revision_is_a_clear_error_with_a_repair(
     api.edit(instance, store, movie, [("voice_id", "onyx")])
     assert api.generate(instance, store, movie).revision == 2
     assert [r.revision for r in api.history(instance, store, movie)] == [2]
+
+
+def test_reroll_makes_one_new_take_and_pick_goes_back_for_free(instance: dg.DagsterInstance, store, movie: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A re-roll of one image rebuilds that image alone (one call, same prompt, other bytes) and what
+    reads it; picking the first take again costs nothing (a build-cache hit) and restores its version."""
+    from movie_assets.interfaces import cli
+
+    key, node = NodeKey("segment_image", 1, 1), "segment_image[01_1]"
+    first = load_state(instance, movie, [key]).records[key]
+    nodes = expand(load_movie_request(store, movie)).nodes
+
+    rerolled = api.reroll(instance, store, movie, node)
+    assert (rerolled.previous, rerolled.take) == (0, 1)
+    assert [(c.path, c.old, c.new) for c in rerolled.edit.changes] == [("segments.1.image_takes.1", None, 1)]
+    assert stale_nodes(instance, movie, nodes) == [key]  # Dagster agrees: exactly the image is stale
+    items = {i.node: (i.reason, i.cause, i.calls_provider) for i in rerolled.plan.items}
+    assert items[node] == ("stale", "changed: image_take", True)
+    assert {n for n, (reason, _, _) in items.items() if reason != "upstream"} == {node}
+    assert {n for n, (_, _, call) in items.items() if call} == {node}
+    assert rerolled.plan.provider_calls == {"TextToImageProducer": 1}
+    made = api.generate(instance, store, movie)
+    assert made.success and made.provider_calls == {"TextToImageProducer": 1}
+    second = load_state(instance, movie, [key]).records[key]
+    assert second.version != first.version and local(second.uri).read_bytes() != local(first.uri).read_bytes()
+    assert api.plan(instance, store, movie).items == [] and stale_nodes(instance, movie, nodes) == []
+
+    picked = api.pick(instance, store, movie, node, 0)
+    assert [(c.path, c.old, c.new) for c in picked.edit.changes] == [("segments.1.image_takes.1", 1, None)]
+    assert load_movie_request(store, movie).to_document() == small_request(segments={"2": {"use_video": True}}).to_document()
+    assert stale_nodes(instance, movie, nodes) == [key]
+    assert picked.plan.provider_calls == {} and picked.plan.estimated_cost_usd == 0
+    assert "reused" in {i.node: i.cause for i in picked.plan.items}[node]
+    back = api.generate(instance, store, movie)
+    assert back.success and back.provider_calls == {}
+    assert load_state(instance, movie, [key]).records[key].version == first.version  # the original image again
+    assert api.plan(instance, store, movie).items == [] and stale_nodes(instance, movie, nodes) == []
+
+    listed = api.takes(instance, store, movie, node)
+    assert listed.requested == 0
+    assert [(t.take, t.current, t.free, t.made_by) for t in listed.takes] == [
+        (0, True, True, "offline:offline-pillow-1"), (1, False, True, "offline:offline-pillow-1")]
+    assert cli.main(["takes", movie, node]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{movie}: {node}, take 0 requested; 2 made"
+    assert out[1].startswith(" * take 0 ") and out[1].endswith("current") and out[2].endswith("pick: free")
+    # The next re-roll is a take never made: one more than the highest made so far.
+    assert cli.main(["reroll", movie, node]) == 0
+    assert "take 0 -> 2" in capsys.readouterr().out
+    assert cli.main(["takes", movie, "segment_image[02_0]"]) == cli.EXIT_INVALID  # segment 2 makes a video
+    assert "not a node of movie 'rev' with takes" in capsys.readouterr().err
+
+
+def test_reroll_of_audio_music_and_a_clip_plans_one_call_each(instance: dg.DagsterInstance, store, movie: str) -> None:
+    nodes = expand(load_movie_request(store, movie)).nodes
+    for node, producer in [("segment_audio[00]", "AudioProducer"), ("music", "MusicProducer"),
+                           ("text_to_video_clip[02]", "TextToVideoProducer")]:
+        rerolled = api.reroll(instance, store, movie, node)
+        assert rerolled.take == 1 and rerolled.plan.provider_calls == {producer: 1}, node
+        assert [str(k) for k in stale_nodes(instance, movie, nodes)] == [node]
+        api.pick(instance, store, movie, node, 0)  # back: nothing to build
+        assert api.plan(instance, store, movie).items == []
+
+
+def test_a_cut_cache_copy_is_not_promised_as_free(instance: dg.DagsterInstance, store, movie: str) -> None:
+    """Undoing an edit reuses what the build cache holds, unless that file was cut short since: then the
+    plan counts the call the build will make (the build hashes what it reuses)."""
+    key = NodeKey("segment_image", 0, 1)
+    original = load_state(instance, movie, [key]).records[key]
+    api.edit(instance, store, movie, [("segments.0.image_prompts.1", "a hand-written prompt")])
+    assert api.generate(instance, store, movie).provider_calls == {"TextToImageProducer": 1}
+    path = local(original.uri)
+    path.write_bytes(path.read_bytes()[:500])  # no record points at it now: only the cache does
+    api.edit(instance, store, movie, [("segments.0.image_prompts.1", UNSET)])
+    planned = api.plan(instance, store, movie)
+    assert planned.provider_calls == {"TextToImageProducer": 1}
+    assert api.generate(instance, store, movie).provider_calls == planned.provider_calls
+    assert local(load_state(instance, movie, [key]).records[key].uri).stat().st_size == original.metadata["bytes"]

@@ -239,3 +239,30 @@ def test_image_media_carries_headline_and_shot() -> None:
     media = asyncio.run(OfflineImages().generate(LONG_PROMPT, style="cinematic", width=854, height=480, label="Segment 01 · Image 1"))
     assert media.extra == {"headline": "American Civil War · People", "shot": "Establishing shot"}
     assert (media.width, media.height) == (854, 480) and media.preview
+
+
+def test_a_new_take_is_visibly_different_and_take_0_is_what_was_made_before() -> None:
+    """Takes (re-rolls): another seed is another picture, music motif and reading; take 0 the same bytes as ever."""
+    args = ("a lighthouse at dusk", "watercolor", 640, 360, "Segment 01 · Image 1")
+    first, again = draw_picture(*args), draw_picture(*args, 0)
+    assert first == again
+    pixels = [np.asarray(Image.open(io.BytesIO(draw_picture(*args, take)[0])), dtype=np.float32) for take in (0, 1, 2)]
+    assert draw_picture(*args, 1) == draw_picture(*args, 1)  # a take is reproducible
+    for other in pixels[1:]:
+        assert float(np.abs(other - pixels[0]).mean()) > 4  # visibly another picture, not a few pixels
+    image = asyncio.run(OfflineImages().generate(args[0], style=args[1], width=640, height=360, label=args[4], seed=1))
+    assert image.data == draw_picture(*args, 1)[0]
+
+    music = OfflineMusic()
+    beds = [decode_mp3(asyncio.run(music.generate("calm piano", seconds=10, seed=take)).data) for take in (0, 1)]
+    assert beds[0].tobytes() == decode_mp3(asyncio.run(music.generate("calm piano", seconds=10)).data).tobytes()
+    n = min(len(beds[0]), len(beds[1]))
+    assert abs(float(np.corrcoef(beds[0][:n], beds[1][:n])[0, 1])) < 0.5  # another key, tempo or motif
+
+    rates = [voice_rate("nova", None, take) for take in range(6)]
+    assert rates[0] == voice_rate("nova", None) and all(0.02 <= abs(r / rates[0] - 1) <= 0.071 for r in rates[1:])
+    speech = PiperSpeech()
+    text = "The war began in eighteen sixty one."
+    readings = [asyncio.run(speech.synthesize(text, voice_id="nova", language="en", emotion=None, max_ms=10000, seed=take))
+                for take in (0, 1)]
+    assert readings[0].data != readings[1].data and readings[0].extra["length_scale"] != readings[1].extra["length_scale"]

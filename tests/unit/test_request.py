@@ -185,3 +185,38 @@ def test_unreadable_files_are_one_problem_naming_the_file(tmp_path: Path) -> Non
 def test_many_problems_are_listed_up_to_a_bound() -> None:
     found = problems(**{f"field_{i}": i for i in range(200)})
     assert len(found) == MAX_PROBLEMS + 1 and found[-1] == "... and 150 more problems (fix these first)"
+
+
+def test_takes_are_validated_and_take_0_changes_no_version() -> None:
+    """Takes (re-rolls) of generated artifacts: whole numbers from 0, on images the request has; take 0
+    reads exactly as before takes existed (same input versions, same build-cache key)."""
+    from movie_assets.domain.blueprint import NodeKey, expand
+    from movie_assets.domain.edits import UNSET, edited_request
+    from movie_assets.domain.inputs import build_key, changed_inputs, input_versions, take_of, take_path
+
+    assert problems(segments={0: {"image_takes": {3: 1}}}) == [
+        "segments.0.image_takes.3: image index 3 is out of range; allowed: 0 to 2 (images_per_segment=3)"]
+    assert problems(music_take=-1)[0].startswith("music_take: got -1; ")
+    assert problems(segments={1: {"audio_take": "2"}})[0].startswith("segments.1.audio_take: got \"2\"; expected an integer")
+    plain = parse_request({**BASE, "segments": {1: {"narration": "A line."}}})
+    assert "image_takes" not in plain.to_document()["segments"]["1"]  # the stored document is as before takes
+
+    taken = edited_request(plain, [("segments.1.image_takes.2", 3), ("segments.0.audio_take", 1), ("music_take", 2)])
+    image, audio, music = NodeKey("segment_image", 1, 2), NodeKey("segment_audio", 0), NodeKey("music")
+    assert [take_of(taken, k) for k in (image, audio, music, NodeKey("segment_image", 1, 0))] == [3, 1, 2, 0]
+    assert [take_path(k) for k in (image, audio, music)] == ["segments.1.image_takes.2", "segments.0.audio_take", "music_take"]
+    with pytest.raises(RequestError, match="segments.1.image_takes: not an editable path"):
+        edited_request(plain, [("segments.1.image_takes", 3)])
+    back = edited_request(taken, [("segments.1.image_takes.2", UNSET), ("segments.0.audio_take", 0), ("music_take", UNSET)])
+    assert back.to_document()["segments"]["1"] == plain.to_document()["segments"]["1"] and back.music_take is None
+
+    def version(_: NodeKey) -> str:
+        return "v"
+
+    before = input_versions(expand(plain), image, version)
+    assert input_versions(expand(back), audio, version) == input_versions(expand(plain), audio, version)  # 0 is 0
+    assert "image_take" not in before and input_versions(expand(back), image, version) == before
+    after = input_versions(expand(taken), image, version)
+    assert changed_inputs(before, after) == ["image_take"] and build_key(after, "1") != build_key(before, "1")
+    assert changed_inputs(after, before) == ["image_take"]  # back to take 0 is a change too
+    assert changed_inputs(before | {"image_take": "none"}, before) == []  # recorded at take 0: unchanged

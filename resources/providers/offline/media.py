@@ -126,8 +126,9 @@ def _piper_voice(language: str) -> tuple[Any, threading.Lock]:
         return _voices[language]
 
 
-def voice_rate(voice_id: str, emotion: str | None) -> float:
-    """Deterministic speaking rate (Piper length scale) for any provider's voice id."""
+def voice_rate(voice_id: str, emotion: str | None, seed: int = 0) -> float:
+    """Deterministic speaking rate (Piper length scale) for any provider's voice id; a take other than
+    the first (``seed``) reads a little slower or faster (at least 2 %, at most 7 %)."""
     rate = 0.95 + (_seed("voice", voice_id) % 11) / 100  # 0.95 .. 1.05
     if emotion:
         e = emotion.lower()
@@ -135,6 +136,9 @@ def voice_rate(voice_id: str, emotion: str | None) -> float:
             rate *= 0.93
         elif any(w in e for w in ("calm", "sad", "solemn", "gentle")):
             rate *= 1.05
+    if seed:
+        step = 2 + _seed("take", voice_id, seed) % 6  # 2 .. 7 %
+        rate *= 1 + (step if _seed("take-sign", voice_id, seed) % 2 else -step) / 100
     return rate
 
 
@@ -336,7 +340,9 @@ class PiperSpeech(_Offline, SpeechProvider):
             w["startMs"], w["endMs"] = min(w["startMs"], ms), min(w["endMs"], ms)
         return wav_to_mp3(wav), ms, rate, words, aligned
 
-    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
+    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int,
+                         seed: int = 0) -> Media:
+        """``seed``: the take; another take is another reading (rate), take 0 the reading there always was."""
         if language not in ESPEAK_VOICES:
             raise ProviderError(
                 f"the offline narrator has no voice for language {language!r}; available: {', '.join(ESPEAK_VOICES)}",
@@ -344,7 +350,7 @@ class PiperSpeech(_Offline, SpeechProvider):
             )
         self._check_fault(text)
         started = time.monotonic()
-        mp3, ms, rate, words, aligned = await self._local(self._render, text, language, voice_rate(voice_id, emotion), max_ms)
+        mp3, ms, rate, words, aligned = await self._local(self._render, text, language, voice_rate(voice_id, emotion, seed), max_ms)
         latency = await self._finish(started)
         # words: [{text, startMs, endMs}] in ms from the start of this audio, one per word of ``text``.
         return Media(mp3, "mp3", "audio/mpeg", CallInfo(OFFLINE, self.model, latency), duration_ms=ms,
@@ -878,10 +884,12 @@ def card_text_boxes(prompt: str, style: str, width: int, height: int, label: str
     return boxes
 
 
-def draw_picture(prompt: str, style: str, width: int, height: int, label: str) -> tuple[bytes, bytes]:
+def draw_picture(prompt: str, style: str, width: int, height: int, label: str, take: int = 0) -> tuple[bytes, bytes]:
     """A storyboard frame (PNG) and its preview (JPEG): a scene in the style's palette composed for
-    the shot, a thirds grid and crop marks, the label and style, and the prompt's headline."""
-    seed = _seed(prompt, style, width, height)
+    the shot, a thirds grid and crop marks, the label and style, and the prompt's headline. Another
+    ``take`` (a re-roll) is another scene (layout, palette jitter, subject) and says its take in the label."""
+    seed = _seed(prompt, style, width, height) if not take else _seed(prompt, style, width, height, "take", take)
+    label = label if not take else f"{label} · take {take}"
     rng = np.random.default_rng(seed)
     w, h, u = width, height, min(width, height)
     dark, light = (tuple(c) for c in _PALETTES[style])
@@ -948,20 +956,22 @@ class OfflineImages(_Offline, ImageProvider):
     name = OFFLINE
     model = "offline-pillow-1"
 
-    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0) -> Media:
+        """``seed``: the take (0: the picture there always was)."""
         self._check_fault(prompt)
         started = time.monotonic()
-        png, preview = await self._local(draw_picture, prompt, style, width, height, label)
+        png, preview = await self._local(draw_picture, prompt, style, width, height, label, seed)
         latency = await self._finish(started)
         return Media(png, "png", "image/png", CallInfo(OFFLINE, self.model, latency), width=width, height=height, preview=preview,
                      extra={"headline": headline(prompt), "shot": shot_type(prompt)})
 
 
-def animate(frame_png: bytes, width: int, height: int, seconds: int, direction: str) -> bytes:
-    """A real H.264 MP4 of ``seconds``: slow zoom and pan over the frame (Ken Burns)."""
+def animate(frame_png: bytes, width: int, height: int, seconds: int, direction: str, take: int = 0) -> bytes:
+    """A real H.264 MP4 of ``seconds``: slow zoom and pan over the frame (Ken Burns); another ``take``
+    may move the other way."""
     fps = 25
     frames = seconds * fps
-    seed = _seed(direction)
+    seed = _seed(direction) if not take else _seed(direction, "take", take)
     zoom_in = seed % 2 == 0
     z = f"1+0.15*on/{frames}" if zoom_in else f"1.15-0.15*on/{frames}"
     pan = f"(iw-iw/zoom)*on/{frames}" if (seed >> 1) % 2 else f"(iw-iw/zoom)*(1-on/{frames})"
@@ -979,35 +989,44 @@ class OfflineVideo(_Offline, VideoProvider):
     name = OFFLINE
     model = "offline-ffmpeg-kenburns-1"
 
-    def _t2v(self, prompt: str, style: str, width: int, height: int, seconds: int, label: str) -> bytes:
-        return animate(draw_picture(prompt, style, width, height, label)[0], width, height, seconds, prompt)
+    def _t2v(self, prompt: str, style: str, width: int, height: int, seconds: int, label: str, take: int = 0) -> bytes:
+        return animate(draw_picture(prompt, style, width, height, label, take)[0], width, height, seconds, prompt, take)
 
-    def _i2v(self, image: bytes, prompt: str, width: int, height: int, seconds: int) -> bytes:
+    def _i2v(self, image: bytes, prompt: str, width: int, height: int, seconds: int, take: int = 0) -> bytes:
         img = Image.open(io.BytesIO(image)).convert("RGB")
         if img.size != (width, height):
             img = img.resize((width, height))
         buf = io.BytesIO()
         img.save(buf, "PNG", compress_level=3)
-        return animate(buf.getvalue(), width, height, seconds, prompt)
+        return animate(buf.getvalue(), width, height, seconds, prompt, take)
 
-    async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str) -> Media:
+    async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str,
+                            seed: int = 0) -> Media:
+        """``seed``: the take (0: the clip there always was)."""
         self._check_fault(prompt)
         started = time.monotonic()
-        mp4 = await self._local(self._t2v, prompt, style, width, height, seconds, label)
+        mp4 = await self._local(self._t2v, prompt, style, width, height, seconds, label, seed)
         latency = await self._finish(started)
         return Media(mp4, "mp4", "video/mp4", CallInfo(OFFLINE, self.model, latency), width=width, height=height, duration_ms=seconds * 1000)
 
-    async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str) -> Media:
+    async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str,
+                             seed: int = 0) -> Media:
+        """``seed``: the take (0: the clip there always was; another may zoom or pan the other way)."""
         self._check_fault(prompt)
         started = time.monotonic()
-        mp4 = await self._local(self._i2v, image, prompt, width, height, seconds)
+        mp4 = await self._local(self._i2v, image, prompt, width, height, seconds, seed)
         latency = await self._finish(started)
         return Media(mp4, "mp4", "video/mp4", CallInfo(OFFLINE, self.model, latency), width=width, height=height, duration_ms=seconds * 1000)
 
 
-def compose_music(prompt: str, seconds: int, sample_rate: int = 22050) -> np.ndarray:
-    """A soft chord-progression bed (pads and a gentle arpeggio) with fades, seeded by the prompt."""
-    rng = np.random.default_rng(_seed("music", prompt))
+_MOTIFS = [(0, 1, 2), (0, 2, 1), (2, 1, 0), (1, 2, 0), (2, 0, 1), (1, 0, 2)]  # arpeggio orders through a chord
+
+
+def compose_music(prompt: str, seconds: int, sample_rate: int = 22050, take: int = 0) -> np.ndarray:
+    """A soft chord-progression bed (pads and a gentle arpeggio) with fades, seeded by the prompt; another
+    ``take`` is another key, tempo and arpeggio motif (take 0: the bed there always was)."""
+    rng = np.random.default_rng(_seed("music", prompt) if not take else _seed("music", prompt, "take", take))
+    motif = np.array(_MOTIFS[take % len(_MOTIFS)])
     root = 220.0 * 2 ** (int(rng.integers(0, 7)) / 12)
     progression = [[0, 4, 7], [7, 11, 14], [9, 12, 16], [5, 9, 12]]  # I V vi IV
     bar_s = float(rng.choice([2.0, 2.4, 3.0]))
@@ -1023,7 +1042,7 @@ def compose_music(prompt: str, seconds: int, sample_rate: int = 22050) -> np.nda
         # Arpeggio: eighth notes through the chord, an octave up, plucked envelope.
         step = bar_s / 8
         phase = (t[mask] % bar_s) // step
-        note = np.array(chord)[(phase % 3).astype(int)]
+        note = np.array(chord)[motif[(phase % 3).astype(int)]]
         f_arp = root * 2 * 2 ** (note / 12)
         env = np.exp(-((t[mask] % step) / (step * 0.35)))
         out[mask] += 0.06 * env * np.sin(2 * np.pi * f_arp * t[mask])
@@ -1038,12 +1057,13 @@ class OfflineMusic(_Offline, MusicProvider):
     name = OFFLINE
     model = "offline-synth-1"
 
-    def _render(self, prompt: str, seconds: int) -> bytes:
-        return wav_to_mp3(wav_bytes(compose_music(prompt, seconds), 22050))
+    def _render(self, prompt: str, seconds: int, take: int = 0) -> bytes:
+        return wav_to_mp3(wav_bytes(compose_music(prompt, seconds, take=take), 22050))
 
-    async def generate(self, prompt: str, *, seconds: int) -> Media:
+    async def generate(self, prompt: str, *, seconds: int, seed: int = 0) -> Media:
+        """``seed``: the take (0: the track there always was)."""
         self._check_fault(prompt)
         started = time.monotonic()
-        mp3 = await self._local(self._render, prompt, seconds)
+        mp3 = await self._local(self._render, prompt, seconds, seed)
         latency = await self._finish(started)
         return Media(mp3, "mp3", "audio/mpeg", CallInfo(OFFLINE, self.model, latency), duration_ms=seconds * 1000)

@@ -220,7 +220,8 @@ class OpenAIImages(ImageProvider, ModelParams):
                                 provider=PROVIDER, category=ErrorCategory.configuration)
         return sizes[shape]
 
-    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0) -> Media:
+        """OpenAI images take no seed: a new take (``seed``) is simply a new call."""
         size = self.preflight(width, height)
         decided: dict[str, Any] = {"model": self.model, "prompt": f"{prompt}. Style: {style}.", "size": size, "n": 1}
         if self.model.startswith("dall-e"):
@@ -253,7 +254,9 @@ class OpenAISpeech(SpeechProvider, ModelParams):
                                 f"({MAX_SPEECH_CHARS})", provider=PROVIDER, category=ErrorCategory.bad_input)
         return voice
 
-    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
+    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int,
+                         seed: int = 0) -> Media:
+        """OpenAI speech takes no seed: a new take (``seed``) is simply a new call."""
         voice = self.preflight(text, voice_id, language)
         defaults: dict[str, Any] = {}
         if emotion and self.model not in ("tts-1", "tts-1-hd"):

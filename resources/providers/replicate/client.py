@@ -190,10 +190,12 @@ class ReplicateImages(ImageProvider, ModelParams):
                                 provider=PROVIDER, category=ErrorCategory.configuration)
         return aspect
 
-    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0) -> Media:
+        """``seed``: the take; flux takes it as its ``seed`` (take 0 sends none, as before takes)."""
         aspect = self.preflight(width, height)
         files, call = await self.session.predict(self.model, self._merge(
-            {"output_format": "png"}, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect, "num_outputs": 1}))
+            {"output_format": "png"}, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect, "num_outputs": 1,
+                                       **({"seed": seed} if seed else {})}))
         png = await asyncio.to_thread(fit_to_frame, files[0], width, height)
         return Media(png, "png", "image/png", call, width=width, height=height, extra={"aspect_ratio": aspect})
 
@@ -208,11 +210,14 @@ class ReplicateVideo(VideoProvider, ModelParams):
         mp4 = await asyncio.to_thread(conform_video, files[0], width, height, seconds)
         return Media(mp4, "mp4", "video/mp4", call, width=width, height=height, duration_ms=seconds * 1000)
 
-    async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str) -> Media:
+    # minimax/video-01 has no seed input: a new take (``seed``) is simply a new call.
+    async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str,
+                            seed: int = 0) -> Media:
         return await self._clip(self._merge({"prompt_optimizer": True}, {"prompt": f"{prompt}. Style: {style}."}),
                                 width, height, seconds)
 
-    async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str) -> Media:
+    async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str,
+                             seed: int = 0) -> Media:
         first = "data:image/png;base64," + base64.b64encode(image).decode()
         return await self._clip(self._merge({"prompt_optimizer": True}, {"prompt": prompt, "first_frame_image": first}),
                                 width, height, seconds)
@@ -223,9 +228,11 @@ class ReplicateMusic(MusicProvider, ModelParams):
     default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.music]
     decided = frozenset({"prompt", "duration"})
 
-    async def generate(self, prompt: str, *, seconds: int) -> Media:
+    async def generate(self, prompt: str, *, seconds: int, seed: int = 0) -> Media:
+        """``seed``: the take; musicgen takes it as its ``seed`` (take 0 sends none, as before takes)."""
         files, call = await self.session.predict(self.model, self._merge(
-            {"output_format": "mp3", "model_version": "stereo-melody-large"}, {"prompt": prompt, "duration": min(seconds, 30)}))
+            {"output_format": "mp3", "model_version": "stereo-melody-large"},
+            {"prompt": prompt, "duration": min(seconds, 30), **({"seed": seed} if seed else {})}))
         mp3 = await asyncio.to_thread(conform_audio, files[0], seconds)
         return Media(mp3, "mp3", "audio/mpeg", call, duration_ms=seconds * 1000)
 
@@ -239,7 +246,9 @@ class ReplicateSpeech(SpeechProvider, ModelParams):
         """The model's voice for the request's voice (refused before any call when there is none)."""
         return kokoro_voice(self.model, voice_id, language) if self.model == "jaaari/kokoro-82m" else voice_id
 
-    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
+    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int,
+                         seed: int = 0) -> Media:
+        """kokoro has no seed input: a new take (``seed``) is a new call, which it may answer identically."""
         voice = self.preflight(text, voice_id, language)
         files, call = await self.session.predict(self.model, self._merge({"speed": 1.0}, {"text": text, "voice": voice}))
         mp3 = await asyncio.to_thread(lambda: run_ffmpeg(["-i", "in.audio", "-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "128k"],
