@@ -239,15 +239,7 @@ class _S3:
         return sorted(self.fingerprints(rel))
 
     def fingerprints(self, rel: str) -> dict[str, str]:
-        prefix = self.key(rel).rstrip("/") + "/" if rel else (f"{self.prefix}/" if self.prefix else "")
-        out: dict[str, str] = {}
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in self._call(rel, lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"))):
-            for o in page.get("Contents", []):
-                name = o["Key"][len(prefix):]
-                if name and not name.startswith("."):
-                    out[name] = str(o.get("ETag", "")).strip('"')
-        return out
+        return {name: e.fingerprint for name, e in self.entries(rel).items() if not name.startswith(".")}
 
     def entries(self, rel: str) -> dict[str, Entry]:
         prefix = self.key(rel).rstrip("/") + "/" if rel else (f"{self.prefix}/" if self.prefix else "")

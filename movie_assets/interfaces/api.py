@@ -116,27 +116,34 @@ def timeline_uri(instance: dg.DagsterInstance, store: ArtifactStore, movie: str,
     return rec.uri if rec else None
 
 
-def load_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None,
-                  *, links: bool = False) -> dict[str, Any]:
-    """The stored timeline (its ``src`` are stable artifact URIs). ``links``: every ``src`` replaced by
-    a URL a render host can fetch (on S3: presigned for the store's ``link_seconds``, or public)."""
+def _stored_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str,
+                     revision: int | None) -> tuple[str, dict[str, Any]]:
+    """The URI and content of the latest timeline, or revision N's; FileNotFoundError when there is none,
+    StoredFileDamaged when its file cannot be read back."""
     uri = timeline_uri(instance, store, movie, revision)
     if uri is None:
-        raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
+        raise FileNotFoundError(f"revision {revision} of movie {movie!r} has no timeline" if revision is not None
+                                else f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
     try:
-        timeline = json.loads(store.read(uri))
+        return uri, json.loads(store.read(uri))
     except (ValueError, RecursionError) as e:
         raise StoredFileDamaged(f"movie {movie!r}: its timeline {uri} is damaged ({e}); "
                                 f"`moviegen generate {movie}` rebuilds it" + (
                                     "" if revision is None else " (an earlier revision's timeline is rebuilt only if "
                                                                 "it is the current one)"), uri) from None
+
+
+def load_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None,
+                  *, links: bool = False) -> dict[str, Any]:
+    """The stored timeline (its ``src`` are stable artifact URIs). ``links``: every ``src`` replaced by
+    a URL a render host can fetch (on S3: presigned for the store's ``link_seconds``, or public)."""
+    _, timeline = _stored_timeline(instance, store, movie, revision)
     if links:
         for track in timeline["tracks"]:
             for clip in track["clips"]:
                 if "src" in clip:
                     clip["src"] = store.link(clip["src"])
     return timeline
-
 
 
 def _materialization(instance: dg.DagsterInstance, asset: str, partition: str, version: str,
@@ -180,17 +187,7 @@ def export(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, fmt: 
     data version and stable URI, and the prompt, provider, model and run that made it."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    uri = timeline_uri(instance, store, movie, revision)
-    if uri is None:
-        raise FileNotFoundError(f"revision {revision} of movie {movie!r} has no timeline" if revision is not None
-                                else f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
-    try:
-        timeline = json.loads(store.read(uri))
-    except (ValueError, RecursionError) as e:
-        raise StoredFileDamaged(f"movie {movie!r}: its timeline {uri} is damaged ({e}); "
-                                f"`moviegen generate {movie}` rebuilds it" + (
-                                    "" if revision is None else " (an earlier revision's timeline is rebuilt only if "
-                                                                "it is the current one)"), uri) from None
+    uri, timeline = _stored_timeline(instance, store, movie, revision)
     about = {"timeline": uri, **({"revision": revision} if revision is not None else {})}
     return export_timeline(timeline, fmt, link=store.link if links else None, provenance=_clip_provenance(instance, timeline),
                            about=about)

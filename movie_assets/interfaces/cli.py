@@ -18,7 +18,7 @@ from typing import Any
 from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed, StoredFileDamaged
 from movie_assets.domain.request import RequestError, load_request
 from movie_assets.store.movies import MovieNotFound, load_movie_request, require_stored
-from movie_assets.store.revisions import damaged_revisions, get_revision, list_revisions
+from movie_assets.store.revisions import get_revision, scan_revisions
 from resources.runtime.paths import dagster_home
 from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.storage import ArtifactStore
@@ -350,8 +350,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     store = _store()
     require_stored(store, args.movie)
-    revisions = list_revisions(store, args.movie)
-    damaged = damaged_revisions(store, args.movie)
+    revisions, damaged = scan_revisions(store, args.movie)
     if args.json:
         _print_json([r.to_json(manifest=False) for r in revisions]
                     + [{"revision": n, "damaged": why} for n, why in damaged.items()])
@@ -436,24 +435,22 @@ def _print_take_edit(result: Any) -> None:
     print(f"run `moviegen generate {result.movie}` to make it; `moviegen takes {result.movie} {result.node}` lists the takes")
 
 
-def cmd_reroll(args: argparse.Namespace) -> int:
-    instance, store = _context()
-    result = _api().reroll(instance, store, args.movie, args.node)
+def _show_take_edit(args: argparse.Namespace, result: Any) -> int:
     if args.json:
         _print_json(result.to_json())
     else:
         _print_take_edit(result)
     return 0
+
+
+def cmd_reroll(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    return _show_take_edit(args, _api().reroll(instance, store, args.movie, args.node))
 
 
 def cmd_pick(args: argparse.Namespace) -> int:
     instance, store = _context()
-    result = _api().pick(instance, store, args.movie, args.node, args.take)
-    if args.json:
-        _print_json(result.to_json())
-    else:
-        _print_take_edit(result)
-    return 0
+    return _show_take_edit(args, _api().pick(instance, store, args.movie, args.node, args.take))
 
 
 def cmd_takes(args: argparse.Namespace) -> int:

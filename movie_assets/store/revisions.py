@@ -75,26 +75,29 @@ def _number(name: str) -> int:
 
 
 def list_revisions(store: ArtifactStore, movie: str) -> list[Revision]:
-    """Every readable revision, oldest first (see ``damaged_revisions`` for the others)."""
-    return [r for r, _ in _scan(store, movie) if r is not None]
+    """Every readable revision, oldest first (see ``scan_revisions`` for the others)."""
+    return scan_revisions(store, movie)[0]
 
 
 def damaged_revisions(store: ArtifactStore, movie: str) -> dict[int, str]:
     """Revision number -> why its stored file cannot be read."""
-    return {n: why for (r, (n, why)) in _scan(store, movie) if r is None}
+    return scan_revisions(store, movie)[1]
 
 
-def _scan(store: ArtifactStore, movie: str) -> list[tuple[Revision | None, tuple[int, str]]]:
+def scan_revisions(store: ArtifactStore, movie: str) -> tuple[list[Revision], dict[int, str]]:
+    """One pass over the stored revisions: the readable ones, oldest first, and why each other one
+    cannot be read (by revision number)."""
     folder = revisions_folder(movie)
-    out: list[tuple[Revision | None, tuple[int, str]]] = []
+    readable: list[Revision] = []
+    damaged: dict[int, str] = {}
     for name in store.list(folder):
         try:
-            out.append((_read(store, f"{folder}/{name}"), (_number(name), "")))
+            readable.append(_read(store, f"{folder}/{name}"))
         except StoredFileDamaged as e:
-            out.append((None, (_number(name), str(e))))
+            damaged[_number(name)] = str(e)
         except FileNotFoundError:
             continue
-    return out
+    return readable, damaged
 
 
 def latest_revision(store: ArtifactStore, movie: str) -> Revision | None:
