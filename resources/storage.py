@@ -19,10 +19,13 @@ disk, a presigned GET with a configurable lifetime, or a public URL when the buc
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
 import stat
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,26 @@ def default_root() -> str:
 
 class StorageError(Exception):
     """Storage is misconfigured or unreachable; the message says what to fix."""
+
+    category = "storage"  # resources.providers.base.ErrorCategory.storage (categorize honours it)
+
+
+# What a folder that cannot hold the artifacts raises on disk: a file in the way (MOVIEGEN_STORAGE names a
+# file), a folder where a file goes, no permission, a read-only file system. Not a full disk or memory
+# (the machine's) and not a missing file (the caller's to handle).
+_STORAGE_ERRNOS = frozenset({errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+@contextlib.contextmanager
+def _storage_faults() -> Iterator[None]:
+    """Mark such an error as the storage's (``category``, as StorageError has), keeping its type: callers
+    that catch OSError still do, and categorize() reports it as a storage failure, not a local one."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in _STORAGE_ERRNOS:
+            e.category = StorageError.category  # type: ignore[attr-defined]
+        raise
 
 
 @dataclass(frozen=True)
@@ -91,19 +114,21 @@ class _Local:
 
     def put(self, rel: str, data: bytes) -> None:
         final = self.root / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with _storage_faults():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def get(self, rel: str) -> bytes:
-        return (self.root / rel).read_bytes()
+        with _storage_faults():
+            return (self.root / rel).read_bytes()
 
     def delete(self, rel: str) -> None:
         (self.root / rel).unlink(missing_ok=True)
@@ -116,7 +141,8 @@ class _Local:
 
     def fingerprints(self, rel: str) -> dict[str, str]:
         try:
-            entries = [p for p in (self.root / rel).iterdir() if not p.name.startswith(".")]
+            with _storage_faults():
+                entries = [p for p in (self.root / rel).iterdir() if not p.name.startswith(".")]
         except FileNotFoundError:
             return {}
         out = {}

@@ -83,7 +83,14 @@ class Budget:
             reservation = await asyncio.to_thread(self.ledger.reserve, movie=self.movie, provider=provider, model=model,
                                                   node=node, estimate_usd=estimate, caps=self.caps)
         except BudgetExceeded as e:
-            raise ProviderError(f"not built: budget ({e})", provider=provider, category=ErrorCategory.budget) from None
+            if e.cap.movie is not None:
+                suggestion = ("raise the movie's budget (`moviegen edit ID --set budget_usd=N`, or `moviegen generate ID "
+                              "--budget N` for one generation) and generate again: only what is left is built")
+            else:
+                suggestion = ("the instance's daily budget (MOVIEGEN_DAILY_BUDGET_USD) is spent: raise it, or generate "
+                              "again after 00:00 UTC: only what is left is built")
+            raise ProviderError(f"not built: budget ({e})", provider=provider, category=ErrorCategory.budget,
+                                suggestion=suggestion) from None
         cost = 0.0
         try:
             result = await call()

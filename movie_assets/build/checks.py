@@ -9,6 +9,7 @@ from pathlib import Path
 from movie_assets.build.render.ffmpeg_engine import RenderError, probe
 from movie_assets.build.render.presets import PRESETS, output_size
 from movie_assets.build.timeline import FPS
+from movie_assets.domain.look import look_problems
 from movie_assets.domain.request import SEGMENT_MS, MovieRequest
 from resources.runtime.media import MediaError, mp3_duration_ms, mp4_info, png_size
 from resources.runtime.scratch import scratch_dir
@@ -38,12 +39,28 @@ def problem(asset: str, data: bytes, value: object, request: MovieRequest) -> st
             return None
         if asset == "movie_video":
             return movie_problem(data, request)
+        if asset in _PROMPT_FIELDS and isinstance(value, dict):
+            return look_problem(asset, value)
         if asset == "timeline":
             errors = value.get("errors", []) if isinstance(value, dict) else []
             return f"{len(errors)} clip(s) missing or failed" if errors else None
     except MediaError as e:
         return f"unreadable media: {e}"
     return None
+
+
+_PROMPT_FIELDS = {"image_prompt": ("prompt",), "text_to_video_prompt": ("direction",),
+                  "image_to_video_prompt": ("starting_image_prompt", "direction")}
+
+
+def look_problem(asset: str, value: dict) -> str | None:
+    """A visual prompt of a movie with a look must carry it (a movie made without a look passes)."""
+    if value.get("off_look"):
+        return "off-look segment (segments.<i>.look: false): its prompt carries no look"
+    if "look" not in value:
+        return None
+    problems = [f"{field}: {p}" for field in _PROMPT_FIELDS[asset] for p in look_problems(value[field], value["look"])]
+    return "does not carry the look: " + "; ".join(problems) if problems else None
 
 
 def movie_problem(data: bytes, request: MovieRequest) -> str | None:

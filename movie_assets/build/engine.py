@@ -419,6 +419,7 @@ class BuildEngine:
         deps_known = not any((r := self.record(d)) is not None and r.version.startswith(UNKNOWN)
                              for d in self.blueprint.nodes[key].deps)
         version, uri, metadata, value = None, "", {}, None
+        held = None
         if deps_known and cached is not None:
             held = await asyncio.to_thread(cache.lookup, self.store, cached)
             if held is not None and held.uri in self._damaged_uris:
@@ -426,7 +427,11 @@ class BuildEngine:
             if held is not None:
                 version, uri, metadata = held.version, held.uri, held.metadata
                 self.summary.reused.append(key)
-        elif deps_known:  # costs nothing: evaluated (an override, a derived artifact, the timeline)
+        node = self.blueprint.nodes[key]
+        # Costs nothing: evaluated (an override, a derived artifact, the timeline; a prompt whose question
+        # was answered before, e.g. after a look edit). A node that needs a call fails here (no clients).
+        evaluate = cached is None or (held is None and node.producer is not None and node.producer.kind is ProviderKind.llm)
+        if deps_known and evaluate:
             try:
                 produced = await PRODUCE[key.asset](ctx, key)
                 version, value = content_version(produced.data), produced.value

@@ -7,20 +7,24 @@ the metadata a person wants to see. User overrides win over generated prompts wi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
 from movie_assets.build.context import ProduceContext, Produced
 from movie_assets.build.render.produce import RENDER_PRODUCE
 from movie_assets.build.timeline import assemble_timeline, gap_error, placeholder_error
+from movie_assets.domain import look as looks
 from movie_assets.domain import prompts
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.inputs import take_of
-from movie_assets.domain.request import SEGMENT_MS, SEGMENT_SECONDS, VisualMode
+from movie_assets.domain.request import SEGMENT_MS, SEGMENT_SECONDS, VisualMode, topic_of
 from resources.providers.base import (
     DirectionPrompt,
     ImagePrompts,
     ImageToVideoPrompts,
+    Look,
     MusicPrompt,
     ProviderError,
     Script,
@@ -50,6 +54,56 @@ async def _script(ctx: ProduceContext, key: NodeKey) -> Produced:
     if len(script.narration) != r.segment_count:
         raise ProviderError(f"the script has {len(script.narration)} segments, expected {r.segment_count}", provider=result.call.provider)
     return Produced.json(script.model_dump(), result.call, prompt, title=script.title, summary=script.summary)
+
+
+async def _look(ctx: ProduceContext, key: NodeKey) -> Produced:
+    r = ctx.request
+    if r.look is not None and r.look.complete:
+        return Produced.json(looks.merged(None, r.look), source="override")
+    script = await ctx.load_value(NodeKey("script"))
+    prompt = prompts.LOOK.render(script["title"], script["summary"], r.image_style.value, script["narration"])
+    result = await ctx.llm("LookProducer").generate("look", prompt, Look, {
+        "title": script["title"], "summary": script["summary"], "style": r.image_style.value,
+        "topic": topic_of(r.inquiry_prompt), "narration": script["narration"],
+    })
+    generated = looks.tidy(result.value.model_dump())
+    return Produced.json(looks.merged(generated, r.look), result.call, prompt, source="edited" if r.look else "generated")
+
+
+async def _look_of(ctx: ProduceContext, segment: int) -> dict[str, Any] | None:
+    """The look a segment's shots carry (None: the movie has none, or the segment is off-look)."""
+    return await ctx.load_value(NodeKey("look")) if ctx.request.carries_look(segment) else None
+
+
+def _shot(text: str, look: dict[str, Any] | None, off_look: bool, asked: str | None = None) -> dict[str, Any]:
+    """A visual prompt's value: the prompt with the look (and the shot and look it was made from), or the
+    shot as written for an off-look segment; ``asked``: the question the shot answers (generated shots).
+    A movie made without a look keeps the value it always had: the prompt alone."""
+    extra = {"asked": asked} if asked else {}
+    if look is not None:
+        return {"prompt": looks.with_look(text, look), "shot": text, "look": looks.carried(text, look), **extra}
+    if off_look:
+        return {"prompt": text, "shot": text, "off_look": True, **extra}
+    return {"prompt": text}
+
+
+def _question(key: NodeKey, question: str) -> str:
+    """What identifies the question a shot-writing LLM answers: the artifact's code version (its template
+    and the model it is routed to) and the question itself."""
+    return hashlib.sha256(f"{ARTIFACT_CODE_VERSIONS[key.asset]}\n{question}".encode()).hexdigest()[:24]
+
+
+async def _answered(ctx: ProduceContext, key: NodeKey, asked: str) -> dict[str, Any] | None:
+    """The node's current value when it answers this very question (None: it does not, or there is none).
+    A look edit rebuilds every visual prompt, but asks the LLM nothing it asked before: the same shot
+    comes back with the new look, so the shots stay as they were and only the look changes."""
+    if ctx.load_record(key) is None:
+        return None
+    try:
+        value = await ctx.load_value(key)
+    except Exception:  # noqa: BLE001 - unreadable: asked again
+        return None
+    return value if isinstance(value, dict) and value.get("asked") == asked and "shot" in value else None
 
 
 async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -90,23 +144,28 @@ async def _audio(ctx: ProduceContext, key: NodeKey) -> Produced:
 async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     assert key.segment is not None and key.image is not None
+    look, off_look = await _look_of(ctx, key.segment), r.consistent_look and not r.carries_look(key.segment)
     override = r.overrides(key.segment).image_prompts.get(key.image)
     if override:
-        return Produced.json({"prompt": override}, source="override")
+        return Produced.json(_shot(override, look, off_look), source="override")
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
-    prompt = prompts.IMAGE_PROMPTS.render(narration, script["summary"], r.image_style.value, r.images_per_segment)
+    prompt = prompts.IMAGE_PROMPTS.render(narration, script["summary"], r.image_style.value, r.images_per_segment, look)
+    asked = _question(key, prompt) if r.consistent_look else None
+    if asked and (before := await _answered(ctx, key, asked)) is not None:
+        return Produced.json(_shot(before["shot"], look, off_look, asked), None, prompt, source="generated", answer="asked before")
 
     async def call() -> Any:
         return await ctx.llm("TextToImagePromptProducer").generate("image_prompts", prompt, ImagePrompts, {
             "narration": narration, "summary": script["summary"], "style": r.image_style.value, "m": r.images_per_segment, "segment": key.segment,
+            "look": look,
         })
 
     result = await ctx.shared(("image_prompts", key.segment), "TextToImagePromptProducer", call)
     generated = result.value.prompts
     if len(generated) <= key.image:
         raise ProviderError(f"the LLM wrote {len(generated)} image prompts, expected {r.images_per_segment}", provider=result.call.provider)
-    return Produced.json({"prompt": generated[key.image]}, result.call, prompt, source="generated")
+    return Produced.json(_shot(generated[key.image], look, off_look, asked), result.call, prompt, source="generated")
 
 
 def _label(ctx: ProduceContext, key: NodeKey) -> str:
@@ -125,16 +184,28 @@ async def _segment_image(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 async def _t2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
-    override = r.overrides(key.segment).movie_direction_prompt  # type: ignore[arg-type]
+    assert key.segment is not None
+    look, off_look = await _look_of(ctx, key.segment), r.consistent_look and not r.carries_look(key.segment)
+    override = r.overrides(key.segment).movie_direction_prompt
     if override:
-        return Produced.json({"direction": override}, source="override")
+        return Produced.json(_direction(override, look, off_look), source="override")
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
-    prompt = prompts.TEXT_TO_VIDEO.render(narration, script["summary"], r.image_style.value)
+    prompt = prompts.TEXT_TO_VIDEO.render(narration, script["summary"], r.image_style.value, look)
+    asked = _question(key, prompt) if r.consistent_look else None
+    if asked and (before := await _answered(ctx, key, asked)) is not None:
+        return Produced.json(_direction(before["shot"], look, off_look, asked), None, prompt, source="generated", answer="asked before")
     result = await ctx.llm("TextToVideoPromptProducer").generate("text_to_video_prompt", prompt, DirectionPrompt, {
-        "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment,
+        "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment, "look": look,
     })
-    return Produced.json({"direction": result.value.direction}, result.call, prompt, source="generated")  # type: ignore[attr-defined]
+    return Produced.json(_direction(result.value.direction, look, off_look, asked), result.call, prompt,  # type: ignore[attr-defined]
+                         source="generated")
+
+
+def _direction(text: str, look: dict[str, Any] | None, off_look: bool, asked: str | None = None) -> dict[str, Any]:
+    """A text-to-video prompt's value: ``direction`` is what the video provider gets (with the look)."""
+    value = _shot(text, look, off_look, asked)
+    return {"direction": value.pop("prompt"), **value}
 
 
 async def _t2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -148,20 +219,37 @@ async def _t2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
-    o = r.overrides(key.segment)  # type: ignore[arg-type]
+    assert key.segment is not None
+    look, off_look = await _look_of(ctx, key.segment), r.consistent_look and not r.carries_look(key.segment)
+    o = r.overrides(key.segment)
     if o.movie_direction_prompt and o.starting_image_prompt:
-        return Produced.json({"direction": o.movie_direction_prompt, "starting_image_prompt": o.starting_image_prompt}, source="override")
+        return Produced.json(_i2v(o.movie_direction_prompt, o.starting_image_prompt, look, off_look), source="override")
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
-    prompt = prompts.IMAGE_TO_VIDEO.render(narration, script["summary"], r.image_style.value)
+    prompt = prompts.IMAGE_TO_VIDEO.render(narration, script["summary"], r.image_style.value, look)
+    asked = _question(key, prompt) if r.consistent_look else None
+    if asked and (before := await _answered(ctx, key, asked)) is not None and "direction_shot" in before:
+        return Produced.json(_i2v(o.movie_direction_prompt or before["direction_shot"], o.starting_image_prompt or before["shot"],
+                                  look, off_look, asked), None, prompt, source="generated", answer="asked before")
     result = await ctx.llm("ImageToVideoPromptProducer").generate("image_to_video_prompt", prompt, ImageToVideoPrompts, {
-        "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment,
+        "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment, "look": look,
     })
     v: ImageToVideoPrompts = result.value  # type: ignore[assignment]
-    return Produced.json({
-        "direction": o.movie_direction_prompt or v.direction,
-        "starting_image_prompt": o.starting_image_prompt or v.starting_image_prompt,
-    }, result.call, prompt, source="generated")
+    return Produced.json(_i2v(o.movie_direction_prompt or v.direction, o.starting_image_prompt or v.starting_image_prompt, look, off_look,
+                              asked), result.call, prompt, source="generated")
+
+
+def _i2v(direction: str, starting: str, look: dict[str, Any] | None, off_look: bool, asked: str | None = None) -> dict[str, Any]:
+    """An image-to-video prompt's value: the direction and the starting image prompt, each with the look
+    (the shots they were made from kept beside them when the movie has a look)."""
+    extra = {"asked": asked} if asked else {}
+    if look is not None:
+        return {"direction": looks.with_look(direction, look), "starting_image_prompt": looks.with_look(starting, look),
+                "shot": starting, "direction_shot": direction, "look": looks.carried(f"{starting} {direction}", look), **extra}
+    if off_look:
+        return {"direction": direction, "starting_image_prompt": starting, "shot": starting, "direction_shot": direction,
+                "off_look": True, **extra}
+    return {"direction": direction, "starting_image_prompt": starting}
 
 
 async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -219,6 +307,7 @@ async def _timeline(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 PRODUCE: dict[str, Callable[[ProduceContext, NodeKey], Awaitable[Produced]]] = {
     "script": _script,
+    "look": _look,
     "music_prompt": _music_prompt,
     "music": _music,
     "segment_narration": _narration,

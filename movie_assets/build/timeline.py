@@ -21,6 +21,7 @@ import jsonschema
 from movie_assets.build.context import ProduceContext
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.request import SEGMENT_MS, TRANSITION_MS, AssemblyStrategy, Transition, VisualMode
+from resources.providers.base import SUGGESTIONS, ErrorCategory
 from resources.runtime.secrets import TEXT_LIMIT, redact
 
 FPS = 30
@@ -131,10 +132,14 @@ def placeholder_error(key: NodeKey, movie: str, metadata: dict[str, Any]) -> dic
     """A timeline error entry for an artifact an offline placeholder stands in for (None: a real one)."""
     if not metadata.get("fallback"):
         return None
-    category = str(metadata.get("fallback_category") or "outage")
+    try:
+        category = ErrorCategory(str(metadata.get("fallback_category") or "outage"))
+    except ValueError:
+        category = ErrorCategory.outage
+    suggestion = SUGGESTIONS[category].replace("ID", movie) + "; the next generate calls the provider again and replaces the placeholder"
     return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "placeholder",
             "message": f"an offline placeholder stands in: {redact(metadata.get('fallback_for') or 'the provider failed')}",
-            "category": category, "suggestion": "run `moviegen generate` again to call the provider and replace it"}
+            "category": category.value, "suggestion": redact(suggestion, TEXT_LIMIT)}
 
 
 def _visual_slots(request: Any, segment: int, movie: str, clips: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -99,6 +99,7 @@ PRODUCERS: dict[str, ProducerDecl] = {
     p.name: p
     for p in [
         ProducerDecl("ScriptProducer", ProviderKind.llm, 50, "title, summary and narration (1 call)"),
+        ProducerDecl("LookProducer", ProviderKind.llm, 10, "the movie's look: palette, lighting, camera, recurring characters and places (1 call)"),
         ProducerDecl("TextToMusicPromptProducer", ProviderKind.llm, 5, "music prompt (1 call)"),
         ProducerDecl("MusicProducer", ProviderKind.music, 10, "music track (1 call)"),
         ProducerDecl("AudioProducer", ProviderKind.speech, 10, "narration audio (n calls)"),
@@ -129,6 +130,9 @@ INPUTS: dict[str, InputDecl] = {
         InputDecl("direction_override", Level.segment, ("segments.i.movie_direction_prompt",), "movie direction prompt override"),
         InputDecl("starting_image_override", Level.segment, ("segments.i.starting_image_prompt",), "starting image prompt override"),
         InputDecl("image_prompt_override", Level.image, ("segments.i.image_prompts.j",), "image prompt override"),
+        InputDecl("look_override", Level.movie, ("look",), "the look as the user edited it"),
+        # Left out of what a partition read while the segment carries the look (the default), like take 0.
+        InputDecl("shot_look", Level.segment, ("segments.i.look",), "whether the segment's shots carry the look"),
         # Takes: which take (re-roll) of a generated artifact the movie uses; 0 (the first) is left out of what
         # a partition read (inputs.input_versions), so existing versions and build-cache keys hold.
         InputDecl("music_take", Level.movie, ("music_take",), "take of the music track"),
@@ -149,6 +153,10 @@ TAKES: dict[str, str] = {
     "image_to_video_clip": "clip_take",
 }
 TAKE_INPUTS = frozenset(TAKES.values())
+# What a partition reads only in some requests, and leaves out of its input versions when it does not:
+# takes at 0, a segment that carries the look, the look of a movie made without one. Versions recorded
+# before these existed stay valid.
+OPTIONAL_READS = TAKE_INPUTS | {"shot_look", "look"}
 
 _VISUAL_ARTIFACTS = ("segment_image", "text_to_video_clip", "image_to_video_clip")
 
@@ -156,6 +164,7 @@ SUBGRAPHS: dict[str, Subgraph] = {
     g.name: g
     for g in [
         Subgraph("Script", Level.movie, None),
+        Subgraph("Look", Level.movie, None),
         Subgraph("MusicGeneration", Level.movie, None),
         Subgraph("AudioNarrationGeneration", Level.segment, None),
         Subgraph("ImageOnly", Level.segment, VisualMode.image_only),
@@ -167,6 +176,9 @@ SUBGRAPHS: dict[str, Subgraph] = {
     ]
 }
 
+_LOOK = CheckDecl("prompt_carries_look", "WARN",
+                  "The shot's prompt carries the movie's look: its palette, lighting and camera, and the fixed "
+                  "description of every recurring character and place it names (off-look segments are listed).")
 _FRAME = CheckDecl("image_frame_size", "ERROR", "The picture has exactly the requested size and aspect ratio.")
 _CLIP = CheckDecl("video_frame_and_length", "ERROR", "The clip has the requested size and lasts at least its 10 s segment.")
 
@@ -176,6 +188,9 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
     for a in [
         ArtifactDecl("script", Level.movie, "Script", "ScriptProducer", (), ("inquiry",), "json",
                      "MovieTitle, MovieSummary and the narration of every segment", template=prompts.SCRIPT),
+        ArtifactDecl("look", Level.movie, "Look", "LookProducer", ("script",), ("style", "look_override"), "json",
+                     "The movie's look: palette, lighting, camera language, recurring characters and places with fixed "
+                     "descriptions (the user's edits win); every visual prompt carries it", template=prompts.LOOK),
         ArtifactDecl("music_prompt", Level.movie, "MusicGeneration", "TextToMusicPromptProducer", ("script",),
                      ("inquiry", "music_override"), "json", "MusicPrompt (the music_prompt override wins)",
                      template=prompts.MUSIC_PROMPT),
@@ -186,19 +201,21 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
         ArtifactDecl("segment_audio", Level.segment, "AudioNarrationGeneration", "AudioProducer", ("segment_narration",),
                      ("voice", "audio_take"), "mp3", "SegmentAudio: the spoken narration of one segment",
                      check=CheckDecl("narration_fits_segment", "WARN", "The narration audio is no longer than its 10 s segment.")),
-        ArtifactDecl("image_prompt", Level.image, "ImageOnly", "TextToImagePromptProducer", ("segment_narration", "script"),
-                     ("style", "image_prompt_override"), "json", "SegmentImagePrompt (the image prompt override wins)",
-                     template=prompts.IMAGE_PROMPTS),
+        ArtifactDecl("image_prompt", Level.image, "ImageOnly", "TextToImagePromptProducer", ("segment_narration", "script", "look"),
+                     ("style", "image_prompt_override", "shot_look"), "json",
+                     "SegmentImagePrompt (the image prompt override wins), with the look", template=prompts.IMAGE_PROMPTS, check=_LOOK),
         ArtifactDecl("segment_image", Level.image, "ImageOnly", "TextToImageProducer", ("image_prompt",),
                      ("style", "frame", "image_take"), "png", "SegmentImage: one picture of an image-only segment", check=_FRAME),
         ArtifactDecl("text_to_video_prompt", Level.segment, "VideoByText", "TextToVideoPromptProducer",
-                     ("segment_narration", "script"), ("style", "direction_override"), "json",
-                     "TextToMovieDirectionPrompt (the movie_direction_prompt override wins)", template=prompts.TEXT_TO_VIDEO),
+                     ("segment_narration", "script", "look"), ("style", "direction_override", "shot_look"), "json",
+                     "TextToMovieDirectionPrompt (the movie_direction_prompt override wins), with the look",
+                     template=prompts.TEXT_TO_VIDEO, check=_LOOK),
         ArtifactDecl("text_to_video_clip", Level.segment, "VideoByText", "TextToVideoProducer", ("text_to_video_prompt",),
                      ("style", "frame", "clip_take"), "mp4", "SegmentVideo made from text", check=_CLIP),
         ArtifactDecl("image_to_video_prompt", Level.segment, "VideoByImage", "ImageToVideoPromptProducer",
-                     ("segment_narration", "script"), ("style", "direction_override", "starting_image_override"), "json",
-                     "ImageToMovieDirectionPrompt and StartingImagePrompt (overrides win)", template=prompts.IMAGE_TO_VIDEO),
+                     ("segment_narration", "script", "look"), ("style", "direction_override", "starting_image_override", "shot_look"),
+                     "json", "ImageToMovieDirectionPrompt and StartingImagePrompt (overrides win), with the look",
+                     template=prompts.IMAGE_TO_VIDEO, check=_LOOK),
         ArtifactDecl("starting_image", Level.segment, "VideoByImage", "StartingImageProducer", ("image_to_video_prompt",),
                      ("style", "frame", "starting_image_take"), "png", "StartingImage of an image-to-video segment", check=_FRAME),
         ArtifactDecl("image_to_video_clip", Level.segment, "VideoByImage", "ImageToVideoProducer",
@@ -326,6 +343,8 @@ def call_group(request: MovieRequest, key: NodeKey) -> tuple[str, NodeKey] | Non
     o = request.overrides(key.segment) if key.segment is not None else None
     if key.asset == "music_prompt" and request.music_prompt:
         return None
+    if key.asset == "look" and request.look is not None and request.look.complete:
+        return None
     if key.asset == "image_prompt":
         if o and key.image in o.image_prompts:
             return None
@@ -398,31 +417,35 @@ def expand(request: MovieRequest, render: bool = False) -> Blueprint:
 
     script = NodeKey("script")
     add(script, [])
+    look = NodeKey("look")
+    if request.consistent_look:
+        add(look, [script])
     add(NodeKey("music_prompt"), [script])
     add(NodeKey("music"), [NodeKey("music_prompt")])
     for i in range(request.segment_count):
         mode = request.mode(i)
         narration = NodeKey("segment_narration", i)
         add(narration, [script])
+        prompt_deps = [narration, script, *([look] if request.carries_look(i) else [])]
         add(NodeKey("segment_audio", i), [narration])
         names = _segment_artifacts(mode)
         visuals: list[NodeKey] = []
         if "image_prompt" in names:
             for j in range(request.images_per_segment):
                 prompt = NodeKey("image_prompt", i, j)
-                add(prompt, [narration, script])
+                add(prompt, prompt_deps)
                 image = NodeKey("segment_image", i, j)
                 add(image, [prompt])
                 visuals.append(image)
         if "text_to_video_prompt" in names:
             prompt = NodeKey("text_to_video_prompt", i)
-            add(prompt, [narration, script])
+            add(prompt, prompt_deps)
             clip = NodeKey("text_to_video_clip", i)
             add(clip, [prompt])
             visuals.append(clip)
         if "image_to_video_prompt" in names:
             prompt = NodeKey("image_to_video_prompt", i)
-            add(prompt, [narration, script])
+            add(prompt, prompt_deps)
             start = NodeKey("starting_image", i)
             add(start, [prompt])
             clip = NodeKey("image_to_video_clip", i)

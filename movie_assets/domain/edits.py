@@ -16,7 +16,9 @@ from typing import Any
 
 import yaml
 
+from movie_assets.domain.look import as_override
 from movie_assets.domain.request import (
+    LookOverride,
     MovieRequest,
     RequestError,
     SegmentOverrides,
@@ -42,6 +44,8 @@ class Change:
 
 
 _PER_IMAGE = {"image_prompts", "image_takes"}  # segments.<i>.<field>.<j>
+_LOOK_FIELDS = set(LookOverride.model_fields)
+_LOOK_NAMED = {"characters", "places"}  # look.<kind>.<name>
 
 
 def _check_path(path: str) -> list[str]:
@@ -50,20 +54,28 @@ def _check_path(path: str) -> list[str]:
         (len(parts) == 1 and parts[0] in _TOP_FIELDS)
         or (len(parts) == 3 and parts[0] == "segments" and parts[1].isdigit() and parts[2] in _SEGMENT_FIELDS - _PER_IMAGE)
         or (len(parts) == 4 and parts[0] == "segments" and parts[1].isdigit() and parts[2] in _PER_IMAGE and parts[3].isdigit())
+        or (len(parts) == 2 and parts[0] == "look" and parts[1] in _LOOK_FIELDS)
+        or (len(parts) == 3 and parts[0] == "look" and parts[1] in _LOOK_NAMED and parts[2].strip() == parts[2] != "")
     )
     if not ok:
         shown = path if len(path) <= 80 else path[:77] + "..."
         raise RequestError([
             f"{shown}: not an editable path; allowed: a request field ({', '.join(sorted(_TOP_FIELDS))}), "
-            f"segments.<i>.<{'|'.join(sorted(_SEGMENT_FIELDS - _PER_IMAGE))}>, segments.<i>.image_prompts.<j> "
-            "or segments.<i>.image_takes.<j>"
+            f"segments.<i>.<{'|'.join(sorted(_SEGMENT_FIELDS - _PER_IMAGE))}>, segments.<i>.image_prompts.<j>, "
+            f"segments.<i>.image_takes.<j>, look.<{'|'.join(sorted(_LOOK_FIELDS))}> or look.<characters|places>.<name>"
         ])
     return parts
 
 
+def touches_look(edits: list[tuple[str, Any]]) -> bool:
+    """Whether these edits change a field of the look (they start from the look the movie has)."""
+    return any(path.startswith("look.") for path, _ in edits)
+
+
 def parse_assignment(text: str) -> tuple[str, Any]:
-    """``PATH=VALUE``; the value is read as YAML (``true``, ``60``, ``null``: so ``duration_seconds=20`` sets
-    the integer 20), else kept as text (also when it is a list or mapping, or beyond yaml_load's bounds)."""
+    """``PATH=VALUE``; the value is read as YAML when it is a number, a boolean, null or a quoted string
+    (``duration_seconds=20`` sets the integer 20), else kept as text exactly as written (also ``#`` in it,
+    a list or mapping, or text beyond yaml_load's bounds)."""
     if "=" not in text:
         shown = repr(text) if len(text) <= 80 else repr(text[:77]) + "..."
         raise RequestError([f"--set {shown}: expected PATH=VALUE, e.g. voice_id=nova or segments.1.narration='New text'"])
@@ -72,8 +84,11 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    quoted = len(raw.strip()) >= 2 and raw.strip()[0] == raw.strip()[-1] and raw.strip()[0] in "'\""
     if isinstance(value, dict | list):
         value = raw
+    elif isinstance(value, str) and not quoted:
+        value = raw.strip()  # text stays as written: "navy #0c1426" is not cut at YAML's comment sign
     return path.strip(), UNSET if value is None else value
 
 
@@ -107,6 +122,8 @@ def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[
             node.pop(parts[-1], None)
         else:
             node[parts[-1]] = value
+    if not doc.get("look", True):  # the last field of the look removed: the generated look again
+        doc.pop("look")
     segments = doc.get("segments", {})
     for i in list(segments):
         for per_image in sorted(_PER_IMAGE):
@@ -136,11 +153,16 @@ def diff(old: MovieRequest, new: MovieRequest) -> list[Change]:
     return [Change(p, a.get(p), b.get(p)) for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
 
 
-def edited_request(current: MovieRequest, edits: list[tuple[str, Any]]) -> MovieRequest:
-    """The request after these edits, validated like a new one; a bad edit raises RequestError."""
+def edited_request(current: MovieRequest, edits: list[tuple[str, Any]], look: dict[str, Any] | None = None) -> MovieRequest:
+    """The request after these edits, validated like a new one; a bad edit raises RequestError. ``look``:
+    the look the movie has now; an edit of one of its fields starts from it (so the edited look is
+    complete and the rest of it stays as it is)."""
     if not edits:
         raise RequestError(["edit: nothing to change; give --set PATH=VALUE, --unset PATH or --file EDITS.yaml"])
+    document = plain_document(current)
+    if look is not None and touches_look(edits):
+        document["look"] = as_override(look) | document.get("look", {})
     try:
-        return parse_request(apply_edits(plain_document(current), edits))
+        return parse_request(apply_edits(document, edits))
     except RequestError as e:
         raise RequestError([f"edit rejected, nothing changed: {p}" for p in e.problems]) from None

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, TAKE_INPUTS, TAKES, Blueprint, Level, NodeKey, expand
+from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, OPTIONAL_READS, TAKE_INPUTS, TAKES, Blueprint, Level, NodeKey, expand
 from movie_assets.domain.request import MovieRequest, VisualMode
 
 INPUT_NAMES: tuple[str, ...] = tuple(INPUTS)
@@ -37,31 +37,36 @@ def input_versions(blueprint: Blueprint, key: NodeKey, artifact_version: Callabl
     decl = ARTIFACTS[key.asset]
     out: dict[str, str] = {}
     for dep_asset in decl.deps:
+        if dep_asset in OPTIONAL_READS and not any(d.asset == dep_asset for d in node.deps):
+            continue  # the look of a movie made without one, or of an off-look segment: not read
         out[dep_asset] = _combine([(str(d), artifact_version(d)) for d in node.deps if d.asset == dep_asset])
     for name in decl.inputs:
         level = INPUTS[name].level
         segment = key.segment if level is not Level.movie else None
         image = key.image if level is Level.image else None
         value = input_values(request, name, segment, image)
-        if is_first_take(name, value):
-            continue  # take 0 reads as before takes existed: the same versions, the same build-cache key
+        if is_default_read(name, value):
+            continue  # take 0, a segment that carries the look: read as before they existed (same versions)
         out[name] = value_version(value)
     return out
 
 
-def is_first_take(name: str, value: dict) -> bool:
-    """Whether this input value is a take input at its default, the first take (0)."""
-    return name in TAKE_INPUTS and not value.get("take")
+def is_default_read(name: str, value: dict) -> bool:
+    """Whether this input value is one left out of input versions: a take input at the first take (0), a
+    segment that carries the look."""
+    if name in TAKE_INPUTS:
+        return not value.get("take")
+    return name == "shot_look" and not value.get("off_look")
 
 
 def changed_inputs(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
-    """The dependency assets whose consumed versions differ (all of them when nothing was recorded). A
-    take input is left out of what reads take 0 (``input_versions``): one recorded with another take
+    """The dependency assets whose consumed versions differ (all of them when nothing was recorded). An
+    optional read (take 0, the look...) is left out when not read (``input_versions``): one recorded
     ("none": not read) has changed when it is left out now."""
     if not recorded:
         return sorted(current)
     changed = {name for name in current if recorded.get(name) != current[name]}
-    changed |= {name for name in TAKE_INPUTS if name not in current and recorded.get(name, "none") != "none"}
+    changed |= {name for name in OPTIONAL_READS if name not in current and recorded.get(name, "none") != "none"}
     return sorted(changed)
 
 
@@ -117,6 +122,8 @@ def input_values(request: MovieRequest, name: str, segment: int | None = None, i
         "direction_override": lambda: {"movie_direction_prompt": o.movie_direction_prompt if o else None},
         "starting_image_override": lambda: {"starting_image_prompt": o.starting_image_prompt if o else None},
         "image_prompt_override": lambda: {"image_prompt": o.image_prompts.get(image) if o and image is not None else None},
+        "look_override": lambda: {"look": request.look.model_dump(exclude_none=True) if request.look else None},
+        "shot_look": lambda: {"off_look": bool(o and o.look is False)},
         "music_take": lambda: {"take": request.music_take or 0},
         "audio_take": lambda: {"take": (o.audio_take if o else None) or 0},
         "clip_take": lambda: {"take": (o.clip_take if o else None) or 0},

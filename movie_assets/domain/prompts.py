@@ -3,8 +3,11 @@ artifact's code version includes it, so Dagster marks what the old template made
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from movie_assets.domain.request import MAX_RECURRING
 
 AUDIENCE_NOTES = {
     "children": "Use short, vivid sentences a 9-year-old understands.",
@@ -24,12 +27,12 @@ def script_prompt(inquiry: str, n: int, audience: str, language: str) -> str:
     )
 
 
-def image_prompts_prompt(narration: str, summary: str, style: str, m: int) -> str:
+def image_prompts_prompt(narration: str, summary: str, style: str, m: int, look: Mapping[str, Any] | None = None) -> str:
     return (
         f"Movie summary: {summary}\nThis segment's narration: {narration}\n"
         f"Write {m} distinct text-to-image prompts, in English, that illustrate this narration in order, "
         f"in a consistent {style} style, with no text or captions in the picture.\n"
-        "Return JSON: {prompts: [exactly m strings]}."
+        f"{_cast_note(look)}Return JSON: {{prompts: [exactly m strings]}}."
     )
 
 
@@ -41,21 +44,48 @@ def music_prompt_prompt(title: str, summary: str, audience: str, seconds: int) -
     )
 
 
-def text_to_video_prompt(narration: str, summary: str, style: str) -> str:
+def text_to_video_prompt(narration: str, summary: str, style: str, look: Mapping[str, Any] | None = None) -> str:
     return (
         f"Movie summary: {summary}\nThis segment's narration: {narration}\n"
         f"Write one text-to-video prompt for a 10 s shot in a {style} style: subject, setting, camera "
-        "movement and lighting, no text on screen.\nReturn JSON: {direction}."
+        f"movement and lighting, no text on screen.\n{_cast_note(look)}Return JSON: {{direction}}."
     )
 
 
-def image_to_video_prompt(narration: str, summary: str, style: str) -> str:
+def image_to_video_prompt(narration: str, summary: str, style: str, look: Mapping[str, Any] | None = None) -> str:
     return (
         f"Movie summary: {summary}\nThis segment's narration: {narration}\n"
         f"Write (1) a prompt for the opening frame of a 10 s shot in a {style} style and (2) a direction "
         "prompt describing how that frame moves (camera and subject motion).\n"
-        "Return JSON: {starting_image_prompt, direction}."
+        f"{_cast_note(look)}Return JSON: {{starting_image_prompt, direction}}."
     )
+
+
+def look_prompt(title: str, summary: str, style: str, narration: list[str]) -> str:
+    lines = "\n".join(f"{i + 1}. {text}" for i, text in enumerate(narration))
+    return (
+        f"Movie: {title}. {summary}\nNarration, one line per 10 s segment:\n{lines}\n"
+        f"Write the movie's look: one style guide, in English, that every shot follows, in a {style} style. "
+        "palette: 4-6 named colours with hex codes; lighting: one sentence; camera: lenses, framing and "
+        "movement in one sentence; characters and places: the recurring people and places the narration "
+        f"names or implies (at most {MAX_RECURRING} each, none if there are none), each with a short name "
+        "(no '.', ':', ';' or '|') and a fixed visual description (for a person: age, build, face, hair, "
+        "clothing; for a place: era, architecture or landscape, light) that every shot repeats word for word.\n"
+        "Return JSON: {palette, lighting, camera, characters: [{name, description}], places: [{name, description}]}."
+    )
+
+
+def _cast_note(look: Mapping[str, Any] | None) -> str:
+    """What a shot-writing LLM is told of the movie's look: the recurring names to call people and places
+    by. The rest of the look (palette, lighting, camera, each name's fixed description) is added to
+    every prompt in code (domain/look.py), so the LLM is not asked to repeat it."""
+    if not look:
+        return ""
+    names = [e["name"] for e in [*look["characters"], *look["places"]]]
+    if not names:
+        return ""
+    return ("Recurring characters and places: " + ", ".join(names) + ". When a shot shows one, call it by exactly "
+            "that name (its fixed description is added for you).\n")
 
 
 @dataclass(frozen=True)
@@ -71,3 +101,4 @@ IMAGE_PROMPTS = Template("image-prompts-v1", image_prompts_prompt)
 MUSIC_PROMPT = Template("music-prompt-v1", music_prompt_prompt)
 TEXT_TO_VIDEO = Template("t2v-prompt-v1", text_to_video_prompt)
 IMAGE_TO_VIDEO = Template("i2v-prompt-v1", image_to_video_prompt)
+LOOK = Template("look-v1", look_prompt)

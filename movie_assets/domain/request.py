@@ -25,6 +25,7 @@ SEGMENT_SECONDS = 10
 MAX_SEGMENTS = 30  # the longest movie: 300 s
 MAX_IMAGES_PER_SEGMENT = 5
 MAX_TAKE = 999  # takes (re-rolls) of one artifact: 0 is the first
+MAX_RECURRING = 12  # recurring characters, and places, in a movie's look
 SEGMENT_MS = SEGMENT_SECONDS * 1000
 
 # Bounds on a request or edits document, checked before (size) and while (nesting, values) it is parsed, so
@@ -120,6 +121,29 @@ def frame_size(size: Size, aspect_ratio: AspectRatio) -> tuple[int, int]:
     return (long, short) if w_ratio >= h_ratio else (short, long)
 
 
+LookText = Annotated[str, Field(min_length=1, max_length=500)]
+# A recurring name: also an edit path part (look.characters.NAME), and the look's clause separates with | ; :
+LookName = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n|;:.=]+$")]
+
+
+class LookOverride(BaseModel):
+    """The movie's look as the user set it: each field given wins over the generated look. ``moviegen
+    edit --set look.FIELD=...`` first copies the generated look here, so an edited look is complete
+    (and needs no call)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    palette: LookText | None = None
+    lighting: LookText | None = None
+    camera: LookText | None = None
+    characters: dict[LookName, LookText] | None = Field(default=None, max_length=MAX_RECURRING)
+    places: dict[LookName, LookText] | None = Field(default=None, max_length=MAX_RECURRING)
+
+    @property
+    def complete(self) -> bool:
+        return all(getattr(self, f) is not None for f in type(self).model_fields)
+
+
 class SegmentOverrides(BaseModel):
     """Per-segment overrides: prompts that win over the generated ones, and visual conditions."""
 
@@ -137,6 +161,9 @@ class SegmentOverrides(BaseModel):
     audio_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)
     clip_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)
     starting_image_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)
+    # false: this segment's shots are off-look (a map, an archival document): their prompts are used as
+    # written, without the movie's look, and the look check lists them.
+    look: StrictBool | None = None
 
     @field_validator("image_prompts")
     @classmethod
@@ -190,6 +217,11 @@ class MovieRequest(BaseModel):
     # own). Enforced per call; changing it rebuilds nothing.
     budget_usd: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False, strict=True)
     music_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)  # take (re-roll) of the music; none: 0
+    # A look for the whole movie (palette, lighting, camera, recurring characters and places), written
+    # after the script and carried by every visual prompt. Movies stored before the look had none (they
+    # load with false and keep their pictures until it is turned on).
+    consistent_look: StrictBool = True
+    look: LookOverride | None = None
     segments: dict[int, SegmentOverrides] = Field(default_factory=dict)
 
     @field_validator("inquiry_prompt")
@@ -268,6 +300,10 @@ class MovieRequest(BaseModel):
 
     def overrides(self, segment: int) -> SegmentOverrides:
         return self.segments.get(segment) or SegmentOverrides()
+
+    def carries_look(self, segment: int) -> bool:
+        """Whether this segment's visual prompts carry the movie's look."""
+        return self.consistent_look and self.overrides(segment).look is not False
 
     def mode(self, segment: int) -> VisualMode:
         o = self.overrides(segment)

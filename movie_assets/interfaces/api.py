@@ -16,6 +16,7 @@ import dagster as dg
 
 from movie_assets.build import cache
 from movie_assets.build.export import FORMATS, PROVENANCE_FIELDS, export_timeline
+from movie_assets.build.timeline import placeholder_error
 from movie_assets.domain.blueprint import ARTIFACTS, TAKES, NodeKey, expand
 from movie_assets.domain.edits import UNSET, edited_request
 from movie_assets.domain.errors import StoredFileDamaged
@@ -23,7 +24,7 @@ from movie_assets.domain.inputs import input_versions, take_of, take_path
 from movie_assets.domain.plan import Plan
 from movie_assets.domain.request import MovieRequest, RequestError, load_request
 from movie_assets.orchestration import registry
-from movie_assets.orchestration.editing import EditResult, edit_movie, repair_movie_request
+from movie_assets.orchestration.editing import EditResult, current_look, edit_movie, repair_movie_request
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.generation import GenerateResult, open_movie, plan_of, report_plan
 from movie_assets.orchestration.generation import generate as _generate
@@ -229,7 +230,10 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
     nodes, state = opened.blueprint.nodes, opened.state
     needed = Counter(k.asset for k in nodes)
     done = Counter(k.asset for k in nodes if k in state.records)
-    failed = Counter(k.asset for k in nodes if k in state.failures)
+    # A partition an offline placeholder stands in for counts as failed: the next generate retries its provider.
+    stand_ins = {k: e for k, r in sorted(state.records.items())
+                 if k in nodes and k not in state.failures and (e := placeholder_error(k, movie, r.metadata)) is not None}
+    failed = Counter(k.asset for k in nodes if k in state.failures or k in stand_ins)
     assets = [AssetStatus(a, needed[a], done[a], failed[a], needed[a] - done[a]) for a in ARTIFACTS if needed[a]]
     timeline = state.records.get(NodeKey("timeline"))
     video = state.records.get(NodeKey("movie_video"))
@@ -245,9 +249,11 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
     }
     errors = {str(k): {"message": f.message, "category": f.category or "local", "suggestion": f.suggestion}
               for k, f in state.failures.items()}
+    errors |= {str(k): {f: e[f] for f in ("message", "category", "suggestion")} for k, e in stand_ins.items()}
     placeholders = {str(k): str(r.metadata.get("fallback_for", "")) for k, r in sorted(state.records.items())
                     if k in nodes and r.metadata.get("fallback")}
-    return Status(movie, opened.request.to_document(), assets, {str(k): f.message for k, f in state.failures.items()},
+    failures = {str(k): f.message for k, f in state.failures.items()} | {str(k): e["message"] for k, e in stand_ins.items()}
+    return Status(movie, opened.request.to_document(), assets, failures,
                   timeline.uri if timeline else None, len(planned.items),
                   len(revisions), round(sum(r.cost_usd for r in revisions), 6), video.uri if video else None,
                   errors, placeholders, spend, movie_metrics(store, movie).to_json(),
@@ -357,3 +363,27 @@ def pick(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, node: s
     require_movie(instance, movie)
     request, key = _take_node(store, movie, node)
     return _set_take(instance, store, movie, request, key, take)
+
+
+@dataclass
+class LookView:
+    """The movie's look: as last built (None: not built yet), whether the request turns it on, the
+    fields the user set, and the segments whose shots are off-look."""
+
+    movie: str
+    enabled: bool
+    look: dict[str, Any] | None
+    edited: list[str]
+    off_look: list[int]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def look(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> LookView:
+    """The movie's look, to read before editing it (``edit --set look.palette=...``)."""
+    require_movie(instance, movie)
+    request = load_movie_request(store, movie)
+    edited = sorted(request.look.model_dump(exclude_none=True)) if request.look else []
+    return LookView(movie, request.consistent_look, current_look(instance, store, movie), edited,
+                    [i for i in range(request.segment_count) if request.consistent_look and not request.carries_look(i)])

@@ -180,8 +180,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"timeline: {result.timeline}")
         print(f"movie:    {_where(store, result.movie_video) or 'not rendered'}")
         if result.failed:
-            print(f"run `moviegen generate {args.movie}` again to retry only what failed"
-                  + (" and replace the placeholders" if result.fallbacks else ""))
+            again = f"moviegen generate {args.movie}" + (f" --budget {args.budget:g}" if args.budget is not None else "")
+            print(f"run `{again}` again to retry only what failed" + (" and replace the placeholders" if result.fallbacks else "")
+                  + ("" if args.budget is None else " (a --budget cap holds for one generation; "
+                     f"`moviegen edit {args.movie} --set budget_usd=...` keeps one)"))
     return 0 if result.success else EXIT_FAILED
 
 
@@ -198,9 +200,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for a in s.assets:
         print(f"  {a.asset:<22} {a.done:>5} {a.needed:>6} {a.failed:>6}")
     for node, info in s.errors.items():
-        _print_problem(f"FAILED {node}", info["message"], info["category"], re.sub(r"\bID\b", s.movie, info["suggestion"]))
-    for node, why in s.placeholders.items():
-        print(f"  PLACEHOLDER {node}: an offline stand-in ({redact(why)}); the next generate calls the provider again")
+        label = ("PLACEHOLDER " if node in s.placeholders else "FAILED ") + node
+        _print_problem(label, info["message"], info["category"], re.sub(r"\bID\b", s.movie, info["suggestion"]))
     for node, why in s.damaged.items():
         print(f"  DAMAGED {node}: {why}; the next generate rebuilds it")
     print(f"to build: {s.to_build}")
@@ -469,6 +470,33 @@ def cmd_takes(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_look(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    v = _api().look(instance, store, args.movie)
+    if args.json:
+        _print_json(v.to_json())
+        return 0
+    if not v.enabled:
+        print(f"{v.movie}: no look (made before movies had one); turn it on with "
+              f"`moviegen edit {v.movie} --set consistent_look=true` (the visual prompts and pictures are rebuilt)")
+        return 0
+    if v.look is None:
+        print(f"{v.movie}: the look is written after the script by the next `moviegen generate {v.movie}`")
+        return 0
+    edited = set(v.edited)
+    for f in ("palette", "lighting", "camera"):
+        print(f"{f + ':':<10} {v.look[f]}" + ("   (edited)" if f in edited else ""))
+    for kind in ("characters", "places"):
+        print(f"{kind}:" + ("   (edited)" if kind in edited else "") + ("" if v.look[kind] else " none"))
+        for e in v.look[kind]:
+            print(f"  {e['name']}: {e['description']}")
+    if v.off_look:
+        print("off-look segments: " + ", ".join(str(i) for i in v.off_look))
+    print(f"edit: moviegen edit {v.movie} --set look.palette='...'   (or look.lighting, look.camera, "
+          f"look.characters.NAME='description', --unset look.places.NAME; --unset look: the generated look)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moviegen", description="Build AI-generated explainer movies on Dagster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -593,6 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("node")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_takes)
+
+    p = sub.add_parser("look", help="the movie's look (palette, lighting, camera, recurring characters and places) "
+                                    "that every visual prompt carries, and how to edit it")
+    p.add_argument("movie")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_look)
 
     p = sub.add_parser("pick", help="use an earlier take of a generated artifact (an edit; a take made before costs nothing)")
     p.add_argument("movie")

@@ -3,13 +3,17 @@ partitions whose value changed (Dagster then marks exactly their dependents stal
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 
-from movie_assets.domain.edits import Change, diff, edited_request
+from movie_assets.domain.blueprint import NodeKey
+from movie_assets.domain.edits import Change, diff, edited_request, touches_look
+from movie_assets.domain.errors import StoredFileDamaged
 from movie_assets.domain.request import MovieRequest
+from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.generation import report_plan
 from movie_assets.orchestration.registry import input_hashes, observe_inputs
 from movie_assets.store.edits_log import edit_count, log_edit
@@ -33,7 +37,7 @@ def edit_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, e
     """Apply edits (PATH, VALUE or UNSET) to a movie's request. A bad edit, or one that leaves the
     request as it was, changes nothing."""
     current = load_movie_request(store, movie)
-    edited = edited_request(current, edits)
+    edited = edited_request(current, edits, current_look(instance, store, movie) if touches_look(edits) else None)
     result = EditResult(movie, diff(current, edited))
     if not result.changes:
         return result
@@ -43,6 +47,18 @@ def edit_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, e
     result.seq = log_edit(store, movie, result.changes)
     report_plan(instance, store, movie)  # the UI shows at once what the edit will rebuild
     return result
+
+
+def current_look(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> dict[str, Any] | None:
+    """The look the movie was last built with (None: not built yet)."""
+    record = load_state(instance, movie, [NodeKey("look")]).records.get(NodeKey("look"))
+    if record is None:
+        return None
+    try:
+        return json.loads(store.read(record.uri))
+    except (OSError, ValueError) as e:
+        raise StoredFileDamaged(f"the movie's look ({record.uri}) cannot be read: {e}; run `moviegen generate {movie}` "
+                                "to rebuild it, then edit again", record.uri) from None
 
 
 def repair_movie_request(instance: dg.DagsterInstance, store: ArtifactStore, movie: str,

@@ -24,7 +24,12 @@ class MovieNotFound(LookupError):
 def _parse_stored(data: bytes) -> MovieRequest:
     """The request in a stored file; ValueError saying what is wrong with it."""
     try:
-        return parse_request(json.loads(data))
+        document = json.loads(data)
+        if isinstance(document, dict):
+            # Stored before movies had a look: it stays without one (its pictures stay as they are) until
+            # the user turns it on (``consistent_look: true``). Every request stored since says which.
+            document.setdefault("consistent_look", False)
+        return parse_request(document)
     except RequestError as e:
         raise ValueError("; ".join(e.problems[:3])) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

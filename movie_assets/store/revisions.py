@@ -131,8 +131,9 @@ def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, st
     when ``rendered`` (the render matches this revision's timeline).
 
     A generation that changed nothing (the same manifest and movie as the latest revision, no new
-    edit, nothing failed) records no revision: the latest one is returned and history stays free of
-    no-op entries."""
+    edit, and the same nodes failed as in it: none, or only the same failures repeated) records no
+    revision: the latest one is returned and history stays free of no-op entries. A new failure, or
+    one healed, is a change and is recorded."""
     previous = latest_revision(store, movie)
     last_edit = previous.last_edit if previous else 0
     timeline = state.records.get(NodeKey("timeline"))
@@ -154,7 +155,7 @@ def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, st
         if video else None,
         manifest={str(k): {"version": r.version, "uri": r.uri} for k, r in sorted(state.records.items()) if k in blueprint.nodes},
     )
-    if (previous is not None and not revision.failed and not previous.failed and not revision.changes
+    if (previous is not None and set(revision.failed) == set(previous.failed) and not revision.changes
             and revision.manifest == previous.manifest and revision.movie_video == previous.movie_video):
         return previous
     store.write_text(revision_path(movie, revision.revision), json.dumps(revision.to_json(), indent=2, ensure_ascii=False) + "\n")

@@ -84,14 +84,23 @@ _LOCAL_ERRNOS = {
 _MEMORY = _LOCAL_ERRNOS[errno.ENOMEM]
 
 
+_CATEGORIES = frozenset(c.value for c in ErrorCategory)
+
+
 def _module(e: BaseException) -> str:
     return type(e).__module__ or ""
 
 
 def categorize(e: BaseException) -> tuple[ErrorCategory, str]:
-    """The category of any failure and the one thing to do about it."""
+    """The category of any failure and the one thing to do about it. An exception that names its own
+    ``category`` (an ErrorCategory value, e.g. ``StorageError.category == "storage"``) is taken at its
+    word, with its ``suggestion`` when it has one."""
     if isinstance(e, ProviderError):
         return e.category, e.suggestion
+    named = getattr(e, "category", None)  # e.g. resources.storage.StorageError (not imported: a sibling layer)
+    if isinstance(named, str) and named in _CATEGORIES:
+        category, suggestion = ErrorCategory(named), getattr(e, "suggestion", None)
+        return category, suggestion if isinstance(suggestion, str) and suggestion else SUGGESTIONS[category]
     if isinstance(e, MemoryError):
         return ErrorCategory.local, _MEMORY
     if isinstance(e, OSError) and e.errno in _LOCAL_ERRNOS:
@@ -200,6 +209,21 @@ class DirectionPrompt(BaseModel):
 class ImageToVideoPrompts(BaseModel):
     direction: str
     starting_image_prompt: str
+
+
+class Recurring(BaseModel):
+    name: str
+    description: str
+
+
+class Look(BaseModel):
+    """The movie's look, as an LLM writes it (``LookProducer``)."""
+
+    palette: str
+    lighting: str
+    camera: str
+    characters: list[Recurring]
+    places: list[Recurring]
 
 
 async def simulate_latency(started: float, latency_s: float) -> None:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from movie_assets.domain.request import load_request
-from resources.providers.base import SUGGESTIONS, ErrorCategory
+from resources.providers.base import ErrorCategory
 from resources.providers.openai.catalog import OPENAI_IMAGE_PRICES
 from resources.providers.pricing import estimate_call_usd
 from resources.runtime.budget import MICROS, TABLE, SqliteLedger
@@ -204,7 +204,7 @@ def test_a_movie_cap_sends_exactly_what_it_allows_then_a_raised_cap_replaces_the
         assert set(first["errors"]) == set(first["fallbacks"])
         for info in over.values():
             assert info["category"] == "budget" and info["message"].startswith("not built: budget"), info
-            assert info["suggestion"] == SUGGESTIONS[ErrorCategory.budget]
+            assert info["suggestion"].startswith("raise the movie's budget (`moviegen edit")  # the cap that stopped it
         assert first["budget"] == [{"scope": "movie:m", "limit_usd": cap, "spent_usd": cap, "remaining_usd": 0.0,
                                     "period": "all time"}]
         ledger = SqliteLedger(home / "limits" / "budget.sqlite")

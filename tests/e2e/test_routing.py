@@ -47,13 +47,13 @@ def test_movie_through_openai(home: Path) -> None:
         out = json.loads(proc.stdout)
         assert out["provider_calls"] == plan["provider_calls"]
         chat = server.calls("/v1/chat/completions")
-        assert len(chat) == 1 + 1 + 3  # script, music prompt, one image-prompt call per segment
+        assert len(chat) == 1 + 1 + 1 + 3  # script, look, music prompt, one image-prompt call per segment
         assert len(server.calls("/v1/images/generations")) == 6 and len(server.calls("/v1/audio/speech")) == 3
         assert {c.body["voice"] for c in server.calls("/v1/audio/speech")} == {"nova"}
         assert out["cost_usd"] > 0 and out["failed"] == []
-        # Plan: 5 LLM calls (~900 tokens each), 6 landscape images at $0.063 (1536x1024, medium), 3 narrations;
+        # Plan: 6 LLM calls (~900 tokens each), 6 landscape images at $0.063 (1536x1024, medium), 3 narrations;
         # music and video offline.
-        assert plan["estimated_cost_usd"] == pytest.approx(5 * (600 * 0.15e-6 + 300 * 0.60e-6) + 6 * 0.063 + 3 * 0.15 * 0.012)
+        assert plan["estimated_cost_usd"] == pytest.approx(6 * (600 * 0.15e-6 + 300 * 0.60e-6) + 6 * 0.063 + 3 * 0.15 * 0.012)
         status = json.loads(moviegen(home, env, "status", "cw", "--json").stdout)
         assert status["cost_usd"] == out["cost_usd"] and status["revisions"] == 1
         history = json.loads(moviegen(home, env, "history", "cw", "--json").stdout)
@@ -109,7 +109,7 @@ def test_movie_through_both_providers(home: Path, tmp_path: Path) -> None:
             + ["minimax/video-01"] * 2 + ["meta/musicgen"] + ["jaaari/kokoro-82m"] * 3)
         llm = plan["provider_calls"]
         assert len(oa.calls("/v1/chat/completions")) == sum(
-            llm.get(p, 0) for p in ("ScriptProducer", "TextToMusicPromptProducer", "TextToImagePromptProducer",
+            llm.get(p, 0) for p in ("ScriptProducer", "LookProducer", "TextToMusicPromptProducer", "TextToImagePromptProducer",
                                     "TextToVideoPromptProducer", "ImageToVideoPromptProducer"))
         assert oa.calls("/v1/images/generations") == [] and oa.calls("/v1/audio/speech") == []
         timeline = json.loads(moviegen(home, env, "timeline", "mixed", "--print").stdout)

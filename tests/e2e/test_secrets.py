@@ -73,8 +73,8 @@ def test_a_provider_echoing_the_key_leaks_it_nowhere(home: Path, tmp_path: Path)
     errors = {f["node"]: f["error"] for f in result["failed"]}
     assert "[redacted]" in errors["segment_image[00_0]"] and "[redacted]" in errors["segment_audio[00]"], errors
     assert "[redacted]" in verbose.stderr  # Dagster's console log of the failures
-    assert ("PLACEHOLDER segment_image[00_0]: an offline stand-in (OpenAI refused the key (Incorrect API key provided: "
-            "Bearer [redacted])") in status.stdout, status.stdout
+    assert ("PLACEHOLDER segment_image[00_0] [authentication]: an offline placeholder stands in: OpenAI refused the key "
+            "(Incorrect API key provided: Bearer [redacted])") in status.stdout, status.stdout
 
     # Every byte Dagster and moviegen stored: SQLite databases (runs, event logs, schedules), compute logs,
     # artifacts, run reports, revisions, timelines, the budget ledger.

@@ -61,7 +61,7 @@ def test_mixed_movie_is_built_exactly_as_planned(instance: dg.DagsterInstance, s
     assert result.success, result.failed
     assert result.provider_calls == planned.provider_calls
     assert result.provider_calls == {
-        "AudioProducer": 3, "ImageToVideoProducer": 1, "ImageToVideoPromptProducer": 1, "MusicProducer": 1,
+        "AudioProducer": 3, "ImageToVideoProducer": 1, "ImageToVideoPromptProducer": 1, "LookProducer": 1, "MusicProducer": 1,
         "ScriptProducer": 1, "StartingImageProducer": 1, "TextToImageProducer": 2, "TextToImagePromptProducer": 1,
         "TextToMusicPromptProducer": 1, "TextToVideoProducer": 1, "TextToVideoPromptProducer": 1,
     }
@@ -169,10 +169,13 @@ def test_a_placeholder_stands_in_for_a_failed_picture_until_the_provider_works(i
     assert [c["type"] for c in clips] == ["image", "image"] and [c.get("fallback") for c in clips] == [None, True]
     errors = [e for e in timeline["errors"] if e["partition"] == "stand-in|01_1"]
     assert [e["reason"] for e in errors] == ["placeholder"] and errors[0]["category"] == "bad_input"
+    assert errors[0]["suggestion"].startswith("edit the request (moviegen edit stand-in --set ...)")  # the category's own
     placeholder = load_state(instance, movie, [NodeKey("segment_image", 1, 1)]).records[NodeKey("segment_image", 1, 1)]
     assert placeholder.metadata["fallback"] is True and "refused" in placeholder.metadata["fallback_for"]
     status = api.status(instance, store, movie)
     assert list(status.placeholders) == [key] and status.to_build == 3
+    assert status.errors[key]["category"] == "bad_input" and "replaces the placeholder" in status.errors[key]["suggestion"]
+    assert {a.asset: a.failed for a in status.assets}["segment_image"] == 1 and key in status.failures  # still failed
     planned = {i.node: i.reason for i in api.plan(instance, store, movie).items}
     assert planned == {key: "failed", "segment_visuals[01]": "upstream", "timeline": "upstream"}
     retry = api.generate(instance, store, movie)  # the provider works again

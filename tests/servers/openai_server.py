@@ -233,4 +233,7 @@ def _default_chat_content(body: dict[str, Any]) -> dict[str, Any]:
         return {"direction": "slow push-in"}
     if name == "ImageToVideoPrompts":
         return {"direction": "slow pan", "starting_image_prompt": "a still frame"}
+    if name == "Look":
+        return {"palette": "slate #2e3a4a, brass #b08d57", "lighting": "low warm light", "camera": "35mm, eye level",
+                "characters": [{"name": "The Courier", "description": "a young rider in a grey wool coat"}], "places": []}
     return {}

@@ -29,10 +29,12 @@ from resources.providers.base import (
     ImageProvider,
     ImageToVideoPrompts,
     LLMProvider,
+    Look,
     Media,
     MusicPrompt,
     MusicProvider,
     ProviderError,
+    Recurring,
     Script,
     SpeechProvider,
     TextResult,
@@ -177,6 +179,9 @@ class FakeLLM(_Fake, LLMProvider):
         elif task == "image_to_video_prompt":
             value = ImageToVideoPrompts(direction=self.salted(f"seg {context['segment']} camera pushes in"),
                                         starting_image_prompt=self.salted(f"seg {context['segment']} opening frame"))
+        elif task == "look":
+            value = Look(palette=self.salted("oxblood #6b1f1f, parchment #efe6d2"), lighting="candle light", camera="35mm, eye level",
+                         characters=[Recurring(name="The Courier", description="a young rider in a grey wool coat")], places=[])
         else:
             raise AssertionError(f"unexpected LLM task {task}")
         assert isinstance(value, schema)

@@ -13,6 +13,7 @@ from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
 from movie_assets.build.engine import TOLERANT, Built
 from movie_assets.build.timeline import validate_timeline
 from movie_assets.domain.blueprint import Blueprint, NodeKey, ProviderKind, call_group
+from movie_assets.domain.look import shot_of
 from movie_assets.domain.plan import Reason, reasons
 from movie_assets.domain.records import MovieState
 from movie_assets.store.layout import cache_path
@@ -45,12 +46,12 @@ def test_small_movie_builds_every_node_once_with_the_predicted_calls(tmp_path: P
     store, fakes = new_store(tmp_path), Fakes()
     run = run_engine(store, fakes, bp)
 
-    assert len(bp.nodes) == 18
+    assert len(bp.nodes) == 19  # with the look
     assert Counter(e.key for e in run.events) == Counter(list(bp.nodes)), "every node emitted exactly once"
     assert set(run.built) == set(bp.nodes) and not run.failed and not run.skipped
     assert sorted(run.summary.built) == sorted(bp.nodes)
     predicted = bp.calls(bp.nodes)
-    assert predicted == Counter({"ScriptProducer": 1, "TextToMusicPromptProducer": 1, "MusicProducer": 1, "AudioProducer": 2,
+    assert predicted == Counter({"ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1, "MusicProducer": 1, "AudioProducer": 2,
                                  "TextToImagePromptProducer": 2, "TextToImageProducer": 4})
     assert fakes.calls == predicted
     assert run.summary.calls == predicted
@@ -83,7 +84,7 @@ def test_every_visual_mode_calls_each_producer_as_predicted(tmp_path: Path) -> N
 
     assert not run.failed and set(run.built) == set(bp.nodes)
     assert fakes.calls == bp.calls(bp.nodes) == Counter({
-        "ScriptProducer": 1, "TextToMusicPromptProducer": 1, "MusicProducer": 1, "AudioProducer": 3,
+        "ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1, "MusicProducer": 1, "AudioProducer": 3,
         "TextToImagePromptProducer": 1, "TextToImageProducer": 2, "TextToVideoPromptProducer": 1,
         "TextToVideoProducer": 1, "ImageToVideoPromptProducer": 1, "StartingImageProducer": 1, "ImageToVideoProducer": 1,
     })
@@ -118,7 +119,7 @@ def test_llm_limit_of_one_holds_with_shared_image_prompt_calls(tmp_path: Path) -
 def test_failed_image_fails_only_itself_and_the_timeline_lists_the_gap(tmp_path: Path) -> None:
     bp = blueprint_of(small_request())
     bad = NodeKey("segment_image", 1, 0)
-    fakes = Fakes(fail=lambda producer, detail: producer == "TextToImageProducer" and detail == "seg 1 picture 0")
+    fakes = Fakes(fail=lambda producer, detail: producer == "TextToImageProducer" and shot_of(detail) == "seg 1 picture 0")
     run = run_engine(new_store(tmp_path), fakes, bp)
 
     assert set(run.failed) == {bad}
@@ -194,8 +195,9 @@ def test_the_cascade_stops_where_a_rebuild_yields_identical_content(tmp_path: Pa
 
     assert not second.failed
     assert second.built[SCRIPT].changed
-    assert fakes.calls == Counter({"ScriptProducer": 1, "TextToMusicPromptProducer": 1, "TextToImagePromptProducer": 2})
-    rebuilt_same = {NodeKey("music_prompt"), *(NodeKey("segment_narration", i) for i in range(2)),
+    # The image prompts' question (summary, narration, the look's names) is the same: answered before, no call.
+    assert fakes.calls == Counter({"ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1})
+    rebuilt_same = {NodeKey("music_prompt"), NodeKey("look"), *(NodeKey("segment_narration", i) for i in range(2)),
                     *(NodeKey("image_prompt", i, j) for i in range(2) for j in range(2))}
     assert set(second.built) == {SCRIPT, TIMELINE} | rebuilt_same
     assert all(not second.built[k].changed for k in rebuilt_same)
@@ -230,11 +232,11 @@ def test_build_cache_reuses_only_what_was_made_from_identical_inputs(tmp_path: P
     run_engine(store, Fakes(), blueprint_of(small_request()))
 
     fakes = Fakes()
-    restyled = blueprint_of(small_request(image_style="watercolor"))  # read by image prompts and images only
+    restyled = blueprint_of(small_request(image_style="watercolor"))  # read by the look, image prompts and images only
     run = run_engine(store, fakes, restyled, state=MovieState(MOVIE))
 
     assert not run.failed
-    assert fakes.calls == Counter({"TextToImagePromptProducer": 2, "TextToImageProducer": 4})
+    assert fakes.calls == Counter({"LookProducer": 1, "TextToImagePromptProducer": 2, "TextToImageProducer": 4})
 
 
 def test_a_failed_rebuild_keeps_the_previous_version_in_the_timeline(tmp_path: Path) -> None:
@@ -272,7 +274,7 @@ def test_undoing_an_edit_whose_image_failed_clears_the_error_from_the_timeline(t
     first = run_engine(store, Fakes(), original)
 
     # The edit's new picture fails: the timeline keeps the previous picture and says so.
-    failing = Fakes(fail=lambda producer, detail: detail == "a cavalry charge")
+    failing = Fakes(fail=lambda producer, detail: shot_of(detail) == "a cavalry charge")
     second = run_engine(store, failing, edited, state=first.state, targets=plan_targets(edited, first.state))
     assert set(second.failed) == {key}
     assert [e["partition"] for e in second.value(TIMELINE)["errors"]] == [f"{MOVIE}|00_1"]

@@ -53,7 +53,7 @@ def test_narration_override_wins_over_the_script() -> None:
 
 
 def test_image_prompt_override_wins_and_the_other_image_still_gets_a_generated_prompt() -> None:
-    request = small_request(segments={0: {"image_prompts": {1: "a steam locomotive at dawn"}}})
+    request = small_request(consistent_look=False, segments={0: {"image_prompts": {1: "a steam locomotive at dawn"}}})
     fakes = Fakes()
     values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("segment_narration", 0): {"segment": 0, "text": narration_text(0)}}
     ctx = hand_context(request, clients=fakes.clients(), values=values)
@@ -67,7 +67,7 @@ def test_image_prompt_override_wins_and_the_other_image_still_gets_a_generated_p
 
 
 def test_direction_overrides_win_without_a_call() -> None:
-    request = small_request(duration_seconds=30, segments={
+    request = small_request(consistent_look=False, duration_seconds=30, segments={
         0: {"use_video": True, "movie_direction_prompt": "aerial shot of Gettysburg"},
         1: {"use_video": True, "is_image_to_video": True, "movie_direction_prompt": "the flag waves",
             "starting_image_prompt": "a flag on a pole"},
@@ -102,7 +102,7 @@ def test_script_with_the_wrong_number_of_segments_is_refused() -> None:
 
 @pytest.mark.parametrize("in_flight", [1, 4])
 def test_the_image_prompts_of_a_segment_come_from_one_shared_call(in_flight: int) -> None:
-    request = small_request(images_per_segment=4)
+    request = small_request(consistent_look=False, images_per_segment=4)
     fakes = Fakes()
     values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("segment_narration", 1): {"segment": 1, "text": narration_text(1)}}
     ctx = hand_context(request, clients=fakes.clients(), values=values, in_flight=in_flight)
@@ -118,7 +118,7 @@ def test_the_image_prompts_of_a_segment_come_from_one_shared_call(in_flight: int
 
 
 def test_too_few_generated_image_prompts_fail_only_the_missing_ones() -> None:
-    request = small_request(images_per_segment=3)
+    request = small_request(consistent_look=False, images_per_segment=3)
     fakes = Fakes(image_prompt_count=2)
     values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("segment_narration", 0): {"segment": 0, "text": narration_text(0)}}
     ctx = hand_context(request, clients=fakes.clients(), values=values)
@@ -154,7 +154,7 @@ def test_segment_image_is_asked_for_the_request_frame() -> None:
 
 
 def test_segment_visuals_lists_clips_in_order_with_versions_and_gaps() -> None:
-    request = small_request(images_per_segment=4)
+    request = small_request(consistent_look=False, images_per_segment=4)
     v = {j: f"{j}" * 64 for j in range(4)}
     records = {NodeKey("segment_image", 1, j): record(NodeKey("segment_image", 1, j), v[j], width=854, height=480)
                for j in (0, 2, 3)}  # image 1 was never made

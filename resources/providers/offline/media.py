@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 from pydantic import BaseModel
 
+from movie_assets.domain.look import LOOK_MARK, shot_of
 from resources.providers.base import (
     CallInfo,
     DirectionPrompt,
@@ -30,6 +31,7 @@ from resources.providers.base import (
     ImageProvider,
     ImageToVideoPrompts,
     LLMProvider,
+    Look,
     Media,
     MusicPrompt,
     MusicProvider,
@@ -85,16 +87,19 @@ class OfflineLLM(_Offline, LLMProvider):
         if task == "script":
             value: BaseModel = Script(**offline_text.write_script(c["inquiry_prompt"], c["n"], c["audience"], c["language"]))
         elif task == "image_prompts":
-            value = ImagePrompts(prompts=offline_text.image_prompts(c["narration"], c["summary"], c["style"], c["m"], c["segment"]))
+            value = ImagePrompts(prompts=offline_text.image_prompts(c["narration"], c["summary"], c["style"], c["m"], c["segment"], c.get("look")))
         elif task == "music_prompt":
             value = MusicPrompt(prompt=offline_text.music_prompt(c["title"], c["summary"], c["audience"], c["seconds"]))
         elif task == "text_to_video_prompt":
-            value = DirectionPrompt(direction=offline_text.video_direction(c["narration"], c["style"], c["segment"]))
+            value = DirectionPrompt(direction=offline_text.video_direction(c["narration"], c["style"], c["segment"], c.get("look")))
         elif task == "image_to_video_prompt":
             value = ImageToVideoPrompts(
-                direction=offline_text.video_direction(c["narration"], c["style"], c["segment"]),
-                starting_image_prompt=offline_text.starting_image_prompt(c["narration"], c["summary"], c["style"], c["segment"]),
+                direction=offline_text.video_direction(c["narration"], c["style"], c["segment"], c.get("look")),
+                starting_image_prompt=offline_text.starting_image_prompt(c["narration"], c["summary"], c["style"], c["segment"],
+                                                                         c.get("look")),
             )
+        elif task == "look":
+            value = Look(**offline_text.look(c["topic"], c["style"]))
         else:
             raise ProviderError(f"offline LLM has no task {task!r}", provider=OFFLINE, category=ErrorCategory.configuration)
         schema.model_validate(value.model_dump())
@@ -438,8 +443,19 @@ _ING_NOUNS = frozenset("building buildings king kings morning evening wedding me
 _SMALL_WORDS = frozenset("a an the and or of at in on to for by with de la le el del di da".split())
 
 
+def _look_colours(prompt: str) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The first two hex colours of the prompt's look clause (its palette): the picture's dark and light."""
+    _, _, clause = prompt.partition(LOOK_MARK)
+    found = re.findall(r"#([0-9a-fA-F]{6})\b", clause)
+    if len(found) < 2:
+        return None
+    return tuple(tuple(int(h[i:i + 2], 16) for i in (0, 2, 4)) for h in found[:2])  # type: ignore[return-value]
+
+
 def shot_type(prompt: str) -> str:
-    """The shot a prompt asks for (close-up, wide shot, aerial...), else one derived from the prompt."""
+    """The shot a prompt asks for (close-up, wide shot, aerial...), else one derived from the prompt
+    (its shot only: the look's camera language is the same in every prompt)."""
+    prompt = shot_of(prompt)
     for pattern, label in _SHOT_PATTERNS:
         if pattern.search(prompt):
             return label
@@ -892,7 +908,7 @@ def draw_picture(prompt: str, style: str, width: int, height: int, label: str, t
     label = label if not take else f"{label} · take {take}"
     rng = np.random.default_rng(seed)
     w, h, u = width, height, min(width, height)
-    dark, light = (tuple(c) for c in _PALETTES[style])
+    dark, light = _look_colours(prompt) or (tuple(c) for c in _PALETTES[style])
     jitter = rng.uniform(-0.06, 0.06)
     colours = {
         "sky_top": _mix(dark, light, 0.08 + jitter), "sky_low": _mix(dark, light, 0.72 + jitter),

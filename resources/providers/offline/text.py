@@ -6,6 +6,9 @@ language, narration, style), not the prompt text, so it behaves the same whateve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from movie_assets.domain.request import topic_of
 
 # Per language: a title, a summary, an opening per audience, beats for the middle and a closing.
@@ -199,20 +202,72 @@ def write_script(inquiry: str, n: int, audience: str, language: str) -> dict[str
     }
 
 
-def image_prompts(narration: str, summary: str, style: str, m: int, segment: int) -> list[str]:
+def _cast(shot: int, subject: str, look: Mapping[str, Any] | None) -> str:
+    """The shot's subject with the look's recurring cast in it, by name: the establishing shot is set in
+    the first place, the close-up and group shots show the first character. Without a look, as it was."""
+    if not look:
+        return subject
+    if shot == 0 and look["places"]:
+        return f"{look['places'][0]['name']}, where {subject[:1].lower()}{subject[1:]}"
+    if shot == 1 and look["characters"]:
+        return f"{look['characters'][0]['name']} as {subject[:1].lower()}{subject[1:]}"
+    if shot == 2 and look["characters"]:
+        return f"{subject}, {look['characters'][0]['name']} among them"
+    return subject
+
+
+def image_prompts(narration: str, summary: str, style: str, m: int, segment: int, look: Mapping[str, Any] | None = None) -> list[str]:
     subject = narration.rstrip(".!?")
-    return [
-        f"{_SHOTS[(segment + j) % len(_SHOTS)]} {subject}; {_STYLE_WORDS[style]}; context: {summary}"
-        for j in range(m)
-    ]
+    out = []
+    for j in range(m):
+        shot = (segment + j) % len(_SHOTS)
+        out.append(f"{_SHOTS[shot]} {_cast(shot, subject, look)}; {_STYLE_WORDS[style]}; context: {summary}")
+    return out
 
 
-def video_direction(narration: str, style: str, segment: int) -> str:
-    return f"{_CAMERA[segment % len(_CAMERA)]} over a scene showing: {narration.rstrip('.!?')}; {_STYLE_WORDS[style]}"
+def video_direction(narration: str, style: str, segment: int, look: Mapping[str, Any] | None = None) -> str:
+    subject = _cast(segment % len(_SHOTS), narration.rstrip(".!?"), look)
+    return f"{_CAMERA[segment % len(_CAMERA)]} over a scene showing: {subject}; {_STYLE_WORDS[style]}"
 
 
-def starting_image_prompt(narration: str, summary: str, style: str, segment: int) -> str:
-    return f"opening frame, {_SHOTS[segment % len(_SHOTS)]} {narration.rstrip('.!?')}; {_STYLE_WORDS[style]}; context: {summary}"
+def starting_image_prompt(narration: str, summary: str, style: str, segment: int, look: Mapping[str, Any] | None = None) -> str:
+    shot = segment % len(_SHOTS)
+    return f"opening frame, {_SHOTS[shot]} {_cast(shot, narration.rstrip('.!?'), look)}; {_STYLE_WORDS[style]}; context: {summary}"
+
+
+# The look per style. The first two hex colours of a palette are the offline painter's dark and light
+# (the same two it uses for the style without a look), so every picture of a movie shares them.
+_LOOKS = {
+    "photorealistic": ("slate blue #2e4053, stone #aaa08c, moss #5b6b4a, linen #ece6da",
+                       "soft overcast daylight from the side, gentle shadows",
+                       "50mm lens at eye level, steady framing, slow dolly moves"),
+    "cinematic": ("midnight navy #0c1426, ember orange #d67836, teal shadow #1f4e5a, warm ivory #f2e8d5",
+                  "low golden light from one side with deep teal shadows",
+                  "anamorphic 35mm, low angles, slow push-ins, shallow depth of field"),
+    "illustration": ("teal #2196a0, sunflower #fadc78, coral #f07c5c, cream #fbf5e6",
+                     "flat even light, no cast shadows",
+                     "straight-on framing, centred subjects, clean negative space"),
+    "watercolor": ("sky wash #78a0c8, sand #f0e1d2, sage #9bb39a, rose #d9a5a0",
+                   "diffuse morning light, soft edges",
+                   "wide, airy compositions at eye level, gentle pans"),
+    "anime": ("violet #5028a0, sakura pink #ff8cb4, electric blue #3ab0ff, white #fafafa",
+              "bright rim light with a glowing sky",
+              "dynamic low angles, dramatic close-ups, fast pans"),
+}
+
+
+def look(topic: str, style: str) -> dict[str, object]:
+    palette, lighting, camera = _LOOKS[style]
+    return {
+        "palette": palette,
+        "lighting": lighting,
+        "camera": camera,
+        "characters": [{"name": "The Witness", "description": (
+            f"a woman in her thirties who lived through {topic}: short dark hair, a weathered ochre coat, a brass "
+            "pocket watch on a chain")}],
+        "places": [{"name": "The Crossroads", "description": (
+            "a small town square around a stone well and an old oak, cobblestones, low brick houses")}],
+    }
 
 
 def music_prompt(title: str, summary: str, audience: str, seconds: int) -> str:

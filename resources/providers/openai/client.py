@@ -142,9 +142,10 @@ def map_error(e: openai.OpenAIError, retries: int = 0) -> ProviderError:
 def strict_schema(schema: type[BaseModel]) -> dict[str, Any]:
     """The JSON Schema of a pydantic model in the strict form structured outputs require."""
     js = schema.model_json_schema()
-    js["additionalProperties"] = False
-    js["required"] = list(js.get("properties", {}))
-    js.pop("title", None)
+    for obj in [js, *js.get("$defs", {}).values()]:  # nested models (the look's characters) too
+        obj["additionalProperties"] = False
+        obj["required"] = list(obj.get("properties", {}))
+        obj.pop("title", None)
     return js
 
 

@@ -1,0 +1,195 @@
+"""The movie's look: its clause in every visual prompt, the user's edits over the generated look, the
+check that flags prompts without it, and the graph (which partitions read it)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from movie_assets.build.checks import look_problem
+from movie_assets.build.producers import PRODUCE
+from movie_assets.domain.blueprint import NodeKey, call_group, expand
+from movie_assets.domain.edits import edited_request, parse_assignment
+from movie_assets.domain.inputs import input_versions
+from movie_assets.domain.look import LOOK_MARK, as_override, look_problems, merged, shot_of, tidy, with_look
+from movie_assets.domain.request import RequestError, parse_request
+from movie_assets.store.movies import _parse_stored
+from resources.providers.offline import text as offline_text
+from resources.providers.offline.media import _look_colours, draw_picture, shot_type
+from tests.unit.fakes import CIVIL_WAR, Fakes, hand_context, narration_text, record, small_request
+
+LOOK = {
+    "palette": "oxblood #6b1f1f, parchment #efe6d2",
+    "lighting": "candle light",
+    "camera": "35mm, eye level",
+    "characters": [{"name": "The Courier", "description": "a young rider in a grey wool coat"}],
+    "places": [{"name": "Fort Sumter", "description": "a brick sea fort at dusk"}],
+}
+SCRIPT_VALUE = {"title": "The Civil War", "summary": "A nation divided.", "narration": [narration_text(0), narration_text(1)]}
+
+
+def produce(ctx: Any, key: NodeKey) -> Any:
+    return asyncio.run(PRODUCE[key.asset](ctx, key))
+
+
+def test_a_prompt_carries_the_look_and_the_descriptions_of_the_names_it_shows() -> None:
+    prompt = with_look("The courier rides past the harbour", LOOK)
+    assert prompt.startswith("The courier rides past the harbour" + LOOK_MARK)
+    assert "oxblood #6b1f1f" in prompt and "candle light" in prompt and "35mm, eye level" in prompt
+    assert "a young rider in a grey wool coat" in prompt  # named (any case, whole words)
+    assert "a brick sea fort" not in prompt  # not named: its description is not added
+    assert look_problems(prompt, LOOK) == []
+    assert shot_of(prompt) == "The courier rides past the harbour"
+    assert with_look(prompt, LOOK) == prompt  # composing again replaces the clause, never stacks it
+    assert "rider" not in with_look("Couriers at work", LOOK)  # 'Couriers' is not the name 'The Courier'
+
+
+def test_look_problems_name_what_a_prompt_lacks() -> None:
+    assert look_problems("The Courier at Fort Sumter", LOOK) == [
+        "no palette", "no lighting", "no camera",
+        "names 'The Courier' without its description", "names 'Fort Sumter' without its description",
+    ]
+
+
+def test_the_check_flags_off_look_shots_and_prompts_without_the_look() -> None:
+    carried = {"prompt": with_look("The Courier at dawn", LOOK), "shot": "The Courier at dawn", "look": LOOK}
+    assert look_problem("image_prompt", carried) is None
+    cut = carried | {"prompt": shot_of(carried["prompt"])}
+    assert look_problem("image_prompt", cut) == (
+        "does not carry the look: prompt: no palette; prompt: no lighting; prompt: no camera; "
+        "prompt: names 'The Courier' without its description")
+    assert "off-look" in look_problem("image_prompt", {"prompt": "a map of 1861", "off_look": True})
+    assert look_problem("image_prompt", {"prompt": "a map of 1861"}) is None  # a movie made without a look
+    i2v = {"direction": with_look("slow pan", LOOK), "starting_image_prompt": "The Courier", "look": LOOK}
+    assert look_problem("image_to_video_prompt", i2v).startswith("does not carry the look: starting_image_prompt: no palette")
+
+
+def test_a_generated_look_is_tidied_into_what_the_request_accepts() -> None:
+    raw = {"palette": "red\nblue", "lighting": "x" * 900, "camera": "",
+           "characters": [{"name": "Dr. King: preacher", "description": "a tall man"}, {"name": "dr  king preacher", "description": "dup"}]
+           + [{"name": f"P{i}", "description": "d"} for i in range(20)],
+           "places": [{"name": "|;", "description": "nothing left of the name"}]}
+    look = tidy(raw)
+    assert look["palette"] == "red blue" and len(look["lighting"]) == 500 and look["camera"] == "-"
+    assert look["characters"][0]["name"] == "Dr King preacher" and len(look["characters"]) == 12
+    assert look["places"] == []
+    parse_request({**CIVIL_WAR, "look": as_override(look)})  # valid as the request's look
+
+
+def test_the_users_fields_win_over_the_generated_look() -> None:
+    request = small_request(look={"palette": "black and white", "characters": {"Lincoln": "a tall bearded man"}})
+    look = merged(LOOK, request.look)
+    assert look["palette"] == "black and white" and look["lighting"] == "candle light"
+    assert look["characters"] == [{"name": "Lincoln", "description": "a tall bearded man"}]
+    assert look["places"] == LOOK["places"]
+    assert not request.look.complete and call_group(request, NodeKey("look")) is not None
+    complete = small_request(look=as_override(LOOK))
+    assert complete.look.complete and call_group(complete, NodeKey("look")) is None  # no call: nothing to ask
+
+
+@pytest.mark.parametrize(("look", "problem"), [
+    ({"palette": ""}, "look.palette"),
+    ({"characters": {"Dr. King": "a preacher"}}, "look.characters.Dr. King"),
+    ({"characters": {f"n{i}": "d" for i in range(13)}}, "look.characters"),
+    ({"mood": "sad"}, "look.mood"),
+    ({"lighting": "x" * 501}, "look.lighting"),
+])
+def test_a_bad_look_is_refused_naming_the_field(look: dict, problem: str) -> None:
+    with pytest.raises(RequestError) as e:
+        parse_request({**CIVIL_WAR, "look": look})
+    assert any(p.startswith(problem) for p in e.value.problems), e.value.problems
+
+
+def test_editing_one_field_of_the_look_starts_from_the_look_the_movie_has() -> None:
+    current = small_request()
+    edited = edited_request(current, [parse_assignment("look.palette=ink black #101010, bone #f4f1ea")], look=LOOK)
+    assert edited.look.complete and edited.look.palette == "ink black #101010, bone #f4f1ea"  # '#' is not a comment
+    assert edited.look.characters == {"The Courier": "a young rider in a grey wool coat"} and edited.look.lighting == "candle light"
+    again = edited_request(edited, [("look.characters.Lincoln", "a tall bearded man")], look=merged(LOOK, edited.look))
+    assert again.look.palette == "ink black #101010, bone #f4f1ea" and set(again.look.characters) == {"The Courier", "Lincoln"}
+    with pytest.raises(RequestError, match="look.mood: not an editable path"):
+        edited_request(current, [("look.mood", "sad")], look=LOOK)
+
+
+def test_the_graph_reads_the_look_only_where_shots_carry_it() -> None:
+    request = small_request(duration_seconds=30, segments={"1": {"look": False}, "2": {"use_video": True}})
+    bp = expand(request)
+    look = NodeKey("look")
+    assert bp.nodes[look].deps == (NodeKey("script"),)
+    assert look in bp.nodes[NodeKey("image_prompt", 0, 0)].deps and look in bp.nodes[NodeKey("text_to_video_prompt", 2)].deps
+    assert look not in bp.nodes[NodeKey("image_prompt", 1, 0)].deps  # the off-look segment
+    versions = input_versions(bp, NodeKey("image_prompt", 1, 0), lambda k: "v")
+    assert "look" not in versions and versions["shot_look"]
+    assert "shot_look" not in input_versions(bp, NodeKey("image_prompt", 0, 0), lambda k: "v")  # the default: left out
+    without = expand(small_request(consistent_look=False))
+    assert look not in without.nodes and "LookProducer" not in without.calls(without.nodes)
+
+
+def test_a_request_stored_before_the_look_loads_without_one() -> None:
+    old = b'{"inquiry_prompt": "Tell me about the Civil War", "duration_seconds": 20}'
+    assert _parse_stored(old).consistent_look is False
+    assert _parse_stored(b'{"inquiry_prompt": "Tell me about the Civil War", "consistent_look": true}').consistent_look
+    assert parse_request({"inquiry_prompt": "Tell me about the Civil War"}).consistent_look  # new movies have one
+
+
+def test_the_look_producer_asks_once_and_prompts_carry_what_it_wrote() -> None:
+    fakes = Fakes()
+    request = small_request()
+    ctx = hand_context(request, clients=fakes.clients(), values={NodeKey("script"): SCRIPT_VALUE})
+    look = produce(ctx, NodeKey("look"))
+    assert look.meta["source"] == "generated" and fakes.calls == Counter({"LookProducer": 1})
+    assert "Narration, one line per 10 s segment" in look.prompt and look.value["characters"][0]["name"] == "The Courier"
+
+    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("look"): look.value,
+              NodeKey("segment_narration", 0): {"segment": 0, "text": narration_text(0)}}
+    ctx = hand_context(request, clients=fakes.clients(), values=values)
+    prompt = produce(ctx, NodeKey("image_prompt", 0, 0))
+    assert prompt.value["prompt"] == with_look("seg 0 picture 0", look.value) and prompt.value["shot"] == "seg 0 picture 0"
+    assert "The Courier" in prompt.prompt  # the shot writer is told the recurring names
+
+    request = small_request(segments={"0": {"image_prompts": {"1": "The Courier at the gate"}}})
+    ctx = hand_context(request, clients=fakes.clients(), values=values)
+    overridden = produce(ctx, NodeKey("image_prompt", 0, 1))
+    assert overridden.call is None and overridden.value["shot"] == "The Courier at the gate"
+    assert "a young rider in a grey wool coat" in overridden.value["prompt"]  # a user's shot carries the look too
+
+    off = small_request(segments={"0": {"look": False, "image_prompts": {"1": "a map of 1861"}}})
+    ctx = hand_context(off, clients=fakes.clients(), values=values)
+    assert produce(ctx, NodeKey("image_prompt", 0, 1)).value == {"prompt": "a map of 1861", "shot": "a map of 1861", "off_look": True}
+
+
+def test_the_offline_look_gives_each_style_its_colours_and_a_recurring_cast() -> None:
+    look = offline_text.look("the Civil War", "cinematic")
+    assert _look_colours(with_look("a field", look)) == ((12, 20, 38), (214, 120, 54))  # the cinematic palette's two
+    prompts = offline_text.image_prompts(narration_text(0), "A nation divided.", "cinematic", 3, 0, look)
+    assert prompts[0].startswith("wide establishing shot of The Crossroads, where")
+    assert "The Witness" in prompts[1] and "The Witness" in prompts[2]
+    assert offline_text.image_prompts(narration_text(0), "A nation divided.", "cinematic", 3, 0) == \
+        offline_text.image_prompts(narration_text(0), "A nation divided.", "cinematic", 3, 0, None)
+    assert shot_type(with_look("a field at dusk", look | {"camera": "close-up portraits"})) == shot_type("a field at dusk")
+    recoloured = with_look("a field", look | {"palette": "ink #101010, bone #f4f1ea"})
+    assert draw_picture(recoloured, "cinematic", 320, 180, "x")[0] != draw_picture(with_look("a field", look), "cinematic", 320, 180, "x")[0]
+
+
+def test_a_prompt_rebuilt_with_the_same_question_keeps_its_shot_without_a_call() -> None:
+    """A look edit rebuilds every visual prompt; the LLM is not asked again what it answered before."""
+    fakes = Fakes()
+    request = small_request()
+    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("look"): LOOK,
+              NodeKey("segment_narration", 0): {"segment": 0, "text": narration_text(0)}}
+    first = produce(hand_context(request, clients=fakes.clients(), values=values), NodeKey("image_prompt", 0, 0))
+    assert first.call is not None and first.value["asked"]
+    key = NodeKey("image_prompt", 0, 0)
+    repainted = LOOK | {"palette": "ink black #101010, bone #f4f1ea"}
+    again = hand_context(request, clients=fakes.clients(), values=values | {NodeKey("look"): repainted, key: first.value},
+                         records={key: record(key, "v1")})
+    second = produce(again, key)
+    assert second.call is None and second.meta["answer"] == "asked before" and fakes.calls == Counter({"TextToImagePromptProducer": 1})
+    assert second.value["shot"] == first.value["shot"] and "ink black #101010" in second.value["prompt"]
+    renamed = LOOK | {"characters": [{"name": "The Rider", "description": "a rider"}]}  # a new name: a new question
+    third = hand_context(request, clients=fakes.clients(), values=values | {NodeKey("look"): renamed, key: first.value},
+                         records={key: record(key, "v1")})
+    assert produce(third, key).call is not None and fakes.calls == Counter({"TextToImagePromptProducer": 2})
