@@ -10,11 +10,12 @@ counts exactly the calls the build will make.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, NodeKey
+from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, NodeKey, call_group
 from movie_assets.domain.inputs import changed_inputs, input_versions
 from movie_assets.domain.records import MovieState
 
@@ -37,6 +38,9 @@ class PlanItem:
     cause: str
     producer: str | None
     calls_provider: bool
+    # The estimated price of its call (a call shared by several partitions, e.g. a segment's image prompts,
+    # split among them), at the prices the budget ledger reserves; 0 without a call.
+    cost_usd: float = 0.0
 
 
 @dataclass
@@ -126,10 +130,18 @@ def make_plan(movie: str, blueprint: Blueprint, state: MovieState, code_versions
     why = reasons(blueprint, state, code_versions)
     predicted = predict({k: r for k, (r, _) in why.items()}) if why else Prediction(frozenset(), frozenset(), frozenset(), {})
     kept = [k for k in blueprint.order if k in why and k in predicted.built]
+    group_of = {k: call_group(blueprint.request, k) for k in kept if k in predicted.calling}
+    sharing = Counter(group_of.values())
+    price = {g[0]: estimate_cost({g[0]: 1}) for g in sharing if g is not None}
+
+    def cost(k: NodeKey) -> float:
+        g = group_of.get(k)
+        return round(price[g[0]] / sharing[g], 6) if g is not None else 0.0
+
     items = [
         PlanItem(str(k), k.asset, k.partition_key(movie), why[k][0],
                  why[k][1] + ("; reused: made before from identical inputs" if k in predicted.reused else ""),
-                 ARTIFACTS[k.asset].producer, k in predicted.calling)
+                 ARTIFACTS[k.asset].producer, k in predicted.calling, cost(k))
         for k in kept
     ]
     calls = dict(sorted(predicted.calls.items()))

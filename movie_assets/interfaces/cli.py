@@ -99,8 +99,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"{args.movie}: {len(p.items)} of {p.total_nodes} artifacts to build")
     width = max(len(i.node) for i in p.items)
     for i in p.items:
-        call = "call" if i.calls_provider else "-"
-        print(f"  {i.node:<{width}}  {i.reason:<9} {call:<5} {(i.producer or ''):<27} {i.cause}")
+        call = f"${i.cost_usd:.4f}" if i.cost_usd else ("call" if i.calls_provider else "-")
+        print(f"  {i.node:<{width}}  {i.reason:<9} {call:<7} {(i.producer or ''):<27} {i.cause}")
     print("provider calls:")
     for name, count in p.provider_calls.items():
         print(f"  {name:<28} {count}")

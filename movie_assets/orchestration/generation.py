@@ -289,10 +289,10 @@ PLAN_CHECK = "nothing_to_rebuild"  # the timeline's check that shows what the ne
 def plan_summary(plan: Plan) -> tuple[str, dict[str, Any]]:
     """What the next generate will rebuild, for the Dagster UI: a description and metadata listing
     every partition the plan rebuilds, why, and what it costs (Dagster's own staleness shows one hop)."""
-    rows = [f"| `{i.node}` | {i.reason} | {'call' if i.calls_provider else '-'} | {i.cause[:160].replace('|', '/')} |"
+    rows = [f"| `{i.node}` | {i.reason} | {'call' if i.calls_provider else '-'} | ${i.cost_usd:.4f} | {i.cause[:160].replace('|', '/')} |"
             for i in plan.items[:200]]
     more = f"\n\n…and {len(plan.items) - 200} more" if len(plan.items) > 200 else ""
-    table = "| partition | reason | call | why |\n|---|---|---|---|\n" + "\n".join(rows) + more if rows else "up to date"
+    table = "| partition | reason | call | est. cost | why |\n|---|---|---|---|---|\n" + "\n".join(rows) + more if rows else "up to date"
     calls = sum(plan.provider_calls.values())
     description = (f"{len(plan.items)} partition(s) to rebuild, {calls} provider call(s), estimated "
                    f"${plan.estimated_cost_usd:.4f}: run `moviegen generate {plan.movie}` or launch generate_movie"

@@ -54,6 +54,11 @@ def test_movie_through_openai(home: Path) -> None:
         # Plan: 6 LLM calls (~900 tokens each), 6 landscape images at $0.063 (1536x1024, medium), 3 narrations;
         # music and video offline.
         assert plan["estimated_cost_usd"] == pytest.approx(6 * (600 * 0.15e-6 + 300 * 0.60e-6) + 6 * 0.063 + 3 * 0.15 * 0.012)
+        # Each partition's share: an image's own call, a segment's image prompts splitting their one call.
+        costs = {i["node"]: i["cost_usd"] for i in plan["items"]}
+        assert sum(costs.values()) == pytest.approx(plan["estimated_cost_usd"], abs=1e-5)
+        assert costs["segment_image[00_0]"] == pytest.approx(0.063) and costs["segment_narration[00]"] == 0
+        assert costs["image_prompt[00_0]"] > 0 and costs["image_prompt[00_0]"] == pytest.approx(costs["image_prompt[00_1]"])
         status = json.loads(moviegen(home, env, "status", "cw", "--json").stdout)
         assert status["cost_usd"] == out["cost_usd"] and status["revisions"] == 1
         history = json.loads(moviegen(home, env, "history", "cw", "--json").stdout)
