@@ -185,6 +185,7 @@ class BuildEngine:
         self.cancelled = threading.Event()  # set when the build is stopped: renders in threads stop too
         self.budget, self.fallback, self.dry = budget, fallback, dry
         self.calling: set[NodeKey] = set()  # dry runs: nodes whose build would need a provider call
+        self._failed_calls: set[tuple[str, NodeKey]] = set()  # calls that failed for good (logged once)
         self._damaged_uris = {r.uri for k, r in state.records.items() if k in state.damaged}
 
     def record(self, key: NodeKey) -> ArtifactRecord | None:
@@ -290,6 +291,7 @@ class BuildEngine:
                 if not isinstance(e, ProviderError):
                     log.error("unexpected error building %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
                 info = self._describe(e)
+                self._log_failed_call(key, group, e, str(getattr(ctx.clients.get(group[0]) if group else None, "model", "") or ""))
                 produced = await self._placeholder(ctx, key, group, info) if self.fallback and key.asset in FALLBACK_ASSETS else None
                 if produced is None:
                     self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"])
@@ -453,6 +455,19 @@ class BuildEngine:
             self._values[key] = value
         self.summary.built.append(key)
         return old is None or old.version != version
+
+    def _log_failed_call(self, key: NodeKey, group: tuple[str, NodeKey] | None, e: BaseException, model: str) -> None:
+        """A call that reached its provider and failed for good, with the retries and time it took (for
+        the metrics); not a call refused before it was sent (budget, configuration) or never made."""
+        if (group is None or group in self._failed_calls or not isinstance(e, ProviderError)
+                or e.category in (ErrorCategory.upstream, ErrorCategory.budget, ErrorCategory.configuration, ErrorCategory.storage)):
+            return
+        self._failed_calls.add(group)
+        self.summary.call_log.append({
+            "node": str(key), "producer": group[0], "provider": e.provider, "model": model,
+            "latency_s": round(e.latency_s, 3) if e.latency_s is not None else None, "retries": e.retries,
+            "cost_usd": 0.0, "cached": False, "fallback": False, "failed": True,
+        })
 
     def _log_call(self, key: NodeKey, producer: str, produced: Produced, cached: bool) -> None:
         call = produced.call

@@ -85,6 +85,7 @@ class CallStats:
     """What calls of one route, producer, provider or movie did."""
 
     calls: int = 0  # provider calls made (cache hits are not calls)
+    failed_calls: int = 0  # calls that reached the provider and failed for good (their retries count too)
     cached: int = 0  # nodes the build cache gave back
     fallbacks: int = 0  # nodes whose artifact is an offline placeholder
     retries: int = 0
@@ -94,6 +95,7 @@ class CallStats:
 
     def add(self, other: CallStats) -> None:
         self.calls += other.calls
+        self.failed_calls += other.failed_calls
         self.cached += other.cached
         self.fallbacks += other.fallbacks
         self.retries += other.retries
@@ -103,7 +105,7 @@ class CallStats:
             self.failures[category] = self.failures.get(category, 0) + n
 
     def to_json(self) -> dict[str, Any]:
-        return {"calls": self.calls, "cached": self.cached, "fallbacks": self.fallbacks, "retries": self.retries,
+        return {"calls": self.calls, "failed_calls": self.failed_calls, "cached": self.cached, "fallbacks": self.fallbacks, "retries": self.retries,
                 "cost_usd": round(self.cost_usd, 6), "latency": self.latency.to_json(),
                 "failures": dict(sorted(self.failures.items()))}
 
@@ -187,6 +189,7 @@ class _Call:
     cost_usd: float
     cached: bool
     fallback: bool
+    failed: bool = False
 
 
 def _producer_of(node: str) -> str | None:
@@ -239,7 +242,7 @@ def _parse_call(entry: Any) -> _Call:
     return _Call(node=node, producer=_text(entry, "producer", _producer_label(node)),
                  provider=_text(entry, "provider", UNKNOWN), model=_text(entry, "model", UNKNOWN),
                  latency_s=_number(entry, "latency_s", None), retries=int(retries), cost_usd=cost,
-                 cached=_flag(entry, "cached"), fallback=_flag(entry, "fallback"))
+                 cached=_flag(entry, "cached"), fallback=_flag(entry, "fallback"), failed=_flag(entry, "failed"))
 
 
 def _strings(value: Any, what: str) -> list[str]:
@@ -288,7 +291,10 @@ def _add_report(m: MovieMetrics, report: RunReport, calls: list[_Call]) -> None:
         if call.cached:
             stats.cached += 1
             continue
-        stats.calls += 1
+        if call.failed:
+            stats.failed_calls += 1
+        else:
+            stats.calls += 1
         stats.retries += call.retries
         stats.cost_usd += call.cost_usd
         if call.latency_s is not None:
@@ -395,8 +401,13 @@ class _Collector:
                        (([m.movie, p], s.cached) for m in ms for p, s in m.by_producer.items() if s.cached))
         yield _counter("moviegen_fallbacks", "Nodes whose artifact is an offline placeholder", ["movie", "producer"],
                        (([m.movie, p], s.fallbacks) for m in ms for p, s in m.by_producer.items() if s.fallbacks))
-        yield _counter("moviegen_call_retries", "Retries of provider calls", ["movie", "producer", "provider"],
-                       (([m.movie, *k], s.retries) for m in ms for k, s in m.by_producer_provider.items() if s.calls))
+        yield _counter("moviegen_failed_calls", "Provider calls that failed for good (after their retries)",
+                       ["movie", "producer", "provider"],
+                       (([m.movie, *k], s.failed_calls) for m in ms for k, s in m.by_producer_provider.items() if s.failed_calls))
+        yield _counter("moviegen_call_retries", "Retries of provider calls, of those that failed for good too",
+                       ["movie", "producer", "provider"],
+                       (([m.movie, *k], s.retries) for m in ms for k, s in m.by_producer_provider.items()
+                        if s.calls or s.failed_calls))
         yield _counter("moviegen_provider_cost_usd", "What provider calls cost (cache hits cost nothing)",
                        ["movie", "provider"],
                        (([m.movie, p], s.cost_usd) for m in ms for p, s in m.by_provider.items() if s.calls or s.cost_usd),

@@ -64,7 +64,11 @@ class ProviderError(Exception):
     """A provider call failed. ``category`` says what kind of failure it is, ``retryable`` whether
     trying again later can succeed (by default: rate limits and outages only), ``suggestion`` the one
     thing to do about it. ``str(e)`` is the message alone, secrets redacted (runtime/secrets.py): it
-    often quotes a provider's answer, which may echo the key."""
+    often quotes a provider's answer, which may echo the key. ``retries`` and ``latency_s``: what the
+    call that failed for good cost in attempts and time, when a client knows (for the metrics)."""
+
+    retries: int = 0
+    latency_s: float | None = None
 
     def __init__(self, message: str, *, provider: str, retryable: bool | None = None,
                  category: ErrorCategory = ErrorCategory.outage, suggestion: str | None = None):

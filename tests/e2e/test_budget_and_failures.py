@@ -369,6 +369,12 @@ def test_each_failure_class_has_its_category_and_suggestion(home: Path, tmp_path
         assert out["provider_calls"] == {}  # only the four faults were tried again, and failed again
         assert Counter(shots(server)) == {"00_0": 3, "00_1": 3, "01_0": 3, "01_1": 6, "02_0": 1, "02_1": 1}
 
+        # Metrics count the calls that failed for good, and their retries: 4 per generate, the outage retried once.
+        metrics = json.loads(moviegen(home, cli_env, "status", "f", "--json").stdout)["metrics"]["producers"]["TextToImageProducer"]
+        assert metrics["failed_calls"] == 12 and metrics["retries"] == 3 and metrics["calls"] == 2, metrics
+        scrape = moviegen(home, cli_env, "metrics", "f").stdout
+        assert 'moviegen_failed_calls_total{movie="f",producer="TextToImageProducer",provider="openai"} 12.0' in scrape, scrape
+
         # Each suggestion as printed, with the movie's id in place of the word ID (and only there: the quota
         # suggestion names MOVIEGEN_PROVIDERS).
         assert with_suggestion == {node: re.sub(r"\bID\b", "f", s) for node, s in suggestions.items()}

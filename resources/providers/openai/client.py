@@ -84,7 +84,9 @@ class OpenAISession:
         except openai.OpenAIError as e:
             # Not chained: the SDK error's text is the raw answer (which may echo the key), and a chained
             # cause is kept in tracebacks and by Dagster. The ProviderError's message is redacted.
-            raise map_error(e, retries=getattr(e, "retries", 0)) from None
+            error = map_error(e, retries=getattr(e, "retries", 0))
+            error.retries, error.latency_s = getattr(e, "retries", 0), time.monotonic() - started
+            raise error from None
         return response, CallTrace(time.monotonic() - started, retries)
 
 

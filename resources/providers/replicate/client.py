@@ -115,7 +115,9 @@ class ReplicateSession:
         # Not chained: the SDK error's text is the raw answer (which may echo the token), and a chained
         # cause is kept in tracebacks and by Dagster. The ProviderError's message is redacted.
         except ReplicateError as e:
-            raise _map_error(e, model, getattr(e, "retries", 0)) from None
+            error = _map_error(e, model, getattr(e, "retries", 0))
+            error.retries = getattr(e, "retries", 0)
+            raise error from None
         except httpx.TransportError as e:
             raise ProviderError(f"cannot reach Replicate: {e}", provider=PROVIDER, category=ErrorCategory.outage) from None
         if prediction.status == "failed":
