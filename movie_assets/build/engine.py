@@ -334,6 +334,7 @@ class BuildEngine:
                 "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
                 "words": produced.meta.get("words"), "fallback": True if placeholder else None,
                 "fallback_for": produced.meta.get("fallback_for"), "fallback_category": produced.meta.get("fallback_category"),
+                "asked": produced.meta.get("asked"),
             }.items() if v is not None}
             record = ArtifactRecord(key, version, uri, 0, "", time.time(), meta, consumed, ARTIFACT_CODE_VERSIONS[key.asset])
             self._new[key] = record

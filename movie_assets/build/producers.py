@@ -62,12 +62,21 @@ async def _look(ctx: ProduceContext, key: NodeKey) -> Produced:
         return Produced.json(looks.merged(None, r.look), source="override")
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.LOOK.render(script["title"], script["summary"], r.image_style.value, script["narration"])
+    source = "edited" if r.look else "generated"
+    # The look as written for this very question is kept beside the user's fields: an edit of one field
+    # rebuilds the look without asking again, and only a new question (a new script or style) asks again.
+    asked = _question(key, prompt)
+    before = await _answered(ctx, key, asked, "generated")
+    if before is not None and isinstance(before["generated"], dict):
+        generated = before["generated"]
+        return Produced.json(looks.merged(generated, r.look) | {"generated": generated}, None, prompt,
+                             source=source, answer="asked before", asked=asked)
     result = await ctx.llm("LookProducer").generate("look", prompt, Look, {
         "title": script["title"], "summary": script["summary"], "style": r.image_style.value,
         "topic": topic_of(r.inquiry_prompt), "narration": script["narration"],
     })
     generated = looks.tidy(result.value.model_dump())
-    return Produced.json(looks.merged(generated, r.look), result.call, prompt, source="edited" if r.look else "generated")
+    return Produced.json(looks.merged(generated, r.look) | {"generated": generated}, result.call, prompt, source=source, asked=asked)
 
 
 async def _look_of(ctx: ProduceContext, segment: int) -> dict[str, Any] | None:
@@ -75,16 +84,20 @@ async def _look_of(ctx: ProduceContext, segment: int) -> dict[str, Any] | None:
     return await ctx.load_value(NodeKey("look")) if ctx.request.carries_look(segment) else None
 
 
-def _shot(text: str, look: dict[str, Any] | None, off_look: bool, asked: str | None = None) -> dict[str, Any]:
+def _shot(text: str, look: dict[str, Any] | None, off_look: bool) -> dict[str, Any]:
     """A visual prompt's value: the prompt with the look (and the shot and look it was made from), or the
-    shot as written for an off-look segment; ``asked``: the question the shot answers (generated shots).
-    A movie made without a look keeps the value it always had: the prompt alone."""
-    extra = {"asked": asked} if asked else {}
+    shot as written for an off-look segment. A movie made without a look keeps the value it always had:
+    the prompt alone."""
     if look is not None:
-        return {"prompt": looks.with_look(text, look), "shot": text, "look": looks.carried(text, look), **extra}
+        return {"prompt": looks.with_look(text, look), "shot": text, "look": looks.carried(text, look)}
     if off_look:
-        return {"prompt": text, "shot": text, "off_look": True, **extra}
+        return {"prompt": text, "shot": text, "off_look": True}
     return {"prompt": text}
+
+
+def _asked(asked: str | None) -> dict[str, str]:
+    """The question as metadata (only where a shot is kept for reuse: a movie with a look)."""
+    return {"asked": asked} if asked else {}
 
 
 def _question(key: NodeKey, question: str) -> str:
@@ -93,17 +106,28 @@ def _question(key: NodeKey, question: str) -> str:
     return hashlib.sha256(f"{ARTIFACT_CODE_VERSIONS[key.asset]}\n{question}".encode()).hexdigest()[:24]
 
 
-async def _answered(ctx: ProduceContext, key: NodeKey, asked: str) -> dict[str, Any] | None:
-    """The node's current value when it answers this very question (None: it does not, or there is none).
-    A look edit rebuilds every visual prompt, but asks the LLM nothing it asked before: the same shot
-    comes back with the new look, so the shots stay as they were and only the look changes."""
+async def _previous(ctx: ProduceContext, key: NodeKey) -> dict[str, Any] | None:
+    """The node's current value (None: not built, or unreadable)."""
     if ctx.load_record(key) is None:
         return None
     try:
         value = await ctx.load_value(key)
     except Exception:  # noqa: BLE001 - unreadable: asked again
         return None
-    return value if isinstance(value, dict) and value.get("asked") == asked and "shot" in value else None
+    return value if isinstance(value, dict) else None
+
+
+async def _answered(ctx: ProduceContext, key: NodeKey, asked: str, field: str = "shot") -> dict[str, Any] | None:
+    """The node's current value when it answers this very question (its metadata's ``asked``; None: it
+    does not, or there is none). A look edit rebuilds every visual prompt, but asks the LLM nothing it
+    asked before: the same shot comes back with the new look, so the shots stay as they were and only
+    the look changes. (The question is metadata, not content: a new question with the same answer
+    changes nothing below.)"""
+    record = ctx.load_record(key)
+    if record is None or record.metadata.get("asked") != asked:
+        return None
+    value = await _previous(ctx, key)
+    return value if value is not None and field in value else None
 
 
 async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -153,7 +177,7 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     prompt = prompts.IMAGE_PROMPTS.render(narration, script["summary"], r.image_style.value, r.images_per_segment, look)
     asked = _question(key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None:
-        return Produced.json(_shot(before["shot"], look, off_look, asked), None, prompt, source="generated", answer="asked before")
+        return Produced.json(_shot(before["shot"], look, off_look), None, prompt, source="generated", answer="asked before", asked=asked)
 
     async def call() -> Any:
         return await ctx.llm("TextToImagePromptProducer").generate("image_prompts", prompt, ImagePrompts, {
@@ -165,7 +189,7 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     generated = result.value.prompts
     if len(generated) <= key.image:
         raise ProviderError(f"the LLM wrote {len(generated)} image prompts, expected {r.images_per_segment}", provider=result.call.provider)
-    return Produced.json(_shot(generated[key.image], look, off_look, asked), result.call, prompt, source="generated")
+    return Produced.json(_shot(generated[key.image], look, off_look), result.call, prompt, source="generated", **_asked(asked))
 
 
 def _label(ctx: ProduceContext, key: NodeKey) -> str:
@@ -194,17 +218,17 @@ async def _t2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     prompt = prompts.TEXT_TO_VIDEO.render(narration, script["summary"], r.image_style.value, look)
     asked = _question(key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None:
-        return Produced.json(_direction(before["shot"], look, off_look, asked), None, prompt, source="generated", answer="asked before")
+        return Produced.json(_direction(before["shot"], look, off_look), None, prompt, source="generated", answer="asked before", asked=asked)
     result = await ctx.llm("TextToVideoPromptProducer").generate("text_to_video_prompt", prompt, DirectionPrompt, {
         "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment, "look": look,
     })
-    return Produced.json(_direction(result.value.direction, look, off_look, asked), result.call, prompt,  # type: ignore[attr-defined]
-                         source="generated")
+    return Produced.json(_direction(result.value.direction, look, off_look), result.call, prompt,  # type: ignore[attr-defined]
+                         source="generated", **_asked(asked))
 
 
-def _direction(text: str, look: dict[str, Any] | None, off_look: bool, asked: str | None = None) -> dict[str, Any]:
+def _direction(text: str, look: dict[str, Any] | None, off_look: bool) -> dict[str, Any]:
     """A text-to-video prompt's value: ``direction`` is what the video provider gets (with the look)."""
-    value = _shot(text, look, off_look, asked)
+    value = _shot(text, look, off_look)
     return {"direction": value.pop("prompt"), **value}
 
 
@@ -230,25 +254,24 @@ async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     asked = _question(key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None and "direction_shot" in before:
         return Produced.json(_i2v(o.movie_direction_prompt or before["direction_shot"], o.starting_image_prompt or before["shot"],
-                                  look, off_look, asked), None, prompt, source="generated", answer="asked before")
+                                  look, off_look), None, prompt, source="generated", answer="asked before", asked=asked)
     result = await ctx.llm("ImageToVideoPromptProducer").generate("image_to_video_prompt", prompt, ImageToVideoPrompts, {
         "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment, "look": look,
     })
     v: ImageToVideoPrompts = result.value  # type: ignore[assignment]
-    return Produced.json(_i2v(o.movie_direction_prompt or v.direction, o.starting_image_prompt or v.starting_image_prompt, look, off_look,
-                              asked), result.call, prompt, source="generated")
+    return Produced.json(_i2v(o.movie_direction_prompt or v.direction, o.starting_image_prompt or v.starting_image_prompt, look, off_look),
+                         result.call, prompt, source="generated", **_asked(asked))
 
 
-def _i2v(direction: str, starting: str, look: dict[str, Any] | None, off_look: bool, asked: str | None = None) -> dict[str, Any]:
+def _i2v(direction: str, starting: str, look: dict[str, Any] | None, off_look: bool) -> dict[str, Any]:
     """An image-to-video prompt's value: the direction and the starting image prompt, each with the look
     (the shots they were made from kept beside them when the movie has a look)."""
-    extra = {"asked": asked} if asked else {}
     if look is not None:
         return {"direction": looks.with_look(direction, look), "starting_image_prompt": looks.with_look(starting, look),
-                "shot": starting, "direction_shot": direction, "look": looks.carried(f"{starting} {direction}", look), **extra}
+                "shot": starting, "direction_shot": direction, "look": looks.carried(f"{starting} {direction}", look)}
     if off_look:
         return {"direction": direction, "starting_image_prompt": starting, "shot": starting, "direction_shot": direction,
-                "off_look": True, **extra}
+                "off_look": True}
     return {"direction": direction, "starting_image_prompt": starting}
 
 

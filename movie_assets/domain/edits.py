@@ -68,8 +68,8 @@ def _check_path(path: str) -> list[str]:
 
 
 def touches_look(edits: list[tuple[str, Any]]) -> bool:
-    """Whether these edits change a field of the look (they start from the look the movie has)."""
-    return any(path.startswith("look.") for path, _ in edits)
+    """Whether these edits change the look's cast (they start from the cast the movie has)."""
+    return any(path.startswith(("look.characters.", "look.places.")) for path, _ in edits)
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -155,13 +155,19 @@ def diff(old: MovieRequest, new: MovieRequest) -> list[Change]:
 
 def edited_request(current: MovieRequest, edits: list[tuple[str, Any]], look: dict[str, Any] | None = None) -> MovieRequest:
     """The request after these edits, validated like a new one; a bad edit raises RequestError. ``look``:
-    the look the movie has now; an edit of one of its fields starts from it (so the edited look is
-    complete and the rest of it stays as it is)."""
+    the look the movie has now; an edit of one recurring character or place starts from its cast (the
+    others stay as they are)."""
     if not edits:
         raise RequestError(["edit: nothing to change; give --set PATH=VALUE, --unset PATH or --file EDITS.yaml"])
     document = plain_document(current)
-    if look is not None and touches_look(edits):
-        document["look"] = as_override(look) | document.get("look", {})
+    if look is not None:
+        # An edit of one recurring character (or place) starts from the cast the movie has, so the others stay;
+        # palette, lighting and camera are edited one field at a time over the generated look.
+        own = document.setdefault("look", {})
+        for kind in {path.split(".")[1] for path, _ in edits if path.startswith(("look.characters.", "look.places."))}:
+            own.setdefault(kind, as_override(look)[kind])
+        if not own:
+            document.pop("look")
     try:
         return parse_request(apply_edits(document, edits))
     except RequestError as e:

@@ -465,7 +465,7 @@ def cmd_takes(args: argparse.Namespace) -> int:
     for e in t.takes:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.made_at)) if e.made_at else "?"
         mark = "*" if e.current else " "
-        note = "current" if e.current else ("pick: free" if e.free else "other inputs (an earlier prompt)")
+        note = "current" if e.current else ("pick: free" if e.free else "made from other inputs (an earlier prompt, or take of what it reads)")
         print(f" {mark} take {e.take:<3} {when}  {e.made_by or '?':<36} {_where(store, e.uri)}  {note}")
     return 0
 
@@ -477,7 +477,7 @@ def cmd_look(args: argparse.Namespace) -> int:
         _print_json(v.to_json())
         return 0
     if not v.enabled:
-        print(f"{v.movie}: no look (made before movies had one); turn it on with "
+        print(f"{v.movie}: no look (consistent_look is false: set so, or made before movies had one); turn it on with "
               f"`moviegen edit {v.movie} --set consistent_look=true` (the visual prompts and pictures are rebuilt)")
         return 0
     if v.look is None:
@@ -651,6 +651,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the output was piped into a reader that stopped (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+        return 0
     except (RequestError, MovieNotFound, FileNotFoundError, ValueError) as e:
         print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
         return EXIT_INVALID

@@ -23,7 +23,7 @@ from movie_assets.build.budget import Budget, caps_for
 from movie_assets.build.checks import problem
 from movie_assets.build.engine import BuildEngine, Built, Failed, Logged, Skipped
 from movie_assets.build.progress import notify
-from movie_assets.domain.blueprint import ARTIFACTS, Level, NodeKey
+from movie_assets.domain.blueprint import ARTIFACTS, OPTIONAL_READS, Level, NodeKey
 from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Reason
 from movie_assets.orchestration import events
@@ -188,8 +188,14 @@ def _provenance_tags(spec: dg.AssetSpec, version: str, cursor: int, consumed: di
     for dep in spec.deps:
         name = dep.asset_key.to_user_string()
         tags[f"{INPUT_VERSION_TAG}{name}"] = consumed.get(name, "none")
-        tags[f"dagster/input_event_pointer/{name}"] = str(cursor)
+        # An artifact this partition does not read (the look, for an off-look segment or a movie made without
+        # one): a pointer past any record, so no change of it makes this partition stale in the UI either.
+        unread = name not in consumed and name in OPTIONAL_READS and name in ARTIFACTS
+        tags[f"dagster/input_event_pointer/{name}"] = str(UNREAD_POINTER if unread else cursor)
     return tags
+
+
+UNREAD_POINTER = 2**62
 
 
 def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: dict[NodeKey, str],

@@ -101,6 +101,28 @@ def test_edit_rebuilds_exactly_what_depends_on_it(instance: dg.DagsterInstance, 
     assert stale_nodes(instance, movie, blueprint.nodes) == []  # Dagster agrees: everything is fresh
 
 
+def test_look_edits_keep_the_users_fields_and_never_stale_an_off_look_segment(instance: dg.DagsterInstance, store,
+                                                                              movie: str) -> None:
+    api.edit(instance, store, movie, [("segments.1.look", False)])
+    assert api.generate(instance, store, movie).success
+    # A palette edit: the look is rebuilt without a call and keeps every other generated field.
+    api.edit(instance, store, movie, [("look.palette", "ink black #101010, bone white #f4f1ea")])
+    blueprint = expand(load_movie_request(store, movie))
+    stale = set(stale_nodes(instance, movie, blueprint.nodes))
+    assert NodeKey("look") in stale and not {k for k in stale if k.segment == 1}  # the off-look prompts read no look
+    result = api.generate(instance, store, movie)
+    assert result.success and "LookProducer" not in result.provider_calls and not {k for k in result.built if "[01" in k}
+    assert stale_nodes(instance, movie, blueprint.nodes) == []  # Dagster agrees, the off-look segment included
+    look = api.look(instance, store, movie)
+    assert look.edited == ["palette"] and look.look["lighting"] == look.look["generated"]["lighting"]
+    # A new style asks for a new look; the user's palette stays.
+    api.edit(instance, store, movie, [("image_style", "watercolor")])
+    assert api.plan(instance, store, movie).provider_calls["LookProducer"] == 1
+    assert api.generate(instance, store, movie).success
+    restyled = api.look(instance, store, movie).look
+    assert restyled["palette"] == "ink black #101010, bone white #f4f1ea" and restyled["lighting"] != look.look["lighting"]
+
+
 def test_staleness_after_an_edit_is_exactly_the_direct_dependents(instance: dg.DagsterInstance, store, movie: str) -> None:
     api.edit(instance, store, movie, [("voice_id", "onyx"), ("segments.0.image_prompts.0", "a map of 1861")])
     blueprint = expand(load_movie_request(store, movie))

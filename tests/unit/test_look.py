@@ -12,7 +12,7 @@ import pytest
 from movie_assets.build.checks import look_problem
 from movie_assets.build.producers import PRODUCE
 from movie_assets.domain.blueprint import NodeKey, call_group, expand
-from movie_assets.domain.edits import edited_request, parse_assignment
+from movie_assets.domain.edits import UNSET, edited_request, parse_assignment
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.look import LOOK_MARK, as_override, look_problems, merged, shot_of, tidy, with_look
 from movie_assets.domain.request import RequestError, parse_request
@@ -103,13 +103,16 @@ def test_a_bad_look_is_refused_naming_the_field(look: dict, problem: str) -> Non
     assert any(p.startswith(problem) for p in e.value.problems), e.value.problems
 
 
-def test_editing_one_field_of_the_look_starts_from_the_look_the_movie_has() -> None:
+def test_an_edit_keeps_only_what_the_user_changed_and_a_cast_edit_starts_from_the_cast() -> None:
     current = small_request()
     edited = edited_request(current, [parse_assignment("look.palette=ink black #101010, bone #f4f1ea")], look=LOOK)
-    assert edited.look.complete and edited.look.palette == "ink black #101010, bone #f4f1ea"  # '#' is not a comment
-    assert edited.look.characters == {"The Courier": "a young rider in a grey wool coat"} and edited.look.lighting == "candle light"
+    assert edited.look.palette == "ink black #101010, bone #f4f1ea"  # '#' is not a comment
+    assert edited.look.lighting is None and edited.look.characters is None  # the rest stays the generated look's
     again = edited_request(edited, [("look.characters.Lincoln", "a tall bearded man")], look=merged(LOOK, edited.look))
     assert again.look.palette == "ink black #101010, bone #f4f1ea" and set(again.look.characters) == {"The Courier", "Lincoln"}
+    assert again.look.places is None  # only the kind edited is copied
+    dropped = edited_request(again, [("look.characters.The Courier", UNSET)], look=merged(LOOK, again.look))
+    assert set(dropped.look.characters) == {"Lincoln"}
     with pytest.raises(RequestError, match="look.mood: not an editable path"):
         edited_request(current, [("look.mood", "sad")], look=LOOK)
 
@@ -181,15 +184,30 @@ def test_a_prompt_rebuilt_with_the_same_question_keeps_its_shot_without_a_call()
     values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("look"): LOOK,
               NodeKey("segment_narration", 0): {"segment": 0, "text": narration_text(0)}}
     first = produce(hand_context(request, clients=fakes.clients(), values=values), NodeKey("image_prompt", 0, 0))
-    assert first.call is not None and first.value["asked"]
+    assert first.call is not None and first.meta["asked"] and "asked" not in first.value  # metadata, not content
     key = NodeKey("image_prompt", 0, 0)
     repainted = LOOK | {"palette": "ink black #101010, bone #f4f1ea"}
     again = hand_context(request, clients=fakes.clients(), values=values | {NodeKey("look"): repainted, key: first.value},
-                         records={key: record(key, "v1")})
+                         records={key: record(key, "v1", asked=first.meta["asked"])})
     second = produce(again, key)
     assert second.call is None and second.meta["answer"] == "asked before" and fakes.calls == Counter({"TextToImagePromptProducer": 1})
     assert second.value["shot"] == first.value["shot"] and "ink black #101010" in second.value["prompt"]
     renamed = LOOK | {"characters": [{"name": "The Rider", "description": "a rider"}]}  # a new name: a new question
     third = hand_context(request, clients=fakes.clients(), values=values | {NodeKey("look"): renamed, key: first.value},
-                         records={key: record(key, "v1")})
+                         records={key: record(key, "v1", asked=first.meta["asked"])})
     assert produce(third, key).call is not None and fakes.calls == Counter({"TextToImagePromptProducer": 2})
+
+
+def test_a_look_edit_reuses_the_look_written_for_the_same_question() -> None:
+    fakes = Fakes()
+    values = {NodeKey("script"): SCRIPT_VALUE}
+    first = produce(hand_context(small_request(), clients=fakes.clients(), values=values), NodeKey("look"))
+    assert first.call is not None and first.value["generated"]["palette"] == "oxblood #6b1f1f, parchment #efe6d2"
+    key = NodeKey("look")
+    edited = small_request(look={"lighting": "hard noon sun"})
+    again = produce(hand_context(edited, clients=fakes.clients(), values=values | {key: first.value}, records={key: record(key, "v1", asked=first.meta["asked"])}), key)
+    assert again.call is None and fakes.calls == Counter({"LookProducer": 1})  # not asked again
+    assert again.value["lighting"] == "hard noon sun" and again.value["palette"] == first.value["palette"]
+    restyled = small_request(look={"lighting": "hard noon sun"}, image_style="watercolor")  # a new question
+    third = produce(hand_context(restyled, clients=fakes.clients(), values=values | {key: first.value}, records={key: record(key, "v1", asked=first.meta["asked"])}), key)
+    assert third.call is not None and third.value["lighting"] == "hard noon sun"  # the user's field stays
