@@ -80,6 +80,8 @@ class ProduceContext:
     # {"message", "category", "suggestion"} of a node that failed (None: it did not).
     failure_info: Callable[[NodeKey], dict[str, str] | None] = lambda key: None
     placeholder: bool = False  # producing an offline placeholder for a partition whose provider failed
+    # The bytes of one version of a node's picture (a pinned reference, whatever the node's latest version).
+    load_version: Callable[[NodeKey, str], Awaitable[bytes]] | None = None
     _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -218,6 +218,10 @@ class BuildEngine:
                                 retryable=True)
         return await asyncio.to_thread(self.store.read, rec.uri)
 
+    async def _version_bytes(self, key: NodeKey, version: str) -> bytes:
+        """One version of a node's picture, at its content-addressed path (a reference the user approved)."""
+        return await asyncio.to_thread(self.store.read, artifact_path(self.movie, key.asset, key.partition_suffix, version, "png"))
+
     async def _value(self, key: NodeKey) -> Any:
         if key not in self._values:
             self._values[key] = json.loads(await self._bytes(key))
@@ -242,7 +246,7 @@ class BuildEngine:
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
             limit=lambda producer: limits[PRODUCERS[producer].kind], media_path=self._media_path, local=local,
             note=lambda key, message: self.emit(Logged(key, message)), cancelled=self.cancelled,
-            charge=charge, failure_info=self.failure_info,
+            charge=charge, failure_info=self.failure_info, load_version=self._version_bytes,
         )
         done: dict[NodeKey, asyncio.Future[bool]] = {k: asyncio.get_running_loop().create_future() for k in targets}
 

@@ -84,12 +84,21 @@ async def _look_of(ctx: ProduceContext, segment: int) -> dict[str, Any] | None:
     return await ctx.load_value(NodeKey("look")) if ctx.request.carries_look(segment) else None
 
 
-def _shot(text: str, look: dict[str, Any] | None, off_look: bool) -> dict[str, Any]:
-    """A visual prompt's value: the prompt with the look (and the shot and look it was made from), or the
+def _carried(text: str, look: dict[str, Any], picture: NodeKey | None) -> dict[str, Any]:
+    """What of the look a shot carries. Reference pictures only for a shot that becomes a picture
+    (``picture``; a text-to-video clip takes none), and never its own (approving a picture leaves its own
+    prompt, and so the picture, as they are)."""
+    carried = looks.carried(text, look)
+    references = [r for r in carried.pop("references", []) if picture is not None and r["node"] != str(picture)]
+    return carried | ({"references": references} if references else {})
+
+
+def _shot(text: str, look: dict[str, Any] | None, off_look: bool, picture: NodeKey | None) -> dict[str, Any]:
+    """A visual prompt's value: the prompt with the look (and the shot and the look it carries), or the
     shot as written for an off-look segment. A movie made without a look keeps the value it always had:
-    the prompt alone."""
+    the prompt alone. ``picture``: the node made from it."""
     if look is not None:
-        return {"prompt": looks.with_look(text, look), "shot": text, "look": looks.carried(text, look)}
+        return {"prompt": looks.with_look(text, look), "shot": text, "look": _carried(text, look, picture)}
     if off_look:
         return {"prompt": text, "shot": text, "off_look": True}
     return {"prompt": text}
@@ -171,13 +180,13 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     look, off_look = await _look_of(ctx, key.segment), r.consistent_look and not r.carries_look(key.segment)
     override = r.overrides(key.segment).image_prompts.get(key.image)
     if override:
-        return Produced.json(_shot(override, look, off_look), source="override")
+        return Produced.json(_shot(override, look, off_look, NodeKey("segment_image", key.segment, key.image)), source="override")
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.IMAGE_PROMPTS.render(narration, script["summary"], r.image_style.value, r.images_per_segment, look)
     asked = _question(key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None:
-        return Produced.json(_shot(before["shot"], look, off_look), None, prompt, source="generated", answer="asked before", asked=asked)
+        return Produced.json(_shot(before["shot"], look, off_look, NodeKey("segment_image", key.segment, key.image)), None, prompt, source="generated", answer="asked before", asked=asked)
 
     async def call() -> Any:
         return await ctx.llm("TextToImagePromptProducer").generate("image_prompts", prompt, ImagePrompts, {
@@ -189,7 +198,7 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     generated = result.value.prompts
     if len(generated) <= key.image:
         raise ProviderError(f"the LLM wrote {len(generated)} image prompts, expected {r.images_per_segment}", provider=result.call.provider)
-    return Produced.json(_shot(generated[key.image], look, off_look), result.call, prompt, source="generated", **_asked(asked))
+    return Produced.json(_shot(generated[key.image], look, off_look, NodeKey("segment_image", key.segment, key.image)), result.call, prompt, source="generated", **_asked(asked))
 
 
 def _label(ctx: ProduceContext, key: NodeKey) -> str:
@@ -197,12 +206,22 @@ def _label(ctx: ProduceContext, key: NodeKey) -> str:
     return label + (" · placeholder" if ctx.placeholder else "")
 
 
+async def _references(ctx: ProduceContext, key: NodeKey, value: dict[str, Any]) -> dict[str, Any]:
+    """The approved reference pictures of the recurring characters and places this shot names (its prompt
+    carries them), as the images provider's ``references``; none for the approved picture itself."""
+    pinned = [r for r in (value.get("look") or {}).get("references", []) if r["node"] != str(key)]
+    if not pinned or ctx.load_version is None:
+        return {}
+    return {"references": [await ctx.load_version(NodeKey.parse(r["node"]), r["version"]) for r in pinned]}
+
+
 async def _segment_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
-    prompt = (await ctx.load_value(NodeKey("image_prompt", key.segment, key.image)))["prompt"]
+    value = await ctx.load_value(NodeKey("image_prompt", key.segment, key.image))
+    prompt = value["prompt"]
     w, h = r.frame
     media = await ctx.images("TextToImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key),
-                                                             **_seed(ctx, key))
+                                                             **_seed(ctx, key), **await _references(ctx, key, value))
     return Produced.media(media, prompt, **_take(ctx, key))
 
 
@@ -228,7 +247,7 @@ async def _t2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 def _direction(text: str, look: dict[str, Any] | None, off_look: bool) -> dict[str, Any]:
     """A text-to-video prompt's value: ``direction`` is what the video provider gets (with the look)."""
-    value = _shot(text, look, off_look)
+    value = _shot(text, look, off_look, None)  # a text-to-video clip takes no reference picture
     return {"direction": value.pop("prompt"), **value}
 
 
@@ -247,28 +266,30 @@ async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     look, off_look = await _look_of(ctx, key.segment), r.consistent_look and not r.carries_look(key.segment)
     o = r.overrides(key.segment)
     if o.movie_direction_prompt and o.starting_image_prompt:
-        return Produced.json(_i2v(o.movie_direction_prompt, o.starting_image_prompt, look, off_look), source="override")
+        return Produced.json(_i2v(o.movie_direction_prompt, o.starting_image_prompt, look, off_look, NodeKey("starting_image", key.segment)),
+                             source="override")
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.IMAGE_TO_VIDEO.render(narration, script["summary"], r.image_style.value, look)
     asked = _question(key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None and "direction_shot" in before:
         return Produced.json(_i2v(o.movie_direction_prompt or before["direction_shot"], o.starting_image_prompt or before["shot"],
-                                  look, off_look), None, prompt, source="generated", answer="asked before", asked=asked)
+                                  look, off_look, NodeKey("starting_image", key.segment)), None, prompt, source="generated", answer="asked before", asked=asked)
     result = await ctx.llm("ImageToVideoPromptProducer").generate("image_to_video_prompt", prompt, ImageToVideoPrompts, {
         "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment, "look": look,
     })
     v: ImageToVideoPrompts = result.value  # type: ignore[assignment]
-    return Produced.json(_i2v(o.movie_direction_prompt or v.direction, o.starting_image_prompt or v.starting_image_prompt, look, off_look),
+    return Produced.json(_i2v(o.movie_direction_prompt or v.direction, o.starting_image_prompt or v.starting_image_prompt, look, off_look,
+                              NodeKey("starting_image", key.segment)),
                          result.call, prompt, source="generated", **_asked(asked))
 
 
-def _i2v(direction: str, starting: str, look: dict[str, Any] | None, off_look: bool) -> dict[str, Any]:
+def _i2v(direction: str, starting: str, look: dict[str, Any] | None, off_look: bool, picture: NodeKey) -> dict[str, Any]:
     """An image-to-video prompt's value: the direction and the starting image prompt, each with the look
     (the shots they were made from kept beside them when the movie has a look)."""
     if look is not None:
         return {"direction": looks.with_look(direction, look), "starting_image_prompt": looks.with_look(starting, look),
-                "shot": starting, "direction_shot": direction, "look": looks.carried(f"{starting} {direction}", look)}
+                "shot": starting, "direction_shot": direction, "look": _carried(f"{starting} {direction}", look, picture)}
     if off_look:
         return {"direction": direction, "starting_image_prompt": starting, "shot": starting, "direction_shot": direction,
                 "off_look": True}
@@ -277,10 +298,11 @@ def _i2v(direction: str, starting: str, look: dict[str, Any] | None, off_look: b
 
 async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
-    prompt = (await ctx.load_value(NodeKey("image_to_video_prompt", key.segment)))["starting_image_prompt"]
+    value = await ctx.load_value(NodeKey("image_to_video_prompt", key.segment))
+    prompt = value["starting_image_prompt"]
     w, h = r.frame
     media = await ctx.images("StartingImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key) + " · start",
-                                                               **_seed(ctx, key))
+                                                               **_seed(ctx, key), **await _references(ctx, key, value))
     return Produced.media(media, prompt, **_take(ctx, key))
 
 

@@ -45,7 +45,7 @@ class Change:
 
 _PER_IMAGE = {"image_prompts", "image_takes"}  # segments.<i>.<field>.<j>
 _LOOK_FIELDS = set(LookOverride.model_fields)
-_LOOK_NAMED = {"characters", "places"}  # look.<kind>.<name>
+_LOOK_NAMED = {"characters", "places", "references"}  # look.<kind>.<name>
 
 
 def _check_path(path: str) -> list[str]:
@@ -62,7 +62,7 @@ def _check_path(path: str) -> list[str]:
         raise RequestError([
             f"{shown}: not an editable path; allowed: a request field ({', '.join(sorted(_TOP_FIELDS))}), "
             f"segments.<i>.<{'|'.join(sorted(_SEGMENT_FIELDS - _PER_IMAGE))}>, segments.<i>.image_prompts.<j>, "
-            f"segments.<i>.image_takes.<j>, look.<{'|'.join(sorted(_LOOK_FIELDS))}> or look.<characters|places>.<name>"
+            f"segments.<i>.image_takes.<j>, look.<{'|'.join(sorted(_LOOK_FIELDS))}> or look.<characters|places|references>.<name>"
         ])
     return parts
 

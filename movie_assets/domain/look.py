@@ -52,6 +52,10 @@ def merged(generated: Mapping[str, Any] | None, edited: LookOverride | None) -> 
         own = getattr(edited, kind) if edited is not None else None
         if own is not None:
             out[kind] = [{"name": n, "description": d} for n, d in own.items()]
+    references = edited.references if edited is not None else None
+    if references:
+        names = {e["name"] for k in _KINDS for e in out.get(k, [])}
+        out["references"] = [{"name": n, "node": r.node, "version": r.version} for n, r in references.items() if n in names]
     return out
 
 
@@ -87,7 +91,9 @@ def carried(shot: str, look: Mapping[str, Any]) -> dict[str, Any]:
     and places it names (kept with its prompt for the check; an edit of a description the shot does not
     name leaves the prompt, and the picture below it, as they are)."""
     named = {e["name"] for e in names_in(shot_of(shot), look)}
-    return {**{f: look[f] for f in LOOK_FIELDS}, **{k: [e for e in look[k] if e["name"] in named] for k in _KINDS}}
+    out = {**{f: look[f] for f in LOOK_FIELDS}, **{k: [e for e in look[k] if e["name"] in named] for k in _KINDS}}
+    references = [r for r in look.get("references", []) if r["name"] in named]
+    return out | ({"references": references} if references else {})
 
 
 def look_problems(prompt: str, look: Mapping[str, Any]) -> list[str]:

@@ -126,6 +126,16 @@ LookText = Annotated[str, Field(min_length=1, max_length=500)]
 LookName = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n|;:.=]+$")]
 
 
+class Reference(BaseModel):
+    """A picture approved as the reference of a recurring character or place (``moviegen approve``): the
+    node and the data version it had when approved, so a later re-roll of that shot does not move it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    node: str = Field(pattern=r"^(segment_image\[\d{2}_\d\]|starting_image\[\d{2}\])$")
+    version: str = Field(pattern=r"^[0-9a-f]{16,64}$")
+
+
 class LookOverride(BaseModel):
     """The movie's look as the user set it: each field given wins over the generated look. ``moviegen
     edit --set look.FIELD=...`` first copies the generated look here, so an edited look is complete
@@ -138,10 +148,14 @@ class LookOverride(BaseModel):
     camera: LookText | None = None
     characters: dict[LookName, LookText] | None = Field(default=None, max_length=MAX_RECURRING)
     places: dict[LookName, LookText] | None = Field(default=None, max_length=MAX_RECURRING)
+    # Approved reference pictures per recurring name: passed to the shots that name it, where the images
+    # provider takes reference images (docs/editing.md, The look).
+    references: dict[LookName, Reference] | None = Field(default=None, max_length=2 * MAX_RECURRING)
 
     @property
     def complete(self) -> bool:
-        return all(getattr(self, f) is not None for f in type(self).model_fields)
+        """Every generated field is set (references are never generated)."""
+        return all(getattr(self, f) is not None for f in type(self).model_fields if f != "references")
 
 
 class SegmentOverrides(BaseModel):

@@ -36,8 +36,8 @@ from movie_assets.store.revisions import Revision, get_revision, list_revisions
 from resources.runtime.budget import day_start, make_ledger
 from resources.storage import ArtifactStore
 
-__all__ = ["GenerateResult", "Plan", "Revision", "Status", "edit", "export", "generate", "history", "list_movies",
-           "load_request", "load_timeline", "new_movie", "open_instance", "pick", "plan", "repair", "reroll", "revision",
+__all__ = ["GenerateResult", "Plan", "Revision", "Status", "approve", "edit", "export", "generate", "history", "list_movies",
+           "load_request", "load_timeline", "look", "new_movie", "open_instance", "pick", "plan", "repair", "reroll", "revision",
            "status", "takes", "timeline_uri", "verify"]
 
 generate = _generate
@@ -387,3 +387,28 @@ def look(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Look
     edited = sorted(request.look.model_dump(exclude_none=True)) if request.look else []
     return LookView(movie, request.consistent_look, current_look(instance, store, movie), edited,
                     [i for i in range(request.segment_count) if request.consistent_look and not request.carries_look(i)])
+
+
+REFERENCE_ASSETS = ("segment_image", "starting_image")
+
+
+def approve(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, node: str, name: str) -> EditResult:
+    """Approve a built picture as the reference of a recurring character or place (an edit,
+    ``look.references.NAME``, pinning the picture's current data version): every shot whose prompt names
+    it is rebuilt with the picture as a reference image, where the images provider takes them."""
+    require_movie(instance, movie)
+    request = load_movie_request(store, movie)
+    key = NodeKey.parse(node) if "[" in node else None
+    if key is None or key.asset not in REFERENCE_ASSETS:
+        raise RequestError([f"{node}: not a picture that can be a reference; allowed: segment_image[SS_J] or starting_image[SS]"])
+    if key not in expand(request).nodes:
+        raise RequestError([f"{node}: the movie has no such picture (see `moviegen status {movie}`)"])
+    record = load_state(instance, movie, [key]).records.get(key)
+    if record is None or record.metadata.get("fallback"):
+        raise RequestError([f"{node}: not generated yet (or an offline placeholder): generate it first"])
+    look = current_look(instance, store, movie)
+    names = {e["name"] for kind in ("characters", "places") for e in (look or {}).get(kind, [])}
+    if name not in names:
+        allowed = ", ".join(sorted(names)) or "none (the movie's look has no recurring characters or places yet)"
+        raise RequestError([f"{name!r}: not a recurring character or place of the movie's look; allowed: {allowed}"])
+    return edit_movie(instance, store, movie, [(f"look.references.{name}", {"node": str(key), "version": record.version})])

@@ -497,6 +497,17 @@ def cmd_look(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    result = _api().approve(instance, store, args.movie, args.node, args.name)
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    print(f"{args.movie}: {args.node} is the reference picture of {args.name!r} (edit {result.seq}); every shot that names "
+          f"it is rebuilt with it, where the images model takes reference images: `moviegen plan {args.movie}` shows which")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moviegen", description="Build AI-generated explainer movies on Dagster.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -627,6 +638,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("movie")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_look)
+
+    p = sub.add_parser("approve", help="approve a picture as the reference of a recurring character or place of the "
+                                       "look: the shots that name it get it as a reference image (an edit)")
+    p.add_argument("movie")
+    p.add_argument("node", help="segment_image[SS_J] or starting_image[SS]")
+    p.add_argument("name", help="a recurring character or place of `moviegen look ID`")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_approve)
 
     p = sub.add_parser("pick", help="use an earlier take of a generated artifact (an edit; a take made before costs nothing)")
     p.add_argument("movie")

@@ -13,6 +13,7 @@ import errno
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -251,33 +252,40 @@ class SpeechProvider(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int) -> Media:
-        """Speak ``text``; offline voices try to fit it into ``max_ms``."""
+    async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int,
+                         seed: int = 0) -> Media:
+        """Speak ``text``; offline voices try to fit it into ``max_ms``. ``seed``: the take (0: the first;
+        a model without a seed simply makes a new reading)."""
 
 
 class ImageProvider(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
-        """A picture of exactly ``width`` × ``height`` pixels."""
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0,
+                       references: Sequence[bytes] = ()) -> Media:
+        """A picture of exactly ``width`` × ``height`` pixels. ``seed``: the take; ``references``: PNGs of the
+        recurring characters and places the prompt names, for a model that takes reference images (one
+        that does not ignores them and says so in ``Media.extra["references"]``)."""
 
 
 class VideoProvider(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str) -> Media:
-        """A clip of ``seconds`` from a text prompt."""
+    async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str,
+                            seed: int = 0) -> Media:
+        """A clip of ``seconds`` from a text prompt (``seed``: the take)."""
 
     @abc.abstractmethod
-    async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str) -> Media:
-        """A clip of ``seconds`` animating ``image``."""
+    async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str,
+                             seed: int = 0) -> Media:
+        """A clip of ``seconds`` animating ``image`` (``seed``: the take)."""
 
 
 class MusicProvider(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    async def generate(self, prompt: str, *, seconds: int) -> Media:
-        """A music track of ``seconds``."""
+    async def generate(self, prompt: str, *, seconds: int, seed: int = 0) -> Media:
+        """A music track of ``seconds`` (``seed``: the take)."""

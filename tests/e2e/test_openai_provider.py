@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
 import pytest
+from PIL import Image
 
 from resources.providers.base import ImagePrompts, ProviderError, Script
 from resources.providers.openai.client import (
@@ -100,6 +102,23 @@ def test_images_fit_the_requested_frame_exactly(server: FakeOpenAI) -> None:
         media = run(images.generate("a harbour", style="watercolor", width=w, height=h, label="x"))
         assert png_size(media.data) == (w, h) and media.extra["provider_size"] == size
         assert server.calls("/v1/images/generations")[-1].body["size"] == size
+
+
+def test_reference_pictures_go_to_the_edits_endpoint_where_the_model_takes_them(server: FakeOpenAI) -> None:
+    """gpt-image-1 gets a shot's approved reference pictures as ``image[]`` on /v1/images/edits (a new
+    picture guided by them); dall-e-3 takes none: a plain generation, and the media says so."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(buffer, "PNG")
+    reference = buffer.getvalue()
+    media = run(OpenAIImages(session(server)).generate("The Witness at dawn", style="cinematic", width=1280, height=720,
+                                                       label="x", references=[reference]))
+    (edit,) = server.calls("/v1/images/edits")
+    assert edit.body["image[]"] == [reference] and edit.body["model"] == "gpt-image-1" and edit.body["size"] == "1536x1024"
+    assert edit.body["prompt"].startswith("The Witness at dawn") and media.extra["references"] == 1
+    assert server.calls("/v1/images/generations") == [] and png_size(media.data) == (1280, 720)
+    plain = run(OpenAIImages(session(server), model="dall-e-3").generate("The Witness", style="cinematic", width=1280,
+                                                                         height=720, label="x", references=[reference]))
+    assert len(server.calls("/v1/images/generations")) == 1 and plain.extra["references"] == "not taken by dall-e-3"
 
 
 def test_preflight_refuses_what_a_model_cannot_do(server: FakeOpenAI) -> None:

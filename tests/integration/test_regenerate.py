@@ -123,6 +123,24 @@ def test_look_edits_keep_the_users_fields_and_never_stale_an_off_look_segment(in
     assert restyled["palette"] == "ink black #101010, bone white #f4f1ea" and restyled["lighting"] != look.look["lighting"]
 
 
+def test_an_approved_reference_goes_to_exactly_the_shots_that_name_it(instance: dg.DagsterInstance, store, movie: str) -> None:
+    # The offline writer names The Witness in the close-up and group shots: images 00_1, 01_0 and 01_1 here
+    # (segment 2 is a text-to-video segment: a clip takes no reference picture).
+    approved = api.approve(instance, store, movie, "segment_image[00_1]", "The Witness")
+    assert [c.path for c in approved.changes] == ["look.references.The Witness.node", "look.references.The Witness.version"]
+    planned = api.plan(instance, store, movie)
+    assert planned.provider_calls == {"TextToImageProducer": 2}  # not the approved picture itself
+    result = api.generate(instance, store, movie)
+    assert result.success and result.provider_calls == planned.provider_calls
+    images = [NodeKey("segment_image", 1, 0), NodeKey("segment_image", 1, 1)]
+    records = load_state(instance, movie, images).records
+    assert all(records[k].metadata.get("references") == 1 for k in images), {k: records[k].metadata for k in images}
+    with pytest.raises(RequestError, match="not a recurring character or place"):
+        api.approve(instance, store, movie, "segment_image[00_1]", "Nobody")
+    with pytest.raises(RequestError, match="not a picture that can be a reference"):
+        api.approve(instance, store, movie, "music", "The Witness")
+
+
 def test_staleness_after_an_edit_is_exactly_the_direct_dependents(instance: dg.DagsterInstance, store, movie: str) -> None:
     api.edit(instance, store, movie, [("voice_id", "onyx"), ("segments.0.image_prompts.0", "a map of 1861")])
     blueprint = expand(load_movie_request(store, movie))

@@ -9,6 +9,8 @@ headers. Every request is recorded; failures can be scripted per endpoint, in or
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import io
 import json
 import threading
@@ -124,7 +126,7 @@ class FakeOpenAI(LoopbackServer):
                 "usage": {"prompt_tokens": 120, "completion_tokens": 80, "total_tokens": 200},
             }
             return 200, json.dumps(data).encode(), headers | {"content-type": "application/json"}
-        if path == "/v1/images/generations":
+        if path in ("/v1/images/generations", "/v1/images/edits"):
             w, h = (int(x) for x in str(body.get("size", "1024x1024")).split("x"))
             img = Image.new("RGB", (w, h), (40, 90, 160))
             buf = io.BytesIO()
@@ -150,7 +152,8 @@ class FakeOpenAI(LoopbackServer):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b"{}"
-                body = json.loads(raw or b"{}")
+                content_type = self.headers.get("content-type", "")
+                body = form_fields(content_type, raw) if content_type.startswith("multipart/form-data") else json.loads(raw or b"{}")
                 with server._lock:
                     server.requests.append(Recorded(self.path, body, dict(self.headers), time.time()))
                     server.in_flight += 1
@@ -214,6 +217,22 @@ def echo_credentials(status: int, headers: dict[str, str]) -> tuple[int, bytes, 
         body = {"error": {"message": page, "type": "server_error", "param": None, "code": None}}
         return 500, json.dumps(body).encode(), {"content-type": "application/json"}
     return status, page.encode(), {"content-type": "text/plain"}
+
+
+def form_fields(content_type: str, raw: bytes) -> dict[str, Any]:
+    """A multipart/form-data body (the SDK's images.edit) as a dict: text fields as text, the files of a
+    field as a list of their bytes (``image[]``: the reference pictures)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"content-type: {content_type}\r\n\r\n".encode() + raw)
+    out: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            out.setdefault(name, []).append(data)
+        else:
+            out[name] = data.decode()
+    return out
 
 
 def _default_chat_content(body: dict[str, Any]) -> dict[str, Any]:

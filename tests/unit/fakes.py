@@ -120,6 +120,7 @@ class Fakes:
         self.calls: Counter[str] = Counter()
         self.log: list[tuple[str, str]] = []
         self.asked_for: list[set[str]] = []
+        self.references: dict[str, list[bytes]] = {}  # image prompt -> the reference pictures it was given
 
     # -- the ProviderClients protocol
     def in_flight(self, kind: ProviderKind) -> int:
@@ -196,8 +197,10 @@ class FakeSpeech(_Fake, SpeechProvider):
 
 
 class FakeImages(_Fake, ImageProvider):
-    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str) -> Media:
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0,
+                       references: tuple[bytes, ...] = ()) -> Media:
         call = await self.fakes.enter(self.producer, prompt)
+        self.fakes.references[prompt] = list(references)
         data = await asyncio.to_thread(png, width, height, self.salted(f"{style}:{prompt}"))
         return Media(data, "png", "image/png", call, width=width, height=height)
 

@@ -15,11 +15,12 @@ from movie_assets.domain.blueprint import NodeKey, call_group, expand
 from movie_assets.domain.edits import UNSET, edited_request, parse_assignment
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.look import LOOK_MARK, as_override, look_problems, merged, shot_of, tidy, with_look
+from movie_assets.domain.look import carried as looks_carried
 from movie_assets.domain.request import RequestError, parse_request
 from movie_assets.store.movies import _parse_stored
 from resources.providers.offline import text as offline_text
 from resources.providers.offline.media import _look_colours, draw_picture, shot_type
-from tests.unit.fakes import CIVIL_WAR, Fakes, hand_context, narration_text, record, small_request
+from tests.unit.fakes import CIVIL_WAR, MOVIE, Fakes, hand_context, narration_text, record, small_request
 
 LOOK = {
     "palette": "oxblood #6b1f1f, parchment #efe6d2",
@@ -211,3 +212,64 @@ def test_a_look_edit_reuses_the_look_written_for_the_same_question() -> None:
     restyled = small_request(look={"lighting": "hard noon sun"}, image_style="watercolor")  # a new question
     third = produce(hand_context(restyled, clients=fakes.clients(), values=values | {key: first.value}, records={key: record(key, "v1", asked=first.meta["asked"])}), key)
     assert third.call is not None and third.value["lighting"] == "hard noon sun"  # the user's field stays
+
+
+def test_an_approved_reference_is_carried_only_by_the_shots_that_name_it() -> None:
+    request = small_request(look={"references": {"The Courier": {"node": "segment_image[01_0]", "version": "ab" * 32},
+                                                 "Nobody": {"node": "segment_image[00_0]", "version": "cd" * 32}}})
+    look = merged(LOOK, request.look)
+    assert look["references"] == [{"name": "The Courier", "node": "segment_image[01_0]", "version": "ab" * 32}]  # known names only
+    assert looks_carried("The Courier rides", look)["references"] == look["references"]
+    assert "references" not in looks_carried("A quiet harbour", look)
+    assert not request.look.complete  # references are never generated: they make no look complete
+    with pytest.raises(RequestError, match="look.references.The Courier.node"):
+        parse_request({**CIVIL_WAR, "look": {"references": {"The Courier": {"node": "music", "version": "ab" * 32}}}})
+
+
+def test_a_shot_gets_the_reference_pictures_of_who_it_names_but_never_its_own(tmp_path: Any) -> None:
+    from tests.unit.fakes import new_store, png
+
+    store = new_store(tmp_path)
+    reference = png(32, 18, "the courier")
+    store.write(f"movies/{MOVIE}/segment_image/01_0/{'ab' * 8}.png", reference)
+    fakes = Fakes()
+    request = small_request(look={"references": {"The Courier": {"node": "segment_image[01_0]", "version": "ab" * 32}}})
+    look = merged(LOOK, request.look)
+    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("look"): look}
+    for segment in (0, 1):
+        values[NodeKey("segment_narration", segment)] = {"segment": segment, "text": narration_text(segment)}
+    named = {"segments": {"0": {"image_prompts": {"0": "The Courier at the gate"}}, "1": {"image_prompts": {"0": "The Courier rests"}}}}
+    request = small_request(look=request.look.model_dump(exclude_none=True), **named)
+    for segment in (0, 1):
+        values[NodeKey("image_prompt", segment, 0)] = produce(hand_context(request, values=values), NodeKey("image_prompt", segment, 0)).value
+    ctx = hand_context(request, clients=fakes.clients(), values=values, store=store)
+    ctx.load_version = lambda key, version: _read(store, key, version)
+    for segment in (0, 1):
+        produce(ctx, NodeKey("segment_image", segment, 0))
+    other = with_look("The Courier at the gate", look)
+    assert fakes.references[other] == [reference]  # another shot naming the character gets its picture
+    assert fakes.references[with_look("The Courier rests", look)] == []  # the approved picture itself does not
+    assert "references" not in values[NodeKey("image_prompt", 1, 0)]["look"]
+    offline = draw_picture(other, "cinematic", 320, 180, "x", references=(reference,))[0]
+    assert offline != draw_picture(other, "cinematic", 320, 180, "x")[0]  # the offline painter shows it
+
+
+async def _read(store: Any, key: NodeKey, version: str) -> bytes:
+    return store.read(f"movies/{MOVIE}/{key.asset}/{key.partition_suffix}/{version[:16]}.png")
+
+
+@pytest.mark.parametrize("asset", ["text_to_video_prompt", "image_to_video_prompt"])
+def test_video_prompts_keep_their_shots_for_the_same_question(asset: str) -> None:
+    fakes = Fakes()
+    mode = {"use_video": True, "is_image_to_video": asset == "image_to_video_prompt"}
+    request = small_request(segments={"0": mode})
+    key = NodeKey(asset, 0)
+    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("look"): LOOK,
+              NodeKey("segment_narration", 0): {"segment": 0, "text": narration_text(0)}}
+    first = produce(hand_context(request, clients=fakes.clients(), values=values), key)
+    repainted = LOOK | {"palette": "ink black #101010, bone #f4f1ea"}
+    again = produce(hand_context(request, clients=fakes.clients(), values=values | {NodeKey("look"): repainted, key: first.value},
+                                 records={key: record(key, "v1", asked=first.meta["asked"])}), key)
+    assert first.call is not None and again.call is None and sum(fakes.calls.values()) == 1
+    assert again.value["shot"] == first.value["shot"] and "ink black #101010" in again.value["direction"]
+    assert "references" not in again.value["look"]

@@ -16,6 +16,7 @@ import threading
 import time
 import unicodedata
 import wave
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -900,7 +901,8 @@ def card_text_boxes(prompt: str, style: str, width: int, height: int, label: str
     return boxes
 
 
-def draw_picture(prompt: str, style: str, width: int, height: int, label: str, take: int = 0) -> tuple[bytes, bytes]:
+def draw_picture(prompt: str, style: str, width: int, height: int, label: str, take: int = 0,
+                 references: tuple[bytes, ...] = ()) -> tuple[bytes, bytes]:
     """A storyboard frame (PNG) and its preview (JPEG): a scene in the style's palette composed for
     the shot, a thirds grid and crop marks, the label and style, and the prompt's headline. Another
     ``take`` (a re-roll) is another scene (layout, palette jitter, subject) and says its take in the label."""
@@ -963,6 +965,13 @@ def draw_picture(prompt: str, style: str, width: int, height: int, label: str, t
         else:
             _, xy, text, font, fill, anchor, shadow = op
             _draw_text(draw, xy, text, font, fill, anchor=anchor, shadow=shadow)
+    for k, reference in enumerate(references[:3]):  # the approved pictures of who and where it shows
+        inset = Image.open(io.BytesIO(reference)).convert("RGB")
+        inset.thumbnail((max(8, w // 6), max(8, h // 6)))
+        x0 = w - m - (k + 1) * (inset.width + m // 2)
+        y0 = h - m - inset.height
+        img.paste(inset, (x0, y0))
+        draw.rectangle((x0 - 1, y0 - 1, x0 + inset.width, y0 + inset.height), outline=(255, 255, 255, 230), width=max(1, line))
     out = io.BytesIO()
     img.save(out, "PNG", compress_level=1)
     return out.getvalue(), jpeg_preview(img)
@@ -972,14 +981,17 @@ class OfflineImages(_Offline, ImageProvider):
     name = OFFLINE
     model = "offline-pillow-1"
 
-    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0) -> Media:
-        """``seed``: the take (0: the picture there always was)."""
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0,
+                       references: Sequence[bytes] = ()) -> Media:
+        """``seed``: the take (0: the picture there always was); ``references``: drawn as small framed
+        insets in the lower right corner, so a shot visibly carries its recurring character's picture."""
         self._check_fault(prompt)
         started = time.monotonic()
-        png, preview = await self._local(draw_picture, prompt, style, width, height, label, seed)
+        png, preview = await self._local(draw_picture, prompt, style, width, height, label, seed, tuple(references))
         latency = await self._finish(started)
         return Media(png, "png", "image/png", CallInfo(OFFLINE, self.model, latency), width=width, height=height, preview=preview,
-                     extra={"headline": headline(prompt), "shot": shot_type(prompt)})
+                     extra={"headline": headline(prompt), "shot": shot_type(prompt),
+                            **({"references": len(references)} if references else {})})
 
 
 def animate(frame_png: bytes, width: int, height: int, seconds: int, direction: str, take: int = 0) -> bytes:

@@ -13,6 +13,9 @@ IMAGE_SIZES = {
     "dall-e-2": {"square": "1024x1024"},
 }
 MAX_SPEECH_CHARS = 4096
+# Image models that take reference images: the edits endpoint with the pictures as ``image[]`` (a new
+# picture guided by them, not an edit of one); dall-e-3 takes none, dall-e-2 only one picture to edit.
+REFERENCE_IMAGE_MODELS = frozenset({"gpt-image-1"})
 
 
 def orientation(width: int, height: int) -> str:

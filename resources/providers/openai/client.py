@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from resources.providers.openai.catalog import (
     MAX_SPEECH_CHARS,
     OPENAI_SPEECH_PRICE_PER_1K_CHARS,
     OPENAI_TOKEN_PRICES,
+    REFERENCE_IMAGE_MODELS,
     openai_image_usd,
     orientation,
 )
@@ -206,7 +208,7 @@ class OpenAILLM(LLMProvider, ModelParams):
 class OpenAIImages(ImageProvider, ModelParams):
     name = PROVIDER
     default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.images]
-    decided = frozenset({"model", "prompt", "size", "n", "response_format"})
+    decided = frozenset({"model", "prompt", "size", "n", "response_format", "image"})
 
     def __init__(self, session: OpenAISession, model: str | None = None, params: dict[str, Any] | None = None):
         super().__init__(session, model, params)
@@ -223,14 +225,20 @@ class OpenAIImages(ImageProvider, ModelParams):
                                 provider=PROVIDER, category=ErrorCategory.configuration)
         return sizes[shape]
 
-    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0) -> Media:
-        """OpenAI images take no seed: a new take (``seed``) is simply a new call."""
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0,
+                       references: Sequence[bytes] = ()) -> Media:
+        """OpenAI images take no seed: a new take (``seed``) is simply a new call. ``references`` go to the
+        edits endpoint as ``image[]`` where the model takes reference images (gpt-image-1)."""
         size = self.preflight(width, height)
         decided: dict[str, Any] = {"model": self.model, "prompt": f"{prompt}. Style: {style}.", "size": size, "n": 1}
         if self.model.startswith("dall-e"):
             decided["response_format"] = "b64_json"
+        used = bool(references) and self.model in REFERENCE_IMAGE_MODELS
+        if used:
+            decided["image"] = [(f"reference-{k}.png", data, "image/png") for k, data in enumerate(references)]
         kwargs = self._merge({}, decided)
-        response, trace = await self.session.call(self.session.client.images.with_raw_response.generate, **kwargs)
+        images = self.session.client.images.with_raw_response
+        response, trace = await self.session.call(images.edit if used else images.generate, **kwargs)
         result = response.parse()
         item = result.data[0]
         if item.b64_json:
@@ -241,7 +249,10 @@ class OpenAIImages(ImageProvider, ModelParams):
         png = await asyncio.to_thread(fit_to_frame, raw, width, height)
         call = CallInfo(PROVIDER, self.model, trace.latency_s, openai_image_usd(self.model, size, self.params),
                         response.headers.get("x-request-id"), trace.retries)
-        return Media(png, "png", "image/png", call, width=width, height=height, extra={"provider_size": size})
+        extra: dict[str, Any] = {"provider_size": size}
+        if references:
+            extra["references"] = len(references) if used else f"not taken by {self.model}"
+        return Media(png, "png", "image/png", call, width=width, height=height, extra=extra)
 
 
 class OpenAISpeech(SpeechProvider, ModelParams):

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from math import gcd
 from typing import Any
@@ -192,14 +193,17 @@ class ReplicateImages(ImageProvider, ModelParams):
                                 provider=PROVIDER, category=ErrorCategory.configuration)
         return aspect
 
-    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0) -> Media:
-        """``seed``: the take; flux takes it as its ``seed`` (take 0 sends none, as before takes)."""
+    async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0,
+                       references: Sequence[bytes] = ()) -> Media:
+        """``seed``: the take; flux takes it as its ``seed`` (take 0 sends none, as before takes). flux-schnell
+        takes no reference images: ``references`` are not sent (``extra["references"]`` says so)."""
         aspect = self.preflight(width, height)
         files, call = await self.session.predict(self.model, self._merge(
             {"output_format": "png"}, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect, "num_outputs": 1,
                                        **({"seed": seed} if seed else {})}))
         png = await asyncio.to_thread(fit_to_frame, files[0], width, height)
-        return Media(png, "png", "image/png", call, width=width, height=height, extra={"aspect_ratio": aspect})
+        extra: dict[str, Any] = {"aspect_ratio": aspect, **({"references": f"not taken by {self.model}"} if references else {})}
+        return Media(png, "png", "image/png", call, width=width, height=height, extra=extra)
 
 
 class ReplicateVideo(VideoProvider, ModelParams):
