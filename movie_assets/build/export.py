@@ -341,5 +341,5 @@ def format_notes(timeline: dict[str, Any], fmt: str) -> list[str]:
     if fmt == "fcp7xml" and placeholders:
         notes.append(f"{placeholders} placeholder(s) left as empty gaps (their text is not kept)")
     if fmt != "otio" and (audio or any((c.get("effect") or {}).get("type") == "ken_burns" for c in visual)):
-        notes.append("volumes, music ducking and Ken Burns moves are not kept (the otio format keeps them as metadata)")
+        notes.append("volumes, music ducking and Ken Burns moves are not kept (use --format otio to keep them, as metadata)")
     return notes

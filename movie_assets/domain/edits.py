@@ -122,8 +122,12 @@ def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[
             node.pop(parts[-1], None)
         else:
             node[parts[-1]] = value
-    if not doc.get("look", True):  # the last field of the look removed: the generated look again
-        doc.pop("look")
+    look = doc.get("look")
+    if isinstance(look, dict):
+        if look.get("references") == {}:  # the last reference removed (no characters or places stays "none")
+            look.pop("references")
+        if not look:  # the last field of the look removed: the generated look again
+            doc.pop("look")
     segments = doc.get("segments", {})
     for i in list(segments):
         for per_image in sorted(_PER_IMAGE):

@@ -21,6 +21,7 @@ from movie_assets.domain.blueprint import ARTIFACTS, TAKES, NodeKey, expand
 from movie_assets.domain.edits import UNSET, edited_request
 from movie_assets.domain.errors import StoredFileDamaged
 from movie_assets.domain.inputs import input_versions, take_of, take_path
+from movie_assets.domain.look import names_in
 from movie_assets.domain.plan import Plan
 from movie_assets.domain.request import MovieRequest, RequestError, load_request
 from movie_assets.orchestration import registry
@@ -375,6 +376,7 @@ class LookView:
     look: dict[str, Any] | None
     edited: list[str]
     off_look: list[int]
+    pending: dict[str, Any] = field(default_factory=dict)  # edited fields the built look does not have yet
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -384,9 +386,12 @@ def look(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Look
     """The movie's look, to read before editing it (``edit --set look.palette=...``)."""
     require_movie(instance, movie)
     request = load_movie_request(store, movie)
-    edited = sorted(request.look.model_dump(exclude_none=True)) if request.look else []
-    return LookView(movie, request.consistent_look, current_look(instance, store, movie), edited,
-                    [i for i in range(request.segment_count) if request.consistent_look and not request.carries_look(i)])
+    own = request.look.model_dump(exclude_none=True) if request.look else {}
+    edited = sorted(k for k, v in own.items() if v)
+    built = current_look(instance, store, movie)
+    pending = {f: own[f] for f in ("palette", "lighting", "camera") if f in own and built is not None and built.get(f) != own[f]}
+    return LookView(movie, request.consistent_look, built, edited,
+                    [i for i in range(request.segment_count) if request.consistent_look and not request.carries_look(i)], pending)
 
 
 REFERENCE_ASSETS = ("segment_image", "starting_image")
@@ -398,7 +403,10 @@ def approve(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, node
     it is rebuilt with the picture as a reference image, where the images provider takes them."""
     require_movie(instance, movie)
     request = load_movie_request(store, movie)
-    key = NodeKey.parse(node) if "[" in node else None
+    try:
+        key = NodeKey.parse(node) if "[" in node else None
+    except ValueError:
+        key = None
     if key is None or key.asset not in REFERENCE_ASSETS:
         raise RequestError([f"{node}: not a picture that can be a reference; allowed: segment_image[SS_J] or starting_image[SS]"])
     if key not in expand(request).nodes:
@@ -411,4 +419,30 @@ def approve(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, node
     if name not in names:
         allowed = ", ".join(sorted(names)) or "none (the movie's look has no recurring characters or places yet)"
         raise RequestError([f"{name!r}: not a recurring character or place of the movie's look; allowed: {allowed}"])
+    showing = _pictures_naming(instance, store, movie, request, look or {}, name)
+    if key not in showing:
+        allowed = ", ".join(str(k) for k in showing) or "none yet"
+        raise RequestError([f"{node}: its shot does not name {name!r}, so it cannot be its reference; allowed: the "
+                            f"pictures whose shot names it: {allowed}"])
     return edit_movie(instance, store, movie, [(f"look.references.{name}", {"node": str(key), "version": record.version})])
+
+
+def _pictures_naming(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, request: MovieRequest,
+                     look: dict[str, Any], name: str) -> list[NodeKey]:
+    """The built pictures whose shot (their prompt as built) names a recurring character or place."""
+    prompts = {NodeKey("image_prompt", k.segment, k.image) if k.asset == "segment_image" else NodeKey("image_to_video_prompt", k.segment): k
+               for k in expand(request).nodes if k.asset in REFERENCE_ASSETS}
+    records = load_state(instance, movie, prompts).records
+    out = []
+    for prompt_key, picture in sorted(prompts.items(), key=lambda item: item[1]):
+        record = records.get(prompt_key)
+        if record is None:
+            continue
+        try:
+            value = json.loads(store.read(record.uri))
+        except (OSError, ValueError):
+            continue
+        shot = value.get("shot") or value.get("prompt") or value.get("starting_image_prompt") or ""
+        if any(e["name"] == name for e in names_in(shot, look)):
+            out.append(picture)
+    return out

@@ -484,16 +484,30 @@ def cmd_look(args: argparse.Namespace) -> int:
         print(f"{v.movie}: the look is written after the script by the next `moviegen generate {v.movie}`")
         return 0
     edited = set(v.edited)
+
+    def mark(field: str) -> str:
+        if field not in edited:
+            return ""
+        return "   (edited)" if field not in v.pending else "   (edited: the next generate applies your change)"
+
     for f in ("palette", "lighting", "camera"):
-        print(f"{f + ':':<10} {v.look[f]}" + ("   (edited)" if f in edited else ""))
+        print(f"{f + ':':<10} {v.look[f]}{mark(f)}")
+        if f in v.pending:
+            print(f"{'':<10} -> {v.pending[f]}")
     for kind in ("characters", "places"):
-        print(f"{kind}:" + ("   (edited)" if kind in edited else "") + ("" if v.look[kind] else " none"))
+        print(f"{kind}:{mark(kind)}" + ("" if v.look[kind] else " none"))
         for e in v.look[kind]:
             print(f"  {e['name']}: {e['description']}")
+    references = v.look.get("references", [])
+    if references or "references" in edited:
+        print(f"references:{mark('references')}" + ("" if references else " none"))
+        for r in references:
+            print(f"  {r['name']}: {r['node']} @{r['version'][:16]}")
     if v.off_look:
         print("off-look segments: " + ", ".join(str(i) for i in v.off_look))
     print(f"edit: moviegen edit {v.movie} --set look.palette='...'   (or look.lighting, look.camera, "
-          f"look.characters.NAME='description', --unset look.places.NAME; --unset look: the generated look)")
+          f"\"look.characters.NAME=description\", --unset \"look.places.NAME\"; --unset look: the generated look); "
+          f"moviegen approve {v.movie} \"segment_image[SS_J]\" NAME: a reference picture")
     return 0
 
 

@@ -139,6 +139,13 @@ def test_an_approved_reference_goes_to_exactly_the_shots_that_name_it(instance: 
         api.approve(instance, store, movie, "segment_image[00_1]", "Nobody")
     with pytest.raises(RequestError, match="not a picture that can be a reference"):
         api.approve(instance, store, movie, "music", "The Witness")
+    with pytest.raises(RequestError, match="not a picture that can be a reference"):
+        api.approve(instance, store, movie, "segment_image[", "The Witness")
+    with pytest.raises(RequestError, match=r"does not name 'The Crossroads'.*segment_image\[00_0\]"):
+        api.approve(instance, store, movie, "segment_image[00_1]", "The Crossroads")  # a close-up of The Witness
+    dropped = api.edit(instance, store, movie, [("look.references.The Witness", UNSET)])
+    assert load_movie_request(store, movie).look is None and dropped.changes  # nothing left of the edit
+    assert api.generate(instance, store, movie).provider_calls == {}  # the pictures made before come back
 
 
 def test_staleness_after_an_edit_is_exactly_the_direct_dependents(instance: dg.DagsterInstance, store, movie: str) -> None:
