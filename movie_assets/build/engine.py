@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import logging
-import re
 import threading
 import time
 import traceback
@@ -40,7 +39,7 @@ from movie_assets.domain.plan import Prediction, Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
 from movie_assets.store.layout import artifact_path
 from movie_assets.store.reports import RunReport
-from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError, describe_failure
+from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError, describe_failure, for_movie
 from resources.runtime.media import jpeg_preview
 from resources.runtime.monitor import MachineSnapshot, local_work_slots, snapshot
 from resources.runtime.scratch import new_scratch_dir, remove_scratch_dir
@@ -295,7 +294,7 @@ class BuildEngine:
                 if not isinstance(e, ProviderError):
                     log.error("unexpected error building %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
                 info = self._describe(e)
-                self._log_failed_call(key, group, e, str(getattr(ctx.clients.get(group[0]) if group else None, "model", "") or ""))
+                self._log_failed_call(key, group, e, ctx.clients)
                 produced = await self._placeholder(ctx, key, group, info) if self.fallback and key.asset in FALLBACK_ASSETS else None
                 if produced is None:
                     self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"])
@@ -461,7 +460,7 @@ class BuildEngine:
         self.summary.built.append(key)
         return old is None or old.version != version
 
-    def _log_failed_call(self, key: NodeKey, group: tuple[str, NodeKey] | None, e: BaseException, model: str) -> None:
+    def _log_failed_call(self, key: NodeKey, group: tuple[str, NodeKey] | None, e: BaseException, clients: dict[str, Any]) -> None:
         """A call that reached its provider and failed for good, with the retries and time it took (for
         the metrics); not a call refused before it was sent (budget, configuration) or never made."""
         if (group is None or group in self._failed_calls or not isinstance(e, ProviderError)
@@ -469,7 +468,7 @@ class BuildEngine:
             return
         self._failed_calls.add(group)
         self.summary.call_log.append({
-            "node": str(key), "producer": group[0], "provider": e.provider, "model": model,
+            "node": str(key), "producer": group[0], "provider": e.provider, "model": str(getattr(clients.get(group[0]), "model", "")),
             "latency_s": round(e.latency_s, 3) if e.latency_s is not None else None, "retries": e.retries,
             "cost_usd": 0.0, "cached": False, "fallback": False, "failed": True,
         })
@@ -486,12 +485,12 @@ class BuildEngine:
     def _describe(self, e: BaseException) -> dict[str, str]:
         """The failure's message, category and suggestion, the suggestion naming this movie."""
         info = describe_failure(e)
-        return info | {"suggestion": re.sub(r"\bID\b", self.movie, info["suggestion"])}
+        return info | {"suggestion": for_movie(info["suggestion"], self.movie)}
 
     def _fail(self, key: NodeKey, message: str, upstream: bool = False, category: str | None = None,
               suggestion: str | None = None) -> None:
         category = category or (ErrorCategory.upstream.value if upstream else ErrorCategory.local.value)
-        suggestion = redact(re.sub(r"\bID\b", self.movie, suggestion or SUGGESTIONS[ErrorCategory(category)]), TEXT_LIMIT)
+        suggestion = redact(for_movie(suggestion or SUGGESTIONS[ErrorCategory(category)], self.movie), TEXT_LIMIT)
         message = redact(message, TEXT_LIMIT)  # stored in reports, revisions, events and shown: never a secret
         self._failed[key] = message
         self.summary.failed[key] = message

@@ -79,9 +79,13 @@ async def _look(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json(looks.merged(generated, r.look) | {"generated": generated}, result.call, prompt, source=source, asked=asked)
 
 
-async def _look_of(ctx: ProduceContext, segment: int) -> dict[str, Any] | None:
-    """The look a segment's shots carry (None: the movie has none, or the segment is off-look)."""
-    return await ctx.load_value(NodeKey("look")) if ctx.request.carries_look(segment) else None
+async def _look_of(ctx: ProduceContext, segment: int) -> tuple[dict[str, Any] | None, bool]:
+    """The look a segment's shots carry (None: the movie has none, or the segment is off-look), and
+    whether the segment is off-look in a movie that has one."""
+    r = ctx.request
+    if r.carries_look(segment):
+        return await ctx.load_value(NodeKey("look")), False
+    return None, r.consistent_look
 
 
 def _carried(text: str, look: dict[str, Any], picture: NodeKey | None) -> dict[str, Any]:
@@ -115,17 +119,6 @@ def _question(key: NodeKey, question: str) -> str:
     return hashlib.sha256(f"{ARTIFACT_CODE_VERSIONS[key.asset]}\n{question}".encode()).hexdigest()[:24]
 
 
-async def _previous(ctx: ProduceContext, key: NodeKey) -> dict[str, Any] | None:
-    """The node's current value (None: not built, or unreadable)."""
-    if ctx.load_record(key) is None:
-        return None
-    try:
-        value = await ctx.load_value(key)
-    except Exception:  # noqa: BLE001 - unreadable: asked again
-        return None
-    return value if isinstance(value, dict) else None
-
-
 async def _answered(ctx: ProduceContext, key: NodeKey, asked: str, field: str = "shot") -> dict[str, Any] | None:
     """The node's current value when it answers this very question (its metadata's ``asked``; None: it
     does not, or there is none). A look edit rebuilds every visual prompt, but asks the LLM nothing it
@@ -135,8 +128,11 @@ async def _answered(ctx: ProduceContext, key: NodeKey, asked: str, field: str = 
     record = ctx.load_record(key)
     if record is None or record.metadata.get("asked") != asked:
         return None
-    value = await _previous(ctx, key)
-    return value if value is not None and field in value else None
+    try:
+        value = await ctx.load_value(key)
+    except Exception:  # noqa: BLE001 - unreadable: asked again
+        return None
+    return value if isinstance(value, dict) and field in value else None
 
 
 async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
@@ -177,16 +173,17 @@ async def _audio(ctx: ProduceContext, key: NodeKey) -> Produced:
 async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     assert key.segment is not None and key.image is not None
-    look, off_look = await _look_of(ctx, key.segment), r.consistent_look and not r.carries_look(key.segment)
+    look, off_look = await _look_of(ctx, key.segment)
+    picture = NodeKey("segment_image", key.segment, key.image)
     override = r.overrides(key.segment).image_prompts.get(key.image)
     if override:
-        return Produced.json(_shot(override, look, off_look, NodeKey("segment_image", key.segment, key.image)), source="override")
+        return Produced.json(_shot(override, look, off_look, picture), source="override")
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.IMAGE_PROMPTS.render(narration, script["summary"], r.image_style.value, r.images_per_segment, look)
     asked = _question(key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None:
-        return Produced.json(_shot(before["shot"], look, off_look, NodeKey("segment_image", key.segment, key.image)), None, prompt, source="generated", answer="asked before", asked=asked)
+        return Produced.json(_shot(before["shot"], look, off_look, picture), None, prompt, source="generated", answer="asked before", asked=asked)
 
     async def call() -> Any:
         return await ctx.llm("TextToImagePromptProducer").generate("image_prompts", prompt, ImagePrompts, {
@@ -198,7 +195,7 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     generated = result.value.prompts
     if len(generated) <= key.image:
         raise ProviderError(f"the LLM wrote {len(generated)} image prompts, expected {r.images_per_segment}", provider=result.call.provider)
-    return Produced.json(_shot(generated[key.image], look, off_look, NodeKey("segment_image", key.segment, key.image)), result.call, prompt, source="generated", **_asked(asked))
+    return Produced.json(_shot(generated[key.image], look, off_look, picture), result.call, prompt, source="generated", **_asked(asked))
 
 
 def _label(ctx: ProduceContext, key: NodeKey) -> str:
@@ -206,10 +203,10 @@ def _label(ctx: ProduceContext, key: NodeKey) -> str:
     return label + (" · placeholder" if ctx.placeholder else "")
 
 
-async def _references(ctx: ProduceContext, key: NodeKey, value: dict[str, Any]) -> dict[str, Any]:
+async def _references(ctx: ProduceContext, value: dict[str, Any]) -> dict[str, Any]:
     """The approved reference pictures of the recurring characters and places this shot names (its prompt
-    carries them), as the images provider's ``references``; none for the approved picture itself."""
-    pinned = [r for r in (value.get("look") or {}).get("references", []) if r["node"] != str(key)]
+    carries them, never its own: ``_carried``), as the images provider's ``references``."""
+    pinned = (value.get("look") or {}).get("references", [])
     if not pinned or ctx.load_version is None:
         return {}
     return {"references": [await ctx.load_version(NodeKey.parse(r["node"]), r["version"]) for r in pinned]}
@@ -221,14 +218,14 @@ async def _segment_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     prompt = value["prompt"]
     w, h = r.frame
     media = await ctx.images("TextToImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key),
-                                                             **_seed(ctx, key), **await _references(ctx, key, value))
+                                                             **_seed(ctx, key), **await _references(ctx, value))
     return Produced.media(media, prompt, **_take(ctx, key))
 
 
 async def _t2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     assert key.segment is not None
-    look, off_look = await _look_of(ctx, key.segment), r.consistent_look and not r.carries_look(key.segment)
+    look, off_look = await _look_of(ctx, key.segment)
     override = r.overrides(key.segment).movie_direction_prompt
     if override:
         return Produced.json(_direction(override, look, off_look), source="override")
@@ -263,10 +260,11 @@ async def _t2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
 async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     assert key.segment is not None
-    look, off_look = await _look_of(ctx, key.segment), r.consistent_look and not r.carries_look(key.segment)
+    look, off_look = await _look_of(ctx, key.segment)
+    picture = NodeKey("starting_image", key.segment)
     o = r.overrides(key.segment)
     if o.movie_direction_prompt and o.starting_image_prompt:
-        return Produced.json(_i2v(o.movie_direction_prompt, o.starting_image_prompt, look, off_look, NodeKey("starting_image", key.segment)),
+        return Produced.json(_i2v(o.movie_direction_prompt, o.starting_image_prompt, look, off_look, picture),
                              source="override")
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
@@ -274,13 +272,12 @@ async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     asked = _question(key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None and "direction_shot" in before:
         return Produced.json(_i2v(o.movie_direction_prompt or before["direction_shot"], o.starting_image_prompt or before["shot"],
-                                  look, off_look, NodeKey("starting_image", key.segment)), None, prompt, source="generated", answer="asked before", asked=asked)
+                                  look, off_look, picture), None, prompt, source="generated", answer="asked before", asked=asked)
     result = await ctx.llm("ImageToVideoPromptProducer").generate("image_to_video_prompt", prompt, ImageToVideoPrompts, {
         "narration": narration, "summary": script["summary"], "style": r.image_style.value, "segment": key.segment, "look": look,
     })
     v: ImageToVideoPrompts = result.value  # type: ignore[assignment]
-    return Produced.json(_i2v(o.movie_direction_prompt or v.direction, o.starting_image_prompt or v.starting_image_prompt, look, off_look,
-                              NodeKey("starting_image", key.segment)),
+    return Produced.json(_i2v(o.movie_direction_prompt or v.direction, o.starting_image_prompt or v.starting_image_prompt, look, off_look, picture),
                          result.call, prompt, source="generated", **_asked(asked))
 
 
@@ -302,7 +299,7 @@ async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     prompt = value["starting_image_prompt"]
     w, h = r.frame
     media = await ctx.images("StartingImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key) + " · start",
-                                                               **_seed(ctx, key), **await _references(ctx, key, value))
+                                                               **_seed(ctx, key), **await _references(ctx, value))
     return Produced.media(media, prompt, **_take(ctx, key))
 
 

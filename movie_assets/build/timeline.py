@@ -21,7 +21,7 @@ import jsonschema
 from movie_assets.build.context import ProduceContext
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.request import SEGMENT_MS, TRANSITION_MS, AssemblyStrategy, Transition, VisualMode
-from resources.providers.base import SUGGESTIONS, ErrorCategory
+from resources.providers.base import SUGGESTIONS, ErrorCategory, for_movie
 from resources.runtime.secrets import TEXT_LIMIT, redact
 
 FPS = 30
@@ -136,7 +136,7 @@ def placeholder_error(key: NodeKey, movie: str, metadata: dict[str, Any]) -> dic
         category = ErrorCategory(str(metadata.get("fallback_category") or "outage"))
     except ValueError:
         category = ErrorCategory.outage
-    suggestion = SUGGESTIONS[category].replace("ID", movie) + "; the next generate calls the provider again and replaces the placeholder"
+    suggestion = for_movie(SUGGESTIONS[category], movie) + "; the next generate calls the provider again and replaces the placeholder"
     return {"asset": key.asset, "partition": key.partition_key(movie), "reason": "placeholder",
             "message": f"an offline placeholder stands in: {redact(metadata.get('fallback_for') or 'the provider failed')}",
             "category": category.value, "suggestion": redact(suggestion, TEXT_LIMIT)}

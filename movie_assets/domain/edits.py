@@ -67,9 +67,14 @@ def _check_path(path: str) -> list[str]:
     return parts
 
 
+def _cast_kinds(edits: list[tuple[str, Any]]) -> set[str]:
+    """The kinds of the look's cast (characters, places) these edits change."""
+    return {path.split(".")[1] for path, _ in edits if path.startswith(("look.characters.", "look.places."))}
+
+
 def touches_look(edits: list[tuple[str, Any]]) -> bool:
     """Whether these edits change the look's cast (they start from the cast the movie has)."""
-    return any(path.startswith(("look.characters.", "look.places.")) for path, _ in edits)
+    return bool(_cast_kinds(edits))
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -164,14 +169,13 @@ def edited_request(current: MovieRequest, edits: list[tuple[str, Any]], look: di
     if not edits:
         raise RequestError(["edit: nothing to change; give --set PATH=VALUE, --unset PATH or --file EDITS.yaml"])
     document = plain_document(current)
-    if look is not None:
+    if look is not None and (kinds := _cast_kinds(edits)):
         # An edit of one recurring character (or place) starts from the cast the movie has, so the others stay;
         # palette, lighting and camera are edited one field at a time over the generated look.
+        cast = as_override(look)
         own = document.setdefault("look", {})
-        for kind in {path.split(".")[1] for path, _ in edits if path.startswith(("look.characters.", "look.places."))}:
-            own.setdefault(kind, as_override(look)[kind])
-        if not own:
-            document.pop("look")
+        for kind in kinds:
+            own.setdefault(kind, cast[kind])
     try:
         return parse_request(apply_edits(document, edits))
     except RequestError as e:

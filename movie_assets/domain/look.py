@@ -60,8 +60,8 @@ def merged(generated: Mapping[str, Any] | None, edited: LookOverride | None) -> 
 
 
 def as_override(look: Mapping[str, Any]) -> dict[str, Any]:
-    """A look in the request's form (``look:`` with name: description mappings): where an edit of one
-    field starts, so the edited look is complete."""
+    """A look in the request's form (``look:`` with name: description mappings): where the first edit of
+    a character or place starts, so the rest of the cast stays."""
     return {**{f: look[f] for f in LOOK_FIELDS}, **{k: {e["name"]: e["description"] for e in look[k]} for k in _KINDS}}
 
 

@@ -137,9 +137,9 @@ class Reference(BaseModel):
 
 
 class LookOverride(BaseModel):
-    """The movie's look as the user set it: each field given wins over the generated look. ``moviegen
-    edit --set look.FIELD=...`` first copies the generated look here, so an edited look is complete
-    (and needs no call)."""
+    """The movie's look as the user set it: each field given wins over the generated look (palette,
+    lighting and camera one at a time; the first edit of a character or place copies the movie's
+    characters, or places, here so the others stay). Complete (every generated field set): no call."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

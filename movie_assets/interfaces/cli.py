@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed, S
 from movie_assets.domain.request import RequestError, load_request
 from movie_assets.store.movies import MovieNotFound, load_movie_request, require_stored
 from movie_assets.store.revisions import get_revision, scan_revisions
+from resources.providers.base import for_movie
 from resources.runtime.paths import dagster_home
 from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.storage import ArtifactStore
@@ -173,7 +173,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for node, error in result.failed.items():
             info = result.errors.get(node, {})
             label = ("PLACEHOLDER " if node in result.fallbacks else "FAILED ") + node
-            _print_problem(label, error, info.get("category", "local"), re.sub(r"\bID\b", args.movie, info.get("suggestion", "")))
+            _print_problem(label, error, info.get("category", "local"), for_movie(info.get("suggestion", ""), args.movie))
             if args.verbose and info.get("detail"):
                 print(redact(info["detail"], TEXT_LIMIT))
         _print_budget(result.budget)
@@ -201,7 +201,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {a.asset:<22} {a.done:>5} {a.needed:>6} {a.failed:>6}")
     for node, info in s.errors.items():
         label = ("PLACEHOLDER " if node in s.placeholders else "FAILED ") + node
-        _print_problem(label, info["message"], info["category"], re.sub(r"\bID\b", s.movie, info["suggestion"]))
+        _print_problem(label, info["message"], info["category"], for_movie(info["suggestion"], s.movie))
     for node, why in s.damaged.items():
         print(f"  DAMAGED {node}: {why}; the next generate rebuilds it")
     print(f"to build: {s.to_build}")

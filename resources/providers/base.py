@@ -11,6 +11,7 @@ import abc
 import asyncio
 import errno
 import os
+import re
 import subprocess
 import time
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ class ErrorCategory(StrEnum):
     upstream = "upstream"              # a dependency failed
 
 
-# One thing to do about each kind of failure. "ID" stands for the movie id.
+# One thing to do about each kind of failure. "ID" stands for the movie id (``for_movie``).
 RETRY_LATER = "retry later: `moviegen generate ID` rebuilds only what failed"
 SUGGESTIONS: dict[ErrorCategory, str] = {
     ErrorCategory.bad_input: "edit the request (moviegen edit ID --set ...) so the provider accepts it, and generate again",
@@ -57,6 +58,13 @@ SUGGESTIONS: dict[ErrorCategory, str] = {
     ErrorCategory.budget: "raise the budget (--budget or budget_usd) or generate with --allow-over-budget",
     ErrorCategory.upstream: "fix the failure it depends on",
 }
+
+
+def for_movie(suggestion: str, movie: str) -> str:
+    """A suggestion naming the movie: its word ``ID`` replaced (not the letters inside MOVIEGEN_PROVIDERS)."""
+    return re.sub(r"\bID\b", movie, suggestion)
+
+
 UNEXPECTED = "an unexpected error: run the command with --verbose and report the traceback"
 RETRYABLE = frozenset({ErrorCategory.rate_limit, ErrorCategory.outage})
 

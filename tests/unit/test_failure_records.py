@@ -120,3 +120,12 @@ def test_build_jobs_keep_the_step_checks_but_not_the_plan_check() -> None:
     for name in (BUILD_JOB, GENERATE_JOB):
         checks = defs.resolve_job_def(name).asset_layer.asset_graph.asset_check_keys
         assert PLAN_CHECK_KEY not in checks and OWN_CHECKS <= checks, name
+
+
+def test_a_placeholder_suggestion_names_the_movie_but_keeps_setting_names_whole() -> None:
+    from movie_assets.build.timeline import placeholder_error
+
+    entry = placeholder_error(NodeKey("segment_image", 0, 0), "m", {"fallback": True, "fallback_category": "configuration"})
+    assert entry is not None and "MOVIEGEN_PROVIDERS" in entry["suggestion"] and entry["category"] == "configuration"
+    retry = placeholder_error(NodeKey("segment_image", 0, 0), "m", {"fallback": True, "fallback_category": "outage"})
+    assert retry is not None and "`moviegen generate m`" in retry["suggestion"]
