@@ -26,8 +26,17 @@ renderer: $(RENDERER_STAMP)
 
 install: $(STAMP) $(RENDERER_STAMP)
 
+# The render engine is a setting, never guessed by a process from what it finds installed (a webserver and
+# a worker must agree on code versions). Here, once for the processes these targets start: Remotion where
+# Node, the renderer's packages and Chromium are there, else the ffmpeg engine. Set MOVIEGEN_RENDER_ENGINE
+# yourself to choose.
+REMOTION_CAN_RUN = command -v node >/dev/null 2>&1 && [ -d renderer/node_modules/@remotion/renderer ] && \
+	{ [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || [ -x "$$MOVIEGEN_BROWSER" ]; }
+demo dev: export MOVIEGEN_RENDER_ENGINE ?= $(shell if $(REMOTION_CAN_RUN); then echo remotion; else echo ffmpeg; fi)
+
 demo: install
 	@mkdir -p "$(DAGSTER_HOME)"
+	@echo "Render engine: $$MOVIEGEN_RENDER_ENGINE (MOVIEGEN_RENDER_ENGINE; docs/rendering.md)"
 	@$(BIN)/moviegen list | grep -qx $(DEMO_ID) || $(BIN)/moviegen new examples/civil-war.yaml --id $(DEMO_ID)
 	$(BIN)/moviegen generate $(DEMO_ID)
 	@echo

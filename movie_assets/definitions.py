@@ -1,6 +1,9 @@
-"""The code location: assembles the assets, checks, jobs, sensors and resources. No I/O at import time."""
+"""The code location: assembles the assets, checks, jobs, sensors and resources. Nothing happens at import:
+the definitions are made when Dagster loads them, from this process's settings (read once)."""
 
 from __future__ import annotations
+
+import functools
 
 import dagster as dg
 
@@ -8,21 +11,31 @@ from movie_assets.orchestration.jobs import BUILD_JOB, build_movie_job, generate
 from movie_assets.orchestration.plan_check import nothing_to_rebuild
 from movie_assets.orchestration.sensors import movie_inbox
 from movie_assets.orchestration.specs import INPUT_SPECS
-from movie_assets.orchestration.steps import BUILD_ASSETS
+from movie_assets.orchestration.steps import build_assets
 from resources.dagster_resources import default_resources
+from resources.settings import Settings, current
 
-defs = dg.Definitions(
-    assets=[*INPUT_SPECS.values(), *BUILD_ASSETS],
-    asset_checks=[nothing_to_rebuild],
-    jobs=[generate_movie_job, build_movie_job],
-    sensors=[movie_inbox],
-    resources=default_resources(),
-    # One step builds everything concurrently inside; a process per step would only add start-up cost.
-    executor=dg.in_process_executor,
-)
+
+@functools.lru_cache(maxsize=4)
+def definitions_for(settings: Settings) -> dg.Definitions:
+    """The definitions under these settings: the same settings give the same code versions on every machine."""
+    return dg.Definitions(
+        assets=[*INPUT_SPECS.values(), *build_assets(settings)],
+        asset_checks=[nothing_to_rebuild],
+        jobs=[generate_movie_job, build_movie_job],
+        sensors=[movie_inbox],
+        resources=default_resources(settings),
+        # One step builds everything concurrently inside; a process per step would only add start-up cost.
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return definitions_for(current())
 
 
 def build_job() -> dg.JobDefinition:
     """The job every in-process build run executes (``orchestration.generation.build_movie``
     reconstructs it by name in the run's process)."""
-    return defs.resolve_job_def(BUILD_JOB)
+    return defs().resolve_job_def(BUILD_JOB)

@@ -24,14 +24,14 @@ from resources.providers.pricing import estimate_call_usd
 from resources.runtime.limits import make_throttle, parse_model_limits
 from resources.runtime.retry import RetryPolicy
 from resources.runtime.secrets import register_secret
+from resources.runtime.slots import Slots
 from resources.settings import (
     PRODUCER_KINDS,
     LatencyProfile,
-    Route,
+    Settings,
+    current,
     env_int,
     offline_latency_from_env,
-    params_from_env,
-    routes_from_env,
 )
 from resources.storage import ArtifactStore
 
@@ -131,11 +131,11 @@ class _ProviderResource(dg.ConfigurableResource):
 
     _offline: type = OfflineLLM
 
-    def offline(self, local_slots: asyncio.Semaphore | None, latency_s: float = 0.0, fail_when: str = ""):  # noqa: ANN201
+    def offline(self, local_slots: Slots | asyncio.Semaphore | None, latency_s: float = 0.0, fail_when: str = ""):  # noqa: ANN201
         """The kind's offline client: no simulated latency and no fault injection unless given."""
         return self._offline(latency_s, local_slots, fail_when)
 
-    def client(self, producer: str, local_slots: asyncio.Semaphore | None,
+    def client(self, producer: str, local_slots: Slots | asyncio.Semaphore | None,
                connections: dict[str, dg.ConfigurableResource] | None = None,
                sessions: dict[str, object] | None = None):  # noqa: ANN201
         """The client ``producer`` is routed to. Sessions are shared between producers of a run."""
@@ -236,10 +236,10 @@ def _env_secret(name: str) -> str | dg.EnvVar:
     return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
-def default_resources(routes: dict[str, Route] | None = None) -> dict[str, dg.ConfigurableResource]:
+def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
     """The resources, routed per producer (MOVIEGEN_PROVIDERS), with the same keys in every setup."""
-    routes = routes if routes is not None else routes_from_env()
-    params = params_from_env(routes)
+    settings = settings if settings is not None else current()
+    routes, params = settings.routes, settings.params
     model_limits = parse_model_limits(os.environ.get("MOVIEGEN_MODEL_LIMITS"))
     latency = offline_latency_from_env()
 
@@ -287,13 +287,13 @@ class ProviderClients:
     def in_flight(self, kind: ProviderKind) -> int:
         return getattr(self, kind.value).max_in_flight
 
-    def for_producers(self, producers: set[str], local: asyncio.Semaphore) -> dict[str, Any]:
+    def for_producers(self, producers: set[str], local: Slots | asyncio.Semaphore) -> dict[str, Any]:
         """The client each producer is routed to; a missing key fails here, before any call."""
         sessions: dict[str, object] = {}
         connections = {name: r for name, r in (("openai", self.openai), ("replicate", self.replicate)) if r is not None}
         return {p: getattr(self, PRODUCER_KINDS[p].value).client(p, local, connections, sessions) for p in sorted(producers)}
 
-    def fallback(self, producer: str, local: asyncio.Semaphore) -> Any:
+    def fallback(self, producer: str, local: Slots | asyncio.Semaphore) -> Any:
         """The offline client that makes a placeholder for ``producer`` (no simulated latency, no fault
         injection: it stands in for a provider that failed)."""
         return getattr(self, PRODUCER_KINDS[producer].value).offline(local)

@@ -2,7 +2,8 @@
 calls -- the one switch between offline and real providers --, model parameters, and the offline
 providers' simulated latency.
 
-Read from ``MOVIEGEN_PROVIDERS`` when the definitions load; unset means everything offline. The value
+Read into one ``Settings`` value per process (``Settings.from_env``, ``current()``); unset means
+everything offline. The value
 is a comma-separated list of ``PRODUCER=PROVIDER[:MODEL]``; ``*`` stands for every producer a
 provider can serve::
 
@@ -24,14 +25,17 @@ artifacts stale. Parameters the request itself decides (prompt, size, voice, ...
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from movie_assets.domain.blueprint import PRODUCERS, ProviderKind
+from movie_assets.domain.request import Strategy
 from resources.providers.catalog import PROVIDER_MODELS
 
 PRODUCER_KINDS: dict[str, ProviderKind] = {name: p.kind for name, p in PRODUCERS.items()}
@@ -94,10 +98,6 @@ def parse_routes(text: str | None) -> dict[str, Route]:
     return routes
 
 
-def routes_from_env() -> dict[str, Route]:
-    return parse_routes(os.environ.get("MOVIEGEN_PROVIDERS"))
-
-
 def parse_params(text: str | None, routes: dict[str, Route]) -> dict[str, dict[str, object]]:
     """Producer -> model parameters; errors name the producer and what is allowed."""
     if not (text or "").strip():
@@ -120,10 +120,6 @@ def parse_params(text: str | None, routes: dict[str, Route]) -> dict[str, dict[s
                                "parameters; route it to a provider in MOVIEGEN_PROVIDERS first")
         params[producer] = values
     return params
-
-
-def params_from_env(routes: dict[str, Route] | None = None) -> dict[str, dict[str, object]]:
-    return parse_params(os.environ.get("MOVIEGEN_MODEL_PARAMS"), routes if routes is not None else routes_from_env())
 
 
 def params_fingerprint(params: dict[str, object]) -> str:
@@ -189,32 +185,25 @@ def remotion_missing() -> list[str]:
     return missing
 
 
-def render_engine_from_env() -> RenderEngine:
-    """MOVIEGEN_RENDER_ENGINE: remotion, ffmpeg, or auto (the default: Remotion where it can run, else
-    ffmpeg)."""
-    value = os.environ.get("MOVIEGEN_RENDER_ENGINE", "auto").strip() or "auto"
+def parse_render_engine(value: str | None) -> RenderEngine:
+    """MOVIEGEN_RENDER_ENGINE: remotion, ffmpeg, or auto (the default), which is Remotion on every
+    machine: the engine is part of the chunks' code version, so it is a setting, never a guess from what
+    the importing process finds installed (a webserver without Chromium and a worker with it must agree
+    on what is stale). A machine that cannot run Remotion fails its render with what is missing; set
+    ``MOVIEGEN_RENDER_ENGINE=ffmpeg`` for every process of such a deployment (`make demo` does)."""
+    value = (value or "").strip() or "auto"
     if value == "auto":
-        return RenderEngine.ffmpeg if remotion_missing() else RenderEngine.remotion
+        return RenderEngine.remotion
     try:
         return RenderEngine(value)
     except ValueError:
         raise ValueError(f"MOVIEGEN_RENDER_ENGINE={value!r}: allowed: auto, remotion, ffmpeg") from None
 
 
-def render_enabled_from_env() -> bool:
-    """MOVIEGEN_RENDER=off leaves the rendered movie out of generations (the timeline is still made)."""
-    value = os.environ.get("MOVIEGEN_RENDER", "on").strip().lower() or "on"
+def _on_off(name: str, value: str | None) -> bool:
+    value = (value or "").strip().lower() or "on"
     if value not in ("on", "off"):
-        raise ValueError(f"MOVIEGEN_RENDER={value!r}: allowed: on, off")
-    return value == "on"
-
-
-def fallback_enabled_from_env() -> bool:
-    """MOVIEGEN_FALLBACK=off: a partition whose provider fails for good stays a gap instead of getting an
-    offline placeholder (on by default: the movie stays watchable and marks what is a placeholder)."""
-    value = os.environ.get("MOVIEGEN_FALLBACK", "on").strip().lower() or "on"
-    if value not in ("on", "off"):
-        raise ValueError(f"MOVIEGEN_FALLBACK={value!r}: allowed: on, off")
+        raise ValueError(f"{name}={value!r}: allowed: on, off")
     return value == "on"
 
 
@@ -236,3 +225,65 @@ def budget_from_env() -> tuple[float | None, float | None]:
     """(per-movie cap, per-instance cap per UTC day) in USD: MOVIEGEN_MOVIE_BUDGET_USD (a movie's
     request field ``budget_usd`` wins) and MOVIEGEN_DAILY_BUDGET_USD. Unset: no cap."""
     return usd_from_env("MOVIEGEN_MOVIE_BUDGET_USD"), usd_from_env("MOVIEGEN_DAILY_BUDGET_USD")
+
+
+# The environment variables the settings are made of: two processes with the same values have the same
+# settings, whatever else differs between their machines.
+SETTINGS_VARIABLES = ("MOVIEGEN_PROVIDERS", "MOVIEGEN_MODEL_PARAMS", "MOVIEGEN_RENDER_ENGINE", "MOVIEGEN_RENDER",
+                      "MOVIEGEN_FALLBACK", "MOVIEGEN_STRATEGY")
+
+
+def parse_strategy(value: str | None, name: str = "MOVIEGEN_STRATEGY") -> Strategy:
+    value = (value or "").strip() or Strategy.adaptive.value
+    try:
+        return Strategy(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: allowed: {', '.join(s.value for s in Strategy)}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings of this process as one value: read from the environment in one place
+    (``Settings.from_env``) and passed down. Code versions, routes and the render engine are functions
+    of these fields only."""
+
+    providers: str = ""
+    model_params: str = ""
+    render_engine: RenderEngine = RenderEngine.remotion
+    render: bool = True
+    fallback: bool = True
+    strategy: Strategy = Strategy.adaptive
+
+    def __post_init__(self) -> None:
+        self.params  # noqa: B018 - validates routes and parameters when the settings are made
+
+    @functools.cached_property
+    def routes(self) -> Mapping[str, Route]:
+        return parse_routes(self.providers)
+
+    @functools.cached_property
+    def params(self) -> Mapping[str, dict[str, object]]:
+        return parse_params(self.model_params, dict(self.routes))
+
+    @staticmethod
+    def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of an environment (default: this process's); errors name the variable."""
+        env = os.environ if environ is None else environ
+        return Settings(
+            providers=env.get("MOVIEGEN_PROVIDERS", ""), model_params=env.get("MOVIEGEN_MODEL_PARAMS", ""),
+            render_engine=parse_render_engine(env.get("MOVIEGEN_RENDER_ENGINE")),
+            render=_on_off("MOVIEGEN_RENDER", env.get("MOVIEGEN_RENDER")),
+            fallback=_on_off("MOVIEGEN_FALLBACK", env.get("MOVIEGEN_FALLBACK")),
+            strategy=parse_strategy(env.get("MOVIEGEN_STRATEGY")),
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def _settings_of(values: tuple[tuple[str, str | None], ...]) -> Settings:
+    return Settings.from_env({k: v for k, v in values if v is not None})
+
+
+def current() -> Settings:
+    """This process's settings. Resolved once per environment: a process whose environment does not
+    change (every real one) resolves them once; a test that changes a variable gets the new value."""
+    return _settings_of(tuple((k, os.environ.get(k)) for k in SETTINGS_VARIABLES))

@@ -22,7 +22,7 @@ from partitions import partition_key
 
 
 def stale_resolver(instance: dg.DagsterInstance) -> CachingStaleStatusResolver:
-    graph = defs.resolve_asset_graph()
+    graph = defs().resolve_asset_graph()
     view = AssetGraphView(
         temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
         instance=instance, asset_graph=graph,

@@ -7,10 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
 from movie_assets.build.context import Produced
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.inputs import build_key
@@ -18,8 +18,9 @@ from movie_assets.store.layout import cache_path
 from resources.storage import ArtifactStore
 
 
-def entry_path(movie: str, key: NodeKey, consumed: dict[str, str]) -> str:
-    return cache_path(movie, key.asset, key.partition_suffix, build_key(consumed, ARTIFACT_CODE_VERSIONS[key.asset]))
+def entry_path(movie: str, key: NodeKey, consumed: dict[str, str], versions: Mapping[str, str]) -> str:
+    """Where the build cache keeps what ``key`` made from ``consumed`` at its code version (``versions``)."""
+    return cache_path(movie, key.asset, key.partition_suffix, build_key(consumed, versions[key.asset]))
 
 
 def remember(store: ArtifactStore, path: str, key: NodeKey, uri: str, version: str, produced: Produced) -> None:

@@ -1,23 +1,26 @@
 """Code versions of the artifacts: they change when an artifact's own version or its prompt template
 changes, or the provider/model its producer is routed to (MOVIEGEN_PROVIDERS), or its model
-parameters (MOVIEGEN_MODEL_PARAMS); Dagster then marks what the old version made as stale."""
+parameters (MOVIEGEN_MODEL_PARAMS), or the render engine; Dagster then marks what the old version made
+as stale. A function of the settings only: two machines with the same settings compute the same
+versions, whatever each has installed."""
 
 from __future__ import annotations
 
-from movie_assets.build.render.engines import RENDER_ENGINE, engine_fingerprint
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from movie_assets.build.render.engines import engine_fingerprint
 from movie_assets.domain.blueprint import ARTIFACTS, ArtifactDecl
-from resources.settings import Route, params_fingerprint, params_from_env, routes_from_env
-
-# Renders whose pixels depend on the engine that drew them.
-ENGINE_RENDERS = frozenset({"video_chunk", "movie_video"})
+from resources.settings import Route, Settings, params_fingerprint
 
 
-def code_version(decl: ArtifactDecl, routes: dict[str, Route], params: dict[str, dict[str, object]] | None = None,
+def code_version(decl: ArtifactDecl, routes: Mapping[str, Route], params: Mapping[str, dict[str, object]] | None = None,
                  engine: str = "") -> str:
     """The artifact's version, its prompt template's, its provider:model (and a fingerprint of its
     model parameters) when not offline, and the render engine for what an engine draws."""
     template = decl.template.version if decl.template else ""
-    if decl.name in ENGINE_RENDERS:
+    if decl.engine_drawn:
         template = engine
     route = routes.get(decl.producer) if decl.producer else None
     model = str(route) if route is not None and route.provider != "offline" else ""
@@ -25,7 +28,9 @@ def code_version(decl: ArtifactDecl, routes: dict[str, Route], params: dict[str,
     return "|".join(p for p in (decl.version, template, model, fingerprint) if p)
 
 
-_ROUTES = routes_from_env()
-_PARAMS = params_from_env(_ROUTES)
-ARTIFACT_CODE_VERSIONS: dict[str, str] = {name: code_version(decl, _ROUTES, _PARAMS, engine_fingerprint(RENDER_ENGINE))
-                                          for name, decl in ARTIFACTS.items()}
+@functools.lru_cache(maxsize=8)
+def code_versions(settings: Settings) -> Mapping[str, str]:
+    """Every artifact's code version under these settings (computed when first asked, not at import)."""
+    engine = engine_fingerprint(settings.render_engine)
+    return MappingProxyType({name: code_version(decl, settings.routes, settings.params, engine)
+                             for name, decl in ARTIFACTS.items()})

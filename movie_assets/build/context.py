@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from resources.providers.base import (
     VideoProvider,
 )
 from resources.runtime.secrets import redact
+from resources.runtime.slots import Slots
+from resources.settings import Settings
 
 
 def canonical_json(value: Any) -> bytes:
@@ -70,9 +72,9 @@ class ProduceContext:
     load_bytes: Callable[[NodeKey], Awaitable[bytes]]
     load_record: Callable[[NodeKey], ArtifactRecord | None]
     load_failure: Callable[[NodeKey], str | None]
-    limit: Callable[[str], asyncio.Semaphore]
+    limit: Callable[[str], Slots | asyncio.Semaphore]
     media_path: Callable[[str], Awaitable[Path]] | None = None  # an artifact URI as a local file (renders)
-    local: asyncio.Semaphore | None = None  # slots for CPU-heavy local work (renders)
+    local: Slots | asyncio.Semaphore | None = None  # slots for CPU-heavy local work (renders)
     note: Callable[[NodeKey, str], None] = lambda key, message: None  # progress for the run's log (thread-safe)
     cancelled: threading.Event = field(default_factory=threading.Event)  # the build was stopped
     # Runs one provider call of a producer for a node within the budget caps (default: no caps).
@@ -82,6 +84,8 @@ class ProduceContext:
     placeholder: bool = False  # producing an offline placeholder for a partition whose provider failed
     # The bytes of one version of a node's picture (a pinned reference, whatever the node's latest version).
     load_version: Callable[[NodeKey, str], Awaitable[bytes]] | None = None
+    settings: Settings = field(default_factory=Settings)
+    versions: Mapping[str, str] = field(default_factory=dict)  # each artifact's code version under ``settings``
     _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -30,20 +30,23 @@ from PIL import Image
 
 from movie_assets.build import cache
 from movie_assets.build.budget import Budget
-from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
+from movie_assets.build.code_versions import code_versions
 from movie_assets.build.producers import PRODUCE, ProduceContext, Produced
 from movie_assets.build.render.timelines import scratch_name
 from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.plan import Prediction, Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
+from movie_assets.domain.request import Strategy
 from movie_assets.store.layout import artifact_path
 from movie_assets.store.reports import RunReport
 from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError, describe_failure, for_movie
 from resources.runtime.media import jpeg_preview
-from resources.runtime.monitor import MachineSnapshot, local_work_slots, snapshot
+from resources.runtime.monitor import AdaptiveSizer, MachineSnapshot, local_work_slots, snapshot
 from resources.runtime.scratch import new_scratch_dir, remove_scratch_dir
 from resources.runtime.secrets import TEXT_LIMIT, redact
+from resources.runtime.slots import PRIORITY, Slots
+from resources.settings import Settings, current
 from resources.storage import ArtifactStore
 
 log = logging.getLogger("moviegen.engine")
@@ -55,9 +58,9 @@ class ProviderClients(Protocol):
 
     def in_flight(self, kind: ProviderKind) -> int: ...
 
-    def for_producers(self, producers: set[str], local: asyncio.Semaphore) -> dict[str, Any]: ...
+    def for_producers(self, producers: set[str], local: Slots | asyncio.Semaphore) -> dict[str, Any]: ...
 
-    def fallback(self, producer: str, local: asyncio.Semaphore) -> Any: ...
+    def fallback(self, producer: str, local: Slots | asyncio.Semaphore) -> Any: ...
 
     def price(self, producer: str, width: int, height: int) -> tuple[str, str, float]: ...
 
@@ -109,6 +112,9 @@ class BuildSummary:
     fallbacks: list[NodeKey] = field(default_factory=list)  # built as offline placeholders
     call_log: list[dict[str, Any]] = field(default_factory=list)  # one entry per call made or reused
     reused: list[NodeKey] = field(default_factory=list)  # taken from the build cache, no call
+    strategy: str = ""
+    critical_path_s: float = 0.0  # of what it built, at the brief's median latencies
+    slots: dict[str, Any] = field(default_factory=dict)  # how local and provider slots were used
 
     def to_report(self, movie: str, run_id: str) -> RunReport:
         return RunReport(
@@ -118,18 +124,22 @@ class BuildSummary:
             seconds=round(self.seconds, 3), machine=self.machine.to_json() if self.machine else None,
             calls=self.call_log, errors={str(k): v for k, v in self.errors.items()},
             fallbacks=[str(k) for k in self.fallbacks], time=time.time(),
+            strategy=self.strategy, critical_path_s=round(self.critical_path_s, 3), slots=self.slots,
         )
 
 
-# Artifacts an offline placeholder can stand in for when their provider fails for good: the movie
-# stays watchable, and the placeholder is marked (metadata, timeline, status) and rebuilt next time.
-FALLBACK_ASSETS = frozenset({"segment_image", "starting_image", "text_to_video_clip", "image_to_video_clip",
-                             "segment_audio", "music"})
-UNKNOWN = "?"  # dry runs: the version of an artifact that only a call (or a render) can tell
+UNKNOWN = "?"
+ADAPT_EVERY_S = 1.0  # the adaptive strategy re-reads the machine this often
 
 
-# Aggregates that are still written when some inputs are missing or failed (they list the gaps).
-TOLERANT = frozenset({"segment_visuals", "timeline"})
+def _thin(history: list[tuple[float, int, int]], keep: int = 200) -> list[list[float]]:
+    """At most ``keep`` points of a slots history (seconds, capacity, in use), evenly spread, the last kept."""
+    step = max(1, len(history) // keep)
+    points = history[::step]
+    if points[-1] != history[-1]:
+        points.append(history[-1])
+    return [list(p) for p in points]  # dry runs: the version of an artifact that only a call (or a render) can tell
+
 
 
 def thumbnail(png: bytes) -> bytes:
@@ -142,10 +152,10 @@ def content_version(data: bytes) -> str:
 
 
 def predict(movie: str, blueprint: Blueprint, state: MovieState, store: ArtifactStore,
-            targets: dict[NodeKey, str]) -> Prediction:
+            targets: dict[NodeKey, str], settings: Settings | None = None) -> Prediction:
     """A dry run of a build of ``targets``: what it would build, reuse and call (no call, no write)."""
     engine = BuildEngine(movie=movie, blueprint=blueprint, state=state, store=store, clients=None,
-                         emit=lambda item: None, dry=True)
+                         emit=lambda item: None, dry=True, settings=settings)
     coroutine = engine.run(dict(targets))
     try:
         asyncio.get_running_loop()
@@ -161,13 +171,16 @@ def predict(movie: str, blueprint: Blueprint, state: MovieState, store: Artifact
 class BuildEngine:
     def __init__(self, *, movie: str, blueprint: Blueprint, state: MovieState, store: ArtifactStore,
                  clients: ProviderClients | None, emit: Callable[[Built | Failed | Skipped | Logged], None],
-                 budget: Budget | None = None, fallback: bool = False, dry: bool = False):
+                 budget: Budget | None = None, fallback: bool = False, dry: bool = False,
+                 settings: Settings | None = None, strategy: Strategy | None = None):
         """``budget``: caps every call is charged against; ``fallback``: build an offline placeholder
         where a provider fails for good; ``dry``: build nothing, call nothing, write nothing, and
         predict what a build would do (``plan``): what costs nothing (overrides, derived artifacts,
         build-cache hits) is evaluated, so a rebuild into identical content stops the cascade as it
         will in the build; what needs a call or a render counts as changed."""
         self.movie = movie
+        self.settings = settings if settings is not None else current()
+        self.versions = code_versions(self.settings)
         self.blueprint = blueprint
         self.request = blueprint.request
         self.state = state
@@ -183,6 +196,8 @@ class BuildEngine:
         self._downloads: dict[str, asyncio.Future[Path]] = {}
         self.cancelled = threading.Event()  # set when the build is stopped: renders in threads stop too
         self.budget, self.fallback, self.dry = budget, fallback, dry
+        # The build's strategy: the one asked for (CLI, run config), else the request's, else the setting.
+        self.strategy = strategy or self.request.strategy or self.settings.strategy
         self.calling: set[NodeKey] = set()  # dry runs: nodes whose build would need a provider call
         self._failed_calls: set[tuple[str, NodeKey]] = set()  # calls that failed for good (logged once)
         self._damaged_uris = {r.uri for k, r in state.records.items() if k in state.damaged}
@@ -228,11 +243,18 @@ class BuildEngine:
 
     async def run(self, targets: dict[NodeKey, str]) -> BuildSummary:
         started = time.monotonic()
+        strategy = Strategy.sequential if self.dry else self.strategy
+        sizer = AdaptiveSizer() if strategy is Strategy.adaptive else None
         if not self.dry:
             self.summary.machine = snapshot()
-        local = asyncio.Semaphore(local_work_slots(self.summary.machine) if self.summary.machine else 1)
-        limits = {kind: asyncio.Semaphore(self.clients.in_flight(kind) if self.clients is not None else 1)
+        cores = local_work_slots(self.summary.machine) if self.summary.machine else 1
+        one_at_a_time = strategy is Strategy.sequential
+        local = Slots(1 if one_at_a_time else sizer.size() if sizer else cores, "local")
+        limits = {kind: Slots(1 if one_at_a_time or self.clients is None else self.clients.in_flight(kind), kind.value)
                   for kind in ProviderKind}
+        # Sequential: one node is built at a time (its call, its local work), in priority order.
+        gate = Slots(1, "node") if one_at_a_time and not self.dry else None
+        resizing = asyncio.ensure_future(self._adapt(local, sizer)) if sizer is not None else None
         needed = {g[0] for k in targets if (g := call_group(self.request, k)) is not None}
         budget = self.budget
 
@@ -246,13 +268,15 @@ class BuildEngine:
             limit=lambda producer: limits[PRODUCERS[producer].kind], media_path=self._media_path, local=local,
             note=lambda key, message: self.emit(Logged(key, message)), cancelled=self.cancelled,
             charge=charge, failure_info=self.failure_info, load_version=self._version_bytes,
+            settings=self.settings, versions=self.versions,
         )
         done: dict[NodeKey, asyncio.Future[bool]] = {k: asyncio.get_running_loop().create_future() for k in targets}
 
         async def build(key: NodeKey) -> None:
+            PRIORITY.set(self.blueprint.priority[key])  # provider and local slots go first to the critical path
             node = self.blueprint.nodes[key]
             changed_deps = False
-            tolerant = key.asset in TOLERANT
+            tolerant = node.decl.tolerant
             for dep in node.deps:
                 if dep in done:
                     changed = await done[dep]
@@ -278,16 +302,22 @@ class BuildEngine:
             group = call_group(self.request, key)
             # Provider calls and renders are remembered by what they were made from (the build cache).
             cacheable = group is not None or node.decl.reusable
-            cached = cache.entry_path(self.movie, key, consumed) if cacheable else None
+            cached = cache.entry_path(self.movie, key, consumed, self.versions) if cacheable else None
             if self.dry:
                 changed = await self._predict(ctx, key, group, cached)
                 done[key].set_result(changed)
                 return
             placeholder = False
             try:
-                produced = await asyncio.to_thread(cache.reuse, self.store, cached) if cached else None
-                if produced is None:
-                    produced = await self._produce(ctx, key, group, limits)
+                if gate is not None:
+                    await gate.acquire()
+                try:
+                    produced = await asyncio.to_thread(cache.reuse, self.store, cached) if cached else None
+                    if produced is None:
+                        produced = await self._produce(ctx, key, group, limits)
+                finally:
+                    if gate is not None:
+                        gate.release()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - every failure is recorded on its partition
@@ -295,7 +325,7 @@ class BuildEngine:
                     log.error("unexpected error building %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
                 info = self._describe(e)
                 self._log_failed_call(key, group, e, ctx.clients)
-                produced = await self._placeholder(ctx, key, group, info) if self.fallback and key.asset in FALLBACK_ASSETS else None
+                produced = await self._placeholder(ctx, key, group, info) if self.fallback and node.decl.placeholder else None
                 if produced is None:
                     self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"])
                     done[key].set_result(False)
@@ -339,7 +369,7 @@ class BuildEngine:
                 "fallback_for": produced.meta.get("fallback_for"), "fallback_category": produced.meta.get("fallback_category"),
                 "asked": produced.meta.get("asked"),
             }.items() if v is not None}
-            record = ArtifactRecord(key, version, uri, 0, "", time.time(), meta, consumed, ARTIFACT_CODE_VERSIONS[key.asset])
+            record = ArtifactRecord(key, version, uri, 0, "", time.time(), meta, consumed, self.versions[key.asset])
             self._new[key] = record
             if produced.value is not None:
                 self._values[key] = produced.value
@@ -360,10 +390,24 @@ class BuildEngine:
             self.cancelled.set()
             raise
         finally:
+            if resizing is not None:
+                resizing.cancel()
             if self._scratch is not None:
                 remove_scratch_dir(self._scratch)
         self.summary.seconds = time.monotonic() - started
+        self.summary.strategy = strategy.value
+        self.summary.critical_path_s = self.blueprint.critical_path_s(self.summary.built)
+        self.summary.slots = {"local": local.usage() | {"history": _thin(local.history)},
+                              **{kind.value: limits[kind].usage() for kind in ProviderKind if limits[kind].peak},
+                              **({"readings": sizer.readings[-50:]} if sizer else {})}
         return self.summary
+
+    @staticmethod
+    async def _adapt(local: Slots, sizer: AdaptiveSizer) -> None:
+        """The adaptive strategy: re-read the machine while building and resize the local slots."""
+        while True:
+            await asyncio.sleep(ADAPT_EVERY_S)
+            local.resize(await asyncio.to_thread(sizer.size))
 
     async def _media_path(self, uri: str) -> Path:
         """A local file of an artifact: the file itself on local storage, else a copy in this build's
@@ -385,7 +429,7 @@ class BuildEngine:
         return dest
 
     async def _produce(self, ctx: ProduceContext, key: NodeKey, group: tuple[str, NodeKey] | None,
-                       limits: dict[ProviderKind, asyncio.Semaphore]) -> Produced:
+                       limits: dict[ProviderKind, Slots]) -> Produced:
         """Build a node: one provider call within its kind's limit and the budget when the node owns
         its call; a call shared by several nodes takes its own slot (``ctx.shared``); else no call."""
         if group is not None and group[1] == key:
@@ -454,7 +498,7 @@ class BuildEngine:
                 self.summary.calls[group[0]] += 1
         old = self.state.records.get(key)
         self._new[key] = ArtifactRecord(key, version, uri or (old.uri if old else ""), 0, "", time.time(),
-                                        metadata, {}, ARTIFACT_CODE_VERSIONS[key.asset])
+                                        metadata, {}, self.versions[key.asset])
         if value is not None:
             self._values[key] = value
         self.summary.built.append(key)

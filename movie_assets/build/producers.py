@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
 from movie_assets.build.context import ProduceContext, Produced
 from movie_assets.build.render.produce import RENDER_PRODUCE
 from movie_assets.build.timeline import assemble_timeline, gap_error, placeholder_error
@@ -65,7 +64,7 @@ async def _look(ctx: ProduceContext, key: NodeKey) -> Produced:
     source = "edited" if r.look else "generated"
     # The look as written for this very question is kept beside the user's fields: an edit of one field
     # rebuilds the look without asking again, and only a new question (a new script or style) asks again.
-    asked = _question(key, prompt)
+    asked = _question(ctx, key, prompt)
     before = await _answered(ctx, key, asked, "generated")
     if before is not None and isinstance(before["generated"], dict):
         generated = before["generated"]
@@ -113,10 +112,10 @@ def _asked(asked: str | None) -> dict[str, str]:
     return {"asked": asked} if asked else {}
 
 
-def _question(key: NodeKey, question: str) -> str:
+def _question(ctx: ProduceContext, key: NodeKey, question: str) -> str:
     """What identifies the question a shot-writing LLM answers: the artifact's code version (its template
     and the model it is routed to) and the question itself."""
-    return hashlib.sha256(f"{ARTIFACT_CODE_VERSIONS[key.asset]}\n{question}".encode()).hexdigest()[:24]
+    return hashlib.sha256(f"{ctx.versions[key.asset]}\n{question}".encode()).hexdigest()[:24]
 
 
 async def _answered(ctx: ProduceContext, key: NodeKey, asked: str, field: str = "shot") -> dict[str, Any] | None:
@@ -181,7 +180,7 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.IMAGE_PROMPTS.render(narration, script["summary"], r.image_style.value, r.images_per_segment, look)
-    asked = _question(key, prompt) if r.consistent_look else None
+    asked = _question(ctx, key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None:
         return Produced.json(_shot(before["shot"], look, off_look, picture), None, prompt, source="generated", answer="asked before", asked=asked)
 
@@ -232,7 +231,7 @@ async def _t2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.TEXT_TO_VIDEO.render(narration, script["summary"], r.image_style.value, look)
-    asked = _question(key, prompt) if r.consistent_look else None
+    asked = _question(ctx, key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None:
         return Produced.json(_direction(before["shot"], look, off_look), None, prompt, source="generated", answer="asked before", asked=asked)
     result = await ctx.llm("TextToVideoPromptProducer").generate("text_to_video_prompt", prompt, DirectionPrompt, {
@@ -269,7 +268,7 @@ async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
     script = await ctx.load_value(NodeKey("script"))
     prompt = prompts.IMAGE_TO_VIDEO.render(narration, script["summary"], r.image_style.value, look)
-    asked = _question(key, prompt) if r.consistent_look else None
+    asked = _question(ctx, key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None and "direction_shot" in before:
         return Produced.json(_i2v(o.movie_direction_prompt or before["direction_shot"], o.starting_image_prompt or before["shot"],
                                   look, off_look, picture), None, prompt, source="generated", answer="asked before", asked=asked)

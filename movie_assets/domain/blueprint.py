@@ -84,6 +84,11 @@ class ArtifactDecl:
     check: CheckDecl | None = None
     version: str = "1"
     reusable: bool = False  # no provider call, but costly (renders): the build cache keeps it too
+    # An offline placeholder may stand in when its provider fails for good (the movie stays watchable; the
+    # placeholder is marked and rebuilt next time).
+    placeholder: bool = False
+    tolerant: bool = False  # an aggregate still written when some of its inputs are missing or failed (it lists the gaps)
+    engine_drawn: bool = False  # its pixels depend on the render engine (part of its code version)
 
 
 @dataclass(frozen=True)
@@ -195,38 +200,41 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
                      ("inquiry", "music_override"), "json", "MusicPrompt (the music_prompt override wins)",
                      template=prompts.MUSIC_PROMPT),
         ArtifactDecl("music", Level.movie, "MusicGeneration", "MusicProducer", ("music_prompt",), ("duration", "music_take"), "mp3",
-                     "MusicTrack: a music bed of the movie's length"),
+                     "MusicTrack: a music bed of the movie's length", placeholder=True),
         ArtifactDecl("segment_narration", Level.segment, "AudioNarrationGeneration", None, ("script",),
                      ("narration_override",), "json", "SegmentNarration (the narration override wins)"),
         ArtifactDecl("segment_audio", Level.segment, "AudioNarrationGeneration", "AudioProducer", ("segment_narration",),
-                     ("voice", "audio_take"), "mp3", "SegmentAudio: the spoken narration of one segment",
+                     ("voice", "audio_take"), "mp3", "SegmentAudio: the spoken narration of one segment", placeholder=True,
                      check=CheckDecl("narration_fits_segment", "WARN", "The narration audio is no longer than its 10 s segment.")),
         ArtifactDecl("image_prompt", Level.image, "ImageOnly", "TextToImagePromptProducer", ("segment_narration", "script", "look"),
                      ("style", "image_prompt_override", "shot_look"), "json",
                      "SegmentImagePrompt (the image prompt override wins), with the look", template=prompts.IMAGE_PROMPTS, check=_LOOK),
         ArtifactDecl("segment_image", Level.image, "ImageOnly", "TextToImageProducer", ("image_prompt",),
-                     ("style", "frame", "image_take"), "png", "SegmentImage: one picture of an image-only segment", check=_FRAME),
+                     ("style", "frame", "image_take"), "png", "SegmentImage: one picture of an image-only segment", check=_FRAME,
+                     placeholder=True),
         ArtifactDecl("text_to_video_prompt", Level.segment, "VideoByText", "TextToVideoPromptProducer",
                      ("segment_narration", "script", "look"), ("style", "direction_override", "shot_look"), "json",
                      "TextToMovieDirectionPrompt (the movie_direction_prompt override wins), with the look",
                      template=prompts.TEXT_TO_VIDEO, check=_LOOK),
         ArtifactDecl("text_to_video_clip", Level.segment, "VideoByText", "TextToVideoProducer", ("text_to_video_prompt",),
-                     ("style", "frame", "clip_take"), "mp4", "SegmentVideo made from text", check=_CLIP),
+                     ("style", "frame", "clip_take"), "mp4", "SegmentVideo made from text", check=_CLIP,
+                     placeholder=True),
         ArtifactDecl("image_to_video_prompt", Level.segment, "VideoByImage", "ImageToVideoPromptProducer",
                      ("segment_narration", "script", "look"), ("style", "direction_override", "starting_image_override", "shot_look"),
                      "json", "ImageToMovieDirectionPrompt and StartingImagePrompt (overrides win), with the look",
                      template=prompts.IMAGE_TO_VIDEO, check=_LOOK),
         ArtifactDecl("starting_image", Level.segment, "VideoByImage", "StartingImageProducer", ("image_to_video_prompt",),
-                     ("style", "frame", "starting_image_take"), "png", "StartingImage of an image-to-video segment", check=_FRAME),
+                     ("style", "frame", "starting_image_take"), "png", "StartingImage of an image-to-video segment", check=_FRAME,
+                     placeholder=True),
         ArtifactDecl("image_to_video_clip", Level.segment, "VideoByImage", "ImageToVideoProducer",
                      ("starting_image", "image_to_video_prompt"), ("style", "frame", "clip_take"), "mp4",
-                     "SegmentVideo animated from the starting image", check=_CLIP),
+                     "SegmentVideo animated from the starting image", check=_CLIP, placeholder=True),
         ArtifactDecl("segment_visuals", Level.segment, "Assembly", None, _VISUAL_ARTIFACTS, ("segment_layout",), "json",
                      "The visual clips of one segment, in order (aggregates up to 5 images so the timeline reads at "
-                     "most 30 partitions)"),
+                     "most 30 partitions)", tolerant=True),
         ArtifactDecl("timeline", Level.movie, "Timeline", None,
                      ("script", "music", "segment_narration", "segment_audio", "segment_visuals"),
-                     ("frame", "duration", "assembly"), "json", "The Remotion timeline of the movie", version="2",
+                     ("frame", "duration", "assembly"), "json", "The Remotion timeline of the movie", version="2", tolerant=True,
                      check=CheckDecl("timeline_complete", "WARN",
                                      "Every clip of the timeline is present (no missing or failed artifacts).")),
         ArtifactDecl("segment_cut", Level.segment, "Render", None, ("timeline",), ("render",), "json",
@@ -234,14 +242,14 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
                      "captions, at the render preset (a chunk re-renders only when this changes)"),
         ArtifactDecl("video_chunk", Level.segment, "Render", None, ("segment_cut",), (), "mp4",
                      "One segment of the movie, rendered (video only), encoded so that chunks join without re-encoding",
-                     reusable=True),
+                     reusable=True, engine_drawn=True),
         ArtifactDecl("audio_mix", Level.movie, "Render", None, ("timeline",), ("render",), "json",
                      "The timeline's narration and music with its ducking (the soundtrack re-renders only when this "
                      "changes)"),
         ArtifactDecl("soundtrack", Level.movie, "Render", None, ("audio_mix",), (), "m4a",
                      "The movie's narration and ducked music, mixed once, AAC", reusable=True),
         ArtifactDecl("movie_video", Level.movie, "Render", None, ("video_chunk", "soundtrack"), (), "mp4",
-                     "The movie: H.264 chunks joined by stream copy, with the soundtrack", reusable=True,
+                     "The movie: H.264 chunks joined by stream copy, with the soundtrack", reusable=True, engine_drawn=True,
                      check=CheckDecl("movie_matches_timeline", "ERROR",
                                      "The movie lasts the timeline's duration (± 1 frame), at the preset's size, "
                                      "with a video and an audio stream.")),
@@ -251,6 +259,7 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
 RENDER_ARTIFACTS = frozenset(a.name for a in ARTIFACTS.values() if a.subgraph == "Render")
 
 ARTIFACT_ORDER: tuple[str, ...] = tuple(ARTIFACTS)
+_ARTIFACT_RANK = {name: i for i, name in enumerate(ARTIFACT_ORDER)}
 
 
 def segment_suffix(segment: int) -> str:
@@ -356,17 +365,74 @@ def call_group(request: MovieRequest, key: NodeKey) -> tuple[str, NodeKey] | Non
     return decl.producer, key
 
 
+class GraphError(ValueError):
+    """A blueprint that is not a build graph: a cycle, or a dependency on a node it does not have."""
+
+
+def _find_cycle(nodes: Mapping[NodeKey, Node], among: set[NodeKey]) -> list[NodeKey]:
+    """One cycle among ``among`` (every node there lies on or behind a cycle), as a closed path."""
+    start = min(among)
+    path, seen = [start], {start: 0}
+    while True:
+        nxt = min(d for d in nodes[path[-1]].deps if d in among)
+        if nxt in seen:
+            return [*path[seen[nxt]:], nxt]
+        seen[nxt] = len(path)
+        path.append(nxt)
+
+
+def _rank(key: NodeKey) -> tuple[int, int, int]:
+    return (_ARTIFACT_RANK.get(key.asset, len(_ARTIFACT_RANK)), key.segment or 0, key.image or 0)
+
+
 @dataclass(frozen=True)
 class Blueprint:
-    """A request's expanded blueprint: every node (asset partition) the movie needs, with its deps."""
+    """A request's expanded blueprint: every node (asset partition) the movie needs, with its deps.
+    Checked when it is made: every dependency is a node of it, and there is no cycle (``GraphError``
+    names the nodes on it)."""
 
     request: MovieRequest
     nodes: Mapping[NodeKey, Node]
 
+    def __post_init__(self) -> None:
+        self.layers  # noqa: B018 - a blueprint that is not a graph is refused when it is made
+
+    @cached_property
+    def layers(self) -> list[list[NodeKey]]:
+        """Kahn's algorithm: layer 0 depends on nothing, each later layer only on earlier ones."""
+        missing = sorted({f"{k} needs {d}" for k, n in self.nodes.items() for d in n.deps if d not in self.nodes})
+        if missing:
+            raise GraphError("dependencies on nodes the blueprint does not have: " + "; ".join(missing[:10]))
+        waiting = {k: len(set(n.deps)) for k, n in self.nodes.items()}
+        dependents: dict[NodeKey, list[NodeKey]] = {k: [] for k in self.nodes}
+        for node in self.nodes.values():
+            for d in set(node.deps):
+                dependents[d].append(node.key)
+        layer = sorted((k for k, n in waiting.items() if n == 0), key=_rank)
+        layers: list[list[NodeKey]] = []
+        while layer:
+            layers.append(layer)
+            ready = []
+            for k in layer:
+                for child in dependents[k]:
+                    waiting[child] -= 1
+                    if waiting[child] == 0:
+                        ready.append(child)
+            layer = sorted(ready, key=_rank)
+        placed = sum(len(x) for x in layers)
+        if placed != len(self.nodes):
+            cycle = _find_cycle(self.nodes, {k for k, n in waiting.items() if n > 0})
+            raise GraphError("the blueprint has a cycle: " + " -> ".join(str(k) for k in cycle))
+        return layers
+
+    @cached_property
+    def layer(self) -> dict[NodeKey, int]:
+        return {k: i for i, keys in enumerate(self.layers) for k in keys}
+
     @cached_property
     def order(self) -> list[NodeKey]:
-        rank = {name: i for i, name in enumerate(ARTIFACT_ORDER)}
-        return sorted(self.nodes, key=lambda k: (rank[k.asset], k.segment or 0, k.image or 0))
+        """A topological order: layer by layer."""
+        return [k for keys in self.layers for k in keys]
 
     @cached_property
     def dependents(self) -> dict[NodeKey, list[NodeKey]]:
@@ -375,6 +441,21 @@ class Blueprint:
             for d in node.deps:
                 out[d].append(node.key)
         return out
+
+    def _latency(self, key: NodeKey) -> float:
+        """The brief's median latency of the call that builds ``key`` (0: it makes none)."""
+        node = self.nodes[key]
+        return node.producer.latency_s if node.producer and call_group(self.request, key) is not None else 0.0
+
+    @cached_property
+    def priority(self) -> dict[NodeKey, float]:
+        """The longest remaining path of provider latency from each node to the end of the build, its
+        own call included (with a tenth of a millisecond per node on it, so that among equals the longer
+        chain goes first): the engine gives free provider and local slots to the work the movie waits on."""
+        out: dict[NodeKey, float] = {}
+        for k in reversed(self.order):
+            out[k] = self._latency(k) + 1e-4 + max((out[c] for c in self.dependents[k]), default=0.0)
+        return {k: round(v, 4) for k, v in out.items()}
 
     def calls(self, keys: Iterable[NodeKey]) -> Counter[str]:
         """Provider calls per producer needed to build these nodes."""
@@ -386,12 +467,8 @@ class Blueprint:
         build = set(self.nodes if keys is None else keys)
         finish: dict[NodeKey, float] = {}
         for k in self.order:
-            node = self.nodes[k]
-            start = max((finish[d] for d in node.deps), default=0.0)
-            cost = 0.0
-            if k in build and call_group(self.request, k) is not None and node.producer:
-                cost = node.producer.latency_s
-            finish[k] = start + cost
+            start = max((finish[d] for d in self.nodes[k].deps), default=0.0)
+            finish[k] = start + (self._latency(k) if k in build else 0.0)
         return max(finish.values(), default=0.0)
 
     def downstream(self, keys: Iterable[NodeKey]) -> set[NodeKey]:

@@ -38,6 +38,17 @@ MAX_VALUES = 10_000  # keys and values, each use of a YAML alias counted as a co
 MAX_PROBLEMS = 50  # problems listed in one RequestError (the rest are counted)
 
 
+class Strategy(enum.StrEnum):
+    """How a build uses the machine: ``sequential`` builds one partition at a time (debugging, the
+    tightest budgets), ``parallel`` uses the configured limits as they are (local slots: one per core),
+    ``adaptive`` sizes local slots from the machine's load and free memory and re-reads them while it
+    builds. It changes how a build runs, never what it makes."""
+
+    sequential = "sequential"
+    parallel = "parallel"
+    adaptive = "adaptive"
+
+
 class Audience(enum.StrEnum):
     children = "children"
     general = "general"
@@ -230,6 +241,8 @@ class MovieRequest(BaseModel):
     # The most this movie may spend on provider calls, all revisions together (USD; none: no cap of its
     # own). Enforced per call; changing it rebuilds nothing.
     budget_usd: float | None = Field(default=None, ge=0, le=100_000, allow_inf_nan=False, strict=True)
+    # How its builds use the machine (none: MOVIEGEN_STRATEGY, else adaptive); changing it rebuilds nothing.
+    strategy: Strategy | None = None
     music_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)  # take (re-roll) of the music; none: 0
     # A look for the whole movie (palette, lighting, camera, recurring characters and places), written
     # after the script and carried by every visual prompt. Movies stored before the look had none (they
@@ -365,6 +378,7 @@ def _allowed(loc: tuple[Any, ...]) -> str:
         "assembly_strategy": AssemblyStrategy,
         "transition": Transition,
         "render_preset": RenderPreset,
+        "strategy": Strategy,
     }
     if field in enums:
         return "allowed: " + ", ".join(e.value for e in enums[field])

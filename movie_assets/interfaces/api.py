@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 
 from movie_assets.build import cache
+from movie_assets.build.code_versions import code_versions
 from movie_assets.build.export import FORMATS, PROVENANCE_FIELDS, export_timeline
 from movie_assets.build.timeline import placeholder_error
 from movie_assets.domain.blueprint import ARTIFACTS, TAKES, NodeKey, expand
@@ -35,6 +36,7 @@ from movie_assets.store.metrics import movie_metrics
 from movie_assets.store.movies import load_movie_request
 from movie_assets.store.revisions import Revision, get_revision, list_revisions
 from resources.runtime.budget import day_start, make_ledger
+from resources.settings import current
 from resources.storage import ArtifactStore
 
 __all__ = ["GenerateResult", "Plan", "Revision", "Status", "approve", "edit", "export", "generate", "history", "list_movies",
@@ -334,7 +336,8 @@ def takes(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, node: 
     deps = expand(request).nodes[key].deps
     state = load_state(instance, movie, [key, *deps])
     recorded = state.version(key)
-    free = {t: cache.entry_path(movie, key, input_versions(expand(_with_take(request, key, t)), key, state.version))
+    versions = code_versions(current())
+    free = {t: cache.entry_path(movie, key, input_versions(expand(_with_take(request, key, t)), key, state.version), versions)
             for t in {m.take for m in made}}
     return Takes(movie, str(key), take_of(request, key), [
         TakeEntry(m.take, m.uri, m.version, m.made_at, m.made_by, m.prompt, bool(recorded) and m.version == recorded,

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed, StoredFileDamaged
-from movie_assets.domain.request import RequestError, load_request
+from movie_assets.domain.request import RequestError, Strategy, load_request
 from movie_assets.store.movies import MovieNotFound, load_movie_request, require_stored
 from movie_assets.store.revisions import get_revision, scan_revisions
 from resources.providers.base import for_movie
@@ -160,6 +160,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         instance, store, args.movie, latency=args.latency, latency_scale=args.latency_scale,
         on_plan=on_plan, on_progress=progress, wait_s=args.wait, render=False if args.no_render else None,
         budget_usd=args.budget, allow_over_budget=args.allow_over_budget, verbose=args.verbose, verify=args.verify,
+        strategy=args.strategy,
     )
     if args.json:
         _print_json(result.to_json())
@@ -281,11 +282,11 @@ def _where(store: ArtifactStore, uri: str | None) -> str | None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from movie_assets.build.render.revision import render_revision  # noqa: PLC0415 - start-up time
-    from resources.settings import RenderEngine, render_engine_from_env  # noqa: PLC0415
+    from resources.settings import RenderEngine, current  # noqa: PLC0415
 
     store = _store()
     require_stored(store, args.movie)
-    engine = RenderEngine(args.engine) if args.engine else render_engine_from_env()
+    engine = RenderEngine(args.engine) if args.engine else current().render_engine
     result = render_revision(store, args.movie, args.revision, engine, args.preset,
                              load_movie_request(store, args.movie).preset.value)
     if args.json:
@@ -561,6 +562,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"start although the estimate exceeds a cap (else exit {EXIT_OVER_BUDGET}); calls stop at the "
                         "cap and what is left is reported `not built: budget`")
     p.add_argument("--verbose", action="store_true", help="Dagster's log and tracebacks on the console")
+    p.add_argument("--strategy", choices=[s.value for s in Strategy],
+                   help="how the build uses this machine: one partition at a time, the configured limits as they are, "
+                        "or local slots sized from the machine's load (default: the request's strategy, else "
+                        "MOVIEGEN_STRATEGY, else adaptive)")
     p.add_argument("--verify", action="store_true",
                    help="hash every artifact first and rebuild any whose content changed (default: rebuild what is "
                         "missing or has another size than recorded)")

@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 
 from movie_assets.build.budget import caps_for, standing
-from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
+from movie_assets.build.code_versions import code_versions
 from movie_assets.build.engine import predict
 from movie_assets.build.preflight import preflight
 from movie_assets.build.progress import add_listener, remove_listener
@@ -23,7 +23,7 @@ from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint
 from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Plan, make_plan, movie_matches_timeline
 from movie_assets.domain.records import MovieState
-from movie_assets.domain.request import MovieRequest
+from movie_assets.domain.request import MovieRequest, Strategy
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.locks import IN_PROCESS, KIND_TAG, MOVIE_TAG, generation_lock
 from movie_assets.orchestration.registry import require_movie
@@ -37,7 +37,7 @@ from resources.providers.pricing import estimate_call_usd
 from resources.runtime import scratch
 from resources.runtime.budget import make_ledger
 from resources.runtime.secrets import TEXT_LIMIT, redact
-from resources.settings import PRODUCER_KINDS, LatencyProfile, params_from_env, render_enabled_from_env, routes_from_env
+from resources.settings import PRODUCER_KINDS, LatencyProfile, Settings, current
 from resources.storage import ArtifactStore
 
 # A function of the code location that returns the asset job every build run executes.
@@ -52,26 +52,28 @@ class OpenMovie:
     request: MovieRequest
     blueprint: Blueprint
     state: MovieState
+    settings: Settings = field(default_factory=Settings)
 
 
 def open_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, render: bool | None = None,
-               verify: bool = False) -> OpenMovie:
-    """``render``: include the rendered movie (default: MOVIEGEN_RENDER, on unless set to off).
-    Every recorded artifact is checked to be there with its recorded size; ``verify``: also that its
-    content still hashes to its data version (reads every file). What fails is ``state.damaged``."""
+               verify: bool = False, settings: Settings | None = None) -> OpenMovie:
+    """``render``: include the rendered movie (default: the settings', MOVIEGEN_RENDER, on unless set to
+    off). Every recorded artifact is checked to be there with its recorded size; ``verify``: also that
+    its content still hashes to its data version (reads every file). What fails is ``state.damaged``."""
+    settings = settings if settings is not None else current()
     require_movie(instance, movie)
     request = load_movie_request(store, movie)
-    blueprint = expand(request, render=render_enabled_from_env() if render is None else render)
+    blueprint = expand(request, render=settings.render if render is None else render)
     state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
     state.damaged = find_damaged(store, movie, state.records.values(), full=verify)
-    return OpenMovie(movie, request, blueprint, state)
+    return OpenMovie(movie, request, blueprint, state, settings)
 
 
-def estimate_cost(calls: dict[str, int], width: int, height: int) -> float:
+def estimate_cost(calls: dict[str, int], width: int, height: int, settings: Settings | None = None) -> float:
     """Calls times the estimated price of a typical call of the provider and model each producer is
     routed to, at the movie's frame and with its configured model parameters (offline: 0)."""
-    routes = routes_from_env()
-    params = params_from_env(routes)
+    settings = settings if settings is not None else current()
+    routes, params = settings.routes, settings.params
     total = 0.0
     for producer, count in calls.items():
         route = routes[producer]
@@ -85,15 +87,15 @@ def plan_of(opened: OpenMovie, store: ArtifactStore, budget_usd: float | None = 
     budget caps, and what would make them fail for sure (pre-flight); calls no provider.
     ``budget_usd``: the movie's cap for this generation (default: the request's, else the setting)."""
     width, height = opened.request.frame
-    plan = make_plan(opened.movie, opened.blueprint, opened.state, ARTIFACT_CODE_VERSIONS,
-                     lambda targets: predict(opened.movie, opened.blueprint, opened.state, store, targets),
-                     lambda calls: estimate_cost(calls, width, height))
+    settings = opened.settings
+    plan = make_plan(opened.movie, opened.blueprint, opened.state, code_versions(settings),
+                     lambda targets: predict(opened.movie, opened.blueprint, opened.state, store, targets, settings),
+                     lambda calls: estimate_cost(calls, width, height, settings))
     caps = caps_for(opened.movie, opened.request, budget_usd)
     if caps:
         plan.budget = [s.to_json() for s in standing(make_ledger(), opened.movie, caps)]
     if plan.provider_calls:
-        routes = routes_from_env()
-        plan.problems = preflight(plan.provider_calls, routes, params_from_env(routes), opened.request)
+        plan.problems = preflight(plan.provider_calls, settings.routes, settings.params, opened.request)
     return plan
 
 
@@ -119,12 +121,13 @@ def check_plan(plan: Plan, allow_over_budget: bool = False) -> None:
 
 
 def record_revision(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, run_id: str | None,
-                    report: RunReport, render: bool | None = None) -> Revision:
+                    report: RunReport, render: bool | None = None, settings: Settings | None = None) -> Revision:
     """Record the revision a generation leaves: the artifact versions the movie now uses (read after
     the build, so it sees what the build recorded)."""
-    blueprint = expand(load_movie_request(store, movie), render=render_enabled_from_env() if render is None else render)
+    settings = settings if settings is not None else current()
+    blueprint = expand(load_movie_request(store, movie), render=settings.render if render is None else render)
     state = load_state(instance, movie, blueprint.nodes)
-    rendered = movie_matches_timeline(blueprint, state, ARTIFACT_CODE_VERSIONS) and not any(
+    rendered = movie_matches_timeline(blueprint, state, code_versions(settings)) and not any(
         NodeKey.parse(node).asset in RENDER_ARTIFACTS for node in report.failed)
     return write_revision(store, movie, blueprint=blueprint, state=state, run_id=run_id, report=report,
                           edits=list_edits(store, movie), rendered=rendered)
@@ -185,6 +188,7 @@ def generate(
     allow_over_budget: bool = False,
     verbose: bool = False,
     verify: bool = False,
+    strategy: Strategy | str | None = None,
 ) -> GenerateResult:
     """Build what the plan shows in one Dagster run and record a new revision.
 
@@ -211,7 +215,7 @@ def generate(
         run_id, success, report = None, True, RunReport(movie=movie)
         if plan.items:
             run_id, success, report = build_movie(instance, store, movie, plan, latency, latency_scale, on_progress,
-                                                  resource_config, budget_usd, verbose)
+                                                  resource_config, budget_usd, verbose, strategy)
         previous = latest_revision(store, movie)
         revision = record_revision(instance, store, movie, run_id, report, render)
         report_plan(instance, store, movie)
@@ -231,7 +235,8 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
                 latency: LatencyProfile | str | None, latency_scale: float | None,
                 on_progress: Callable[[str, Any], None] | None,
                 resource_config: dict[str, dict[str, Any]] | None,
-                budget_usd: float | None = None, verbose: bool = False) -> tuple[str, bool, RunReport]:
+                budget_usd: float | None = None, verbose: bool = False,
+                strategy: Strategy | str | None = None) -> tuple[str, bool, RunReport]:
     """One in-process run of the movie-level build step that builds every planned node."""
     provider_config = {k: v for k, v in {"latency": LatencyProfile(latency).value if latency else None, "latency_scale": latency_scale}.items() if v is not None}
     resources: dict[str, Any] = {}
@@ -244,7 +249,8 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
             resources[name] = {"config": config}
     run_config = {
         "ops": {BUILD_STEPS[Level.movie]: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in plan.items},
-                                                        "budget_usd": budget_usd}}},
+                                                        "budget_usd": budget_usd,
+                                                        "strategy": Strategy(strategy).value if strategy else ""}}},
         "resources": resources,
         # The run's events go to the event log (and the UI) as always. The console gets them with
         # ``verbose``; otherwise nothing: the CLI prints one line per failed partition instead of

@@ -8,9 +8,9 @@ import dagster as dg
 
 from movie_assets.domain.blueprint import ARTIFACTS, Level
 from movie_assets.orchestration.generation import PLAN_CHECK
-from movie_assets.orchestration.specs import ARTIFACT_SPECS, BUILD_STEPS
+from movie_assets.orchestration.specs import ARTIFACT_KEYS, BUILD_STEPS
 
-MOVIE_LEVEL_KEYS = [spec.key for name, spec in ARTIFACT_SPECS.items() if ARTIFACTS[name].level is Level.movie]
+MOVIE_LEVEL_KEYS = [key for name, key in ARTIFACT_KEYS.items() if ARTIFACTS[name].level is Level.movie]
 # The movie-level assets with the checks the build step evaluates (timeline_complete, movie_matches_timeline),
 # but not the timeline's nothing_to_rebuild: a separate check (orchestration/plan_check.py, run from the UI)
 # that a build run would plan and then skip, leaving "skipped" as its latest result.

@@ -8,15 +8,18 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
+from collections.abc import Mapping
 
 import dagster as dg
 
-from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
+from movie_assets.build.code_versions import code_versions
 from movie_assets.build.producers import PRODUCE
 from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, ArtifactDecl, Level
 from partitions import image_partitions, image_to_segment, movies_partitions, segment_partitions, segment_to_image
+from resources.settings import Settings
 
 # Code references are marked beta; they are what links an asset to its code in the UI.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
@@ -61,7 +64,7 @@ def _code_reference(decl: ArtifactDecl) -> dg.CodeReferencesMetadataValue:
     )
 
 
-def _artifact_spec(decl: ArtifactDecl) -> dg.AssetSpec:
+def _artifact_spec(decl: ArtifactDecl, code_version: str) -> dg.AssetSpec:
     deps = [dg.AssetDep(d, partition_mapping=_mapping(decl.level, ARTIFACTS[d].level)) for d in decl.deps]
     deps += [dg.AssetDep(INPUT_SPECS[i], partition_mapping=_mapping(decl.level, INPUTS[i].level)) for i in decl.inputs]
     metadata: dict[str, object] = {"producer": decl.producer or "derived", "media": decl.media,
@@ -73,7 +76,7 @@ def _artifact_spec(decl: ArtifactDecl) -> dg.AssetSpec:
         partitions_def=PARTITIONS[decl.level],
         deps=deps,
         skippable=True,
-        code_version=ARTIFACT_CODE_VERSIONS[decl.name],
+        code_version=code_version,
         group_name=decl.subgraph,
         description=decl.description + (f" — {decl.producer}" if decl.producer else " — no provider call"),
         kinds=_KINDS[decl.media] | {"python"},
@@ -81,7 +84,14 @@ def _artifact_spec(decl: ArtifactDecl) -> dg.AssetSpec:
     )
 
 
-ARTIFACT_SPECS: dict[str, dg.AssetSpec] = {d.name: _artifact_spec(d) for d in ARTIFACTS.values()}
+ARTIFACT_KEYS: dict[str, dg.AssetKey] = {name: dg.AssetKey(name) for name in ARTIFACTS}
+
+
+@functools.lru_cache(maxsize=4)
+def artifact_specs(settings: Settings) -> Mapping[str, dg.AssetSpec]:
+    """Every artifact's spec under these settings (their code versions), made when the definitions load."""
+    versions = code_versions(settings)
+    return {d.name: _artifact_spec(d, versions[d.name]) for d in ARTIFACTS.values()}
 
 CHECK_SPECS: list[dg.AssetCheckSpec] = [
     dg.AssetCheckSpec(d.check.name, asset=d.name, description=d.check.description)

@@ -26,6 +26,7 @@ from movie_assets.build.progress import notify
 from movie_assets.domain.blueprint import ARTIFACTS, OPTIONAL_READS, Level, NodeKey
 from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Reason
+from movie_assets.domain.records import ArtifactRecord
 from movie_assets.orchestration import events
 from movie_assets.orchestration.event_log import INPUT_VERSION_TAG
 from movie_assets.orchestration.generation import (
@@ -37,7 +38,7 @@ from movie_assets.orchestration.generation import (
     report_plan,
 )
 from movie_assets.orchestration.locks import generation_lock
-from movie_assets.orchestration.specs import ARTIFACT_SPECS, BUILD_STEPS, CHECK_SPECS
+from movie_assets.orchestration.specs import ARTIFACT_KEYS, BUILD_STEPS, CHECK_SPECS, artifact_specs
 from movie_assets.store.reports import RunReport, read_run_report, write_run_report
 from partitions import node_partition
 from resources.dagster_resources import (
@@ -54,7 +55,7 @@ from resources.dagster_resources import (
 from resources.runtime import scratch
 from resources.runtime.budget import make_ledger
 from resources.runtime.secrets import TEXT_LIMIT, redact
-from resources.settings import fallback_enabled_from_env
+from resources.settings import Settings, current, parse_strategy
 from resources.storage import ArtifactStore
 
 
@@ -71,18 +72,20 @@ class BuildConfig(dg.Config):
                                                                     "the request's budget_usd, else MOVIEGEN_MOVIE_BUDGET_USD).")
     allow_over_budget: bool = Field(default=False, description="Generation: start although the plan's estimate exceeds a "
                                                                "budget cap; calls stop at the cap.")
+    strategy: str = Field(default="", description="sequential, parallel or adaptive (empty: the request's strategy, else "
+                                                  "MOVIEGEN_STRATEGY, else adaptive).")
 
 
 GENERATION_WAIT_S = 6 * 3600  # a generation run waits this long for another generation of its movie
 
 
 def generation_events(context: dg.AssetExecutionContext, movie: str, clients: ProviderClients,
-                      store: ArtifactStore, config: BuildConfig) -> Iterator[Any]:
+                      store: ArtifactStore, config: BuildConfig, settings: Settings) -> Iterator[Any]:
     """A whole generation inside the run: wait for the movie's lock, plan, build, record a revision
     (also when some partitions failed: every other partition is kept and listed)."""
     scratch.sweep()  # scratch folders and child processes a killed generation left behind
     with generation_lock(context.instance, movie, GENERATION_WAIT_S, run_id=context.run.run_id):
-        opened = open_movie(context.instance, store, movie)
+        opened = open_movie(context.instance, store, movie, settings=settings)
         plan = plan_of(opened, store, config.budget_usd)
         targets = plan.targets
         context.log.info(f"movie {movie}: {len(targets)} partition(s) to build, {sum(plan.provider_calls.values())} "
@@ -95,14 +98,15 @@ def generation_events(context: dg.AssetExecutionContext, movie: str, clients: Pr
                 "budget": dg.MetadataValue.json(plan.budget)}) from None
         try:
             if targets:
-                yield from build_events(context, opened, targets, clients, store, config.budget_usd)
+                yield from build_events(context, opened, targets, clients, store, config.budget_usd, config.strategy)
         finally:
             report = RunReport(movie=movie)
             if targets:
                 report = read_run_report(store, movie, context.run.run_id) or RunReport(
                     movie=movie, run_id=context.run.run_id,
                     failed={"movie_build": "the run stopped before its report was written"})
-            revision = record_revision(context.instance, store, movie, context.run.run_id if targets else None, report)
+            revision = record_revision(context.instance, store, movie, context.run.run_id if targets else None, report,
+                                       settings=settings)
             report_plan(context.instance, store, movie)
             context.log.info(f"movie {movie}: revision {revision.revision}, timeline {revision.timeline}")
 
@@ -179,14 +183,14 @@ def materialization_metadata(built: Built) -> dict[str, Any]:
     return md
 
 
-def _provenance_tags(spec: dg.AssetSpec, version: str, cursor: int, consumed: dict[str, str]) -> dict[str, str]:
+def _provenance_tags(record: ArtifactRecord, cursor: int, consumed: dict[str, str]) -> dict[str, str]:
     """The tags Dagster's staleness reads. Every dependency gets the same event-log cursor: any
     newer record of a dependency partition with a different data version makes this one stale.
     The input data version of each dependency is the hash of the versions this build read from it,
     which is what ``moviegen plan`` compares (see domain/inputs.py)."""
-    tags = {"dagster/data_version": version, "dagster/code_version": spec.code_version or ""}
-    for dep in spec.deps:
-        name = dep.asset_key.to_user_string()
+    decl = ARTIFACTS[record.key.asset]
+    tags = {"dagster/data_version": record.version, "dagster/code_version": record.code_version}
+    for name in (*decl.deps, *decl.inputs):
         tags[f"{INPUT_VERSION_TAG}{name}"] = consumed.get(name, "none")
         # An artifact this partition does not read (the look, for an off-look segment or a movie made without
         # one): a pointer past any record, so no change of it makes this partition stale in the UI either.
@@ -199,7 +203,8 @@ UNREAD_POINTER = 2**62
 
 
 def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: dict[NodeKey, str],
-                 clients: ProviderClients, store: ArtifactStore, budget_usd: float | None = None) -> Iterator[Any]:
+                 clients: ProviderClients, store: ArtifactStore, budget_usd: float | None = None,
+                 strategy: str = "") -> Iterator[Any]:
     """Run the engine for one movie in a worker thread and translate its results into Dagster events."""
     instance = context.instance
     movie, request, blueprint, state = opened.movie, opened.request, opened.blueprint, opened.state
@@ -220,7 +225,8 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
             budget = Budget(make_ledger(), movie, caps_for(movie, request, budget_usd),
                             lambda producer: clients.price(producer, width, height))
             engine = BuildEngine(movie=movie, blueprint=blueprint, state=state, store=store, clients=clients,
-                                 emit=results.put, budget=budget, fallback=fallback_enabled_from_env())
+                                 emit=results.put, budget=budget, fallback=opened.settings.fallback, settings=opened.settings,
+                                 strategy=parse_strategy(strategy, "strategy") if strategy else None)
             task = loop.create_task(engine.run(targets))
             result["task"] = task
             result["summary"] = loop.run_until_complete(task)
@@ -245,7 +251,7 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
         # every planned event precedes its partition's materialization without delaying the first call.
         for key in blueprint.order:
             if key in targets:
-                events.report_planned(context, ARTIFACT_SPECS[key.asset].key, key.partition_key(movie))
+                events.report_planned(context, ARTIFACT_KEYS[key.asset], key.partition_key(movie))
         while (item := results.get()) is not done:
             notify(movie, item)
             if isinstance(item, Built):
@@ -254,17 +260,17 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
                     issue = problem(item.key.asset, item.produced.data, item.produced.value, request)
                     if issue:
                         check_problems.setdefault(item.key.asset, {})[item.key.partition_key(movie)] = issue
-                spec = ARTIFACT_SPECS[item.key.asset]
                 if cursor is None or any(d in recorded_since_cursor for d in blueprint.nodes[item.key].deps):
                     cursor = instance.event_log_storage.get_maximum_record_id() or 0
                     recorded_since_cursor.clear()
                 partition = node_partition(movie, item.key)
-                tags = _provenance_tags(spec, item.record.version, cursor, item.inputs) | events.multi_partition_tags(partition)
-                yield dg.AssetMaterialization(spec.key, partition=partition, tags=tags, metadata=materialization_metadata(item))
+                tags = _provenance_tags(item.record, cursor, item.inputs) | events.multi_partition_tags(partition)
+                yield dg.AssetMaterialization(ARTIFACT_KEYS[item.key.asset], partition=partition, tags=tags,
+                                              metadata=materialization_metadata(item))
                 recorded_since_cursor.add(item.key)
             elif isinstance(item, Failed):
                 context.log.error(redact(f"{item.key} failed [{item.category}]: {item.message} -> {item.suggestion}", TEXT_LIMIT))
-                events.report_failed(context, ARTIFACT_SPECS[item.key.asset].key, item.key.partition_key(movie),
+                events.report_failed(context, ARTIFACT_KEYS[item.key.asset], item.key.partition_key(movie),
                                      item.message, item.upstream, item.category, item.suggestion)
             elif isinstance(item, Skipped):
                 context.log.info(redact(f"{item.key} not rebuilt: {item.message}", TEXT_LIMIT))
@@ -316,13 +322,13 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
 
 
 def _step_events(context: dg.AssetExecutionContext, config: BuildConfig, clients: ProviderClients,
-                 artifacts: ArtifactStore) -> Iterator[Any]:
+                 artifacts: ArtifactStore, settings: Settings) -> Iterator[Any]:
     """A build step's events: the partitions of its run, or the exact set a generation asks for."""
     if config.generation:
         movie = config.movie or (context.partition_key if context.has_partition_key else "")
         if not movie or "|" in movie:
             raise dg.Failure(f"a generation builds a whole movie: run it for a movie partition, not {movie!r}")
-        yield from generation_events(context, movie, clients, artifacts, config)
+        yield from generation_events(context, movie, clients, artifacts, config, settings)
         return
     if config.movie:
         by_movie = {config.movie: {NodeKey.parse(k): reason for k, reason in config.nodes.items()}}
@@ -331,12 +337,12 @@ def _step_events(context: dg.AssetExecutionContext, config: BuildConfig, clients
     else:
         raise dg.Failure("Select partitions to materialize (a movie, 'movie|03' or 'movie|03_2'), or run `moviegen generate`.")
     for movie, targets in by_movie.items():
-        yield from build_events(context, open_movie(context.instance, artifacts, movie), targets, clients, artifacts,
-                                config.budget_usd)
+        yield from build_events(context, open_movie(context.instance, artifacts, movie, settings=settings), targets, clients, artifacts,
+                                config.budget_usd, config.strategy)
 
 
-def _build_step(level: Level) -> dg.AssetsDefinition:
-    specs = [spec for name, spec in ARTIFACT_SPECS.items() if ARTIFACTS[name].level is level]
+def _build_step(level: Level, settings: Settings) -> dg.AssetsDefinition:
+    specs = [spec for name, spec in artifact_specs(settings).items() if ARTIFACTS[name].level is level]
     names = {spec.key.to_user_string() for spec in specs}
 
     @dg.multi_asset(
@@ -363,7 +369,9 @@ def _build_step(level: Level) -> dg.AssetsDefinition:
         try:
             clients = ProviderClients(llm=llm, speech=speech, images=images, video=video, music=music, openai=openai,
                                       replicate=replicate)
-            yield from _step_events(context, config, clients, store.store())
+            # The settings of the process that runs the step (its specs were made with the same ones where the
+            # code location loaded; a test that changes a variable between runs gets the new value).
+            yield from _step_events(context, config, clients, store.store(), current())
         except Exception as e:
             clean = _clean_error(e)  # Dagster stores the step's exception, its message and chained causes
             if clean is e:
@@ -373,4 +381,6 @@ def _build_step(level: Level) -> dg.AssetsDefinition:
     return build
 
 
-BUILD_ASSETS = [_build_step(level) for level in Level]
+def build_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    """The three build steps under these settings (their specs' code versions)."""
+    return [_build_step(level, settings) for level in Level]

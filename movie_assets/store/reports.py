@@ -31,6 +31,10 @@ class RunReport:
     errors: dict[str, dict[str, str]] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)  # nodes whose artifact is an offline placeholder
     time: float = 0.0  # when the build ended (unix time)
+    strategy: str = ""  # sequential, parallel or adaptive (empty: a run before strategies)
+    critical_path_s: float = 0.0  # the critical path of what it built, at the brief's median latencies
+    # How the slots were used: local (capacity first/min/max, peak and mean in use, history) and per provider kind.
+    slots: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

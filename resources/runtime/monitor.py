@@ -9,6 +9,7 @@ pynvml's library or a GPU, the snapshot says so and the GPU list is empty.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 from typing import Any
@@ -73,3 +74,67 @@ def local_work_slots(snap: MachineSnapshot | None = None) -> int:
     if snap.memory_available_mb < LOW_MEMORY_MB:
         return 1
     return max(1, snap.cpus)
+
+
+# What one local job may hold of memory (a 1080p encode or a speech model), for sizing local slots.
+MEMORY_PER_JOB_MB = 400
+
+
+class LoadMeter:
+    """How busy the machine is with work that is not this process's: the CPU time all cores spent busy
+    since the last reading, less what this process and its children spent (so a build's own renders
+    never make it shrink its own slots)."""
+
+    def __init__(self) -> None:
+        self._me = psutil.Process()
+        self._last = self._sample()
+
+    def _sample(self) -> tuple[float, float, float]:
+        t = psutil.cpu_times()
+        busy = sum(t) - t.idle - getattr(t, "iowait", 0.0)
+        own = self._me.cpu_times()
+        mine = own.user + own.system + own.children_user + own.children_system
+        for child in self._me.children(recursive=True):
+            try:
+                c = child.cpu_times()
+                mine += c.user + c.system
+            except psutil.Error:  # it ended between the listing and the reading
+                continue
+        return time.monotonic(), busy, mine
+
+    def others_busy_cores(self) -> float:
+        """Cores busy with other processes' work since the last reading (0 at the first)."""
+        now = self._sample()
+        (t0, busy0, mine0), (t1, busy1, mine1) = self._last, now
+        self._last = now
+        span = t1 - t0
+        if span <= 0.05:
+            return 0.0
+        return max(0.0, ((busy1 - busy0) - max(0.0, mine1 - mine0)) / span)
+
+
+def adaptive_slots(cpus: int, others_busy: float, memory_available_mb: int) -> int:
+    """Local slots for the adaptive strategy: the cores other work leaves free (rounded), and no more
+    jobs than free memory holds; at least 1. (Local work here is CPU work: encodes, renders, speech. The
+    GPU reading goes into the run's record; no local job uses a GPU yet.)"""
+    if memory_available_mb < LOW_MEMORY_MB:
+        return 1
+    slots = max(1, min(cpus, int(cpus - others_busy + 0.5)))
+    return min(slots, max(1, memory_available_mb // MEMORY_PER_JOB_MB))
+
+
+class AdaptiveSizer:
+    """Re-reads the machine (CPU used by others, free memory) and says how many local slots to use."""
+
+    def __init__(self, cpus: int | None = None):
+        self.cpus = cpus or psutil.cpu_count(logical=True) or os.cpu_count() or 1
+        self.meter = LoadMeter()
+        self.readings: list[dict[str, float]] = []
+
+    def size(self) -> int:
+        others = self.meter.others_busy_cores()
+        available = psutil.virtual_memory().available // 2**20
+        slots = adaptive_slots(self.cpus, others, available)
+        if len(self.readings) < 2000:
+            self.readings.append({"others_busy_cores": round(others, 2), "memory_available_mb": available, "slots": slots})
+        return slots

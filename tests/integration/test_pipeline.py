@@ -201,7 +201,7 @@ def test_partition_run_like_the_ui(instance: dg.DagsterInstance, store, generate
     movie, _ = generated
     from movie_assets.definitions import defs
 
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = defs().resolve_implicit_global_asset_job_def()
     before = load_state(instance, movie, [NodeKey("segment_audio", 1)]).records[NodeKey("segment_audio", 1)]
     run = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("segment_audio")], partition_key=f"{movie}|01")
     assert run.success

@@ -29,7 +29,7 @@ def test_the_generate_movie_job_does_not_plan_the_plan_check(instance: dg.Dagste
     """What the inbox sensor and the UI launch: the generate_movie job for a movie partition."""
 
     movie = api.new_movie(instance, store, small_request(duration_seconds=10, images_per_segment=1), "checks")
-    result = defs.resolve_job_def(GENERATE_JOB).execute_in_process(instance=instance, partition_key=movie,
+    result = defs().resolve_job_def(GENERATE_JOB).execute_in_process(instance=instance, partition_key=movie,
                                                                    raise_on_error=False)
     assert result.success
     planned, evaluated, skipped = _checks(instance, result.run_id)

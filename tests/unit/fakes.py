@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel
 
+from movie_assets.build.code_versions import code_versions
 from movie_assets.build.context import ProduceContext
 from movie_assets.build.engine import BuildEngine, BuildSummary, Built, Failed, Skipped
 from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, expand
@@ -40,6 +41,7 @@ from resources.providers.base import (
     TextResult,
     VideoProvider,
 )
+from resources.settings import Settings
 from resources.storage import ArtifactStore
 
 MOVIE = "civil-war"
@@ -285,7 +287,8 @@ def hand_context(request: MovieRequest, *, clients: dict[str, Any] | None = None
         return limits.setdefault(kind, asyncio.Semaphore(in_flight))
 
     return ProduceContext(movie=MOVIE, request=request, clients=clients or {}, load_value=load_value,
-                          load_bytes=load_bytes, load_record=records.get, load_failure=failures.get, limit=limit)
+                          load_bytes=load_bytes, load_record=records.get, load_failure=failures.get, limit=limit,
+                          versions=code_versions(Settings()))
 
 
 def record(key: NodeKey, version: str, **meta: Any) -> ArtifactRecord:

@@ -9,14 +9,15 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from movie_assets.build.code_versions import ARTIFACT_CODE_VERSIONS
-from movie_assets.build.engine import TOLERANT, Built
+from movie_assets.build.code_versions import code_versions
+from movie_assets.build.engine import Built
 from movie_assets.build.timeline import validate_timeline
-from movie_assets.domain.blueprint import Blueprint, NodeKey, ProviderKind, call_group
+from movie_assets.domain.blueprint import ARTIFACTS, Blueprint, NodeKey, ProviderKind, call_group
 from movie_assets.domain.look import shot_of
 from movie_assets.domain.plan import Reason, reasons
 from movie_assets.domain.records import MovieState
 from movie_assets.store.layout import cache_path
+from resources.settings import current
 from tests.unit.fakes import MOVIE, Fakes, blueprint_of, new_store, run_engine, small_request
 
 SCRIPT = NodeKey("script")
@@ -151,7 +152,7 @@ def test_failed_shared_prompt_call_fails_its_prompts_and_their_images_only(tmp_p
     assert all(not run.failed[k].upstream for k in prompts)
     assert all(run.failed[k].upstream and "upstream image_prompt[00_" in run.failed[k].message for k in images)
     assert fakes.calls["TextToImagePromptProducer"] == 2, "one (failed) call for segment 0, one for segment 1"
-    assert TOLERANT <= {k.asset for k in run.built}
+    assert {a.name for a in ARTIFACTS.values() if a.tolerant} <= {k.asset for k in run.built}
     assert set(run.built) == set(bp.nodes) - prompts - images
 
     visuals = run.value(NodeKey("segment_visuals", 0))
@@ -263,7 +264,7 @@ def test_a_failed_rebuild_keeps_the_previous_version_in_the_timeline(tmp_path: P
 
 def plan_targets(bp: Blueprint, state: MovieState) -> dict[NodeKey, str]:
     """What a generation would build, and why (domain/plan.py's reasons)."""
-    return {k: why for k, (why, _) in reasons(bp, state, ARTIFACT_CODE_VERSIONS).items()}
+    return {k: why for k, (why, _) in reasons(bp, state, code_versions(current())).items()}
 
 
 def test_undoing_an_edit_whose_image_failed_clears_the_error_from_the_timeline(tmp_path: Path) -> None:

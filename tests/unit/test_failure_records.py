@@ -116,9 +116,9 @@ def test_build_jobs_keep_the_step_checks_but_not_the_plan_check() -> None:
     from movie_assets.definitions import defs
     from movie_assets.orchestration.jobs import BUILD_JOB, GENERATE_JOB
 
-    assert PLAN_CHECK_KEY in defs.resolve_asset_graph().asset_check_keys  # still defined, run from the UI
+    assert PLAN_CHECK_KEY in defs().resolve_asset_graph().asset_check_keys  # still defined, run from the UI
     for name in (BUILD_JOB, GENERATE_JOB):
-        checks = defs.resolve_job_def(name).asset_layer.asset_graph.asset_check_keys
+        checks = defs().resolve_job_def(name).asset_layer.asset_graph.asset_check_keys
         assert PLAN_CHECK_KEY not in checks and OWN_CHECKS <= checks, name
 
 

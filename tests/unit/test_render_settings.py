@@ -1,37 +1,109 @@
-"""Choosing the render engine, and the error a user gets when Remotion cannot run."""
+"""Settings as values: the render engine, code versions and routes are functions of the settings only,
+never of what the importing machine has installed; and the error a user gets when Remotion cannot run."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from movie_assets.build.code_versions import code_versions
 from movie_assets.build.render import remotion
 from movie_assets.build.render.ffmpeg_engine import RenderError
 from movie_assets.build.render.presets import PRESETS
-from resources.settings import RenderEngine, remotion_missing, render_enabled_from_env, render_engine_from_env
+from movie_assets.domain.blueprint import ARTIFACTS
+from resources.settings import RenderEngine, Settings, Strategy, current, remotion_missing
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_without_chromium_auto_means_ffmpeg_and_remotion_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
-                                                                               tmp_path: Path) -> None:
+def test_auto_is_remotion_everywhere_and_a_machine_without_chromium_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MOVIEGEN_BROWSER", str(tmp_path / "no-such-browser"))
     assert any("apt-get install chromium" in m for m in remotion_missing())
-    monkeypatch.setenv("MOVIEGEN_RENDER_ENGINE", "auto")
-    assert render_engine_from_env() is RenderEngine.ffmpeg
+    assert Settings.from_env({"MOVIEGEN_RENDER_ENGINE": "auto"}).render_engine is RenderEngine.remotion
+    assert Settings.from_env({}).render_engine is RenderEngine.remotion
     timeline = {"fps": 30, "width": 854, "height": 480, "durationMs": 10000, "durationInFrames": 300, "tracks": []}
     with pytest.raises(RenderError, match=r"missing: .*Chromium.*MOVIEGEN_RENDER_ENGINE=ffmpeg"):
         remotion.render_chunks(timeline, [((0, 300), tmp_path / "c.mp4")], PRESETS["480p"], workdir=tmp_path / "w")
     assert not (tmp_path / "c.mp4").exists()
 
 
-def test_render_settings_are_validated(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOVIEGEN_RENDER_ENGINE", "blender")
+def test_settings_are_validated_naming_the_variable() -> None:
     with pytest.raises(ValueError, match="MOVIEGEN_RENDER_ENGINE='blender': allowed: auto, remotion, ffmpeg"):
-        render_engine_from_env()
-    monkeypatch.setenv("MOVIEGEN_RENDER_ENGINE", "ffmpeg")
-    assert render_engine_from_env() is RenderEngine.ffmpeg
-    monkeypatch.setenv("MOVIEGEN_RENDER", "maybe")
+        Settings.from_env({"MOVIEGEN_RENDER_ENGINE": "blender"})
     with pytest.raises(ValueError, match="MOVIEGEN_RENDER='maybe': allowed: on, off"):
-        render_enabled_from_env()
-    monkeypatch.setenv("MOVIEGEN_RENDER", "OFF")
-    assert render_enabled_from_env() is False
+        Settings.from_env({"MOVIEGEN_RENDER": "maybe"})
+    with pytest.raises(ValueError, match="MOVIEGEN_STRATEGY='fast': allowed: sequential, parallel, adaptive"):
+        Settings.from_env({"MOVIEGEN_STRATEGY": "fast"})
+    with pytest.raises(ValueError, match="unknown provider 'acme'"):
+        Settings.from_env({"MOVIEGEN_PROVIDERS": "*=acme"})
+    s = Settings.from_env({"MOVIEGEN_RENDER": "OFF", "MOVIEGEN_RENDER_ENGINE": "ffmpeg", "MOVIEGEN_STRATEGY": "sequential"})
+    assert (s.render, s.render_engine, s.strategy) == (False, RenderEngine.ffmpeg, Strategy.sequential)
+
+
+def test_current_follows_the_environment_and_equal_settings_are_one_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOVIEGEN_PROVIDERS", "ScriptProducer=openai")
+    first = current()
+    assert first is current()  # resolved once for an environment
+    assert str(first.routes["ScriptProducer"]).startswith("openai:")
+    assert code_versions(first)["script"] != code_versions(Settings())["script"]
+    monkeypatch.setenv("MOVIEGEN_PROVIDERS", "")
+    assert current() == Settings.from_env({"MOVIEGEN_RENDER": "off", "MOVIEGEN_RENDER_ENGINE": "ffmpeg"})
+    assert code_versions(Settings(render_engine=RenderEngine.ffmpeg))["video_chunk"] != \
+        code_versions(Settings(render_engine=RenderEngine.remotion))["video_chunk"]
+
+
+_PRINT_VERSIONS = """
+import json, sys
+import movie_assets.definitions as d
+defs = d.defs()
+graph = defs.resolve_asset_graph()
+print(json.dumps({k.to_user_string(): graph.get(k).code_version for k in graph.materializable_asset_keys}))
+"""
+
+
+def _versions_in_a_process(path: str, browser: Path, tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOVIEGEN_")}
+    env |= {"PATH": path, "DAGSTER_HOME": str(tmp), "MOVIEGEN_BROWSER": str(browser)}
+    out = subprocess.run([sys.executable, "-c", _PRINT_VERSIONS], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_a_machine_with_node_and_chromium_and_one_without_agree_on_every_code_version(tmp_path: Path) -> None:
+    """A webserver without Chromium and a worker with it: the same settings, the same code versions."""
+    with_tools = tmp_path / "with"
+    with_tools.mkdir()
+    for name in ("node", "chromium"):  # present on PATH, whatever this machine has
+        tool = with_tools / name
+        tool.write_text("#!/bin/sh\nexit 0\n")
+        tool.chmod(0o755)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    a = _versions_in_a_process(f"{with_tools}:/usr/bin:/bin", with_tools / "chromium", tmp_path)
+    b = _versions_in_a_process(str(bare), bare / "chromium", tmp_path)
+    assert len(a) == len(ARTIFACTS) and a == b
+    assert a["video_chunk"].startswith("1|remotion-")
+
+
+def test_importing_the_definitions_reads_no_file_and_no_setting() -> None:
+    """Nothing happens at import: the module only defines; the settings are read when Dagster loads them."""
+    code = ("import os, builtins, sys\n"
+            "opened = []\n"
+            "real = builtins.open\n"
+            "def spy(f, *a, **k):\n"
+            "    opened.append(str(f)); return real(f, *a, **k)\n"
+            "import movie_assets.orchestration.steps, movie_assets.orchestration.jobs\n"  # the heavy imports first
+            "builtins.open = spy\n"
+            "os.environ['MOVIEGEN_RENDER_ENGINE'] = 'blender'\n"  # invalid: an import that read it would fail
+            "import movie_assets.definitions\n"
+            "builtins.open = real\n"
+            "print([p for p in opened if 'renderer' in p])\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -1,16 +1,20 @@
-"""Which engine renders this process's chunks, and a fingerprint of what draws them."""
+"""A fingerprint of what draws the chunks, for their code version."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from movie_assets.build.render.ffmpeg_engine import ENGINE_VERSION
-from resources.settings import RENDERER_DIR, RenderEngine, render_engine_from_env
+from resources.settings import RENDERER_DIR, RenderEngine
 
 
+@functools.cache
 def engine_fingerprint(engine: RenderEngine) -> str:
     """What draws the chunks, down to its code: the ffmpeg engine's version, or a hash of the Remotion
-    composition, render script and locked packages (an edit there re-renders every chunk)."""
+    composition, render script and locked packages (an edit there re-renders every chunk). Read from the
+    project's own files, the same on every machine with this checkout (never from node_modules or
+    whether Node and Chromium are installed)."""
     if engine is RenderEngine.ffmpeg:
         return f"ffmpeg-{ENGINE_VERSION}"
     digest = hashlib.sha256()
@@ -18,7 +22,3 @@ def engine_fingerprint(engine: RenderEngine) -> str:
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return f"remotion-{digest.hexdigest()[:10]}"
-
-
-
-RENDER_ENGINE = render_engine_from_env()

@@ -21,7 +21,6 @@ from PIL import Image
 
 from movie_assets.build.context import ProduceContext, Produced
 from movie_assets.build.render import ffmpeg_engine, remotion
-from movie_assets.build.render.engines import RENDER_ENGINE
 from movie_assets.build.render.presets import PRESETS, Preset, output_size
 from movie_assets.build.render.timelines import frame_of, partial_timeline, sources, with_local_sources
 from movie_assets.domain.blueprint import NodeKey
@@ -60,7 +59,7 @@ async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
     def render() -> bytes:
         with scratch_dir("moviegen-chunk-") as tmp:
             out = Path(tmp) / "chunk.mp4"
-            if RENDER_ENGINE is RenderEngine.remotion:
+            if ctx.settings.render_engine is RenderEngine.remotion:
                 remotion.render_chunks(local, [(frames, out)], preset, workdir=Path(tmp),
                                        on_event=_progress(ctx, key), cancelled=ctx.cancelled)
             else:
@@ -71,7 +70,7 @@ async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
     w, h = output_size(timeline, preset)
     return Produced(data, "mp4", "video/mp4", width=w, height=h,
                     duration_ms=round((frames[1] - frames[0]) * 1000 / int(cut["fps"])),
-                    meta={"engine": RENDER_ENGINE.value, "preset": preset.name, "frames": f"{frames[0]}-{frames[1] - 1}",
+                    meta={"engine": ctx.settings.render_engine.value, "preset": preset.name, "frames": f"{frames[0]}-{frames[1] - 1}",
                           "render_seconds": round(time.monotonic() - started, 2)})
 
 
@@ -122,7 +121,7 @@ async def _movie_video(ctx: ProduceContext, key: NodeKey) -> Produced:
     chunk_seconds = sum(float(ctx.load_record(k).metadata.get("render_seconds") or 0) for k in chunks)  # type: ignore[union-attr]
     return Produced(data, "mp4", "video/mp4", width=info["width"], height=info["height"],
                     duration_ms=info["duration_ms"], preview=preview,
-                    meta={"engine": RENDER_ENGINE.value, "preset": ctx.request.preset.value, "frames": info["frames"],
+                    meta={"engine": ctx.settings.render_engine.value, "preset": ctx.request.preset.value, "frames": info["frames"],
                           "video_codec": info["video_codec"] or "", "audio_codec": info["audio_codec"] or "",
                           "join_seconds": round(time.monotonic() - started, 2),
                           "chunk_render_seconds": round(chunk_seconds, 2)})

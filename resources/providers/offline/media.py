@@ -45,6 +45,7 @@ from resources.providers.base import (
 )
 from resources.providers.offline import text as offline_text
 from resources.runtime.media import jpeg_preview, run_ffmpeg, wav_bytes, wav_duration_ms, wav_to_mp3
+from resources.runtime.slots import Slots
 
 OFFLINE = "offline"
 
@@ -54,7 +55,7 @@ def _seed(*parts: object) -> int:
 
 
 class _Offline:
-    def __init__(self, latency_s: float = 0.0, local_slots: asyncio.Semaphore | None = None, fail_when: str = ""):
+    def __init__(self, latency_s: float = 0.0, local_slots: Slots | asyncio.Semaphore | None = None, fail_when: str = ""):
         self.latency_s = latency_s  # simulated: each call lasts at least this long (benchmarks, demos)
         self.local_slots = local_slots
         self.fail_when = fail_when

@@ -1,0 +1,116 @@
+"""The build graph as data: Kahn layers, cycles refused, critical-path priority; the engine's slots
+and strategies."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from movie_assets.build.engine import BuildEngine
+from movie_assets.domain.blueprint import Blueprint, GraphError, Node, NodeKey, ProviderKind, expand
+from movie_assets.domain.records import MovieState
+from movie_assets.domain.request import Strategy
+from resources.runtime.monitor import adaptive_slots
+from resources.runtime.slots import PRIORITY, Slots
+from tests.unit.fakes import MOVIE, Fakes, blueprint_of, new_store, small_request
+
+
+def test_a_cycle_is_refused_naming_the_nodes_on_it() -> None:
+    a, b, c = NodeKey("segment_narration", 0), NodeKey("segment_audio", 0), NodeKey("script")
+    nodes = {c: Node(c, ()), a: Node(a, (c, b)), b: Node(b, (a,))}
+    with pytest.raises(GraphError, match=r"cycle: segment_audio\[00\] -> segment_narration\[00\] -> segment_audio\[00\]"):
+        Blueprint(small_request(), nodes)
+
+
+def test_a_dependency_on_a_node_the_blueprint_lacks_is_refused() -> None:
+    a = NodeKey("segment_audio", 0)
+    with pytest.raises(GraphError, match=r"segment_audio\[00\] needs segment_narration\[00\]"):
+        Blueprint(small_request(), {a: Node(a, (NodeKey("segment_narration", 0),))})
+
+
+def test_layers_put_every_node_after_its_dependencies() -> None:
+    bp = expand(small_request(duration_seconds=30, segments={"2": {"use_video": True}}), render=True)
+    assert bp.layers[0] == [NodeKey("script")]
+    assert sum(len(x) for x in bp.layers) == len(bp.nodes) == len(set(bp.order))
+    for key, node in bp.nodes.items():
+        assert all(bp.layer[d] < bp.layer[key] for d in node.deps), key
+    assert bp.layer[NodeKey("movie_video")] == len(bp.layers) - 1
+
+
+def test_priority_is_the_longest_remaining_critical_path() -> None:
+    bp = expand(small_request(duration_seconds=30, segments={"2": {"use_video": True}}))
+    p = bp.priority
+    assert max(p, key=p.get) == NodeKey("script")
+    # look 10 + prompt 5 + clip 90, before the pictures' 30 s and the narration's 10 s
+    assert p[NodeKey("text_to_video_prompt", 2)] > p[NodeKey("image_prompt", 0, 0)] > p[NodeKey("segment_audio", 0)]
+    assert round(p[NodeKey("script")]) == round(bp.critical_path_s())
+
+
+def test_slots_go_to_the_highest_priority_waiter_and_can_be_resized() -> None:
+    async def scenario() -> list[str]:
+        slots = Slots(1)
+        order: list[str] = []
+
+        async def job(name: str, priority: float) -> None:
+            PRIORITY.set(priority)
+            async with slots:
+                order.append(name)
+                await asyncio.sleep(0)
+
+        await slots.acquire()  # held: the jobs queue up
+        tasks = [asyncio.ensure_future(job(n, p)) for n, p in [("low", 1), ("high", 9), ("mid", 5), ("high2", 9)]]
+        await asyncio.sleep(0)
+        cancelled = asyncio.ensure_future(job("cancelled", 99))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        slots.release()
+        await asyncio.gather(*tasks)
+        slots.resize(3)
+        assert slots.capacity == 3 and slots.in_use == 0 and slots.usage()["capacity_max"] == 3
+        return order
+
+    assert asyncio.run(scenario()) == ["high", "high2", "mid", "low"]
+
+
+def test_the_engine_gives_a_free_provider_slot_to_the_longer_path(tmp_path: Path) -> None:
+    """One LLM slot: when the look is done, the video segment's prompt (a 90 s clip ahead of it) goes before
+    the picture segments' prompts (30 s pictures ahead)."""
+    request = small_request(duration_seconds=30, segments={"2": {"use_video": True}})
+    fakes = Fakes(in_flight={ProviderKind.llm: 1})
+    engine = BuildEngine(movie=MOVIE, blueprint=blueprint_of(request), state=MovieState(MOVIE), store=new_store(tmp_path),
+                         clients=fakes, emit=lambda item: None, strategy=Strategy.parallel)
+    summary = asyncio.run(engine.run({k: "missing" for k in engine.blueprint.nodes}))
+    assert not summary.failed
+    llm = [detail for _, detail in fakes.log if detail.split(":")[0] in ("image_prompts", "text_to_video_prompt")]
+    # first-come-first-served would serve the segments in order (the video segment last)
+    assert llm.index("text_to_video_prompt:2") < llm.index("image_prompts:1"), llm
+    assert summary.strategy == "parallel" and summary.slots["llm"]["peak_in_use"] == 1
+
+
+def test_sequential_builds_one_node_at_a_time_and_records_its_strategy(tmp_path: Path) -> None:
+    bp = blueprint_of(small_request())
+    # parallel: the four pictures are in flight together (each call waits, within a bound, for a second one)
+    parallel = Fakes(gates={ProviderKind.images: 2})
+    engine = BuildEngine(movie=MOVIE, blueprint=bp, state=MovieState(MOVIE), store=new_store(tmp_path / "p"),
+                         clients=parallel, emit=lambda item: None, strategy=Strategy.parallel)
+    asyncio.run(engine.run({k: "missing" for k in bp.nodes}))
+    assert parallel.concurrency[ProviderKind.images].max >= 2
+    fakes = Fakes()
+    engine = BuildEngine(movie=MOVIE, blueprint=bp, state=MovieState(MOVIE), store=new_store(tmp_path), clients=fakes,
+                         emit=lambda item: None, strategy=Strategy.sequential)
+    summary = asyncio.run(engine.run({k: "missing" for k in bp.nodes}))
+    assert not summary.failed and sum(fakes.calls.values()) == 12
+    assert max(c.max for c in fakes.concurrency.values()) == 1
+    report = summary.to_report(MOVIE, "run-1")
+    assert report.strategy == "sequential" and report.slots["local"]["capacity_max"] == 1
+    assert report.critical_path_s == bp.critical_path_s()
+
+
+def test_adaptive_slots_follow_other_work_and_memory() -> None:
+    assert adaptive_slots(2, 0.0, 16_000) == 2  # idle
+    assert adaptive_slots(2, 1.9, 16_000) == 1  # others use both cores
+    assert adaptive_slots(8, 3.2, 16_000) == 5
+    assert adaptive_slots(8, 0.0, 1_000) == 1  # short of memory
+    assert adaptive_slots(8, 0.0, 2_000) == 5  # 400 MB a job
