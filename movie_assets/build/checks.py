@@ -4,11 +4,13 @@ partitions that failed it and why."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from movie_assets.build.render.ffmpeg_engine import RenderError, probe
 from movie_assets.build.render.presets import PRESETS, output_size
 from movie_assets.build.timeline import FPS
+from movie_assets.domain.blueprint import ARTIFACTS
 from movie_assets.domain.look import look_problems
 from movie_assets.domain.request import SEGMENT_MS, MovieRequest
 from resources.runtime.media import MediaError, mp3_duration_ms, mp4_info, png_size
@@ -18,35 +20,61 @@ from resources.runtime.scratch import scratch_dir
 VIDEO_TOLERANCE_MS = 120
 
 
+def _narration_fits(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+    ms = mp3_duration_ms(data)
+    return f"narration lasts {ms} ms, longer than the {SEGMENT_MS} ms segment" if ms > SEGMENT_MS + 100 else None
+
+
+def _frame_size(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+    width, height = request.frame
+    size = png_size(data)
+    return f"image is {size[0]}x{size[1]}, expected {width}x{height}" if size != (width, height) else None
+
+
+def _clip(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+    width, height = request.frame
+    w, h, ms = mp4_info(data)
+    if (w, h) != (width, height):
+        return f"video is {w}x{h}, expected {width}x{height}"
+    if ms < SEGMENT_MS - VIDEO_TOLERANCE_MS:
+        return f"video lasts {ms} ms, shorter than the {SEGMENT_MS} ms segment"
+    return None
+
+
+def _carries_look(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+    return look_problem(asset, value) if isinstance(value, dict) else None
+
+
+def _timeline_complete(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+    errors = value.get("errors", []) if isinstance(value, dict) else []
+    return f"{len(errors)} clip(s) missing or failed" if errors else None
+
+
+def _movie_matches(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+    return movie_problem(data, request)
+
+
+# The evaluation of each check an artifact row declares, by the check's name (a test fails when a
+# declared check has none).
+EVALUATIONS: dict[str, Callable[[str, bytes, object, MovieRequest], str | None]] = {
+    "narration_fits_segment": _narration_fits,
+    "image_frame_size": _frame_size,
+    "video_frame_and_length": _clip,
+    "prompt_carries_look": _carries_look,
+    "timeline_complete": _timeline_complete,
+    "movie_matches_timeline": _movie_matches,
+}
 
 
 def problem(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
-    """What is wrong with one artifact, or None when it passes its check."""
-    width, height = request.frame
+    """What is wrong with one artifact by its row's check, or None when it passes (or has no check)."""
+    check = ARTIFACTS[asset].check
+    if check is None:
+        return None
     try:
-        if asset == "segment_audio":
-            ms = mp3_duration_ms(data)
-            return f"narration lasts {ms} ms, longer than the {SEGMENT_MS} ms segment" if ms > SEGMENT_MS + 100 else None
-        if asset in ("segment_image", "starting_image"):
-            size = png_size(data)
-            return f"image is {size[0]}x{size[1]}, expected {width}x{height}" if size != (width, height) else None
-        if asset in ("text_to_video_clip", "image_to_video_clip"):
-            w, h, ms = mp4_info(data)
-            if (w, h) != (width, height):
-                return f"video is {w}x{h}, expected {width}x{height}"
-            if ms < SEGMENT_MS - VIDEO_TOLERANCE_MS:
-                return f"video lasts {ms} ms, shorter than the {SEGMENT_MS} ms segment"
-            return None
-        if asset == "movie_video":
-            return movie_problem(data, request)
-        if asset in _PROMPT_FIELDS and isinstance(value, dict):
-            return look_problem(asset, value)
-        if asset == "timeline":
-            errors = value.get("errors", []) if isinstance(value, dict) else []
-            return f"{len(errors)} clip(s) missing or failed" if errors else None
+        return EVALUATIONS[check.name](asset, data, value, request)
     except MediaError as e:
         return f"unreadable media: {e}"
-    return None
 
 
 _PROMPT_FIELDS = {"image_prompt": ("prompt",), "text_to_video_prompt": ("direction",),

@@ -6,7 +6,6 @@ versions, whatever each has installed."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -28,9 +27,9 @@ def code_version(decl: ArtifactDecl, routes: Mapping[str, Route], params: Mappin
     return "|".join(p for p in (decl.version, template, model, fingerprint) if p)
 
 
-@functools.lru_cache(maxsize=8)
 def code_versions(settings: Settings) -> Mapping[str, str]:
-    """Every artifact's code version under these settings (computed when first asked, not at import)."""
+    """Every artifact's code version under these settings (computed when asked, never at import; the
+    renderer's fingerprint, which reads its files, is computed once)."""
     engine = engine_fingerprint(settings.render_engine)
     return MappingProxyType({name: code_version(decl, settings.routes, settings.params, engine)
                              for name, decl in ARTIFACTS.items()})

@@ -7,7 +7,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,19 @@ class Produced:
                         width=m.width, height=m.height, duration_ms=m.duration_ms, preview=m.preview)
 
 
+class UndeclaredRead(RuntimeError):
+    """A producer asked for a partition its artifact's row does not declare: the graph would not know
+    that this partition depends on it (a missed rebuild)."""
+
+
 @dataclass
 class ProduceContext:
-    """What a producer may use: the request, the clients and the upstream artifacts."""
+    """What a producer may use: the request, the clients and the upstream artifacts. A producer reads
+    upstream partitions only through ``need`` / ``need_bytes`` / ``record`` / ``failure``, which refuse a
+    partition outside the node's declared deps (its row's deps, by the blueprint's cardinality rules);
+    its own previous version it may read (``record(key)``, ``need(key)`` of itself), and a pinned version
+    of a picture that a value it read names (``load_version``: a reference picture the user approved,
+    content-addressed). The other ``load_*`` fields are the engine's loaders behind ``need``."""
 
     movie: str
     request: MovieRequest
@@ -84,6 +94,8 @@ class ProduceContext:
     placeholder: bool = False  # producing an offline placeholder for a partition whose provider failed
     # The bytes of one version of a node's picture (a pinned reference, whatever the node's latest version).
     load_version: Callable[[NodeKey, str], Awaitable[bytes]] | None = None
+    node: NodeKey | None = None  # the node being built (None: a context made by hand, unchecked)
+    reads: frozenset[NodeKey] = frozenset()  # what it may read: its declared deps
     settings: Settings = field(default_factory=Settings)
     versions: Mapping[str, str] = field(default_factory=dict)  # each artifact's code version under ``settings``
     _shared: dict[Any, asyncio.Task[Any]] = field(default_factory=dict)
@@ -92,6 +104,39 @@ class ProduceContext:
         # Progress notes go to the run's log (Dagster's event log, the CLI): never with a secret in them.
         note = self.note
         self.note = lambda key, message: note(key, redact(message))
+
+    def bound(self, node: NodeKey, reads: frozenset[NodeKey]) -> ProduceContext:
+        """This context for building ``node``, which may read ``reads`` (shared calls stay shared)."""
+        return replace(self, node=node, reads=reads)
+
+    def _check(self, key: NodeKey) -> None:
+        if self.node is not None and key != self.node and key not in self.reads:
+            declared = ", ".join(sorted(str(k) for k in self.reads)) or "nothing"
+            raise UndeclaredRead(f"{self.node} read {key}, which is not among its declared deps ({declared}): "
+                                 f"declare it in the {self.node.asset} row's deps")
+
+    async def need(self, key: NodeKey) -> Any:
+        """The JSON value of a declared dependency (or of the node's own previous version)."""
+        self._check(key)
+        return await self.load_value(key)
+
+    async def need_bytes(self, key: NodeKey) -> bytes:
+        self._check(key)
+        return await self.load_bytes(key)
+
+    def record(self, key: NodeKey) -> ArtifactRecord | None:
+        """The latest record of a declared dependency (None: never built)."""
+        self._check(key)
+        return self.load_record(key)
+
+    def failure(self, key: NodeKey) -> str | None:
+        """Why a declared dependency failed, if it did."""
+        self._check(key)
+        return self.load_failure(key)
+
+    def failure_detail(self, key: NodeKey) -> dict[str, str] | None:
+        self._check(key)
+        return self.failure_info(key)
 
     async def local_work(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run CPU-heavy work in a thread, within the machine's local-work slots."""

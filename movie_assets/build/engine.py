@@ -261,7 +261,7 @@ class BuildEngine:
         async def charge(producer: str, node: str, call: Callable[[], Any]) -> Any:
             return await (budget.charge(producer, node, call) if budget is not None else call())
 
-        ctx = ProduceContext(
+        shared_ctx = ProduceContext(
             movie=self.movie, request=self.request,
             clients=self.clients.for_producers(needed, local) if self.clients is not None and not self.dry else {},
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
@@ -275,6 +275,7 @@ class BuildEngine:
         async def build(key: NodeKey) -> None:
             PRIORITY.set(self.blueprint.priority[key])  # provider and local slots go first to the critical path
             node = self.blueprint.nodes[key]
+            ctx = shared_ctx.bound(key, frozenset(node.deps))  # it reads its declared deps, nothing else
             changed_deps = False
             tolerant = node.decl.tolerant
             for dep in node.deps:

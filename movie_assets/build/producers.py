@@ -59,7 +59,7 @@ async def _look(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     if r.look is not None and r.look.complete:
         return Produced.json(looks.merged(None, r.look), source="override")
-    script = await ctx.load_value(NodeKey("script"))
+    script = await ctx.need(NodeKey("script"))
     prompt = prompts.LOOK.render(script["title"], script["summary"], r.image_style.value, script["narration"])
     source = "edited" if r.look else "generated"
     # The look as written for this very question is kept beside the user's fields: an edit of one field
@@ -83,7 +83,7 @@ async def _look_of(ctx: ProduceContext, segment: int) -> tuple[dict[str, Any] | 
     whether the segment is off-look in a movie that has one."""
     r = ctx.request
     if r.carries_look(segment):
-        return await ctx.load_value(NodeKey("look")), False
+        return await ctx.need(NodeKey("look")), False
     return None, r.consistent_look
 
 
@@ -124,11 +124,11 @@ async def _answered(ctx: ProduceContext, key: NodeKey, asked: str, field: str = 
     asked before: the same shot comes back with the new look, so the shots stay as they were and only
     the look changes. (The question is metadata, not content: a new question with the same answer
     changes nothing below.)"""
-    record = ctx.load_record(key)
+    record = ctx.record(key)
     if record is None or record.metadata.get("asked") != asked:
         return None
     try:
-        value = await ctx.load_value(key)
+        value = await ctx.need(key)
     except Exception:  # noqa: BLE001 - unreadable: asked again
         return None
     return value if isinstance(value, dict) and field in value else None
@@ -138,7 +138,7 @@ async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
     if r.music_prompt:
         return Produced.json({"prompt": r.music_prompt}, source="override")
-    script = await ctx.load_value(NodeKey("script"))
+    script = await ctx.need(NodeKey("script"))
     prompt = prompts.MUSIC_PROMPT.render(script["title"], script["summary"], r.audience.value, r.duration_seconds)
     result = await ctx.llm("TextToMusicPromptProducer").generate("music_prompt", prompt, MusicPrompt, {
         "title": script["title"], "summary": script["summary"], "audience": r.audience.value, "seconds": r.duration_seconds,
@@ -147,7 +147,7 @@ async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 
 async def _music(ctx: ProduceContext, key: NodeKey) -> Produced:
-    prompt = (await ctx.load_value(NodeKey("music_prompt")))["prompt"]
+    prompt = (await ctx.need(NodeKey("music_prompt")))["prompt"]
     media = await ctx.music().generate(prompt, seconds=ctx.request.duration_seconds, **_seed(ctx, key))
     return Produced.media(media, prompt, **_take(ctx, key))
 
@@ -157,13 +157,13 @@ async def _narration(ctx: ProduceContext, key: NodeKey) -> Produced:
     override = ctx.request.overrides(key.segment).narration
     if override:
         return Produced.json({"segment": key.segment, "text": override}, source="override")
-    script = await ctx.load_value(NodeKey("script"))
+    script = await ctx.need(NodeKey("script"))
     return Produced.json({"segment": key.segment, "text": script["narration"][key.segment]}, source="script")
 
 
 async def _audio(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
-    text = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
+    text = (await ctx.need(NodeKey("segment_narration", key.segment)))["text"]
     media = await ctx.speech().synthesize(text, voice_id=r.voice_id, language=r.language.value, emotion=r.emotion, max_ms=SEGMENT_MS,
                                           **_seed(ctx, key))
     return Produced.media(media, text, voice_id=r.voice_id, **_take(ctx, key))
@@ -177,8 +177,8 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     override = r.overrides(key.segment).image_prompts.get(key.image)
     if override:
         return Produced.json(_shot(override, look, off_look, picture), source="override")
-    narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
-    script = await ctx.load_value(NodeKey("script"))
+    narration = (await ctx.need(NodeKey("segment_narration", key.segment)))["text"]
+    script = await ctx.need(NodeKey("script"))
     prompt = prompts.IMAGE_PROMPTS.render(narration, script["summary"], r.image_style.value, r.images_per_segment, look)
     asked = _question(ctx, key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None:
@@ -213,7 +213,7 @@ async def _references(ctx: ProduceContext, value: dict[str, Any]) -> dict[str, A
 
 async def _segment_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
-    value = await ctx.load_value(NodeKey("image_prompt", key.segment, key.image))
+    value = await ctx.need(NodeKey("image_prompt", key.segment, key.image))
     prompt = value["prompt"]
     w, h = r.frame
     media = await ctx.images("TextToImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key),
@@ -228,8 +228,8 @@ async def _t2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     override = r.overrides(key.segment).movie_direction_prompt
     if override:
         return Produced.json(_direction(override, look, off_look), source="override")
-    narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
-    script = await ctx.load_value(NodeKey("script"))
+    narration = (await ctx.need(NodeKey("segment_narration", key.segment)))["text"]
+    script = await ctx.need(NodeKey("script"))
     prompt = prompts.TEXT_TO_VIDEO.render(narration, script["summary"], r.image_style.value, look)
     asked = _question(ctx, key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None:
@@ -249,7 +249,7 @@ def _direction(text: str, look: dict[str, Any] | None, off_look: bool) -> dict[s
 
 async def _t2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
-    direction = (await ctx.load_value(NodeKey("text_to_video_prompt", key.segment)))["direction"]
+    direction = (await ctx.need(NodeKey("text_to_video_prompt", key.segment)))["direction"]
     w, h = r.frame
     media = await ctx.video("TextToVideoProducer").text_to_video(direction, style=r.image_style.value, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key),
                                                                  **_seed(ctx, key))
@@ -265,8 +265,8 @@ async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     if o.movie_direction_prompt and o.starting_image_prompt:
         return Produced.json(_i2v(o.movie_direction_prompt, o.starting_image_prompt, look, off_look, picture),
                              source="override")
-    narration = (await ctx.load_value(NodeKey("segment_narration", key.segment)))["text"]
-    script = await ctx.load_value(NodeKey("script"))
+    narration = (await ctx.need(NodeKey("segment_narration", key.segment)))["text"]
+    script = await ctx.need(NodeKey("script"))
     prompt = prompts.IMAGE_TO_VIDEO.render(narration, script["summary"], r.image_style.value, look)
     asked = _question(ctx, key, prompt) if r.consistent_look else None
     if asked and (before := await _answered(ctx, key, asked)) is not None and "direction_shot" in before:
@@ -294,7 +294,7 @@ def _i2v(direction: str, starting: str, look: dict[str, Any] | None, off_look: b
 
 async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
-    value = await ctx.load_value(NodeKey("image_to_video_prompt", key.segment))
+    value = await ctx.need(NodeKey("image_to_video_prompt", key.segment))
     prompt = value["starting_image_prompt"]
     w, h = r.frame
     media = await ctx.images("StartingImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key) + " · start",
@@ -304,8 +304,8 @@ async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 async def _i2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
     r = ctx.request
-    direction = (await ctx.load_value(NodeKey("image_to_video_prompt", key.segment)))["direction"]
-    image = await ctx.load_bytes(NodeKey("starting_image", key.segment))
+    direction = (await ctx.need(NodeKey("image_to_video_prompt", key.segment)))["direction"]
+    image = await ctx.need_bytes(NodeKey("starting_image", key.segment))
     w, h = r.frame
     media = await ctx.video("ImageToVideoProducer").image_to_video(image, direction, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key),
                                                                    **_seed(ctx, key))
@@ -325,9 +325,9 @@ async def _segment_visuals(ctx: ProduceContext, key: NodeKey) -> Produced:
         sources = [NodeKey("image_to_video_clip", key.segment)]
     clips, errors = [], []
     for src in sources:
-        rec, failure = ctx.load_record(src), ctx.load_failure(src)
+        rec, failure = ctx.record(src), ctx.failure(src)
         if rec is None or failure:
-            errors.append(gap_error(src, ctx.movie, failure, has_previous=rec is not None, info=ctx.failure_info(src)))
+            errors.append(gap_error(src, ctx.movie, failure, has_previous=rec is not None, info=ctx.failure_detail(src)))
         elif (placeholder := placeholder_error(src, ctx.movie, rec.metadata)) is not None:
             errors.append(placeholder)
         if rec is None:

@@ -163,15 +163,15 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
     errors: list[dict[str, Any]] = []
 
     def record_or_error(key: NodeKey) -> Any:
-        rec, failure = ctx.load_record(key), ctx.load_failure(key)
+        rec, failure = ctx.record(key), ctx.failure(key)
         if rec is None or failure:
-            errors.append(gap_error(key, ctx.movie, failure, has_previous=rec is not None, info=ctx.failure_info(key)))
+            errors.append(gap_error(key, ctx.movie, failure, has_previous=rec is not None, info=ctx.failure_detail(key)))
         elif (placeholder := placeholder_error(key, ctx.movie, rec.metadata)) is not None:
             errors.append(placeholder)
         return rec
 
     script_rec = record_or_error(NodeKey("script"))
-    script = await ctx.load_value(NodeKey("script")) if script_rec else {"title": "", "summary": ""}
+    script = await ctx.need(NodeKey("script")) if script_rec else {"title": "", "summary": ""}
 
     visual, narration, captions = [], [], []
     visual_index = 0
@@ -197,13 +197,13 @@ async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
             if words:  # the speech provider said when each word is spoken
                 pages = caption_pages(words, seg_start)
             else:  # an estimate over the audio's real duration, by word count
-                text = (await ctx.load_value(narr_key))["text"]
+                text = (await ctx.need(narr_key))["text"]
                 pages = [{"startMs": a, "durationMs": n, "text": t}
                          for a, n, t in caption_chunks(text, seg_start, spoken, CAPTION_WORDS)]
             for k, page in enumerate(pages):
                 captions.append({"id": f"{base}#{k}", "type": "caption", **page, "segment": i})
         vis_rec = record_or_error(NodeKey("segment_visuals", i))
-        vis = await ctx.load_value(NodeKey("segment_visuals", i)) if vis_rec is not None else {"clips": [], "errors": []}
+        vis = await ctx.need(NodeKey("segment_visuals", i)) if vis_rec is not None else {"clips": [], "errors": []}
         errors.extend(vis.get("errors", []))
         slots = _visual_slots(r, i, ctx.movie, vis["clips"])
         at = seg_start

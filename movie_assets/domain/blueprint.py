@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from movie_assets.domain import prompts
@@ -89,15 +89,21 @@ class ArtifactDecl:
     placeholder: bool = False
     tolerant: bool = False  # an aggregate still written when some of its inputs are missing or failed (it lists the gaps)
     engine_drawn: bool = False  # its pixels depend on the render engine (part of its code version)
+    # Whether a request has this artifact at all, beyond its subgraph's condition (None: always).
+    when: Callable[[MovieRequest], bool] | None = None
+    # Deps a partition reads only in some requests: dep name -> whether this partition reads it.
+    reads_when: Mapping[str, Callable[[MovieRequest, NodeKey], bool]] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
 class Subgraph:
-    """A blueprint subgraph, built for the whole movie or per segment, when its condition holds."""
+    """A blueprint subgraph, built for the whole movie or per segment, when its condition holds;
+    ``render``: only in blueprints that render the movie."""
 
     name: str
     scope: Level
     condition: VisualMode | None
+    render: bool = False
 
 
 PRODUCERS: dict[str, ProducerDecl] = {
@@ -177,9 +183,16 @@ SUBGRAPHS: dict[str, Subgraph] = {
         Subgraph("VideoByImage", Level.segment, VisualMode.video_by_image),
         Subgraph("Assembly", Level.segment, None),
         Subgraph("Timeline", Level.movie, None),
-        Subgraph("Render", Level.movie, None),
+        Subgraph("Render", Level.movie, None, render=True),
     ]
 }
+
+def _reads_look(request: MovieRequest, key: NodeKey) -> bool:
+    """A visual prompt reads the look when its segment carries it (not an off-look segment)."""
+    return key.segment is not None and request.carries_look(key.segment)
+
+
+_READS_LOOK = {"look": _reads_look}
 
 _LOOK = CheckDecl("prompt_carries_look", "WARN",
                   "The shot's prompt carries the movie's look: its palette, lighting and camera, and the fixed "
@@ -195,7 +208,8 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
                      "MovieTitle, MovieSummary and the narration of every segment", template=prompts.SCRIPT),
         ArtifactDecl("look", Level.movie, "Look", "LookProducer", ("script",), ("style", "look_override"), "json",
                      "The movie's look: palette, lighting, camera language, recurring characters and places with fixed "
-                     "descriptions (the user's edits win); every visual prompt carries it", template=prompts.LOOK),
+                     "descriptions (the user's edits win); every visual prompt carries it", template=prompts.LOOK,
+                     when=lambda request: request.consistent_look),
         ArtifactDecl("music_prompt", Level.movie, "MusicGeneration", "TextToMusicPromptProducer", ("script",),
                      ("inquiry", "music_override"), "json", "MusicPrompt (the music_prompt override wins)",
                      template=prompts.MUSIC_PROMPT),
@@ -208,21 +222,22 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
                      check=CheckDecl("narration_fits_segment", "WARN", "The narration audio is no longer than its 10 s segment.")),
         ArtifactDecl("image_prompt", Level.image, "ImageOnly", "TextToImagePromptProducer", ("segment_narration", "script", "look"),
                      ("style", "image_prompt_override", "shot_look"), "json",
-                     "SegmentImagePrompt (the image prompt override wins), with the look", template=prompts.IMAGE_PROMPTS, check=_LOOK),
+                     "SegmentImagePrompt (the image prompt override wins), with the look", template=prompts.IMAGE_PROMPTS, check=_LOOK,
+                     reads_when=_READS_LOOK),
         ArtifactDecl("segment_image", Level.image, "ImageOnly", "TextToImageProducer", ("image_prompt",),
                      ("style", "frame", "image_take"), "png", "SegmentImage: one picture of an image-only segment", check=_FRAME,
                      placeholder=True),
         ArtifactDecl("text_to_video_prompt", Level.segment, "VideoByText", "TextToVideoPromptProducer",
                      ("segment_narration", "script", "look"), ("style", "direction_override", "shot_look"), "json",
                      "TextToMovieDirectionPrompt (the movie_direction_prompt override wins), with the look",
-                     template=prompts.TEXT_TO_VIDEO, check=_LOOK),
+                     template=prompts.TEXT_TO_VIDEO, check=_LOOK, reads_when=_READS_LOOK),
         ArtifactDecl("text_to_video_clip", Level.segment, "VideoByText", "TextToVideoProducer", ("text_to_video_prompt",),
                      ("style", "frame", "clip_take"), "mp4", "SegmentVideo made from text", check=_CLIP,
                      placeholder=True),
         ArtifactDecl("image_to_video_prompt", Level.segment, "VideoByImage", "ImageToVideoPromptProducer",
                      ("segment_narration", "script", "look"), ("style", "direction_override", "starting_image_override", "shot_look"),
                      "json", "ImageToMovieDirectionPrompt and StartingImagePrompt (overrides win), with the look",
-                     template=prompts.IMAGE_TO_VIDEO, check=_LOOK),
+                     template=prompts.IMAGE_TO_VIDEO, check=_LOOK, reads_when=_READS_LOOK),
         ArtifactDecl("starting_image", Level.segment, "VideoByImage", "StartingImageProducer", ("image_to_video_prompt",),
                      ("style", "frame", "starting_image_take"), "png", "StartingImage of an image-to-video segment", check=_FRAME,
                      placeholder=True),
@@ -328,16 +343,6 @@ class Node:
     @property
     def producer(self) -> ProducerDecl | None:
         return PRODUCERS[self.decl.producer] if self.decl.producer else None
-
-
-def _segment_artifacts(mode: VisualMode) -> list[str]:
-    """The segment- and image-level artifacts of a segment in this visual mode."""
-    out = []
-    for a in ARTIFACTS.values():
-        sg = SUBGRAPHS[a.subgraph]
-        if sg.scope is not Level.movie and (sg.condition is None or sg.condition is mode):
-            out.append(a.name)
-    return out
 
 
 def call_group(request: MovieRequest, key: NodeKey) -> tuple[str, NodeKey] | None:
@@ -484,62 +489,45 @@ class Blueprint:
         return seen
 
 
+def _exists(decl: ArtifactDecl, request: MovieRequest, segment: int | None, render: bool) -> bool:
+    """Whether a request has this artifact (in this segment): its subgraph's condition and its row's."""
+    subgraph = SUBGRAPHS[decl.subgraph]
+    if (subgraph.render and not render) or (decl.when is not None and not decl.when(request)):
+        return False
+    return subgraph.condition is None or (segment is not None and request.mode(segment) is subgraph.condition)
+
+
+def partitions_of(decl: ArtifactDecl, request: MovieRequest, render: bool = False) -> list[NodeKey]:
+    """The partitions of one artifact type that a request has: 1, one per segment or one per image, of
+    the segments whose visual mode has it."""
+    if decl.level is Level.movie:
+        return [NodeKey(decl.name)] if _exists(decl, request, None, render) else []
+    segments = [i for i in range(request.segment_count) if _exists(decl, request, i, render)]
+    if decl.level is Level.segment:
+        return [NodeKey(decl.name, i) for i in segments]
+    return [NodeKey(decl.name, i, j) for i in segments for j in range(request.images_per_segment)]
+
+
+def _upstream(key: NodeKey, dep: ArtifactDecl, present: Mapping[str, list[NodeKey]]) -> list[NodeKey]:
+    """The partitions of ``dep`` that partition ``key`` reads, by the cardinality rules: a movie-level
+    artifact is read whole; within a level, the same partition; a finer level reads the coarser
+    partition it lies in (an image its segment); a coarser level reads every finer partition in it
+    (a segment its images, the movie every segment). Partitions the request does not have are none."""
+    return [d for d in present.get(dep.name, ())
+            if (key.segment is None or d.segment is None or d.segment == key.segment)
+            and (key.image is None or d.image is None or d.image == key.image)]
+
+
 def expand(request: MovieRequest, render: bool = False) -> Blueprint:
-    """Expand the blueprint for one request: n segments, m images, per-segment visual modes; with
-    ``render``, the rendered movie and its chunks too."""
+    """Expand the blueprint for one request, from the artifact rows alone: each row's partitions (n
+    segments, m images, per-segment visual modes), and its edges to the partitions of its deps by the
+    cardinality rules. ``render``: the rendered movie and its chunks too."""
+    present = {decl.name: partitions_of(decl, request, render) for decl in ARTIFACTS.values()}
     nodes: dict[NodeKey, Node] = {}
-
-    def add(key: NodeKey, deps: Iterable[NodeKey]) -> None:
-        nodes[key] = Node(key, tuple(deps))
-
-    script = NodeKey("script")
-    add(script, [])
-    look = NodeKey("look")
-    if request.consistent_look:
-        add(look, [script])
-    add(NodeKey("music_prompt"), [script])
-    add(NodeKey("music"), [NodeKey("music_prompt")])
-    for i in range(request.segment_count):
-        mode = request.mode(i)
-        narration = NodeKey("segment_narration", i)
-        add(narration, [script])
-        prompt_deps = [narration, script, *([look] if request.carries_look(i) else [])]
-        add(NodeKey("segment_audio", i), [narration])
-        names = _segment_artifacts(mode)
-        visuals: list[NodeKey] = []
-        if "image_prompt" in names:
-            for j in range(request.images_per_segment):
-                prompt = NodeKey("image_prompt", i, j)
-                add(prompt, prompt_deps)
-                image = NodeKey("segment_image", i, j)
-                add(image, [prompt])
-                visuals.append(image)
-        if "text_to_video_prompt" in names:
-            prompt = NodeKey("text_to_video_prompt", i)
-            add(prompt, prompt_deps)
-            clip = NodeKey("text_to_video_clip", i)
-            add(clip, [prompt])
-            visuals.append(clip)
-        if "image_to_video_prompt" in names:
-            prompt = NodeKey("image_to_video_prompt", i)
-            add(prompt, prompt_deps)
-            start = NodeKey("starting_image", i)
-            add(start, [prompt])
-            clip = NodeKey("image_to_video_clip", i)
-            add(clip, [start, prompt])
-            visuals.append(clip)
-        add(NodeKey("segment_visuals", i), visuals)
-    timeline_deps = [script, NodeKey("music")]
-    for i in range(request.segment_count):
-        timeline_deps += [NodeKey("segment_narration", i), NodeKey("segment_audio", i), NodeKey("segment_visuals", i)]
-    add(NodeKey("timeline"), timeline_deps)
-    if render:
-        chunks = []
-        for i in range(request.segment_count):
-            add(NodeKey("segment_cut", i), [NodeKey("timeline")])
-            add(NodeKey("video_chunk", i), [NodeKey("segment_cut", i)])
-            chunks.append(NodeKey("video_chunk", i))
-        add(NodeKey("audio_mix"), [NodeKey("timeline")])
-        add(NodeKey("soundtrack"), [NodeKey("audio_mix")])
-        add(NodeKey("movie_video"), [*chunks, NodeKey("soundtrack")])
+    for decl in ARTIFACTS.values():
+        for key in present[decl.name]:
+            deps = [d for name in decl.deps
+                    if name not in decl.reads_when or decl.reads_when[name](request, key)
+                    for d in _upstream(key, ARTIFACTS[name], present)]
+            nodes[key] = Node(key, tuple(deps))
     return Blueprint(request=request, nodes=nodes)

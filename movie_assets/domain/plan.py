@@ -41,6 +41,10 @@ class PlanItem:
     # The estimated price of its call (a call shared by several partitions, e.g. a segment's image prompts,
     # split among them), at the prices the budget ledger reserves; 0 without a call.
     cost_usd: float = 0.0
+    layer: int = 0  # its Kahn layer in the movie's graph: it depends only on partitions of earlier layers
+    # The longest remaining path of provider latency from it to the end of the build (s): the build starts
+    # ready partitions with the highest priority first.
+    priority: float = 0.0
 
 
 @dataclass
@@ -141,7 +145,7 @@ def make_plan(movie: str, blueprint: Blueprint, state: MovieState, code_versions
     items = [
         PlanItem(str(k), k.asset, k.partition_key(movie), why[k][0],
                  why[k][1] + ("; reused: made before from identical inputs" if k in predicted.reused else ""),
-                 ARTIFACTS[k.asset].producer, k in predicted.calling, cost(k))
+                 ARTIFACTS[k.asset].producer, k in predicted.calling, cost(k), blueprint.layer[k], blueprint.priority[k])
         for k in kept
     ]
     calls = dict(sorted(predicted.calls.items()))

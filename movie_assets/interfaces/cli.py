@@ -299,6 +299,35 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Per build strategy, across the runs of every (or the given) movie: runs, wall time against the
+    critical path, and the local slots they used."""
+    from movie_assets.store.metrics import movie_metrics, strategy_totals  # noqa: PLC0415 - start-up time
+
+    if args.movies:
+        store = _store()
+        for movie in args.movies:
+            require_stored(store, movie)
+        movies = list(args.movies)
+    else:
+        instance, store = _context()
+        movies = _api().list_movies(instance)
+    totals = {name: stats.to_json() for name, stats in strategy_totals(movie_metrics(store, m) for m in movies).items()}
+    if args.json:
+        _print_json({"movies": len(movies), "strategies": totals})
+        return 0
+    if not totals:
+        print("no build runs yet")
+        return 0
+    print(f"{'strategy':<12} {'runs':>5} {'wall s':>9} {'critical path s':>16} {'ratio':>6} {'local slots: mean in use, min-max':>34}")
+    for name, t in totals.items():
+        ratio = f"{t['ratio']:.3f}" if t["ratio"] is not None else "-"
+        bounds = f"{t['local_slots_min']}-{t['local_slots_max']}" if t["local_slots_min"] is not None else "-"
+        mean = f"{t['local_slots_in_use_mean']:.2f}" if t["local_slots_in_use_mean"] is not None else "-"
+        print(f"{name:<12} {t['runs']:>5} {t['seconds']:>9.1f} {t['critical_path_s']:>16.1f} {ratio:>6} {mean + ', ' + bounds:>34}")
+    return 0
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     """The OpenMetrics exposition of every (or the given) movie's calls, cache hits, fallbacks,
     latency, failures and spend; ``--serve`` answers a Prometheus scrape at /metrics."""
@@ -570,6 +599,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hash every artifact first and rebuild any whose content changed (default: rebuild what is "
                         "missing or has another size than recorded)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("stats", help="per build strategy across runs: wall time against the critical path, local slots used")
+    p.add_argument("movies", nargs="*", metavar="ID", help="default: every movie")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("metrics", help="calls, cache hits, fallbacks, latency, failures and spend in the OpenMetrics "
                                        "format (Prometheus)")

@@ -114,6 +114,34 @@ Route = tuple[str, str, str]  # (producer, provider, model)
 
 
 @dataclass
+class StrategyStats:
+    """The build runs of one strategy (sequential, parallel, adaptive; ``unrecorded`` before strategies)."""
+
+    runs: int = 0
+    seconds: float = 0.0  # wall time of the runs
+    critical_path_s: float = 0.0  # their critical paths at the brief's median latencies
+    local_slots_mean: float = 0.0  # time-weighted mean of local slots in use, summed over runs (divided when shown)
+    local_capacity_min: int | None = None
+    local_capacity_max: int | None = None
+
+    def add(self, other: StrategyStats) -> None:
+        self.runs += other.runs
+        self.seconds += other.seconds
+        self.critical_path_s += other.critical_path_s
+        self.local_slots_mean += other.local_slots_mean
+        for bound, pick in (("local_capacity_min", min), ("local_capacity_max", max)):
+            mine, theirs = getattr(self, bound), getattr(other, bound)
+            setattr(self, bound, theirs if mine is None else mine if theirs is None else pick(mine, theirs))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": self.runs, "seconds": round(self.seconds, 3), "critical_path_s": round(self.critical_path_s, 3),
+                # wall time against the critical path: meaningful with real providers or simulated latency
+                "ratio": round(self.seconds / self.critical_path_s, 3) if self.critical_path_s else None,
+                "local_slots_in_use_mean": round(self.local_slots_mean / self.runs, 3) if self.runs else None,
+                "local_slots_min": self.local_capacity_min, "local_slots_max": self.local_capacity_max}
+
+
+@dataclass
 class MovieMetrics:
     """All of a movie's build runs added up (from its run reports)."""
 
@@ -130,6 +158,7 @@ class MovieMetrics:
     # Failures per producer (of the failed node's asset) and error category; derived nodes have no producer.
     producer_failures: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)  # error category -> failed nodes, every node
+    strategies: dict[str, StrategyStats] = field(default_factory=dict)  # strategy -> its runs
 
     def route(self, producer: str, provider: str, model: str) -> CallStats:
         return self.routes.setdefault((producer, provider, model), CallStats())
@@ -173,6 +202,7 @@ class MovieMetrics:
             "providers": {k: v.to_json() for k, v in self.by_provider.items()},
             "routes": [{"producer": p, "provider": pr, "model": m, **self.routes[(p, pr, m)].to_json()}
                        for p, pr, m in sorted(self.routes)],
+            "strategies": {k: v.to_json() for k, v in sorted(self.strategies.items())},
         }
 
 
@@ -270,6 +300,11 @@ def _parse_report(data: bytes) -> tuple[RunReport, list[_Call]]:
         _number({what: getattr(report, what)}, what, 0.0)
     if not isinstance(report.calls, list):
         raise ValueError("calls: expected a list")
+    if not isinstance(report.strategy, str) or not isinstance(report.slots, dict) or \
+            not isinstance(report.slots.get("local", {}), dict):
+        raise ValueError("strategy, slots: expected text and an object")
+    _number({"critical_path_s": report.critical_path_s}, "critical_path_s", 0.0)
+    _number(report.slots.get("local", {}), "mean_in_use", 0.0)
     return report, [_parse_call(c) for c in report.calls]
 
 
@@ -282,6 +317,7 @@ def _add_report(m: MovieMetrics, report: RunReport, calls: list[_Call]) -> None:
     m.cost_usd += float(report.cost_usd or 0.0)
     if report.time:
         m.last_build_time = max(m.last_build_time or 0.0, float(report.time))
+    m.strategies.setdefault(str(report.strategy or "unrecorded"), StrategyStats()).add(_strategy_stats(report))
     fallback_nodes = set()
     for call in calls:
         stats = m.route(call.producer, call.provider, call.model)
@@ -315,6 +351,26 @@ def _add_report(m: MovieMetrics, report: RunReport, calls: list[_Call]) -> None:
         if producer is not None:
             per = m.producer_failures.setdefault(producer, {})
             per[category] = per.get(category, 0) + 1
+
+
+def _strategy_stats(report: RunReport) -> StrategyStats:
+    local = report.slots.get("local", {})  # checked by _parse_report
+
+    def whole(key: str) -> int | None:
+        value = local.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return StrategyStats(1, float(report.seconds or 0.0), float(report.critical_path_s or 0.0),
+                         float(local.get("mean_in_use") or 0.0), whole("capacity_min"), whole("capacity_max"))
+
+
+def strategy_totals(all_metrics: Iterable[MovieMetrics]) -> dict[str, StrategyStats]:
+    """Per strategy, the runs of every movie added up."""
+    out: dict[str, StrategyStats] = {}
+    for m in all_metrics:
+        for name, stats in m.strategies.items():
+            out.setdefault(name, StrategyStats()).add(stats)
+    return dict(sorted(out.items()))
 
 
 def movie_metrics(store: ArtifactStore, movie: str) -> MovieMetrics:
@@ -416,6 +472,13 @@ class _Collector:
         yield _gauge("moviegen_call_latency_max", "The longest provider call", ["movie", "producer", "provider"],
                      (([m.movie, *k], s.latency.max_s) for m in ms for k, s in m.by_producer_provider.items()
                       if s.latency.count), unit="seconds")
+        totals = strategy_totals(ms)
+        yield _counter("moviegen_strategy_runs", "Build runs per strategy", ["strategy"],
+                       (([k], s.runs) for k, s in totals.items()))
+        yield _counter("moviegen_strategy_build", "Wall time of build runs per strategy", ["strategy"],
+                       (([k], s.seconds) for k, s in totals.items()), unit="seconds")
+        yield _counter("moviegen_strategy_critical_path", "Critical paths (median latencies) of build runs per strategy",
+                       ["strategy"], (([k], s.critical_path_s) for k, s in totals.items()), unit="seconds")
         yield _counter("moviegen_failures", "Failed nodes per error category", ["movie", "category"],
                        (([m.movie, c], n) for m in ms for c, n in sorted(m.failures.items())))
         if self.ledger is not None:

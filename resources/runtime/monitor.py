@@ -103,13 +103,14 @@ class LoadMeter:
         return time.monotonic(), busy, mine
 
     def others_busy_cores(self) -> float:
-        """Cores busy with other processes' work since the last reading (0 at the first)."""
+        """Cores busy with other processes' work since the last reading; at the first (no interval yet),
+        the 1-minute load average (a build starts before its own heavy work)."""
         now = self._sample()
         (t0, busy0, mine0), (t1, busy1, mine1) = self._last, now
-        self._last = now
         span = t1 - t0
         if span <= 0.05:
-            return 0.0
+            return min(float(psutil.cpu_count() or 1), os.getloadavg()[0])
+        self._last = now
         return max(0.0, ((busy1 - busy0) - max(0.0, mine1 - mine0)) / span)
 
 

@@ -8,13 +8,30 @@ from pathlib import Path
 
 import pytest
 
+from movie_assets.build.checks import EVALUATIONS
+from movie_assets.build.code_versions import code_versions
+from movie_assets.build.context import ProduceContext, Produced
 from movie_assets.build.engine import BuildEngine
-from movie_assets.domain.blueprint import Blueprint, GraphError, Node, NodeKey, ProviderKind, expand
+from movie_assets.build.producers import PRODUCE
+from movie_assets.domain.blueprint import (
+    ARTIFACTS,
+    ArtifactDecl,
+    Blueprint,
+    GraphError,
+    Level,
+    Node,
+    NodeKey,
+    ProviderKind,
+    expand,
+)
+from movie_assets.domain.plan import reasons
 from movie_assets.domain.records import MovieState
 from movie_assets.domain.request import Strategy
+from movie_assets.orchestration.specs import artifact_specs
 from resources.runtime.monitor import adaptive_slots
 from resources.runtime.slots import PRIORITY, Slots
-from tests.unit.fakes import MOVIE, Fakes, blueprint_of, new_store, small_request
+from resources.settings import Settings
+from tests.unit.fakes import MOVIE, Fakes, blueprint_of, new_store, run_engine, small_request
 
 
 def test_a_cycle_is_refused_naming_the_nodes_on_it() -> None:
@@ -114,3 +131,66 @@ def test_adaptive_slots_follow_other_work_and_memory() -> None:
     assert adaptive_slots(8, 3.2, 16_000) == 5
     assert adaptive_slots(8, 0.0, 1_000) == 1  # short of memory
     assert adaptive_slots(8, 0.0, 2_000) == 5  # 400 MB a job
+
+
+def test_every_declared_check_has_an_evaluation() -> None:
+    declared = {d.check.name for d in ARTIFACTS.values() if d.check is not None}
+    assert declared and declared <= set(EVALUATIONS), declared - set(EVALUATIONS)
+
+
+def test_every_producer_reads_only_its_declared_deps(tmp_path: Path) -> None:
+    """Every producer, on a blueprint with every subgraph (pictures, text-to-video, image-to-video, the
+    look, an off-look segment): a read outside a node's declared deps would fail that node."""
+    request = small_request(duration_seconds=40, segments={"1": {"use_video": True}, "2": {"use_video": True, "is_image_to_video": True},
+                                                          "3": {"look": False}})
+    bp = blueprint_of(request)
+    assert {k.asset for k in bp.nodes} == {a.name for a in ARTIFACTS.values() if a.subgraph != "Render"}
+    run = run_engine(new_store(tmp_path), Fakes(), bp)
+    assert not run.failed and len(run.built) == len(bp.nodes)
+
+
+def test_a_read_outside_the_declared_deps_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def reads_the_script_too(ctx: ProduceContext, key: NodeKey) -> Produced:
+        await ctx.need(NodeKey("script"))  # segment_audio's row declares segment_narration only
+        return await original(ctx, key)
+
+    original = PRODUCE["segment_audio"]
+    monkeypatch.setitem(PRODUCE, "segment_audio", reads_the_script_too)
+    run = run_engine(new_store(tmp_path), Fakes())
+    assert set(run.failed) == {NodeKey("segment_audio", 0), NodeKey("segment_audio", 1)}
+    assert "segment_audio[00] read script, which is not among its declared deps (segment_narration[00])" in \
+        run.failed[NodeKey("segment_audio", 0)].message
+
+
+def test_a_new_artifact_is_one_row_and_one_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A toy artifact, added as the docs show (docs/architecture.md): one row and one produce function.
+    The blueprint, its layers, the engine, the plan and the Dagster spec all follow."""
+    row = ArtifactDecl("segment_fact", Level.segment, "AudioNarrationGeneration", None, ("segment_narration", "script"),
+                       ("narration_override",), "json", "A fact about each segment: its words, under the title")
+
+    async def produce(ctx: ProduceContext, key: NodeKey) -> Produced:
+        text = (await ctx.need(NodeKey("segment_narration", key.segment)))["text"]
+        title = (await ctx.need(NodeKey("script")))["title"]
+        return Produced.json({"fact": f"{title}: {len(text.split())} words"})
+
+    monkeypatch.setitem(ARTIFACTS, row.name, row)
+    monkeypatch.setitem(PRODUCE, row.name, produce)
+
+    request = small_request()
+    bp = blueprint_of(request)
+    fact = NodeKey("segment_fact", 1)
+    assert set(bp.nodes[fact].deps) == {NodeKey("segment_narration", 1), NodeKey("script")}
+    assert bp.layer[fact] == bp.layer[NodeKey("segment_narration", 1)] + 1
+    store = new_store(tmp_path)
+    first = run_engine(store, Fakes(), bp)
+    assert not first.failed and first.value(fact)["fact"].endswith("words")
+
+    edited = blueprint_of(small_request(segments={"1": {"narration": "A short new narration."}}))
+    planned = {k: why for k, (why, _) in reasons(edited, first.state, code_versions(Settings())).items()}
+    assert planned[fact] == "stale" and NodeKey("segment_fact", 0) not in planned
+    second = run_engine(store, Fakes(), edited, state=first.state, targets=planned)
+    assert second.value(fact)["fact"].endswith(": 4 words")
+
+    spec = artifact_specs.__wrapped__(Settings())[row.name]
+    assert {d.asset_key.to_user_string() for d in spec.deps} == {"segment_narration", "script", "narration_override"}
+    assert spec.group_name == "AudioNarrationGeneration" and spec.code_version == "1"

@@ -35,7 +35,7 @@ def _preset(ctx: ProduceContext) -> Preset:
 
 async def _segment_cut(ctx: ProduceContext, key: NodeKey) -> Produced:
     assert key.segment is not None
-    timeline = await ctx.load_value(NodeKey("timeline"))
+    timeline = await ctx.need(NodeKey("timeline"))
     frames = ffmpeg_engine.segment_chunks(timeline)[key.segment]
     wanted = ffmpeg_engine.clips_for_chunk(timeline, frames)
     ids = {c["id"] for c in wanted}
@@ -48,7 +48,7 @@ async def _segment_cut(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 
 async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
-    cut = await ctx.load_value(NodeKey("segment_cut", key.segment))
+    cut = await ctx.need(NodeKey("segment_cut", key.segment))
     # Only what the chunk draws: its frames render exactly as the whole movie's.
     timeline = partial_timeline(cut, visual=cut["visual"], captions=cut["captions"])
     local = await _local_sources(ctx, timeline)
@@ -75,7 +75,7 @@ async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 
 async def _audio_mix(ctx: ProduceContext, key: NodeKey) -> Produced:
-    timeline = await ctx.load_value(NodeKey("timeline"))
+    timeline = await ctx.need(NodeKey("timeline"))
     tracks = {t["name"]: t["clips"] for t in timeline["tracks"]}
     mix = {**frame_of(timeline), "preset": _preset(ctx).name,
            "narration": tracks["narration"], "music": tracks["music"]}
@@ -83,7 +83,7 @@ async def _audio_mix(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 
 async def _soundtrack(ctx: ProduceContext, key: NodeKey) -> Produced:
-    mix = await ctx.load_value(NodeKey("audio_mix"))
+    mix = await ctx.need(NodeKey("audio_mix"))
     timeline = partial_timeline(mix, narration=mix["narration"], music=mix["music"])
     local = await _local_sources(ctx, timeline)
     preset = PRESETS[mix["preset"]]
@@ -102,11 +102,11 @@ async def _soundtrack(ctx: ProduceContext, key: NodeKey) -> Produced:
 
 async def _movie_video(ctx: ProduceContext, key: NodeKey) -> Produced:
     chunks = sorted((k for k in _chunk_keys(ctx)), key=lambda k: k.segment or 0)
-    missing = [str(k) for k in chunks if ctx.load_record(k) is None or ctx.load_failure(k)]
-    if missing or ctx.load_record(NodeKey("soundtrack")) is None:
+    missing = [str(k) for k in chunks if ctx.record(k) is None or ctx.failure(k)]
+    if missing or ctx.record(NodeKey("soundtrack")) is None:
         raise RuntimeError(f"cannot join the movie: {', '.join(missing) or 'soundtrack'} not rendered")
-    paths = [await ctx.media_path(ctx.load_record(k).uri) for k in chunks]  # type: ignore[misc, union-attr]
-    sound = await ctx.media_path(ctx.load_record(NodeKey("soundtrack")).uri)  # type: ignore[misc, union-attr]
+    paths = [await ctx.media_path(ctx.record(k).uri) for k in chunks]  # type: ignore[misc, union-attr]
+    sound = await ctx.media_path(ctx.record(NodeKey("soundtrack")).uri)  # type: ignore[misc, union-attr]
     started = time.monotonic()
 
     def join() -> tuple[bytes, dict[str, Any], bytes]:
@@ -118,7 +118,7 @@ async def _movie_video(ctx: ProduceContext, key: NodeKey) -> Produced:
         return data, info, poster(data, info["duration_ms"] or 0)
 
     data, info, preview = await ctx.local_work(join)
-    chunk_seconds = sum(float(ctx.load_record(k).metadata.get("render_seconds") or 0) for k in chunks)  # type: ignore[union-attr]
+    chunk_seconds = sum(float(ctx.record(k).metadata.get("render_seconds") or 0) for k in chunks)  # type: ignore[union-attr]
     return Produced(data, "mp4", "video/mp4", width=info["width"], height=info["height"],
                     duration_ms=info["duration_ms"], preview=preview,
                     meta={"engine": ctx.settings.render_engine.value, "preset": ctx.request.preset.value, "frames": info["frames"],
