@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from movie_assets.build.render.ffmpeg_engine import RenderError, probe
+from movie_assets.build.render.media import RenderError, probe
 from movie_assets.build.render.presets import PRESETS, output_size
 from movie_assets.build.timeline import FPS
 from movie_assets.domain.blueprint import ARTIFACTS

@@ -115,6 +115,7 @@ class BuildSummary:
     strategy: str = ""
     critical_path_s: float = 0.0  # of what it built, at the brief's median latencies
     slots: dict[str, Any] = field(default_factory=dict)  # how local and provider slots were used
+    records: dict[NodeKey, ArtifactRecord] = field(default_factory=dict)  # what it built (not in the report)
 
     def to_report(self, movie: str, run_id: str) -> RunReport:
         return RunReport(
@@ -252,6 +253,7 @@ class BuildEngine:
         local = Slots(1 if one_at_a_time else sizer.size() if sizer else cores, "local")
         limits = {kind: Slots(1 if one_at_a_time or self.clients is None else self.clients.in_flight(kind), kind.value)
                   for kind in ProviderKind}
+        self.slots: dict[ProviderKind | str, Slots] = {**limits, "local": local}
         # Sequential: one node is built at a time (its call, its local work), in priority order.
         gate = Slots(1, "node") if one_at_a_time and not self.dry else None
         resizing = asyncio.ensure_future(self._adapt(local, sizer)) if sizer is not None else None
@@ -396,6 +398,8 @@ class BuildEngine:
             if self._scratch is not None:
                 remove_scratch_dir(self._scratch)
         self.summary.seconds = time.monotonic() - started
+        if not self.dry:
+            self.summary.records = dict(self._new)
         self.summary.strategy = strategy.value
         self.summary.critical_path_s = self.blueprint.critical_path_s(self.summary.built)
         self.summary.slots = {"local": local.usage() | {"history": _thin(local.history)},

@@ -1,12 +1,18 @@
-"""Generations: open a movie once, plan it, build the plan in one Dagster run, record a revision.
+"""Generations: one sequence for every way a generation starts -- lock, open the movie once, plan,
+build the plan in one Dagster run, record the revision and the plan after it (``Generation``).
 
-The in-process path (``moviegen generate``, the Python API) runs ``build_movie`` here; the
-``generate_movie`` job (sensor and UI) runs the same plan/build/record inside its build step.
+The in-process path (``moviegen generate``, the Python API) plans here and hands the opened movie
+and its plan to the build step it runs in this process (``Handoff``), so the step builds exactly that
+plan without opening the movie again; the ``generate_movie`` job (sensor and UI) runs the same
+sequence inside its build step. After the build, the state is the opened state plus what the build
+recorded: nothing is read back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,14 +21,14 @@ import dagster as dg
 
 from movie_assets.build.budget import caps_for, standing
 from movie_assets.build.code_versions import code_versions
-from movie_assets.build.engine import predict
+from movie_assets.build.engine import BuildSummary, predict
 from movie_assets.build.preflight import preflight
 from movie_assets.build.progress import add_listener, remove_listener
 from movie_assets.build.verify import find_damaged
 from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, Level, NodeKey, expand
 from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Plan, make_plan, movie_matches_timeline
-from movie_assets.domain.records import MovieState
+from movie_assets.domain.records import FailureRecord, MovieState
 from movie_assets.domain.request import MovieRequest, Strategy
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.locks import IN_PROCESS, KIND_TAG, MOVIE_TAG, generation_lock
@@ -56,12 +62,14 @@ class OpenMovie:
 
 
 def open_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, render: bool | None = None,
-               verify: bool = False, settings: Settings | None = None) -> OpenMovie:
+               verify: bool = False, settings: Settings | None = None, known: bool = False) -> OpenMovie:
     """``render``: include the rendered movie (default: the settings', MOVIEGEN_RENDER, on unless set to
     off). Every recorded artifact is checked to be there with its recorded size; ``verify``: also that
-    its content still hashes to its data version (reads every file). What fails is ``state.damaged``."""
+    its content still hashes to its data version (reads every file). What fails is ``state.damaged``.
+    ``known``: the caller already checked that the movie exists."""
     settings = settings if settings is not None else current()
-    require_movie(instance, movie)
+    if not known:
+        require_movie(instance, movie)
     request = load_movie_request(store, movie)
     blueprint = expand(request, render=settings.render if render is None else render)
     state = load_state(instance, movie, blueprint.nodes, lambda run_id: read_run_failures(store, movie, run_id))
@@ -120,17 +128,89 @@ def check_plan(plan: Plan, allow_over_budget: bool = False) -> None:
             plan.estimated_cost_usd, over["remaining_usd"], over["scope"])
 
 
-def record_revision(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, run_id: str | None,
-                    report: RunReport, render: bool | None = None, settings: Settings | None = None) -> Revision:
-    """Record the revision a generation leaves: the artifact versions the movie now uses (read after
-    the build, so it sees what the build recorded)."""
-    settings = settings if settings is not None else current()
-    blueprint = expand(load_movie_request(store, movie), render=settings.render if render is None else render)
-    state = load_state(instance, movie, blueprint.nodes)
-    rendered = movie_matches_timeline(blueprint, state, code_versions(settings)) and not any(
-        NodeKey.parse(node).asset in RENDER_ARTIFACTS for node in report.failed)
-    return write_revision(store, movie, blueprint=blueprint, state=state, run_id=run_id, report=report,
-                          edits=list_edits(store, movie), rendered=rendered)
+@dataclass
+class Handoff:
+    """What an in-process generation hands the build step it runs in this same process (the movie it
+    opened and the targets it planned), and what the step hands back (the build's summary)."""
+
+    opened: OpenMovie
+    targets: dict[NodeKey, str]
+    summary: BuildSummary | None = None
+
+
+_HANDOFFS: dict[str, Handoff] = {}
+
+
+def hand_off(handoff: Handoff) -> str:
+    """Keep a handoff for the build step of a run in this process; the token goes in the run config."""
+    token = uuid.uuid4().hex
+    _HANDOFFS[token] = handoff
+    return token
+
+
+def handed(token: str) -> Handoff | None:
+    """The handoff of this token (None: the step runs in another process, which opens the movie itself)."""
+    return _HANDOFFS.get(token) if token else None
+
+
+def state_after(opened: OpenMovie, targets: dict[NodeKey, str], summary: BuildSummary, run_id: str | None,
+                report: RunReport) -> MovieState:
+    """The movie's state after a build of ``targets``: the opened state with what the build recorded, as
+    ``load_state`` will read it back. When the run failed, every target it did not record is failed (the
+    run planned it; a planned partition with no materialization after a failed run is failed)."""
+    state = MovieState(opened.movie, dict(opened.state.records), dict(opened.state.failures), dict(opened.state.damaged))
+    for key, record in summary.records.items():
+        state.records[key] = dataclasses.replace(record, run_id=run_id or "")
+        state.failures.pop(key, None)
+        state.damaged.pop(key, None)
+    if report.failed and run_id is not None:
+        for key in targets:
+            if key not in summary.records:
+                error = report.errors.get(str(key)) or {"message": report.failed.get(str(key)) or f"run {run_id} failed before this artifact was built",
+                                                        "category": "local", "suggestion": ""}
+                state.failures[key] = FailureRecord(key, 0, run_id, error.get("message", ""), error.get("category", ""),
+                                                    error.get("suggestion", ""))
+    return state
+
+
+class Generation:
+    """One generation of a movie, the same sequence for the CLI, the API, the sensor and a UI launch:
+    (the caller holds the movie's lock) ``open_and_plan`` opens the movie once (request, blueprint, what
+    exists, integrity) and plans; the caller builds ``plan.targets`` in one run; ``finish`` records the
+    revision and the plan after it from the opened state and what the build recorded."""
+
+    def __init__(self, instance: dg.DagsterInstance, store: ArtifactStore, movie: str, *, settings: Settings | None = None,
+                 render: bool | None = None, verify: bool = False, budget_usd: float | None = None, known: bool = False):
+        self.instance, self.store, self.movie = instance, store, movie
+        self.settings = settings if settings is not None else current()
+        self.render, self.verify, self.budget_usd, self.known = render, verify, budget_usd, known
+        self.opened: OpenMovie | None = None
+        self.plan: Plan | None = None
+
+    def open_and_plan(self) -> Plan:
+        self.opened = open_movie(self.instance, self.store, self.movie, self.render, self.verify, self.settings, self.known)
+        self.plan = plan_of(self.opened, self.store, self.budget_usd)
+        return self.plan
+
+    def finish(self, run_id: str | None, report: RunReport, summary: BuildSummary | None) -> Revision:
+        """Record the revision this generation leaves, and the plan after it where the UI shows it."""
+        opened, plan = self.opened, self.plan
+        assert opened is not None and plan is not None
+        if plan.items and summary is None:  # the build left no summary (it stopped early): read what it recorded
+            state = load_state(self.instance, self.movie, opened.blueprint.nodes,
+                               lambda run: read_run_failures(self.store, self.movie, run))
+        else:
+            state = state_after(opened, plan.targets, summary or BuildSummary(), run_id, report)
+        after = dataclasses.replace(opened, state=state)
+        rendered = movie_matches_timeline(opened.blueprint, state, code_versions(self.settings)) and not any(
+            NodeKey.parse(node).asset in RENDER_ARTIFACTS for node in report.failed)
+        revision = write_revision(self.store, self.movie, blueprint=opened.blueprint, state=state, run_id=run_id,
+                                  report=report, edits=list_edits(self.store, self.movie), rendered=rendered)
+        # An edit made while this generation ran has its own plan: the plan after is then the edited movie's.
+        if load_movie_request(self.store, self.movie) != opened.request:
+            after = open_movie(self.instance, self.store, self.movie, self.render, settings=self.settings, known=True)
+        record_plan(self.instance, plan_of(after, self.store))
+        return revision
 
 
 @dataclass
@@ -207,18 +287,21 @@ def generate(
     scratch.sweep()  # scratch folders and child processes a killed generation left behind
     require_movie(instance, movie)
     with generation_lock(instance, movie, wait_s):
-        opened = open_movie(instance, store, movie, render, verify)
-        plan = plan_of(opened, store, budget_usd)
+        generation = Generation(instance, store, movie, render=render, verify=verify, budget_usd=budget_usd, known=True)
+        plan = generation.open_and_plan()
+        opened = generation.opened
+        assert opened is not None
         check_plan(plan, allow_over_budget)
         if on_plan:
             on_plan(plan)
-        run_id, success, report = None, True, RunReport(movie=movie)
+        run_id, success, report, summary = None, True, RunReport(movie=movie), None
         if plan.items:
+            handoff = Handoff(opened, plan.targets)
             run_id, success, report = build_movie(instance, store, movie, plan, latency, latency_scale, on_progress,
-                                                  resource_config, budget_usd, verbose, strategy)
+                                                  resource_config, budget_usd, verbose, strategy, handoff)
+            summary = handoff.summary
         previous = latest_revision(store, movie)
-        revision = record_revision(instance, store, movie, run_id, report, render)
-        report_plan(instance, store, movie)
+        revision = generation.finish(run_id, report, summary)
     caps = caps_for(movie, opened.request, budget_usd)
     return GenerateResult(
         movie=movie, run_id=run_id, success=success and not report.failed,
@@ -236,8 +319,10 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
                 on_progress: Callable[[str, Any], None] | None,
                 resource_config: dict[str, dict[str, Any]] | None,
                 budget_usd: float | None = None, verbose: bool = False,
-                strategy: Strategy | str | None = None) -> tuple[str, bool, RunReport]:
-    """One in-process run of the movie-level build step that builds every planned node."""
+                strategy: Strategy | str | None = None, handoff: Handoff | None = None) -> tuple[str, bool, RunReport]:
+    """One in-process run of the movie-level build step that builds every planned node (``handoff``: the
+    opened movie and the plan's targets, which the step builds without opening the movie again; it puts
+    the build's summary there)."""
     provider_config = {k: v for k, v in {"latency": LatencyProfile(latency).value if latency else None, "latency_scale": latency_scale}.items() if v is not None}
     resources: dict[str, Any] = {}
     for name in ("llm", "speech", "images", "video", "music"):
@@ -250,7 +335,8 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
     run_config = {
         "ops": {BUILD_STEPS[Level.movie]: {"config": {"movie": movie, "nodes": {i.node: i.reason for i in plan.items},
                                                         "budget_usd": budget_usd,
-                                                        "strategy": Strategy(strategy).value if strategy else ""}}},
+                                                        "strategy": Strategy(strategy).value if strategy else "",
+                                                        "handoff": hand_off(handoff) if handoff else ""}}},
         "resources": resources,
         # The run's events go to the event log (and the UI) as always. The console gets them with
         # ``verbose``; otherwise nothing: the CLI prints one line per failed partition instead of
@@ -275,6 +361,8 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
     finally:
         if on_progress:
             remove_listener(on_progress)
+        if handoff is not None:
+            _HANDOFFS.pop(run_config["ops"][BUILD_STEPS[Level.movie]]["config"]["handoff"], None)
     report = read_run_report(store, movie, result.run_id)
     if report is None:
         report = RunReport(movie=movie, run_id=result.run_id)
@@ -310,11 +398,15 @@ def plan_summary(plan: Plan) -> tuple[str, dict[str, Any]]:
     }
 
 
-def report_plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan:
-    """Plan the movie and record the plan where users of the Dagster UI look: an observation of the
-    movie's timeline partition carrying the whole plan (Dagster 1.13's SQL storage keeps one run-less
-    check evaluation per partition, so the plan is an observation rather than a check evaluation)."""
-    plan = plan_movie(instance, store, movie)
+def record_plan(instance: dg.DagsterInstance, plan: Plan) -> Plan:
+    """Record a plan where users of the Dagster UI look: an observation of the movie's timeline partition
+    carrying the whole plan (Dagster 1.13's SQL storage keeps one run-less check evaluation per partition,
+    so the plan is an observation rather than a check evaluation)."""
     _, metadata = plan_summary(plan)
-    instance.report_runless_asset_event(dg.AssetObservation(dg.AssetKey("timeline"), partition=movie, metadata=metadata))
+    instance.report_runless_asset_event(dg.AssetObservation(dg.AssetKey("timeline"), partition=plan.movie, metadata=metadata))
     return plan
+
+
+def report_plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan:
+    """Plan the movie and record the plan (after an edit or a registration)."""
+    return record_plan(instance, plan_movie(instance, store, movie))

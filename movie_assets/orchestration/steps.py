@@ -30,12 +30,12 @@ from movie_assets.domain.records import ArtifactRecord
 from movie_assets.orchestration import events
 from movie_assets.orchestration.event_log import INPUT_VERSION_TAG
 from movie_assets.orchestration.generation import (
+    Generation,
+    Handoff,
     OpenMovie,
     check_plan,
+    handed,
     open_movie,
-    plan_of,
-    record_revision,
-    report_plan,
 )
 from movie_assets.orchestration.locks import generation_lock
 from movie_assets.orchestration.specs import ARTIFACT_KEYS, BUILD_STEPS, CHECK_SPECS, artifact_specs
@@ -74,6 +74,8 @@ class BuildConfig(dg.Config):
                                                                "budget cap; calls stop at the cap.")
     strategy: str = Field(default="", description="sequential, parallel or adaptive (empty: the request's strategy, else "
                                                   "MOVIEGEN_STRATEGY, else adaptive).")
+    handoff: str = Field(default="", description="Set by an in-process generation: the movie it opened and the plan it "
+                                                 "made, handed over in this process (elsewhere the step opens the movie).")
 
 
 GENERATION_WAIT_S = 6 * 3600  # a generation run waits this long for another generation of its movie
@@ -81,12 +83,15 @@ GENERATION_WAIT_S = 6 * 3600  # a generation run waits this long for another gen
 
 def generation_events(context: dg.AssetExecutionContext, movie: str, clients: ProviderClients,
                       store: ArtifactStore, config: BuildConfig, settings: Settings) -> Iterator[Any]:
-    """A whole generation inside the run: wait for the movie's lock, plan, build, record a revision
-    (also when some partitions failed: every other partition is kept and listed)."""
+    """A whole generation inside the run (the sensor's and the UI's): the same sequence as ``moviegen
+    generate`` -- wait for the movie's lock, open it once and plan, build, record the revision (also when
+    some partitions failed: every other partition is kept and listed) and the plan after it."""
     scratch.sweep()  # scratch folders and child processes a killed generation left behind
     with generation_lock(context.instance, movie, GENERATION_WAIT_S, run_id=context.run.run_id):
-        opened = open_movie(context.instance, store, movie, settings=settings)
-        plan = plan_of(opened, store, config.budget_usd)
+        generation = Generation(context.instance, store, movie, settings=settings, budget_usd=config.budget_usd)
+        plan = generation.open_and_plan()
+        opened = generation.opened
+        assert opened is not None
         targets = plan.targets
         context.log.info(f"movie {movie}: {len(targets)} partition(s) to build, {sum(plan.provider_calls.values())} "
                          f"provider call(s), estimated ${plan.estimated_cost_usd:.4f}")
@@ -96,18 +101,17 @@ def generation_events(context: dg.AssetExecutionContext, movie: str, clients: Pr
             raise dg.Failure(description=redact(f"nothing was sent: {e}", TEXT_LIMIT), metadata={
                 "problems": dg.MetadataValue.json(_redacted(getattr(e, "problems", []))),
                 "budget": dg.MetadataValue.json(plan.budget)}) from None
+        handoff = Handoff(opened, targets)
         try:
             if targets:
-                yield from build_events(context, opened, targets, clients, store, config.budget_usd, config.strategy)
+                yield from build_events(context, opened, targets, clients, store, config.budget_usd, config.strategy, handoff)
         finally:
             report = RunReport(movie=movie)
             if targets:
                 report = read_run_report(store, movie, context.run.run_id) or RunReport(
                     movie=movie, run_id=context.run.run_id,
                     failed={"movie_build": "the run stopped before its report was written"})
-            revision = record_revision(context.instance, store, movie, context.run.run_id if targets else None, report,
-                                       settings=settings)
-            report_plan(context.instance, store, movie)
+            revision = generation.finish(context.run.run_id if targets else None, report, handoff.summary)
             context.log.info(f"movie {movie}: revision {revision.revision}, timeline {revision.timeline}")
 
 
@@ -204,8 +208,9 @@ UNREAD_POINTER = 2**62
 
 def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: dict[NodeKey, str],
                  clients: ProviderClients, store: ArtifactStore, budget_usd: float | None = None,
-                 strategy: str = "") -> Iterator[Any]:
-    """Run the engine for one movie in a worker thread and translate its results into Dagster events."""
+                 strategy: str = "", handoff: Handoff | None = None) -> Iterator[Any]:
+    """Run the engine for one movie in a worker thread and translate its results into Dagster events
+    (``handoff``: where to leave the build's summary for the generation that planned it)."""
     instance = context.instance
     movie, request, blueprint, state = opened.movie, opened.request, opened.blueprint, opened.state
     unknown = [k for k in targets if k not in blueprint.nodes]
@@ -284,6 +289,8 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
     if "error" in result:
         raise result["error"]
     summary = result["summary"]
+    if handoff is not None:
+        handoff.summary = summary
     own_checks = set(context.selected_asset_check_keys)
     for decl in ARTIFACTS.values():
         if decl.check is None:
@@ -329,6 +336,10 @@ def _step_events(context: dg.AssetExecutionContext, config: BuildConfig, clients
         if not movie or "|" in movie:
             raise dg.Failure(f"a generation builds a whole movie: run it for a movie partition, not {movie!r}")
         yield from generation_events(context, movie, clients, artifacts, config, settings)
+        return
+    if (handoff := handed(config.handoff)) is not None:  # an in-process generation: its opened movie and plan
+        yield from build_events(context, handoff.opened, dict(handoff.targets), clients, artifacts, config.budget_usd,
+                                config.strategy, handoff)
         return
     if config.movie:
         by_movie = {config.movie: {NodeKey.parse(k): reason for k, reason in config.nodes.items()}}

@@ -12,7 +12,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from movie_assets.build.render import ffmpeg_engine
+from movie_assets.build.render import media
 from movie_assets.build.render.revision import render_revision
 from movie_assets.interfaces import api
 from resources.settings import RenderEngine, remotion_missing
@@ -29,7 +29,7 @@ def frames(path: Path, times_s: list[float]) -> np.ndarray:
     """RGB frames at these times, decoded by ffmpeg."""
     out = []
     for t in times_s:
-        raw = subprocess.run([ffmpeg_engine.ffmpeg_exe(), "-v", "error", "-ss", f"{t:.3f}", "-i", str(path), "-frames:v", "1",
+        raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-ss", f"{t:.3f}", "-i", str(path), "-frames:v", "1",
                               "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
         out.append(np.frombuffer(raw, np.uint8).reshape(H, W, 3).astype(np.float64))
     return np.stack(out)
@@ -52,7 +52,7 @@ def test_remotion_and_ffmpeg_draw_the_same_movie(home: Path, instance: dg.Dagste
     assert revision.movie_render == {"engine": "remotion", "preset": "480p"}
     ffmpeg = render_revision(store, movie, None, RenderEngine.ffmpeg, "480p", "480p")
     paths = [Path(generated["movie_video"].removeprefix("file://")), Path(ffmpeg.uri.removeprefix("file://"))]
-    infos = [ffmpeg_engine.probe(p) for p in paths]
+    infos = [media.probe(p) for p in paths]
     for info in infos:  # the same duration and streams
         assert (info["width"], info["height"], info["frames"]) == (W, H, 20 * FPS), info
         assert info["video_codec"] == "h264" and info["audio_codec"] == "aac"

@@ -16,6 +16,8 @@ import pytest
 from PIL import Image
 
 from movie_assets.build.render import ffmpeg_engine as eng
+from movie_assets.build.render import layout
+from movie_assets.build.render import media as render_media
 from movie_assets.build.render.presets import PRESETS, Preset, output_size
 
 FF = imageio_ffmpeg.get_ffmpeg_exe()
@@ -46,7 +48,7 @@ def diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def resolver(uri: str) -> Path:
-    return eng.file_uri_resolver(uri)
+    return render_media.file_uri_resolver(uri)
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +106,13 @@ def test_chunks_and_their_clips(media: dict[str, str]) -> None:
               image(media["x"], 20_000, 10_000)]
     caps = [{"id": "c#0", "type": "caption", "startMs": 9_000, "durationMs": 2_000, "text": "across"}]
     tl = timeline(visual, 30_000, captions=caps)
-    assert eng.segment_chunks(tl) == [(0, 300), (300, 600), (600, 900)]
-    assert eng.clips_for_chunk(tl, (0, 300)) == [visual[0], caps[0]]
+    assert layout.segment_chunks(tl) == [(0, 300), (300, 600), (600, 900)]
+    assert layout.clips_for_chunk(tl, (0, 300)) == [visual[0], caps[0]]
     # The crossfade at 10 s lies in the second chunk but draws the first clip too.
-    assert eng.clips_for_chunk(tl, (300, 600)) == [visual[0], visual[1], caps[0]]
-    assert eng.clips_for_chunk(tl, (600, 900)) == [visual[2]]  # a cut needs nothing before it
-    assert eng.clips_for_chunk(tl, (310, 600)) == [visual[0], visual[1], caps[0]]  # transition: frames 300..314
-    assert eng.clips_for_chunk(tl, (330, 600)) == [visual[1]]  # past the transition and the caption
+    assert layout.clips_for_chunk(tl, (300, 600)) == [visual[0], visual[1], caps[0]]
+    assert layout.clips_for_chunk(tl, (600, 900)) == [visual[2]]  # a cut needs nothing before it
+    assert layout.clips_for_chunk(tl, (310, 600)) == [visual[0], visual[1], caps[0]]  # transition: frames 300..314
+    assert layout.clips_for_chunk(tl, (330, 600)) == [visual[1]]  # past the transition and the caption
 
 
 def test_ken_burns_pans_and_zooms_smoothly(media: dict[str, str], tmp_path: Path) -> None:
@@ -215,7 +217,7 @@ def test_soundtrack_ducks_music_under_narration(media: dict[str, str], tmp_path:
     tl = timeline([], 6000, narration=narration, music=music)
     out = tmp_path / "sound.m4a"
     eng.render_soundtrack(tl, resolver, out, TEST)
-    info = eng.probe(out)
+    info = render_media.probe(out)
     assert info["audio_codec"] == "aac" and info["video_codec"] is None and info["duration_ms"] == 6000
     x = decode_audio(out)
     assert len(x) == 6 * 48_000
@@ -242,11 +244,11 @@ def test_joined_chunks_equal_one_piece(media: dict[str, str], tmp_path: Path) ->
     paths = [tmp_path / f"c{a}.mp4" for a, _ in chunks]
     for fr, p in zip(chunks, paths, strict=True):
         eng.render_video_chunk(tl, fr, resolver, p, TEST)
-        assert eng.probe(p)["frames"] == fr[1] - fr[0] and eng.probe(p)["audio_codec"] is None
+        assert render_media.probe(p)["frames"] == fr[1] - fr[0] and render_media.probe(p)["audio_codec"] is None
     eng.render_video_chunk(tl, (0, 180), resolver, tmp_path / "whole.mp4", TEST)
     eng.render_soundtrack(tl, resolver, tmp_path / "sound.m4a", TEST)
-    eng.join(paths, tmp_path / "sound.m4a", tmp_path / "movie.mp4")
-    info = eng.probe(tmp_path / "movie.mp4")
+    render_media.join(paths, tmp_path / "sound.m4a", tmp_path / "movie.mp4")
+    info = render_media.probe(tmp_path / "movie.mp4")
     assert info["frames"] == 180 and abs(info["duration_ms"] - 6000) <= 34
     assert (info["width"], info["height"], info["fps"]) == (W, H, 30.0)
     assert (info["video_codec"], info["audio_codec"], info["pix_fmt"]) == ("h264", "aac", "yuv420p")
@@ -266,11 +268,11 @@ def test_failures_leave_nothing_at_out(media: dict[str, str], tmp_path: Path, mo
     with pytest.raises(FileNotFoundError):
         eng.render_video_chunk(missing, (0, 30), resolver, dest / "a.mp4", TEST)
     broken = timeline([image(media["broken"], 0, 1000, kind="video")], 1000)
-    with pytest.raises(eng.RenderError, match="decode broken.mp4"):
+    with pytest.raises(render_media.RenderError, match="decode broken.mp4"):
         eng.render_video_chunk(broken, (0, 30), resolver, dest / "b.mp4", TEST)
     still = eng._Still.frame
     monkeypatch.setattr(eng._Still, "frame", lambda self, f: (time.sleep(0.05), still(self, f))[1])
-    with pytest.raises(eng.RenderError, match="timed out"):  # the watchdog kills the encoder mid-way
+    with pytest.raises(render_media.RenderError, match="timed out"):  # the watchdog kills the encoder mid-way
         eng.render_video_chunk(timeline([image(media["grey"], 0, 2000)], 2000), (0, 60), resolver, dest / "c.mp4",
                                TEST, timeout_s=1)
     monkeypatch.setattr(eng._Still, "frame", still)
@@ -283,13 +285,13 @@ def test_failures_leave_nothing_at_out(media: dict[str, str], tmp_path: Path, mo
     with pytest.raises(KeyboardInterrupt):
         eng.render_video_chunk(timeline([image(media["grey"], 0, 1000, kb)], 1000), (0, 30), resolver, dest / "d.mp4", TEST)
     with pytest.raises(FileNotFoundError):
-        eng.join([tmp_path / "none.mp4"], tmp_path / "none.m4a", dest / "e.mp4")
+        render_media.join([tmp_path / "none.mp4"], tmp_path / "none.m4a", dest / "e.mp4")
     assert not dest.exists() or list(dest.iterdir()) == []  # no output, no .part file
     assert list(scratch.iterdir()) == []  # every ffmpeg temp folder removed, its child gone with it
 
 
 def test_probe_reads_an_encoded_file(media: dict[str, str]) -> None:
-    info = eng.probe(eng.file_uri_resolver(media["video"]))
+    info = render_media.probe(render_media.file_uri_resolver(media["video"]))
     assert info == {"width": W, "height": H, "fps": 30.0, "frames": 30, "duration_ms": 1000, "video_codec": "h264",
                     "audio_codec": None, "pix_fmt": "yuv420p"}
 
@@ -301,7 +303,7 @@ def test_render_movie_with_relative_paths(media: dict[str, str], tmp_path: Path,
     narration = [{"id": "n", "type": "audio", "startMs": 10_000, "durationMs": 3000, "src": media["narration"], "volume": 1.0}]
     tl = timeline(visual, 20_000, narration=narration)
     eng.render_movie(tl, resolver, Path("movie.mp4"), TEST, workdir=Path("work"))
-    info = eng.probe(tmp_path / "movie.mp4")
+    info = render_media.probe(tmp_path / "movie.mp4")
     assert info["frames"] == 600 and abs(info["duration_ms"] - 20_000) <= 34
     assert (info["width"], info["height"], info["audio_codec"]) == (W, H, "aac")
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [

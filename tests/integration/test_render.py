@@ -11,7 +11,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from movie_assets.build.render import ffmpeg_engine
+from movie_assets.build.render import ffmpeg_engine, media
 from movie_assets.build.render.presets import PRESETS
 from movie_assets.interfaces import api
 from tests.conftest import small_request
@@ -25,7 +25,7 @@ def frames_of(path: Path, indexes: list[int], size: tuple[int, int]) -> np.ndarr
     """Decoded RGB frames at these indexes."""
     w, h = size
     select = "+".join(f"eq(n\\,{i})" for i in indexes)
-    raw = subprocess.run([ffmpeg_engine.ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", f"select={select}",
+    raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(path), "-vf", f"select={select}",
                           "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
     return np.frombuffer(raw, np.uint8).reshape(len(indexes), h, w, 3).astype(np.float64)
 
@@ -46,7 +46,7 @@ def test_a_generation_renders_the_movie_and_an_edit_rerenders_one_chunk(
     first = api.generate(instance, store, movie)
     assert first.success, first.failed
     assert first.movie_video and "movie_video[" not in str(first.failed)
-    info = ffmpeg_engine.probe(local(first.movie_video))
+    info = media.probe(local(first.movie_video))
     assert (info["width"], info["height"], info["frames"]) == (854, 480, 900)
     assert info["video_codec"] == "h264" and info["audio_codec"] == "aac" and abs(info["duration_ms"] - 30000) <= 34
     assert api.status(instance, store, movie).movie_video == first.movie_video
@@ -65,9 +65,9 @@ def test_a_generation_renders_the_movie_and_an_edit_rerenders_one_chunk(
     # The joined movie equals a one-piece render of the same timeline, frame for frame at the joins.
     timeline = api.load_timeline(instance, store, movie)
     scratch = tmp_path / "scratch.mp4"
-    ffmpeg_engine.render_movie(timeline, ffmpeg_engine.file_uri_resolver, scratch, PRESETS["480p"], workdir=tmp_path / "w")
+    ffmpeg_engine.render_movie(timeline, media.file_uri_resolver, scratch, PRESETS["480p"], workdir=tmp_path / "w")
     joined = local(second.movie_video)
-    assert ffmpeg_engine.probe(joined)["frames"] == ffmpeg_engine.probe(scratch)["frames"] == 900
+    assert media.probe(joined)["frames"] == media.probe(scratch)["frames"] == 900
     at_joins = [0, 299, 300, 599, 600, 899]
     for k, (a, b) in enumerate(zip(frames_of(joined, at_joins, (854, 480)), frames_of(scratch, at_joins, (854, 480)), strict=True)):
         assert psnr(a, b) > 35, f"frame {at_joins[k]} differs: {psnr(a, b):.1f} dB"
@@ -86,7 +86,7 @@ def test_a_missing_picture_is_a_placeholder_and_the_movie_still_renders(
     placeholders = [c for c in timeline["tracks"][0]["clips"] if c["type"] == "placeholder"]
     assert [(c["partition"], c["startMs"], c["durationMs"]) for c in placeholders] == [("gap|01_1", 15000, 5000)]
     assert result.movie_video is not None
-    assert ffmpeg_engine.probe(local(result.movie_video))["frames"] == 600
+    assert media.probe(local(result.movie_video))["frames"] == 600
 
 
 def test_a_failed_render_leaves_the_revision_unrendered_and_the_next_generate_finishes_it(

@@ -92,17 +92,28 @@ def test_slots_go_to_the_highest_priority_waiter_and_can_be_resized() -> None:
 
 
 def test_the_engine_gives_a_free_provider_slot_to_the_longer_path(tmp_path: Path) -> None:
-    """One LLM slot: when the look is done, the video segment's prompt (a 90 s clip ahead of it) goes before
-    the picture segments' prompts (30 s pictures ahead)."""
-    request = small_request(duration_seconds=30, segments={"2": {"use_video": True}})
+    """One LLM slot, held by the music prompt until the three segments' prompts wait for it: the video
+    segment's prompt (a 90 s clip ahead of it) goes first, then the picture segments' (30 s pictures
+    ahead, equal priority: in the order they came). First come, first served would serve the video
+    segment last."""
+    request = small_request(duration_seconds=30, consistent_look=False, segments={"2": {"use_video": True}})
     fakes = Fakes(in_flight={ProviderKind.llm: 1})
     engine = BuildEngine(movie=MOVIE, blueprint=blueprint_of(request), state=MovieState(MOVIE), store=new_store(tmp_path),
                          clients=fakes, emit=lambda item: None, strategy=Strategy.parallel)
+    enter = fakes.enter
+
+    async def held_until_three_wait(producer: str, detail: str) -> object:
+        if detail.startswith("music_prompt"):
+            deadline = asyncio.get_running_loop().time() + 10  # only reached if the waiters never come
+            while engine.slots[ProviderKind.llm].waiting < 3 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)
+        return await enter(producer, detail)
+
+    fakes.enter = held_until_three_wait  # type: ignore[method-assign]
     summary = asyncio.run(engine.run({k: "missing" for k in engine.blueprint.nodes}))
     assert not summary.failed
-    llm = [detail for _, detail in fakes.log if detail.split(":")[0] in ("image_prompts", "text_to_video_prompt")]
-    # first-come-first-served would serve the segments in order (the video segment last)
-    assert llm.index("text_to_video_prompt:2") < llm.index("image_prompts:1"), llm
+    llm = [detail for _, detail in fakes.log if detail.split(":")[0] in ("music_prompt", "image_prompts", "text_to_video_prompt")]
+    assert llm[:2] == ["music_prompt:", "text_to_video_prompt:2"] and sorted(llm[2:]) == ["image_prompts:0", "image_prompts:1"], llm
     assert summary.strategy == "parallel" and summary.slots["llm"]["peak_in_use"] == 1
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from movie_assets.build.code_versions import code_versions
 from movie_assets.build.render import remotion
-from movie_assets.build.render.ffmpeg_engine import RenderError
+from movie_assets.build.render.media import RenderError
 from movie_assets.build.render.presets import PRESETS
 from movie_assets.domain.blueprint import ARTIFACTS
 from resources.settings import RenderEngine, Settings, Strategy, current, remotion_missing

@@ -15,41 +15,32 @@ to a temp name beside the target and renamed, so a failed or killed render leave
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
-import re
-import secrets
-import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import unquote, urlparse
+from typing import Any
 
-import imageio_ffmpeg
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from resources.runtime import processes
-from resources.runtime.scratch import new_scratch_dir, remove_scratch_dir
-
+from .layout import clip_span as _span
+from .layout import clips_for_chunk, segment_chunks
+from .layout import timeline_fps as _fps
+from .layout import total_frames as _total_frames
+from .layout import track_clips as _track
+from .layout import transition_in as _transition
+from .layout import visual_clips as _visuals
+from .media import Ffmpeg, MediaResolver, RenderError, atomic_output, join, resolve
 from .presets import Preset, output_size
-
-MediaResolver = Callable[[str], Path]
 
 # Bump when what this engine draws changes: it is part of the rendered chunks' code version, so every
 # chunk is re-rendered with the new drawing (and none is reused from the build cache).
 ENGINE_VERSION = "1"
 
-SEGMENT_MS = 10_000
 SAMPLE_RATE = 48_000
 DUCK_RAMP_MS = 250
-TRANSITIONS = {"cut", "fade", "crossfade", "wipe", "slide", "zoom"}
 PLACEHOLDER_BG = (0x20, 0x21, 0x24)
 PLACEHOLDER_FG = (0xBD, 0xC1, 0xC6)
 CAPTION_FG = (255, 255, 255, 255)
@@ -57,231 +48,7 @@ CAPTION_HIGHLIGHT = (0xFF, 0xD5, 0x4A, 255)
 CAPTION_BOX = (0, 0, 0, 150)  # ~60 % opaque
 
 
-class RenderError(RuntimeError):
-    """An ffmpeg step failed; the message ends with the last lines ffmpeg wrote to stderr."""
-
-
-def ffmpeg_exe() -> str:
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def file_uri_resolver(uri: str) -> Path:
-    """A MediaResolver for file:// URIs and plain paths."""
-    path = Path(unquote(urlparse(uri).path)) if uri.startswith("file://") else Path(uri)
-    if not path.is_file():
-        raise FileNotFoundError(f"media not found: {uri}")
-    return path
-
-
-# --- timeline helpers -----------------------------------------------------------------------------
-
-
-def _fps(timeline: dict[str, Any]) -> Fraction:
-    return Fraction(str(timeline["fps"]))
-
-
-def _frame(ms: float, fps: Fraction) -> int:
-    # round half up, as Remotion's Math.round does (Python's round() is half-to-even).
-    return math.floor(Fraction(str(ms)) * fps / 1000 + Fraction(1, 2))
-
-
-def _total_frames(timeline: dict[str, Any]) -> int:
-    if "durationInFrames" in timeline:
-        return int(timeline["durationInFrames"])
-    return _frame(timeline["durationMs"], _fps(timeline))
-
-
-def _track(timeline: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    for track in timeline.get("tracks", []):
-        if track.get("name") == name:
-            return list(track.get("clips", []))
-    return []
-
-
-def _span(clip: dict[str, Any], fps: Fraction) -> tuple[int, int]:
-    start = _frame(clip["startMs"], fps)
-    return start, _frame(clip["startMs"] + clip["durationMs"], fps)
-
-
-def _visuals(timeline: dict[str, Any]) -> list[dict[str, Any]]:
-    fps = _fps(timeline)
-    clips = [c for c in _track(timeline, "visual") if _span(c, fps)[1] > _span(c, fps)[0]]
-    return sorted(clips, key=lambda c: c["startMs"])
-
-
-def _transition(clip: dict[str, Any], fps: Fraction) -> tuple[str, int]:
-    """(type, frames) of the clip's transitionIn, capped at the clip's length; ("cut", 0) if none."""
-    tr = clip.get("transitionIn") or {}
-    kind = tr.get("type", "cut")
-    if kind not in TRANSITIONS:
-        raise RenderError(f"clip {clip.get('id')}: unknown transition {kind!r}")
-    start, end = _span(clip, fps)
-    frames = min(_frame(clip["startMs"] + tr.get("durationMs", 0), fps) - start, end - start)
-    return (kind, frames) if kind != "cut" and frames > 0 else ("cut", 0)
-
-
-def segment_chunks(timeline: dict[str, Any]) -> list[tuple[int, int]]:
-    """Half-open frame ranges, one per 10 s segment; the last one runs to the end of the movie."""
-    fps, total = _fps(timeline), _total_frames(timeline)
-    count = max(1, int(timeline["durationMs"]) // SEGMENT_MS)
-    bounds = [_frame(k * SEGMENT_MS, fps) for k in range(count)] + [total]
-    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-def clips_for_chunk(timeline: dict[str, Any], frames: tuple[int, int]) -> list[dict[str, Any]]:
-    """The visual clips overlapping the chunk, the clip before any transition that overlaps it, and
-    the captions overlapping it: everything whose media the chunk reads."""
-    fps = _fps(timeline)
-    a, b = frames
-    visuals = _visuals(timeline)
-    needed: list[int] = []
-    for i, clip in enumerate(visuals):
-        start, end = _span(clip, fps)
-        if start >= b or end <= a:
-            continue
-        kind, tf = _transition(clip, fps)
-        if i > 0 and kind != "cut" and start + tf > a and i - 1 not in needed:
-            needed.append(i - 1)
-        if i not in needed:
-            needed.append(i)
-    captions = [c for c in _track(timeline, "captions") if _span(c, fps)[0] < b and _span(c, fps)[1] > a]
-    return [visuals[i] for i in needed] + captions
-
-
 # --- subprocesses ---------------------------------------------------------------------------------
-
-
-class _Ffmpeg:
-    """One ffmpeg child: its own scratch folder (cwd and TMPDIR), stderr in a file there, a watchdog
-    that kills it at the deadline. As a context manager it kills the child on any exception
-    (KeyboardInterrupt included) and removes the folder. The child dies with this process (its
-    parent-death signal; see resources/runtime/processes.py)."""
-
-    def __init__(self, what: str, timeout_s: float):
-        self.what, self.timeout_s = what, timeout_s
-        self.tmp = new_scratch_dir("moviegen-ffmpeg-")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.timed_out = False
-        self._log: IO[bytes] | None = None
-        self._timer: threading.Timer | None = None
-        self._deadline = 0.0
-
-    def start(self, args: list[str], *, stdin: bool = False, stdout: bool = False,
-              loglevel: str = "warning", stats: bool = False) -> _Ffmpeg:
-        self._log = open(self.tmp / "stderr.log", "wb")
-        cmd = [ffmpeg_exe(), "-hide_banner", "-stats" if stats else "-nostats", "-loglevel", loglevel,
-               *([] if stdin else ["-nostdin"]), *args]
-        self.proc = processes.popen(
-            cmd, cwd=self.tmp, env={**os.environ, "TMPDIR": str(self.tmp)},
-            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE if stdout else subprocess.DEVNULL, stderr=self._log)
-        self._deadline = time.monotonic() + self.timeout_s
-        self._timer = threading.Timer(self.timeout_s, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def _expire(self) -> None:
-        self.timed_out = True
-        self.kill()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-
-    def stderr_tail(self, lines: int = 20) -> str:
-        if self._log is not None:
-            self._log.flush()
-        try:
-            text = (self.tmp / "stderr.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def error(self, why: str) -> RenderError:
-        if self.timed_out:
-            why = f"timed out after {self.timeout_s:g} s"
-        return RenderError(f"ffmpeg {self.what}: {why}\n{self.stderr_tail()}".rstrip())
-
-    def write(self, data: bytes | memoryview) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(data)
-        except (BrokenPipeError, ValueError, OSError):
-            # ffmpeg exited (error, or the watchdog killed it): report its stderr.
-            self.proc.wait()
-            raise self.error(f"exited with {self.proc.returncode} while reading its input") from None
-
-    def read(self, n: int) -> bytes:
-        assert self.proc is not None and self.proc.stdout is not None
-        buf = bytearray()
-        while len(buf) < n:
-            part = self.proc.stdout.read(n - len(buf))
-            if not part:
-                break
-            buf += part
-        return bytes(buf)
-
-    def read_all(self) -> bytes:
-        assert self.proc is not None and self.proc.stdout is not None
-        return self.proc.stdout.read()
-
-    def finish(self, *, check: bool = True) -> int:
-        """Close stdin, wait for the exit within the deadline; raise RenderError on failure."""
-        assert self.proc is not None
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            try:
-                self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
-        try:
-            rc = self.proc.wait(timeout=max(0.0, self._deadline - time.monotonic()) + 1)
-        except subprocess.TimeoutExpired:
-            self._expire()
-            rc = self.proc.wait()
-        if self.timed_out or (check and rc != 0):
-            raise self.error(f"exited with {rc}")
-        return rc
-
-    def __enter__(self) -> _Ffmpeg:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()  # an exception (or an early stop) in the caller: don't leave ffmpeg running
-            self.proc.wait()
-            for stream in (self.proc.stdin, self.proc.stdout):
-                if stream is not None:
-                    try:
-                        stream.close()
-                    except OSError:
-                        pass
-        if self._log is not None:
-            self._log.close()
-        remove_scratch_dir(self.tmp)
-
-
-@contextmanager
-def _atomic_output(out: Path) -> Iterator[Path]:
-    """A temp name beside `out` (same filesystem, so os.replace is atomic); removed unless it succeeds."""
-    out = Path(out).absolute()  # ffmpeg runs in its own folder: relative paths would land there
-    out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.parent / f".{out.name}.{secrets.token_hex(4)}.part"
-    try:
-        yield part
-        os.replace(part, out)
-    finally:
-        part.unlink(missing_ok=True)
-
-
-def _resolve(media: MediaResolver, src: str) -> Path:
-    path = Path(media(src)).absolute()
-    if not path.is_file():
-        raise FileNotFoundError(f"media for {src} not found at {path}")
-    return path
 
 
 # --- visual layers --------------------------------------------------------------------------------
@@ -439,7 +206,7 @@ class _Video(_Layer):
         self.first = min(max(first - self.start, 0), length - 1)  # local frame indices
         self.stop = min(max(last - self.start, 0), length - 1) + 1
         self.last: Planes | None = None
-        self.dec: _Ffmpeg | None = None
+        self.dec: Ffmpeg | None = None
         self._open(self.first)
 
     def _open(self, start: int) -> None:
@@ -448,7 +215,7 @@ class _Video(_Layer):
               f"scale={w}:{h}:force_original_aspect_ratio=increase:out_color_matrix=bt709:out_range=tv,"
               f"crop={w}:{h},setsar=1,format=yuv420p")
         self.close()
-        self.dec = _Ffmpeg(f"decode {self.path.name}", self.timeout_s)
+        self.dec = Ffmpeg(f"decode {self.path.name}", self.timeout_s)
         self.next, self.eof = start, False
         try:
             self.dec.start(["-i", str(self.path), "-map", "0:v:0", "-an", "-sn", "-vf", vf, "-f", "rawvideo", "pipe:1"],
@@ -652,11 +419,11 @@ def render_video_chunk(timeline: dict[str, Any], frames: tuple[int, int], media:
                 # Frames needed: the chunk's part of the clip, or its held last frame under the next
                 # clip's transition.
                 start = _span(clip, fps)[0]
-                layers[i] = _Video(clip, fps, _resolve(media, clip["src"]), size, max(a, start), b - 1, timeout_s)
+                layers[i] = _Video(clip, fps, resolve(media, clip["src"]), size, max(a, start), b - 1, timeout_s)
             elif (clip.get("effect") or {}).get("type") == "ken_burns":
-                layers[i] = _KenBurns(clip, fps, _resolve(media, clip["src"]), size)
+                layers[i] = _KenBurns(clip, fps, resolve(media, clip["src"]), size)
             else:  # `none`: cover, static
-                still = _KenBurns({**clip, "effect": {}}, fps, _resolve(media, clip["src"]), size)
+                still = _KenBurns({**clip, "effect": {}}, fps, resolve(media, clip["src"]), size)
                 layers[i] = _Still(clip, fps, still.frame(still.start))
         captions = _Captions([c for c in wanted if c.get("type") == "caption"], fps, size)
         spans = [_span(c, fps) for c in visuals]
@@ -677,7 +444,7 @@ def render_video_chunk(timeline: dict[str, Any], frames: tuple[int, int], media:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise RenderError(f"ffmpeg encode frames {a}-{b}: timed out after {timeout_s:g} s preparing the clips")
-        with _atomic_output(out) as part, _Ffmpeg(f"encode frames {a}-{b}", remaining) as enc:
+        with atomic_output(out) as part, Ffmpeg(f"encode frames {a}-{b}", remaining) as enc:
             enc.start(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s:v", f"{w}x{h}", "-framerate", str(fps),
                        "-i", "pipe:0", "-an", *_x264_args(preset, fps), "-frames:v", str(b - a),
                        "-f", "mp4", str(part)], stdin=True)
@@ -696,7 +463,7 @@ def render_video_chunk(timeline: dict[str, Any], frames: tuple[int, int], media:
 def _decode_audio(path: Path, max_samples: int, timeout_s: float) -> np.ndarray:
     """(n, 2) float32 samples at SAMPLE_RATE, at most max_samples of them."""
     seconds = max_samples / SAMPLE_RATE + 0.1
-    with _Ffmpeg(f"decode {path.name}", timeout_s) as dec:
+    with Ffmpeg(f"decode {path.name}", timeout_s) as dec:
         dec.start(["-i", str(path), "-map", "0:a:0", "-vn", "-t", f"{seconds:.3f}", "-ac", "2",
                    "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"], stdout=True)
         data = dec.read_all()
@@ -737,14 +504,14 @@ def render_soundtrack(timeline: dict[str, Any], media: MediaResolver, out: Path,
         length = min(int(clip["durationMs"]) * SAMPLE_RATE // 1000, total - start)
         if length <= 0:
             continue
-        path = _resolve(media, clip["src"])
+        path = resolve(media, clip["src"])
         left = max(1.0, timeout_s - (time.monotonic() - t_start))
         data = _decode_audio(path, length, left)
         gain = _duck_gain(clip, len(data)) if is_music else np.float32(clip.get("volume", 1.0))
         mix[start:start + len(data)] += data * (gain[:, None] if is_music else gain)
     np.clip(mix, -1.0, 1.0, out=mix)
     left = max(1.0, timeout_s - (time.monotonic() - t_start))
-    with _atomic_output(out) as part, _Ffmpeg("encode soundtrack", left) as enc:
+    with atomic_output(out) as part, Ffmpeg("encode soundtrack", left) as enc:
         enc.start(["-f", "f32le", "-ar", str(SAMPLE_RATE), "-ac", "2", "-i", "pipe:0", "-c:a", "aac",
                    "-b:a", preset.audio_bitrate, "-f", "mp4", str(part)], stdin=True)
         enc.write(memoryview(mix).cast("B"))
@@ -752,72 +519,6 @@ def render_soundtrack(timeline: dict[str, Any], media: MediaResolver, out: Path,
 
 
 # --- join, probe, whole movie ---------------------------------------------------------------------
-
-
-def join(chunks: list[Path], soundtrack: Path, out: Path, *, timeout_s: float = 300) -> None:
-    """Concatenate video chunks (concat demuxer, stream copy) and mux the AAC soundtrack, +faststart."""
-    if not chunks:
-        raise ValueError("no chunks to join")
-    for path in [*chunks, soundtrack]:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"missing {path}")
-    with _atomic_output(out) as part, _Ffmpeg("join", timeout_s) as proc:
-        listing = proc.tmp / "chunks.txt"
-        quote = lambda p: "'" + str(Path(p).resolve()).replace("'", "'\\''") + "'"
-        listing.write_text("".join(f"file {quote(c)}\n" for c in chunks))
-        proc.start(["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(Path(soundtrack).resolve()),
-                    "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-movflags", "+faststart",
-                    "-f", "mp4", str(part)])
-        proc.finish()
-
-
-def _split_top(text: str) -> list[str]:
-    """Split on commas outside parentheses: 'yuv420p(tv, bt709), 1280x720' -> two parts."""
-    parts, depth, cur = [], 0, ""
-    for ch in text:
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            parts.append(cur.strip())
-            cur = ""
-        else:
-            cur += ch
-    return [*parts, cur.strip()]
-
-
-def probe(path: Path, *, timeout_s: float = 60) -> dict[str, Any]:
-    """{width, height, fps, frames, duration_ms, video_codec, audio_codec, pix_fmt} with the ffmpeg
-    binary alone (there is no ffprobe): the header from `ffmpeg -i`, frames by a stream-copy pass."""
-    path = Path(path).absolute()
-    if not path.is_file():
-        raise FileNotFoundError(f"missing {path}")
-    with _Ffmpeg(f"probe {Path(path).name}", timeout_s) as proc:
-        proc.start(["-i", str(path)], loglevel="info")
-        proc.finish(check=False)  # exits 1: no output file given
-        header = proc.stderr_tail(10_000)
-    info: dict[str, Any] = {"width": None, "height": None, "fps": None, "frames": 0, "duration_ms": None,
-                            "video_codec": None, "audio_codec": None, "pix_fmt": None}
-    if m := re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", header):
-        info["duration_ms"] = round((int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])) * 1000)
-    if m := re.search(r"Stream #\S+: Video: (.*)", header):
-        parts = _split_top(m[1])
-        info["video_codec"] = parts[0].split()[0]
-        if len(parts) > 1 and (pm := re.match(r"\w+", parts[1])):
-            info["pix_fmt"] = pm[0]
-        for part in parts:
-            if (sm := re.match(r"(\d+)x(\d+)", part)) and info["width"] is None:
-                info["width"], info["height"] = int(sm[1]), int(sm[2])
-            if fm := re.fullmatch(r"([\d.]+)(k?) fps", part):
-                info["fps"] = float(fm[1]) * (1000 if fm[2] else 1)
-    if m := re.search(r"Stream #\S+: Audio: (\w+)", header):
-        info["audio_codec"] = m[1]
-    if info["video_codec"] is None:
-        return info
-    with _Ffmpeg(f"count frames of {Path(path).name}", timeout_s) as proc:
-        proc.start(["-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "null", "-"], loglevel="info", stats=True)
-        proc.finish()
-        counts = re.findall(r"frame=\s*(\d+)", proc.stderr_tail(10_000))
-    info["frames"] = int(counts[-1]) if counts else 0
-    return info
 
 
 def render_movie(timeline: dict[str, Any], media: MediaResolver, out: Path, preset: Preset, *,

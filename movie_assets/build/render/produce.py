@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image
 
 from movie_assets.build.context import ProduceContext, Produced
-from movie_assets.build.render import ffmpeg_engine, remotion
+from movie_assets.build.render import ffmpeg_engine, layout, media, remotion
 from movie_assets.build.render.presets import PRESETS, Preset, output_size
 from movie_assets.build.render.timelines import frame_of, partial_timeline, sources, with_local_sources
 from movie_assets.domain.blueprint import NodeKey
@@ -36,8 +36,8 @@ def _preset(ctx: ProduceContext) -> Preset:
 async def _segment_cut(ctx: ProduceContext, key: NodeKey) -> Produced:
     assert key.segment is not None
     timeline = await ctx.need(NodeKey("timeline"))
-    frames = ffmpeg_engine.segment_chunks(timeline)[key.segment]
-    wanted = ffmpeg_engine.clips_for_chunk(timeline, frames)
+    frames = layout.segment_chunks(timeline)[key.segment]
+    wanted = layout.clips_for_chunk(timeline, frames)
     ids = {c["id"] for c in wanted}
     tracks = {t["name"]: t["clips"] for t in timeline["tracks"]}
     cut = {**frame_of(timeline), "segment": key.segment, "frames": list(frames),
@@ -63,7 +63,7 @@ async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
                 remotion.render_chunks(local, [(frames, out)], preset, workdir=Path(tmp),
                                        on_event=_progress(ctx, key), cancelled=ctx.cancelled)
             else:
-                ffmpeg_engine.render_video_chunk(local, frames, ffmpeg_engine.file_uri_resolver, out, preset)
+                ffmpeg_engine.render_video_chunk(local, frames, media.file_uri_resolver, out, preset)
             return out.read_bytes()
 
     data = await ctx.local_work(render)
@@ -92,7 +92,7 @@ async def _soundtrack(ctx: ProduceContext, key: NodeKey) -> Produced:
     def render() -> bytes:
         with scratch_dir("moviegen-sound-") as tmp:
             out = Path(tmp) / "soundtrack.m4a"
-            ffmpeg_engine.render_soundtrack(local, ffmpeg_engine.file_uri_resolver, out, preset)
+            ffmpeg_engine.render_soundtrack(local, media.file_uri_resolver, out, preset)
             return out.read_bytes()
 
     data = await ctx.local_work(render)
@@ -112,8 +112,8 @@ async def _movie_video(ctx: ProduceContext, key: NodeKey) -> Produced:
     def join() -> tuple[bytes, dict[str, Any], bytes]:
         with scratch_dir("moviegen-join-") as tmp:
             out = Path(tmp) / "movie.mp4"
-            ffmpeg_engine.join(paths, sound, out)
-            info = ffmpeg_engine.probe(out)
+            media.join(paths, sound, out)
+            info = media.probe(out)
             data = out.read_bytes()
         return data, info, poster(data, info["duration_ms"] or 0)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from movie_assets.build.render.ffmpeg_engine import RenderError
+from movie_assets.build.render.media import RenderError
 from movie_assets.build.render.presets import Preset, output_size
 from resources.runtime import processes
 from resources.runtime.paths import dagster_home

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from movie_assets.build.render import ffmpeg_engine, remotion
+from movie_assets.build.render import ffmpeg_engine, layout, media, remotion
 from movie_assets.build.render.engines import engine_fingerprint
 from movie_assets.build.render.presets import PRESETS, Preset, output_size
 from movie_assets.build.render.timelines import scratch_name, with_local_sources
@@ -67,7 +67,7 @@ def render_revision(store: ArtifactStore, movie: str, revision: int | None, engi
             local = _local(store, timeline, work / "media")
             _render(local, engine, PRESETS[preset], out, work)
             store.write(relpath, out.read_bytes(), immutable=True)
-        info = ffmpeg_engine.probe(out)
+        info = media.probe(out)
     w, h = output_size(timeline, PRESETS[preset])
     uri = relpath if "://" in relpath else store.uri(relpath)
     return RenderResult(movie, rev.revision, engine.value, preset, store.link(uri), w, h,
@@ -76,13 +76,13 @@ def render_revision(store: ArtifactStore, movie: str, revision: int | None, engi
 
 def _render(timeline: dict[str, Any], engine: RenderEngine, preset: Preset, out: Path, work: Path) -> None:
     if engine is RenderEngine.ffmpeg:
-        ffmpeg_engine.render_movie(timeline, ffmpeg_engine.file_uri_resolver, out, preset, workdir=work / "parts")
+        ffmpeg_engine.render_movie(timeline, media.file_uri_resolver, out, preset, workdir=work / "parts")
         return
-    chunks = [((a, b), work / f"chunk_{a:06d}.mp4") for a, b in ffmpeg_engine.segment_chunks(timeline)]
+    chunks = [((a, b), work / f"chunk_{a:06d}.mp4") for a, b in layout.segment_chunks(timeline)]
     remotion.render_chunks(timeline, chunks, preset, workdir=work / "remotion")
     sound = work / "soundtrack.m4a"
-    ffmpeg_engine.render_soundtrack(timeline, ffmpeg_engine.file_uri_resolver, sound, preset)
-    ffmpeg_engine.join([p for _, p in chunks], sound, out)
+    ffmpeg_engine.render_soundtrack(timeline, media.file_uri_resolver, sound, preset)
+    media.join([p for _, p in chunks], sound, out)
 
 
 def _local(store: ArtifactStore, timeline: dict[str, Any], folder: Path) -> dict[str, Any]:
