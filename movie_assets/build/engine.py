@@ -365,13 +365,11 @@ class BuildEngine:
                 done[key].set_result(False)
                 return
             old = self.state.records.get(key)
-            # What later nodes of this build read from a record (the catalog gives them all metadata).
-            meta = {k: v for k, v in {
-                "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
-                "words": produced.meta.get("words"), "fallback": True if placeholder else None,
-                "fallback_for": produced.meta.get("fallback_for"), "fallback_category": produced.meta.get("fallback_category"),
-                "asked": produced.meta.get("asked"),
-            }.items() if v is not None}
+            # The record as the catalog will read it back from its materialization: its plain metadata (what
+            # later nodes of this build read, and what the generation records after it).
+            meta = {k: v for k, v in produced.meta.items() if isinstance(v, bool | int | float | str)} | {
+                k: v for k, v in {"width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
+                                  "fallback": True if placeholder else None, "uri": uri}.items() if v is not None}
             record = ArtifactRecord(key, version, uri, 0, "", time.time(), meta, consumed, self.versions[key.asset])
             self._new[key] = record
             if produced.value is not None:

@@ -287,8 +287,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     store = _store()
     require_stored(store, args.movie)
     engine = RenderEngine(args.engine) if args.engine else current().render_engine
-    result = render_revision(store, args.movie, args.revision, engine, args.preset,
-                             load_movie_request(store, args.movie).preset.value)
+    result = render_revision(store, args.movie, args.revision, engine, args.preset, load_movie_request(store, args.movie),
+                             current())
     if args.json:
         _print_json(result.to_json())
         return 0

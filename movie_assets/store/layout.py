@@ -7,7 +7,6 @@
     movies/<movie>/edits/<n>.json                          each edit
     movies/<movie>/revisions/<n>.json                      each revision, with its manifest
     movies/<movie>/cache/<asset>/<partition>/<key>.json    build cache: which artifact these exact inputs made
-    movies/<movie>/renders/<key>-<engine>-<preset>.mp4     a revision rendered on its own (moviegen render)
 """
 
 from __future__ import annotations
@@ -59,8 +58,3 @@ def revision_path(movie: str, revision: int) -> str:
 
 def cache_path(movie: str, asset: str, partition_suffix: str | None, key: str) -> str:
     return f"movies/{movie}/cache/{asset}/{partition_suffix or '_'}/{key}.json"
-
-
-def render_path(movie: str, key: str, engine: str, preset: str) -> str:
-    """A movie rendered on its own (``moviegen render``) from one timeline, engine and preset."""
-    return f"movies/{movie}/renders/{key[:16]}-{engine}-{preset}.mp4"

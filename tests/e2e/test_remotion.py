@@ -15,7 +15,8 @@ import pytest
 from movie_assets.build.render import media
 from movie_assets.build.render.revision import render_revision
 from movie_assets.interfaces import api
-from resources.settings import RenderEngine, remotion_missing
+from movie_assets.store.movies import load_movie_request
+from resources.settings import RenderEngine, Settings, remotion_missing
 from tests.conftest import moviegen, small_request
 
 MISSING = remotion_missing()
@@ -50,7 +51,7 @@ def test_remotion_and_ffmpeg_draw_the_same_movie(home: Path, instance: dg.Dagste
     assert proc.returncode == 0 and generated["failed"] == [] and generated["movie_video"], proc.stderr[-3000:]
     revision = api.history(instance, store, movie)[-1]
     assert revision.movie_render == {"engine": "remotion", "preset": "480p"}
-    ffmpeg = render_revision(store, movie, None, RenderEngine.ffmpeg, "480p", "480p")
+    ffmpeg = render_revision(store, movie, None, RenderEngine.ffmpeg, "480p", load_movie_request(store, movie), Settings())
     paths = [Path(generated["movie_video"].removeprefix("file://")), Path(ffmpeg.uri.removeprefix("file://"))]
     infos = [media.probe(p) for p in paths]
     for info in infos:  # the same duration and streams

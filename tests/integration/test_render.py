@@ -13,7 +13,10 @@ import pytest
 
 from movie_assets.build.render import ffmpeg_engine, media
 from movie_assets.build.render.presets import PRESETS
+from movie_assets.build.render.revision import render_revision
 from movie_assets.interfaces import api
+from movie_assets.store.movies import load_movie_request
+from resources.settings import RenderEngine, Settings
 from tests.conftest import small_request
 
 
@@ -109,3 +112,29 @@ def test_a_failed_render_leaves_the_revision_unrendered_and_the_next_generate_fi
     fixed = api.generate(instance, store, movie)
     assert fixed.success and fixed.movie_video is not None
     assert sorted(n for n in fixed.built if n.startswith("video_chunk")) == ["video_chunk[00]"]
+
+
+def test_render_of_a_revision_runs_the_graphs_render_nodes_and_reuses_what_exists(
+        rendering: None, instance: dg.DagsterInstance, store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`moviegen render` builds the same render nodes as a generation (one render pipeline): the
+    generation's own movie is reused (no render), another preset renders once and is then reused, and a
+    cut file is rendered again, never handed out."""
+    movie = api.new_movie(instance, store, small_request(duration_seconds=20), "again")
+    made = api.generate(instance, store, movie)
+    assert made.success and made.movie_video
+    request, settings = load_movie_request(store, movie), Settings(render_engine=RenderEngine.ffmpeg)
+    same = render_revision(store, movie, None, RenderEngine.ffmpeg, None, request, settings)
+    assert same.reused and same.uri == made.movie_video and same.preset == "480p" and same.frames == 600
+
+    bigger = render_revision(store, movie, None, RenderEngine.ffmpeg, "720p", request, settings)
+    assert not bigger.reused and (bigger.width, bigger.height, bigger.frames) == (1280, 720, 600)
+    info = media.probe(local(bigger.uri))
+    assert (info["width"], info["height"], info["frames"]) == (1280, 720, 600)
+    again = render_revision(store, movie, None, RenderEngine.ffmpeg, "720p", request, settings)
+    assert again.reused and again.uri == bigger.uri
+    assert api.status(instance, store, movie).movie_video == made.movie_video  # the movie's own render is untouched
+
+    data = local(bigger.uri).read_bytes()
+    local(bigger.uri).write_bytes(data[: len(data) // 2])  # damaged: a half file is never handed out
+    healed = render_revision(store, movie, None, RenderEngine.ffmpeg, "720p", request, settings)
+    assert not healed.reused and media.probe(local(healed.uri))["frames"] == 600

@@ -1,24 +1,32 @@
-"""Render any revision's timeline on its own (``moviegen render``), with any engine and preset: the
-movie a revision's timeline makes, stored content-addressed beside the movie's other renders."""
+"""Render any revision's timeline on its own (``moviegen render``), with any engine and preset, through
+the build graph's own render nodes: ``segment_cut`` -> ``video_chunk``, ``audio_mix`` -> ``soundtrack``,
+``movie_video``, built by the same engine and produce functions as a generation, for that revision's
+timeline, with the preset as the request's and the engine as the settings'. Nothing is recorded as the
+movie's current render: the files are stored content-addressed like every artifact, and the build cache
+remembers them, so a render made before (by a generation or by this command) is reused, not redone --
+after its file's size is checked."""
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from movie_assets.build.render import ffmpeg_engine, layout, media, remotion
-from movie_assets.build.render.engines import engine_fingerprint
-from movie_assets.build.render.presets import PRESETS, Preset, output_size
-from movie_assets.build.render.timelines import scratch_name, with_local_sources
-from movie_assets.store.layout import render_path
+from movie_assets.build.engine import BuildEngine, Built, Failed
+from movie_assets.build.render.media import RenderError
+from movie_assets.build.render.presets import PRESETS
+from movie_assets.domain.blueprint import RENDER_ARTIFACTS, Blueprint, Node, NodeKey, expand
+from movie_assets.domain.plan import Reason
+from movie_assets.domain.records import ArtifactRecord, MovieState
+from movie_assets.domain.request import MovieRequest, RenderPreset
 from movie_assets.store.revisions import get_revision, latest_revision
-from resources.runtime.scratch import scratch_dir
-from resources.settings import RenderEngine
+from resources.settings import RenderEngine, Settings
 from resources.storage import ArtifactStore
+
+TIMELINE = NodeKey("timeline")
 
 
 @dataclass
@@ -39,62 +47,42 @@ class RenderResult:
         return self.__dict__.copy()
 
 
+def render_blueprint(request: MovieRequest) -> Blueprint:
+    """The render nodes of a movie, with the timeline they read as a node that is already built."""
+    full = expand(request, render=True)
+    nodes = {k: n for k, n in full.nodes.items() if k.asset in RENDER_ARTIFACTS}
+    return Blueprint(request, {TIMELINE: Node(TIMELINE, ()), **nodes})
+
+
 def render_revision(store: ArtifactStore, movie: str, revision: int | None, engine: RenderEngine, preset: str | None,
-                    default_preset: str) -> RenderResult:
+                    request: MovieRequest, settings: Settings) -> RenderResult:
     """The movie of a revision (default: the latest) rendered by ``engine`` at ``preset`` (default: the
-    preset that revision was rendered at, else ``default_preset``); the movie its generation rendered,
-    or a render of the same timeline, engine and preset made before, is reused."""
+    preset that revision was rendered at, else the request's)."""
     rev = get_revision(store, movie, revision) if revision is not None else latest_revision(store, movie)
     if rev is None or rev.timeline is None:
         raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
-    preset = preset or (rev.movie_render or {}).get("preset") or default_preset
+    preset = preset or (rev.movie_render or {}).get("preset") or request.preset.value
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r}: allowed: {', '.join(PRESETS)}")
-    timeline_bytes = store.read(rev.timeline)
-    timeline = json.loads(timeline_bytes)
-    key = hashlib.sha256(timeline_bytes + f"|{engine_fingerprint(engine)}|{preset}".encode()).hexdigest()
-    relpath = render_path(movie, key, engine.value, preset)
-    if rev.movie_video and rev.movie_render == {"engine": engine.value, "preset": preset}:
-        relpath = rev.movie_video
+    timeline = json.loads(store.read(rev.timeline))
+    version = rev.manifest.get(str(TIMELINE), {}).get("version") or ""
+    # The revision's own length (the request may have changed since) and the preset asked for.
+    seconds = max(1, round(int(timeline["durationMs"]) / 1000))
+    request = request.model_copy(update={"duration_seconds": seconds, "render_preset": RenderPreset(preset), "segments": {}})
+    blueprint = render_blueprint(request)
+    record = ArtifactRecord(TIMELINE, version, rev.timeline, 0, "", 0.0, {})
+    state = MovieState(movie, {TIMELINE: record})
+    events: list[Built | Failed] = []
+    builder = BuildEngine(movie=movie, blueprint=blueprint, state=state, store=store, clients=None,
+                          emit=lambda item: events.append(item) if isinstance(item, Built | Failed) else None,
+                          settings=dataclasses.replace(settings, render_engine=engine))
     started = time.monotonic()
-    with scratch_dir("moviegen-render-") as tmp:
-        work = Path(tmp)
-        out = work / "movie.mp4"
-        reused = "://" in relpath or store.exists(relpath)  # the generation's movie, or an earlier render
-        if reused:
-            out.write_bytes(store.read(relpath))
-        else:
-            local = _local(store, timeline, work / "media")
-            _render(local, engine, PRESETS[preset], out, work)
-            store.write(relpath, out.read_bytes(), immutable=True)
-        info = media.probe(out)
-    w, h = output_size(timeline, PRESETS[preset])
-    uri = relpath if "://" in relpath else store.uri(relpath)
-    return RenderResult(movie, rev.revision, engine.value, preset, store.link(uri), w, h,
-                        info["duration_ms"] or 0, info["frames"], round(time.monotonic() - started, 2), reused)
-
-
-def _render(timeline: dict[str, Any], engine: RenderEngine, preset: Preset, out: Path, work: Path) -> None:
-    if engine is RenderEngine.ffmpeg:
-        ffmpeg_engine.render_movie(timeline, media.file_uri_resolver, out, preset, workdir=work / "parts")
-        return
-    chunks = [((a, b), work / f"chunk_{a:06d}.mp4") for a, b in layout.segment_chunks(timeline)]
-    remotion.render_chunks(timeline, chunks, preset, workdir=work / "remotion")
-    sound = work / "soundtrack.m4a"
-    ffmpeg_engine.render_soundtrack(timeline, media.file_uri_resolver, sound, preset)
-    media.join([p for _, p in chunks], sound, out)
-
-
-def _local(store: ArtifactStore, timeline: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """The timeline with every ``src`` a local file (artifacts on S3 are copied into ``folder``)."""
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def local(uri: str) -> Path:
-        path = store.local_path(uri)
-        if path is None:
-            path = folder / scratch_name(uri)
-            if not path.exists():
-                path.write_bytes(store.read(uri))
-        return path
-
-    return with_local_sources(timeline, local)
+    asyncio.run(builder.run({k: Reason.requested for k in blueprint.order if k != TIMELINE}))
+    failed = [e for e in events if isinstance(e, Failed)]
+    if failed:
+        raise RenderError(f"rendering {movie} revision {rev.revision} failed: {failed[0].key}: {failed[0].message}")
+    made = next(e for e in events if isinstance(e, Built) and e.key == NodeKey("movie_video"))
+    ms = int(made.produced.duration_ms or 0)
+    return RenderResult(movie, rev.revision, engine.value, preset, store.link(made.record.uri), int(made.produced.width or 0),
+                        int(made.produced.height or 0), ms, round(ms * int(timeline["fps"]) / 1000),
+                        round(time.monotonic() - started, 2), "reused" in made.produced.meta)
