@@ -369,7 +369,7 @@ class BuildEngine:
             # later nodes of this build read, and what the generation records after it).
             meta = {k: v for k, v in produced.meta.items() if isinstance(v, bool | int | float | str)} | {
                 k: v for k, v in {"width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
-                                  "fallback": True if placeholder else None, "uri": uri}.items() if v is not None}
+                                  "fallback": True if placeholder else None}.items() if v is not None}
             record = ArtifactRecord(key, version, uri, 0, "", time.time(), meta, consumed, self.versions[key.asset])
             self._new[key] = record
             if produced.value is not None:

@@ -281,7 +281,7 @@ def _where(store: ArtifactStore, uri: str | None) -> str | None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from movie_assets.build.render.revision import render_revision  # noqa: PLC0415 - start-up time
+    from movie_assets.build.render_revision import render_revision  # noqa: PLC0415 - start-up time
     from resources.settings import RenderEngine, current  # noqa: PLC0415
 
     store = _store()

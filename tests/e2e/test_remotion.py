@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from movie_assets.build.render import media
-from movie_assets.build.render.revision import render_revision
+from movie_assets.build.render_revision import render_revision
 from movie_assets.interfaces import api
 from movie_assets.store.movies import load_movie_request
 from resources.settings import RenderEngine, Settings, remotion_missing
