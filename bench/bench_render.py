@@ -104,7 +104,7 @@ def _render_seconds(home: Path, movie: str) -> dict[str, float]:
     """Render seconds of the latest generation's chunks, soundtrack and join, from the artifacts' metadata."""
     code = (
         "import json, sys; import dagster as dg; from movie_assets.domain.blueprint import NodeKey;"
-        "from movie_assets.orchestration.event_log import load_state; from movie_assets.store.reports import read_run_report;"
+        "from movie_assets.orchestration.event_log import load_state; from movie_assets.movie_files.reports import read_run_report;"
         "from resources.storage import ArtifactStore; inst = dg.DagsterInstance.get();"
         f"m = {movie!r}; run = inst.get_run_records(limit=1)[0].dagster_run.run_id;"
         "keys = [NodeKey('video_chunk', i) for i in range(30)] + [NodeKey('soundtrack'), NodeKey('movie_video')];"

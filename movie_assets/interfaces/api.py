@@ -14,10 +14,10 @@ from typing import Any
 
 import dagster as dg
 
-from movie_assets.build import cache
-from movie_assets.build.code_versions import code_versions
-from movie_assets.build.export import FORMATS, PROVENANCE_FIELDS, export_timeline
-from movie_assets.build.timeline import placeholder_error
+from movie_assets.builder import cache
+from movie_assets.builder.code_versions import code_versions
+from movie_assets.builder.export import FORMATS, PROVENANCE_FIELDS, export_timeline
+from movie_assets.builder.timeline import placeholder_error
 from movie_assets.domain.blueprint import ARTIFACTS, TAKES, NodeKey, expand
 from movie_assets.domain.edits import UNSET, edited_request
 from movie_assets.domain.errors import StoredFileDamaged
@@ -25,6 +25,9 @@ from movie_assets.domain.inputs import input_versions, take_of, take_path
 from movie_assets.domain.look import names_in
 from movie_assets.domain.plan import Plan
 from movie_assets.domain.request import MovieRequest, RequestError, load_request
+from movie_assets.movie_files.metrics import movie_metrics
+from movie_assets.movie_files.movies import load_movie_request
+from movie_assets.movie_files.revisions import Revision, get_revision, list_revisions
 from movie_assets.orchestration import registry
 from movie_assets.orchestration.editing import EditResult, current_look, edit_movie, repair_movie_request
 from movie_assets.orchestration.event_log import load_state
@@ -32,9 +35,6 @@ from movie_assets.orchestration.generation import GenerateResult, open_movie, pl
 from movie_assets.orchestration.generation import generate as _generate
 from movie_assets.orchestration.locks import open_instance
 from movie_assets.orchestration.registry import require_movie
-from movie_assets.store.metrics import movie_metrics
-from movie_assets.store.movies import load_movie_request
-from movie_assets.store.revisions import Revision, get_revision, list_revisions
 from resources.runtime.budget import day_start, make_ledger
 from resources.settings import current
 from resources.storage import ArtifactStore

@@ -16,8 +16,8 @@ from typing import Any
 
 from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed, StoredFileDamaged
 from movie_assets.domain.request import RequestError, Strategy, load_request
-from movie_assets.store.movies import MovieNotFound, load_movie_request, require_stored
-from movie_assets.store.revisions import get_revision, scan_revisions
+from movie_assets.movie_files.movies import MovieNotFound, load_movie_request, require_stored
+from movie_assets.movie_files.revisions import get_revision, scan_revisions
 from resources.providers.base import for_movie
 from resources.runtime.paths import dagster_home
 from resources.runtime.secrets import TEXT_LIMIT, redact
@@ -31,7 +31,7 @@ EXIT_PREFLIGHT = 5  # a call the plan needs cannot succeed (missing key, model c
 EXIT_DAMAGED = 6  # a file moviegen stored (a movie's request, a revision) is damaged: the message says how to repair
 
 LATENCY_PROFILES = ("none", "median", "scaled")  # resources.settings.LatencyProfile, without importing it
-EXPORT_FORMATS = ("otio", "fcpxml", "fcp7xml", "edl")  # movie_assets.build.export.FORMATS, without importing it
+EXPORT_FORMATS = ("otio", "fcpxml", "fcp7xml", "edl")  # movie_assets.builder.export.FORMATS, without importing it
 
 
 def _api() -> ModuleType:
@@ -281,7 +281,7 @@ def _where(store: ArtifactStore, uri: str | None) -> str | None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from movie_assets.build.render_revision import render_revision  # noqa: PLC0415 - start-up time
+    from movie_assets.builder.render_revision import render_revision  # noqa: PLC0415 - start-up time
     from resources.settings import RenderEngine, current  # noqa: PLC0415
 
     store = _store()
@@ -302,7 +302,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     """Per build strategy, across the runs of every (or the given) movie: runs, wall time against the
     critical path, and the local slots they used."""
-    from movie_assets.store.metrics import movie_metrics, strategy_totals  # noqa: PLC0415 - start-up time
+    from movie_assets.movie_files.metrics import movie_metrics, strategy_totals  # noqa: PLC0415 - start-up time
 
     if args.movies:
         store = _store()
@@ -333,7 +333,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     latency, failures and spend; ``--serve`` answers a Prometheus scrape at /metrics."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415 - start-up time
 
-    from movie_assets.store.metrics import OPENMETRICS_CONTENT_TYPE, openmetrics  # noqa: PLC0415
+    from movie_assets.movie_files.metrics import OPENMETRICS_CONTENT_TYPE, openmetrics  # noqa: PLC0415
     from resources.runtime.budget import make_ledger  # noqa: PLC0415
 
     if args.movies:
@@ -405,7 +405,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """The timeline for a non-linear editor (OpenTimelineIO's adapters): to --out, else on stdout; what the
     format leaves out on stderr."""
-    from movie_assets.build.export import FORMATS, format_notes  # noqa: PLC0415 - start-up time
+    from movie_assets.builder.export import FORMATS, format_notes  # noqa: PLC0415 - start-up time
 
     instance, store = _context()
     api = _api()

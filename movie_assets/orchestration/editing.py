@@ -13,11 +13,11 @@ from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.edits import Change, diff, edited_request, touches_look
 from movie_assets.domain.errors import StoredFileDamaged
 from movie_assets.domain.request import MovieRequest
+from movie_assets.movie_files.edits_log import edit_count, log_edit
+from movie_assets.movie_files.movies import load_movie_request, repair_request, save_movie_request
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.generation import report_plan
 from movie_assets.orchestration.registry import input_hashes, observe_inputs
-from movie_assets.store.edits_log import edit_count, log_edit
-from movie_assets.store.movies import load_movie_request, repair_request, save_movie_request
 from resources.storage import ArtifactStore
 
 

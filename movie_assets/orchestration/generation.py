@@ -19,25 +19,25 @@ from typing import Any
 
 import dagster as dg
 
-from movie_assets.build.budget import caps_for, standing
-from movie_assets.build.code_versions import code_versions
-from movie_assets.build.engine import BuildSummary, predict
-from movie_assets.build.preflight import preflight
-from movie_assets.build.progress import add_listener, remove_listener
-from movie_assets.build.verify import find_damaged
+from movie_assets.builder.budget import caps_for, standing
+from movie_assets.builder.code_versions import code_versions
+from movie_assets.builder.engine import BuildSummary, predict
+from movie_assets.builder.preflight import preflight
+from movie_assets.builder.progress import add_listener, remove_listener
+from movie_assets.builder.verify import find_damaged
 from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, Level, NodeKey, expand
 from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Plan, make_plan, movie_matches_timeline
 from movie_assets.domain.records import FailureRecord, MovieState
 from movie_assets.domain.request import MovieRequest, Strategy
+from movie_assets.movie_files.edits_log import list_edits
+from movie_assets.movie_files.movies import load_movie_request
+from movie_assets.movie_files.reports import RunReport, read_run_failures, read_run_report
+from movie_assets.movie_files.revisions import Revision, latest_revision, write_revision
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.locks import IN_PROCESS, KIND_TAG, MOVIE_TAG, generation_lock
 from movie_assets.orchestration.registry import require_movie
 from movie_assets.orchestration.specs import BUILD_STEPS
-from movie_assets.store.edits_log import list_edits
-from movie_assets.store.movies import load_movie_request
-from movie_assets.store.reports import RunReport, read_run_failures, read_run_report
-from movie_assets.store.revisions import Revision, latest_revision, write_revision
 from resources.providers.base import UNEXPECTED
 from resources.providers.pricing import estimate_call_usd
 from resources.runtime import scratch

@@ -53,10 +53,10 @@ from movie_assets.domain.request import (
     parse_request,
     validate_movie_id,
 )
+from movie_assets.movie_files.edits_log import edit_count
+from movie_assets.movie_files.movies import load_movie_request
 from movie_assets.orchestration.editing import edit_movie
 from movie_assets.orchestration.registry import movie_exists, register_movie
-from movie_assets.store.edits_log import edit_count
-from movie_assets.store.movies import load_movie_request
 from resources.runtime.paths import dagster_home
 from resources.runtime.secrets import redact
 from resources.storage import ArtifactStore, Entry, default_root

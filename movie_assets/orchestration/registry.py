@@ -11,7 +11,7 @@ import dagster as dg
 
 from movie_assets.domain.inputs import INPUT_NAMES, input_partitions, input_values, value_version
 from movie_assets.domain.request import MovieRequest, RequestError, topic_of, validate_movie_id
-from movie_assets.store.movies import MovieNotFound, save_movie_request
+from movie_assets.movie_files.movies import MovieNotFound, save_movie_request
 from partitions import movies_partitions, partition_key
 from resources.storage import ArtifactStore
 

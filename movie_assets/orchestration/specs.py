@@ -3,7 +3,7 @@
 * User inputs are external assets, observed with a content-hash data version per partition when a
   movie is registered or edited, so Dagster shows exactly the dependent partitions as stale.
 * Every artifact type is an asset partitioned by movie, movie × segment or movie × segment_image,
-  whose code version, group, kinds, check and code reference (its produce function) come from its row.
+  whose code version, group, kinds, check and code reference (its recipe) come from its row.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from movie_assets.build.code_versions import code_versions
-from movie_assets.build.producers import PRODUCE
+from movie_assets.builder.code_versions import code_versions
+from movie_assets.builder.recipes import RECIPES
 from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, ArtifactDecl, Level
 from partitions import image_partitions, image_to_segment, movies_partitions, segment_partitions, segment_to_image
 from resources.settings import Settings
@@ -56,11 +56,11 @@ INPUT_SPECS: dict[str, dg.AssetSpec] = {
 
 def _code_reference(decl: ArtifactDecl) -> dg.CodeReferencesMetadataValue:
     """A link from the asset in the UI to the function that produces it."""
-    fn = PRODUCE[decl.name]
+    fn = RECIPES[decl.name]
     _, line = inspect.getsourcelines(fn)
     return dg.CodeReferencesMetadataValue(
         code_references=[dg.LocalFileCodeReference(file_path=inspect.getsourcefile(fn) or "", line_number=line,
-                                                   label=f"produce {decl.name}")]
+                                                   label=f"recipe of {decl.name}")]
     )
 
 

@@ -19,14 +19,15 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from movie_assets.build.budget import Budget, caps_for
-from movie_assets.build.checks import problem
-from movie_assets.build.engine import BuildEngine, Built, Failed, Logged, Skipped
-from movie_assets.build.progress import notify
+from movie_assets.builder.budget import Budget, caps_for
+from movie_assets.builder.checks import problem
+from movie_assets.builder.engine import BuildEngine, Built, Failed, Logged, Skipped
+from movie_assets.builder.progress import notify
 from movie_assets.domain.blueprint import ARTIFACTS, OPTIONAL_READS, Level, NodeKey
 from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Reason
 from movie_assets.domain.records import ArtifactRecord
+from movie_assets.movie_files.reports import RunReport, read_run_report, write_run_report
 from movie_assets.orchestration import events
 from movie_assets.orchestration.event_log import INPUT_VERSION_TAG
 from movie_assets.orchestration.generation import (
@@ -39,7 +40,6 @@ from movie_assets.orchestration.generation import (
 )
 from movie_assets.orchestration.locks import generation_lock
 from movie_assets.orchestration.specs import ARTIFACT_KEYS, BUILD_STEPS, CHECK_SPECS, artifact_specs
-from movie_assets.store.reports import RunReport, read_run_report, write_run_report
 from partitions import node_partition
 from resources.dagster_resources import (
     ArtifactStoreResource,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from movie_assets.build.export import frame, read_export
+from movie_assets.builder.export import frame, read_export
 from tests.conftest import moviegen
 
 

@@ -12,10 +12,10 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from movie_assets.build.render import media
-from movie_assets.build.render_revision import render_revision
+from movie_assets.builder.render import media
+from movie_assets.builder.render_revision import render_revision
 from movie_assets.interfaces import api
-from movie_assets.store.movies import load_movie_request
+from movie_assets.movie_files.movies import load_movie_request
 from resources.settings import RenderEngine, Settings, remotion_missing
 from tests.conftest import moviegen, small_request
 

@@ -12,8 +12,8 @@ import time
 import psutil
 import pytest
 
-from movie_assets.build import engine as engine_module
-from movie_assets.build.engine import BuildEngine
+from movie_assets.builder import engine as engine_module
+from movie_assets.builder.engine import BuildEngine
 from resources.runtime.monitor import AdaptiveSizer, adaptive_slots
 from resources.runtime.slots import Slots
 

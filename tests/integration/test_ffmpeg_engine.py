@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from movie_assets.build.render import ffmpeg_engine as eng
-from movie_assets.build.render import layout
-from movie_assets.build.render import media as render_media
-from movie_assets.build.render.presets import PRESETS, Preset, output_size
+from movie_assets.builder.render import ffmpeg_engine as eng
+from movie_assets.builder.render import layout
+from movie_assets.builder.render import media as render_media
+from movie_assets.builder.render.presets import PRESETS, Preset, output_size
 
 FF = imageio_ffmpeg.get_ffmpeg_exe()
 W, H, FPS = 320, 180, 30

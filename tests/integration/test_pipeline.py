@@ -12,9 +12,9 @@ import pytest
 
 from movie_assets.domain.blueprint import NodeKey, expand
 from movie_assets.interfaces import api
+from movie_assets.movie_files.movies import load_movie_request, save_movie_request
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.registry import observe_inputs
-from movie_assets.store.movies import load_movie_request, save_movie_request
 from resources.runtime.media import mp3_duration_ms, mp4_info, png_size
 from resources.storage import ArtifactStore
 from tests.conftest import REPO, HomeSnapshot, new_home, small_request

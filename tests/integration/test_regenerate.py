@@ -19,9 +19,9 @@ from movie_assets.domain.edits import UNSET
 from movie_assets.domain.errors import MovieBusy
 from movie_assets.domain.request import RequestError
 from movie_assets.interfaces import api
+from movie_assets.movie_files.movies import load_movie_request
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.locks import generation_lock
-from movie_assets.store.movies import load_movie_request
 from resources.storage import ArtifactStore
 from tests.conftest import HomeSnapshot, small_request
 from tests.staleness import stale_nodes
@@ -347,8 +347,8 @@ def test_a_damaged_request_or_revision_is_a_clear_error_with_a_repair(
         instance: dg.DagsterInstance, store, movie: str, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from movie_assets.domain.errors import StoredFileDamaged
     from movie_assets.interfaces import cli
-    from movie_assets.store.layout import request_path, revision_path
-    from movie_assets.store.revisions import damaged_revisions
+    from movie_assets.movie_files.layout import request_path, revision_path
+    from movie_assets.movie_files.revisions import damaged_revisions
 
     api.edit(instance, store, movie, [("voice_id", "onyx")])
     request = local(store.uri(request_path(movie)))

@@ -11,11 +11,11 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from movie_assets.build.render import ffmpeg_engine, media
-from movie_assets.build.render.presets import PRESETS
-from movie_assets.build.render_revision import render_revision
+from movie_assets.builder.render import ffmpeg_engine, media
+from movie_assets.builder.render.presets import PRESETS
+from movie_assets.builder.render_revision import render_revision
 from movie_assets.interfaces import api
-from movie_assets.store.movies import load_movie_request
+from movie_assets.movie_files.movies import load_movie_request
 from resources.settings import RenderEngine, Settings
 from tests.conftest import small_request
 

@@ -14,9 +14,9 @@ import dagster as dg
 import pytest
 
 from movie_assets.interfaces import api
+from movie_assets.movie_files.movies import load_movie_request
 from movie_assets.orchestration.inbox import inbox_root
 from movie_assets.orchestration.sensors import movie_inbox
-from movie_assets.store.movies import load_movie_request
 from resources.storage import ArtifactStore
 from tests.conftest import REPO
 from tests.servers.daemon import Daemon

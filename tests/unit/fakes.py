@@ -17,9 +17,9 @@ from typing import Any
 from PIL import Image
 from pydantic import BaseModel
 
-from movie_assets.build.code_versions import code_versions
-from movie_assets.build.context import ProduceContext
-from movie_assets.build.engine import BuildEngine, BuildSummary, Built, Failed, Skipped
+from movie_assets.builder.code_versions import code_versions
+from movie_assets.builder.context import RecipeContext
+from movie_assets.builder.engine import BuildEngine, BuildSummary, Built, Failed, Skipped
 from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, expand
 from movie_assets.domain.records import ArtifactRecord, FailureRecord, MovieState
 from movie_assets.domain.request import MovieRequest, parse_request
@@ -265,8 +265,8 @@ def new_store(tmp_path: Path) -> ArtifactStore:
 
 def hand_context(request: MovieRequest, *, clients: dict[str, Any] | None = None, values: dict[NodeKey, Any] | None = None,
                  records: dict[NodeKey, ArtifactRecord] | None = None, failures: dict[NodeKey, str] | None = None,
-                 store: ArtifactStore | None = None, in_flight: int = 8) -> ProduceContext:
-    """A ProduceContext built by hand: values come from ``values`` (else from ``store`` by record)."""
+                 store: ArtifactStore | None = None, in_flight: int = 8) -> RecipeContext:
+    """A RecipeContext built by hand: values come from ``values`` (else from ``store`` by record)."""
     values = dict(values or {})
     records = dict(records or {})
     failures = dict(failures or {})
@@ -286,7 +286,7 @@ def hand_context(request: MovieRequest, *, clients: dict[str, Any] | None = None
         kind = PRODUCERS[producer].kind
         return limits.setdefault(kind, asyncio.Semaphore(in_flight))
 
-    return ProduceContext(movie=MOVIE, request=request, clients=clients or {}, load_value=load_value,
+    return RecipeContext(movie=MOVIE, request=request, clients=clients or {}, load_value=load_value,
                           load_bytes=load_bytes, load_record=records.get, load_failure=failures.get, limit=limit,
                           versions=code_versions(Settings()))
 

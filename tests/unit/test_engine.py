@@ -9,14 +9,14 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from movie_assets.build.code_versions import code_versions
-from movie_assets.build.engine import Built
-from movie_assets.build.timeline import validate_timeline
+from movie_assets.builder.code_versions import code_versions
+from movie_assets.builder.engine import Built
+from movie_assets.builder.timeline import validate_timeline
 from movie_assets.domain.blueprint import ARTIFACTS, Blueprint, NodeKey, ProviderKind, call_group
 from movie_assets.domain.look import shot_of
 from movie_assets.domain.plan import Reason, reasons
 from movie_assets.domain.records import MovieState
-from movie_assets.store.layout import cache_path
+from movie_assets.movie_files.layout import cache_path
 from resources.settings import current
 from tests.unit.fakes import MOVIE, Fakes, blueprint_of, new_store, run_engine, small_request
 

@@ -14,7 +14,7 @@ from typing import Any
 import opentimelineio as otio
 import pytest
 
-from movie_assets.build.export import (
+from movie_assets.builder.export import (
     FORMATS,
     NAMESPACE,
     export_timeline,
@@ -24,8 +24,8 @@ from movie_assets.build.export import (
     read_export,
     to_otio,
 )
-from movie_assets.build.producers import PRODUCE
-from movie_assets.build.timeline import assemble_timeline, validate_timeline
+from movie_assets.builder.recipes import RECIPES
+from movie_assets.builder.timeline import assemble_timeline, validate_timeline
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.interfaces import cli
 from tests.unit.fakes import Fakes, blueprint_of, hand_context, new_store, run_engine, small_request
@@ -51,7 +51,7 @@ def movie(tmp_path_factory: pytest.TempPathFactory) -> Movie:
     assert not run.failed
     records = {k: r for k, r in run.state.records.items() if k != MISSING}
     key = NodeKey("segment_visuals", 2)
-    visuals = asyncio.run(PRODUCE["segment_visuals"](hand_context(request, records=records), key))
+    visuals = asyncio.run(RECIPES["segment_visuals"](hand_context(request, records=records), key))
     ctx = hand_context(request, records=records, values={key: visuals.value}, store=run.engine.store)
     timeline = asyncio.run(assemble_timeline(ctx))
     validate_timeline(timeline)

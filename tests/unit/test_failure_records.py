@@ -11,9 +11,9 @@ import pytest
 
 from movie_assets.domain.blueprint import NodeKey, expand
 from movie_assets.domain.records import ArtifactRecord, MovieState
-from movie_assets.store.layout import revisions_folder
-from movie_assets.store.reports import RunReport
-from movie_assets.store.revisions import write_revision
+from movie_assets.movie_files.layout import revisions_folder
+from movie_assets.movie_files.reports import RunReport
+from movie_assets.movie_files.revisions import write_revision
 from resources.providers.base import SUGGESTIONS, ErrorCategory, categorize, describe_failure
 from resources.storage import ArtifactStore, StorageError
 from tests.conftest import small_request
@@ -123,7 +123,7 @@ def test_build_jobs_keep_the_step_checks_but_not_the_plan_check() -> None:
 
 
 def test_a_placeholder_suggestion_names_the_movie_but_keeps_setting_names_whole() -> None:
-    from movie_assets.build.timeline import placeholder_error
+    from movie_assets.builder.timeline import placeholder_error
 
     entry = placeholder_error(NodeKey("segment_image", 0, 0), "m", {"fallback": True, "fallback_category": "configuration"})
     assert entry is not None and "MOVIEGEN_PROVIDERS" in entry["suggestion"] and entry["category"] == "configuration"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from movie_assets.build.checks import EVALUATIONS
-from movie_assets.build.code_versions import code_versions
-from movie_assets.build.context import ProduceContext, Produced
-from movie_assets.build.engine import BuildEngine
-from movie_assets.build.producers import PRODUCE
+from movie_assets.builder.checks import EVALUATIONS
+from movie_assets.builder.code_versions import code_versions
+from movie_assets.builder.context import Produced, RecipeContext
+from movie_assets.builder.engine import BuildEngine
+from movie_assets.builder.recipes import RECIPES
 from movie_assets.domain.blueprint import (
     ARTIFACTS,
     ArtifactDecl,
@@ -161,12 +161,12 @@ def test_every_producer_reads_only_its_declared_deps(tmp_path: Path) -> None:
 
 
 def test_a_read_outside_the_declared_deps_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def reads_the_script_too(ctx: ProduceContext, key: NodeKey) -> Produced:
+    async def reads_the_script_too(ctx: RecipeContext, key: NodeKey) -> Produced:
         await ctx.need(NodeKey("script"))  # segment_audio's row declares segment_narration only
         return await original(ctx, key)
 
-    original = PRODUCE["segment_audio"]
-    monkeypatch.setitem(PRODUCE, "segment_audio", reads_the_script_too)
+    original = RECIPES["segment_audio"]
+    monkeypatch.setitem(RECIPES, "segment_audio", reads_the_script_too)
     run = run_engine(new_store(tmp_path), Fakes())
     assert set(run.failed) == {NodeKey("segment_audio", 0), NodeKey("segment_audio", 1)}
     assert "segment_audio[00] read script, which is not among its declared deps (segment_narration[00])" in \
@@ -174,18 +174,18 @@ def test_a_read_outside_the_declared_deps_is_refused(tmp_path: Path, monkeypatch
 
 
 def test_a_new_artifact_is_one_row_and_one_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A toy artifact, added as the docs show (docs/architecture.md): one row and one produce function.
+    """A toy artifact, added as the docs show (docs/architecture.md): one row and one recipe.
     The blueprint, its layers, the engine, the plan and the Dagster spec all follow."""
     row = ArtifactDecl("segment_fact", Level.segment, "AudioNarrationGeneration", None, ("segment_narration", "script"),
                        ("narration_override",), "json", "A fact about each segment: its words, under the title")
 
-    async def produce(ctx: ProduceContext, key: NodeKey) -> Produced:
+    async def produce(ctx: RecipeContext, key: NodeKey) -> Produced:
         text = (await ctx.need(NodeKey("segment_narration", key.segment)))["text"]
         title = (await ctx.need(NodeKey("script")))["title"]
         return Produced.json({"fact": f"{title}: {len(text.split())} words"})
 
     monkeypatch.setitem(ARTIFACTS, row.name, row)
-    monkeypatch.setitem(PRODUCE, row.name, produce)
+    monkeypatch.setitem(RECIPES, row.name, produce)
 
     request = small_request()
     bp = blueprint_of(request)

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from movie_assets.build.checks import look_problem
-from movie_assets.build.producers import PRODUCE
+from movie_assets.builder.checks import look_problem
+from movie_assets.builder.recipes import RECIPES
 from movie_assets.domain.blueprint import NodeKey, call_group, expand
 from movie_assets.domain.edits import UNSET, edited_request, parse_assignment
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.look import LOOK_MARK, as_override, look_problems, merged, shot_of, tidy, with_look
 from movie_assets.domain.look import carried as looks_carried
 from movie_assets.domain.request import RequestError, parse_request
-from movie_assets.store.movies import _parse_stored
+from movie_assets.movie_files.movies import _parse_stored
 from resources.providers.offline import text as offline_text
 from resources.providers.offline.media import _look_colours, draw_picture, shot_type
 from tests.unit.fakes import CIVIL_WAR, MOVIE, Fakes, hand_context, narration_text, record, small_request
@@ -33,7 +33,7 @@ SCRIPT_VALUE = {"title": "The Civil War", "summary": "A nation divided.", "narra
 
 
 def produce(ctx: Any, key: NodeKey) -> Any:
-    return asyncio.run(PRODUCE[key.asset](ctx, key))
+    return asyncio.run(RECIPES[key.asset](ctx, key))
 
 
 def test_a_prompt_carries_the_look_and_the_descriptions_of_the_names_it_shows() -> None:

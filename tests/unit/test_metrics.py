@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from movie_assets.store import metrics as metrics_module
-from movie_assets.store.layout import run_report_path
-from movie_assets.store.metrics import movie_metrics, openmetrics
-from movie_assets.store.reports import RunReport, write_run_report
+from movie_assets.movie_files import metrics as metrics_module
+from movie_assets.movie_files.layout import run_report_path
+from movie_assets.movie_files.metrics import movie_metrics, openmetrics
+from movie_assets.movie_files.reports import RunReport, write_run_report
 from resources.runtime.budget import SqliteLedger
 from resources.storage import ArtifactStore
 

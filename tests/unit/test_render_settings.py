@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from movie_assets.build.code_versions import code_versions
-from movie_assets.build.render import remotion
-from movie_assets.build.render.media import RenderError
-from movie_assets.build.render.presets import PRESETS
+from movie_assets.builder.code_versions import code_versions
+from movie_assets.builder.render import remotion
+from movie_assets.builder.render.media import RenderError
+from movie_assets.builder.render.presets import PRESETS
 from movie_assets.domain.blueprint import ARTIFACTS
 from resources.settings import RenderEngine, Settings, Strategy, current, remotion_missing
 

@@ -14,8 +14,8 @@ import openai
 import pytest
 from replicate.exceptions import ReplicateError
 
+from movie_assets.movie_files.reports import RunReport, read_run_report, write_run_report
 from movie_assets.orchestration.steps import _clean_error
-from movie_assets.store.reports import RunReport, read_run_report, write_run_report
 from resources.providers.base import ErrorCategory, ProviderError, describe_failure
 from resources.providers.openai.client import OpenAISession, map_error
 from resources.providers.replicate.client import ReplicateSession, _map_error

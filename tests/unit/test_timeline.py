@@ -11,8 +11,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from movie_assets.build.producers import PRODUCE
-from movie_assets.build.timeline import (
+from movie_assets.builder.recipes import RECIPES
+from movie_assets.builder.timeline import (
     MUSIC_DUCKED_VOLUME,
     assemble_timeline,
     caption_chunks,
@@ -150,7 +150,7 @@ def test_one_new_artifact_version_changes_exactly_its_clip_id(movie: Run) -> Non
     key = NodeKey("segment_image", 1, 0)
     old_version = records[key].version
     records[key] = dataclasses.replace(records[key], version="f" * 64, uri=records[key].uri + ".new")
-    visuals = asyncio.run(PRODUCE["segment_visuals"](hand_context(request, records=records), NodeKey("segment_visuals", 1)))
+    visuals = asyncio.run(RECIPES["segment_visuals"](hand_context(request, records=records), NodeKey("segment_visuals", 1)))
     after = timeline_of(request, movie, records, values={NodeKey("segment_visuals", 1): visuals.value})
     validate_timeline(after)
 

@@ -1,4 +1,4 @@
-"""What a producer gets (``ProduceContext``: the request, its provider clients, upstream artifacts)
+"""What a producer gets (``RecipeContext``: the request, its provider clients, upstream artifacts)
 and what it returns (``Produced``: the bytes to store and the metadata a person wants to see)."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class UndeclaredRead(RuntimeError):
 
 
 @dataclass
-class ProduceContext:
+class RecipeContext:
     """What a producer may use: the request, the clients and the upstream artifacts. A producer reads
     upstream partitions only through ``need`` / ``need_bytes`` / ``record`` / ``failure``, which refuse a
     partition outside the node's declared deps (its row's deps, by the blueprint's cardinality rules);
@@ -105,7 +105,7 @@ class ProduceContext:
         note = self.note
         self.note = lambda key, message: note(key, redact(message))
 
-    def bound(self, node: NodeKey, reads: frozenset[NodeKey]) -> ProduceContext:
+    def bound(self, node: NodeKey, reads: frozenset[NodeKey]) -> RecipeContext:
         """This context for building ``node``, which may read ``reads`` (shared calls stay shared)."""
         return replace(self, node=node, reads=reads)
 

@@ -28,18 +28,18 @@ from typing import Any, Protocol
 
 from PIL import Image
 
-from movie_assets.build import cache
-from movie_assets.build.budget import Budget
-from movie_assets.build.code_versions import code_versions
-from movie_assets.build.producers import PRODUCE, ProduceContext, Produced
-from movie_assets.build.render.timelines import scratch_name
+from movie_assets.builder import cache
+from movie_assets.builder.budget import Budget
+from movie_assets.builder.code_versions import code_versions
+from movie_assets.builder.recipes import RECIPES, Produced, RecipeContext
+from movie_assets.builder.render.timelines import scratch_name
 from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.plan import Prediction, Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
 from movie_assets.domain.request import Strategy
-from movie_assets.store.layout import artifact_path
-from movie_assets.store.reports import RunReport
+from movie_assets.movie_files.layout import artifact_path
+from movie_assets.movie_files.reports import RunReport
 from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError, describe_failure, for_movie
 from resources.runtime.media import jpeg_preview
 from resources.runtime.monitor import AdaptiveSizer, MachineSnapshot, local_work_slots, snapshot
@@ -263,7 +263,7 @@ class BuildEngine:
         async def charge(producer: str, node: str, call: Callable[[], Any]) -> Any:
             return await (budget.charge(producer, node, call) if budget is not None else call())
 
-        shared_ctx = ProduceContext(
+        shared_ctx = RecipeContext(
             movie=self.movie, request=self.request,
             clients=self.clients.for_producers(needed, local) if self.clients is not None and not self.dry else {},
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
@@ -431,16 +431,16 @@ class BuildEngine:
         part.replace(dest)
         return dest
 
-    async def _produce(self, ctx: ProduceContext, key: NodeKey, group: tuple[str, NodeKey] | None,
+    async def _produce(self, ctx: RecipeContext, key: NodeKey, group: tuple[str, NodeKey] | None,
                        limits: dict[ProviderKind, Slots]) -> Produced:
         """Build a node: one provider call within its kind's limit and the budget when the node owns
         its call; a call shared by several nodes takes its own slot (``ctx.shared``); else no call."""
         if group is not None and group[1] == key:
             async with limits[PRODUCERS[group[0]].kind]:
-                return await ctx.charge(group[0], str(key), lambda: PRODUCE[key.asset](ctx, key))
-        return await PRODUCE[key.asset](ctx, key)
+                return await ctx.charge(group[0], str(key), lambda: RECIPES[key.asset](ctx, key))
+        return await RECIPES[key.asset](ctx, key)
 
-    async def _placeholder(self, ctx: ProduceContext, key: NodeKey, group: tuple[str, NodeKey] | None,
+    async def _placeholder(self, ctx: RecipeContext, key: NodeKey, group: tuple[str, NodeKey] | None,
                            failure: dict[str, str]) -> Produced | None:
         """An offline placeholder for a node whose provider failed for good (None: it cannot have one,
         or the placeholder failed too, or a real earlier version exists: the timeline keeps using it).
@@ -455,7 +455,7 @@ class BuildEngine:
             offline = self.clients.fallback(producer, ctx.local or asyncio.Semaphore(1))
             stand_in = dataclasses.replace(ctx, clients={**ctx.clients, producer: offline}, placeholder=True,
                                            charge=lambda p, n, call: call(), _shared={})
-            produced = await PRODUCE[key.asset](stand_in, key)
+            produced = await RECIPES[key.asset](stand_in, key)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - no placeholder: the partition stays a gap
@@ -465,7 +465,7 @@ class BuildEngine:
                           "fallback_for": failure["message"][:500]}
         return produced
 
-    async def _predict(self, ctx: ProduceContext, key: NodeKey, group: tuple[str, NodeKey] | None,
+    async def _predict(self, ctx: RecipeContext, key: NodeKey, group: tuple[str, NodeKey] | None,
                        cached: str | None) -> bool:
         """Dry runs: what building ``key`` would do, without a call or a write. Returns whether its
         content would change (unknown counts as changed)."""
@@ -486,7 +486,7 @@ class BuildEngine:
         evaluate = cached is None or (held is None and node.producer is not None and node.producer.kind is ProviderKind.llm)
         if deps_known and evaluate:
             try:
-                produced = await PRODUCE[key.asset](ctx, key)
+                produced = await RECIPES[key.asset](ctx, key)
                 version, value = content_version(produced.data), produced.value
                 metadata = {k: v for k, v in {"width": produced.width, "height": produced.height,
                                               "duration_ms": produced.duration_ms}.items() if v is not None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from movie_assets.build.render.ffmpeg_engine import ENGINE_VERSION
+from movie_assets.builder.render.ffmpeg_engine import ENGINE_VERSION
 from resources.settings import RENDERER_DIR, RenderEngine
 
 

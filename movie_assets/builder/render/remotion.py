@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from movie_assets.build.render.media import RenderError
-from movie_assets.build.render.presets import Preset, output_size
+from movie_assets.builder.render.media import RenderError
+from movie_assets.builder.render.presets import Preset, output_size
 from resources.runtime import processes
 from resources.runtime.paths import dagster_home
 from resources.runtime.scratch import ROOT_ENV, new_scratch_dir, remove_scratch_dir

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.records import ArtifactRecord
-from movie_assets.store.layout import movie_folder
+from movie_assets.movie_files.layout import movie_folder
 from resources.storage import ArtifactStore
 
 

@@ -1,4 +1,4 @@
-"""Producer functions, called with a ProduceContext built by hand: overrides win without a call, the
+"""Producer functions, called with a RecipeContext built by hand: overrides win without a call, the
 script's segment count is enforced, the m image prompts of a segment share one LLM call, and
 segment_visuals lists its clips in order with their versions and gaps."""
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from movie_assets.build.producers import PRODUCE
+from movie_assets.builder.recipes import RECIPES
 from movie_assets.domain.blueprint import NodeKey
 from resources.providers.base import Media, ProviderError
 from tests.unit.fakes import MOVIE, Fakes, blueprint_of, hand_context, narration_text, png, record, small_request
@@ -19,7 +19,7 @@ SCRIPT_VALUE = {"title": "The Civil War", "summary": "A nation divided.", "narra
 
 
 def produce(ctx: Any, key: NodeKey) -> Any:
-    return asyncio.run(PRODUCE[key.asset](ctx, key))
+    return asyncio.run(RECIPES[key.asset](ctx, key))
 
 
 def test_music_prompt_override_wins_without_a_call() -> None:
@@ -109,7 +109,7 @@ def test_the_image_prompts_of_a_segment_come_from_one_shared_call(in_flight: int
     keys = [NodeKey("image_prompt", 1, j) for j in range(4)]
 
     async def all_at_once() -> list[Any]:
-        return await asyncio.gather(*(PRODUCE["image_prompt"](ctx, k) for k in keys))
+        return await asyncio.gather(*(RECIPES["image_prompt"](ctx, k) for k in keys))
 
     produced = asyncio.run(asyncio.wait_for(all_at_once(), 30))
     assert [p.value["prompt"] for p in produced] == [f"seg 1 picture {j}" for j in range(4)]
@@ -124,7 +124,7 @@ def test_too_few_generated_image_prompts_fail_only_the_missing_ones() -> None:
     ctx = hand_context(request, clients=fakes.clients(), values=values)
 
     async def all_at_once() -> list[Any]:
-        return await asyncio.gather(*(PRODUCE["image_prompt"](ctx, NodeKey("image_prompt", 0, j)) for j in range(3)),
+        return await asyncio.gather(*(RECIPES["image_prompt"](ctx, NodeKey("image_prompt", 0, j)) for j in range(3)),
                                     return_exceptions=True)
 
     first, second, third = asyncio.run(all_at_once())

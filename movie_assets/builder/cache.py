@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from movie_assets.build.context import Produced
+from movie_assets.builder.context import Produced
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.inputs import build_key
-from movie_assets.store.layout import cache_path
+from movie_assets.movie_files.layout import cache_path
 from resources.storage import ArtifactStore
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from movie_assets.build.render.media import RenderError, probe
-from movie_assets.build.render.presets import PRESETS, output_size
-from movie_assets.build.timeline import FPS
+from movie_assets.builder.render.media import RenderError, probe
+from movie_assets.builder.render.presets import PRESETS, output_size
+from movie_assets.builder.timeline import FPS
 from movie_assets.domain.blueprint import ARTIFACTS
 from movie_assets.domain.look import look_problems
 from movie_assets.domain.request import SEGMENT_MS, MovieRequest

@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema
 
-from movie_assets.build.context import ProduceContext
+from movie_assets.builder.context import RecipeContext
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.request import SEGMENT_MS, TRANSITION_MS, AssemblyStrategy, Transition, VisualMode
 from resources.providers.base import SUGGESTIONS, ErrorCategory, for_movie
@@ -156,7 +156,7 @@ def _visual_slots(request: Any, segment: int, movie: str, clips: list[dict[str, 
             for k in keys]
 
 
-async def assemble_timeline(ctx: ProduceContext) -> dict[str, Any]:
+async def assemble_timeline(ctx: RecipeContext) -> dict[str, Any]:
     r = ctx.request
     width, height = r.frame
     strategy = r.assembly_strategy

@@ -1,6 +1,6 @@
 """Render any revision's timeline on its own (``moviegen render``), with any engine and preset, through
 the build graph's own render nodes: ``segment_cut`` -> ``video_chunk``, ``audio_mix`` -> ``soundtrack``,
-``movie_video``, built by the same engine and produce functions as a generation, for that revision's
+``movie_video``, built by the same engine and recipes as a generation, for that revision's
 timeline, with the preset as the request's and the engine as the settings'. Nothing is recorded as the
 movie's current render: the files are stored content-addressed like every artifact, and the build cache
 remembers them, so a render made before (by a generation or by this command) is reused, not redone --
@@ -15,14 +15,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from movie_assets.build.engine import BuildEngine, Built, Failed
-from movie_assets.build.render.media import RenderError
-from movie_assets.build.render.presets import PRESETS
+from movie_assets.builder.engine import BuildEngine, Built, Failed
+from movie_assets.builder.render.media import RenderError
+from movie_assets.builder.render.presets import PRESETS
 from movie_assets.domain.blueprint import RENDER_ARTIFACTS, Blueprint, Node, NodeKey, expand
 from movie_assets.domain.plan import Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
 from movie_assets.domain.request import MovieRequest, RenderPreset
-from movie_assets.store.revisions import get_revision, latest_revision
+from movie_assets.movie_files.revisions import get_revision, latest_revision
 from resources.settings import RenderEngine, Settings
 from resources.storage import ArtifactStore
 

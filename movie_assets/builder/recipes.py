@@ -1,6 +1,7 @@
-"""Producer functions: build one artifact partition from its inputs by calling one provider.
+"""Recipes: how each artifact partition is made from what it reads (through one provider call, or none
+for a derived artifact).
 
-Plain async functions, testable without Dagster. Each gets a ``ProduceContext`` (the request, the
+Plain async functions, testable without Dagster. Each gets a ``RecipeContext`` (the request, the
 provider clients and access to upstream artifacts) and returns a ``Produced``: the bytes to store and
 the metadata a person wants to see. User overrides win over generated prompts without a call.
 """
@@ -11,9 +12,9 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from movie_assets.build.context import ProduceContext, Produced
-from movie_assets.build.render.produce import RENDER_PRODUCE
-from movie_assets.build.timeline import assemble_timeline, gap_error, placeholder_error
+from movie_assets.builder.context import Produced, RecipeContext
+from movie_assets.builder.render.recipes import RENDER_RECIPES
+from movie_assets.builder.timeline import assemble_timeline, gap_error, placeholder_error
 from movie_assets.domain import look as looks
 from movie_assets.domain import prompts
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
@@ -30,20 +31,20 @@ from resources.providers.base import (
 )
 
 
-def _seed(ctx: ProduceContext, key: NodeKey) -> dict[str, int]:
+def _seed(ctx: RecipeContext, key: NodeKey) -> dict[str, int]:
     """The node's take as the provider's ``seed``, for a re-roll only: take 0 makes exactly the call it
     always made (no seed argument), so what existed before takes stays valid."""
     take = take_of(ctx.request, key)
     return {"seed": take} if take else {}
 
 
-def _take(ctx: ProduceContext, key: NodeKey) -> dict[str, int]:
+def _take(ctx: RecipeContext, key: NodeKey) -> dict[str, int]:
     """The take as metadata (kept in the build cache entry too, so ``moviegen takes`` lists it)."""
     take = take_of(ctx.request, key)
     return {"take": take} if take else {}
 
 
-async def _script(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _script(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     prompt = prompts.SCRIPT.render(r.inquiry_prompt, r.segment_count, r.audience.value, r.language.value)
     result = await ctx.llm("ScriptProducer").generate("script", prompt, Script, {
@@ -55,7 +56,7 @@ async def _script(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json(script.model_dump(), result.call, prompt, title=script.title, summary=script.summary)
 
 
-async def _look(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _look(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     if r.look is not None and r.look.complete:
         return Produced.json(looks.merged(None, r.look), source="override")
@@ -78,7 +79,7 @@ async def _look(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json(looks.merged(generated, r.look) | {"generated": generated}, result.call, prompt, source=source, asked=asked)
 
 
-async def _look_of(ctx: ProduceContext, segment: int) -> tuple[dict[str, Any] | None, bool]:
+async def _look_of(ctx: RecipeContext, segment: int) -> tuple[dict[str, Any] | None, bool]:
     """The look a segment's shots carry (None: the movie has none, or the segment is off-look), and
     whether the segment is off-look in a movie that has one."""
     r = ctx.request
@@ -112,13 +113,13 @@ def _asked(asked: str | None) -> dict[str, str]:
     return {"asked": asked} if asked else {}
 
 
-def _question(ctx: ProduceContext, key: NodeKey, question: str) -> str:
+def _question(ctx: RecipeContext, key: NodeKey, question: str) -> str:
     """What identifies the question a shot-writing LLM answers: the artifact's code version (its template
     and the model it is routed to) and the question itself."""
     return hashlib.sha256(f"{ctx.versions[key.asset]}\n{question}".encode()).hexdigest()[:24]
 
 
-async def _answered(ctx: ProduceContext, key: NodeKey, asked: str, field: str = "shot") -> dict[str, Any] | None:
+async def _answered(ctx: RecipeContext, key: NodeKey, asked: str, field: str = "shot") -> dict[str, Any] | None:
     """The node's current value when it answers this very question (its metadata's ``asked``; None: it
     does not, or there is none). A look edit rebuilds every visual prompt, but asks the LLM nothing it
     asked before: the same shot comes back with the new look, so the shots stay as they were and only
@@ -134,7 +135,7 @@ async def _answered(ctx: ProduceContext, key: NodeKey, asked: str, field: str = 
     return value if isinstance(value, dict) and field in value else None
 
 
-async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _music_prompt(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     if r.music_prompt:
         return Produced.json({"prompt": r.music_prompt}, source="override")
@@ -146,13 +147,13 @@ async def _music_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json({"prompt": result.value.prompt}, result.call, prompt, source="generated")  # type: ignore[attr-defined]
 
 
-async def _music(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _music(ctx: RecipeContext, key: NodeKey) -> Produced:
     prompt = (await ctx.need(NodeKey("music_prompt")))["prompt"]
     media = await ctx.music().generate(prompt, seconds=ctx.request.duration_seconds, **_seed(ctx, key))
     return Produced.media(media, prompt, **_take(ctx, key))
 
 
-async def _narration(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _narration(ctx: RecipeContext, key: NodeKey) -> Produced:
     assert key.segment is not None
     override = ctx.request.overrides(key.segment).narration
     if override:
@@ -161,7 +162,7 @@ async def _narration(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json({"segment": key.segment, "text": script["narration"][key.segment]}, source="script")
 
 
-async def _audio(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _audio(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     text = (await ctx.need(NodeKey("segment_narration", key.segment)))["text"]
     media = await ctx.speech().synthesize(text, voice_id=r.voice_id, language=r.language.value, emotion=r.emotion, max_ms=SEGMENT_MS,
@@ -169,7 +170,7 @@ async def _audio(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.media(media, text, voice_id=r.voice_id, **_take(ctx, key))
 
 
-async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _image_prompt(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     assert key.segment is not None and key.image is not None
     look, off_look = await _look_of(ctx, key.segment)
@@ -197,12 +198,12 @@ async def _image_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json(_shot(generated[key.image], look, off_look, picture), result.call, prompt, source="generated", **_asked(asked))
 
 
-def _label(ctx: ProduceContext, key: NodeKey) -> str:
+def _label(ctx: RecipeContext, key: NodeKey) -> str:
     label = f"Segment {key.segment:02d} · Image {key.image}" if key.image is not None else f"Segment {key.segment:02d}"
     return label + (" · placeholder" if ctx.placeholder else "")
 
 
-async def _references(ctx: ProduceContext, value: dict[str, Any]) -> dict[str, Any]:
+async def _references(ctx: RecipeContext, value: dict[str, Any]) -> dict[str, Any]:
     """The approved reference pictures of the recurring characters and places this shot names (its prompt
     carries them, never its own: ``_carried``), as the images provider's ``references``."""
     pinned = (value.get("look") or {}).get("references", [])
@@ -211,7 +212,7 @@ async def _references(ctx: ProduceContext, value: dict[str, Any]) -> dict[str, A
     return {"references": [await ctx.load_version(NodeKey.parse(r["node"]), r["version"]) for r in pinned]}
 
 
-async def _segment_image(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _segment_image(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     value = await ctx.need(NodeKey("image_prompt", key.segment, key.image))
     prompt = value["prompt"]
@@ -221,7 +222,7 @@ async def _segment_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.media(media, prompt, **_take(ctx, key))
 
 
-async def _t2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _t2v_prompt(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     assert key.segment is not None
     look, off_look = await _look_of(ctx, key.segment)
@@ -247,7 +248,7 @@ def _direction(text: str, look: dict[str, Any] | None, off_look: bool) -> dict[s
     return {"direction": value.pop("prompt"), **value}
 
 
-async def _t2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _t2v_clip(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     direction = (await ctx.need(NodeKey("text_to_video_prompt", key.segment)))["direction"]
     w, h = r.frame
@@ -256,7 +257,7 @@ async def _t2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.media(media, direction, **_take(ctx, key))
 
 
-async def _i2v_prompt(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _i2v_prompt(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     assert key.segment is not None
     look, off_look = await _look_of(ctx, key.segment)
@@ -292,7 +293,7 @@ def _i2v(direction: str, starting: str, look: dict[str, Any] | None, off_look: b
     return {"direction": direction, "starting_image_prompt": starting}
 
 
-async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _starting_image(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     value = await ctx.need(NodeKey("image_to_video_prompt", key.segment))
     prompt = value["starting_image_prompt"]
@@ -302,7 +303,7 @@ async def _starting_image(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.media(media, prompt, **_take(ctx, key))
 
 
-async def _i2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _i2v_clip(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     direction = (await ctx.need(NodeKey("image_to_video_prompt", key.segment)))["direction"]
     image = await ctx.need_bytes(NodeKey("starting_image", key.segment))
@@ -312,7 +313,7 @@ async def _i2v_clip(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.media(media, direction, **_take(ctx, key))
 
 
-async def _segment_visuals(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _segment_visuals(ctx: RecipeContext, key: NodeKey) -> Produced:
     """No provider call: the segment's visual clips in order, each pinned to its artifact version."""
     r = ctx.request
     assert key.segment is not None
@@ -341,12 +342,12 @@ async def _segment_visuals(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json({"segment": key.segment, "mode": mode.value, "clips": clips, "errors": errors})
 
 
-async def _timeline(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _timeline(ctx: RecipeContext, key: NodeKey) -> Produced:
     timeline = await assemble_timeline(ctx)
     return Produced.json(timeline, None, None, clips=sum(len(t["clips"]) for t in timeline["tracks"]), errors=len(timeline["errors"]))
 
 
-PRODUCE: dict[str, Callable[[ProduceContext, NodeKey], Awaitable[Produced]]] = {
+RECIPES: dict[str, Callable[[RecipeContext, NodeKey], Awaitable[Produced]]] = {
     "script": _script,
     "look": _look,
     "music_prompt": _music_prompt,
@@ -362,7 +363,7 @@ PRODUCE: dict[str, Callable[[ProduceContext, NodeKey], Awaitable[Produced]]] = {
     "image_to_video_clip": _i2v_clip,
     "segment_visuals": _segment_visuals,
     "timeline": _timeline,
-    **RENDER_PRODUCE,
+    **RENDER_RECIPES,
 }
 
-assert set(PRODUCE) == set(ARTIFACTS), "every artifact type needs exactly one produce function"
+assert set(RECIPES) == set(ARTIFACTS), "every artifact type needs exactly one recipe"

@@ -11,9 +11,9 @@ from typing import Any
 from movie_assets.domain.blueprint import Blueprint, NodeKey
 from movie_assets.domain.errors import StoredFileDamaged
 from movie_assets.domain.records import MovieState
-from movie_assets.store.edits_log import EditEntry
-from movie_assets.store.layout import revision_path, revisions_folder
-from movie_assets.store.reports import RunReport
+from movie_assets.movie_files.edits_log import EditEntry
+from movie_assets.movie_files.layout import revision_path, revisions_folder
+from movie_assets.movie_files.reports import RunReport
 from resources.storage import ArtifactStore
 
 

@@ -19,21 +19,21 @@ from typing import Any
 
 from PIL import Image
 
-from movie_assets.build.context import ProduceContext, Produced
-from movie_assets.build.render import ffmpeg_engine, layout, media, remotion
-from movie_assets.build.render.presets import PRESETS, Preset, output_size
-from movie_assets.build.render.timelines import frame_of, partial_timeline, sources, with_local_sources
+from movie_assets.builder.context import Produced, RecipeContext
+from movie_assets.builder.render import ffmpeg_engine, layout, media, remotion
+from movie_assets.builder.render.presets import PRESETS, Preset, output_size
+from movie_assets.builder.render.timelines import frame_of, partial_timeline, sources, with_local_sources
 from movie_assets.domain.blueprint import NodeKey
 from resources.runtime.media import jpeg_preview, run_ffmpeg
 from resources.runtime.scratch import scratch_dir
 from resources.settings import RenderEngine
 
 
-def _preset(ctx: ProduceContext) -> Preset:
+def _preset(ctx: RecipeContext) -> Preset:
     return PRESETS[ctx.request.preset.value]
 
 
-async def _segment_cut(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _segment_cut(ctx: RecipeContext, key: NodeKey) -> Produced:
     assert key.segment is not None
     timeline = await ctx.need(NodeKey("timeline"))
     frames = layout.segment_chunks(timeline)[key.segment]
@@ -47,7 +47,7 @@ async def _segment_cut(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json(cut, visual=len(cut["visual"]), captions=len(cut["captions"]))
 
 
-async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _video_chunk(ctx: RecipeContext, key: NodeKey) -> Produced:
     cut = await ctx.need(NodeKey("segment_cut", key.segment))
     # Only what the chunk draws: its frames render exactly as the whole movie's.
     timeline = partial_timeline(cut, visual=cut["visual"], captions=cut["captions"])
@@ -74,7 +74,7 @@ async def _video_chunk(ctx: ProduceContext, key: NodeKey) -> Produced:
                           "render_seconds": round(time.monotonic() - started, 2)})
 
 
-async def _audio_mix(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _audio_mix(ctx: RecipeContext, key: NodeKey) -> Produced:
     timeline = await ctx.need(NodeKey("timeline"))
     tracks = {t["name"]: t["clips"] for t in timeline["tracks"]}
     mix = {**frame_of(timeline), "preset": _preset(ctx).name,
@@ -82,7 +82,7 @@ async def _audio_mix(ctx: ProduceContext, key: NodeKey) -> Produced:
     return Produced.json(mix)
 
 
-async def _soundtrack(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _soundtrack(ctx: RecipeContext, key: NodeKey) -> Produced:
     mix = await ctx.need(NodeKey("audio_mix"))
     timeline = partial_timeline(mix, narration=mix["narration"], music=mix["music"])
     local = await _local_sources(ctx, timeline)
@@ -100,7 +100,7 @@ async def _soundtrack(ctx: ProduceContext, key: NodeKey) -> Produced:
                     meta={"preset": preset.name, "render_seconds": round(time.monotonic() - started, 2)})
 
 
-async def _movie_video(ctx: ProduceContext, key: NodeKey) -> Produced:
+async def _movie_video(ctx: RecipeContext, key: NodeKey) -> Produced:
     chunks = sorted((k for k in _chunk_keys(ctx)), key=lambda k: k.segment or 0)
     missing = [str(k) for k in chunks if ctx.record(k) is None or ctx.failure(k)]
     if missing or ctx.record(NodeKey("soundtrack")) is None:
@@ -127,7 +127,7 @@ async def _movie_video(ctx: ProduceContext, key: NodeKey) -> Produced:
                           "chunk_render_seconds": round(chunk_seconds, 2)})
 
 
-def _progress(ctx: ProduceContext, key: NodeKey) -> Callable[[dict[str, Any]], None]:
+def _progress(ctx: RecipeContext, key: NodeKey) -> Callable[[dict[str, Any]], None]:
     """Remotion's progress lines, brought into the run's log (every 25 %, and when done)."""
     reported = [-1]
 
@@ -149,18 +149,18 @@ def poster(mp4: bytes, duration_ms: int) -> bytes:
     return jpeg_preview(Image.open(io.BytesIO(png)), box=320)
 
 
-def _chunk_keys(ctx: ProduceContext) -> list[NodeKey]:
+def _chunk_keys(ctx: RecipeContext) -> list[NodeKey]:
     return [NodeKey("video_chunk", i) for i in range(ctx.request.segment_count)]
 
 
-async def _local_sources(ctx: ProduceContext, timeline: dict[str, Any]) -> dict[str, Any]:
+async def _local_sources(ctx: RecipeContext, timeline: dict[str, Any]) -> dict[str, Any]:
     """The timeline with every ``src`` a local file (artifacts on S3 are copied first)."""
     assert ctx.media_path is not None
     local = {src: await ctx.media_path(src) for src in sources(timeline)}
     return with_local_sources(timeline, local.__getitem__)
 
 
-RENDER_PRODUCE = {
+RENDER_RECIPES = {
     "segment_cut": _segment_cut,
     "video_chunk": _video_chunk,
     "audio_mix": _audio_mix,

@@ -10,8 +10,8 @@ import json
 
 from movie_assets.domain.errors import StoredFileDamaged
 from movie_assets.domain.request import MovieRequest, RequestError, parse_request
-from movie_assets.store.edits_log import edit_count
-from movie_assets.store.layout import request_copies_folder, request_copy_path, request_path
+from movie_assets.movie_files.edits_log import edit_count
+from movie_assets.movie_files.layout import request_copies_folder, request_copy_path, request_path
 from resources.storage import ArtifactStore
 
 

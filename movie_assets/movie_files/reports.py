@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from movie_assets.store.layout import run_report_path
+from movie_assets.movie_files.layout import run_report_path
 from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.storage import ArtifactStore
 

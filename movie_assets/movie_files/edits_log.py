@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from movie_assets.domain.edits import Change
-from movie_assets.store.layout import edit_path, edits_folder
+from movie_assets.movie_files.layout import edit_path, edits_folder
 from resources.storage import ArtifactStore
 
 

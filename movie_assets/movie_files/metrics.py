@@ -1,7 +1,7 @@
 """Metrics of a movie's builds, from its run reports (and spending, from the budget ledger): for a user
 (``moviegen status --json``) and for Prometheus (the OpenMetrics text format, ``moviegen metrics``).
 
-Every build run leaves a report (``movies/<id>/runs/<run id>.json``, :mod:`movie_assets.store.reports`);
+Every build run leaves a report (``movies/<id>/runs/<run id>.json``, :mod:`movie_assets.movie_files.reports`);
 :func:`movie_metrics` adds up all of a movie's reports:
 
 * per route (producer, provider, model), per producer and per provider: provider ``calls`` made,
@@ -36,8 +36,8 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.openmetrics.exposition import generate_latest as _generate_openmetrics
 
 from movie_assets.domain.blueprint import ARTIFACTS
-from movie_assets.store.layout import runs_folder
-from movie_assets.store.reports import RunReport
+from movie_assets.movie_files.layout import runs_folder
+from movie_assets.movie_files.reports import RunReport
 from resources.runtime.budget import Ledger, day_start
 from resources.storage import ArtifactStore
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from movie_assets.build.render.engines import engine_fingerprint
+from movie_assets.builder.render.engines import engine_fingerprint
 from movie_assets.domain.blueprint import ARTIFACTS, ArtifactDecl
 from resources.settings import Route, Settings, params_fingerprint
 
