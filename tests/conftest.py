@@ -100,7 +100,8 @@ def generate_at_once(jobs: list[tuple[str, dict[str, str]]]) -> list[dict]:
                               stderr=subprocess.PIPE, text=True) for movie, env in jobs]
     outs = [p.communicate(timeout=300) for p in procs]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
-    assert all(r["failed"] == [] for r in results), [err[-2000:] for _, err in outs]
+    failed = {r["movie"]: r["failed"] for r in results if r["failed"]}
+    assert not failed, f"what failed: {json.dumps(failed, indent=1)[:6000]}\nstderr: {[err[-2000:] for _, err in outs]}"
     return results
 
 

@@ -13,9 +13,10 @@ from tests.servers.processes import clean_env
 from tests.servers.replicate_server import FakeReplicate
 
 
-def env_for(home: Path, server: FakeOpenAI, routes: str) -> dict[str, str]:
+def env_for(home: Path, server: FakeOpenAI, routes: str, attempts: int = 6) -> dict[str, str]:
     return {**clean_env(), "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": routes, "OPENAI_API_KEY": "sk-test",
-            "OPENAI_BASE_URL": server.base_url, "MOVIEGEN_OPENAI_MAX_IN_FLIGHT": "2", "MOVIEGEN_OPENAI_MAX_ATTEMPTS": "6"}
+            "OPENAI_BASE_URL": server.base_url, "MOVIEGEN_OPENAI_MAX_IN_FLIGHT": "2",
+            "MOVIEGEN_OPENAI_MAX_ATTEMPTS": str(attempts)}
 
 
 def register_two_movies(env: dict[str, str]) -> None:
@@ -31,7 +32,9 @@ def generate_two_movies_at_once(env: dict[str, str]) -> list[dict]:
 
 def test_429_storm_two_movies_share_the_in_flight_limit(home: Path) -> None:
     with FakeOpenAI() as server:
-        env = env_for(home, server, "TextToImageProducer=openai")
+        # More attempts than the storm has 429s: however the two processes' calls interleave (one call may meet
+        # every 429 in a row while the other process is busy elsewhere), no call runs out of retries.
+        env = env_for(home, server, "TextToImageProducer=openai", attempts=10)
         register_two_movies(env)
         server.delay_s = 0.2
         server.fail_next("/v1/images/generations", *[RATE_LIMITED] * 8)
@@ -77,7 +80,8 @@ def test_replicate_create_storm_two_movies_share_the_in_flight_limit(home: Path)
     with FakeReplicate(polls_to_finish=1) as server:
         env = {**clean_env(), "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": "TextToImageProducer=replicate",
                "REPLICATE_API_TOKEN": "r8_test", "REPLICATE_BASE_URL": server.base_url,
-               "MOVIEGEN_REPLICATE_MAX_IN_FLIGHT": "2", "MOVIEGEN_REPLICATE_MAX_ATTEMPTS": "6"}
+               "MOVIEGEN_REPLICATE_MAX_IN_FLIGHT": "2",
+               "MOVIEGEN_REPLICATE_MAX_ATTEMPTS": "10"}  # more than the storm's 8 throttles (see env_for)
         register_two_movies(env)
         server.create_delay_s = 0.2
         server.create_script.extend([throttled] * 8)
