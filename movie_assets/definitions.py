@@ -10,7 +10,7 @@ import dagster as dg
 from movie_assets.orchestration.jobs import BUILD_JOB, build_movie_job, generate_movie_job
 from movie_assets.orchestration.plan_check import nothing_to_rebuild
 from movie_assets.orchestration.sensors import movie_inbox
-from movie_assets.orchestration.specs import INPUT_SPECS
+from movie_assets.orchestration.specs import INBOX_SPEC, INPUT_SPECS
 from movie_assets.orchestration.steps import build_assets
 from resources.dagster_resources import default_resources
 from resources.settings import Settings, current
@@ -20,7 +20,7 @@ from resources.settings import Settings, current
 def definitions_for(settings: Settings) -> dg.Definitions:
     """The definitions under these settings: the same settings give the same code versions on every machine."""
     return dg.Definitions(
-        assets=[*INPUT_SPECS.values(), *build_assets(settings)],
+        assets=[*INPUT_SPECS.values(), INBOX_SPEC, *build_assets(settings)],
         asset_checks=[nothing_to_rebuild],
         jobs=[generate_movie_job, build_movie_job],
         sensors=[movie_inbox],

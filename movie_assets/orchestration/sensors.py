@@ -13,9 +13,11 @@ import json
 
 import dagster as dg
 
-from movie_assets.orchestration.inbox import inbox_root, inbox_store, process
+from movie_assets.orchestration.inbox import Outcome, inbox_root, inbox_store, process
 from movie_assets.orchestration.jobs import generate_movie_job
 from movie_assets.orchestration.locks import KIND_TAG, MOVIE_TAG
+from movie_assets.orchestration.specs import INBOX_SPEC
+from resources.runtime.secrets import redact
 from resources.storage import ArtifactStore
 
 
@@ -27,7 +29,7 @@ from resources.storage import ArtifactStore
     description="Picks up movie requests (MOVIE-ID.yaml) and edits (MOVIE-ID.edits.yaml) dropped in the inbox "
                 "(MOVIEGEN_INBOX; default $DAGSTER_HOME/inbox) and starts their generation.",
 )
-def movie_inbox(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def movie_inbox(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     seen = json.loads(context.cursor) if context.cursor else {}
     inbox = inbox_store()
     folder = inbox.local_path(inbox.uri(""))
@@ -54,9 +56,44 @@ def movie_inbox(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.Ski
         for a in outcome.accepted
     ]
     cursor = json.dumps(outcome.cursor, sort_keys=True)
+    events = observations(outcome)
     if not runs:
-        rejected = f"; rejected {', '.join(outcome.rejected)}" if outcome.rejected else ""
-        deferred = f"; {len(outcome.deferred)} file(s) left for the next tick" if outcome.deferred else ""
-        context.update_cursor(cursor)
-        return dg.SkipReason(f"no new requests in {inbox_root()}{rejected}{deferred}")
-    return dg.SensorResult(run_requests=runs, cursor=cursor)
+        return dg.SensorResult(skip_reason=skip_reason(outcome), cursor=cursor, asset_events=events)
+    return dg.SensorResult(run_requests=runs, cursor=cursor, asset_events=events)
+
+
+SHOWN_ERRORS = 3  # errors of a rejected file in its observation and the tick's message (all in NAME.error.json)
+
+
+def _first(problems: list[str]) -> list[str]:
+    return [redact(p, 300) for p in problems[:SHOWN_ERRORS]]
+
+
+def observations(outcome: Outcome) -> list[dg.AssetObservation]:
+    """One observation of the ``inbox`` asset per file handled: what became of it, where a UI user looks."""
+    events = [dg.AssetObservation(INBOX_SPEC.key, metadata={
+        "file": a.name, "outcome": "accepted", "movie": a.movie, "kind": a.kind, "run_key": a.run_key,
+        "changes": len(a.changes)}) for a in outcome.accepted]
+    for name, problems in outcome.rejected.items():
+        events.append(dg.AssetObservation(INBOX_SPEC.key, metadata={
+            "file": name, "outcome": "rejected", "errors": dg.MetadataValue.json(_first(problems)),
+            "error_count": len(problems), "report": f"{name}.error.json"}))
+    for name in outcome.crashed:
+        events.append(dg.AssetObservation(INBOX_SPEC.key, metadata={
+            "file": name, "outcome": "rejected", "errors": dg.MetadataValue.json(["unexpected error while handling it"]),
+            "report": f"{name}.error.json"}))
+    return events
+
+
+def skip_reason(outcome: Outcome) -> str:
+    """A tick that started nothing: what it saw, and for each rejected file its first errors."""
+    text = f"no new requests in {inbox_root()}"
+    if outcome.rejected:
+        text += "; rejected " + "; ".join(f"{name}: {' | '.join(_first(problems))}" + (
+            f" (+{len(problems) - SHOWN_ERRORS} more in {name}.error.json)" if len(problems) > SHOWN_ERRORS else "")
+            for name, problems in list(outcome.rejected.items())[:10])
+    if outcome.crashed:
+        text += "; unexpected error on " + ", ".join(outcome.crashed)
+    if outcome.deferred:
+        text += f"; {len(outcome.deferred)} file(s) left for the next tick"
+    return text[:4000]

@@ -54,6 +54,18 @@ INPUT_SPECS: dict[str, dg.AssetSpec] = {
 }
 
 
+# Every file the inbox sensor handles is observed here with its outcome (accepted: the movie and run key;
+# rejected: the first errors), so a rejected file shows in the UI, not only in the server's log.
+INBOX_SPEC = dg.AssetSpec(
+    "inbox",
+    group_name=INPUTS_GROUP,
+    description="Request and edits files dropped in the inbox (MOVIEGEN_INBOX; default $DAGSTER_HOME/inbox). Each file the "
+                "movie_inbox sensor handles is an observation here: accepted (movie, run key) or rejected (its first errors, "
+                "the full list in NAME.error.json beside the file).",
+    kinds={"yaml"},
+)
+
+
 def _code_reference(decl: ArtifactDecl) -> dg.CodeReferencesMetadataValue:
     """A link from the asset in the UI to the function that produces it."""
     fn = RECIPES[decl.name]

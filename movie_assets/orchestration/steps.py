@@ -23,10 +23,11 @@ from movie_assets.builder.budget import Budget, caps_for
 from movie_assets.builder.checks import problem
 from movie_assets.builder.engine import BuildEngine, Built, Failed, Logged, Skipped
 from movie_assets.builder.progress import notify
-from movie_assets.domain.blueprint import ARTIFACTS, OPTIONAL_READS, Level, NodeKey
+from movie_assets.domain.blueprint import ARTIFACTS, OPTIONAL_READS, Blueprint, Level, NodeKey
 from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Reason
 from movie_assets.domain.records import ArtifactRecord
+from movie_assets.domain.request import MovieRequest
 from movie_assets.movie_files.reports import RunReport, read_run_report, write_run_report
 from movie_assets.orchestration import events
 from movie_assets.orchestration.event_log import INPUT_VERSION_TAG
@@ -206,6 +207,18 @@ def _provenance_tags(record: ArtifactRecord, cursor: int, consumed: dict[str, st
 UNREAD_POINTER = 2**62
 
 
+def not_in_movie(movie: str, request: MovieRequest, blueprint: Blueprint, unknown: list[NodeKey]) -> str:
+    """Why partitions a movie does not have cannot be built, naming the ones it has."""
+    lines = [f"{', '.join(k.partition_key(movie) for k in unknown[:10])}: not partitions of movie {movie!r} "
+             f"({request.segment_count} segment(s), {request.images_per_segment} image(s) each in picture segments); "
+             "nothing was built. Its partitions of these assets:"]
+    for asset in sorted({k.asset for k in unknown}):
+        has = [k.partition_key(movie) for k in blueprint.order if k.asset == asset]
+        lines.append(f"  {asset}: {', '.join(has[:40]) + (' ...' if len(has) > 40 else '') if has else 'none (this movie does not use it)'}")
+    lines.append(f"To build what the movie needs, launch generate_movie for partition {movie!r} or run `moviegen generate {movie}`.")
+    return "\n".join(lines)
+
+
 def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: dict[NodeKey, str],
                  clients: ProviderClients, store: ArtifactStore, budget_usd: float | None = None,
                  strategy: str = "", handoff: Handoff | None = None) -> Iterator[Any]:
@@ -213,11 +226,9 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
     (``handoff``: where to leave the build's summary for the generation that planned it)."""
     instance = context.instance
     movie, request, blueprint, state = opened.movie, opened.request, opened.blueprint, opened.state
-    unknown = [k for k in targets if k not in blueprint.nodes]
-    for k in unknown:
-        context.log.warning(f"{k} is not part of movie {movie!r} ({request.segment_count} segments, "
-                            f"{request.images_per_segment} images each, per-segment modes): skipped")
-        targets.pop(k)
+    unknown = sorted(k for k in targets if k not in blueprint.nodes)
+    if unknown:  # refused before anything is built (and before any check could report on it)
+        raise dg.Failure(description=not_in_movie(movie, request, blueprint, unknown))
     results: queue.Queue[Any] = queue.Queue()
     done = object()
     result: dict[str, Any] = {}

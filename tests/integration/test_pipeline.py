@@ -209,5 +209,14 @@ def test_partition_run_like_the_ui(instance: dg.DagsterInstance, store, generate
     assert [(e.asset_key.to_user_string(), e.partition) for e in mats] == [("segment_audio", f"{movie}|01")]
     after = load_state(instance, movie, [NodeKey("segment_audio", 1)]).records[NodeKey("segment_audio", 1)]
     assert after.version == before.version and after.storage_id > before.storage_id  # deterministic offline voice
-    outside = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("segment_audio")], partition_key=f"{movie}|07")
-    assert outside.success and outside.get_asset_materialization_events() == []
+    # A partition the movie does not have (segment 07 of a 3-segment movie): refused before anything is built,
+    # naming the partitions it has, and no check reports on it.
+    outside = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("segment_audio")],
+                                     partition_key=f"{movie}|07", raise_on_error=False)
+    assert not outside.success and outside.get_asset_materialization_events() == []
+    failure = next(e for e in outside.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.message  # type: ignore[union-attr]
+    assert f"{movie}|07: not partitions of movie {movie!r}" in message
+    assert f"segment_audio: {movie}|00, {movie}|01, {movie}|02" in message and "nothing was built" in message
+    checks = [e for e in outside.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert checks == []
