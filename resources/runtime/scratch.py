@@ -48,6 +48,19 @@ def scratch_root() -> Path:
     return Path(configured) if configured else Path(tempfile.gettempdir()) / f"moviegen-{os.getuid()}"
 
 
+# The longest root whose folders (<root>/<prefix><pid>.<4 hex>) still leave room for Chromium's singleton
+# socket inside them (see builder/render/remotion.py).
+SHORT_ROOT_CHARS = 20
+
+
+def short_scratch_root() -> Path:
+    """A root for folders whose paths must stay short (Chromium's socket must fit in 108 bytes): the
+    scratch root when it is short enough, else ``/tmp/mg-<uid>``, whatever TMPDIR is (systemd's
+    PrivateTmp, CI workspaces and macOS give temporary folders of 50-100 characters)."""
+    root = scratch_root()
+    return root if len(str(root)) <= SHORT_ROOT_CHARS else Path("/tmp") / f"mg-{os.getuid()}"
+
+
 def _started(pid: int) -> float | None:
     """When a process started, in a value fixed for its life (None: no such process, or a zombie). On
     Linux the clock ticks since boot from /proc (psutil's create_time adds the boot time, which moves
@@ -76,23 +89,24 @@ def _owner() -> tuple[int, float]:
     return _me
 
 
-def _ensure_root() -> Path:
-    root = scratch_root()
+def _ensure_root(root: Path) -> Path:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     st = os.lstat(root)
-    if not os.environ.get(ROOT_ENV) and st.st_uid != os.getuid():  # someone else made the shared default
+    configured = os.environ.get(ROOT_ENV, "").strip()
+    if root != (Path(configured) if configured else None) and st.st_uid != os.getuid():  # someone else made a shared default
         raise PermissionError(f"scratch folder {root} belongs to uid {st.st_uid}; set {ROOT_ENV} to a folder of yours")
     return root
 
 
-def new_scratch_dir(prefix: str) -> Path:
-    """A new empty folder for this process (like ``tempfile.mkdtemp``); the caller removes it with
-    ``remove_scratch_dir``."""
+def new_scratch_dir(prefix: str, root: Path | None = None) -> Path:
+    """A new empty folder for this process (like ``tempfile.mkdtemp``) in ``root`` (default: the scratch
+    root); the caller removes it with ``remove_scratch_dir``."""
     pid, started = _owner()
-    _sweep_once(scratch_root())
+    root = root or scratch_root()
+    _sweep_once(root)
     for _ in range(1000):
         try:
-            path = _ensure_root() / f"{prefix}{pid}.{secrets.token_hex(2)}"
+            path = _ensure_root(root) / f"{prefix}{pid}.{secrets.token_hex(2)}"
             path.mkdir(mode=0o700)
         except FileExistsError:
             continue
@@ -100,7 +114,7 @@ def new_scratch_dir(prefix: str) -> Path:
             continue
         (path / MARKER).write_text(f"{pid} {started!r}\n")
         return path
-    raise FileExistsError(f"no free scratch folder name {prefix}{pid}.* in {scratch_root()}")
+    raise FileExistsError(f"no free scratch folder name {prefix}{pid}.* in {root}")
 
 
 def remove_scratch_dir(path: Path) -> None:
@@ -189,9 +203,15 @@ def _kill_leftovers(folders: list[Path]) -> list[int]:
 
 
 def sweep(root: Path | None = None) -> Swept:
-    """Remove the scratch folders of processes that are gone, killing what still runs in them.
-    Never raises: what cannot be removed now is tried again next time."""
-    root = root or scratch_root()
+    """Remove the scratch folders of processes that are gone, killing what still runs in them (default:
+    in the scratch root and the short root). Never raises: what cannot be removed now is tried again."""
+    if root is None:
+        swept = sweep(scratch_root())
+        if short_scratch_root() != scratch_root():
+            more = sweep(short_scratch_root())
+            swept.removed += more.removed
+            swept.killed += more.killed
+        return swept
     _swept.add((os.getpid(), root))
     swept = Swept()
     try:

@@ -41,12 +41,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def test_remotion_and_ffmpeg_draw_the_same_movie(home: Path, instance: dg.DagsterInstance, store) -> None:
+def test_remotion_and_ffmpeg_draw_the_same_movie(home: Path, instance: dg.DagsterInstance, store, tmp_path: Path) -> None:
     """The generation renders with Remotion in the build graph (two chunks joined by stream copy and
     the soundtrack); `moviegen render --engine ffmpeg` renders the same revision for comparison."""
     assert not MISSING, f"Remotion cannot render here: {MISSING}"
     movie = api.new_movie(instance, store, small_request(duration_seconds=20, transition="fade"), "both")
-    proc = moviegen(home, {"MOVIEGEN_RENDER": "on", "MOVIEGEN_RENDER_ENGINE": "remotion"}, "generate", movie, "--json")
+    # A long temporary folder (systemd's PrivateTmp, CI workspaces and macOS give 50-100 characters): Chromium's
+    # socket must still fit in 108 bytes, so the render's own folder is made under a short root.
+    long_tmp = tmp_path / ("t" * (150 - len(str(tmp_path)) - 1))
+    long_tmp.mkdir()
+    assert len(str(long_tmp)) == 150
+    proc = moviegen(home, {"MOVIEGEN_RENDER": "on", "MOVIEGEN_RENDER_ENGINE": "remotion", "TMPDIR": str(long_tmp)},
+                    "generate", movie, "--json")
     generated = json.loads(proc.stdout)
     assert proc.returncode == 0 and generated["failed"] == [] and generated["movie_video"], proc.stderr[-3000:]
     revision = api.history(instance, store, movie)[-1]

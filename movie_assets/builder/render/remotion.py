@@ -21,7 +21,7 @@ from movie_assets.builder.render.media import RenderError
 from movie_assets.builder.render.presets import Preset, output_size
 from resources.runtime import processes
 from resources.runtime.paths import dagster_home
-from resources.runtime.scratch import ROOT_ENV, new_scratch_dir, remove_scratch_dir
+from resources.runtime.scratch import ROOT_ENV, new_scratch_dir, remove_scratch_dir, short_scratch_root
 from resources.settings import RENDERER_DIR, chromium_path, remotion_missing
 
 log = logging.getLogger("moviegen.render")
@@ -59,8 +59,8 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
                   "x264Preset": preset.x264_preset, "scale": 1} for (a, b), out in chunks],
     }
     (workdir / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
-    # Its own TMPDIR, short: Chromium's singleton socket path must fit in 108 bytes.
-    tmp = new_scratch_dir("mgr-")
+    # Its own TMPDIR, short whatever TMPDIR is: Chromium's singleton socket path must fit in 108 bytes.
+    tmp = new_scratch_dir("mgr-", short_scratch_root())
     if len(str(tmp)) > MAX_TMP_CHARS:
         remove_scratch_dir(tmp)
         raise RenderError(f"the scratch folder {tmp} is too long for Chromium ({len(str(tmp))} characters, at most "
