@@ -10,10 +10,11 @@ import psycopg2
 import pytest
 
 from resources.runtime.budget import TABLE, BudgetExceeded, Cap, PgLedger, make_ledger
+from tests.conftest import real_part
 from tests.servers import postgres
 from tests.unit.test_budget import check_cap_held, run_workers
 
-pytestmark = pytest.mark.skipif(postgres.available() is not None, reason=str(postgres.available()))
+pytestmark = real_part(postgres.available())
 
 
 @pytest.fixture(scope="module")

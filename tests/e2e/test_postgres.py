@@ -12,13 +12,13 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.conftest import REPO, generate_at_once, moviegen
+from tests.conftest import REPO, generate_at_once, moviegen, real_part
 from tests.servers import postgres
 from tests.servers.daemon import Daemon
 from tests.servers.processes import clean_env
 from tests.servers.s3_server import BUCKET, SeaweedS3
 
-pytestmark = pytest.mark.skipif(postgres.available() is not None, reason=str(postgres.available()))
+pytestmark = real_part(postgres.available())
 
 
 @pytest.fixture(scope="module")

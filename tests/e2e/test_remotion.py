@@ -4,24 +4,22 @@ rendered with both engines and compared structurally (Debian's Chromium; nothing
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
-import pytest
 
 from movie_assets.builder.render import media
 from movie_assets.builder.render_revision import render_revision
 from movie_assets.interfaces import api
 from movie_assets.movie_files.movies import load_movie_request
 from resources.settings import RenderEngine, Settings, remotion_missing
-from tests.conftest import moviegen, small_request
+from tests.conftest import moviegen, real_part, small_request
 
 MISSING = remotion_missing()
 # CI installs Chromium and the renderer's packages (.ci/run, make install): there this test must run.
-pytestmark = pytest.mark.skipif(bool(MISSING) and not os.environ.get("CI"), reason=f"Remotion cannot run here: {MISSING}")
+pytestmark = real_part(f"Remotion cannot run here: {MISSING}" if MISSING else None)
 
 W, H, FPS = 854, 480, 30
 
