@@ -74,7 +74,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _print_budget(budget: list[dict[str, Any]], estimate: float | None = None) -> None:
     for b in budget:
-        print(f"budget {b['scope']} ({b['period']}): ${b['spent_usd']:.4f} spent of ${b['limit_usd']:.2f}, "
+        print(f"budget {b['scope']} ({b['period']}): ${b['spent_usd']:.4f} spent of ${b['limit_usd']:.4f}, "
               f"${b['remaining_usd']:.4f} left" + (" — the estimate exceeds it" if estimate is not None
                                                     and estimate > b["remaining_usd"] + 1e-9 else ""))
 
@@ -180,7 +180,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         _print_budget(result.budget)
         print(f"timeline: {result.timeline}")
         print(f"movie:    {_where(store, result.movie_video) or 'not rendered'}")
-        if result.failed:
+        # After a budget stop, the same --budget is refused again: the failure lines say which cap to raise.
+        budget_stop = any(e.get("category") == "budget" for e in result.errors.values())
+        if result.failed and not budget_stop:
             again = f"moviegen generate {args.movie}" + (f" --budget {args.budget:g}" if args.budget is not None else "")
             print(f"run `{again}` again to retry only what failed" + (" and replace the placeholders" if result.fallbacks else "")
                   + ("" if args.budget is None else " (a --budget cap holds for one generation; "

@@ -122,7 +122,7 @@ def check_plan(plan: Plan, allow_over_budget: bool = False) -> None:
     if over is not None and not allow_over_budget:
         raise OverBudget(
             f"{plan.movie}: the plan's estimated cost ${plan.estimated_cost_usd:.4f} exceeds what the {over['scope']} "
-            f"budget has left (${over['remaining_usd']:.4f} of ${over['limit_usd']:.2f}, {over['period']}); nothing was "
+            f"budget has left (${over['remaining_usd']:.4f} of ${over['limit_usd']:.4f}, {over['period']}); nothing was "
             "sent. Raise the budget (--budget, the request's budget_usd, MOVIEGEN_MOVIE_BUDGET_USD / "
             "MOVIEGEN_DAILY_BUDGET_USD) or generate with --allow-over-budget to build what the budget allows",
             plan.estimated_cost_usd, over["remaining_usd"], over["scope"])

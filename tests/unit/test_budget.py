@@ -18,6 +18,9 @@ from typing import Any
 
 import pytest
 
+from movie_assets.domain.errors import OverBudget
+from movie_assets.domain.plan import Plan
+from movie_assets.orchestration.generation import check_plan
 from resources.runtime.budget import (
     MICROS,
     TABLE,
@@ -304,3 +307,11 @@ def test_the_cap_holds_across_processes(tmp_path: Path) -> None:
     figures = check_cap_held(records, rows, SqliteLedger(path))
     print("sqlite cross-process budget:", json.dumps(figures))
     assert figures["max_overshoot_usd"] == 0
+
+
+def test_a_refusal_never_shows_more_left_than_the_cap() -> None:
+    """The cap is shown at the precision of what is left: "$0.2205 of $0.2205", not "$0.2205 of $0.22"."""
+    cap = {"scope": "movie", "limit_usd": 0.2205, "spent_usd": 0.0, "remaining_usd": 0.2205, "period": "all time"}
+    with pytest.raises(OverBudget) as refused:
+        check_plan(Plan("m", [], {}, 0.0, 1, estimated_cost_usd=0.3, budget=[cap]))
+    assert "has left ($0.2205 of $0.2205, all time)" in str(refused.value)
