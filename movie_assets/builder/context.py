@@ -1,4 +1,4 @@
-"""What a producer gets (``RecipeContext``: the request, its provider clients, upstream artifacts)
+"""What a recipe gets (``RecipeContext``: the request, its provider clients, upstream artifacts)
 and what it returns (``Produced``: the bytes to store and the metadata a person wants to see)."""
 
 from __future__ import annotations
@@ -62,13 +62,13 @@ class Produced:
 
 
 class UndeclaredRead(RuntimeError):
-    """A producer asked for a partition its artifact's row does not declare: the graph would not know
+    """A recipe asked for a partition its artifact's row does not declare: the graph would not know
     that this partition depends on it (a missed rebuild)."""
 
 
 @dataclass
 class RecipeContext:
-    """What a producer may use: the request, the clients and the upstream artifacts. A producer reads
+    """What a recipe may use: the request, the clients and the upstream artifacts. A recipe reads
     upstream partitions only through ``need`` / ``need_bytes`` / ``record`` / ``failure``, which refuse a
     partition outside the node's declared deps (its row's deps, by the blueprint's cardinality rules);
     its own previous version it may read (``record(key)``, ``need(key)`` of itself), and a pinned version

@@ -42,11 +42,18 @@ from movie_assets.movie_files.layout import artifact_path
 from movie_assets.movie_files.reports import RunReport
 from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError, describe_failure, for_movie
 from resources.runtime.media import jpeg_preview
-from resources.runtime.monitor import AdaptiveSizer, MachineSnapshot, local_work_slots, snapshot
+from resources.runtime.monitor import (
+    MEMORY_PER_JOB_MB,
+    REMOTION_JOB_MB,
+    AdaptiveSizer,
+    MachineSnapshot,
+    local_work_slots,
+    snapshot,
+)
 from resources.runtime.scratch import new_scratch_dir, remove_scratch_dir
 from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.runtime.slots import PRIORITY, Slots
-from resources.settings import Settings, current
+from resources.settings import RenderEngine, Settings, current
 from resources.storage import ArtifactStore
 
 log = logging.getLogger("moviegen.engine")
@@ -129,7 +136,7 @@ class BuildSummary:
         )
 
 
-UNKNOWN = "?"
+UNKNOWN = "?"  # dry runs: the version of an artifact that only a call (or a render) can tell
 ADAPT_EVERY_S = 1.0  # the adaptive strategy re-reads the machine this often
 
 
@@ -139,7 +146,7 @@ def _thin(history: list[tuple[float, int, int]], keep: int = 200) -> list[list[f
     points = history[::step]
     if points[-1] != history[-1]:
         points.append(history[-1])
-    return [list(p) for p in points]  # dry runs: the version of an artifact that only a call (or a render) can tell
+    return [list(p) for p in points]
 
 
 
@@ -245,7 +252,9 @@ class BuildEngine:
     async def run(self, targets: dict[NodeKey, str]) -> BuildSummary:
         started = time.monotonic()
         strategy = Strategy.sequential if self.dry else self.strategy
-        sizer = AdaptiveSizer() if strategy is Strategy.adaptive else None
+        remotion = self.settings.render_engine is RenderEngine.remotion and any(
+            self.blueprint.nodes[k].decl.engine_drawn for k in targets)
+        sizer = AdaptiveSizer(job_mb=REMOTION_JOB_MB if remotion else MEMORY_PER_JOB_MB) if strategy is Strategy.adaptive else None
         if not self.dry:
             self.summary.machine = snapshot()
         cores = local_work_slots(self.summary.machine) if self.summary.machine else 1
@@ -399,7 +408,8 @@ class BuildEngine:
         if not self.dry:
             self.summary.records = dict(self._new)
         self.summary.strategy = strategy.value
-        self.summary.critical_path_s = self.blueprint.critical_path_s(self.summary.built)
+        # of what it built by a call or a render (a build-cache hit costs no latency)
+        self.summary.critical_path_s = self.blueprint.critical_path_s(set(self.summary.built) - set(self.summary.reused))
         self.summary.slots = {"local": local.usage() | {"history": _thin(local.history)},
                               **{kind.value: limits[kind].usage() for kind in ProviderKind if limits[kind].peak},
                               **({"readings": sizer.readings[-50:]} if sizer else {})}

@@ -4,7 +4,7 @@ the build graph's own render nodes: ``segment_cut`` -> ``video_chunk``, ``audio_
 timeline, with the preset as the request's and the engine as the settings'. Nothing is recorded as the
 movie's current render: the files are stored content-addressed like every artifact, and the build cache
 remembers them, so a render made before (by a generation or by this command) is reused, not redone --
-after its file's size is checked."""
+after its file is checked against the hash it was made with (a cut or changed file is rendered again)."""
 
 from __future__ import annotations
 

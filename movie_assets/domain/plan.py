@@ -55,7 +55,7 @@ class Plan:
     critical_path_s: float
     total_nodes: int
     estimated_cost_usd: float = 0.0
-    # Each budget cap: scope, limit_usd, spent_usd, remaining_usd, period (see build/budget.py).
+    # Each budget cap: scope, limit_usd, spent_usd, remaining_usd, period (see builder/budget.py).
     budget: list[dict[str, Any]] = field(default_factory=list)
     # What would make calls fail for sure (pre-flight): producer, route, message, category, suggestion.
     problems: list[dict[str, str]] = field(default_factory=list)

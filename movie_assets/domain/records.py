@@ -43,7 +43,7 @@ class MovieState:
     records: dict[NodeKey, ArtifactRecord] = field(default_factory=dict)
     failures: dict[NodeKey, FailureRecord] = field(default_factory=dict)
     # Records whose stored artifact is missing, truncated or no longer its recorded content: what was
-    # found (see build/verify.py). They are rebuilt like failed ones.
+    # found (see builder/verify.py). They are rebuilt like failed ones.
     damaged: dict[NodeKey, str] = field(default_factory=dict)
 
     def version(self, key: NodeKey) -> str | None:

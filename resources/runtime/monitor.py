@@ -76,8 +76,18 @@ def local_work_slots(snap: MachineSnapshot | None = None) -> int:
     return max(1, snap.cpus)
 
 
-# What one local job may hold of memory (a 1080p encode or a speech model), for sizing local slots.
+# What one local job may hold of memory, for sizing local slots: an ffmpeg encode or a speech model; a
+# Remotion chunk render (node, Chromium and its encoder) holds about 1.8 GB (docs/performance.md).
 MEMORY_PER_JOB_MB = 400
+REMOTION_JOB_MB = 1800
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or taskset's limit), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return psutil.cpu_count(logical=True) or os.cpu_count() or 1
 
 
 class LoadMeter:
@@ -91,13 +101,16 @@ class LoadMeter:
 
     def _sample(self) -> tuple[float, float, float]:
         t = psutil.cpu_times()
-        busy = sum(t) - t.idle - getattr(t, "iowait", 0.0)
+        # guest time is counted in user time too (as psutil's own busy time does)
+        busy = sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
         own = self._me.cpu_times()
         mine = own.user + own.system + own.children_user + own.children_system
         for child in self._me.children(recursive=True):
             try:
                 c = child.cpu_times()
-                mine += c.user + c.system
+                # with the children it has reaped (node's ffmpeg, a shell's commands): a grandchild that ended
+                # while its parent lives is counted there, not lost
+                mine += c.user + c.system + c.children_user + c.children_system
             except psutil.Error:  # it ended between the listing and the reading
                 continue
         return time.monotonic(), busy, mine
@@ -109,33 +122,35 @@ class LoadMeter:
         (t0, busy0, mine0), (t1, busy1, mine1) = self._last, now
         span = t1 - t0
         if span <= 0.05:
-            return min(float(psutil.cpu_count() or 1), os.getloadavg()[0])
+            return min(float(usable_cpus()), os.getloadavg()[0])
         self._last = now
         return max(0.0, ((busy1 - busy0) - max(0.0, mine1 - mine0)) / span)
 
 
-def adaptive_slots(cpus: int, others_busy: float, memory_available_mb: int) -> int:
+def adaptive_slots(cpus: int, others_busy: float, memory_available_mb: int, job_mb: int = MEMORY_PER_JOB_MB) -> int:
     """Local slots for the adaptive strategy: the cores other work leaves free (rounded), and no more
-    jobs than free memory holds; at least 1. (Local work here is CPU work: encodes, renders, speech. The
-    GPU reading goes into the run's record; no local job uses a GPU yet.)"""
+    jobs of ``job_mb`` than free memory holds; at least 1. (Local work here is CPU work: encodes,
+    renders, speech. The GPU reading goes into the run's record; no local job uses a GPU yet.)"""
     if memory_available_mb < LOW_MEMORY_MB:
         return 1
     slots = max(1, min(cpus, int(cpus - others_busy + 0.5)))
-    return min(slots, max(1, memory_available_mb // MEMORY_PER_JOB_MB))
+    return min(slots, max(1, memory_available_mb // job_mb))
 
 
 class AdaptiveSizer:
     """Re-reads the machine (CPU used by others, free memory) and says how many local slots to use."""
 
-    def __init__(self, cpus: int | None = None):
-        self.cpus = cpus or psutil.cpu_count(logical=True) or os.cpu_count() or 1
+    def __init__(self, cpus: int | None = None, job_mb: int = MEMORY_PER_JOB_MB):
+        """``job_mb``: what one local job holds of memory (``REMOTION_JOB_MB`` when Remotion renders)."""
+        self.cpus = cpus or usable_cpus()
+        self.job_mb = job_mb
         self.meter = LoadMeter()
         self.readings: list[dict[str, float]] = []
 
     def size(self) -> int:
         others = self.meter.others_busy_cores()
         available = psutil.virtual_memory().available // 2**20
-        slots = adaptive_slots(self.cpus, others, available)
+        slots = adaptive_slots(self.cpus, others, available, self.job_mb)
         if len(self.readings) < 2000:
             self.readings.append({"others_busy_cores": round(others, 2), "memory_available_mb": available, "slots": slots})
         return slots

@@ -1,4 +1,4 @@
-"""Export to an editor (build/export.py): a timeline made by the engine on in-memory providers, with
+"""Export to an editor (builder/export.py): a timeline made by the engine on in-memory providers, with
 pictures, a video clip, narration, music, captions, crossfades, a fade and a placeholder, written in
 every format by OpenTimelineIO's adapters and read back by the same adapter: clips, order, record
 ranges (frame-exact), media links, transitions, captions and provenance metadata."""

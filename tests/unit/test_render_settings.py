@@ -93,17 +93,26 @@ def test_a_machine_with_node_and_chromium_and_one_without_agree_on_every_code_ve
 
 def test_importing_the_definitions_reads_no_file_and_no_setting() -> None:
     """Nothing happens at import: the module only defines; the settings are read when Dagster loads them."""
-    code = ("import os, builtins, sys\n"
+    code = ("import os, sys\n"
             "opened = []\n"
-            "real = builtins.open\n"
-            "def spy(f, *a, **k):\n"
-            "    opened.append(str(f)); return real(f, *a, **k)\n"
+            "watching = False\n"
+            "def audit(event, args):\n"  # every open, whatever API makes it (open, Path.read_bytes, io.open)
+            "    if watching and event == 'open':\n"
+            "        opened.append(str(args[0]))\n"
+            "sys.addaudithook(audit)\n"
             "import movie_assets.orchestration.steps, movie_assets.orchestration.jobs\n"  # the heavy imports first
-            "builtins.open = spy\n"
             "os.environ['MOVIEGEN_RENDER_ENGINE'] = 'blender'\n"  # invalid: an import that read it would fail
+            "watching = True\n"
             "import movie_assets.definitions\n"
-            "builtins.open = real\n"
-            "print([p for p in opened if 'renderer' in p])\n")
+            "watching = False\n"
+            "print([p for p in opened if 'renderer' in p])\n"
+            "from movie_assets.builder.render.engines import engine_fingerprint\n"
+            "from resources.settings import RenderEngine\n"
+            "watching = True\n"
+            "engine_fingerprint(RenderEngine.remotion)\n"  # the spy sees it read the renderer's files
+            "watching = False\n"
+            "print(len([p for p in opened if 'renderer' in p]))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    at_import, when_asked = out.stdout.strip().splitlines()[-2:]
+    assert at_import == "[]" and int(when_asked) > 0

@@ -518,7 +518,7 @@ def render_soundtrack(timeline: dict[str, Any], media: MediaResolver, out: Path,
         enc.finish()
 
 
-# --- join, probe, whole movie ---------------------------------------------------------------------
+# --- the whole movie in one piece (tests and comparisons; generations render through the graph) ---------
 
 
 def render_movie(timeline: dict[str, Any], media: MediaResolver, out: Path, preset: Preset, *,

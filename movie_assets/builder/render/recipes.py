@@ -1,4 +1,4 @@
-"""Producers of the rendered movie, following the build graph so an edit re-renders only what it touches:
+"""Recipes of the rendered movie, following the build graph so an edit re-renders only what it touches:
 
 * ``segment_cut`` (per segment, no render): the part of the timeline one segment's chunk draws — its
   visual clips, the clip before them when a transition enters the segment, its captions — at the
