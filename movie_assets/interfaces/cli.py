@@ -404,17 +404,40 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _out_file(path: str | None) -> Path | None:
+    """An --out target, checked before any work: a file in a folder that exists (a folder, a missing
+    folder or an unwritable place is invalid input, exit 2, saying so)."""
+    if not path:
+        return None
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"--out {path}: is a folder; give a file name in it, e.g. {out / 'movie.fcpxml'}")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {path}: the folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ValueError(f"--out {path}: cannot write there (permission denied)")
+    return out
+
+
+def _write_out(out: Path, text: str) -> None:
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as e:  # a full disk, a read-only file system: still a clear line, exit 2
+        raise ValueError(f"--out {out}: cannot write it: {e.strerror or e}") from None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """The timeline for a non-linear editor (OpenTimelineIO's adapters): to --out, else on stdout; what the
     format leaves out on stderr."""
     from movie_assets.builder.export import FORMATS, format_notes  # noqa: PLC0415 - start-up time
 
+    out = _out_file(args.out)
     instance, store = _context()
     api = _api()
     text = api.export(instance, store, args.movie, args.format, args.revision, links=args.links)
     notes = format_notes(api.load_timeline(instance, store, args.movie, args.revision), args.format)
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+    if out is not None:
+        _write_out(out, text)
     if args.json:
         _print_json({"movie": args.movie, "revision": args.revision, "format": args.format, "adapter": FORMATS[args.format].adapter,
                      "out": args.out, "links": args.links, "notes": notes, **({} if args.out else {"content": text})})
@@ -433,12 +456,13 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         require_stored(store, args.movie)
         print(get_revision(store, args.movie, args.revision).timeline)
         return 0
+    out = _out_file(args.out)
     instance, store = _context()
     api = _api()
-    if args.print or args.out:
+    if args.print or out is not None:
         timeline = api.load_timeline(instance, store, args.movie, args.revision, links=True)
-        if args.out:
-            Path(args.out).write_text(json.dumps(timeline, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if out is not None:
+            _write_out(out, json.dumps(timeline, indent=2, ensure_ascii=False) + "\n")
             print(args.out)
         else:
             _print_json(timeline)

@@ -73,3 +73,12 @@ def test_export_fcpxml_and_edl(home: Path, tmp_path: Path) -> None:
 
     proc = moviegen(home, env, "export", "cw", "--revision", "7", "--format", "edl")
     assert proc.returncode == 2 and "no revision 7" in proc.stderr and proc.stdout == ""
+    # Export targets that cannot be written: exit 2 with what is wrong, before any work, no traceback.
+    folder = home / "exports"
+    folder.mkdir()
+    for target, says in [(folder, "is a folder; give a file name in it"), (folder / "missing" / "cw.edl", "does not exist"),
+                         (out / "cw.edl", "does not exist")]:  # under a file
+        proc = moviegen(home, env, "export", "cw", "--format", "edl", "--out", str(target))
+        assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        proc = moviegen(home, env, "timeline", "cw", "--out", str(target))
+        assert proc.returncode == 2 and says in proc.stderr, proc.stderr
