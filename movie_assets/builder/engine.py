@@ -149,7 +149,6 @@ def _thin(history: list[tuple[float, int, int]], keep: int = 200) -> list[list[f
     return [list(p) for p in points]
 
 
-
 def thumbnail(png: bytes) -> bytes:
     """A small JPEG of a picture, for the UI."""
     return jpeg_preview(Image.open(io.BytesIO(png)))

@@ -71,7 +71,10 @@ def read_run_failures(store: ArtifactStore, movie: str, run_id: str) -> dict[str
     """The error (message, category, suggestion) of each node that a build run failed, from its
     report ({} when there is none)."""
     report = read_run_report(store, movie, run_id)
-    if report is None:
-        return {}
+    return failures_in(report) if report is not None else {}
+
+
+def failures_in(report: RunReport) -> dict[str, dict[str, str]]:
+    """The error (message, category, suggestion) of each node the report lists as failed."""
     return {node: report.errors.get(node) or {"message": message, "category": "", "suggestion": ""}
             for node, message in report.failed.items()}

@@ -67,11 +67,10 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
             runs[run_id] = run is not None and run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
         return runs[run_id]
 
-    def failure_message(run_id: str, key: NodeKey) -> dict[str, str]:
+    def errors_of(run_id: str) -> dict[str, dict[str, str]]:
         if run_id not in messages:
             messages[run_id] = failure_messages(run_id) if failure_messages else {}
-        return messages[run_id].get(str(key)) or {"message": f"run {run_id} failed before this artifact was built",
-                                                   "category": "local", "suggestion": ""}
+        return messages[run_id]
 
     by_asset: dict[str, list[NodeKey]] = {}
     for k in nodes:
@@ -98,7 +97,14 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
             if mat is not None and mat.storage_id > rec.storage_id:
                 continue
             if run_failed(rec.run_id):
-                error = failure_message(rec.run_id, key)
-                state.failures[key] = FailureRecord(key, rec.storage_id, rec.run_id, error.get("message", ""),
-                                                    error.get("category", ""), error.get("suggestion", ""))
+                state.failures[key] = planned_failure(key, rec.storage_id, rec.run_id, errors_of(rec.run_id))
     return state
+
+
+def planned_failure(key: NodeKey, storage_id: int, run_id: str, errors: dict[str, dict[str, str]]) -> FailureRecord:
+    """A partition that a failed run planned and did not build: the run's error for it (``errors``, from
+    its report), or that the run failed before it was built."""
+    error = errors.get(str(key)) or {"message": f"run {run_id} failed before this artifact was built",
+                                     "category": "local", "suggestion": ""}
+    return FailureRecord(key, storage_id, run_id, error.get("message", ""), error.get("category", ""),
+                         error.get("suggestion", ""))

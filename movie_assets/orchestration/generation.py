@@ -28,13 +28,13 @@ from movie_assets.builder.verify import find_damaged
 from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, Level, NodeKey, expand
 from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Plan, make_plan, movie_matches_timeline
-from movie_assets.domain.records import FailureRecord, MovieState
+from movie_assets.domain.records import MovieState
 from movie_assets.domain.request import MovieRequest, Strategy
 from movie_assets.movie_files.edits_log import list_edits
 from movie_assets.movie_files.movies import load_movie_request
-from movie_assets.movie_files.reports import RunReport, read_run_failures, read_run_report
+from movie_assets.movie_files.reports import RunReport, failures_in, read_run_failures, read_run_report
 from movie_assets.movie_files.revisions import Revision, latest_revision, write_revision
-from movie_assets.orchestration.event_log import load_state
+from movie_assets.orchestration.event_log import load_state, planned_failure
 from movie_assets.orchestration.locks import IN_PROCESS, KIND_TAG, MOVIE_TAG, generation_lock
 from movie_assets.orchestration.registry import require_movie
 from movie_assets.orchestration.specs import BUILD_STEPS
@@ -164,12 +164,10 @@ def state_after(opened: OpenMovie, targets: dict[NodeKey, str], summary: BuildSu
         state.failures.pop(key, None)
         state.damaged.pop(key, None)
     if report.failed and run_id is not None:
+        errors = failures_in(report)
         for key in targets:
             if key not in summary.records:
-                error = report.errors.get(str(key)) or {"message": report.failed.get(str(key)) or f"run {run_id} failed before this artifact was built",
-                                                        "category": "local", "suggestion": ""}
-                state.failures[key] = FailureRecord(key, 0, run_id, error.get("message", ""), error.get("category", ""),
-                                                    error.get("suggestion", ""))
+                state.failures[key] = planned_failure(key, 0, run_id, errors)
     return state
 
 
