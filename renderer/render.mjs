@@ -15,6 +15,7 @@
 import {createHash} from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -410,6 +411,32 @@ const startServer = (files) =>
 		server.listen(0, '127.0.0.1', () => resolve(server));
 	});
 
+const WILDCARD_HOSTS = new Set([undefined, null, '', '0.0.0.0', '::']);
+
+/** Every server this process starts listens on 127.0.0.1, whatever host its library asks for. */
+const loopbackOnly = () => {
+	const listen = net.Server.prototype.listen;
+	net.Server.prototype.listen = function (...args) {
+		if (args[0] !== null && typeof args[0] === 'object' && !('fd' in args[0]) && !('path' in args[0])) {
+			if (WILDCARD_HOSTS.has(args[0].host)) args[0] = {...args[0], host: '127.0.0.1'};
+		} else if (typeof args[0] === 'number' && (typeof args[1] !== 'string' || WILDCARD_HOSTS.has(args[1]))) {
+			args.splice(1, typeof args[1] === 'string' ? 1 : 0, '127.0.0.1');
+		}
+		return listen.apply(this, args);
+	};
+};
+
+/** A port free on loopback now (the system's choice: never the UI's 3000). */
+const freePort = () =>
+	new Promise((resolve, reject) => {
+		const probe = net.createServer();
+		probe.on('error', reject);
+		probe.listen(0, '127.0.0.1', () => {
+			const {port} = probe.address();
+			probe.close(() => resolve(port));
+		});
+	});
+
 const rewriteSrcs = (timeline, base) => {
 	for (const track of timeline.tracks ?? []) {
 		for (const clip of track.clips ?? []) {
@@ -528,6 +555,11 @@ const main = async () => {
 	const {port} = state.server.address();
 	rewriteSrcs(timeline, `http://127.0.0.1:${port}`);
 
+	// Remotion's own servers (the bundle, offthread media) bind every interface (0.0.0.0 or ::) from port
+	// 3000 up -- the Dagster UI's port. Keep every server of this process on loopback, and give Remotion a
+	// free port of the system's choosing.
+	loopbackOnly();
+	const remotionPort = await freePort();
 	const {openBrowser, selectComposition, renderMedia, makeCancelSignal} = await import('@remotion/renderer');
 	state.cancel = makeCancelSignal();
 	const common = {
@@ -547,6 +579,7 @@ const main = async () => {
 		inputProps: timeline,
 		puppeteerInstance: state.browser,
 		timeoutInMilliseconds: spec.timeoutMs,
+		port: remotionPort,
 	});
 
 	for (const [i, job] of spec.jobs.entries()) {
@@ -567,6 +600,7 @@ const main = async () => {
 			overwrite: true,
 			frameRange: job.frames ?? null,
 			puppeteerInstance: state.browser,
+			port: remotionPort,
 			concurrency: spec.concurrency,
 			scale: job.scale ?? 1,
 			cancelSignal: state.cancel.cancelSignal,

@@ -29,6 +29,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -230,7 +231,22 @@ def budget_from_env() -> tuple[float | None, float | None]:
 # The environment variables the settings are made of: two processes with the same values have the same
 # settings, whatever else differs between their machines.
 SETTINGS_VARIABLES = ("MOVIEGEN_PROVIDERS", "MOVIEGEN_MODEL_PARAMS", "MOVIEGEN_RENDER_ENGINE", "MOVIEGEN_RENDER",
-                      "MOVIEGEN_FALLBACK", "MOVIEGEN_STRATEGY")
+                      "MOVIEGEN_FALLBACK", "MOVIEGEN_STRATEGY", "MOVIEGEN_MEDIA_URL")
+
+# Where `moviegen media` serves artifacts by default: loopback only, beside the Dagster UI's 3000.
+DEFAULT_MEDIA_URL = "http://127.0.0.1:3070"
+
+
+def parse_media_url(value: str | None) -> str:
+    """MOVIEGEN_MEDIA_URL: the base URL of the media server (`moviegen media`, or the service) that the
+    UI's artifact links point to (``BASE/artifacts/PATH``); ``off``: no links. Metadata only: it never
+    changes what is built."""
+    value = (value or "").strip() or DEFAULT_MEDIA_URL
+    if value == "off":
+        return ""
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value) or len(value) > 500:
+        raise ValueError(f"MOVIEGEN_MEDIA_URL={value[:100]!r}: expected http(s)://HOST[:PORT][/PATH] or off")
+    return value.rstrip("/")
 
 
 def parse_strategy(value: str | None, name: str = "MOVIEGEN_STRATEGY") -> Strategy:
@@ -253,6 +269,7 @@ class Settings:
     render: bool = True
     fallback: bool = True
     strategy: Strategy = Strategy.adaptive
+    media_url: str = DEFAULT_MEDIA_URL
 
     def __post_init__(self) -> None:
         self.params  # noqa: B018 - validates routes and parameters when the settings are made
@@ -275,6 +292,7 @@ class Settings:
             render=_on_off("MOVIEGEN_RENDER", env.get("MOVIEGEN_RENDER")),
             fallback=_on_off("MOVIEGEN_FALLBACK", env.get("MOVIEGEN_FALLBACK")),
             strategy=parse_strategy(env.get("MOVIEGEN_STRATEGY")),
+            media_url=parse_media_url(env.get("MOVIEGEN_MEDIA_URL")),
         )
 
 

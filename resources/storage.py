@@ -423,6 +423,11 @@ class ArtifactStore:
         """Remove a file (for inbox reports; artifacts are never deleted). Missing is fine."""
         self._backend().delete(relpath)
 
+    def root_folder(self) -> str | None:
+        """The local folder artifacts are kept in (None: the store is S3)."""
+        backend = self._backend()
+        return str(backend.root) if isinstance(backend, _Local) else None
+
     def link(self, uri: str) -> str:
         """A URL a render host can fetch for an artifact URI: the file URI on disk; on S3 a presigned
         GET valid for ``link_seconds`` or, for a public bucket, ``public_url``/key."""

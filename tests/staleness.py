@@ -1,5 +1,6 @@
 """Dagster's own staleness verdict for materialized partitions (the one the UI shows), which tests
-compare with ``moviegen plan``'s (computed in one pass from recorded input versions)."""
+compare with ``moviegen plan``'s (computed in one pass from recorded input versions), and the marks
+of the next build that the plan leaves on partitions."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from dagster._core.definitions.data_version import (
 from dagster._time import get_current_datetime
 
 from movie_assets.definitions import defs
-from movie_assets.domain.blueprint import NodeKey
+from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
+from movie_assets.orchestration.marks import CLEAR, MARK
 from partitions import partition_key
 
 
@@ -42,3 +44,23 @@ def stale_nodes(instance: dg.DagsterInstance, movie: str, keys: Iterable[NodeKey
         if resolver.get_status(dg.AssetKey(key.asset), pk) is StaleStatus.STALE:
             out.append(key)
     return out
+
+
+def ui_marks(instance: dg.DagsterInstance, movie: str) -> set[str]:
+    """The movie's partitions whose latest observation marks them for the next build (what the asset's
+    partition view shows), as node strings."""
+    marked: set[str] = set()
+    for asset in ARTIFACTS:
+        records = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset)), limit=10_000,
+                                              ascending=False).records
+        seen: set[str] = set()
+        for r in records:
+            partition = r.partition_key
+            if partition is None or partition in seen or partition.split("|", 1)[0] != movie:
+                continue
+            seen.add(partition)
+            metadata = r.event_log_entry.asset_observation.metadata  # type: ignore[union-attr]
+            mark = metadata.get(MARK)
+            if mark is not None and mark.value != CLEAR:
+                marked.add(str(NodeKey.from_partition(asset, partition)))
+    return marked

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed, StoredFileDamaged
 from movie_assets.domain.request import RequestError, Strategy, load_request
@@ -380,6 +381,23 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_media(args: argparse.Namespace) -> int:
+    """Serve every artifact over HTTP (Range on disk, a presigned redirect on S3) for the UI's links."""
+    import uvicorn  # noqa: PLC0415 - start-up time of the other commands
+
+    from movie_assets.interfaces.media import media_app  # noqa: PLC0415
+    from resources.settings import DEFAULT_MEDIA_URL, current  # noqa: PLC0415
+
+    listen = args.listen or urlsplit(current().media_url or DEFAULT_MEDIA_URL).netloc
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit() or not host:
+        raise ValueError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:3070")
+    print(f"serving artifacts at http://{listen}/artifacts/ (links in the Dagster UI: "
+          f"{current().media_url or 'off (MOVIEGEN_MEDIA_URL=off)'})", file=sys.stderr)
+    uvicorn.run(media_app(_store()), host=host.strip("[]"), port=int(port), log_level="warning", timeout_keep_alive=5)
+    return 0
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     store = _store()
     require_stored(store, args.movie)
@@ -692,6 +710,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="YAML/JSON mapping of PATH: VALUE (null removes)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("media", help="serve the artifacts over HTTP for the Dagster UI's play links (loopback "
+                                      "127.0.0.1:3070 by default; MOVIEGEN_MEDIA_URL)")
+    p.add_argument("--listen", default="", metavar="HOST:PORT", help="where to listen (default: MOVIEGEN_MEDIA_URL's host "
+                                                                    "and port, 127.0.0.1:3070)")
+    p.set_defaults(func=cmd_media)
 
     p = sub.add_parser("history", help="the movie's revisions: time, what changed, calls, cost")
     p.add_argument("movie")

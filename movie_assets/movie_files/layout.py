@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def movie_folder(movie: str) -> str:
     return f"movies/{movie}"
@@ -58,3 +60,15 @@ def revision_path(movie: str, revision: int) -> str:
 
 def cache_path(movie: str, asset: str, partition_suffix: str | None, key: str) -> str:
     return f"movies/{movie}/cache/{asset}/{partition_suffix or '_'}/{key}.json"
+
+
+# Paths the media server answers: the files of a movie (artifacts, renders, requests, revisions), nothing else.
+SERVED_PATH = re.compile(r"movies/[a-z0-9][a-z0-9-]{0,79}(/[A-Za-z0-9_.|=-]{1,120}){1,6}")
+
+
+def media_link(media_url: str, rel: str | None) -> str | None:
+    """The media server's URL of a file at ``rel`` under the artifact root (None: no server, or not a
+    movie's file)."""
+    if not media_url or rel is None or not SERVED_PATH.fullmatch(rel) or ".." in rel.split("/"):
+        return None
+    return f"{media_url}/artifacts/{rel}"

@@ -36,6 +36,7 @@ from movie_assets.movie_files.reports import RunReport, failures_in, read_run_fa
 from movie_assets.movie_files.revisions import Revision, latest_revision, write_revision
 from movie_assets.orchestration.event_log import load_state, planned_failure
 from movie_assets.orchestration.locks import IN_PROCESS, KIND_TAG, MOVIE_TAG, generation_lock
+from movie_assets.orchestration.marks import record_plan
 from movie_assets.orchestration.registry import require_movie
 from movie_assets.orchestration.specs import BUILD_STEPS
 from resources.providers.base import UNEXPECTED
@@ -348,8 +349,8 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
     if on_progress:
         add_listener(on_progress)
     try:
-        # The subset names its checks: the ones the build step evaluates, not the plan check (given only
-        # asset keys, Dagster would add every check of those assets, and plan and skip nothing_to_rebuild).
+        # The subset names its checks: the ones the build step evaluates, not the up_to_date checks (given only
+        # asset keys, Dagster would add every check of those assets, and plan and skip the up_to_date ones).
         checks = {dg.AssetCheckKey(key, ARTIFACTS[key.to_user_string()].check.name) for key in selection  # type: ignore[union-attr]
                   if ARTIFACTS[key.to_user_string()].check is not None}
         job = dg.build_reconstructable_job(*BUILD_JOB_RECONSTRUCTOR).get_subset(asset_selection=set(selection),
@@ -373,36 +374,6 @@ def build_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
                                              "suggestion": UNEXPECTED,
                                              "detail": message}}
     return result.run_id, result.success, report
-
-
-PLAN_CHECK = "nothing_to_rebuild"  # the timeline's check that shows what the next generate will rebuild
-
-
-def plan_summary(plan: Plan) -> tuple[str, dict[str, Any]]:
-    """What the next generate will rebuild, for the Dagster UI: a description and metadata listing
-    every partition the plan rebuilds, why, and what it costs (Dagster's own staleness shows one hop)."""
-    rows = [f"| `{i.node}` | {i.reason} | {'call' if i.calls_provider else '-'} | ${i.cost_usd:.4f} | {i.cause[:160].replace('|', '/')} |"
-            for i in plan.items[:200]]
-    more = f"\n\n…and {len(plan.items) - 200} more" if len(plan.items) > 200 else ""
-    table = "| partition | reason | call | est. cost | why |\n|---|---|---|---|---|\n" + "\n".join(rows) + more if rows else "up to date"
-    calls = sum(plan.provider_calls.values())
-    description = (f"{len(plan.items)} partition(s) to rebuild, {calls} provider call(s), estimated "
-                   f"${plan.estimated_cost_usd:.4f}: run `moviegen generate {plan.movie}` or launch generate_movie"
-                   if plan.items else "up to date: a generate would build nothing")
-    return description, {
-        "plan": description, "to_rebuild": dg.MetadataValue.md(table), "partitions_to_rebuild": len(plan.items),
-        "provider_calls": dg.MetadataValue.json(plan.provider_calls), "estimated_cost_usd": float(plan.estimated_cost_usd),
-        "problems": dg.MetadataValue.json(plan.problems), "budget": dg.MetadataValue.json(plan.budget),
-    }
-
-
-def record_plan(instance: dg.DagsterInstance, plan: Plan) -> Plan:
-    """Record a plan where users of the Dagster UI look: an observation of the movie's timeline partition
-    carrying the whole plan (Dagster 1.13's SQL storage keeps one run-less check evaluation per partition,
-    so the plan is an observation rather than a check evaluation)."""
-    _, metadata = plan_summary(plan)
-    instance.report_runless_asset_event(dg.AssetObservation(dg.AssetKey("timeline"), partition=plan.movie, metadata=metadata))
-    return plan
 
 
 def report_plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Plan:

@@ -7,15 +7,14 @@ from __future__ import annotations
 import dagster as dg
 
 from movie_assets.domain.blueprint import ARTIFACTS, Level
-from movie_assets.orchestration.generation import PLAN_CHECK
+from movie_assets.orchestration.marks import CHECK_KEYS
 from movie_assets.orchestration.specs import ARTIFACT_KEYS, BUILD_STEPS
 
 MOVIE_LEVEL_KEYS = [key for name, key in ARTIFACT_KEYS.items() if ARTIFACTS[name].level is Level.movie]
 # The movie-level assets with the checks the build step evaluates (timeline_complete, movie_matches_timeline),
-# but not the timeline's nothing_to_rebuild: a separate check (orchestration/plan_check.py, run from the UI)
-# that a build run would plan and then skip, leaving "skipped" as its latest result.
-MOVIE_LEVEL = dg.AssetSelection.assets(*MOVIE_LEVEL_KEYS) - dg.AssetSelection.checks(
-    dg.AssetCheckKey(dg.AssetKey("timeline"), PLAN_CHECK))
+# but not the up_to_date checks: a separate op (orchestration/plan_check.py, run from the UI) that a build
+# run would plan and then skip, leaving "skipped" as their latest result.
+MOVIE_LEVEL = dg.AssetSelection.assets(*MOVIE_LEVEL_KEYS) - dg.AssetSelection.checks(*CHECK_KEYS)
 
 GENERATE_JOB = "generate_movie"
 generate_movie_job = dg.define_asset_job(

@@ -28,6 +28,7 @@ from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Reason
 from movie_assets.domain.records import ArtifactRecord
 from movie_assets.domain.request import MovieRequest
+from movie_assets.movie_files.layout import media_link
 from movie_assets.movie_files.reports import RunReport, read_run_report, write_run_report
 from movie_assets.orchestration import events
 from movie_assets.orchestration.event_log import INPUT_VERSION_TAG
@@ -153,9 +154,16 @@ def _targets_from_partitions(context: dg.AssetExecutionContext) -> dict[str, dic
     return by_movie
 
 
-def materialization_metadata(built: Built) -> dict[str, Any]:
+_LINK_NAMES = {"mp4": "play", "mp3": "listen", "m4a": "listen", "png": "open", "json": "open"}
+
+
+def materialization_metadata(built: Built, link: str | None = None) -> dict[str, Any]:
+    """What the UI shows of a built partition; ``link``: its URL on the media server (plays in a browser)."""
     p = built.produced
-    md: dict[str, Any] = {
+    md: dict[str, Any] = {}
+    if link:
+        md[_LINK_NAMES.get(p.ext, "open")] = dg.MetadataValue.url(link)
+    md |= {
         "uri": dg.MetadataValue.url(built.record.uri),
         "data_version": dg.MetadataValue.text(built.record.version),
         "bytes": dg.MetadataValue.int(len(p.data)),
@@ -281,8 +289,9 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
                     recorded_since_cursor.clear()
                 partition = node_partition(movie, item.key)
                 tags = _provenance_tags(item.record, cursor, item.inputs) | events.multi_partition_tags(partition)
+                link = media_link(opened.settings.media_url, store.rel_of(item.record.uri))
                 yield dg.AssetMaterialization(ARTIFACT_KEYS[item.key.asset], partition=partition, tags=tags,
-                                              metadata=materialization_metadata(item))
+                                              metadata=materialization_metadata(item, link))
                 recorded_since_cursor.add(item.key)
             elif isinstance(item, Failed):
                 context.log.error(redact(f"{item.key} failed [{item.category}]: {item.message} -> {item.suggestion}", TEXT_LIMIT))

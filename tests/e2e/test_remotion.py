@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import psutil
 
 from movie_assets.builder.render import media
 from movie_assets.builder.render_revision import render_revision
@@ -39,6 +43,31 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+@contextmanager
+def renderer_listening() -> Iterator[set[tuple[str, int]]]:
+    """Every (address, port) a Remotion render process listens on while the block runs."""
+    seen: set[tuple[str, int]] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for p in psutil.process_iter(["cmdline"]):
+                if any("render.mjs" in part for part in p.info["cmdline"] or []):
+                    try:
+                        seen.update((c.laddr.ip, c.laddr.port) for c in p.net_connections("tcp") if c.status == psutil.CONN_LISTEN)
+                    except psutil.Error:
+                        pass
+            stop.wait(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        watcher.join(10)
+
+
 def test_remotion_and_ffmpeg_draw_the_same_movie(home: Path, instance: dg.DagsterInstance, store, tmp_path: Path) -> None:
     """The generation renders with Remotion in the build graph (two chunks joined by stream copy and
     the soundtrack); `moviegen render --engine ffmpeg` renders the same revision for comparison."""
@@ -49,10 +78,13 @@ def test_remotion_and_ffmpeg_draw_the_same_movie(home: Path, instance: dg.Dagste
     long_tmp = tmp_path / ("t" * (150 - len(str(tmp_path)) - 1))
     long_tmp.mkdir()
     assert len(str(long_tmp)) == 150
-    proc = moviegen(home, {"MOVIEGEN_RENDER": "on", "MOVIEGEN_RENDER_ENGINE": "remotion", "TMPDIR": str(long_tmp)},
-                    "generate", movie, "--json")
+    with renderer_listening() as listening:
+        proc = moviegen(home, {"MOVIEGEN_RENDER": "on", "MOVIEGEN_RENDER_ENGINE": "remotion", "TMPDIR": str(long_tmp)},
+                        "generate", movie, "--json")
     generated = json.loads(proc.stdout)
     assert proc.returncode == 0 and generated["failed"] == [] and generated["movie_video"], proc.stderr[-3000:]
+    # Its servers (the bundle's, the media's) listen on loopback only, never on the Dagster UI's port.
+    assert listening and all(ip == "127.0.0.1" and port != 3000 for ip, port in listening), listening
     revision = api.history(instance, store, movie)[-1]
     assert revision.movie_render == {"engine": "remotion", "preset": "480p"}
     ffmpeg = render_revision(store, movie, None, RenderEngine.ffmpeg, "480p", load_movie_request(store, movie), Settings())

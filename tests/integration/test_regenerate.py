@@ -24,7 +24,7 @@ from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.locks import generation_lock
 from resources.storage import ArtifactStore
 from tests.conftest import HomeSnapshot, small_request
-from tests.staleness import stale_nodes
+from tests.staleness import stale_nodes, ui_marks
 
 N, M = 3, 2
 
@@ -92,8 +92,11 @@ def test_edit_rebuilds_exactly_what_depends_on_it(instance: dg.DagsterInstance, 
         assert api.edit(instance, store, movie, edits).changes
     planned = api.plan(instance, store, movie)
     assert planned.provider_calls == calls  # the dry run predicts exactly the calls...
+    # ...the UI marks exactly the existing partitions the plan rebuilds...
+    assert ui_marks(instance, movie) == {i.node for i in planned.items if i.reason != "missing"}
     result = api.generate(instance, store, movie)
     assert result.success and result.provider_calls == calls  # ...that really reach the providers
+    assert ui_marks(instance, movie) == set()
     assert result.revision == (2 if edits else 1)  # a generation that changes nothing records no revision
     again = api.generate(instance, store, movie)
     assert again.provider_calls == {} and again.revision == result.revision  # nothing is left to do

@@ -105,9 +105,9 @@ def test_a_storage_folder_that_cannot_hold_artifacts_is_a_storage_failure(tmp_pa
     assert good.list("movies/m/revisions") == []
 
 
-# --- D6: the nothing_to_rebuild check is not part of build runs ---------------------------------
+# --- D6: the up_to_date checks are not part of build runs ---------------------------------
 
-PLAN_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey("timeline"), "nothing_to_rebuild")
+PLAN_CHECK_KEYS = {dg.AssetCheckKey(dg.AssetKey(a), "up_to_date") for a in ("timeline", "segment_image", "movie_video")}
 OWN_CHECKS = {dg.AssetCheckKey(dg.AssetKey("timeline"), "timeline_complete"),
               dg.AssetCheckKey(dg.AssetKey("movie_video"), "movie_matches_timeline")}
 
@@ -116,10 +116,10 @@ def test_build_jobs_keep_the_step_checks_but_not_the_plan_check() -> None:
     from movie_assets.definitions import defs
     from movie_assets.orchestration.jobs import BUILD_JOB, GENERATE_JOB
 
-    assert PLAN_CHECK_KEY in defs().resolve_asset_graph().asset_check_keys  # still defined, run from the UI
+    assert PLAN_CHECK_KEYS <= defs().resolve_asset_graph().asset_check_keys  # still defined, run from the UI
     for name in (BUILD_JOB, GENERATE_JOB):
         checks = defs().resolve_job_def(name).asset_layer.asset_graph.asset_check_keys
-        assert PLAN_CHECK_KEY not in checks and OWN_CHECKS <= checks, name
+        assert not PLAN_CHECK_KEYS & checks and OWN_CHECKS <= checks, name
 
 
 def test_a_placeholder_suggestion_names_the_movie_but_keeps_setting_names_whole() -> None:

@@ -1,0 +1,169 @@
+"""The next build, shown where Dagster UI users look (its own staleness shows only the first hop).
+
+Each time a movie's plan changes (registration, edit, re-roll, pick, look, approve, generation) the
+plan is recorded three ways:
+
+* an observation of the movie's ``timeline`` partition carrying the whole plan (table and JSON);
+* on every partition the plan rebuilds although it exists (an edit's consequences, a failure, damage),
+  an observation whose ``next_build`` says why, with the call and its estimated cost; a partition the
+  previous plan marked and this one does not gets ``next_build: up to date``. Partitions never built
+  carry no mark: the UI already shows them missing;
+* per artifact asset, an evaluation of its ``up_to_date`` check over every movie's latest plan: WARN
+  (yellow on the asset graph) with the partitions, reasons, calls and cost while a build is due,
+  passed once nothing of that asset is planned.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import dagster as dg
+from dagster import DagsterEventType
+
+from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
+from movie_assets.domain.plan import Plan, PlanItem, Reason
+from partitions import node_partition
+
+UP_TO_DATE = "up_to_date"  # every artifact asset's check: does the next build rebuild any of its partitions?
+MARK = "next_build"  # the metadata key of a partition's mark
+CLEAR = "up to date"  # the mark of a partition no longer in the plan
+PLAN_ASSET = dg.AssetKey("timeline")  # the asset whose movie partition carries the whole plan
+_CAUSE_LIMIT = 160
+_TABLE_ROWS = 200
+
+warnings.filterwarnings("ignore", category=dg.PreviewWarning, module=__name__)
+
+CHECK_KEYS = [dg.AssetCheckKey(dg.AssetKey(name), UP_TO_DATE) for name in ARTIFACTS]
+
+
+def _cell(text: str) -> str:
+    return text[:_CAUSE_LIMIT].replace("|", "/").replace("\n", " ")
+
+
+def plan_summary(plan: Plan) -> tuple[str, dict[str, Any]]:
+    """What the next generate will rebuild, for the Dagster UI: a description and metadata listing
+    every partition the plan rebuilds, why, and what it costs; ``planned`` holds the items as JSON
+    (what the ``up_to_date`` checks of every asset are evaluated from)."""
+    rows = [f"| `{i.node}` | {i.reason} | {'call' if i.calls_provider else '-'} | ${i.cost_usd:.4f} | {_cell(i.cause)} |"
+            for i in plan.items[:_TABLE_ROWS]]
+    more = f"\n\n…and {len(plan.items) - _TABLE_ROWS} more" if len(plan.items) > _TABLE_ROWS else ""
+    table = "| partition | reason | call | est. cost | why |\n|---|---|---|---|---|\n" + "\n".join(rows) + more if rows else "up to date"
+    calls = sum(plan.provider_calls.values())
+    description = (f"{len(plan.items)} partition(s) to rebuild, {calls} provider call(s), estimated "
+                   f"${plan.estimated_cost_usd:.4f}: run `moviegen generate {plan.movie}` or launch generate_movie "
+                   f"for {plan.movie}" if plan.items else "up to date: a generate would build nothing")
+    planned = [[i.asset, i.partition, i.reason, i.cause[:_CAUSE_LIMIT], i.calls_provider, i.cost_usd] for i in plan.items]
+    return description, {
+        "plan": description, "to_rebuild": dg.MetadataValue.md(table), "partitions_to_rebuild": len(plan.items),
+        "provider_calls": dg.MetadataValue.json(plan.provider_calls), "estimated_cost_usd": float(plan.estimated_cost_usd),
+        "problems": dg.MetadataValue.json(plan.problems), "budget": dg.MetadataValue.json(plan.budget),
+        "planned": dg.MetadataValue.json(planned),
+    }
+
+
+def _marked(items: Iterable[PlanItem]) -> dict[tuple[str, str], PlanItem]:
+    """The plan's partitions that exist and will be rebuilt (never-built ones show as missing already)."""
+    return {(i.asset, i.partition): i for i in items if i.reason != Reason.missing}
+
+
+# Observations have no undeprecated reader by storage id in Dagster 1.13 other than this one.
+warnings.filterwarnings("ignore", message=".*fetch_observations.*", category=DeprecationWarning)
+
+
+def latest_plans(instance: dg.DagsterInstance, movies: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each movie's latest recorded plan (the metadata of its timeline partition's latest observation)."""
+    ids = instance.get_latest_storage_id_by_partition(PLAN_ASSET, DagsterEventType.ASSET_OBSERVATION, set(movies))
+    if not ids:
+        return {}
+    records = instance.fetch_observations(dg.AssetRecordsFilter(asset_key=PLAN_ASSET, storage_ids=list(ids.values())),
+                                          limit=len(ids)).records
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        observation = r.event_log_entry.asset_observation
+        if r.partition_key is not None and observation is not None:
+            out[r.partition_key] = {k: getattr(v, "value", v) for k, v in observation.metadata.items()}
+    return out
+
+
+def _planned_items(metadata: dict[str, Any]) -> list[list[Any]]:
+    planned = metadata.get("planned")
+    return planned if isinstance(planned, list) else []
+
+
+def record_plan(instance: dg.DagsterInstance, plan: Plan, *, evaluate: bool = True) -> Plan:
+    """Record a movie's plan on the UI: the timeline observation, the partitions' marks and (``evaluate``)
+    the ``up_to_date`` evaluations of every asset over every movie's latest plan."""
+    previous = latest_plans(instance, [plan.movie]).get(plan.movie, {})
+    before = {(a, p): reason for a, p, reason, *_ in _planned_items(previous) if reason != Reason.missing}
+    now = _marked(plan.items)
+    _, metadata = plan_summary(plan)
+    for (asset, partition), item in now.items():
+        if asset != PLAN_ASSET.path[-1] and (before.get((asset, partition)) != item.reason or "planned" not in previous):
+            _observe(instance, plan.movie, item.node, _mark(plan.movie, item))
+    for asset, partition in before.keys() - now.keys():
+        if asset != PLAN_ASSET.path[-1]:
+            _observe(instance, plan.movie, str(NodeKey.from_partition(asset, partition)), {MARK: CLEAR})
+    # The timeline partition's own mark is on the plan's observation (its latest).
+    timeline = now.get((PLAN_ASSET.path[-1], plan.movie))
+    metadata |= _mark(plan.movie, timeline) if timeline is not None else {MARK: CLEAR}
+    instance.report_runless_asset_event(dg.AssetObservation(PLAN_ASSET, partition=plan.movie, metadata=metadata))
+    if evaluate:
+        for evaluation in evaluations(instance):
+            instance.report_runless_asset_event(evaluation)
+    return plan
+
+
+def _mark(movie: str, item: PlanItem) -> dict[str, Any]:
+    return {MARK: item.reason, "why": item.cause[:1000], "provider_call": item.calls_provider,
+            "estimated_cost_usd": float(item.cost_usd),
+            "to_build": f"run `moviegen generate {movie}` or launch generate_movie for {movie}"}
+
+
+def _observe(instance: dg.DagsterInstance, movie: str, node: str, metadata: dict[str, Any]) -> None:
+    key = NodeKey.parse(node)
+    instance.report_runless_asset_event(dg.AssetObservation(
+        dg.AssetKey(key.asset), partition=node_partition(movie, key), metadata={"movie": movie, **metadata}))
+
+
+def evaluations(instance: dg.DagsterInstance, movies: Iterable[str] | None = None,
+                only: set[dg.AssetCheckKey] | None = None) -> Iterator[dg.AssetCheckEvaluation]:
+    """Every artifact asset's ``up_to_date`` evaluation over the latest plans of ``movies`` (default: all)."""
+    if movies is None:
+        movies = instance.get_dynamic_partitions("movies")
+    plans = latest_plans(instance, movies)
+    by_asset: dict[str, list[tuple[str, list[Any]]]] = {name: [] for name in ARTIFACTS}
+    for movie in sorted(plans):
+        for item in _planned_items(plans[movie]):
+            if item and item[0] in by_asset:
+                by_asset[item[0]].append((movie, item))
+    for name, items in by_asset.items():
+        key = dg.AssetCheckKey(dg.AssetKey(name), UP_TO_DATE)
+        if only is not None and key not in only:
+            continue
+        yield _evaluation(key, items)
+
+
+def _evaluation(key: dg.AssetCheckKey, items: list[tuple[str, list[Any]]]) -> dg.AssetCheckEvaluation:
+    per_movie: dict[str, int] = {}
+    for movie, _ in items:
+        per_movie[movie] = per_movie.get(movie, 0) + 1
+    calls = sum(1 for _, (_, _, _, _, call, _) in items if call)
+    cost = round(sum(float(c) for _, (*_, c) in items), 6)
+    rows = [f"| {movie} | `{partition}` | {reason} | {'call' if call else '-'} | ${float(c):.4f} | {_cell(str(cause))} |"
+            for movie, (_, partition, reason, cause, call, c) in items[:_TABLE_ROWS]]
+    if items:
+        movies = ", ".join(f"{m} ({n})" for m, n in per_movie.items())
+        description = (f"{len(items)} partition(s) to rebuild in the next build of {movies}; {calls} provider call(s), "
+                       f"estimated ${cost:.4f}. Build: `moviegen generate MOVIE` or launch generate_movie for the movie")
+    else:
+        description = "up to date: the next build rebuilds none of its partitions"
+    table = "| movie | partition | reason | call | est. cost | why |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+    return dg.AssetCheckEvaluation(
+        asset_key=key.asset_key, check_name=UP_TO_DATE, passed=not items, severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={"partitions_to_rebuild": len(items), "movies": dg.MetadataValue.json(per_movie),
+                  "provider_calls": calls, "estimated_cost_usd": cost,
+                  "to_rebuild": dg.MetadataValue.md(table if items else "up to date")},
+    )
