@@ -63,8 +63,10 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 
+# The UI and daemon, and the media server its play links point to (stopped with them).
 dev: install
 	@mkdir -p "$(DAGSTER_HOME)"
+	@$(BIN)/moviegen media & MEDIA=$$!; trap 'kill $$MEDIA 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: install

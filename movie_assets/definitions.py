@@ -8,7 +8,6 @@ import functools
 import dagster as dg
 
 from movie_assets.orchestration.jobs import BUILD_JOB, build_movie_job, generate_movie_job
-from movie_assets.orchestration.plan_check import plan_every_movie
 from movie_assets.orchestration.sensors import movie_inbox
 from movie_assets.orchestration.specs import INBOX_SPEC, INPUT_SPECS
 from movie_assets.orchestration.steps import build_assets
@@ -21,7 +20,6 @@ def definitions_for(settings: Settings) -> dg.Definitions:
     """The definitions under these settings: the same settings give the same code versions on every machine."""
     return dg.Definitions(
         assets=[*INPUT_SPECS.values(), INBOX_SPEC, *build_assets(settings)],
-        asset_checks=[plan_every_movie],
         jobs=[generate_movie_job, build_movie_job],
         sensors=[movie_inbox],
         resources=default_resources(settings),

@@ -7,6 +7,9 @@ Dagster 1.13 has no public API for these: the UI's own queries and Dagster's exe
 from __future__ import annotations
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as CheckTarget,
+)
 from dagster._core.definitions.events import (
     AssetMaterializationFailure,
     AssetMaterializationFailureReason,
@@ -48,6 +51,11 @@ def report_failed(context: dg.AssetExecutionContext, asset: dg.AssetKey, partiti
 def multi_partition_tags(partition: str | dg.MultiPartitionKey) -> dict[str, str]:
     """The per-dimension tags Dagster puts on a multi-partition materialization."""
     return dict(get_tags_from_multi_partition_key(partition)) if isinstance(partition, dg.MultiPartitionKey) else {}
+
+
+def check_target(storage_id: int, run_id: str, timestamp: float) -> CheckTarget:
+    """The materialization a run-less check evaluation is about (the UI shows it with that materialization)."""
+    return CheckTarget(storage_id=storage_id, run_id=run_id, timestamp=timestamp)
 
 
 def _step_key(context: dg.AssetExecutionContext) -> str:

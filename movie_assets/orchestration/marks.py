@@ -24,6 +24,7 @@ from dagster import DagsterEventType
 
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.plan import Plan, PlanItem, Reason
+from movie_assets.orchestration.events import CheckTarget, check_target
 from partitions import node_partition
 
 UP_TO_DATE = "up_to_date"  # every artifact asset's check: does the next build rebuild any of its partitions?
@@ -142,10 +143,21 @@ def evaluations(instance: dg.DagsterInstance, movies: Iterable[str] | None = Non
         key = dg.AssetCheckKey(dg.AssetKey(name), UP_TO_DATE)
         if only is not None and key not in only:
             continue
-        yield _evaluation(key, items)
+        yield _evaluation(key, items, _latest_materialization(instance, key.asset_key))
 
 
-def _evaluation(key: dg.AssetCheckKey, items: list[tuple[str, list[Any]]]) -> dg.AssetCheckEvaluation:
+def _latest_materialization(instance: dg.DagsterInstance, asset: dg.AssetKey) -> CheckTarget | None:
+    """What an evaluation targets: the asset's latest materialization (the UI shows an evaluation with the
+    materialization it targets; by time alone it would compare whole seconds with a fraction)."""
+    records = instance.fetch_materializations(asset, limit=1).records
+    if not records:
+        return None
+    r = records[0]
+    return check_target(r.storage_id, r.run_id, r.timestamp)
+
+
+def _evaluation(key: dg.AssetCheckKey, items: list[tuple[str, list[Any]]],
+                target: CheckTarget | None) -> dg.AssetCheckEvaluation:
     per_movie: dict[str, int] = {}
     for movie, _ in items:
         per_movie[movie] = per_movie.get(movie, 0) + 1
@@ -162,7 +174,7 @@ def _evaluation(key: dg.AssetCheckKey, items: list[tuple[str, list[Any]]]) -> dg
     table = "| movie | partition | reason | call | est. cost | why |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
     return dg.AssetCheckEvaluation(
         asset_key=key.asset_key, check_name=UP_TO_DATE, passed=not items, severity=dg.AssetCheckSeverity.WARN,
-        description=description,
+        description=description, target_materialization_data=target,
         metadata={"partitions_to_rebuild": len(items), "movies": dg.MetadataValue.json(per_movie),
                   "provider_calls": calls, "estimated_cost_usd": cost,
                   "to_rebuild": dg.MetadataValue.md(table if items else "up to date")},

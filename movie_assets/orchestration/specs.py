@@ -18,6 +18,7 @@ import dagster as dg
 from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.recipes import RECIPES
 from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, ArtifactDecl, Level
+from movie_assets.orchestration.marks import UP_TO_DATE
 from partitions import image_partitions, image_to_segment, movies_partitions, segment_partitions, segment_to_image
 from resources.settings import Settings
 
@@ -108,6 +109,14 @@ def artifact_specs(settings: Settings) -> Mapping[str, dg.AssetSpec]:
 CHECK_SPECS: list[dg.AssetCheckSpec] = [
     dg.AssetCheckSpec(d.check.name, asset=d.name, description=d.check.description)
     for d in ARTIFACTS.values() if d.check is not None
+] + [
+    # Evaluated (run-less) each time a movie's plan changes; a UI run that selects it reports it again after
+    # its build, and "Execute all" plans every movie again. Never part of a generation run.
+    dg.AssetCheckSpec(UP_TO_DATE, asset=name, blocking=False,
+                      description="Whether the next generate rebuilds any partition of this asset (every movie): a "
+                                  "warning lists them with their reasons, calls and estimated cost. Evaluated after each "
+                                  "edit and build; Dagster's own staleness shows only the first hop.")
+    for name in ARTIFACTS
 ]
 
 # The three build steps, one per partitions definition (see docs/architecture.md).

@@ -10,6 +10,7 @@ step for exactly that partition.
 
 import asyncio
 import base64
+import dataclasses
 import json
 import queue
 import threading
@@ -21,7 +22,7 @@ from pydantic import Field
 
 from movie_assets.builder.budget import Budget, caps_for
 from movie_assets.builder.checks import problem
-from movie_assets.builder.engine import BuildEngine, Built, Failed, Logged, Skipped
+from movie_assets.builder.engine import BuildEngine, BuildSummary, Built, Failed, Logged, Skipped
 from movie_assets.builder.progress import notify
 from movie_assets.domain.blueprint import ARTIFACTS, OPTIONAL_READS, Blueprint, Level, NodeKey
 from movie_assets.domain.errors import OverBudget, PreflightFailed
@@ -39,8 +40,12 @@ from movie_assets.orchestration.generation import (
     check_plan,
     handed,
     open_movie,
+    plan_of,
+    state_after,
 )
 from movie_assets.orchestration.locks import generation_lock
+from movie_assets.orchestration.marks import UP_TO_DATE, evaluations, record_plan
+from movie_assets.orchestration.registry import list_movies
 from movie_assets.orchestration.specs import ARTIFACT_KEYS, BUILD_STEPS, CHECK_SPECS, artifact_specs
 from partitions import node_partition
 from resources.dagster_resources import (
@@ -354,22 +359,132 @@ def _step_events(context: dg.AssetExecutionContext, config: BuildConfig, clients
     if config.generation:
         movie = config.movie or (context.partition_key if context.has_partition_key else "")
         if not movie or "|" in movie:
-            raise dg.Failure(f"a generation builds a whole movie: run it for a movie partition, not {movie!r}")
+            raise dg.Failure(f"a generation builds a whole movie: pick the movie's partition (the launchpad's partition "
+                             f"selector), not {movie!r}")
         yield from generation_events(context, movie, clients, artifacts, config, settings)
         return
     if (handoff := handed(config.handoff)) is not None:  # an in-process generation: its opened movie and plan
         yield from build_events(context, handoff.opened, dict(handoff.targets), clients, artifacts, config.budget_usd,
                                 config.strategy, handoff)
         return
-    if config.movie:
-        by_movie = {config.movie: {NodeKey.parse(k): reason for k, reason in config.nodes.items()}}
-    elif context.has_partition_key or context.has_partition_key_range:
-        by_movie = _targets_from_partitions(context)
-    else:
-        raise dg.Failure("Select partitions to materialize (a movie, 'movie|03' or 'movie|03_2'), or run `moviegen generate`.")
-    for movie, targets in by_movie.items():
-        yield from build_events(context, open_movie(context.instance, artifacts, movie, settings=settings), targets, clients, artifacts,
-                                config.budget_usd, config.strategy)
+    try:
+        if config.movie:  # exact nodes given in the run config
+            targets = {NodeKey.parse(k): reason for k, reason in config.nodes.items()}
+            yield from build_events(context, open_movie(context.instance, artifacts, config.movie, settings=settings), targets,
+                                    clients, artifacts, config.budget_usd, config.strategy)
+        elif context.has_partition_key or context.has_partition_key_range:  # the UI's Materialize, `dg launch`
+            for movie, selected in _targets_from_partitions(context).items():
+                yield from selection_events(context, movie, set(selected), clients, artifacts, config, settings)
+        elif context.selected_asset_check_keys and not context.selected_asset_keys:  # "Execute all" of checks
+            yield from stored_check_results(context, artifacts, settings)
+        else:
+            raise dg.Failure(NO_SELECTION)
+    except GeneratorExit:
+        raise
+    except BaseException:
+        yield from _up_to_date_results(context)
+        raise
+    yield from _up_to_date_results(context)
+
+
+def _up_to_date_results(context: dg.AssetExecutionContext) -> Iterator[dg.AssetCheckResult]:
+    """Selected up_to_date checks report the plan after this run (a skipped one would hide the marks)."""
+    for e in evaluations(context.instance, only=_up_to_date_keys(context)):
+        yield dg.AssetCheckResult(asset_key=e.asset_key, check_name=e.check_name, passed=e.passed, severity=e.severity,
+                                  description=e.description, metadata=e.metadata)
+
+
+def _up_to_date_keys(context: dg.AssetExecutionContext) -> set[dg.AssetCheckKey]:
+    return {k for k in context.selected_asset_check_keys if k.name == UP_TO_DATE}
+
+
+NO_SELECTION = ("Nothing to build: no partition was selected. To build a movie, launch generate_movie for its partition "
+                "(or run `moviegen generate MOVIE`); to rebuild some of its partitions, select them (a movie, "
+                "'movie|03' or 'movie|03_2') and Materialize.")
+
+
+def _upstream_closure(blueprint: Blueprint, keys: set[NodeKey]) -> set[NodeKey]:
+    seen, stack = set(keys), list(keys)
+    while stack:
+        for dep in blueprint.nodes[stack.pop()].deps:
+            if dep not in seen:
+                seen.add(dep)
+                stack.append(dep)
+    return seen
+
+
+def selection_events(context: dg.AssetExecutionContext, movie: str, selected: set[NodeKey], clients: ProviderClients,
+                     store: ArtifactStore, config: BuildConfig, settings: Settings) -> Iterator[Any]:
+    """A run for selected partitions of a movie (the UI's Materialize, Materialize unsynced, `dg launch`):
+    builds what the movie's plan rebuilds among them and their upstream -- so the selection ends up to
+    date, exactly as the next generate would build it -- and records the plan after. A partition that is
+    already up to date is not built again (`moviegen reroll` makes a new take); partitions the movie does
+    not have are named, and a selection with none it has is refused before anything is built."""
+    with generation_lock(context.instance, movie, GENERATION_WAIT_S, run_id=context.run.run_id):
+        opened = open_movie(context.instance, store, movie, settings=settings)
+        unknown = sorted(k for k in selected if k not in opened.blueprint.nodes)
+        known = selected - set(unknown)
+        if not known:
+            raise dg.Failure(description=not_in_movie(movie, opened.request, opened.blueprint, unknown))
+        if unknown:
+            context.log.warning(not_in_movie(movie, opened.request, opened.blueprint, unknown).replace(
+                "nothing was built", "they are left out"))
+        plan = plan_of(opened, store, config.budget_usd)
+        needed = _upstream_closure(opened.blueprint, known)
+        targets = {k: reason for k, reason in plan.targets.items() if k in needed}
+        fresh = sorted(k for k in known if k not in plan.targets)
+        if fresh:
+            context.log.info(f"up to date, not built again: {', '.join(map(str, fresh[:20]))}"
+                             f"{' ...' if len(fresh) > 20 else ''} (`moviegen reroll {movie} NODE` makes a new take)")
+        context.log.info(f"movie {movie}: building {len(targets)} of the plan's {len(plan.items)} partition(s): the "
+                         "selection and what it needs")
+        handoff = Handoff(opened, targets)
+        try:
+            if targets:
+                yield from build_events(context, opened, targets, clients, store, config.budget_usd, config.strategy, handoff)
+        finally:
+            report = read_run_report(store, movie, context.run.run_id) or RunReport(movie=movie, run_id=context.run.run_id)
+            after = state_after(opened, targets, handoff.summary or BuildSummary(), context.run.run_id, report)
+            record_plan(context.instance, plan_of(dataclasses.replace(opened, state=after), store))
+
+
+def stored_check_results(context: dg.AssetExecutionContext, store: ArtifactStore, settings: Settings) -> Iterator[Any]:
+    """The selected checks evaluated on every movie's latest artifacts (nothing is built)."""
+    if _up_to_date_keys(context):  # plan every movie again (the marks and evaluations follow)
+        for movie in list_movies(context.instance):
+            record_plan(context.instance, plan_of(open_movie(context.instance, store, movie, settings=settings, known=True),
+                                                  store), evaluate=False)
+    keys = sorted((k for k in context.selected_asset_check_keys if k.name != UP_TO_DATE),
+                  key=lambda k: (k.asset_key.to_user_string(), k.name))
+    if not keys:
+        return
+    problems: dict[dg.AssetCheckKey, dict[str, str]] = {k: {} for k in keys}
+    checked: dict[dg.AssetCheckKey, int] = {k: 0 for k in keys}
+    for movie in list_movies(context.instance):
+        opened = open_movie(context.instance, store, movie, settings=settings, known=True)
+        for key in keys:
+            asset = key.asset_key.to_user_string()
+            for node, record in opened.state.records.items():
+                if node.asset != asset or node not in opened.blueprint.nodes:
+                    continue
+                checked[key] += 1
+                try:
+                    data = store.read(record.uri)
+                    value = json.loads(data) if record.uri.endswith(".json") else None
+                    issue = problem(asset, data, value, opened.request)
+                except (OSError, ValueError) as e:
+                    issue = f"cannot be read: {e}"
+                if issue:
+                    problems[key][node.partition_key(movie)] = redact(issue, TEXT_LIMIT)
+    for key in keys:
+        decl = ARTIFACTS[key.asset_key.to_user_string()].check
+        assert decl is not None
+        bad = problems[key]
+        yield dg.AssetCheckResult(
+            asset_key=key.asset_key, check_name=key.name, passed=not bad, severity=dg.AssetCheckSeverity(decl.severity),
+            description=(f"{len(bad)} of {checked[key]} partition(s) fail" if bad else
+                         f"{checked[key]} partition(s) checked, every movie's latest artifacts"),
+            metadata={"partitions_checked": checked[key], "problems": dg.MetadataValue.json(bad)})
 
 
 def _build_step(level: Level, settings: Settings) -> dg.AssetsDefinition:

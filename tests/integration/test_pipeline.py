@@ -18,7 +18,7 @@ from movie_assets.orchestration.registry import observe_inputs
 from resources.runtime.media import mp3_duration_ms, mp4_info, png_size
 from resources.storage import ArtifactStore
 from tests.conftest import REPO, HomeSnapshot, new_home, small_request
-from tests.staleness import stale_nodes
+from tests.staleness import stale_nodes, ui_marks
 
 MIXED = {"segments": {"1": {"use_video": True}, "2": {"use_video": True, "is_image_to_video": True}}}
 
@@ -197,26 +197,58 @@ def test_input_edit_makes_exactly_its_dependents_stale(instance: dg.DagsterInsta
 
 
 def test_partition_run_like_the_ui(instance: dg.DagsterInstance, store, generated) -> None:
-    """A run of one partition (what the UI and `dagster asset materialize` launch) builds that partition."""
+    """A run of selected partitions (the UI's Materialize, `dg launch`) builds what the movie's plan rebuilds
+    among them and their upstream -- nothing more, nothing up to date again -- and leaves the rest marked."""
     movie, _ = generated
     from movie_assets.definitions import defs
 
     job = defs().resolve_implicit_global_asset_job_def()
-    before = load_state(instance, movie, [NodeKey("segment_audio", 1)]).records[NodeKey("segment_audio", 1)]
-    run = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("segment_audio")], partition_key=f"{movie}|01")
+    audio = dg.AssetKey("segment_audio")
+    fresh = job.execute_in_process(instance=instance, asset_selection=[audio], partition_key=f"{movie}|01")
+    assert fresh.success and fresh.get_asset_materialization_events() == []  # up to date: not built again
+    api.edit(instance, store, movie, [("segments.1.narration", "A brand new line about the war.")])
+    planned = {i.node for i in api.plan(instance, store, movie).items}
+    run = job.execute_in_process(instance=instance, asset_selection=[audio], partition_key=f"{movie}|01")
     assert run.success
-    mats = run.get_asset_materialization_events()
-    assert [(e.asset_key.to_user_string(), e.partition) for e in mats] == [("segment_audio", f"{movie}|01")]
-    after = load_state(instance, movie, [NodeKey("segment_audio", 1)]).records[NodeKey("segment_audio", 1)]
-    assert after.version == before.version and after.storage_id > before.storage_id  # deterministic offline voice
+    built = {str(NodeKey.from_partition(e.asset_key.to_user_string(), str(e.partition)))
+             for e in run.get_asset_materialization_events()}
+    assert built == {"segment_narration[01]", "segment_audio[01]"}  # the selection and what it needs
+    assert ui_marks(instance, movie) == {i.node for i in api.plan(instance, store, movie).items} == planned - built
+    # Its up_to_date check reports the plan after the run: nothing of segment_audio is left to rebuild.
+    (evaluation,) = [e.asset_check_evaluation_data for e in run.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+                     and e.asset_check_evaluation_data.check_name == "up_to_date"]  # type: ignore[union-attr]
+    assert evaluation.passed
     # A partition the movie does not have (segment 07 of a 3-segment movie): refused before anything is built,
-    # naming the partitions it has, and no check reports on it.
-    outside = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("segment_audio")],
-                                     partition_key=f"{movie}|07", raise_on_error=False)
+    # naming the partitions it has, and no check of the artifact reports on it.
+    outside = job.execute_in_process(instance=instance, asset_selection=[audio], partition_key=f"{movie}|07", raise_on_error=False)
     assert not outside.success and outside.get_asset_materialization_events() == []
     failure = next(e for e in outside.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message  # type: ignore[union-attr]
     assert f"{movie}|07: not partitions of movie {movie!r}" in message
     assert f"segment_audio: {movie}|00, {movie}|01, {movie}|02" in message and "nothing was built" in message
-    checks = [e for e in outside.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    assert checks == []
+    checks = [e.asset_check_evaluation_data.check_name for e in outside.all_events  # type: ignore[union-attr]
+              if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert "narration_fits_segment" not in checks
+
+
+def test_checks_alone_evaluate_what_exists_and_a_run_without_partitions_says_what_to_click(
+        instance: dg.DagsterInstance, store, generated) -> None:
+    """The checks' "Execute all" (checks selected, no partition) evaluates them on every movie's artifacts and
+    builds nothing; a run with neither partitions nor checks fails before building, naming what to launch."""
+    movie, _ = generated
+    from movie_assets.definitions import defs
+
+    job = defs().resolve_implicit_global_asset_job_def()
+    key = dg.AssetKey("segment_audio")
+    checks = {dg.AssetCheckKey(key, "narration_fits_segment"), dg.AssetCheckKey(key, "up_to_date")}
+    run = job.get_subset(asset_selection=set(), asset_check_selection=checks).execute_in_process(instance=instance)
+    assert run.success and run.get_asset_materialization_events() == []
+    results = {e.asset_check_evaluation_data.check_name: e.asset_check_evaluation_data  # type: ignore[union-attr]
+               for e in run.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert set(results) == {"narration_fits_segment", "up_to_date"}
+    assert results["narration_fits_segment"].metadata["partitions_checked"].value == 3
+    assert results["up_to_date"].passed
+    nothing = job.execute_in_process(instance=instance, asset_selection=[key], raise_on_error=False)
+    assert not nothing.success and nothing.get_asset_materialization_events() == []
+    failure = next(e for e in nothing.all_events if e.is_step_failure)
+    assert "launch generate_movie for its partition" in failure.step_failure_data.error.message  # type: ignore[union-attr]

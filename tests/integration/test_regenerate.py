@@ -24,9 +24,8 @@ from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.locks import generation_lock
 from resources.storage import ArtifactStore
 from tests.conftest import HomeSnapshot, small_request
+from tests.contract import CONTRACT, N
 from tests.staleness import stale_nodes, ui_marks
-
-N, M = 3, 2
 
 
 def local(uri: str) -> Path:
@@ -54,35 +53,6 @@ def home(generated: HomeSnapshot, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def movie(generated: HomeSnapshot, home: Path) -> str:
     return generated.built
-
-
-CONTRACT: list[tuple[str, list[tuple[str, Any]], dict[str, int]]] = [
-    ("nothing", [], {}),
-    ("one narration", [("segments.1.narration", "A brand new line about the war.")],
-     {"AudioProducer": 1, "TextToImagePromptProducer": 1, "TextToImageProducer": M}),
-    ("one image prompt override", [("segments.0.image_prompts.1", "a quiet battlefield at dawn")], {"TextToImageProducer": 1}),
-    ("voice", [("voice_id", "onyx")], {"AudioProducer": N}),
-    ("assembly strategy", [("assembly_strategy", "crossfade")], {}),
-    ("image style", [("image_style", "watercolor")],
-     {"LookProducer": 1, "TextToImagePromptProducer": 2, "TextToImageProducer": 2 * M, "TextToVideoPromptProducer": 1, "TextToVideoProducer": 1}),
-    ("image-only segment to image-to-video", [("segments.1.use_video", True), ("segments.1.is_image_to_video", True)],
-     {"ImageToVideoPromptProducer": 1, "StartingImageProducer": 1, "ImageToVideoProducer": 1}),
-    ("music prompt override", [("music_prompt", "slow solo cello")], {"MusicProducer": 1}),
-    # The look: an edit of one field starts from the look the movie has (no call for the look itself); every
-    # visual prompt carries the palette, so every visual prompt is rebuilt -- without asking the LLM again (the
-    # same question, the same shot) -- and every picture and clip below them; nothing else.
-    ("look palette", [("look.palette", "ink black #101010, bone white #f4f1ea, rust #9c4a2f")],
-     {"TextToImageProducer": 2 * M, "TextToVideoProducer": 1}),
-    ("look lighting and camera", [("look.lighting", "hard noon sun"), ("look.camera", "handheld 24mm")],
-     {"TextToImageProducer": 2 * M, "TextToVideoProducer": 1}),
-    # A character's description: only the shots that name the character change (the offline writer names The
-    # Witness in the close-up and group shots: images 00_1, 01_0 and 01_1 here, and the clip of segment 2).
-    ("look character", [("look.characters.The Witness", "an old man with a white beard and a cane")],
-     {"TextToImageProducer": 3, "TextToVideoProducer": 1}),
-    ("one segment off-look", [("segments.0.look", False)], {"TextToImagePromptProducer": 1, "TextToImageProducer": M}),
-    ("look turned off", [("consistent_look", False)],
-     {"TextToImagePromptProducer": 2, "TextToImageProducer": 2 * M, "TextToVideoPromptProducer": 1, "TextToVideoProducer": 1}),
-]
 
 
 @pytest.mark.parametrize(("name", "edits", "calls"), CONTRACT, ids=[c[0] for c in CONTRACT])

@@ -1,0 +1,36 @@
+"""The regeneration contract: each edit of a generated movie (n=3 segments, m=2 images, segment 2 a
+text-to-video segment) and exactly the provider calls the next generate makes for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+N, M = 3, 2
+
+CONTRACT: list[tuple[str, list[tuple[str, Any]], dict[str, int]]] = [
+    ("nothing", [], {}),
+    ("one narration", [("segments.1.narration", "A brand new line about the war.")],
+     {"AudioProducer": 1, "TextToImagePromptProducer": 1, "TextToImageProducer": M}),
+    ("one image prompt override", [("segments.0.image_prompts.1", "a quiet battlefield at dawn")], {"TextToImageProducer": 1}),
+    ("voice", [("voice_id", "onyx")], {"AudioProducer": N}),
+    ("assembly strategy", [("assembly_strategy", "crossfade")], {}),
+    ("image style", [("image_style", "watercolor")],
+     {"LookProducer": 1, "TextToImagePromptProducer": 2, "TextToImageProducer": 2 * M, "TextToVideoPromptProducer": 1, "TextToVideoProducer": 1}),
+    ("image-only segment to image-to-video", [("segments.1.use_video", True), ("segments.1.is_image_to_video", True)],
+     {"ImageToVideoPromptProducer": 1, "StartingImageProducer": 1, "ImageToVideoProducer": 1}),
+    ("music prompt override", [("music_prompt", "slow solo cello")], {"MusicProducer": 1}),
+    # The look: an edit of one field starts from the look the movie has (no call for the look itself); every
+    # visual prompt carries the palette, so every visual prompt is rebuilt -- without asking the LLM again (the
+    # same question, the same shot) -- and every picture and clip below them; nothing else.
+    ("look palette", [("look.palette", "ink black #101010, bone white #f4f1ea, rust #9c4a2f")],
+     {"TextToImageProducer": 2 * M, "TextToVideoProducer": 1}),
+    ("look lighting and camera", [("look.lighting", "hard noon sun"), ("look.camera", "handheld 24mm")],
+     {"TextToImageProducer": 2 * M, "TextToVideoProducer": 1}),
+    # A character's description: only the shots that name the character change (the offline writer names The
+    # Witness in the close-up and group shots: images 00_1, 01_0 and 01_1 here, and the clip of segment 2).
+    ("look character", [("look.characters.The Witness", "an old man with a white beard and a cane")],
+     {"TextToImageProducer": 3, "TextToVideoProducer": 1}),
+    ("one segment off-look", [("segments.0.look", False)], {"TextToImagePromptProducer": 1, "TextToImageProducer": M}),
+    ("look turned off", [("consistent_look", False)],
+     {"TextToImagePromptProducer": 2, "TextToImageProducer": 2 * M, "TextToVideoPromptProducer": 1, "TextToVideoProducer": 1}),
+]
