@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import posixpath
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,6 +36,9 @@ _CLIP_FIELDS = ("id", "type", "asset", "partition", "version", "segment", "volum
                 "transitionIn", "muted", "fallback", "text")
 # Provenance fields api.export adds from the artifact's materialization (where present).
 PROVENANCE_FIELDS = ("prompt", "provider", "model", "run_id")
+# An EDL event line as the cmx_3600 adapter writes a dissolve: "D 015    " where CMX 3600 has the edit type in
+# 4 columns and the length in the 3 after a space ("D    015 "), as pycmx and other column readers read it.
+_EDL_DISSOLVE = re.compile(r"^(\d{3,}  .{8} .{5} )D (\d{3})    ", re.MULTILINE)
 # OTIO transition types: SMPTE_Dissolve is what every adapter knows; SMPTE_Wipe is what the EDL reader
 # names a wipe; the others have no standard type.
 _TRANSITION_TYPES = {"crossfade": otio.schema.TransitionTypes.SMPTE_Dissolve, "wipe": "SMPTE_Wipe"}
@@ -299,7 +303,7 @@ def export_timeline(timeline: dict[str, Any], fmt: str, *, link: Callable[[str],
         _for_fcp7(tl)
     elif fmt == "edl":
         _for_edl(tl)
-        return otio.adapters.write_to_string(tl, FORMATS[fmt].adapter, rate=fps)
+        return _EDL_DISSOLVE.sub(r"\1D    \2 ", otio.adapters.write_to_string(tl, FORMATS[fmt].adapter, rate=fps))
     return otio.adapters.write_to_string(tl, FORMATS[fmt].adapter)
 
 

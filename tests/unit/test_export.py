@@ -6,12 +6,14 @@ ranges (frame-exact), media links, transitions, captions and provenance metadata
 from __future__ import annotations
 
 import asyncio
+import io
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import opentimelineio as otio
+import pycmx
 import pytest
 
 from movie_assets.builder.export import (
@@ -202,6 +204,31 @@ def test_edl_captions_are_locators_at_their_record_timecode(movie: Movie) -> Non
     want = {(c["text"].upper(), _record(c)[0]) for c in movie.tracks["captions"]
             if not p_start <= _record(c)[0] < p_start + p_frames}
     assert found == want and len(want) == len(movie.tracks["captions"]) - 1, "one starts over the placeholder: no event there"
+
+
+def _timecode(frames: int) -> str:
+    return otio.opentime.to_timecode(otio.opentime.RationalTime(frames, FPS), FPS)
+
+
+def test_edl_dissolves_read_by_pycmx(movie: Movie) -> None:
+    """An independent CMX 3600 reader (pycmx reads the columns as the standard places them): each
+    dissolve's edit type is D and its length is in the next column."""
+    edl = pycmx.parse_cmx3600(io.StringIO(export_timeline(movie.timeline, "edl")))
+    edits = [(e.source, e.transition.kind, e.transition.effect_duration if not e.transition.cut else 0,
+              e.record_in, e.record_out) for event in edl.events for e in event.edits]
+    crossfades = dict(expected_transitions(movie))
+    want = []
+    for c in movie.tracks["visual"]:
+        if c["type"] == "placeholder":
+            continue
+        start, frames = _record(c)
+        reel = c["version"][:8]
+        if c["id"] in crossfades:  # the cut line of the clip before (a dissolve's from-side), then the dissolve
+            want.append((want[-1][0], "C", 0, _timecode(start), _timecode(start)))
+            want.append((reel, "D", crossfades[c["id"]], _timecode(start), _timecode(start + frames)))
+        else:
+            want.append((reel, "C", 0, _timecode(start), _timecode(start + frames)))
+    assert edits == want
 
 
 def test_placeholders_are_gaps_with_their_text(movie: Movie) -> None:
