@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import posixpath
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,6 +31,10 @@ CAPTION_COLOR = otio.schema.MarkerColor.CYAN  # not RED/GREEN: FCPXML turns thos
 PLACEHOLDER_COLOR = otio.schema.MarkerColor.ORANGE
 FCPXML_RATES = (24, 25, 30, 50, 60)  # the integer rates the FCPXML adapter writes a frameDuration for
 FCPXML_GAP_START_S = 3600  # the local start the FCPXML adapter gives every gap element
+# The frame sizes Final Cut Pro names (FFVideoFormat720p30 ...); any other size is a custom format, named by
+# its size (Final Cut and Resolve read the width and height).
+FCPXML_FORMAT_NAMES = {(1280, 720): "720p", (1920, 1080): "1080p", (3840, 2160): "2160p"}
+FCPXML_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n'
 
 # The timeline clip fields carried as metadata (times become the OTIO ranges).
 _CLIP_FIELDS = ("id", "type", "asset", "partition", "version", "segment", "volume", "ducking", "effect",
@@ -255,6 +260,26 @@ def _for_fcpxml(tl: otio.schema.Timeline) -> None:
                                                           marker.marked_range.duration)
 
 
+def fcpxml_format_name(width: int, height: int, fps: int) -> str:
+    """Final Cut's name for a standard format (``FFVideoFormat1080p30``), else ``854x480p30``."""
+    standard = FCPXML_FORMAT_NAMES.get((width, height))
+    return f"FFVideoFormat{standard}{fps}" if standard else f"{width}x{height}p{fps}"
+
+
+def _finish_fcpxml(text: str, timeline: dict[str, Any]) -> str:
+    """What the FCPXML adapter leaves out, added to its document: the format's size and name from the
+    timeline's own settings (the adapter asks ffprobe about the first clip, when it is on the PATH, and
+    leaves the name empty otherwise: a different file on every machine)."""
+    root = ET.fromstring(text)
+    fps, width, height = int(timeline["fps"]), int(timeline["width"]), int(timeline["height"])
+    for fmt in root.iterfind("./resources/format"):
+        fmt.set("name", fcpxml_format_name(width, height, fps))
+        fmt.set("width", str(width))
+        fmt.set("height", str(height))
+    ET.indent(root, space="    ")
+    return FCPXML_HEADER + ET.tostring(root, encoding="unicode") + "\n"
+
+
 def _for_fcp7(tl: otio.schema.Timeline) -> None:
     """The FCP 7 XML adapter writes an item's ``fcp_xml`` metadata as its child elements: logging info
     and comments (Premiere shows them as Description, Log Note and Comment)."""
@@ -304,7 +329,8 @@ def export_timeline(timeline: dict[str, Any], fmt: str, *, link: Callable[[str],
     elif fmt == "edl":
         _for_edl(tl)
         return _EDL_DISSOLVE.sub(r"\1D    \2 ", otio.adapters.write_to_string(tl, FORMATS[fmt].adapter, rate=fps))
-    return otio.adapters.write_to_string(tl, FORMATS[fmt].adapter)
+    text = otio.adapters.write_to_string(tl, FORMATS[fmt].adapter)
+    return _finish_fcpxml(text, timeline) if fmt == "fcpxml" else text
 
 
 def read_export(text: str, fmt: str, fps: int) -> otio.schema.Timeline:

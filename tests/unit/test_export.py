@@ -258,6 +258,32 @@ def test_placeholders_are_gaps_with_their_text(movie: Movie) -> None:
         assert covering == [], fmt
 
 
+@pytest.mark.parametrize(("size", "name"), [((1280, 720), "FFVideoFormat720p30"), ((1920, 1080), "FFVideoFormat1080p30"),
+                                           ((854, 480), "854x480p30"), ((1080, 1920), "1080x1920p30")])
+def test_fcpxml_format_is_the_timelines_size_on_every_machine(movie: Movie, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             size: tuple[int, int], name: str) -> None:
+    """The sequence's format: the timeline's width, height and frame duration, named as Final Cut names
+    its standard formats (else by its size); never what ffprobe, if installed, says of the first clip."""
+    timeline = {**movie.timeline, "width": size[0], "height": size[1]}
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "ffprobe").write_text("#!/bin/sh\necho 1920x1080\n", encoding="utf-8")
+    (fake / "ffprobe").chmod(0o755)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    texts = []
+    for path in (str(fake), str(empty)):  # an ffprobe that answers something else; none at all
+        monkeypatch.setenv("PATH", path)
+        texts.append(export_timeline(timeline, "fcpxml"))
+    assert texts[0] == texts[1]
+    root = ET.fromstring(texts[0])
+    (fmt,) = root.findall("./resources/format")
+    assert fmt.attrib == {"id": fmt.get("id"), "name": name, "frameDuration": fmt.get("frameDuration"),
+                          "width": str(size[0]), "height": str(size[1])}
+    assert Fraction(fmt.get("frameDuration", "").removesuffix("s")) == Fraction(1, FPS)
+    assert root.find("./project/sequence").get("format") == fmt.get("id")
+
+
 def test_otio_keeps_everything_as_metadata(movie: Movie) -> None:
     tl = read_export(export_timeline(movie.timeline, "otio", provenance=movie.provenance, about={"revision": 3}), "otio", FPS)
     assert tl.name == movie.timeline["title"] and tl.metadata[NAMESPACE]["revision"] == 3
