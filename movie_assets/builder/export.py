@@ -61,23 +61,26 @@ class ExportFormat:
 
 FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat("otio", "otio_json", ".otio", "OpenTimelineIO tools; Resolve 18.5+ imports .otio",
-                 "everything: all tracks, clips, gaps, transitions (type and length), captions as markers, "
-                 "placeholders as named gaps, metadata (provenance, volume, ducking, Ken Burns as an effect)",
+                 "everything: all tracks, clips, gaps, transitions (type and length; a fade through black as "
+                 "dissolves into and out of a black generator), captions as markers, placeholders as named gaps, "
+                 "metadata (provenance, volume, ducking, Ken Burns as an effect)",
                  "nothing"),
     ExportFormat("fcpxml", "fcpx_xml", ".fcpxml", "Final Cut Pro X, DaVinci Resolve",
                  "the visual track as the primary storyline, narration and music as connected audio clips (lanes "
-                 "-1, -2), gaps, captions as markers on the narration clips, placeholder text as markers on gaps, "
-                 "provenance as each asset-clip's note and metadata",
-                 "transitions (the adapter writes none), volumes, ducking, Ken Burns"),
+                 "-1, -2), gaps, fades through black as opacity keyframes, captions as markers on the narration "
+                 "clips, placeholder text as markers on gaps, provenance as each asset-clip's note and metadata",
+                 "other transitions (the adapter writes none), volumes, ducking, Ken Burns"),
     ExportFormat("fcp7xml", "fcp_xml", ".xml", "Adobe Premiere Pro, DaVinci Resolve, Final Cut Pro 7",
-                 "all tracks and clips, every transition as a Cross Dissolve of its length, captions as markers on "
-                 "the narration clips, provenance in each clip's logging info and comments",
-                 "the transition kind (fade, wipe, slide, zoom become dissolves), placeholder text (gaps are empty), "
+                 "all tracks and clips, every transition as a Cross Dissolve of its length (a fade through black "
+                 "as dissolves into and out of a Slug), captions as markers on the narration clips, provenance in "
+                 "each clip's logging info and comments",
+                 "the transition kind (wipe, slide, zoom become dissolves), placeholder text (gaps are empty), "
                  "volumes, ducking, Ken Burns"),
     ExportFormat("edl", "cmx_3600", ".edl", "any editor (Avid, Premiere, Resolve, Final Cut)",
                  "the visual track: one event per clip with its source file, every transition as a dissolve of its "
-                 "length, captions as LOC comments on the picture under them, provenance as comments",
-                 "the audio tracks (the adapter writes one video track), placeholders (black), transition kinds, "
+                 "length (a fade through black as dissolves to and from BL), captions as LOC comments on the "
+                 "picture under them, provenance as comments",
+                 "the audio tracks (the adapter writes one video track), placeholders (black), wipe/slide/zoom kinds, "
                  "prompts, volumes, ducking, Ken Burns"),
 )}
 
@@ -238,6 +241,80 @@ def to_otio(timeline: dict[str, Any], *, link: Callable[[str], str] | None = Non
     return result
 
 
+# -- a fade through black, as each format can say it
+
+
+def fade_halves(frames: int) -> tuple[int, int]:
+    """A fade of ``frames``: the clip before goes to black over the first part, the next one comes in
+    from black over the second (the renderers' halves; black at frame ``frames // 2``)."""
+    return frames // 2, frames - frames // 2
+
+
+def _fades(track: otio.schema.Track) -> list[otio.schema.Transition]:
+    """The track's fades through black that have a frame for each half (a 1-frame fade stays a dissolve)."""
+    return [t for t in track if isinstance(t, otio.schema.Transition)
+            and t.metadata[NAMESPACE].get("type") == "fade" and t.out_offset.to_frames() >= 2]
+
+
+def _trim_start(item: otio.schema.Clip, frames: int) -> None:
+    r = item.source_range
+    item.source_range = otio.opentime.TimeRange(r.start_time + _rt(frames, int(r.start_time.rate)),
+                                                r.duration - _rt(frames, int(r.duration.rate)))
+
+
+def _dissolve(name: str, frames: int, fps: int, md: Mapping[str, Any]) -> otio.schema.Transition:
+    return otio.schema.Transition(name=name, transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+                                  in_offset=_rt(0, fps), out_offset=_rt(frames, fps), metadata={NAMESPACE: dict(md)})
+
+
+def black_clip(frames: int, fps: int) -> otio.schema.Clip:
+    """Black, as OTIO names it (a ``black`` generator: what OTIO's EDL reader makes of a ``BL`` source)."""
+    ref = otio.schema.GeneratorReference(name="black", generator_kind="black", available_range=_range(0, frames, fps))
+    return otio.schema.Clip(name="black", media_reference=ref, source_range=_range(0, frames, fps),
+                            metadata={NAMESPACE: {"type": "black"}})
+
+
+def fades_through_black_clips(tl: otio.schema.Timeline) -> None:
+    """Each fade as a dissolve into a black clip and one out of it (OTIO has no fade-to-black type; this
+    is how its EDL reader gives a dissolve to and from ``BL``): the clip before dissolves to black over
+    the first half, the clip that enters dissolves in from black over the second, from that far into
+    its media (its frames line up with the render's)."""
+    visual = tl.tracks[0]
+    fps = int(tl.metadata[NAMESPACE]["fps"])
+    for fade in _fades(visual):
+        out, into = fade_halves(fade.out_offset.to_frames())
+        at = visual.index(fade)
+        _trim_start(visual[at + 1], out)
+        md = fade.metadata[NAMESPACE]
+        del visual[at]
+        for k, item in enumerate((_dissolve("fade out", out, fps, {**md, "half": "out"}), black_clip(out, fps),
+                                  _dissolve("fade in", into, fps, {**md, "half": "in"}))):
+            visual.insert(at + k, item)
+
+
+def fades_as_opacity(tl: otio.schema.Timeline) -> list[tuple[otio.schema.Clip, otio.schema.Clip, int, int]]:
+    """Each fade as opacity on the two clips (for formats that key a clip's opacity, with black under
+    the track): the clip before held for the first half (its last frame, as the renderers hold it) and
+    fading out over it, the clip that enters starting at the black point, that far into its media, and
+    fading in. Returns (before, entering, out frames, in frames) for each."""
+    visual = tl.tracks[0]
+    fps = int(tl.metadata[NAMESPACE]["fps"])
+    out_list = []
+    for fade in _fades(visual):
+        out, into = fade_halves(fade.out_offset.to_frames())
+        at = visual.index(fade)
+        before, entering = visual[at - 1], visual[at + 1]
+        r = before.source_range
+        before.source_range = otio.opentime.TimeRange(r.start_time, r.duration + _rt(out, fps))
+        ref = before.media_reference
+        ref.available_range = otio.opentime.TimeRange(ref.available_range.start_time,
+                                                      ref.available_range.duration + _rt(out, fps))
+        _trim_start(entering, out)
+        del visual[at]
+        out_list.append((before, entering, out, into))
+    return out_list
+
+
 # -- per format: what its adapter reads of the metadata
 
 
@@ -266,16 +343,42 @@ def fcpxml_format_name(width: int, height: int, fps: int) -> str:
     return f"FFVideoFormat{standard}{fps}" if standard else f"{width}x{height}p{fps}"
 
 
-def _finish_fcpxml(text: str, timeline: dict[str, Any]) -> str:
+def _fcpxml_time(t: Fraction) -> str:
+    return f"{t.numerator}/{t.denominator}s" if t.denominator != 1 else f"{t.numerator}s"
+
+
+def _keyframes(parent: ET.Element, tag: str, keys: list[tuple[Fraction, str]]) -> None:
+    """An ``adjust-*`` element with its ``amount`` keyframed (times in the clip's local time, seconds), put
+    where FCPXML's DTD has the clip's intrinsic parameters: after its note, before anything it holds."""
+    at = 1 if len(parent) and parent[0].tag == "note" else 0
+    adjust = ET.Element(tag)
+    parent.insert(at, adjust)
+    animation = ET.SubElement(ET.SubElement(adjust, "param", {"name": "amount"}), "keyframeAnimation")
+    for t, value in keys:
+        ET.SubElement(animation, "keyframe", {"time": _fcpxml_time(t), "value": value})
+
+
+def _finish_fcpxml(text: str, timeline: dict[str, Any],
+                   fades: list[tuple[otio.schema.Clip, otio.schema.Clip, int, int]]) -> str:
     """What the FCPXML adapter leaves out, added to its document: the format's size and name from the
     timeline's own settings (the adapter asks ffprobe about the first clip, when it is on the PATH, and
-    leaves the name empty otherwise: a different file on every machine)."""
+    leaves the name empty otherwise: a different file on every machine); each fade through black as
+    opacity keyframes (``adjust-blend``) on the two clips (the storyline has black under it)."""
     root = ET.fromstring(text)
     fps, width, height = int(timeline["fps"]), int(timeline["width"]), int(timeline["height"])
     for fmt in root.iterfind("./resources/format"):
         fmt.set("name", fcpxml_format_name(width, height, fps))
         fmt.set("width", str(width))
         fmt.set("height", str(height))
+    spine = {c.get("name"): c for c in root.iterfind("./project/sequence/spine/clip")}
+    opacity: dict[str, list[tuple[Fraction, str]]] = {}
+    for before, entering, out, into in fades:
+        end = before.source_range.end_time_exclusive().to_frames()  # local time: the clip's source time
+        opacity.setdefault(before.name, []).extend([(Fraction(end - out, fps), "1"), (Fraction(end, fps), "0")])
+        start = entering.source_range.start_time.to_frames()
+        opacity.setdefault(entering.name, [])[:0] = [(Fraction(start, fps), "0"), (Fraction(start + into, fps), "1")]
+    for name, keys in opacity.items():
+        _keyframes(spine[name], "adjust-blend", keys)
     ET.indent(root, space="    ")
     return FCPXML_HEADER + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -285,6 +388,11 @@ def _for_fcp7(tl: otio.schema.Timeline) -> None:
     and comments (Premiere shows them as Description, Log Note and Comment)."""
     for clip in tl.find_clips():
         md = clip.metadata[NAMESPACE]
+        if md.get("type") == "black":  # FCP 7's black is the Slug generator
+            ref = clip.media_reference
+            ref.name = ref.generator_kind = "Slug"
+            ref.metadata["fcp_xml"] = {"effectcategory": "Matte", "effecttype": "generator", "mediatype": "video"}
+            continue
         clip.metadata["fcp_xml"] = {
             "logginginfo": {"description": md.get("prompt") or md["id"], "lognote": _provenance_line(md)},
             "comments": {"mastercomment1": md.get("asset"), "mastercomment2": md.get("partition"),
@@ -303,6 +411,9 @@ def _for_edl(tl: otio.schema.Timeline) -> None:
     #169, #345), so each is moved to its record time first."""
     for clip in tl.tracks[0].find_clips():
         md = clip.metadata[NAMESPACE]
+        if md.get("type") == "black":
+            clip.metadata["cmx_3600"] = {"reel": "BL"}  # CMX 3600's black source
+            continue
         clip.metadata["cmx_3600"] = {"comments": [f"MOVIEGEN {k.upper()}: {md[k]}" for k in ("asset", "partition", "version")
                                                   if k in md]}
         shift = clip.range_in_parent().start_time - clip.source_range.start_time
@@ -322,6 +433,9 @@ def export_timeline(timeline: dict[str, Any], fmt: str, *, link: Callable[[str],
                          f"this timeline is at {fps} fps (export otio, fcp7xml or edl)")
     tl = to_otio(timeline, link=link, provenance=provenance, captions_on="visual" if fmt == "edl" else "narration",
                  about=about)
+    fades = fades_as_opacity(tl) if fmt == "fcpxml" else []
+    if fmt in ("otio", "fcp7xml", "edl"):
+        fades_through_black_clips(tl)
     if fmt == "fcpxml":
         _for_fcpxml(tl)
     elif fmt == "fcp7xml":
@@ -330,7 +444,7 @@ def export_timeline(timeline: dict[str, Any], fmt: str, *, link: Callable[[str],
         _for_edl(tl)
         return _EDL_DISSOLVE.sub(r"\1D    \2 ", otio.adapters.write_to_string(tl, FORMATS[fmt].adapter, rate=fps))
     text = otio.adapters.write_to_string(tl, FORMATS[fmt].adapter)
-    return _finish_fcpxml(text, timeline) if fmt == "fcpxml" else text
+    return _finish_fcpxml(text, timeline, fades) if fmt == "fcpxml" else text
 
 
 def read_export(text: str, fmt: str, fps: int) -> otio.schema.Timeline:
@@ -357,10 +471,11 @@ def format_notes(timeline: dict[str, Any], fmt: str) -> list[str]:
     if len(transitions) < sum(1 for e in entering if e != "cut"):
         notes.append(f"{sum(1 for e in entering if e != 'cut') - len(transitions)} transition(s) into or out of a placeholder "
                      "are kept only in the clips' metadata")
-    if fmt == "fcpxml" and transitions:
-        notes.append(f"{len(transitions)} transition(s) dropped: the FCPXML adapter writes none")
-    if fmt in ("fcp7xml", "edl") and any(t.name != "crossfade" for t in transitions):
-        notes.append("fade, wipe, slide and zoom transitions are written as dissolves of the same length")
+    dropped = [t for t in transitions if t.name != "fade"]  # FCPXML: a fade is opacity keyframes
+    if fmt == "fcpxml" and dropped:
+        notes.append(f"{len(dropped)} transition(s) dropped: the FCPXML adapter writes none")
+    if fmt in ("fcp7xml", "edl") and any(t.name not in ("crossfade", "fade") for t in transitions):
+        notes.append("wipe, slide and zoom transitions are written as dissolves of the same length")
     if fmt == "edl":
         if audio:
             notes.append(f"{audio} audio clip(s) (narration, music) not in the EDL: it holds the visual track only")

@@ -89,15 +89,43 @@ def _record(c: dict[str, Any]) -> tuple[int, int]:
     return start, end - start
 
 
-def expected(movie: Movie, track: str, link: Any = None) -> list[tuple[str, int, int, str]]:
-    return [(c["id"], *_record(c), link(c["src"]) if link else c["src"]) for c in movie.tracks[track] if c["type"] != "placeholder"]
-
-
-def expected_transitions(movie: Movie) -> list[tuple[str, int]]:
+def fades(movie: Movie) -> dict[str, tuple[str, int, int]]:
+    """Each fade through black by the id of the clip it enters: (the clip before, frames to black, frames from black)."""
     visual = movie.tracks["visual"]
+    out = {}
+    for before, c in zip(visual, visual[1:], strict=False):
+        if c["transitionIn"]["type"] == "fade" and "placeholder" not in (before["type"], c["type"]):
+            frames = min(frame(c["transitionIn"]["durationMs"], FPS), _record(c)[1])
+            out[c["id"]] = (before["id"], frames // 2, frames - frames // 2)
+    return out
+
+
+def expected(movie: Movie, track: str, link: Any = None, fmt: str = "otio") -> list[tuple[str, int, int, str]]:
+    """Each clip's (id, record start, frames, link). Through a fade the entering clip starts at the black
+    point, that far into its media; where the format fades opacity (FCPXML) the clip before is held until then."""
+    entering = fades(movie) if track == "visual" else {}
+    held = {before: out for before, out, _ in entering.values()} if fmt == "fcpxml" else {}
+    out = []
+    for c in movie.tracks[track]:
+        if c["type"] == "placeholder":
+            continue
+        start, frames = _record(c)
+        late = entering[c["id"]][1] if c["id"] in entering else 0
+        out.append((c["id"], start + late, frames - late + held.get(c["id"], 0), link(c["src"]) if link else c["src"]))
+    return out
+
+
+def expected_transitions(movie: Movie, fmt: str = "otio") -> list[tuple[str, int]]:
+    """(the clip a transition enters, its frames): a fade through black is a dissolve into black and one out of it."""
+    if fmt == "fcpxml":
+        return []  # the adapter writes none (a fade is opacity keyframes)
+    visual = movie.tracks["visual"]
+    through_black = fades(movie)
     out = []
     for before, c in zip(visual, visual[1:], strict=False):
-        if c["transitionIn"]["type"] != "cut" and "placeholder" not in (before["type"], c["type"]):
+        if c["id"] in through_black:
+            out += [("black", through_black[c["id"]][1]), (c["id"], through_black[c["id"]][2])]
+        elif c["transitionIn"]["type"] != "cut" and "placeholder" not in (before["type"], c["type"]):
             out.append((c["id"], min(frame(c["transitionIn"]["durationMs"], FPS), _record(c)[1])))
     return out
 
@@ -115,8 +143,10 @@ def tracks_of(tl: otio.schema.Timeline, fmt: str) -> dict[str, otio.schema.Track
 def clips_of(track: otio.schema.Track, fmt: str) -> list[tuple[str, int, int, str]]:
     out = []
     for clip in track.find_clips():
+        if isinstance(clip.media_reference, otio.schema.GeneratorReference):
+            continue  # black (a fade through it): fades_in checks it
         r = clip.range_in_parent()
-        url = clip.media_reference.target_url
+        url = getattr(clip.media_reference, "target_url", None)  # the EDL reader: no file for a dissolve from black
         if fmt == "edl":  # the reader takes a dissolve's a-side file for its b-side too; the b-side's is a comment
             url = next((c.removeprefix("TO CLIP: ") for c in clip.metadata.get("cmx_3600", {}).get("comments", [])
                         if c.startswith("TO CLIP: ")), url)
@@ -163,7 +193,7 @@ def test_export_reads_back_with_the_same_adapter(movie: Movie, fmt: str) -> None
     tracks = tracks_of(back, fmt)
 
     # Every clip of every track the format holds, in order, at its record frames, with its media link.
-    assert clips_of(tracks["visual"], fmt) == expected(movie, "visual")
+    assert clips_of(tracks["visual"], fmt) == expected(movie, "visual", fmt=fmt)
     if fmt == "edl":
         assert set(tracks) == {"visual"}, "an EDL holds the visual track only"
     else:
@@ -171,13 +201,15 @@ def test_export_reads_back_with_the_same_adapter(movie: Movie, fmt: str) -> None
         assert clips_of(tracks["music"], fmt) == expected(movie, "music")
 
     # Transitions: at the start of the clip that enters, their length in frames.
-    assert transitions_of(tracks["visual"]) == ([] if fmt == "fcpxml" else expected_transitions(movie))
+    assert transitions_of(tracks["visual"]) == expected_transitions(movie, fmt)
     if fmt in ("otio", "fcp7xml"):
         names = [t.name for t in tracks["visual"] if isinstance(t, otio.schema.Transition)]
-        assert names == ["crossfade", "crossfade", "crossfade", "fade"]
+        assert names == ["crossfade", "crossfade", "crossfade", "fade out", "fade in"]
 
     # Provenance on every clip.
     for clip in back.find_clips():
+        if isinstance(clip.media_reference, otio.schema.GeneratorReference):
+            continue
         got = provenance_of(clip, fmt)
         source = next(c for track in movie.tracks.values() for c in track if c.get("id") == clip.name)
         assert {k: got[k] for k in ("asset", "partition", "version")} == {k: source[k] for k in ("asset", "partition", "version")}
@@ -206,6 +238,49 @@ def test_edl_captions_are_locators_at_their_record_timecode(movie: Movie) -> Non
     assert found == want and len(want) == len(movie.tracks["captions"]) - 1, "one starts over the placeholder: no event there"
 
 
+def test_a_fade_goes_through_black_in_every_format(movie: Movie) -> None:
+    """A fade is not a dissolve: the clip before goes to black over the first half, the next comes in from
+    black over the second, in every format (as each can say it)."""
+    ((entering, (before, out, into)),) = fades(movie).items()
+    start = _record(next(c for c in movie.tracks["visual"] if c["id"] == entering))[0]
+
+    # OTIO, FCP 7 XML (read back): a dissolve into a black generator (a Slug in FCP 7) and one out of it.
+    for fmt in ("otio", "fcp7xml"):
+        back = read_export(export_timeline(movie.timeline, fmt), fmt, FPS)
+        items = list(tracks_of(back, fmt)["visual"])
+        k = next(i for i, item in enumerate(items) if item.name == before)
+        a, to_black, black, from_black, b = items[k:k + 5]
+        assert (a.range_in_parent().end_time_exclusive().value, black.range_in_parent().start_time.value) == (start, start)
+        assert [type(x) for x in (to_black, from_black)] == [otio.schema.Transition] * 2, fmt
+        assert (to_black.out_offset.value, black.duration().value, from_black.out_offset.value) == (out, out, into), fmt
+        assert isinstance(black.media_reference, otio.schema.GeneratorReference), fmt
+        assert (b.name, b.range_in_parent().start_time.value, b.source_range.start_time.value) == (entering, start + out, out)
+    text = export_timeline(movie.timeline, "otio")
+    tl = read_export(text, "otio", FPS)
+    black = next(c for c in tl.find_clips() if c.name == "black")
+    assert black.media_reference.generator_kind == "black"
+    assert all(t.transition_type == otio.schema.TransitionTypes.SMPTE_Dissolve for t in tl.tracks[0]
+               if isinstance(t, otio.schema.Transition) and t.name.startswith("fade"))
+    slug = ET.fromstring(export_timeline(movie.timeline, "fcp7xml")).find(".//generatoritem/effect")
+    assert slug is not None and (slug.findtext("effectid"), slug.findtext("effecttype")) == ("Slug", "generator")
+
+    # FCPXML: opacity keyframes (adjust-blend) in each clip's local time, black under the storyline.
+    spine = ET.fromstring(export_timeline(movie.timeline, "fcpxml")).find("./project/sequence/spine")
+    assert spine is not None
+    clips = {c.get("name"): c for c in spine.findall("clip")}
+
+    def opacity(name: str) -> list[tuple[Fraction, str]]:
+        keys = clips[name].findall("./adjust-blend/param[@name='amount']/keyframeAnimation/keyframe")
+        return [(Fraction(k.get("time", "").removesuffix("s")), k.get("value", "")) for k in keys]
+
+    a_frames = _record(next(c for c in movie.tracks["visual"] if c["id"] == before))[1]
+    assert opacity(before) == [(Fraction(a_frames, FPS), "1"), (Fraction(a_frames + out, FPS), "0")]
+    assert opacity(entering) == [(Fraction(out, FPS), "0"), (Fraction(out + into, FPS), "1")]
+    assert clips[entering].get("start") == f"{Fraction(out, FPS).numerator}/{Fraction(out, FPS).denominator}s"
+    assert list(clips[entering])[0].tag == "adjust-blend", "intrinsic parameters come before the clip's contents"
+    assert sum(1 for c in clips.values() if c.find("adjust-blend") is not None) == 2, "crossfades are not faded"
+
+
 def _timecode(frames: int) -> str:
     return otio.opentime.to_timecode(otio.opentime.RationalTime(frames, FPS), FPS)
 
@@ -217,18 +292,30 @@ def test_edl_dissolves_read_by_pycmx(movie: Movie) -> None:
     edits = [(e.source, e.transition.kind, e.transition.effect_duration if not e.transition.cut else 0,
               e.record_in, e.record_out) for event in edl.events for e in event.edits]
     crossfades = dict(expected_transitions(movie))
+    through_black = fades(movie)
     want = []
     for c in movie.tracks["visual"]:
         if c["type"] == "placeholder":
             continue
         start, frames = _record(c)
         reel = c["version"][:8]
-        if c["id"] in crossfades:  # the cut line of the clip before (a dissolve's from-side), then the dissolve
+        if c["id"] in through_black:  # a dissolve to black (BL), then one from black
+            _, out, into = through_black[c["id"]]
+            want.append((want[-1][0], "C", 0, _timecode(start), _timecode(start)))
+            want.append(("BL", "D", out, _timecode(start), _timecode(start + out)))
+            want.append(("BL", "C", 0, _timecode(start + out), _timecode(start + out)))
+            want.append((reel, "D", into, _timecode(start + out), _timecode(start + frames)))
+        elif c["id"] in crossfades:  # the cut line of the clip before (a dissolve's from-side), then the dissolve
             want.append((want[-1][0], "C", 0, _timecode(start), _timecode(start)))
             want.append((reel, "D", crossfades[c["id"]], _timecode(start), _timecode(start + frames)))
         else:
             want.append((reel, "C", 0, _timecode(start), _timecode(start + frames)))
     assert edits == want
+    assert len(through_black) == 1 and [e for e in edits if e[0] == "BL"], "the fixture's fade went through black"
+    # The clip that comes in from black plays from where the render has it at the black point.
+    (entering,) = through_black
+    edit = next(e for event in edl.events for e in event.edits if e.clip_name == entering)
+    assert edit.source_in == _timecode(through_black[entering][1])
 
 
 def test_placeholders_are_gaps_with_their_text(movie: Movie) -> None:
@@ -320,9 +407,11 @@ def test_links_replace_the_media_urls_and_the_uri_stays_in_metadata(movie: Movie
         return f"https://bucket.example/{file_name(uri)}?X-Amz-Signature=abc"
 
     back = read_export(export_timeline(movie.timeline, fmt, link=link), fmt, FPS)
-    assert clips_of(tracks_of(back, fmt)["visual"], fmt) == expected(movie, "visual", link)
+    assert clips_of(tracks_of(back, fmt)["visual"], fmt) == expected(movie, "visual", link, fmt)
     if fmt == "otio":
         for clip in back.find_clips():
+            if isinstance(clip.media_reference, otio.schema.GeneratorReference):
+                continue
             assert clip.metadata[NAMESPACE]["uri"].startswith("file://")
             assert clip.media_reference.name == file_name(clip.metadata[NAMESPACE]["uri"])
 
@@ -330,8 +419,9 @@ def test_links_replace_the_media_urls_and_the_uri_stays_in_metadata(movie: Movie
 def test_format_notes_say_what_each_format_drops(movie: Movie) -> None:
     notes = {fmt: " | ".join(format_notes(movie.timeline, fmt)) for fmt in FORMATS}
     assert "2 transition(s) into or out of a placeholder" in notes["otio"] and "dropped" not in notes["otio"]
-    assert "4 transition(s) dropped" in notes["fcpxml"]
-    assert "dissolves" in notes["fcp7xml"] and "empty gaps" in notes["fcp7xml"]
+    assert "3 transition(s) dropped" in notes["fcpxml"], "the fade is kept (opacity keyframes)"
+    assert "dissolves" not in notes["fcp7xml"], "crossfades are dissolves; the fade goes through black"
+    assert "empty gaps" in notes["fcp7xml"]
     assert "4 audio clip(s)" in notes["edl"] and "left black" in notes["edl"] and "LOC" in notes["edl"]
 
 
