@@ -26,6 +26,8 @@ from urllib.parse import unquote, urlparse
 
 import opentimelineio as otio
 
+from movie_assets.builder.render.layout import DUCK_RAMP_MS, music_gain_points
+
 NAMESPACE = "moviegen"  # the metadata key of everything moviegen writes into OTIO objects
 CAPTION_COLOR = otio.schema.MarkerColor.CYAN  # not RED/GREEN: FCPXML turns those into to-do items
 PLACEHOLDER_COLOR = otio.schema.MarkerColor.ORANGE
@@ -34,6 +36,7 @@ FCPXML_GAP_START_S = 3600  # the local start the FCPXML adapter gives every gap 
 # The frame sizes Final Cut Pro names (FFVideoFormat720p30 ...); any other size is a custom format, named by
 # its size (Final Cut and Resolve read the width and height).
 FCPXML_FORMAT_NAMES = {(1280, 720): "720p", (1920, 1080): "1080p", (3840, 2160): "2160p"}
+MIN_DB = -96.0  # silence, in the formats that take levels in dB (Final Cut's lowest)
 FCPXML_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n'
 
 # The timeline clip fields carried as metadata (times become the OTIO ranges).
@@ -63,13 +66,15 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat("otio", "otio_json", ".otio", "OpenTimelineIO tools; Resolve 18.5+ imports .otio",
                  "everything: all tracks, clips, gaps, transitions (type and length; a fade through black as "
                  "dissolves into and out of a black generator), captions as markers, placeholders as named gaps, "
-                 "metadata (provenance, volume, ducking, Ken Burns as an effect)",
+                 "metadata (provenance, volume, ducking, Ken Burns as an effect), each audio clip's level as a "
+                 "moviegen.volume effect (gain keyframes: the music's volume and ducking)",
                  "nothing"),
     ExportFormat("fcpxml", "fcpx_xml", ".fcpxml", "Final Cut Pro X, DaVinci Resolve",
                  "the visual track as the primary storyline, narration and music as connected audio clips (lanes "
                  "-1, -2), gaps, fades through black as opacity keyframes, captions as markers on the narration "
-                 "clips, placeholder text as markers on gaps, provenance as each asset-clip's note and metadata",
-                 "other transitions (the adapter writes none), volumes, ducking, Ken Burns"),
+                 "clips, placeholder text as markers on gaps, provenance as each asset-clip's note and metadata, "
+                 "the music's level and ducking (adjust-volume keyframes in dB)",
+                 "other transitions (the adapter writes none), Ken Burns"),
     ExportFormat("fcp7xml", "fcp_xml", ".xml", "Adobe Premiere Pro, DaVinci Resolve, Final Cut Pro 7",
                  "all tracks and clips, every transition as a Cross Dissolve of its length (a fade through black "
                  "as dissolves into and out of a Slug), captions as markers on the narration clips, provenance in "
@@ -145,11 +150,39 @@ def _media_clip(clip: dict[str, Any], start: int, end: int, fps: int, link: Call
     ref.name = file_name(clip["src"])
     item = otio.schema.Clip(name=clip["id"], media_reference=ref, source_range=_range(0, end - start, fps),
                             metadata={NAMESPACE: _metadata(clip, extra)})
+    volume = _volume(clip)
+    if volume is not None:
+        item.effects.append(volume)
     effect = clip.get("effect") or {}
     if effect.get("type") == "ken_burns":
         item.effects.append(otio.schema.Effect(name="ken_burns", effect_name=f"{NAMESPACE}.ken_burns",
                                                metadata={NAMESPACE: effect}))
     return item
+
+
+def db(gain: float) -> float:
+    """A gain as decibels (``MIN_DB`` for silence)."""
+    return max(MIN_DB, 20 * math.log10(gain)) if gain > 0 else MIN_DB
+
+
+def _volume(clip: dict[str, Any]) -> otio.schema.Effect | None:
+    """An audio clip's level over time as an OTIO effect (OTIO has no volume schema): ``keyframes`` of
+    (ms from the clip's start, gain, dB), linear in between; what both renderers play (music ducked
+    under narration, with ramps of ``rampMs``). None at a constant gain of 1."""
+    if clip.get("type") != "audio" or ("volume" not in clip and not clip.get("ducking")):
+        return None
+    points = music_gain_points(clip)
+    if points == [(0.0, 1.0)]:
+        return None
+    keys = [{"ms": round(t, 3), "gain": round(g, 6), "dB": round(db(g), 3)} for t, g in points]
+    return otio.schema.Effect(name="volume", effect_name=f"{NAMESPACE}.volume", metadata={NAMESPACE: {
+        "volume": float(clip.get("volume", 1.0)), "ducking": list(clip.get("ducking", [])), "rampMs": DUCK_RAMP_MS,
+        "keyframes": keys}})
+
+
+def _volume_keys(item: otio.schema.Clip) -> list[dict[str, float]]:
+    return next((list(e.metadata[NAMESPACE]["keyframes"]) for e in item.effects
+                 if e.effect_name == f"{NAMESPACE}.volume"), [])
 
 
 def _placeholder(clip: dict[str, Any], start: int, end: int, fps: int) -> otio.schema.Gap:
@@ -358,12 +391,13 @@ def _keyframes(parent: ET.Element, tag: str, keys: list[tuple[Fraction, str]]) -
         ET.SubElement(animation, "keyframe", {"time": _fcpxml_time(t), "value": value})
 
 
-def _finish_fcpxml(text: str, timeline: dict[str, Any],
+def _finish_fcpxml(text: str, timeline: dict[str, Any], tl: otio.schema.Timeline,
                    fades: list[tuple[otio.schema.Clip, otio.schema.Clip, int, int]]) -> str:
     """What the FCPXML adapter leaves out, added to its document: the format's size and name from the
     timeline's own settings (the adapter asks ffprobe about the first clip, when it is on the PATH, and
     leaves the name empty otherwise: a different file on every machine); each fade through black as
-    opacity keyframes (``adjust-blend``) on the two clips (the storyline has black under it)."""
+    opacity keyframes (``adjust-blend``) on the two clips (the storyline has black under it); each audio
+    clip's level (``adjust-volume``: its gain in dB, keyframed where the music ducks)."""
     root = ET.fromstring(text)
     fps, width, height = int(timeline["fps"]), int(timeline["width"]), int(timeline["height"])
     for fmt in root.iterfind("./resources/format"):
@@ -379,6 +413,17 @@ def _finish_fcpxml(text: str, timeline: dict[str, Any],
         opacity.setdefault(entering.name, [])[:0] = [(Fraction(start, fps), "0"), (Fraction(start + into, fps), "1")]
     for name, keys in opacity.items():
         _keyframes(spine[name], "adjust-blend", keys)
+    for track in tl.tracks[1:]:
+        for item in track.find_clips():
+            levels = _volume_keys(item)
+            if not levels:
+                continue
+            (element,) = [c for c in root.iter("clip") if c.get("name") == item.name and c.get("lane")]
+            if len(levels) == 1:  # a constant level
+                element.insert(0, ET.Element("adjust-volume", {"amount": f"{levels[0]['dB']:.2f}dB"}))
+            else:
+                _keyframes(element, "adjust-volume",
+                           [(Fraction(round(k["ms"]), 1000), f"{k['dB']:.2f}dB") for k in levels])
     ET.indent(root, space="    ")
     return FCPXML_HEADER + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -444,7 +489,7 @@ def export_timeline(timeline: dict[str, Any], fmt: str, *, link: Callable[[str],
         _for_edl(tl)
         return _EDL_DISSOLVE.sub(r"\1D    \2 ", otio.adapters.write_to_string(tl, FORMATS[fmt].adapter, rate=fps))
     text = otio.adapters.write_to_string(tl, FORMATS[fmt].adapter)
-    return _finish_fcpxml(text, timeline, fades) if fmt == "fcpxml" else text
+    return _finish_fcpxml(text, timeline, tl, fades) if fmt == "fcpxml" else text
 
 
 def read_export(text: str, fmt: str, fps: int) -> otio.schema.Timeline:
@@ -485,6 +530,8 @@ def format_notes(timeline: dict[str, Any], fmt: str) -> list[str]:
             notes.append(f"{captions} caption(s) written as LOC comments at their record timecode, without their duration")
     if fmt == "fcp7xml" and placeholders:
         notes.append(f"{placeholders} placeholder(s) left as empty gaps (their text is not kept)")
-    if fmt != "otio" and (audio or any((c.get("effect") or {}).get("type") == "ken_burns" for c in visual)):
-        notes.append("volumes, music ducking and Ken Burns moves are not kept (use --format otio to keep them, as metadata)")
+    if fmt in ("fcp7xml", "edl") and audio:
+        notes.append("music volume and ducking are not kept (fcpxml and otio keep them)")
+    if fmt != "otio" and any((c.get("effect") or {}).get("type") == "ken_burns" for c in visual):
+        notes.append("Ken Burns moves are not kept (use --format otio to keep them, as metadata)")
     return notes

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import opentimelineio as otio
 import pycmx
 import pytest
@@ -27,6 +29,8 @@ from movie_assets.builder.export import (
     to_otio,
 )
 from movie_assets.builder.recipes import RECIPES
+from movie_assets.builder.render.ffmpeg_engine import _duck_gain
+from movie_assets.builder.render.layout import music_gain_points
 from movie_assets.builder.timeline import assemble_timeline, validate_timeline
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.interfaces import cli
@@ -281,6 +285,45 @@ def test_a_fade_goes_through_black_in_every_format(movie: Movie) -> None:
     assert sum(1 for c in clips.values() if c.find("adjust-blend") is not None) == 2, "crossfades are not faded"
 
 
+def test_music_levels_are_the_renderers(movie: Movie) -> None:
+    """The level line every export carries is the one the ffmpeg engine mixes by, sample for sample."""
+    music = movie.tracks["music"][0]
+    points = music_gain_points(music)
+    assert points[0] == (0.0, 0.12) and points[-1] == (30000.0, 0.35) and len(points) == 12
+    for clip in (music, {**music, "ducking": [{"startMs": 1000, "endMs": 2000, "volume": 0.12},  # ramps that meet
+                                              {"startMs": 2300, "endMs": 3000, "volume": 0.2}]}):
+        samples = 48 * int(clip["durationMs"])
+        t = np.arange(samples) / 48
+        line = np.interp(t, [p[0] for p in music_gain_points(clip)], [p[1] for p in music_gain_points(clip)])
+        assert np.abs(line - _duck_gain(clip, samples)).max() < 1e-6
+    assert music_gain_points(movie.tracks["narration"][0]) == [(0.0, 1.0)]
+
+
+@pytest.mark.parametrize("fmt", ["otio", "fcpxml"])
+def test_music_level_and_ducking_are_carried(movie: Movie, fmt: str) -> None:
+    """Music at its volume, ducked under narration: keyframed gain on the music clip (dB in FCPXML);
+    narration, at 1, has none."""
+    music = movie.tracks["music"][0]
+    want = [(round(t), round(20 * math.log10(g), 2)) for t, g in music_gain_points(music)]
+    if fmt == "otio":
+        tl = read_export(export_timeline(movie.timeline, "otio"), "otio", FPS)
+        clip = tl.tracks[2].find_clips()[0]
+        (effect,) = clip.effects
+        keys = effect.metadata[NAMESPACE]["keyframes"]
+        assert (effect.effect_name, effect.metadata[NAMESPACE]["volume"]) == ("moviegen.volume", 0.35)
+        assert [(round(k["ms"]), round(k["dB"], 2)) for k in keys] == want
+        assert [k["gain"] for k in keys] == [p[1] for p in music_gain_points(music)]
+        assert all(not c.effects for c in tl.tracks[1].find_clips())
+        return
+    root = ET.fromstring(export_timeline(movie.timeline, "fcpxml"))
+    clips = {c.get("name"): c for c in root.iter("clip") if c.get("lane")}
+    keys = clips[music["id"]].findall("./adjust-volume/param[@name='amount']/keyframeAnimation/keyframe")
+    assert [(round(Fraction(k.get("time", "").removesuffix("s")) * 1000), float(k.get("value", "").removesuffix("dB")))
+            for k in keys] == want
+    assert list(clips[music["id"]])[0].tag == "adjust-volume"
+    assert all(clips[c["id"]].find("adjust-volume") is None for c in movie.tracks["narration"])
+
+
 def _timecode(frames: int) -> str:
     return otio.opentime.to_timecode(otio.opentime.RationalTime(frames, FPS), FPS)
 
@@ -423,6 +466,7 @@ def test_format_notes_say_what_each_format_drops(movie: Movie) -> None:
     assert "dissolves" not in notes["fcp7xml"], "crossfades are dissolves; the fade goes through black"
     assert "empty gaps" in notes["fcp7xml"]
     assert "4 audio clip(s)" in notes["edl"] and "left black" in notes["edl"] and "LOC" in notes["edl"]
+    assert "music volume and ducking are not kept" in notes["fcp7xml"] and "volume" not in notes["fcpxml"]
 
 
 def test_bad_requests_are_value_errors(movie: Movie) -> None:
