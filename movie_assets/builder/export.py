@@ -55,7 +55,7 @@ _TRANSITION_TYPES = {"crossfade": otio.schema.TransitionTypes.SMPTE_Dissolve, "w
 @dataclass(frozen=True)
 class ExportFormat:
     name: str
-    adapter: str  # the OTIO adapter's name
+    adapter: str  # the OTIO adapter's name ("": moviegen writes it)
     suffix: str
     editors: str
     keeps: str
@@ -81,6 +81,12 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
                  "each clip's logging info and comments",
                  "the transition kind (wipe, slide, zoom become dissolves), placeholder text (gaps are empty), "
                  "volumes, ducking, Ken Burns"),
+    ExportFormat("mlt", "", ".mlt", "Shotcut, melt (MLT); Kdenlive opens it as a clip",
+                 "all tracks and clips, gaps (black), transitions as dissolves (luma) with the clip before held under "
+                 "them, fades through black (brightness keyframes), the music's level and ducking (volume keyframes "
+                 "in dB), narration and music mixed as the renderers mix them",
+                 "the transition kind (wipe, slide, zoom become dissolves), captions, placeholder text, provenance "
+                 "(each producer keeps its artifact URI), Ken Burns"),
     ExportFormat("edl", "cmx_3600", ".edl", "any editor (Avid, Premiere, Resolve, Final Cut)",
                  "the visual track: one event per clip with its source file, every transition as a dissolve of its "
                  "length (a fade through black as dissolves to and from BL), captions as LOC comments on the "
@@ -478,7 +484,9 @@ def export_timeline(timeline: dict[str, Any], fmt: str, *, link: Callable[[str],
                          f"this timeline is at {fps} fps (export otio, fcp7xml or edl)")
     tl = to_otio(timeline, link=link, provenance=provenance, captions_on="visual" if fmt == "edl" else "narration",
                  about=about)
-    fades = fades_as_opacity(tl) if fmt == "fcpxml" else []
+    fades = fades_as_opacity(tl) if fmt in ("fcpxml", "mlt") else []
+    if fmt == "mlt":
+        return to_mlt(timeline, tl, fades)
     if fmt in ("otio", "fcp7xml", "edl"):
         fades_through_black_clips(tl)
     if fmt == "fcpxml":
@@ -492,8 +500,127 @@ def export_timeline(timeline: dict[str, Any], fmt: str, *, link: Callable[[str],
     return _finish_fcpxml(text, timeline, tl, fades) if fmt == "fcpxml" else text
 
 
+def _mlt_resource(url: str) -> str:
+    """MLT opens local files by path (and other URLs, https links included, through FFmpeg)."""
+    return unquote(urlparse(url).path) if url.startswith("file://") else url
+
+
+def _mlt_property(parent: ET.Element, name: str, value: Any) -> None:
+    ET.SubElement(parent, "property", {"name": name}).text = str(value)
+
+
+def _mlt_filter(producer: ET.Element, service: str, start: int, end: int, keys: list[tuple[int, float]],
+                prop: str) -> None:
+    """A filter over frames ``start``..``end`` of its producer, ``prop`` keyframed (frames from ``start``,
+    linear in between)."""
+    f = ET.SubElement(producer, "filter", {"in": str(start), "out": str(end)})
+    _mlt_property(f, "mlt_service", service)
+    _mlt_property(f, prop, ";".join(f"{k}={v:g}" for k, v in keys))
+
+
+def to_mlt(timeline: dict[str, Any], tl: otio.schema.Timeline,
+           fades: list[tuple[otio.schema.Clip, otio.schema.Clip, int, int]]) -> str:
+    """The timeline as MLT XML (melt, Shotcut; Kdenlive opens it as a clip) — written here, as no OTIO
+    adapter keeps levels: black background (track 0), music and narration (mixed into it with ``mix``,
+    summed as the renderers sum them), the pictures on two tracks (A/B roll, so a transition has both);
+    each transition a ``luma`` dissolve with the clip before held under it; a fade through black as
+    ``brightness`` keyframes (``tl`` shaped by ``fades_as_opacity``); each audio clip's level a ``volume``
+    filter keyframed in dB (the music's volume and ducking)."""
+    fps, total = int(timeline["fps"]), tl.duration().to_frames()
+    root = ET.Element("mlt", {"LC_NUMERIC": "C", "title": tl.name, "producer": "main"})
+    ET.SubElement(root, "profile", {
+        "description": f"{timeline['width']}x{timeline['height']}p{fps}", "width": str(timeline["width"]),
+        "height": str(timeline["height"]), "progressive": "1", "sample_aspect_num": "1", "sample_aspect_den": "1",
+        "display_aspect_num": str(timeline["width"]), "display_aspect_den": str(timeline["height"]),
+        "frame_rate_num": str(fps), "frame_rate_den": "1", "colorspace": "709"})
+    black = ET.SubElement(root, "producer", {"id": "black", "in": "0", "out": str(total - 1)})
+    for name, value in (("length", total), ("eof", "pause"), ("resource", "#000000"), ("mlt_service", "color")):
+        _mlt_property(black, name, value)
+    playlists: list[ET.Element] = []
+    brightness: dict[str, list[tuple[int, int, int, int]]] = {}  # clip -> (from its first frame, frames, from, to)
+    for before, entering, out, into in fades:
+        brightness.setdefault(before.name, []).append((before.source_range.duration.to_frames() - out, out, 1, 0))
+        brightness.setdefault(entering.name, []).append((0, into, 0, 1))
+
+    def playlist(name: str) -> ET.Element:
+        pl = ET.Element("playlist", {"id": name})
+        playlists.append(pl)
+        return pl
+
+    def producer(item: otio.schema.Clip, end: int) -> ET.Element:
+        md = item.metadata[NAMESPACE]
+        prod = ET.SubElement(root, "producer", {"id": md["id"], "in": "0", "out": str(end - 1)})
+        _mlt_property(prod, "resource", _mlt_resource(item.media_reference.target_url))
+        _mlt_property(prod, "length", end)
+        if md.get("type") == "image":
+            _mlt_property(prod, "ttl", 1)
+        if md.get("muted"):
+            _mlt_property(prod, "audio_index", -1)
+        _mlt_property(prod, "moviegen:uri", md.get("uri", ""))
+        return prod
+
+    ET.SubElement(playlist("background"), "entry", {"producer": "black", "in": "0", "out": str(total - 1)})
+    for track in tl.tracks[1:][::-1]:  # music under narration; audio under the pictures
+        pl, at = playlist(track.name), 0
+        for item in track.find_clips():
+            r = item.range_in_parent()
+            start, length = r.start_time.to_frames(), r.duration.to_frames()
+            if start > at:
+                ET.SubElement(pl, "blank", {"length": str(start - at)})
+            prod = producer(item, length)
+            levels = _volume_keys(item)
+            if levels:
+                keys = [(min(length - 1, frame(k["ms"], fps)), round(k["dB"], 2)) for k in levels]
+                _mlt_filter(prod, "volume", 0, length - 1, keys if len(keys) > 1 else [(0, keys[0][1])], "level")
+            ET.SubElement(pl, "entry", {"producer": prod.get("id", ""), "in": "0", "out": str(length - 1)})
+            at = start + length
+    rolls = [playlist("visual A"), playlist("visual B")]
+    ends = [0, 0]
+    transitions: list[tuple[int, int, int]] = []  # (start, frames, the roll it goes to)
+    items, k = list(tl.tracks[0]), 0
+    for n, item in enumerate(items):
+        if not isinstance(item, otio.schema.Clip):
+            continue
+        r = item.range_in_parent()
+        start, length = r.start_time.to_frames(), r.duration.to_frames()
+        entering = items[n - 1] if n and isinstance(items[n - 1], otio.schema.Transition) else None
+        roll = k % 2
+        k += 1
+        if entering is not None:
+            transitions.append((start, entering.out_offset.to_frames(), roll))
+        held = next((t.out_offset.to_frames() for t in items[n + 1:n + 2] if isinstance(t, otio.schema.Transition)), 0)
+        first = item.source_range.start_time.to_frames()
+        prod = producer(item, first + length + held)
+        for at, frames, level_from, level_to in brightness.get(item.name, []):
+            _mlt_filter(prod, "brightness", first + at, first + at + frames - 1, [(0, level_from), (frames, level_to)],
+                        "level")
+        if start > ends[roll]:
+            ET.SubElement(rolls[roll], "blank", {"length": str(start - ends[roll])})
+        ET.SubElement(rolls[roll], "entry", {"producer": prod.get("id", ""), "in": str(first),
+                                             "out": str(first + length + held - 1)})
+        ends[roll] = start + length + held
+    tractor = ET.SubElement(root, "tractor", {"id": "main", "in": "0", "out": str(total - 1)})
+    multitrack = ET.SubElement(tractor, "multitrack")
+    for pl in playlists:
+        root.insert(len(root) - 1, pl)
+        ET.SubElement(multitrack, "track", {"producer": pl.get("id", "")})
+    for b_track in (1, 2):  # every audio track summed into the background's, as the renderers mix
+        mix = ET.SubElement(tractor, "transition")
+        for name, value in (("mlt_service", "mix"), ("a_track", 0), ("b_track", b_track), ("always_active", 1),
+                            ("sum", 1)):
+            _mlt_property(mix, name, value)
+    for start, frames, roll in transitions:  # from track 3 to 4, or (reversed) from 4 to 3
+        luma = ET.SubElement(tractor, "transition", {"in": str(start), "out": str(start + frames - 1)})
+        for name, value in (("mlt_service", "luma"), ("a_track", 3), ("b_track", 4), ("reverse", int(roll == 0))):
+            _mlt_property(luma, name, value)
+    ET.indent(root, space="    ")
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
 def read_export(text: str, fmt: str, fps: int) -> otio.schema.Timeline:
     """An export read back by the same adapter (what an editor's importer would start from)."""
+    if fmt in FORMATS and not FORMATS[fmt].adapter:
+        raise ValueError(f"no OpenTimelineIO reader for {fmt!r}")
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
     kwargs = {"rate": fps} if fmt == "edl" else {}
@@ -519,7 +646,7 @@ def format_notes(timeline: dict[str, Any], fmt: str) -> list[str]:
     dropped = [t for t in transitions if t.name != "fade"]  # FCPXML: a fade is opacity keyframes
     if fmt == "fcpxml" and dropped:
         notes.append(f"{len(dropped)} transition(s) dropped: the FCPXML adapter writes none")
-    if fmt in ("fcp7xml", "edl") and any(t.name not in ("crossfade", "fade") for t in transitions):
+    if fmt in ("fcp7xml", "mlt", "edl") and any(t.name not in ("crossfade", "fade") for t in transitions):
         notes.append("wipe, slide and zoom transitions are written as dissolves of the same length")
     if fmt == "edl":
         if audio:
@@ -528,6 +655,10 @@ def format_notes(timeline: dict[str, Any], fmt: str) -> list[str]:
             notes.append(f"{placeholders} placeholder(s) left black")
         if captions:
             notes.append(f"{captions} caption(s) written as LOC comments at their record timecode, without their duration")
+    if fmt == "mlt" and captions:
+        notes.append(f"{captions} caption(s) not in the MLT file (it has no markers here)")
+    if fmt == "mlt" and placeholders:
+        notes.append(f"{placeholders} placeholder(s) left black")
     if fmt == "fcp7xml" and placeholders:
         notes.append(f"{placeholders} placeholder(s) left as empty gaps (their text is not kept)")
     if fmt in ("fcp7xml", "edl") and audio:
