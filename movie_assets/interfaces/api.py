@@ -185,7 +185,8 @@ def _clip_provenance(instance: dg.DagsterInstance, timeline: dict[str, Any]) -> 
 def export(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, fmt: str, revision: int | None = None, *,
            links: bool = True) -> str:
     """The movie's timeline (the latest, or revision N's) for a non-linear editor, written by OpenTimelineIO's
-    adapters: ``fmt`` is ``otio``, ``fcpxml``, ``fcp7xml`` or ``edl`` (builder/export.py says what each keeps).
+    adapters (MLT XML by moviegen): ``fmt`` is ``otio``, ``fcpxml``, ``fcp7xml``, ``mlt`` or ``edl`` (builder/export.py
+    says what each keeps).
     ``links``: media references an editor can open (on S3 presigned for the store's ``link_seconds``, or
     public); else the stable artifact URIs (``s3://``). Every clip's metadata carries its asset, partition,
     data version and stable URI, and the prompt, provider, model and run that made it."""

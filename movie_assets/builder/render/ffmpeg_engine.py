@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from .layout import DUCK_RAMP_MS, clips_for_chunk, segment_chunks
 from .layout import clip_span as _span
-from .layout import clips_for_chunk, segment_chunks
 from .layout import timeline_fps as _fps
 from .layout import total_frames as _total_frames
 from .layout import track_clips as _track
@@ -40,7 +40,6 @@ from .presets import Preset, output_size
 ENGINE_VERSION = "1"
 
 SAMPLE_RATE = 48_000
-DUCK_RAMP_MS = 250
 PLACEHOLDER_BG = (0x20, 0x21, 0x24)
 PLACEHOLDER_FG = (0xBD, 0xC1, 0xC6)
 CAPTION_FG = (255, 255, 255, 255)

@@ -12,6 +12,44 @@ from .media import RenderError
 
 SEGMENT_MS = 10_000
 TRANSITIONS = {"cut", "fade", "crossfade", "wipe", "slide", "zoom"}
+DUCK_RAMP_MS = 250  # music ramps down to a ducking window's volume, and back up after it, over this long
+
+
+def music_gain(clip: dict[str, Any], t_ms: float) -> float:
+    """A music clip's gain at absolute time ``t_ms``: its ``volume``, down to each ``ducking`` window's
+    volume inside the window, with linear ramps that end at the window's start and start at its end
+    (the lowest where ramps meet)."""
+    base = float(clip.get("volume", 1.0))
+    gain = base
+    for win in clip.get("ducking", []):
+        ws, we, duck = float(win["startMs"]), float(win["endMs"]), float(win["volume"])
+        weight = min(1.0, max(0.0, min(t_ms - (ws - DUCK_RAMP_MS), (we + DUCK_RAMP_MS) - t_ms) / DUCK_RAMP_MS))
+        gain = min(gain, base + weight * (duck - base))
+    return gain
+
+
+def music_gain_points(clip: dict[str, Any]) -> list[tuple[float, float]]:
+    """The gain of an audio clip over its length as the corners of a line: (ms from the clip's start,
+    gain), linear in between, first at 0 and last at ``durationMs`` (one point when it is constant)."""
+    start, length = float(clip["startMs"]), float(clip["durationMs"])
+    windows = sorted(clip.get("ducking", []), key=lambda w: w["startMs"])
+    base = float(clip.get("volume", 1.0))
+    times = {0.0, length}
+    for win in windows:
+        times |= {win["startMs"] - DUCK_RAMP_MS - start, win["startMs"] - start, win["endMs"] - start,
+                  win["endMs"] + DUCK_RAMP_MS - start}
+    for a, b in itertools.pairwise(windows):  # where one window's ramp up meets the next one's ramp down
+        up, down = base - float(a["volume"]), base - float(b["volume"])
+        if up + down > 0 and b["startMs"] - a["endMs"] < 2 * DUCK_RAMP_MS:
+            times.add((up * (a["endMs"] + DUCK_RAMP_MS) + down * (b["startMs"] - DUCK_RAMP_MS)) / (up + down) - start)
+    points = [(t, music_gain(clip, start + t)) for t in sorted(t for t in times if 0 <= t <= length)]
+    corners = [points[0]]
+    for k in range(1, len(points) - 1):  # drop the points on the line between their neighbours
+        (t0, g0), (t1, g1), (t2, g2) = corners[-1], points[k], points[k + 1]
+        if abs(g0 + (g2 - g0) * (t1 - t0) / (t2 - t0) - g1) > 1e-9:
+            corners.append(points[k])
+    corners.append(points[-1])
+    return [corners[0]] if all(abs(g - corners[0][1]) < 1e-9 for _, g in corners) else corners
 
 
 def timeline_fps(timeline: dict[str, Any]) -> Fraction:
