@@ -75,6 +75,57 @@ def test_a_link_fetches_the_exact_bytes(store: ArtifactStore) -> None:
     assert fetch(store.link(uri)) == data
 
 
+@pytest.fixture(params=["local", "s3"])
+def moved(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[ArtifactStore, ArtifactStore]:
+    """The same store before and after its files were copied elsewhere: another folder, another S3 prefix."""
+    if request.param == "local":
+        return ArtifactStore(root=str(tmp_path / "home")), ArtifactStore(root=str(tmp_path / "restored" / "home"))
+    s3 = request.getfixturevalue("s3")
+    return s3_store(s3), s3_store(s3)
+
+
+REL = "movies/m/segment_image/03_2/abababababababab.png"
+
+
+def test_references_are_paths_under_the_root(store: ArtifactStore) -> None:
+    uri = store.write(REL, b"png")
+    assert store.ref(uri) == store.ref(REL) == store.rel_of(uri) == REL
+    assert store.uri(REL) == store.uri(uri) == uri
+    assert store.read(REL) == b"png" and store.exists(REL) and store.size(REL) == 3
+    assert fetch(store.link(REL)) == b"png"
+
+
+def test_an_absolute_uri_from_before_a_move_is_re_rooted(moved: tuple[ArtifactStore, ArtifactStore]) -> None:
+    """Records, timelines and caches made before stored absolute URIs: once the files are copied elsewhere
+    they name the copy, also while the original is still there, and after it is gone."""
+    before, after = moved
+    old = before.write(REL, b"png")
+    after.write(REL, before.read(REL))  # cp -a, or objects copied to another prefix
+
+    def names_the_copy() -> None:
+        assert after.ref(old) == REL and after.uri(old) == after.uri(REL) != old
+        assert after.read(old) == b"png" and after.exists(old) and after.size(old) == 3
+        assert fetch(after.link(old)) == b"png" and after.link(old) == after.link(REL)
+        assert after.local_path(old) == after.local_path(REL)  # the copy's file on disk (None on S3)
+
+    names_the_copy()  # the original still there
+    before.delete(REL)
+    names_the_copy()  # the original gone
+    after.delete(REL)
+    with pytest.raises(FileNotFoundError, match=f"artifact not found: {after.uri(REL)}"):  # where it was looked for
+        after.read(old)
+    assert not after.exists(old) and after.rel_of(old) == REL  # missing here: verify reports it, a plan rebuilds it
+
+
+def test_an_absolute_uri_only_its_old_root_has_is_kept(moved: tuple[ArtifactStore, ArtifactStore]) -> None:
+    """Storage pointed at another folder or prefix with the old one kept: old records still read the old one."""
+    before, after = moved
+    old = before.write(REL, b"png")
+    assert after.ref(old) == old and after.read(old) == b"png" and after.rel_of(old) is None
+    other = before.write("movies/m/request.json", b"{}")  # not an artifact's path: never re-rooted
+    assert after.ref(other) == other
+
+
 def test_expired_and_tampered_links_are_refused(s3: SeaweedS3) -> None:
     store = s3_store(s3, link_seconds=600)  # valid throughout, however loaded the machine
     uri = store.write("movies/m/music/_/v.mp3", b"music")
