@@ -153,10 +153,14 @@ def _targets_from_partitions(context: dg.AssetExecutionContext) -> dict[str, dic
     return by_movie
 
 
-def materialization_metadata(built: Built) -> dict[str, Any]:
+def materialization_metadata(built: Built, store: ArtifactStore) -> dict[str, Any]:
+    """What the UI shows of a built partition. ``path`` (under the store's root) is what the catalog reads
+    back; ``uri`` is where the file is now, for a person to open (a home copied or moved later keeps it:
+    nothing reads it)."""
     p = built.produced
     md: dict[str, Any] = {
-        "uri": dg.MetadataValue.url(built.record.uri),
+        "path": dg.MetadataValue.path(built.record.uri),
+        "uri": dg.MetadataValue.url(store.uri(built.record.uri)),
         "data_version": dg.MetadataValue.text(built.record.version),
         "bytes": dg.MetadataValue.int(len(p.data)),
         "reason": dg.MetadataValue.text(built.reason),
@@ -282,7 +286,7 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
                 partition = node_partition(movie, item.key)
                 tags = _provenance_tags(item.record, cursor, item.inputs) | events.multi_partition_tags(partition)
                 yield dg.AssetMaterialization(ARTIFACT_KEYS[item.key.asset], partition=partition, tags=tags,
-                                              metadata=materialization_metadata(item))
+                                              metadata=materialization_metadata(item, store))
                 recorded_since_cursor.add(item.key)
             elif isinstance(item, Failed):
                 context.log.error(redact(f"{item.key} failed [{item.category}]: {item.message} -> {item.suggestion}", TEXT_LIMIT))

@@ -201,8 +201,8 @@ def test_default_root_follows_dagster_home_or_moviegen_storage(home: Path, monke
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_a_movie_on_each_backend(backend: str, home: Path, request: pytest.FixtureRequest,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same generation on disk and on S3: every artifact lands in the chosen store, and the
-    timeline's links fetch exactly the bytes stored."""
+    """The same generation on disk and on S3: every artifact lands in the chosen store, the stored
+    timeline names each by its path under the root, and its links fetch exactly the bytes stored."""
     env: dict[str, str] = {}
     if backend == "s3":
         s3: SeaweedS3 = request.getfixturevalue("s3")
@@ -221,7 +221,7 @@ def test_a_movie_on_each_backend(backend: str, home: Path, request: pytest.Fixtu
     raw = json.loads(store.read(out["timeline"]))
     for clip in (c for t in raw["tracks"] for c in t["clips"] if "src" in c):
         linked = next(c for t in stored["tracks"] for c in t["clips"] if c["id"] == clip["id"])
-        assert clip["src"].startswith("s3://" if backend == "s3" else "file://")
+        assert clip["src"].startswith("movies/cw/")  # stored: its path under the root, on either backend
         assert fetch(linked["src"]) == store.read(clip["src"])  # the link serves the stored bytes
     local = home / "artifacts" / "movies" / "cw"
     assert local.exists() == (backend == "local")  # nothing of an S3 movie on local disk
@@ -242,3 +242,16 @@ def test_a_movie_on_each_backend(backend: str, home: Path, request: pytest.Fixtu
     assert healed["provider_calls"] == {"TextToImageProducer": 1}  # the image again; the timeline costs nothing
     assert store.read(image) and json.loads(store.read(out["timeline"])) == raw
     assert moviegen(home, env, "verify", "cw").returncode == 0
+
+    # Every object copied under another root (an S3 prefix, a folder) and the old ones removed: the movie
+    # is read from the new root, as a bucket restored under another prefix must be.
+    root = env.get("MOVIEGEN_STORAGE") or str(home / "artifacts")
+    moved = {**env, "MOVIEGEN_STORAGE": f"{root}-moved"}
+    target = ArtifactStore(root=moved["MOVIEGEN_STORAGE"])
+    for rel in store.sizes("movies/cw"):
+        target.write(rel, store.read(rel))
+        store.delete(rel)
+    assert moviegen(home, moved, "verify", "cw").returncode == 0
+    assert "up to date" in moviegen(home, moved, "plan", "cw").stdout
+    edl = moviegen(home, moved, "export", "cw", "--format", "edl", "--no-links").stdout
+    assert edl.count(f"{root}-moved/movies/cw/segment_image/") == 6 and f"{root}/" not in edl
