@@ -12,9 +12,18 @@ playable; writing the same content twice is a no-op.
   ``AWS_SECRET_ACCESS_KEY`` as Dagster ``EnvVar``\\ s, or the standard AWS chain: profile, instance
   role); they are never stored or logged.
 
-Artifacts are addressed by a stable URI (``file://...`` or ``s3://bucket/key``) in metadata and
-timelines; :meth:`ArtifactStore.link` turns one into a URL a render host can fetch: the file URI on
-disk, a presigned GET with a configurable lifetime, or a public URL when the bucket is public.
+What the product stores about an artifact (its record, a timeline's ``src``, the build cache, a
+revision's manifest) is its path relative to the root (``movies/m/script/_/0123456789abcdef.json``), a
+relative URI reference: a copied or moved home, or objects copied to another bucket or prefix, keep
+working, and a data version never depends on where the home is. :meth:`ArtifactStore.uri` resolves a
+reference against the current root (``file://...`` or ``s3://bucket/key``); :meth:`ArtifactStore.link`
+turns it into a URL a render host can fetch: the file URI on disk, a presigned GET with a configurable
+lifetime, or a public URL when the bucket is public.
+
+Homes made before stored absolute URIs. Every method that takes a reference also takes such a URI and
+re-roots it: an artifact's URI from another root (``.../movies/<movie>/<asset>/<partition>/<file>``) names
+the same file under this root, unless only the other root still has it (storage was pointed at another
+folder or prefix and the old one kept): then the old URI is used as it is.
 """
 
 from __future__ import annotations
@@ -39,6 +48,16 @@ STORAGE_ENV = "MOVIEGEN_STORAGE"  # a folder or s3://bucket/prefix
 def default_root() -> str:
     configured = os.environ.get(STORAGE_ENV, "").strip()
     return configured or str(dagster_home() / "artifacts")
+
+
+# An artifact's path under the root: movies/<movie>/<asset>/<partition>/<version16>.<ext> (artifact_relpath).
+_ARTIFACT_PARTS = 5
+
+
+def _artifact_tail(parts: list[str]) -> str | None:
+    """The artifact path that ends an absolute path or key from another root (None: not an artifact's)."""
+    tail = [p for p in parts if p][-_ARTIFACT_PARTS:]
+    return "/".join(tail) if len(tail) == _ARTIFACT_PARTS and tail[0] == "movies" else None
 
 
 class StorageError(Exception):
@@ -83,6 +102,9 @@ class _Local:
     def uri(self, rel: str) -> str:
         return (self.root / rel).as_uri()
 
+    def path(self, rel: str) -> Path | None:
+        return self.root / rel
+
     def rel_of(self, uri: str) -> str | None:
         if not uri.startswith("file://"):
             return None
@@ -90,6 +112,12 @@ class _Local:
             return str(Path(unquote(urlparse(uri).path)).relative_to(self.root))
         except ValueError:
             return None
+
+    def artifact_tail(self, uri: str) -> str | None:
+        return _artifact_tail(unquote(urlparse(uri).path).split("/")) if uri.startswith("file://") else None
+
+    def exists_uri(self, uri: str) -> bool:
+        return Path(unquote(urlparse(uri).path)).exists()
 
     def exists(self, rel: str) -> bool:
         return (self.root / rel).exists()
@@ -200,9 +228,25 @@ class _S3:
     def uri(self, rel: str) -> str:
         return f"s3://{self.bucket}/{self.key(rel)}"
 
+    def path(self, rel: str) -> Path | None:
+        return None
+
     def rel_of(self, uri: str) -> str | None:
         start = f"s3://{self.bucket}/" + (f"{self.prefix}/" if self.prefix else "")
         return uri[len(start):] if uri.startswith(start) else None
+
+    def artifact_tail(self, uri: str) -> str | None:
+        return _artifact_tail(urlparse(uri).path.split("/")) if uri.startswith("s3://") else None
+
+    def exists_uri(self, uri: str) -> bool:
+        parsed = urlparse(uri)
+        if parsed.netloc != self.bucket:
+            return False  # another bucket is never read (get_uri refuses it)
+        try:
+            self._call(uri, self.client.head_object, Bucket=self.bucket, Key=parsed.path.lstrip("/"))
+        except FileNotFoundError:
+            return False
+        return True
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - only when storage is S3
@@ -345,8 +389,33 @@ class ArtifactStore:
                             self.aws_secret_access_key or env("AWS_SECRET_ACCESS_KEY", ""))
         return _S3(root, client, lifetime, self.public_url or os.environ.get("MOVIEGEN_PUBLIC_URL", ""))
 
-    def uri(self, relpath: str) -> str:
-        return self._backend().uri(relpath)
+    @staticmethod
+    def _rel(backend: _Local | _S3, ref: str) -> str | None:
+        """The path under the root of a reference: a relative path as it is, a URI of this store, or an
+        artifact's URI from another root re-rooted here (see the module docstring); None: a URI only its
+        own store can place."""
+        if "://" not in ref:
+            return ref
+        rel = backend.rel_of(ref)
+        if rel is not None:
+            return rel
+        tail = backend.artifact_tail(ref)
+        if tail is None or (not backend.exists(tail) and backend.exists_uri(ref)):
+            return None
+        return tail
+
+    def uri(self, ref: str) -> str:
+        """The absolute URI under the current root of a reference: a relative path, or a URI (re-rooted
+        when it is an artifact's from another root; a URI of another store stays as it is)."""
+        backend = self._backend()
+        rel = self._rel(backend, ref)
+        return backend.uri(rel) if rel is not None else ref
+
+    def ref(self, uri_or_relpath: str) -> str:
+        """What to store about a file: its path relative to the root, also for a URI of this store or one
+        re-rooted here (a URI of another store stays as it is)."""
+        rel = self._rel(self._backend(), uri_or_relpath)
+        return rel if rel is not None else uri_or_relpath
 
     def artifact_relpath(self, movie: str, asset: str, partition: str | None, version: str, ext: str) -> str:
         return f"movies/{movie}/{asset}/{partition or '_'}/{version[:16]}.{ext}"
@@ -363,16 +432,15 @@ class ArtifactStore:
     def write_text(self, relpath: str, text: str) -> str:
         return self.write(relpath, text.encode("utf-8"))
 
-    def read(self, uri_or_relpath: str) -> bytes:
-        """Read an artifact by URI or relative path; FileNotFoundError names what is missing."""
+    def read(self, ref: str) -> bytes:
+        """Read a file by relative path or URI; FileNotFoundError names what is missing (where it was
+        looked for: the current root's URI of a re-rooted one)."""
         backend = self._backend()
+        rel = self._rel(backend, ref)
         try:
-            if "://" not in uri_or_relpath:
-                return backend.get(uri_or_relpath)
-            rel = backend.rel_of(uri_or_relpath)
-            return backend.get(rel) if rel is not None else backend.get_uri(uri_or_relpath)
+            return backend.get(rel) if rel is not None else backend.get_uri(ref)
         except FileNotFoundError:
-            raise FileNotFoundError(f"artifact not found: {uri_or_relpath}") from None
+            raise FileNotFoundError(f"artifact not found: {ref if rel is None or '://' not in ref else backend.uri(rel)}") from None
 
     def list(self, relfolder: str) -> list[str]:
         """Names of the files in a folder, sorted ([] when it does not exist)."""
@@ -397,17 +465,17 @@ class ArtifactStore:
         except FileNotFoundError:
             raise FileNotFoundError(f"artifact not found: {relpath}") from None
 
-    def exists(self, uri_or_relpath: str) -> bool:
-        """Whether an artifact is there, by relative path or by a URI of this store (a URI of another
-        store counts as there: it cannot be checked from here)."""
+    def exists(self, ref: str) -> bool:
+        """Whether a file is there, by relative path or URI (a URI of another store counts as there: it
+        cannot be checked from here)."""
         backend = self._backend()
-        rel = backend.rel_of(uri_or_relpath) if "://" in uri_or_relpath else uri_or_relpath
+        rel = self._rel(backend, ref)
         return backend.exists(rel) if rel is not None else True
 
-    def size(self, uri_or_relpath: str) -> int | None:
-        """The size in bytes of an artifact of this store, by relative path or URI (None: not there)."""
+    def size(self, ref: str) -> int | None:
+        """The size in bytes of a file of this store, by relative path or URI (None: not there)."""
         backend = self._backend()
-        rel = backend.rel_of(uri_or_relpath) if "://" in uri_or_relpath else uri_or_relpath
+        rel = self._rel(backend, ref)
         return backend.size(rel) if rel is not None else None
 
     def sizes(self, relfolder: str) -> dict[str, int]:
@@ -415,9 +483,9 @@ class ArtifactStore:
         per thousand objects on S3): how a build checks cheaply that its artifacts are all there."""
         return self._backend().sizes(relfolder)
 
-    def rel_of(self, uri: str) -> str | None:
-        """The relative path of a URI of this store (None: another store's)."""
-        return self._backend().rel_of(uri)
+    def rel_of(self, ref: str) -> str | None:
+        """The path under the root of a relative path or URI (None: a URI of another store)."""
+        return self._rel(self._backend(), ref)
 
     def delete(self, relpath: str) -> None:
         """Remove a file (for inbox reports; artifacts are never deleted). Missing is fine."""
@@ -428,11 +496,18 @@ class ArtifactStore:
         backend = self._backend()
         return str(backend.root) if isinstance(backend, _Local) else None
 
-    def link(self, uri: str) -> str:
-        """A URL a render host can fetch for an artifact URI: the file URI on disk; on S3 a presigned
-        GET valid for ``link_seconds`` or, for a public bucket, ``public_url``/key."""
-        return self._backend().link(uri)
+    def link(self, ref: str) -> str:
+        """A URL a render host can fetch for a file (relative path or URI): its file URI on disk; on S3 a
+        presigned GET valid for ``link_seconds`` or, for a public bucket, ``public_url``/key."""
+        backend = self._backend()
+        rel = self._rel(backend, ref)
+        return backend.link(backend.uri(rel) if rel is not None else ref)
 
-    def local_path(self, uri: str) -> Path | None:
-        """The file behind a local URI, for tools that want a path (None on S3)."""
-        return Path(unquote(urlparse(uri).path)) if uri.startswith("file://") else None
+    def local_path(self, ref: str) -> Path | None:
+        """The file behind a relative path or URI on local storage, for tools that want a path (None on
+        S3)."""
+        backend = self._backend()
+        rel = self._rel(backend, ref)
+        if rel is not None:
+            return backend.path(rel)
+        return Path(unquote(urlparse(ref).path)) if ref.startswith("file://") else None

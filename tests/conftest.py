@@ -66,7 +66,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 class HomeSnapshot:
     """A DAGSTER_HOME (instance and artifacts) made once and restored, at the same path, before each test
     that uses it: tests that change a generated movie each start from the same movie without paying for
-    its generation again. The path stays the same, so the artifacts' file:// URIs stay valid."""
+    its generation again. (Stored references are paths under the artifact root, so a copy would work at
+    any path: tests/e2e/test_home_copy.py; the same path keeps the UI metadata's ``uri`` right too.)"""
 
     def __init__(self, path: Path, build: Callable[[dg.DagsterInstance, ArtifactStore], Any]):
         self.path = new_home(path)
@@ -85,6 +86,14 @@ class HomeSnapshot:
         shutil.copytree(self.saved, self.path, symlinks=True)
         monkeypatch.setenv("DAGSTER_HOME", str(self.path))
         return self.path
+
+
+def local_file(ref: str) -> Path:
+    """The file of an artifact on the local store of $DAGSTER_HOME, by its reference (its path under the
+    store's root, as records, timelines and revisions hold it) or its URI."""
+    path = ArtifactStore().local_path(ref)
+    assert path is not None, ref
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,10 @@
 """The build cache: every artifact a provider made is remembered under a key of exactly what it was
 made from (its input versions and code version). A node whose inputs match reuses it with no call:
-after a crash (made and stored, not yet recorded in Dagster) or when an edit is undone."""
+after a crash (made and stored, not yet recorded in Dagster) or when an edit is undone.
+
+An entry names its artifact by its path under the store's root (``uri``; entries made before hold an
+absolute URI, which the store re-roots when the home was copied or moved). Its key is made of data
+versions, content hashes, so it is the same wherever the home is."""
 
 from __future__ import annotations
 
@@ -23,10 +27,11 @@ def entry_path(movie: str, key: NodeKey, consumed: dict[str, str], versions: Map
     return cache_path(movie, key.asset, key.partition_suffix, build_key(consumed, versions[key.asset]))
 
 
-def remember(store: ArtifactStore, path: str, key: NodeKey, uri: str, version: str, produced: Produced) -> None:
+def remember(store: ArtifactStore, path: str, key: NodeKey, relpath: str, version: str, produced: Produced) -> None:
+    """Remember at ``path`` that ``key`` made the artifact at ``relpath`` (a path under the root)."""
     call = produced.call
     entry = {
-        "node": str(key), "uri": uri, "version": version, "ext": produced.ext, "mime": produced.mime, "prompt": produced.prompt,
+        "node": str(key), "uri": relpath, "version": version, "ext": produced.ext, "mime": produced.mime, "prompt": produced.prompt,
         "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
         "meta": {k: v for k, v in produced.meta.items() if isinstance(v, bool | int | float | str)},
         "made_by": f"{call.provider}:{call.model}" if call else None, "made_at": time.time(),
@@ -41,7 +46,7 @@ class Take:
     """One artifact the build cache holds for a node: a take (re-roll), made from exact inputs."""
 
     take: int
-    uri: str
+    uri: str  # the artifact's reference: its path under the store's root
     version: str
     made_at: float | None
     made_by: str | None
@@ -62,7 +67,7 @@ def takes(store: ArtifactStore, movie: str, key: NodeKey) -> list[Take]:
             entry: dict[str, Any] = json.loads(store.read(path))
             if not store.exists(entry["uri"]):
                 continue
-            out.append(Take(int(entry.get("take") or entry.get("meta", {}).get("take") or 0), entry["uri"],
+            out.append(Take(int(entry.get("take") or entry.get("meta", {}).get("take") or 0), store.ref(entry["uri"]),
                             entry.get("version") or "", entry.get("made_at"), entry.get("made_by"), entry.get("prompt"), path))
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             continue
@@ -91,13 +96,13 @@ def reuse(store: ArtifactStore, path: str) -> Produced | None:
 class Held:
     """What the cache holds for a node, without reading the artifact (plans)."""
 
-    uri: str
+    uri: str  # the artifact's reference: its path under the store's root
     version: str
     metadata: dict[str, Any]
 
 
 def lookup(store: ArtifactStore, path: str) -> Held | None:
-    """The artifact the cache holds at ``path`` (its URI, data version and metadata), or None (also when
+    """The artifact the cache holds at ``path`` (its reference, data version and metadata), or None (also when
     its file is gone or has another size than was written). Entries written before versions were kept in
     them are hashed from the artifact once."""
     try:
@@ -110,4 +115,4 @@ def lookup(store: ArtifactStore, path: str) -> Held | None:
         return None
     metadata = {k: v for k, v in {"width": entry.get("width"), "height": entry.get("height"),
                                   "duration_ms": entry.get("duration_ms"), **entry.get("meta", {})}.items() if v is not None}
-    return Held(entry["uri"], version, metadata)
+    return Held(store.ref(entry["uri"]), version, metadata)

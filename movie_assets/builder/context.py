@@ -83,7 +83,10 @@ class RecipeContext:
     load_record: Callable[[NodeKey], ArtifactRecord | None]
     load_failure: Callable[[NodeKey], str | None]
     limit: Callable[[str], Slots | asyncio.Semaphore]
-    media_path: Callable[[str], Awaitable[Path]] | None = None  # an artifact URI as a local file (renders)
+    media_path: Callable[[str], Awaitable[Path]] | None = None  # an artifact's reference as a local file (renders)
+    # An artifact's reference as artifacts store it: its path under the store's root (a value read from an
+    # artifact made before may hold an absolute URI, maybe of a home since moved).
+    ref: Callable[[str], str] = lambda uri: uri
     local: Slots | asyncio.Semaphore | None = None  # slots for CPU-heavy local work (renders)
     note: Callable[[NodeKey, str], None] = lambda key, message: None  # progress for the run's log (thread-safe)
     cancelled: threading.Event = field(default_factory=threading.Event)  # the build was stopped

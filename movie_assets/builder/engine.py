@@ -190,7 +190,11 @@ class BuildEngine:
         self.versions = code_versions(self.settings)
         self.blueprint = blueprint
         self.request = blueprint.request
-        self.state = state
+        # Records as references under the store's root (records made before name absolute URIs, maybe of a
+        # home since moved): what the build copies into artifacts (the timeline's sources) is then the same
+        # wherever the home is.
+        self.state = dataclasses.replace(state, records={k: dataclasses.replace(r, uri=store.ref(r.uri)) if r.uri else r
+                                                         for k, r in state.records.items()})
         self.store = store
         self.clients = clients
         self.emit = emit
@@ -207,7 +211,7 @@ class BuildEngine:
         self.strategy = strategy or self.request.strategy or self.settings.strategy
         self.calling: set[NodeKey] = set()  # dry runs: nodes whose build would need a provider call
         self._failed_calls: set[tuple[str, NodeKey]] = set()  # calls that failed for good (logged once)
-        self._damaged_uris = {r.uri for k, r in state.records.items() if k in state.damaged}
+        self._damaged_uris = {r.uri for k, r in self.state.records.items() if k in state.damaged}
 
     def record(self, key: NodeKey) -> ArtifactRecord | None:
         return self._new.get(key) or self.state.records.get(key)
@@ -277,7 +281,7 @@ class BuildEngine:
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
             limit=lambda producer: limits[PRODUCERS[producer].kind], media_path=self._media_path, local=local,
             note=lambda key, message: self.emit(Logged(key, message)), cancelled=self.cancelled,
-            charge=charge, failure_info=self.failure_info, load_version=self._version_bytes,
+            charge=charge, failure_info=self.failure_info, load_version=self._version_bytes, ref=self.store.ref,
             settings=self.settings, versions=self.versions,
         )
         done: dict[NodeKey, asyncio.Future[bool]] = {k: asyncio.get_running_loop().create_future() for k in targets}
@@ -359,10 +363,10 @@ class BuildEngine:
                 relpath = artifact_path(self.movie, key.asset, key.partition_suffix, version, produced.ext)
                 # A damaged file at this path is replaced (the path names the content it must have).
                 replace = reason == Reason.damaged or key in self.state.damaged
-                uri = await asyncio.to_thread(functools.partial(self.store.write, relpath, produced.data, immutable=not replace))
+                await asyncio.to_thread(functools.partial(self.store.write, relpath, produced.data, immutable=not replace))
                 # A placeholder is never remembered: the next build calls the provider again.
                 if cached and "reused" not in produced.meta and not placeholder:
-                    await asyncio.to_thread(cache.remember, self.store, cached, key, uri, version, produced)
+                    await asyncio.to_thread(cache.remember, self.store, cached, key, relpath, version, produced)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - e.g. storage refusing the write
@@ -378,7 +382,7 @@ class BuildEngine:
             meta = {k: v for k, v in produced.meta.items() if isinstance(v, bool | int | float | str)} | {
                 k: v for k, v in {"width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
                                   "fallback": True if placeholder else None}.items() if v is not None}
-            record = ArtifactRecord(key, version, uri, 0, "", time.time(), meta, consumed, self.versions[key.asset])
+            record = ArtifactRecord(key, version, relpath, 0, "", time.time(), meta, consumed, self.versions[key.asset])
             self._new[key] = record
             if produced.value is not None:
                 self._values[key] = produced.value

@@ -220,7 +220,7 @@ async def assemble_timeline(ctx: RecipeContext) -> dict[str, Any]:
                 clip = slot["clip"]
                 kind = clip["kind"]
                 item |= {"id": clip_id(clip["asset"], clip["partition"].split("|", 1)[1], clip["version"]), "type": kind,
-                         "src": clip["uri"], "asset": clip["asset"], "partition": clip["partition"],
+                         "src": ctx.ref(clip["uri"]), "asset": clip["asset"], "partition": clip["partition"],
                          "version": clip["version"], "effect": _visual_effect(strategy, visual_index, kind)}
                 if kind == "video":
                     item["muted"] = True

@@ -8,8 +8,9 @@ Two depths:
 * full (``moviegen verify``, ``--verify``): each file is read and its SHA-256 compared with its data
   version, which is the hash of its content.
 
-A record whose file lives in another store (a URI this store does not own) cannot be checked from
-here and counts as intact.
+A record names its file by its path under the store's root; an absolute URI in a record made before is
+re-rooted by the store (a home copied or moved is checked where it is now). A record whose file lives in
+another store (a URI this store cannot place) cannot be checked from here and counts as intact.
 """
 
 from __future__ import annotations
@@ -43,20 +44,21 @@ def find_damaged(store: ArtifactStore, movie: str, records: Iterable[ArtifactRec
         rel = store.rel_of(record.uri)
         if rel is None:
             continue
+        where = store.uri(rel)
         size = sizes.get(rel)
         if size is None:
-            damaged[record.key] = f"its file is missing: {record.uri}"
+            damaged[record.key] = f"its file is missing: {where}"
             continue
         expected = _recorded_size(record)
         if expected is not None and size != expected:
-            damaged[record.key] = f"its file has {size} bytes, {expected} were written: {record.uri}"
+            damaged[record.key] = f"its file has {size} bytes, {expected} were written: {where}"
             continue
         if full and record.version:
             try:
-                digest = hashlib.sha256(store.read(record.uri)).hexdigest()
+                digest = hashlib.sha256(store.read(rel)).hexdigest()
             except FileNotFoundError:
-                damaged[record.key] = f"its file is missing: {record.uri}"
+                damaged[record.key] = f"its file is missing: {where}"
                 continue
             if digest != record.version:
-                damaged[record.key] = f"its content changed since it was built (sha256 {digest[:16]}…, recorded {record.version[:16]}…): {record.uri}"
+                damaged[record.key] = f"its content changed since it was built (sha256 {digest[:16]}…, recorded {record.version[:16]}…): {where}"
     return damaged

@@ -16,6 +16,8 @@ class ArtifactRecord:
 
     key: NodeKey
     version: str  # the content hash (Dagster data version)
+    # Its reference: the artifact's path under the store's root (``movies/<movie>/<asset>/...``), resolved by
+    # the store; an absolute URI in records made before, which the store re-roots (a home copied or moved).
     uri: str
     storage_id: int
     run_id: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -111,19 +112,21 @@ def revision(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, num
 
 
 def timeline_uri(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None) -> str | None:
-    """The latest timeline, or the timeline of revision N."""
+    """Where the latest timeline, or the timeline of revision N, is: its URI under the store's current root."""
     require_movie(instance, movie)
     if revision is not None:
-        return get_revision(store, movie, revision).timeline
-    state = load_state(instance, movie, [NodeKey("timeline")])
-    rec = state.records.get(NodeKey("timeline"))
-    return rec.uri if rec else None
+        ref = get_revision(store, movie, revision).timeline
+    else:
+        rec = load_state(instance, movie, [NodeKey("timeline")]).records.get(NodeKey("timeline"))
+        ref = rec.uri if rec else None
+    return store.uri(ref) if ref is not None else None
 
 
 def _stored_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str,
                      revision: int | None) -> tuple[str, dict[str, Any]]:
     """The URI and content of the latest timeline, or revision N's; FileNotFoundError when there is none,
-    StoredFileDamaged when its file cannot be read back."""
+    StoredFileDamaged when its file cannot be read back. Its ``src`` are as stored: references under the
+    store's root (absolute URIs in a timeline made before, maybe of a home since moved)."""
     uri = timeline_uri(instance, store, movie, revision)
     if uri is None:
         raise FileNotFoundError(f"revision {revision} of movie {movie!r} has no timeline" if revision is not None
@@ -139,14 +142,18 @@ def _stored_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: 
 
 def load_timeline(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None,
                   *, links: bool = False) -> dict[str, Any]:
-    """The stored timeline (its ``src`` are stable artifact URIs). ``links``: every ``src`` replaced by
-    a URL a render host can fetch (on S3: presigned for the store's ``link_seconds``, or public)."""
+    """The stored timeline with every ``src`` resolved against the store's current root: the artifact's
+    stable URI (``file://``, ``s3://``) in this store, wherever the home was when it was made. ``links``:
+    a URL a render host can fetch instead (on S3: presigned for the store's ``link_seconds``, or public)."""
     _, timeline = _stored_timeline(instance, store, movie, revision)
-    if links:
-        for track in timeline["tracks"]:
-            for clip in track["clips"]:
-                if "src" in clip:
-                    clip["src"] = store.link(clip["src"])
+    return _with_sources(timeline, store.link if links else store.uri)
+
+
+def _with_sources(timeline: dict[str, Any], resolve: Callable[[str], str]) -> dict[str, Any]:
+    for track in timeline["tracks"]:
+        for clip in track["clips"]:
+            if "src" in clip:
+                clip["src"] = resolve(clip["src"])
     return timeline
 
 
@@ -192,7 +199,8 @@ def export(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, fmt: 
     data version and stable URI, and the prompt, provider, model and run that made it."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    uri, timeline = _stored_timeline(instance, store, movie, revision)
+    uri, stored = _stored_timeline(instance, store, movie, revision)
+    timeline = _with_sources(stored, store.uri)  # every src an URI under the current root, which links resolve
     about = {"timeline": uri, **({"revision": revision} if revision is not None else {})}
     return export_timeline(timeline, fmt, link=store.link if links else None, provenance=_clip_provenance(instance, timeline),
                            about=about)
@@ -258,8 +266,8 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
                     if k in nodes and r.metadata.get("fallback")}
     failures = {str(k): f.message for k, f in state.failures.items()} | {str(k): e["message"] for k, e in stand_ins.items()}
     return Status(movie, opened.request.to_document(), assets, failures,
-                  timeline.uri if timeline else None, len(planned.items),
-                  len(revisions), round(sum(r.cost_usd for r in revisions), 6), video.uri if video else None,
+                  store.uri(timeline.uri) if timeline else None, len(planned.items),
+                  len(revisions), round(sum(r.cost_usd for r in revisions), 6), store.uri(video.uri) if video else None,
                   errors, placeholders, spend, movie_metrics(store, movie).to_json(),
                   {str(k): why for k, why in sorted(state.damaged.items())})
 
@@ -341,7 +349,7 @@ def takes(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, node: 
     free = {t: cache.entry_path(movie, key, input_versions(expand(_with_take(request, key, t)), key, state.version), versions)
             for t in {m.take for m in made}}
     return Takes(movie, str(key), take_of(request, key), [
-        TakeEntry(m.take, m.uri, m.version, m.made_at, m.made_by, m.prompt, bool(recorded) and m.version == recorded,
+        TakeEntry(m.take, store.uri(m.uri), m.version, m.made_at, m.made_by, m.prompt, bool(recorded) and m.version == recorded,
                   m.entry == free[m.take])
         for m in made
     ])

@@ -398,12 +398,18 @@ def cmd_media(args: argparse.Namespace) -> int:
     return 0
 
 
+def _located(store: ArtifactStore, revision: dict[str, Any]) -> dict[str, Any]:
+    """A revision with its timeline and movie as URIs under the store's current root (it stores their paths
+    under the root)."""
+    return revision | {k: store.uri(revision[k]) for k in ("timeline", "movie_video") if revision.get(k)}
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     store = _store()
     require_stored(store, args.movie)
     revisions, damaged = scan_revisions(store, args.movie)
     if args.json:
-        _print_json([r.to_json(manifest=False) for r in revisions]
+        _print_json([_located(store, r.to_json(manifest=False)) for r in revisions]
                     + [{"revision": n, "damaged": why} for n, why in damaged.items()])
         return 0
     for n, why in damaged.items():
@@ -472,7 +478,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     if args.revision is not None and not (args.print or args.out):  # a revision's timeline: stored files only
         store = _store()
         require_stored(store, args.movie)
-        print(get_revision(store, args.movie, args.revision).timeline)
+        timeline = get_revision(store, args.movie, args.revision).timeline
+        print(store.uri(timeline) if timeline else None)
         return 0
     out = _out_file(args.out)
     instance, store = _context()

@@ -1,5 +1,8 @@
 """Revisions: every ``generate`` leaves one, with the timeline it made and the exact artifact versions
-it uses (its manifest), what changed since the previous revision, the calls made and their cost."""
+it uses (its manifest), what changed since the previous revision, the calls made and their cost.
+
+The timeline, the movie and each manifest entry are named by their path under the store's root
+(revisions made before hold absolute URIs, which the store re-roots when the home was copied or moved)."""
 
 from __future__ import annotations
 
@@ -29,8 +32,8 @@ class Revision:
     cost_usd: float
     built: int
     failed: dict[str, str]
-    timeline: str | None
-    manifest: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> {version, uri}
+    timeline: str | None  # the timeline's reference (its path under the store's root)
+    manifest: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> {version, uri: its reference}
     movie_video: str | None = None  # the rendered movie (None: not rendered)
     movie_render: dict[str, str] | None = None  # how it was rendered: {"engine", "preset"}
 
@@ -125,6 +128,15 @@ def get_revision(store: ArtifactStore, movie: str, revision: int) -> Revision:
         ) from None
 
 
+def _versions(revision: Revision) -> dict[str, str]:
+    return {node: str(entry.get("version", "")) if isinstance(entry, dict) else repr(entry)
+            for node, entry in revision.manifest.items()}
+
+
+def _same_file(store: ArtifactStore, a: str | None, b: str | None) -> bool:
+    return a == b or (a is not None and b is not None and store.ref(a) == store.ref(b))
+
+
 def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, state: MovieState, run_id: str | None,
                    report: RunReport, edits: list[EditEntry], rendered: bool = False) -> Revision:
     """Record a new revision: the manifest of the artifact versions the movie now uses, and its movie
@@ -149,14 +161,17 @@ def write_revision(store: ArtifactStore, movie: str, *, blueprint: Blueprint, st
         cost_usd=round(float(report.cost_usd), 6),
         built=len(report.built),
         failed=report.failed,
-        timeline=timeline.uri if timeline else None,
-        movie_video=video.uri if video else None,
+        timeline=store.ref(timeline.uri) if timeline else None,
+        movie_video=store.ref(video.uri) if video else None,
         movie_render={"engine": str(video.metadata.get("engine", "")), "preset": str(video.metadata.get("preset", ""))}
         if video else None,
-        manifest={str(k): {"version": r.version, "uri": r.uri} for k, r in sorted(state.records.items()) if k in blueprint.nodes},
+        manifest={str(k): {"version": r.version, "uri": store.ref(r.uri)} for k, r in sorted(state.records.items())
+                  if k in blueprint.nodes},
     )
+    # Compared by what the movie uses, not where its files were (a revision made before a home was
+    # copied or moved names them by absolute URIs).
     if (previous is not None and set(revision.failed) == set(previous.failed) and not revision.changes
-            and revision.manifest == previous.manifest and revision.movie_video == previous.movie_video):
+            and _versions(revision) == _versions(previous) and _same_file(store, revision.movie_video, previous.movie_video)):
         return previous
     store.write_text(revision_path(movie, revision.revision), json.dumps(revision.to_json(), indent=2, ensure_ascii=False) + "\n")
     return revision

@@ -57,8 +57,8 @@ def current_look(instance: dg.DagsterInstance, store: ArtifactStore, movie: str)
     try:
         return json.loads(store.read(record.uri))
     except (OSError, ValueError) as e:
-        raise StoredFileDamaged(f"the movie's look ({record.uri}) cannot be read: {e}; run `moviegen generate {movie}` "
-                                "to rebuild it, then edit again", record.uri) from None
+        raise StoredFileDamaged(f"the movie's look ({store.uri(record.uri)}) cannot be read: {e}; run `moviegen generate {movie}` "
+                                "to rebuild it, then edit again", store.uri(record.uri)) from None
 
 
 def repair_movie_request(instance: dg.DagsterInstance, store: ArtifactStore, movie: str,

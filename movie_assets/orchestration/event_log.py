@@ -1,6 +1,6 @@
 """What exists for a movie, read from Dagster's event log (the single source of truth): the catalog.
 
-For every artifact partition: the latest materialization (data version, URI, metadata) and whether a
+For every artifact partition: the latest materialization (data version, reference, metadata) and whether a
 failure was recorded after it. Queries fetch the latest storage id per partition per asset, then the
 records by id, so the cost does not grow with the number of revisions.
 """
@@ -25,6 +25,12 @@ def _plain_metadata(md: dict[str, Any]) -> dict[str, Any]:
     for k, v in md.items():
         out[k] = getattr(v, "value", v)
     return out
+
+
+def _reference(metadata: dict[str, Any]) -> str:
+    """Where a materialization's artifact is: its ``path`` under the store's root; records made before
+    have only the absolute ``uri`` (the store re-roots it when the home was copied or moved since)."""
+    return str(metadata.get("path") or metadata.get("uri") or "")
 
 
 def _partitions(movie: str, nodes: Iterable[NodeKey]) -> set[str]:
@@ -86,7 +92,7 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
             tags = event.tags or {}
             metadata = _plain_metadata(dict(event.metadata))
             state.records[key] = ArtifactRecord(
-                key=key, version=tags.get("dagster/data_version", ""), uri=str(metadata.get("uri", "")),
+                key=key, version=tags.get("dagster/data_version", ""), uri=_reference(metadata),
                 storage_id=rec.storage_id, run_id=rec.run_id, timestamp=rec.timestamp, metadata=metadata,
                 input_versions={k.removeprefix(INPUT_VERSION_TAG): v for k, v in tags.items() if k.startswith(INPUT_VERSION_TAG)},
                 code_version=tags.get("dagster/code_version", ""),

@@ -305,7 +305,8 @@ def generate(
     return GenerateResult(
         movie=movie, run_id=run_id, success=success and not report.failed,
         provider_calls=report.provider_calls, built=report.built, failed=report.failed,
-        timeline=revision.timeline, movie_video=revision.movie_video, seconds=time.monotonic() - started,
+        timeline=store.uri(revision.timeline) if revision.timeline else None,
+        movie_video=store.uri(revision.movie_video) if revision.movie_video else None, seconds=time.monotonic() - started,
         revision=revision.revision,
         skipped=report.skipped, cost_usd=float(report.cost_usd), errors=report.errors, fallbacks=report.fallbacks,
         budget=[b.to_json() for b in standing(make_ledger(), movie, caps)] if caps else [],

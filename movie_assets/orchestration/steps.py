@@ -162,14 +162,18 @@ def _targets_from_partitions(context: dg.AssetExecutionContext) -> dict[str, dic
 _LINK_NAMES = {"mp4": "play", "mp3": "listen", "m4a": "listen", "png": "open", "json": "open"}
 
 
-def materialization_metadata(built: Built, link: str | None = None) -> dict[str, Any]:
-    """What the UI shows of a built partition; ``link``: its URL on the media server (plays in a browser)."""
+def materialization_metadata(built: Built, store: ArtifactStore, media_url: str = "") -> dict[str, Any]:
+    """What the UI shows of a built partition. ``path`` (under the store's root) is what the catalog reads
+    back; ``uri`` is where the file is now, for a person to open (a home copied or moved later keeps it:
+    nothing reads it); with a media server (``media_url``), a link that plays it in a browser."""
     p = built.produced
     md: dict[str, Any] = {}
+    link = media_link(media_url, built.record.uri)
     if link:
         md[_LINK_NAMES.get(p.ext, "open")] = dg.MetadataValue.url(link)
     md |= {
-        "uri": dg.MetadataValue.url(built.record.uri),
+        "path": dg.MetadataValue.path(built.record.uri),
+        "uri": dg.MetadataValue.url(store.uri(built.record.uri)),
         "data_version": dg.MetadataValue.text(built.record.version),
         "bytes": dg.MetadataValue.int(len(p.data)),
         "reason": dg.MetadataValue.text(built.reason),
@@ -294,9 +298,8 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
                     recorded_since_cursor.clear()
                 partition = node_partition(movie, item.key)
                 tags = _provenance_tags(item.record, cursor, item.inputs) | events.multi_partition_tags(partition)
-                link = media_link(opened.settings.media_url, store.rel_of(item.record.uri))
                 yield dg.AssetMaterialization(ARTIFACT_KEYS[item.key.asset], partition=partition, tags=tags,
-                                              metadata=materialization_metadata(item, link))
+                                              metadata=materialization_metadata(item, store, opened.settings.media_url))
                 recorded_since_cursor.add(item.key)
             elif isinstance(item, Failed):
                 context.log.error(redact(f"{item.key} failed [{item.category}]: {item.message} -> {item.suggestion}", TEXT_LIMIT))

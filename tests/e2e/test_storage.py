@@ -75,6 +75,57 @@ def test_a_link_fetches_the_exact_bytes(store: ArtifactStore) -> None:
     assert fetch(store.link(uri)) == data
 
 
+@pytest.fixture(params=["local", "s3"])
+def moved(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[ArtifactStore, ArtifactStore]:
+    """The same store before and after its files were copied elsewhere: another folder, another S3 prefix."""
+    if request.param == "local":
+        return ArtifactStore(root=str(tmp_path / "home")), ArtifactStore(root=str(tmp_path / "restored" / "home"))
+    s3 = request.getfixturevalue("s3")
+    return s3_store(s3), s3_store(s3)
+
+
+REL = "movies/m/segment_image/03_2/abababababababab.png"
+
+
+def test_references_are_paths_under_the_root(store: ArtifactStore) -> None:
+    uri = store.write(REL, b"png")
+    assert store.ref(uri) == store.ref(REL) == store.rel_of(uri) == REL
+    assert store.uri(REL) == store.uri(uri) == uri
+    assert store.read(REL) == b"png" and store.exists(REL) and store.size(REL) == 3
+    assert fetch(store.link(REL)) == b"png"
+
+
+def test_an_absolute_uri_from_before_a_move_is_re_rooted(moved: tuple[ArtifactStore, ArtifactStore]) -> None:
+    """Records, timelines and caches made before stored absolute URIs: once the files are copied elsewhere
+    they name the copy, also while the original is still there, and after it is gone."""
+    before, after = moved
+    old = before.write(REL, b"png")
+    after.write(REL, before.read(REL))  # cp -a, or objects copied to another prefix
+
+    def names_the_copy() -> None:
+        assert after.ref(old) == REL and after.uri(old) == after.uri(REL) != old
+        assert after.read(old) == b"png" and after.exists(old) and after.size(old) == 3
+        assert fetch(after.link(old)) == b"png" and after.link(old) == after.link(REL)
+        assert after.local_path(old) == after.local_path(REL)  # the copy's file on disk (None on S3)
+
+    names_the_copy()  # the original still there
+    before.delete(REL)
+    names_the_copy()  # the original gone
+    after.delete(REL)
+    with pytest.raises(FileNotFoundError, match=f"artifact not found: {after.uri(REL)}"):  # where it was looked for
+        after.read(old)
+    assert not after.exists(old) and after.rel_of(old) == REL  # missing here: verify reports it, a plan rebuilds it
+
+
+def test_an_absolute_uri_only_its_old_root_has_is_kept(moved: tuple[ArtifactStore, ArtifactStore]) -> None:
+    """Storage pointed at another folder or prefix with the old one kept: old records still read the old one."""
+    before, after = moved
+    old = before.write(REL, b"png")
+    assert after.ref(old) == old and after.read(old) == b"png" and after.rel_of(old) is None
+    other = before.write("movies/m/request.json", b"{}")  # not an artifact's path: never re-rooted
+    assert after.ref(other) == other
+
+
 def test_expired_and_tampered_links_are_refused(s3: SeaweedS3) -> None:
     store = s3_store(s3, link_seconds=600)  # valid throughout, however loaded the machine
     uri = store.write("movies/m/music/_/v.mp3", b"music")
@@ -150,8 +201,8 @@ def test_default_root_follows_dagster_home_or_moviegen_storage(home: Path, monke
 @pytest.mark.parametrize("backend", ["local", "s3"])
 def test_a_movie_on_each_backend(backend: str, home: Path, request: pytest.FixtureRequest,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same generation on disk and on S3: every artifact lands in the chosen store, and the
-    timeline's links fetch exactly the bytes stored."""
+    """The same generation on disk and on S3: every artifact lands in the chosen store, the stored
+    timeline names each by its path under the root, and its links fetch exactly the bytes stored."""
     env: dict[str, str] = {}
     if backend == "s3":
         s3: SeaweedS3 = request.getfixturevalue("s3")
@@ -170,7 +221,7 @@ def test_a_movie_on_each_backend(backend: str, home: Path, request: pytest.Fixtu
     raw = json.loads(store.read(out["timeline"]))
     for clip in (c for t in raw["tracks"] for c in t["clips"] if "src" in c):
         linked = next(c for t in stored["tracks"] for c in t["clips"] if c["id"] == clip["id"])
-        assert clip["src"].startswith("s3://" if backend == "s3" else "file://")
+        assert clip["src"].startswith("movies/cw/")  # stored: its path under the root, on either backend
         assert fetch(linked["src"]) == store.read(clip["src"])  # the link serves the stored bytes
     local = home / "artifacts" / "movies" / "cw"
     assert local.exists() == (backend == "local")  # nothing of an S3 movie on local disk
@@ -191,3 +242,16 @@ def test_a_movie_on_each_backend(backend: str, home: Path, request: pytest.Fixtu
     assert healed["provider_calls"] == {"TextToImageProducer": 1}  # the image again; the timeline costs nothing
     assert store.read(image) and json.loads(store.read(out["timeline"])) == raw
     assert moviegen(home, env, "verify", "cw").returncode == 0
+
+    # Every object copied under another root (an S3 prefix, a folder) and the old ones removed: the movie
+    # is read from the new root, as a bucket restored under another prefix must be.
+    root = env.get("MOVIEGEN_STORAGE") or str(home / "artifacts")
+    moved = {**env, "MOVIEGEN_STORAGE": f"{root}-moved"}
+    target = ArtifactStore(root=moved["MOVIEGEN_STORAGE"])
+    for rel in store.sizes("movies/cw"):
+        target.write(rel, store.read(rel))
+        store.delete(rel)
+    assert moviegen(home, moved, "verify", "cw").returncode == 0
+    assert "up to date" in moviegen(home, moved, "plan", "cw").stdout
+    edl = moviegen(home, moved, "export", "cw", "--format", "edl", "--no-links").stdout
+    assert edl.count(f"{root}-moved/movies/cw/segment_image/") == 6 and f"{root}/" not in edl

@@ -17,15 +17,10 @@ from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.registry import observe_inputs
 from resources.runtime.media import mp3_duration_ms, mp4_info, png_size
 from resources.storage import ArtifactStore
-from tests.conftest import REPO, HomeSnapshot, new_home, small_request
+from tests.conftest import REPO, HomeSnapshot, local_file, new_home, small_request
 from tests.staleness import stale_nodes, ui_marks
 
 MIXED = {"segments": {"1": {"use_video": True}, "2": {"use_video": True, "is_image_to_video": True}}}
-
-
-def local(uri: str) -> Path:
-    assert uri.startswith("file://"), uri
-    return Path(uri.removeprefix("file://"))
 
 
 @pytest.fixture(scope="module")
@@ -69,19 +64,19 @@ def test_mixed_movie_is_built_exactly_as_planned(instance: dg.DagsterInstance, s
     state = load_state(instance, movie, blueprint.nodes)
     assert set(state.records) == set(blueprint.nodes) and not state.failures
     for key, rec in state.records.items():
-        data = local(rec.uri).read_bytes()
+        data = local_file(rec.uri).read_bytes()
         assert hashlib.sha256(data).hexdigest() == rec.version, key
         assert rec.version[:16] in rec.uri
         assert rec.metadata["data_version"] == rec.version
     width, height = 854, 480
     for key in [NodeKey("segment_image", 0, 0), NodeKey("segment_image", 0, 1), NodeKey("starting_image", 2)]:
-        assert png_size(local(state.records[key].uri).read_bytes()) == (width, height)
+        assert png_size(local_file(state.records[key].uri).read_bytes()) == (width, height)
     for key in [NodeKey("text_to_video_clip", 1), NodeKey("image_to_video_clip", 2)]:
-        assert mp4_info(local(state.records[key].uri).read_bytes()) == (width, height, 10000)
+        assert mp4_info(local_file(state.records[key].uri).read_bytes()) == (width, height, 10000)
     for i in range(3):
-        ms = mp3_duration_ms(local(state.records[NodeKey("segment_audio", i)].uri).read_bytes())
+        ms = mp3_duration_ms(local_file(state.records[NodeKey("segment_audio", i)].uri).read_bytes())
         assert 2000 < ms <= 10100
-    music_ms = mp3_duration_ms(local(state.records[NodeKey("music")].uri).read_bytes())
+    music_ms = mp3_duration_ms(local_file(state.records[NodeKey("music")].uri).read_bytes())
     assert abs(music_ms - 30000) < 200
     image = state.records[NodeKey("segment_image", 0, 1)].metadata
     assert image["provider"] == "offline" and image["model"] and image["prompt"] and "data:image/jpeg" in image["preview"]
@@ -99,7 +94,7 @@ def test_only_the_movies_partitions_exist_and_all_are_fresh(instance: dg.Dagster
 
 def test_timeline_matches_schema_and_artifacts(instance: dg.DagsterInstance, store, generated) -> None:
     movie, result = generated
-    timeline = json.loads(local(result.timeline).read_text())
+    timeline = json.loads(local_file(result.timeline).read_text())
     schema = json.loads((REPO / "docs" / "timeline.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(timeline)
     assert (timeline["width"], timeline["height"], timeline["durationMs"], timeline["fps"]) == (854, 480, 30000, 30)
@@ -110,6 +105,8 @@ def test_timeline_matches_schema_and_artifacts(instance: dg.DagsterInstance, sto
     for clip in tracks["visual"] + tracks["narration"] + tracks["music"]:
         key = NodeKey.from_partition(clip["asset"], clip["partition"])
         assert clip["version"] == state.records[key].version and clip["src"] == state.records[key].uri
+        # The catalog reads a record's path under the root (metadata `path`); `uri` is for the UI only.
+        assert clip["src"] == state.records[key].metadata["path"] == store.rel_of(state.records[key].metadata["uri"])
         assert clip["id"].endswith("@" + clip["version"][:12])
     for i in range(3):
         visual = [c for c in tracks["visual"] if c["segment"] == i]
@@ -136,7 +133,7 @@ def test_failed_partition_is_isolated_and_retried_alone(instance: dg.DagsterInst
     assert list(result.failed) == ["segment_image[01_1]"] and "refused" in result.failed["segment_image[01_1]"]
     assert result.errors["segment_image[01_1]"]["category"] == "bad_input" and result.fallbacks == []
     assert len(result.built) == len(expand(request).nodes) - 1  # everything else is kept, timeline included
-    timeline = json.loads(local(result.timeline).read_text())
+    timeline = json.loads(local_file(result.timeline).read_text())
     assert timeline["errors"] == [{"asset": "segment_image", "partition": "flaky|01_1", "reason": "failed",
                                    "message": result.failed["segment_image[01_1]"], "category": "bad_input",
                                    "suggestion": result.errors["segment_image[01_1]"]["suggestion"]}]
@@ -148,8 +145,8 @@ def test_failed_partition_is_isolated_and_retried_alone(instance: dg.DagsterInst
     assert planned == {"segment_image[01_1]": "failed", "segment_visuals[01]": "upstream", "timeline": "upstream"}
     retry = api.generate(instance, store, movie)
     assert retry.success and retry.provider_calls == {"TextToImageProducer": 1}
-    assert json.loads(local(retry.timeline).read_text())["errors"] == []
-    assert local(result.timeline).exists()  # the earlier timeline stays readable
+    assert json.loads(local_file(retry.timeline).read_text())["errors"] == []
+    assert local_file(result.timeline).exists()  # the earlier timeline stays readable
 
 
 def test_a_placeholder_stands_in_for_a_failed_picture_until_the_provider_works(instance: dg.DagsterInstance, store) -> None:
@@ -164,7 +161,7 @@ def test_a_placeholder_stands_in_for_a_failed_picture_until_the_provider_works(i
     assert "placeholder" in result.failed[key] and result.errors[key]["category"] == "bad_input"
     assert len(result.built) == len(expand(request).nodes)  # the placeholder too: the movie is complete
     assert result.provider_calls.get("TextToImageProducer") == 5  # the placeholder is no provider call
-    timeline = json.loads(local(result.timeline).read_text())
+    timeline = json.loads(local_file(result.timeline).read_text())
     clips = [c for c in timeline["tracks"][0]["clips"] if c["segment"] == 1]
     assert [c["type"] for c in clips] == ["image", "image"] and [c.get("fallback") for c in clips] == [None, True]
     errors = [e for e in timeline["errors"] if e["partition"] == "stand-in|01_1"]
@@ -180,7 +177,7 @@ def test_a_placeholder_stands_in_for_a_failed_picture_until_the_provider_works(i
     assert planned == {key: "failed", "segment_visuals[01]": "upstream", "timeline": "upstream"}
     retry = api.generate(instance, store, movie)  # the provider works again
     assert retry.success and retry.provider_calls == {"TextToImageProducer": 1} and retry.fallbacks == []
-    assert json.loads(local(retry.timeline).read_text())["errors"] == []
+    assert json.loads(local_file(retry.timeline).read_text())["errors"] == []
     real = load_state(instance, movie, [NodeKey("segment_image", 1, 1)]).records[NodeKey("segment_image", 1, 1)]
     assert real.version != placeholder.version and not real.metadata.get("fallback")
     assert api.plan(instance, store, movie).items == []

@@ -23,13 +23,9 @@ from movie_assets.movie_files.movies import load_movie_request
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.locks import generation_lock
 from resources.storage import ArtifactStore
-from tests.conftest import HomeSnapshot, small_request
+from tests.conftest import HomeSnapshot, local_file, small_request
 from tests.contract import CONTRACT, N
 from tests.staleness import stale_nodes, ui_marks
-
-
-def local(uri: str) -> Path:
-    return Path(uri.removeprefix("file://"))
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +134,7 @@ def test_identical_rebuild_stops_the_cascade(instance: dg.DagsterInstance, store
     run evaluates the override, which costs nothing)."""
     key = NodeKey("segment_narration", 1)
     before = load_state(instance, movie, [key]).records[key].version
-    line = json.loads(local(load_state(instance, movie, [NodeKey("script")]).records[NodeKey("script")].uri).read_text())["narration"][1]
+    line = json.loads(local_file(load_state(instance, movie, [NodeKey("script")]).records[NodeKey("script")].uri).read_text())["narration"][1]
     api.edit(instance, store, movie, [("segments.1.narration", line)])
     planned = api.plan(instance, store, movie)
     assert {i.node: i.reason for i in planned.items} == {"segment_narration[01]": "stale"}
@@ -192,7 +188,7 @@ def test_failed_partition_is_retried_alone_after_an_edit(instance: dg.DagsterIns
     api.edit(instance, store, movie, [("segments.1.image_prompts.0", "FAILME lighthouse")])
     failed = api.generate(instance, store, movie, resource_config={"images": {"fail_when": "FAILME"}})
     assert list(failed.failed) == ["segment_image[01_0]"]
-    errors = json.loads(local(failed.timeline).read_text())["errors"]
+    errors = json.loads(local_file(failed.timeline).read_text())["errors"]
     assert [(e["partition"], e["reason"]) for e in errors] == [("rev|01_0", "failed")]
     assert errors[0]["message"].endswith("the previous version is used")  # the movie stays complete
     retried = api.generate(instance, store, movie)
@@ -212,8 +208,8 @@ def test_every_revision_stays_readable(instance: dg.DagsterInstance, store, movi
     assert [t["assemblyStrategy"] for t in timelines] == ["ken_burns", "ken_burns", "cut"]
     for revision, timeline in zip(revisions, timelines, strict=True):
         media = [c["src"] for track in timeline["tracks"] for c in track["clips"] if "src" in c]
-        assert media and all(local(uri).exists() for uri in media)  # nothing was overwritten or deleted
-        manifest_uris = {m["uri"] for m in api.revision(instance, store, movie, revision.revision).manifest.values()}
+        assert media and all(local_file(uri).exists() for uri in media)  # nothing was overwritten or deleted
+        manifest_uris = {store.uri(m["uri"]) for m in api.revision(instance, store, movie, revision.revision).manifest.values()}
         assert set(media) <= manifest_uris
     audio_1 = {c["src"] for c in timelines[0]["tracks"][1]["clips"]}
     audio_2 = {c["src"] for c in timelines[1]["tracks"][1]["clips"]}
@@ -274,11 +270,11 @@ def test_damaged_artifacts_are_noticed_and_rebuilt_with_nothing_else(instance: d
     provider, the timeline for free), and nothing below them, whose content is unchanged."""
     state = load_state(instance, movie, expand(load_movie_request(store, movie)).nodes)
     image, audio, timeline = NodeKey("segment_image", 1, 0), NodeKey("segment_audio", 2), NodeKey("timeline")
-    path = local(state.records[image].uri)
+    path = local_file(state.records[image].uri)
     path.write_bytes(path.read_bytes()[:100])
-    local(state.records[audio].uri).unlink()
-    text = local(state.records[timeline].uri).read_bytes()
-    local(state.records[timeline].uri).write_bytes(text[: len(text) // 2])
+    local_file(state.records[audio].uri).unlink()
+    text = local_file(state.records[timeline].uri).read_bytes()
+    local_file(state.records[timeline].uri).write_bytes(text[: len(text) // 2])
     planned = api.plan(instance, store, movie)
     reasons = {i.node: i.reason for i in planned.items}
     assert {n for n, r in reasons.items() if r == "damaged"} == {str(image), str(audio), str(timeline)}
@@ -290,7 +286,7 @@ def test_damaged_artifacts_are_noticed_and_rebuilt_with_nothing_else(instance: d
     assert set(result.built) == {str(image), str(audio), str(timeline)}  # the rest was kept: identical content
     after = load_state(instance, movie, [image, audio, timeline]).records
     assert all(after[k].uri == state.records[k].uri and after[k].version == state.records[k].version for k in after)
-    assert json.loads(local(after[timeline].uri).read_bytes()) == json.loads(text)
+    assert json.loads(local_file(after[timeline].uri).read_bytes()) == json.loads(text)
     assert api.verify(instance, store, movie).damaged == {} and api.plan(instance, store, movie).items == []
     assert stale_nodes(instance, movie, expand(load_movie_request(store, movie)).nodes) == []
 
@@ -301,9 +297,9 @@ def test_changed_content_is_found_by_a_full_verify(instance: dg.DagsterInstance,
     the provider is called)."""
     key = NodeKey("segment_image", 0, 1)
     rec = load_state(instance, movie, [key]).records[key]
-    data = bytearray(local(rec.uri).read_bytes())
+    data = bytearray(local_file(rec.uri).read_bytes())
     data[len(data) // 2] ^= 0xFF
-    local(rec.uri).write_bytes(bytes(data))
+    local_file(rec.uri).write_bytes(bytes(data))
     assert api.plan(instance, store, movie).items == []  # same size: the quick check cannot tell
     found = api.verify(instance, store, movie)
     assert found.full and list(found.damaged) == [str(key)] and "content changed" in found.damaged[str(key)]
@@ -324,7 +320,7 @@ def test_a_damaged_request_or_revision_is_a_clear_error_with_a_repair(
     from movie_assets.movie_files.revisions import damaged_revisions
 
     api.edit(instance, store, movie, [("voice_id", "onyx")])
-    request = local(store.uri(request_path(movie)))
+    request = local_file(store.uri(request_path(movie)))
     request.write_bytes(b"\x00\xff{binary garbage")
     with pytest.raises(StoredFileDamaged, match=r"stored request .*request\.json is damaged .*moviegen repair rev"):
         api.status(instance, store, movie)
@@ -341,7 +337,7 @@ def test_a_damaged_request_or_revision_is_a_clear_error_with_a_repair(
     assert api.repair(instance, store, movie).endswith("as of edit 1")
     assert api.plan(instance, store, movie).provider_calls == {"AudioProducer": N}
     # No intact copy left: the user gives the request.
-    for copy in local(store.uri(f"movies/{movie}/requests")).iterdir():
+    for copy in local_file(store.uri(f"movies/{movie}/requests")).iterdir():
         copy.write_text("{")
     request.write_text("[]")
     with pytest.raises(StoredFileDamaged, match="no intact copy"):
@@ -351,11 +347,11 @@ def test_a_damaged_request_or_revision_is_a_clear_error_with_a_repair(
 
     # A lost edit entry: the next edit still gets a number of its own.
     assert api.edit(instance, store, movie, [("voice_id", "echo")]).seq == 2
-    local(store.uri(f"movies/{movie}/edits/000001.json")).unlink()
+    local_file(store.uri(f"movies/{movie}/edits/000001.json")).unlink()
     assert api.edit(instance, store, movie, [("voice_id", small_request().voice_id)]).seq == 3
 
     # A revision cut short: history lists the others, the next revision gets the next number.
-    local(store.uri(revision_path(movie, 1))).write_text('{"revision": 1, "ti')
+    local_file(store.uri(revision_path(movie, 1))).write_text('{"revision": 1, "ti')
     assert api.history(instance, store, movie) == [] and list(damaged_revisions(store, movie)) == [1]
     assert cli.main(["history", movie]) == 0 and "revision 1:" in capsys.readouterr().err
     api.edit(instance, store, movie, [("voice_id", "onyx")])
@@ -385,7 +381,7 @@ def test_reroll_makes_one_new_take_and_pick_goes_back_for_free(instance: dg.Dags
     made = api.generate(instance, store, movie)
     assert made.success and made.provider_calls == {"TextToImageProducer": 1}
     second = load_state(instance, movie, [key]).records[key]
-    assert second.version != first.version and local(second.uri).read_bytes() != local(first.uri).read_bytes()
+    assert second.version != first.version and local_file(second.uri).read_bytes() != local_file(first.uri).read_bytes()
     assert api.plan(instance, store, movie).items == [] and stale_nodes(instance, movie, nodes) == []
 
     picked = api.pick(instance, store, movie, node, 0)
@@ -432,10 +428,10 @@ def test_a_cut_cache_copy_is_not_promised_as_free(instance: dg.DagsterInstance, 
     original = load_state(instance, movie, [key]).records[key]
     api.edit(instance, store, movie, [("segments.0.image_prompts.1", "a hand-written prompt")])
     assert api.generate(instance, store, movie).provider_calls == {"TextToImageProducer": 1}
-    path = local(original.uri)
+    path = local_file(original.uri)
     path.write_bytes(path.read_bytes()[:500])  # no record points at it now: only the cache does
     api.edit(instance, store, movie, [("segments.0.image_prompts.1", UNSET)])
     planned = api.plan(instance, store, movie)
     assert planned.provider_calls == {"TextToImageProducer": 1}
     assert api.generate(instance, store, movie).provider_calls == planned.provider_calls
-    assert local(load_state(instance, movie, [key]).records[key].uri).stat().st_size == original.metadata["bytes"]
+    assert local_file(load_state(instance, movie, [key]).records[key].uri).stat().st_size == original.metadata["bytes"]

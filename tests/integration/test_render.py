@@ -17,11 +17,7 @@ from movie_assets.builder.render_revision import render_revision
 from movie_assets.interfaces import api
 from movie_assets.movie_files.movies import load_movie_request
 from resources.settings import RenderEngine, Settings
-from tests.conftest import small_request
-
-
-def local(uri: str) -> Path:
-    return Path(uri.removeprefix("file://"))
+from tests.conftest import local_file, small_request
 
 
 def frames_of(path: Path, indexes: list[int], size: tuple[int, int]) -> np.ndarray:
@@ -49,7 +45,7 @@ def test_a_generation_renders_the_movie_and_an_edit_rerenders_one_chunk(
     first = api.generate(instance, store, movie)
     assert first.success, first.failed
     assert first.movie_video and "movie_video[" not in str(first.failed)
-    info = media.probe(local(first.movie_video))
+    info = media.probe(local_file(first.movie_video))
     assert (info["width"], info["height"], info["frames"]) == (854, 480, 900)
     assert info["video_codec"] == "h264" and info["audio_codec"] == "aac" and abs(info["duration_ms"] - 30000) <= 34
     assert api.status(instance, store, movie).movie_video == first.movie_video
@@ -63,13 +59,13 @@ def test_a_generation_renders_the_movie_and_an_edit_rerenders_one_chunk(
     # changed), the audio and the join; segment 0's chunk is kept.
     assert renders == ["movie_video", "soundtrack", "video_chunk[01]", "video_chunk[02]"]
     assert sorted(second.skipped) == ["video_chunk[00]"]
-    assert local(first.movie_video).exists() and second.movie_video != first.movie_video  # both revisions playable
+    assert local_file(first.movie_video).exists() and second.movie_video != first.movie_video  # both revisions playable
 
     # The joined movie equals a one-piece render of the same timeline, frame for frame at the joins.
     timeline = api.load_timeline(instance, store, movie)
     scratch = tmp_path / "scratch.mp4"
     ffmpeg_engine.render_movie(timeline, media.file_uri_resolver, scratch, PRESETS["480p"], workdir=tmp_path / "w")
-    joined = local(second.movie_video)
+    joined = local_file(second.movie_video)
     assert media.probe(joined)["frames"] == media.probe(scratch)["frames"] == 900
     at_joins = [0, 299, 300, 599, 600, 899]
     for k, (a, b) in enumerate(zip(frames_of(joined, at_joins, (854, 480)), frames_of(scratch, at_joins, (854, 480)), strict=True)):
@@ -85,11 +81,11 @@ def test_a_missing_picture_is_a_placeholder_and_the_movie_still_renders(
     movie = api.new_movie(instance, store, request, "gap")
     result = api.generate(instance, store, movie, resource_config={"images": {"fail_when": "FAILME"}})
     assert list(result.failed) == ["segment_image[01_1]"]
-    timeline = json.loads(local(result.timeline).read_text())
+    timeline = json.loads(local_file(result.timeline).read_text())
     placeholders = [c for c in timeline["tracks"][0]["clips"] if c["type"] == "placeholder"]
     assert [(c["partition"], c["startMs"], c["durationMs"]) for c in placeholders] == [("gap|01_1", 15000, 5000)]
     assert result.movie_video is not None
-    assert media.probe(local(result.movie_video))["frames"] == 600
+    assert media.probe(local_file(result.movie_video))["frames"] == 600
 
 
 def test_a_failed_render_leaves_the_revision_unrendered_and_the_next_generate_finishes_it(
@@ -98,7 +94,7 @@ def test_a_failed_render_leaves_the_revision_unrendered_and_the_next_generate_fi
     unrendered = api.generate(instance, store, movie)  # MOVIEGEN_RENDER=off: the timeline only
     assert unrendered.success and unrendered.movie_video is None
     timeline = api.load_timeline(instance, store, movie)
-    picture = local(timeline["tracks"][0]["clips"][0]["src"])
+    picture = local_file(timeline["tracks"][0]["clips"][0]["src"])
     kept = picture.read_bytes()
     # Garbage of the same size (a deleted or cut file would be noticed and rebuilt before the render; only
     # `--verify` hashes): the first segment's chunk cannot be drawn.
@@ -128,13 +124,13 @@ def test_render_of_a_revision_runs_the_graphs_render_nodes_and_reuses_what_exist
 
     bigger = render_revision(store, movie, None, RenderEngine.ffmpeg, "720p", request, settings)
     assert not bigger.reused and (bigger.width, bigger.height, bigger.frames) == (1280, 720, 600)
-    info = media.probe(local(bigger.uri))
+    info = media.probe(local_file(bigger.uri))
     assert (info["width"], info["height"], info["frames"]) == (1280, 720, 600)
     again = render_revision(store, movie, None, RenderEngine.ffmpeg, "720p", request, settings)
     assert again.reused and again.uri == bigger.uri
     assert api.status(instance, store, movie).movie_video == made.movie_video  # the movie's own render is untouched
 
-    data = local(bigger.uri).read_bytes()
-    local(bigger.uri).write_bytes(data[: len(data) // 2])  # damaged: a half file is never handed out
+    data = local_file(bigger.uri).read_bytes()
+    local_file(bigger.uri).write_bytes(data[: len(data) // 2])  # damaged: a half file is never handed out
     healed = render_revision(store, movie, None, RenderEngine.ffmpeg, "720p", request, settings)
-    assert not healed.reused and media.probe(local(healed.uri))["frames"] == 600
+    assert not healed.reused and media.probe(local_file(healed.uri))["frames"] == 600
