@@ -228,10 +228,9 @@ def test_partition_run_like_the_ui(instance: dg.DagsterInstance, store, generate
     assert "narration_fits_segment" not in checks
 
 
-def test_checks_alone_evaluate_what_exists_and_a_run_without_partitions_says_what_to_click(
-        instance: dg.DagsterInstance, store, generated) -> None:
+def test_checks_alone_evaluate_what_exists(instance: dg.DagsterInstance, store, generated) -> None:
     """The checks' "Execute all" (checks selected, no partition) evaluates them on every movie's artifacts and
-    builds nothing; a run with neither partitions nor checks fails before building, naming what to launch."""
+    builds nothing."""
     movie, _ = generated
     from movie_assets.definitions import defs
 
@@ -245,7 +244,3 @@ def test_checks_alone_evaluate_what_exists_and_a_run_without_partitions_says_wha
     assert set(results) == {"narration_fits_segment", "up_to_date"}
     assert results["narration_fits_segment"].metadata["partitions_checked"].value == 3
     assert results["up_to_date"].passed
-    nothing = job.execute_in_process(instance=instance, asset_selection=[key], raise_on_error=False)
-    assert not nothing.success and nothing.get_asset_materialization_events() == []
-    failure = next(e for e in nothing.all_events if e.is_step_failure)
-    assert "launch generate_movie for its partition" in failure.step_failure_data.error.message  # type: ignore[union-attr]
