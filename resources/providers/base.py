@@ -32,7 +32,7 @@ class ErrorCategory(StrEnum):
     authentication = "authentication"  # bad or missing-permission key
     quota = "quota"                    # billing / exhausted quota / payment required
     rate_limit = "rate_limit"
-    outage = "outage"                  # provider 5xx, timeouts, unreachable, prediction failed/canceled, bad output
+    outage = "outage"                  # provider 5xx, timeouts, unreachable, prediction failed/canceled, malformed answer
     local = "local"                    # this machine: disk full, memory, ffmpeg/tool failure, unexpected bug
     storage = "storage"                # artifact storage (S3 / local folder) unreachable or refusing
     configuration = "configuration"    # routes, model params, missing key, model cannot do the asked mode/size/voice/language
@@ -86,6 +86,16 @@ class ProviderError(Exception):
         self.category = ErrorCategory(category)
         self.retryable = self.category in RETRYABLE if retryable is None else retryable
         self.suggestion = SUGGESTIONS[self.category] if suggestion is None else redact(suggestion)
+
+
+class MalformedAnswer(ProviderError):
+    """A provider answered, with success, something that cannot be used: invalid JSON, a missing field,
+    base64 that is not a picture, truncated or undecodable media, an output file that cannot be
+    downloaded. The provider's fault, never this machine's: an ``outage`` (the next generate tries again;
+    an offline placeholder stands in meanwhile). The message names the provider and what was wrong."""
+
+    def __init__(self, message: str, *, provider: str):
+        super().__init__(message, provider=provider, category=ErrorCategory.outage)
 
 
 _LOCAL_ERRNOS = {
