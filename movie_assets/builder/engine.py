@@ -41,6 +41,7 @@ from movie_assets.domain.request import Strategy
 from movie_assets.movie_files.layout import artifact_path
 from movie_assets.movie_files.reports import RunReport
 from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError, describe_failure, for_movie
+from resources.runtime.disk import writing
 from resources.runtime.media import jpeg_preview
 from resources.runtime.monitor import (
     MEMORY_PER_JOB_MB,
@@ -436,7 +437,9 @@ class BuildEngine:
             self._scratch = new_scratch_dir("moviegen-build-")
         dest = self._scratch / scratch_name(uri)
         part = dest.with_name(dest.name + ".part")
-        part.write_bytes(await asyncio.to_thread(self.store.read, uri))
+        data = await asyncio.to_thread(self.store.read, uri)
+        with writing(part):
+            part.write_bytes(data)
         part.replace(dest)
         return dest
 

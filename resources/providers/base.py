@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from resources.runtime.disk import disk_full, is_no_space
 from resources.runtime.secrets import redact
 
 
@@ -98,9 +99,8 @@ class MalformedAnswer(ProviderError):
         super().__init__(message, provider=provider, category=ErrorCategory.outage)
 
 
+# A full disk (ENOSPC, EDQUOT) is told apart before these: it names the disk (runtime/disk.py).
 _LOCAL_ERRNOS = {
-    errno.ENOSPC: "free disk space on this machine (the artifact folder and the temporary folder) and generate again",
-    errno.EDQUOT: "free disk space on this machine (the disk quota is exhausted) and generate again",
     errno.ENOMEM: "free memory on this machine (close other programs or build fewer things at once) and generate again",
     errno.EMFILE: "too many open files: raise the open-file limit (ulimit -n) and generate again",
 }
@@ -126,6 +126,8 @@ def categorize(e: BaseException) -> tuple[ErrorCategory, str]:
         return category, suggestion if isinstance(suggestion, str) and suggestion else SUGGESTIONS[category]
     if isinstance(e, MemoryError):
         return ErrorCategory.local, _MEMORY
+    if is_no_space(e):
+        return ErrorCategory.local, disk_full(e).suggestion  # type: ignore[arg-type]
     if isinstance(e, OSError) and e.errno in _LOCAL_ERRNOS:
         return ErrorCategory.local, _LOCAL_ERRNOS[e.errno]
     module = _module(e)
@@ -147,9 +149,13 @@ def categorize(e: BaseException) -> tuple[ErrorCategory, str]:
 
 
 def describe_failure(e: BaseException) -> dict[str, str]:
-    """A failure as shown to a user: its message (secrets redacted), category and the one thing to do about it."""
+    """A failure as shown to a user: its message (secrets redacted), category and the one thing to do about
+    it. A full disk says so, with the free space on the disk that ran out."""
     category, suggestion = categorize(e)
-    message = str(e) if isinstance(e, ProviderError) else f"{type(e).__name__}: {e}"
+    if is_no_space(e):
+        message = str(disk_full(e))  # type: ignore[arg-type]
+    else:
+        message = str(e) if isinstance(e, ProviderError) else f"{type(e).__name__}: {e}"
     return {"message": redact(message), "category": category.value, "suggestion": redact(suggestion)}
 
 

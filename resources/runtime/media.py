@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from resources.runtime import processes
+from resources.runtime.disk import DiskFull, over_quota, ran_out_of_space, writing
 from resources.runtime.scratch import scratch_dir
 
 
@@ -27,6 +28,10 @@ class BadMedia(MediaError):
     ("truncated PNG", "not an image: text '<html>...'")."""
 
 
+class MediaDiskFull(DiskFull, MediaError):
+    """ffmpeg ran out of disk space (caught as a MediaError, reported as a full disk)."""
+
+
 def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -35,11 +40,15 @@ def run_ffmpeg(args: list[str], inputs: dict[str, bytes], output_name: str, time
     """Run ffmpeg in a scratch folder: ``inputs`` are written there, ``output_name`` is read back."""
     with scratch_dir("moviegen-ffmpeg-") as tmp:
         for name, data in inputs.items():
-            Path(tmp, name).write_bytes(data)
+            with writing(Path(tmp, name)):
+                Path(tmp, name).write_bytes(data)
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args, output_name]
         proc = processes.run(cmd, cwd=tmp, capture_output=True, timeout=timeout_s)
         if proc.returncode != 0:
-            raise MediaError(f"ffmpeg failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-800:]}")
+            stderr = proc.stderr.decode(errors="replace")[-800:]
+            if ran_out_of_space(proc.returncode, stderr):
+                raise MediaDiskFull(Path(tmp, output_name), "ffmpeg", detail=stderr, quota=over_quota(stderr))
+            raise MediaError(f"ffmpeg failed ({proc.returncode}): {stderr}")
         return Path(tmp, output_name).read_bytes()
 
 
@@ -227,13 +236,16 @@ def check_decodes(data: bytes, kind: str, timeout_s: float = 300) -> None:
         raise BadMedia(f"not {_FILE[kind]}: {sniff(data)}")
     stream = "0:a:0" if kind == "audio" else "0:v:0"
     with scratch_dir("moviegen-check-") as tmp:
-        Path(tmp, "in.media").write_bytes(data)
+        with writing(Path(tmp, "in.media")):
+            Path(tmp, "in.media").write_bytes(data)
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-xerror", "-i", "in.media",
                "-map", stream, "-f", "null", "-"]
         proc = processes.run(cmd, cwd=tmp, capture_output=True, timeout=timeout_s)
     if proc.returncode == 0:
         return
     stderr = proc.stderr.decode(errors="replace")
+    if ran_out_of_space(proc.returncode, stderr):
+        raise MediaDiskFull(Path(tmp), "ffmpeg", detail=stderr[-800:], quota=over_quota(stderr))
     if proc.returncode < 0:  # killed (memory, a signal): not the file's fault
         raise MediaError(f"ffmpeg was killed ({proc.returncode}) checking a {kind} file: {stderr[-800:]}")
     for pattern, why in _UNREADABLE:
