@@ -149,14 +149,16 @@ def categorize(e: BaseException) -> tuple[ErrorCategory, str]:
 
 
 def describe_failure(e: BaseException) -> dict[str, str]:
-    """A failure as shown to a user: its message (secrets redacted), category and the one thing to do about
-    it. A full disk says so, with the free space on the disk that ran out."""
+    """A failure as shown to a user: its message (one line, secrets redacted: what follows its first line,
+    such as a tool's last messages, is for ``--verbose``), category and the one thing to do about it. A
+    full disk says so, with the free space on the disk that ran out."""
     category, suggestion = categorize(e)
     if is_no_space(e):
         message = str(disk_full(e))  # type: ignore[arg-type]
     else:
         message = str(e) if isinstance(e, ProviderError) else f"{type(e).__name__}: {e}"
-    return {"message": redact(message), "category": category.value, "suggestion": redact(suggestion)}
+    lines = [line for line in message.splitlines() if line.strip()]
+    return {"message": redact(lines[0] if lines else message), "category": category.value, "suggestion": redact(suggestion)}
 
 
 class ModelParams:

@@ -82,6 +82,9 @@ def test_describe_failure():
     assert describe_failure(e) == {"message": "OpenAI billing", "category": "quota", "suggestion": SUGGESTIONS[C.quota]}
     assert describe_failure(ValueError("bad value")) == {
         "message": "ValueError: bad value", "category": "local", "suggestion": UNEXPECTED}
+    # One line: what follows (a tool's last messages) is a detail for --verbose.
+    assert describe_failure(RuntimeError("ffmpeg encode x: exited with 1 (Encoder not found)\n[out#0] Encoder not found"))[
+        "message"] == "RuntimeError: ffmpeg encode x: exited with 1 (Encoder not found)"
 
 
 def test_a_malformed_answer_is_an_outage_of_the_provider():
