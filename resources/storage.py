@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
+from resources.runtime.disk import writing
 from resources.runtime.paths import dagster_home
 
 STORAGE_ENV = "MOVIEGEN_STORAGE"  # a folder or s3://bucket/prefix
@@ -142,7 +143,7 @@ class _Local:
 
     def put(self, rel: str, data: bytes) -> None:
         final = self.root / rel
-        with _storage_faults():
+        with _storage_faults(), writing(final):
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
             try:

@@ -4,7 +4,9 @@ Every node starts as soon as its dependencies are done; provider calls run concu
 provider's in-flight limit; CPU-heavy local work runs in threads within the machine's local slots.
 A failed node is recorded and only its dependents are held back; every other node is built. A node
 scheduled only because something upstream was going to be rebuilt is skipped when that rebuild
-produced identical content (the cascade stops).
+produced identical content (the cascade stops). A failure is recorded as one line (message, category,
+suggestion) and, for any failure but a provider's, its traceback as ``detail``: shown with --verbose and
+kept in the run's Dagster log, never printed on its own.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from movie_assets.domain.request import Strategy
 from movie_assets.movie_files.layout import artifact_path
 from movie_assets.movie_files.reports import RunReport
 from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError, describe_failure, for_movie
+from resources.runtime.disk import writing
 from resources.runtime.media import jpeg_preview
 from resources.runtime.monitor import (
     MEMORY_PER_JOB_MB,
@@ -90,6 +93,7 @@ class Failed:
     category: str = ErrorCategory.local.value
     suggestion: str = ""
     placeholder: bool = False  # an offline placeholder was built in its place (and is recorded as Built)
+    detail: str = ""  # what the message leaves out (a traceback, a provider's page), for --verbose and the run's log
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ class BuildSummary:
     cost_usd: float = 0.0
     seconds: float = 0.0
     machine: MachineSnapshot | None = None
-    errors: dict[NodeKey, dict[str, str]] = field(default_factory=dict)  # message, category, suggestion
+    errors: dict[NodeKey, dict[str, str]] = field(default_factory=dict)  # message, category, suggestion (, detail)
     fallbacks: list[NodeKey] = field(default_factory=list)  # built as offline placeholders
     call_log: list[dict[str, Any]] = field(default_factory=list)  # one entry per call made or reused
     reused: list[NodeKey] = field(default_factory=list)  # taken from the build cache, no call
@@ -336,13 +340,12 @@ class BuildEngine:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - every failure is recorded on its partition
-                if not isinstance(e, ProviderError):
-                    log.error("unexpected error building %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
-                info = self._describe(e)
+                info = self._describe(key, e)
                 self._log_failed_call(key, group, e, ctx.clients)
                 produced = await self._placeholder(ctx, key, group, info) if self.fallback and node.decl.placeholder else None
                 if produced is None:
-                    self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"])
+                    self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"],
+                               detail=info.get("detail", ""))
                     done[key].set_result(False)
                     return
                 placeholder = True
@@ -369,11 +372,10 @@ class BuildEngine:
                     await asyncio.to_thread(cache.remember, self.store, cached, key, relpath, version, produced)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # noqa: BLE001 - e.g. storage refusing the write
-                if not isinstance(e, ProviderError | OSError):
-                    log.error("unexpected error storing %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
-                info = self._describe(e)
-                self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"])
+            except Exception as e:  # noqa: BLE001 - e.g. storage refusing the write, a full disk
+                info = self._describe(key, e)
+                self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"],
+                           detail=info.get("detail", ""))
                 done[key].set_result(False)
                 return
             old = self.state.records.get(key)
@@ -394,7 +396,7 @@ class BuildEngine:
                 self.summary.failed[key] = failure["message"]
                 self.summary.errors[key] = failure
                 self.emit(Failed(key, failure["message"], category=failure["category"],
-                                 suggestion=failure["suggestion"], placeholder=True))
+                                 suggestion=failure["suggestion"], placeholder=True, detail=failure.get("detail", "")))
             done[key].set_result(changed)
 
         try:
@@ -440,7 +442,9 @@ class BuildEngine:
             self._scratch = new_scratch_dir("moviegen-build-")
         dest = self._scratch / scratch_name(uri)
         part = dest.with_name(dest.name + ".part")
-        part.write_bytes(await asyncio.to_thread(self.store.read, uri))
+        data = await asyncio.to_thread(self.store.read, uri)
+        with writing(part):
+            part.write_bytes(data)
         part.replace(dest)
         return dest
 
@@ -471,8 +475,11 @@ class BuildEngine:
             produced = await RECIPES[key.asset](stand_in, key)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - no placeholder: the partition stays a gap
-            log.warning("no placeholder for %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
+        except Exception as e:  # noqa: BLE001 - no placeholder: the partition stays a gap (the failure says why)
+            why = describe_failure(e)["message"]
+            failure["detail"] = redact(f"{failure.get('detail', '')}\nno placeholder for {key}: {why}\n"
+                                       + "".join(traceback.format_exception(e)), TEXT_LIMIT).lstrip()
+            log.debug("no placeholder for %s: %s", key, why)
             return None
         produced.meta |= {"fallback": True, "fallback_category": failure["category"],
                           "fallback_for": failure["message"][:500]}
@@ -542,17 +549,29 @@ class BuildEngine:
             "cost_usd": call.cost_usd if call else 0.0, "cached": cached, "fallback": False,
         })
 
-    def _describe(self, e: BaseException) -> dict[str, str]:
-        """The failure's message, category and suggestion, the suggestion naming this movie."""
+    def _describe(self, key: NodeKey, e: BaseException) -> dict[str, str]:
+        """The failure's message (one line), category and suggestion, the suggestion naming this movie; and
+        as ``detail``, what the line leaves out: for any error but a provider's, its traceback; for a
+        provider's, the rest of its message (a provider's error page), if any."""
         info = describe_failure(e)
-        return info | {"suggestion": for_movie(info["suggestion"], self.movie)}
+        info["suggestion"] = for_movie(info["suggestion"], self.movie)
+        if not isinstance(e, ProviderError):
+            said = getattr(e, "detail", "")  # a tool's last messages (a full disk's ffmpeg), not in the traceback
+            info["detail"] = redact("".join(traceback.format_exception(e)) + (f"{said}\n" if isinstance(said, str) and said else ""),
+                                    TEXT_LIMIT)
+            log.debug("%s failed: %s\n%s", key, info["message"], info["detail"])
+        elif len(str(e).strip().splitlines()) > 1:
+            info["detail"] = redact(str(e).strip(), TEXT_LIMIT)
+        return info
 
     def _fail(self, key: NodeKey, message: str, upstream: bool = False, category: str | None = None,
-              suggestion: str | None = None) -> None:
+              suggestion: str | None = None, detail: str = "") -> None:
         category = category or (ErrorCategory.upstream.value if upstream else ErrorCategory.local.value)
         suggestion = redact(for_movie(suggestion or SUGGESTIONS[ErrorCategory(category)], self.movie), TEXT_LIMIT)
         message = redact(message, TEXT_LIMIT)  # stored in reports, revisions, events and shown: never a secret
+        detail = redact(detail, TEXT_LIMIT)
         self._failed[key] = message
         self.summary.failed[key] = message
-        self.summary.errors[key] = {"message": message, "category": category, "suggestion": suggestion}
-        self.emit(Failed(key, message, upstream, category, suggestion))
+        self.summary.errors[key] = {"message": message, "category": category, "suggestion": suggestion,
+                                    **({"detail": detail} if detail else {})}
+        self.emit(Failed(key, message, upstream, category, suggestion, detail=detail))

@@ -29,6 +29,15 @@ from resources.storage import ArtifactStore
 TIMELINE = NodeKey("timeline")
 
 
+class RenderFailed(RenderError):
+    """A render node failed: its message, and its failure's ``category`` and ``suggestion`` (a full disk
+    stays a full disk; categorize() honours them) and ``detail`` (its traceback, for --verbose)."""
+
+    def __init__(self, message: str, category: str, suggestion: str, detail: str = ""):
+        super().__init__(message)
+        self.category, self.suggestion, self.detail = category, suggestion, detail
+
+
 @dataclass
 class RenderResult:
     movie: str
@@ -80,7 +89,9 @@ def render_revision(store: ArtifactStore, movie: str, revision: int | None, engi
     asyncio.run(builder.run({k: Reason.requested for k in blueprint.order if k != TIMELINE}))
     failed = [e for e in events if isinstance(e, Failed)]
     if failed:
-        raise RenderError(f"rendering {movie} revision {rev.revision} failed: {failed[0].key}: {failed[0].message}")
+        cause = next((f for f in failed if not f.upstream), failed[0])
+        raise RenderFailed(f"rendering {movie} revision {rev.revision} failed: {cause.key}: {cause.message}", cause.category,
+                           cause.suggestion, cause.detail)
     made = next(e for e in events if isinstance(e, Built) and e.key == NodeKey("movie_video"))
     ms = int(made.produced.duration_ms or 0)
     return RenderResult(movie, rev.revision, engine.value, preset, store.link(made.record.uri), int(made.produced.width or 0),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -19,7 +20,7 @@ from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed, S
 from movie_assets.domain.request import RequestError, Strategy, load_request
 from movie_assets.movie_files.movies import MovieNotFound, load_movie_request, require_stored
 from movie_assets.movie_files.revisions import get_revision, scan_revisions
-from resources.providers.base import for_movie
+from resources.providers.base import describe_failure, for_movie
 from resources.runtime.paths import dagster_home
 from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.storage import ArtifactStore
@@ -80,8 +81,15 @@ def _print_budget(budget: list[dict[str, Any]], estimate: float | None = None) -
                                                     and estimate > b["remaining_usd"] + 1e-9 else ""))
 
 
+def _first_line(text: str) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else str(text)
+
+
 def _print_problem(label: str, message: str, category: str, suggestion: str, file: Any = None) -> None:
-    print(f"  {label} [{category}]: {redact(message, TEXT_LIMIT)}", file=file)
+    """One failure: a line with its category and cause, then the one thing to do (the details of a
+    failure, such as a traceback, only with --verbose)."""
+    print(f"  {label} [{category}]: {redact(_first_line(message), TEXT_LIMIT)}", file=file)
     if suggestion:
         print(f"      -> {redact(suggestion, TEXT_LIMIT)}", file=file)
 
@@ -141,7 +149,7 @@ class _Progress:
                 how = f"{call.provider} {call.latency_s:.1f}s" if call else "no call"
                 print(f"[{t:6.1f}s {self.done:>3}/{self.total}] built  {item.key} ({how})", file=sys.stderr)
             elif type(item).__name__ == "Failed":
-                print(f"[{t:6.1f}s {self.done:>3}/{self.total}] FAILED {item.key}: {redact(item.message, TEXT_LIMIT)}",
+                print(f"[{t:6.1f}s {self.done:>3}/{self.total}] FAILED {item.key}: {redact(_first_line(item.message), TEXT_LIMIT)}",
                       file=sys.stderr)
             else:
                 print(f"[{t:6.1f}s {self.done:>3}/{self.total}] kept   {item.key} ({redact(item.message)})", file=sys.stderr)
@@ -776,8 +784,35 @@ def _usd(text: str) -> float:
     return value
 
 
+class _Console(logging.Handler):
+    """moviegen's own log on stderr (the stream of the moment): without --verbose a record's first line,
+    never a traceback; with it, the whole record. (A failure's traceback is its detail, printed after it.)"""
+
+    verbose = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record) if self.verbose else f"{record.levelname.lower()}: {_first_line(record.getMessage())}"
+        print(redact(text, TEXT_LIMIT), file=sys.stderr)
+
+
+_CONSOLE = _Console()
+_CONSOLE.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+
+def _console_log(verbose: bool) -> None:
+    """moviegen's log goes to the console: its warnings, and with --verbose its info too (without a
+    handler of its own, Python would print a warning's traceback whatever --verbose says)."""
+    _CONSOLE.verbose = verbose
+    logger = logging.getLogger("moviegen")
+    if _CONSOLE not in logger.handlers:
+        logger.addHandler(_CONSOLE)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    verbose = bool(getattr(args, "verbose", False))
+    _console_log(verbose)
     try:
         return args.func(args)
     except BrokenPipeError:  # the output was piped into a reader that stopped (`| head`): not an error
@@ -801,15 +836,14 @@ def main(argv: list[str] | None = None) -> int:
             _print_problem(f"{problem['producer']} ({problem['route']})", problem["message"], problem["category"],
                            problem["suggestion"], file=sys.stderr)
         return EXIT_PREFLIGHT
-    except Exception as e:  # noqa: BLE001 - one clean line; the traceback with --verbose
-        if getattr(args, "verbose", False):  # the traceback, chained causes included, secrets redacted
-            print(redact("".join(traceback.format_exception(e)), TEXT_LIMIT), file=sys.stderr, end="")
-            return EXIT_FAILED
-        from resources.providers.base import categorize  # noqa: PLC0415 - only on this path
-
-        category, suggestion = categorize(e)
-        print(redact(f"error [{category}]: {type(e).__name__}: {e}", TEXT_LIMIT), file=sys.stderr)
-        print(f"  -> {redact(suggestion, TEXT_LIMIT)}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - one line with the cause, then what to do; the traceback with --verbose
+        info = describe_failure(e)
+        print(redact(f"error [{info['category']}]: {info['message']}", TEXT_LIMIT), file=sys.stderr)
+        print(f"  -> {redact(for_movie(info['suggestion'], getattr(args, 'movie', 'ID')), TEXT_LIMIT)}", file=sys.stderr)
+        if verbose:  # the traceback, chained causes included, and a failure's own detail; secrets redacted
+            detail = getattr(e, "detail", "")
+            print(redact("".join(traceback.format_exception(e)) + (f"{detail}\n" if detail else ""), TEXT_LIMIT),
+                  file=sys.stderr, end="")
         return EXIT_FAILED
 
 

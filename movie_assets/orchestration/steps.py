@@ -302,7 +302,9 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
                                               metadata=materialization_metadata(item, store, opened.settings.media_url))
                 recorded_since_cursor.add(item.key)
             elif isinstance(item, Failed):
-                context.log.error(redact(f"{item.key} failed [{item.category}]: {item.message} -> {item.suggestion}", TEXT_LIMIT))
+                # The run's log (the UI; the console with --verbose) keeps the traceback of an error not a provider's.
+                context.log.error(redact(f"{item.key} failed [{item.category}]: {item.message} -> {item.suggestion}"
+                                         + (f"\n{item.detail}" if item.detail else ""), TEXT_LIMIT))
                 events.report_failed(context, ARTIFACT_KEYS[item.key.asset], item.key.partition_key(movie),
                                      item.message, item.upstream, item.category, item.suggestion)
             elif isinstance(item, Skipped):

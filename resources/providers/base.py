@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from resources.runtime.disk import disk_full, is_no_space
 from resources.runtime.secrets import redact
 
 
@@ -32,7 +33,7 @@ class ErrorCategory(StrEnum):
     authentication = "authentication"  # bad or missing-permission key
     quota = "quota"                    # billing / exhausted quota / payment required
     rate_limit = "rate_limit"
-    outage = "outage"                  # provider 5xx, timeouts, unreachable, prediction failed/canceled, bad output
+    outage = "outage"                  # provider 5xx, timeouts, unreachable, prediction failed/canceled, malformed answer
     local = "local"                    # this machine: disk full, memory, ffmpeg/tool failure, unexpected bug
     storage = "storage"                # artifact storage (S3 / local folder) unreachable or refusing
     configuration = "configuration"    # routes, model params, missing key, model cannot do the asked mode/size/voice/language
@@ -88,9 +89,18 @@ class ProviderError(Exception):
         self.suggestion = SUGGESTIONS[self.category] if suggestion is None else redact(suggestion)
 
 
+class MalformedAnswer(ProviderError):
+    """A provider answered, with success, something that cannot be used: invalid JSON, a missing field,
+    base64 that is not a picture, truncated or undecodable media, an output file that cannot be
+    downloaded. The provider's fault, never this machine's: an ``outage`` (the next generate tries again;
+    an offline placeholder stands in meanwhile). The message names the provider and what was wrong."""
+
+    def __init__(self, message: str, *, provider: str):
+        super().__init__(message, provider=provider, category=ErrorCategory.outage)
+
+
+# A full disk (ENOSPC, EDQUOT) is told apart before these: it names the disk (runtime/disk.py).
 _LOCAL_ERRNOS = {
-    errno.ENOSPC: "free disk space on this machine (the artifact folder and the temporary folder) and generate again",
-    errno.EDQUOT: "free disk space on this machine (the disk quota is exhausted) and generate again",
     errno.ENOMEM: "free memory on this machine (close other programs or build fewer things at once) and generate again",
     errno.EMFILE: "too many open files: raise the open-file limit (ulimit -n) and generate again",
 }
@@ -116,6 +126,8 @@ def categorize(e: BaseException) -> tuple[ErrorCategory, str]:
         return category, suggestion if isinstance(suggestion, str) and suggestion else SUGGESTIONS[category]
     if isinstance(e, MemoryError):
         return ErrorCategory.local, _MEMORY
+    if is_no_space(e):
+        return ErrorCategory.local, disk_full(e).suggestion  # type: ignore[arg-type]
     if isinstance(e, OSError) and e.errno in _LOCAL_ERRNOS:
         return ErrorCategory.local, _LOCAL_ERRNOS[e.errno]
     module = _module(e)
@@ -137,10 +149,16 @@ def categorize(e: BaseException) -> tuple[ErrorCategory, str]:
 
 
 def describe_failure(e: BaseException) -> dict[str, str]:
-    """A failure as shown to a user: its message (secrets redacted), category and the one thing to do about it."""
+    """A failure as shown to a user: its message (one line, secrets redacted: what follows its first line,
+    such as a tool's last messages, is for ``--verbose``), category and the one thing to do about it. A
+    full disk says so, with the free space on the disk that ran out."""
     category, suggestion = categorize(e)
-    message = str(e) if isinstance(e, ProviderError) else f"{type(e).__name__}: {e}"
-    return {"message": redact(message), "category": category.value, "suggestion": redact(suggestion)}
+    if is_no_space(e):
+        message = str(disk_full(e))  # type: ignore[arg-type]
+    else:
+        message = str(e) if isinstance(e, ProviderError) else f"{type(e).__name__}: {e}"
+    lines = [line for line in message.splitlines() if line.strip()]
+    return {"message": redact(lines[0] if lines else message), "category": category.value, "suggestion": redact(suggestion)}
 
 
 class ModelParams:

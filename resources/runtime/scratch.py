@@ -112,7 +112,12 @@ def new_scratch_dir(prefix: str, root: Path | None = None) -> Path:
             continue
         except FileNotFoundError:  # another process removed the empty root meanwhile: make it again
             continue
-        (path / MARKER).write_text(f"{pid} {started!r}\n")
+        try:
+            (path / MARKER).write_text(f"{pid} {started!r}\n")
+        except OSError as e:  # e.g. a full disk: no folder without its marker is left (sweep keeps those)
+            remove_scratch_dir(path)
+            e.filename = e.filename or str(path / MARKER)  # a write's error names no file (see runtime/disk.py)
+            raise
         return path
     raise FileExistsError(f"no free scratch folder name {prefix}{pid}.* in {root}")
 

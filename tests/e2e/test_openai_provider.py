@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from resources.providers.base import ImagePrompts, ProviderError, Script
+from resources.providers.base import SUGGESTIONS, ErrorCategory, ImagePrompts, ProviderError, Script
 from resources.providers.openai.client import (
     OpenAIImages,
     OpenAILLM,
@@ -19,11 +19,17 @@ from resources.runtime.limits import Throttle, parse_model_limits
 from resources.runtime.media import mp3_duration_ms, png_size
 from resources.runtime.retry import RetryPolicy, parse_duration, wait_hint
 from tests.servers.openai_server import (
+    BAD_BASE64,
+    INVALID_JSON,
+    MISSING_FIELD,
+    NOT_MEDIA,
     POLICY,
     QUOTA,
     RATE_LIMITED,
     SERVER_ERROR,
+    TRUNCATED,
     FakeOpenAI,
+    Malformed,
     Scripted,
     error,
 )
@@ -94,6 +100,40 @@ def test_malformed_llm_output_gets_one_repair_then_a_clear_error(server: FakeOpe
     server.chat_answer = lambda body: "not json at all"
     with pytest.raises(ProviderError, match="does not match Script after 2 attempt"):
         run(OpenAILLM(session(server)).generate("script", "exactly 1", Script, {}))
+
+
+# One call of each producer kind OpenAI serves, by the endpoint it calls.
+CALLS = {
+    "/v1/chat/completions": lambda s: OpenAILLM(s).generate("script", "exactly 1", Script, {}),
+    "/v1/images/generations": lambda s: OpenAIImages(s).generate("a cat", style="anime", width=640, height=360, label="x"),
+    "/v1/audio/speech": lambda s: OpenAISpeech(s).synthesize("Hello there.", voice_id="nova", language="en", emotion=None,
+                                                             max_ms=10000),
+}
+
+
+@pytest.mark.parametrize(("path", "answer", "message"), [
+    ("/v1/chat/completions", INVALID_JSON, "OpenAI answered with invalid JSON ("),
+    ("/v1/chat/completions", MISSING_FIELD, "OpenAI answered without a message (no choices)"),
+    ("/v1/images/generations", INVALID_JSON, "OpenAI answered with invalid JSON ("),
+    ("/v1/images/generations", MISSING_FIELD, "OpenAI answered without an image (no data)"),
+    ("/v1/images/generations", NOT_MEDIA, "OpenAI answered with an image that cannot be read (not an image: text '<html>"),
+    ("/v1/images/generations", BAD_BASE64, "OpenAI answered with an image that cannot be read (invalid base64: "),
+    ("/v1/images/generations", TRUNCATED, "OpenAI answered with an image that cannot be read (truncated PNG)"),
+    ("/v1/audio/speech", NOT_MEDIA, "OpenAI answered with audio that cannot be read (not an MP3: text '<html>"),
+    ("/v1/audio/speech", TRUNCATED, "OpenAI answered with audio that cannot be read (truncated MP3: "),
+], ids=["llm-invalid_json", "llm-missing_field", "images-invalid_json", "images-missing_field", "images-not_media",
+        "images-bad_base64", "images-truncated", "speech-not_media", "speech-truncated"])
+def test_a_malformed_answer_is_the_providers_fault(server: FakeOpenAI, path: str, answer: Malformed, message: str) -> None:
+    """A 200 that cannot be used (invalid JSON, a missing field, a picture or a sound that cannot be read) is
+    an outage of OpenAI's, saying what was wrong: the next generate tries again (never this machine's fault)."""
+    server.fail_next(path, answer)
+    with pytest.raises(ProviderError) as e:
+        run(CALLS[path](session(server)))
+    assert (e.value.category, e.value.retryable, e.value.provider) == (ErrorCategory.outage, True, "openai")
+    assert str(e.value).startswith(message) and "\n" not in str(e.value), str(e.value)
+    assert e.value.suggestion == SUGGESTIONS[ErrorCategory.outage]
+    assert len(server.calls(path)) == 1  # not called again at once
+    run(CALLS[path](session(server)))  # the next answer is whole again, and used
 
 
 def test_images_fit_the_requested_frame_exactly(server: FakeOpenAI) -> None:

@@ -1,16 +1,19 @@
 """What real providers do, survived: 429 storms across two movies at once within the in-flight
-limit, content-policy rejections and errors that fail one partition and keep every other."""
+limit, content-policy rejections and errors that fail one partition and keep every other, malformed
+answers and an unreachable provider (an outage of the provider's, one line each, no traceback)."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 from tests.conftest import BIN, GENERATE, REPO, generate_at_once
+from tests.servers import openai_server, replicate_server
 from tests.servers.openai_server import POLICY, RATE_LIMITED, SERVER_ERROR, FakeOpenAI
 from tests.servers.processes import clean_env
-from tests.servers.replicate_server import FakeReplicate
+from tests.servers.replicate_server import FakeReplicate, closed_port
 
 
 def env_for(home: Path, server: FakeOpenAI, routes: str, attempts: int = 6) -> dict[str, str]:
@@ -89,3 +92,101 @@ def test_replicate_create_storm_two_movies_share_the_in_flight_limit(home: Path)
         assert [r["provider_calls"]["TextToImageProducer"] for r in results] == [6, 6]
         assert len(server.creates()) == 12 + 8
         assert server.max_in_flight_creates == 2  # never more than the limit, across both processes
+
+
+def generate(env: dict[str, str], movie: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "moviegen"), "generate", movie, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def failure_lines(proc: subprocess.CompletedProcess[str]) -> dict[str, tuple[str, str, str]]:
+    """node -> (FAILED or PLACEHOLDER, category, message) of each failure line a generate printed; none of
+    them with a traceback or blamed on this machine, and each followed by its suggestion."""
+    text = proc.stdout + proc.stderr
+    assert "Traceback" not in text and "report the traceback" not in text and "[local]" not in text, text[-4000:]
+    lines = proc.stdout.splitlines()
+    found = {m[2]: (m[1], m[3], m[4], i) for i, line in enumerate(lines)
+             if (m := re.fullmatch(r"  (FAILED|PLACEHOLDER) (\S+) \[(\w+)\]: (.+)", line))}
+    assert all(lines[i + 1].startswith("      -> ") for *_, i in found.values()), proc.stdout
+    return {node: (how, category, message) for node, (how, category, message, _) in found.items()}
+
+
+RETRY = "      -> retry later: `moviegen generate m` rebuilds only what failed"
+PLACEHOLDER = "; an offline placeholder takes its place until it is rebuilt"
+
+
+def test_malformed_openai_answers_are_openai_outages_and_the_next_generate_rebuilds_them(home: Path) -> None:
+    """The LLM answering invalid JSON, an image cut short, speech that is an HTML page: one line each,
+    [outage] with what was wrong, placeholders where pictures and narration fail; no traceback."""
+    with FakeOpenAI() as server:
+        env = env_for(home, server, "TextToImagePromptProducer=openai,TextToImageProducer=openai,AudioProducer=openai")
+        subprocess.run([str(BIN / "moviegen"), "new", "examples/civil-war.yaml", "--id", "m"], cwd=REPO, env=env, check=True,
+                       capture_output=True)
+        server.fail_when("/v1/chat/completions", lambda b: "So that was" in json.dumps(b["messages"]), openai_server.INVALID_JSON)
+        server.fail_when("/v1/images/generations", lambda b: b["prompt"].startswith("test prompt 1"), openai_server.TRUNCATED)
+        server.fail_when("/v1/audio/speech", lambda b: b["input"].startswith("So that was"), openai_server.NOT_MEDIA)
+        proc = generate(env, "m")
+        assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
+        failed = failure_lines(proc)
+        bad_json = ("FAILED", "outage", "OpenAI answered with invalid JSON (")
+        truncated = ("PLACEHOLDER", "outage", "OpenAI answered with an image that cannot be read (truncated PNG)" + PLACEHOLDER)
+        assert {node: (how, category, message[:len(bad_json[2])] if how == "FAILED" and category == "outage" else message)
+                for node, (how, category, message) in failed.items() if category != "upstream"} == {
+            "image_prompt[02_0]": bad_json, "image_prompt[02_1]": bad_json,
+            "segment_image[00_1]": truncated, "segment_image[01_1]": truncated,
+            "segment_audio[02]": ("PLACEHOLDER", "outage", "OpenAI answered with audio that cannot be read (not an MP3: text "
+                                  "'<html><head><title>502 Bad Gateway</title></head'...)" + PLACEHOLDER)}, proc.stdout
+        assert {node for node, (_, category, _) in failed.items() if category == "upstream"} == {
+            "segment_image[02_0]", "segment_image[02_1]"}
+        assert proc.stdout.count(RETRY) == 5, proc.stdout
+        # The answers are whole again: the next generate calls for exactly what failed.
+        server.rules.clear()
+        retry = json.loads(generate(env, "m", "--json", "--quiet").stdout)
+        assert retry["failed"] == [] and retry["provider_calls"] == {"AudioProducer": 1, "TextToImageProducer": 4,
+                                                                     "TextToImagePromptProducer": 1}
+
+
+def test_malformed_replicate_outputs_and_an_unreachable_replicate_are_replicate_outages(home: Path, tmp_path: Path) -> None:
+    """Images, video, music and speech on Replicate: unreachable, then outputs that cannot be used (a page,
+    a file cut short, a URL that answers 404 or no one answers): one [outage] line each naming the model
+    and what was wrong, no traceback; the next generate rebuilds exactly what failed."""
+    request = tmp_path / "r.yaml"
+    request.write_text("inquiry_prompt: Tell me about the Civil War\nduration_seconds: 30\nvoice_id: narrator\nsize: 480p\n"
+                       "aspect_ratio: '16:9'\nimages_per_segment: 1\nsegments:\n  1:\n    use_video: true\n"
+                       "  2:\n    narration: So that was the Civil War.\n")
+    routes = "TextToImageProducer=replicate,TextToVideoProducer=replicate,MusicProducer=replicate,AudioProducer=replicate"
+    with FakeReplicate(polls_to_finish=1) as server:
+        env = {**clean_env(), "DAGSTER_HOME": str(home), "MOVIEGEN_PROVIDERS": routes, "REPLICATE_API_TOKEN": "r8_test",
+               "REPLICATE_BASE_URL": f"http://127.0.0.1:{closed_port()}", "MOVIEGEN_REPLICATE_MAX_ATTEMPTS": "2"}
+        subprocess.run([str(BIN / "moviegen"), "new", str(request), "--id", "m"], cwd=REPO, env=env, check=True, capture_output=True)
+        down = generate(env, "m")
+        assert down.returncode == 1, down.stdout + down.stderr[-3000:]
+        unreachable = f"cannot reach Replicate at {env['REPLICATE_BASE_URL']} after 1 retry: All connection attempts failed"
+        assert failure_lines(down) == {node: ("PLACEHOLDER", "outage", unreachable + PLACEHOLDER) for node in (
+            "segment_image[00_0]", "text_to_video_clip[01]", "segment_image[02_0]", "music",
+            "segment_audio[00]", "segment_audio[01]", "segment_audio[02]")}, down.stdout
+
+        env["REPLICATE_BASE_URL"] = server.base_url
+        server.malform_when(lambda model, inp: "flux" in model, replicate_server.TRUNCATED)
+        server.malform_when(lambda model, inp: "video" in model, replicate_server.URL_404)
+        server.malform_when(lambda model, inp: "musicgen" in model, replicate_server.NOT_MEDIA)
+        server.malform_when(lambda model, inp: inp.get("text", "").startswith("So that was"), replicate_server.URL_UNREACHABLE)
+        proc = generate(env, "m")
+        assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
+        failed = {node: (how, category, re.sub(r"\bp[0-9a-f]{12}\b", "P", re.sub(r"127\.0\.0\.1:\d+", "HOST", message)))
+                  for node, (how, category, message) in failure_lines(proc).items()}
+        flux = ("PLACEHOLDER", "outage", "Replicate's black-forest-labs/flux-schnell prediction P answered with an image that "
+                                         "cannot be read (truncated PNG)" + PLACEHOLDER)
+        assert failed == {
+            "segment_image[00_0]": flux, "segment_image[02_0]": flux,
+            "text_to_video_clip[01]": ("PLACEHOLDER", "outage", "Replicate's minimax/video-01 prediction P answered with an "
+                                       "output URL that cannot be downloaded: http://HOST/files/P (404 Not Found)" + PLACEHOLDER),
+            "music": ("PLACEHOLDER", "outage", "Replicate's meta/musicgen prediction P answered with audio that cannot be read "
+                      "(not an audio file: text '<html><head><title>Not Found</title></head><body'...)" + PLACEHOLDER),
+            "segment_audio[02]": ("PLACEHOLDER", "outage", "cannot download the output of Replicate's jaaari/kokoro-82m "
+                                  "prediction P from http://HOST/files/P: All connection attempts failed" + PLACEHOLDER),
+        }, proc.stdout
+        server.malform_rules.clear()
+        retry = json.loads(generate(env, "m", "--json", "--quiet").stdout)
+        assert retry["failed"] == [] and retry["provider_calls"] == {"AudioProducer": 1, "MusicProducer": 1,
+                                                                     "TextToImageProducer": 2, "TextToVideoProducer": 1}

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from resources.providers.base import ProviderError
+from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError
 from resources.providers.replicate.client import (
     ReplicateImages,
     ReplicateMusic,
@@ -16,7 +19,18 @@ from resources.providers.replicate.client import (
 )
 from resources.runtime.media import mp3_duration_ms, mp4_info, png_size
 from resources.runtime.retry import RetryPolicy
-from tests.servers.replicate_server import THROTTLED, FakeReplicate
+from tests.servers.replicate_server import (
+    INVALID_JSON,
+    NO_OUTPUT,
+    NOT_MEDIA,
+    THROTTLED,
+    TRUNCATED,
+    URL_404,
+    URL_PAGE,
+    URL_UNREACHABLE,
+    FakeReplicate,
+    closed_port,
+)
 
 
 @pytest.fixture
@@ -91,3 +105,69 @@ def test_portable_voice_per_language_and_model_parameters(server: FakeReplicate)
                 .generate("a map", style="anime", width=640, height=360, label="x"))
     sent = server.creates()[-1][1]["input"]
     assert (sent["go_fast"], sent["output_format"], sent["aspect_ratio"]) == (False, "webp", "16:9")
+
+
+# One call of each producer kind Replicate serves: (model, what its answer is, the call).
+CALLS: dict[str, tuple[str, str, Callable[[ReplicateSession], Any]]] = {
+    "images": ("black-forest-labs/flux-schnell", "an image",
+               lambda s: ReplicateImages(s).generate("a lighthouse", style="anime", width=640, height=360, label="x")),
+    "video": ("minimax/video-01", "a video",
+              lambda s: ReplicateVideo(s).text_to_video("a slow pan", style="anime", width=640, height=360, seconds=3, label="x")),
+    "music": ("meta/musicgen", "audio", lambda s: ReplicateMusic(s).generate("calm strings", seconds=5)),
+    "speech": ("jaaari/kokoro-82m", "audio",
+               lambda s: ReplicateSpeech(s).synthesize("Hello", voice_id="af_bella", language="en", emotion=None, max_ms=10000)),
+}
+
+
+def outage(server: FakeReplicate, kind: str, **kw: object) -> ProviderError:
+    """The ProviderError of one call of ``kind``: an outage of Replicate's (retry later), one line."""
+    with pytest.raises(ProviderError) as e:
+        asyncio.run(CALLS[kind][2](session(server, **kw)))
+    assert (e.value.category, e.value.retryable, e.value.provider) == (ErrorCategory.outage, True, "replicate")
+    assert e.value.suggestion == SUGGESTIONS[ErrorCategory.outage] and "\n" not in str(e.value), str(e.value)
+    return e.value
+
+
+@pytest.mark.parametrize(("kind", "fault", "why"), [
+    ("images", NOT_MEDIA, "not an image: text '<html>"),
+    ("images", TRUNCATED, "truncated PNG"),
+    ("video", NOT_MEDIA, "not a video file: text '<html>"),
+    ("video", TRUNCATED, "truncated"),
+    ("music", NOT_MEDIA, "not an audio file: text '<html>"),
+    ("music", TRUNCATED, "truncated MP3"),
+    ("speech", NOT_MEDIA, "not an audio file: text '<html>"),
+    ("speech", TRUNCATED, "truncated MP3"),
+    ("images", URL_PAGE, "not an image: text '<html>"),
+])
+def test_an_output_that_cannot_be_read_is_the_providers_fault(server: FakeReplicate, kind: str, fault: str, why: str) -> None:
+    """A prediction that succeeded with a page where the media goes, or its file cut short: an outage of
+    Replicate's naming the model, the prediction and what was wrong (never this machine's fault)."""
+    model, what, _ = CALLS[kind]
+    server.malform_when(lambda m, inp: True, fault)
+    message = str(outage(server, kind))
+    assert re.match(rf"Replicate's {model} prediction p\w+ answered with {what} that cannot be read \({re.escape(why)}", message), message
+    assert len(server.creates()) == 1  # not made again at once: the next generate does
+
+
+def test_outputs_that_are_missing_or_cannot_be_downloaded(server: FakeReplicate) -> None:
+    server.malform_when(lambda m, inp: True, NO_OUTPUT)
+    assert re.fullmatch(r"Replicate's meta/musicgen prediction p\w+ answered without output", str(outage(server, "music")))
+    server.malform_rules[:] = [(lambda m, inp: True, URL_404)]
+    assert re.fullmatch(rf"Replicate's minimax/video-01 prediction p\w+ answered with an output URL that cannot be downloaded: "
+                        rf"{server.base_url}/files/p\w+ \(404 Not Found\)", str(outage(server, "video")))
+    server.malform_rules[:] = [(lambda m, inp: True, URL_UNREACHABLE)]
+    message = str(outage(server, "images"))
+    assert re.fullmatch(r"cannot download the output of Replicate's black-forest-labs/flux-schnell prediction p\w+ from "
+                        r"http://127\.0\.0\.1:\d+/files/p\w+: All connection attempts failed", message), message
+
+
+def test_a_prediction_that_cannot_be_read_or_an_unreachable_replicate(server: FakeReplicate) -> None:
+    server.create_script.append(INVALID_JSON)
+    message = str(outage(server, "speech"))
+    assert message.startswith("Replicate answered with a prediction that cannot be read (") and len(server.creates()) == 1
+    closed = f"http://127.0.0.1:{closed_port()}"
+    unreachable = ReplicateSession(api_token="r8_test", base_url=closed, poll_s=0.01, retry=RetryPolicy(max_attempts=2, base_s=0.01))
+    with pytest.raises(ProviderError) as e:
+        asyncio.run(CALLS["images"][2](unreachable))
+    assert (e.value.category, e.value.retryable) == (ErrorCategory.outage, True)
+    assert str(e.value) == f"cannot reach Replicate at {closed} after 1 retry: All connection attempts failed"

@@ -3,7 +3,8 @@
 Request and response shapes follow the public API: chat completions
 with ``response_format: json_schema``, image generations returning ``b64_json``, audio speech
 returning bytes, error bodies ``{"error": {message, type, param, code}}`` and the rate-limit
-headers. Every request is recorded; failures can be scripted per endpoint, in order.
+headers. Every request is recorded; failures can be scripted per endpoint, in order, and so can
+malformed answers: a 200 whose body is the normal answer damaged (``Malformed``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,50 @@ def error(status: int, message: str, type_: str, code: str | None = None, header
     return Scripted(status, {"error": {"message": message, "type": type_, "param": None, "code": code}}, headers or {})
 
 
+@dataclass(frozen=True)
+class Malformed:
+    """A 200 answer that is the normal one, damaged as a broken provider, proxy or transfer damages it:
+    ``fault`` is one of ``invalid_json`` (the JSON cut short), ``missing_field`` (without ``data`` or
+    ``choices``), ``not_media`` (an HTML page where the picture or the sound goes), ``bad_base64``,
+    ``truncated`` (the picture or the sound cut short)."""
+
+    fault: str
+
+
+INVALID_JSON = Malformed("invalid_json")
+MISSING_FIELD = Malformed("missing_field")
+NOT_MEDIA = Malformed("not_media")
+BAD_BASE64 = Malformed("bad_base64")
+TRUNCATED = Malformed("truncated")
+PAGE = b"<html><head><title>502 Bad Gateway</title></head><body>upstream answered nothing</body></html>\n"
+
+
+def damage(path: str, fault: str, payload: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """The normal answer to ``path`` (``payload``), damaged by ``fault`` (see ``Malformed``)."""
+    if path == "/v1/audio/speech":
+        if fault == "not_media":
+            return PAGE, headers | {"content-type": "text/html"}
+        if fault == "truncated":
+            return payload[:-100], headers  # inside the last MP3 frame (400 bytes at 128 kb/s)
+        raise ValueError(f"speech answers are audio: no {fault}")
+    if fault == "invalid_json":
+        return payload[: len(payload) // 2], headers
+    body = json.loads(payload)
+    images = path in ("/v1/images/generations", "/v1/images/edits")
+    if fault == "missing_field":
+        body.pop("data" if images else "choices")
+    elif images and fault == "not_media":
+        body["data"][0]["b64_json"] = base64.b64encode(PAGE).decode()
+    elif images and fault == "bad_base64":
+        body["data"][0]["b64_json"] = body["data"][0]["b64_json"][:-3] + "!!"
+    elif images and fault == "truncated":
+        png = base64.b64decode(body["data"][0]["b64_json"])
+        body["data"][0]["b64_json"] = base64.b64encode(png[: len(png) // 2]).decode()
+    else:
+        raise ValueError(f"no {fault} answer for {path}")
+    return json.dumps(body).encode(), headers
+
+
 RATE_LIMITED = error(429, "Rate limit reached for requests", "requests", "rate_limit_exceeded", {"retry-after-ms": "50"})
 QUOTA = error(429, "You exceeded your current quota, please check your plan and billing details.", "insufficient_quota", "insufficient_quota")
 POLICY = error(400, "Your request was rejected as a result of our safety system.", "image_generation_user_error", "moderation_blocked")
@@ -62,9 +107,9 @@ class FakeOpenAI(LoopbackServer):
 
     def __init__(self, chat_answer: Callable[[dict[str, Any]], Any] | None = None):
         self.requests: list[Recorded] = []
-        self.script: dict[str, deque[Scripted]] = defaultdict(deque)
+        self.script: dict[str, deque[Scripted | Malformed]] = defaultdict(deque)
         self.chat_answer = chat_answer
-        self.rules: list[tuple[str, Callable[[dict[str, Any]], bool], Scripted]] = []
+        self.rules: list[tuple[str, Callable[[dict[str, Any]], bool], Scripted | Malformed]] = []
         self.delay_s = 0.0  # added to every normal answer, to make calls overlap
         self.in_flight = 0
         self.max_in_flight = 0
@@ -89,10 +134,10 @@ class FakeOpenAI(LoopbackServer):
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
 
-    def fail_next(self, path: str, *answers: Scripted) -> None:
+    def fail_next(self, path: str, *answers: Scripted | Malformed) -> None:
         self.script[path].extend(answers)
 
-    def fail_when(self, path: str, matches: Callable[[dict[str, Any]], bool], answer: Scripted) -> None:
+    def fail_when(self, path: str, matches: Callable[[dict[str, Any]], bool], answer: Scripted | Malformed) -> None:
         """Answer every request to ``path`` whose body ``matches`` with ``answer``."""
         self.rules.append((path, matches, answer))
 
@@ -174,7 +219,11 @@ class FakeOpenAI(LoopbackServer):
                     if server.answer_when_in_flight:
                         with server._in_flight_changed:
                             server._in_flight_changed.wait_for(lambda: server.max_in_flight >= server.answer_when_in_flight, 60)
-                    if scripted is not None:
+                    if isinstance(scripted, Malformed):
+                        time.sleep(server.delay_s)
+                        status, payload, headers = server._answer(self.path, body)
+                        payload, headers = damage(self.path, scripted.fault, payload, headers)
+                    elif scripted is not None:
                         time.sleep(scripted.delay_s)
                         payload = scripted.body if isinstance(scripted.body, bytes) else json.dumps(scripted.body).encode()
                         status, headers = scripted.status, {"content-type": "application/json", **scripted.headers}

@@ -4,7 +4,9 @@
 ``starting`` (``Prefer: wait`` is honoured only as far as the scripted finishing time allows);
 ``GET /v1/predictions/{id}`` moves it to ``processing`` then ``succeeded`` with ``data:`` URI
 outputs; ``POST .../cancel`` cancels. Errors are ``application/problem+json``. Requests are recorded,
-creates can be scripted to fail, and predictions can be scripted to fail by their input.
+creates can be scripted to fail, and predictions can be scripted to fail by their input, or to succeed
+with an output that cannot be used (``malform_when``): a page where the media goes, the file cut short,
+no output, an output URL (served at ``/files/{id}``) that answers 404 or a page, or that no one answers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import time
 import uuid
 from collections import deque
@@ -29,6 +32,17 @@ from resources.runtime.media import wav_bytes, wav_to_mp3
 from .loopback import LoopbackServer
 
 THROTTLED = {"status": 429, "title": "Too Many Requests", "detail": "Request was throttled. Your rate limit resets in ~1s."}
+# A create answered 201 with its JSON cut short (``create_script``).
+INVALID_JSON = {"status": 201, "raw": b'{"id": "p0", "model": "black-forest-labs/flux-schnell", "status": "sta'}
+
+# How a succeeded prediction's output can be unusable (``malform_when``).
+NOT_MEDIA = "not_media"              # a data: URI of an HTML page
+TRUNCATED = "truncated"              # its file without the last 100 bytes (inside an MP3's last frame)
+NO_OUTPUT = "no_output"              # null
+URL_404 = "url_404"                  # a URL on this server that answers 404 (Replicate deletes outputs after an hour)
+URL_PAGE = "url_page"                # a URL on this server that answers 200 with an HTML page
+URL_UNREACHABLE = "url_unreachable"  # a URL on a loopback port no one listens on
+PAGE = b"<html><head><title>Not Found</title></head><body>This file has expired.</body></html>\n"
 
 
 @dataclass
@@ -45,6 +59,13 @@ class Prediction:
 
 def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def closed_port() -> int:
+    """A loopback port no one listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _output_for(model: str, input: dict[str, Any]) -> Any:
@@ -69,6 +90,8 @@ class FakeReplicate(LoopbackServer):
         self.predictions: dict[str, Prediction] = {}
         self.create_script: deque[dict[str, Any]] = deque()
         self.fail_rules: list[tuple[Callable[[str, dict[str, Any]], bool], str]] = []
+        self.malform_rules: list[tuple[Callable[[str, dict[str, Any]], bool], str]] = []
+        self.files: dict[str, tuple[int, bytes, str]] = {}  # /files/{name} -> status, body, content type
         self.polls_to_finish = polls_to_finish
         self.create_delay_s = 0.05
         self.in_flight_creates = 0
@@ -84,6 +107,34 @@ class FakeReplicate(LoopbackServer):
 
     def fail_prediction_when(self, matches: Callable[[str, dict[str, Any]], bool], error: str) -> None:
         self.fail_rules.append((matches, error))
+
+    def malform_when(self, matches: Callable[[str, dict[str, Any]], bool], fault: str) -> None:
+        """Predictions whose (model, input) ``matches`` succeed with an output spoiled by ``fault`` (NOT_MEDIA, ...)."""
+        self.malform_rules.append((matches, fault))
+
+    def _malformed(self, p: Prediction, output: Any, fault: str) -> Any:
+        first = output[0] if isinstance(output, list) else output
+        header, data = first.split(",", 1)
+        mime = header.removeprefix("data:").removesuffix(";base64")
+        original = base64.b64decode(data)
+        url = f"{self.base_url}/files/{p.id}"
+        if fault == NOT_MEDIA:
+            spoiled: Any = _data_uri("text/html", PAGE)
+        elif fault == TRUNCATED:
+            spoiled = _data_uri(mime, original[:-100])
+        elif fault == NO_OUTPUT:
+            return None
+        elif fault == URL_404:
+            self.files[p.id] = (404, PAGE, "text/html")
+            spoiled = url
+        elif fault == URL_PAGE:
+            self.files[p.id] = (200, PAGE, "text/html")
+            spoiled = url
+        elif fault == URL_UNREACHABLE:
+            spoiled = f"http://127.0.0.1:{closed_port()}/files/{p.id}"
+        else:
+            raise ValueError(f"no output fault {fault!r}")
+        return [spoiled] if isinstance(output, list) else spoiled
 
     def _json(self, p: Prediction) -> dict[str, Any]:
         return {
@@ -105,6 +156,10 @@ class FakeReplicate(LoopbackServer):
                 p.status, p.error = "failed", error
                 return
         p.status, p.output = "succeeded", _output_for(p.model, p.input)
+        for matches, fault in self.malform_rules:
+            if matches(p.model, p.input):
+                p.output = self._malformed(p, p.output, fault)
+                return
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -113,10 +168,10 @@ class FakeReplicate(LoopbackServer):
             def log_message(self, *args: object) -> None:
                 pass
 
-            def _send(self, status: int, body: dict[str, Any], problem: bool = False) -> None:
-                payload = json.dumps(body).encode()
+            def _send(self, status: int, body: dict[str, Any] | bytes, problem: bool = False, content_type: str = "") -> None:
+                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("content-type", "application/problem+json" if problem else "application/json")
+                self.send_header("content-type", content_type or ("application/problem+json" if problem else "application/json"))
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -146,7 +201,9 @@ class FakeReplicate(LoopbackServer):
                     scripted = server.create_script.popleft() if server.create_script else None
                 try:
                     time.sleep(server.create_delay_s)
-                    if scripted is not None:
+                    if scripted is not None and "raw" in scripted:
+                        status, answer, problem = scripted["status"], scripted["raw"], False
+                    elif scripted is not None:
                         status, answer, problem = scripted["status"], scripted, True
                     else:
                         model = "/".join(self.path.split("/")[3:5])
@@ -163,6 +220,10 @@ class FakeReplicate(LoopbackServer):
             def do_GET(self) -> None:  # noqa: N802
                 with server._lock:
                     server.requests.append(("GET", self.path, {}, time.time()))
+                if self.path.startswith("/files/"):  # an output file (no token: like replicate.delivery)
+                    status, data, content_type = server.files.get(self.path.split("/")[-1], (404, PAGE, "text/html"))
+                    self._send(status, data, content_type=content_type)
+                    return
                 if not self._auth():
                     return
                 pid = self.path.rstrip("/").split("/")[-1]

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.engine import Built
@@ -140,6 +143,29 @@ def test_failed_image_fails_only_itself_and_the_timeline_lists_the_gap(tmp_path:
     seg1 = [c for c in timeline["tracks"][0]["clips"] if c["segment"] == 1]
     assert [c["partition"] for c in seg1 if c.get("version")] == [f"{MOVIE}|01_1"], "only the pictures that exist"
     assert_tiles_segment(seg1, 1)
+
+
+def test_an_error_not_a_providers_is_one_line_with_its_traceback_as_its_detail(tmp_path: Path,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A failure that is not a provider's (a tool, a bug) is recorded as one line with its category; its
+    traceback is the failure's detail (for --verbose and the run's Dagster log), never a log warning of
+    its own (which Python would print on stderr, --verbose or not)."""
+    bad = NodeKey("segment_image", 1, 0)
+
+    def crash(producer: str, detail: str) -> bool:
+        if producer == "TextToImageProducer" and shot_of(detail) == "seg 1 picture 0":
+            raise RuntimeError("the tool failed\nits last messages")
+        return False
+
+    with caplog.at_level(logging.DEBUG, logger="moviegen"):
+        run = run_engine(new_store(tmp_path), Fakes(fail=crash), blueprint_of(small_request()))
+    failed = run.failed[bad]
+    assert (failed.message, failed.category, failed.upstream) == ("RuntimeError: the tool failed", "local", False)
+    assert failed.detail.startswith("Traceback (most recent call last)") and "its last messages" in failed.detail
+    assert run.summary.errors[bad] == {"message": failed.message, "category": "local", "suggestion": failed.suggestion,
+                                       "detail": failed.detail}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert set(run.failed) == {bad}  # and every other node was built
 
 
 def test_failed_shared_prompt_call_fails_its_prompts_and_their_images_only(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import re
 import subprocess
+from pathlib import Path
 
 import httpx
 import openai
@@ -17,6 +19,7 @@ from resources.providers.base import (
     SUGGESTIONS,
     UNEXPECTED,
     ErrorCategory,
+    MalformedAnswer,
     ProviderError,
     Script,
     categorize,
@@ -26,6 +29,7 @@ from resources.providers.offline.media import OfflineImages, OfflineLLM, PiperSp
 from resources.providers.openai.client import OpenAIImages, OpenAISession, map_error
 from resources.providers.replicate.client import ReplicateSession, _map_error
 from resources.providers.voices import kokoro_voice, openai_voice
+from resources.runtime.disk import mount_point, ran_out_of_space, size_text
 
 C = ErrorCategory
 URL = "https://api.openai.com/v1/chat/completions"
@@ -78,6 +82,15 @@ def test_describe_failure():
     assert describe_failure(e) == {"message": "OpenAI billing", "category": "quota", "suggestion": SUGGESTIONS[C.quota]}
     assert describe_failure(ValueError("bad value")) == {
         "message": "ValueError: bad value", "category": "local", "suggestion": UNEXPECTED}
+    # One line: what follows (a tool's last messages) is a detail for --verbose.
+    assert describe_failure(RuntimeError("ffmpeg encode x: exited with 1 (Encoder not found)\n[out#0] Encoder not found"))[
+        "message"] == "RuntimeError: ffmpeg encode x: exited with 1 (Encoder not found)"
+
+
+def test_a_malformed_answer_is_an_outage_of_the_provider():
+    e = MalformedAnswer("OpenAI answered with an image that cannot be read (truncated PNG)", provider="openai")
+    assert isinstance(e, ProviderError) and (e.category, e.retryable, e.provider) == (C.outage, True, "openai")
+    assert categorize(e) == (C.outage, SUGGESTIONS[C.outage])
 
 
 # -- OpenAI: real SDK errors through the client's map_error -----------------------------------------
@@ -182,6 +195,34 @@ def test_machine_failures_are_local_and_name_the_cause():
     assert c is C.local and "memory" in s
     c, s = categorize(OSError(errno.EMFILE, "Too many open files"))
     assert c is C.local and "open files" in s
+
+
+def test_a_full_disk_names_the_disk_its_free_space_and_what_was_written(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "artifacts" / "movies" / "m" / "x.png"  # gone (or never made): its disk is its folder's
+    mount = mount_point(tmp_path)
+    info = describe_failure(OSError(errno.ENOSPC, "No space left on device", str(target)))
+    assert info["category"] == "local"
+    assert re.fullmatch(rf"disk full: \d+(\.\d)? [KMGT]?B free on {re.escape(str(mount))} \(writing {re.escape(str(target))}\)",
+                        info["message"]), info["message"]
+    assert info["suggestion"] == (f"free disk space on {mount} (or point MOVIEGEN_SCRATCH_DIR or MOVIEGEN_STORAGE at a disk "
+                                  "with room) and generate again: `moviegen generate ID` rebuilds only what failed")
+    monkeypatch.setenv("MOVIEGEN_SCRATCH_DIR", str(tmp_path / "scratch"))
+    in_scratch = describe_failure(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "scratch" / "mg-1.ab" / "o.mp4")))
+    assert in_scratch["message"].endswith(f"(in the scratch folder {tmp_path / 'scratch'} (MOVIEGEN_SCRATCH_DIR))")
+    quota = describe_failure(OSError(errno.EDQUOT, "Disk quota exceeded", str(target)))
+    assert quota["message"].startswith("disk quota exceeded: ") and "(or raise your quota there)" in quota["suggestion"]
+    unnamed = describe_failure(OSError(errno.ENOSPC, "No space left on device"))  # a write's error names no file
+    assert unnamed["message"] == "disk full" and "this machine (the artifact and scratch folders)" in unnamed["suggestion"]
+
+
+def test_a_tool_that_ran_out_of_space():
+    assert ran_out_of_space(228, "")  # ffmpeg's -ENOSPC
+    assert ran_out_of_space(1, "[out#0/mp4 @ 0x55] Error writing trailer: No space left on device")
+    assert ran_out_of_space(1, "Error: ENOSPC: no space left on device, write '/tmp/x'")  # Node (Remotion)
+    assert not ran_out_of_space(183, "Invalid data found when processing input") and not ran_out_of_space(1, "")
+    assert [size_text(n) for n in (0, 1023, 32 * 1024, 1536 * 1024, 10**9, 3 * 10**12)] == [
+        "0 B", "1023 B", "32 KB", "1.5 MB", "954 MB", "2.7 TB"]
 
 
 def test_tool_failures_are_local():

@@ -1,6 +1,6 @@
 """Render tools both engines use: the ffmpeg child process (its own scratch folder, a deadline, stderr
 kept), outputs written under a temp name and renamed, joining chunks by stream copy, probing a file
-with the ffmpeg binary alone, and ``RenderError``."""
+with the ffmpeg binary alone, and ``RenderError`` (``RenderDiskFull`` when a disk is full)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,26 @@ from urllib.parse import unquote, urlparse
 import imageio_ffmpeg
 
 from resources.runtime import processes
+from resources.runtime.disk import DiskFull, over_quota, ran_out_of_space
 from resources.runtime.scratch import new_scratch_dir, remove_scratch_dir
 
 MediaResolver = Callable[[str], Path]
 
 
 class RenderError(RuntimeError):
-    """A render step failed; for ffmpeg, the message ends with the last lines it wrote to stderr."""
+    """A render step failed. For ffmpeg, the first line ends with its last message (the cause), and the
+    lines after it are the last lines it wrote to stderr."""
+
+
+class RenderDiskFull(DiskFull, RenderError):
+    """A render step ran out of disk space (caught as a RenderError, reported as a full disk)."""
+
+
+def last_message(text: str) -> str:
+    """A tool's last message, without ffmpeg's ``[out#0/mp4 @ 0x55...]`` prefix: what it failed on."""
+    lines = [re.sub(r"^\[[^\]]*\]\s*", "", line).strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("Last message repeated")]
+    return lines[-1][:300] if lines else ""
 
 
 def ffmpeg_exe() -> str:
@@ -50,6 +63,7 @@ class Ffmpeg:
         self.what, self.timeout_s = what, timeout_s
         self.tmp = new_scratch_dir("moviegen-ffmpeg-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.output: Path | None = None  # the file it writes, if any
         self.timed_out = False
         self._log: IO[bytes] | None = None
         self._timer: threading.Timer | None = None
@@ -60,6 +74,9 @@ class Ffmpeg:
         self._log = open(self.tmp / "stderr.log", "wb")
         cmd = [ffmpeg_exe(), "-hide_banner", "-stats" if stats else "-nostats", "-loglevel", loglevel,
                *([] if stdin else ["-nostdin"]), *args]
+        # ffmpeg's output is its last argument, unless that is an input (-i), a pipe or stdout.
+        if len(args) >= 2 and args[-2] != "-i" and args[-1] != "-" and not args[-1].startswith("pipe:"):
+            self.output = self.tmp / args[-1]
         self.proc = processes.popen(
             cmd, cwd=self.tmp, env={**os.environ, "TMPDIR": str(self.tmp)},
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
@@ -88,9 +105,13 @@ class Ffmpeg:
         return "\n".join(text.splitlines()[-lines:])
 
     def error(self, why: str) -> RenderError:
+        tail = self.stderr_tail()
         if self.timed_out:
             why = f"timed out after {self.timeout_s:g} s"
-        return RenderError(f"ffmpeg {self.what}: {why}\n{self.stderr_tail()}".rstrip())
+        elif ran_out_of_space(self.proc.returncode if self.proc is not None else None, tail):
+            return RenderDiskFull(self.output or self.tmp, f"ffmpeg {self.what}", detail=tail, quota=over_quota(tail))
+        cause = last_message(tail)
+        return RenderError(f"ffmpeg {self.what}: {why}" + (f" ({cause})" if cause else "") + (f"\n{tail}" if tail else ""))
 
     def write(self, data: bytes | memoryview) -> None:
         assert self.proc is not None and self.proc.stdin is not None

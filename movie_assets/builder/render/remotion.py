@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -17,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from movie_assets.builder.render.media import RenderError
+from movie_assets.builder.render.media import RenderDiskFull, RenderError
 from movie_assets.builder.render.presets import Preset, output_size
 from resources.runtime import processes
+from resources.runtime.disk import over_quota, ran_out_of_space
 from resources.runtime.paths import dagster_home
 from resources.runtime.scratch import ROOT_ENV, new_scratch_dir, remove_scratch_dir, short_scratch_root
 from resources.settings import RENDERER_DIR, chromium_path, remotion_missing
@@ -109,6 +111,11 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
         remove_scratch_dir(tmp)
     if code != 0:
         tail = "".join(stderr[-20:]).strip()
+        said = f"{error or ''}\n{tail}"
+        if ran_out_of_space(None, said):  # Node: "ENOSPC: no space left on device, write '/path'"
+            written = re.search(r"(?:ENOSPC|EDQUOT)[^']*'([^']+)'", said)
+            raise RenderDiskFull(written[1] if written else workdir, "Remotion render", detail=said.strip(),
+                                 quota=over_quota(said))
         raise RenderError(f"Remotion render failed (exit {code}): {error or 'see below'}" + (f"\n{tail}" if tail else ""))
 
 

@@ -5,28 +5,32 @@ Uses the official ``openai`` SDK (``AsyncOpenAI``) with its own retries off; ret
 ``x-ratelimit-reset-*`` headers, within bounded attempts and total wait. What cannot succeed is never
 retried and fails with a message a user can act on: content-policy
 rejections, bad keys, exhausted quota. Settings are mapped onto what each model accepts, and
-combinations a model cannot do are refused before any call (pre-flight).
+combinations a model cannot do are refused before any call (pre-flight). An answer that cannot be used
+(invalid JSON, a missing field, a picture or a sound that cannot be read) is a MalformedAnswer: OpenAI's
+fault, not this machine's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
 import openai
+from openai.types import ImagesResponse
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 from movie_assets.domain.blueprint import ProviderKind
+from resources.providers.answers import check_media, decode_base64, download, one_line, unreadable
 from resources.providers.base import (
     CallInfo,
     ErrorCategory,
     ImageProvider,
     LLMProvider,
+    MalformedAnswer,
     Media,
     ModelParams,
     ProviderError,
@@ -45,11 +49,13 @@ from resources.providers.openai.catalog import (
 )
 from resources.providers.voices import openai_voice
 from resources.runtime.limits import Throttle, held
-from resources.runtime.media import fit_to_frame, mp3_duration_ms
+from resources.runtime.media import BadMedia, check_mp3, fit_to_frame, sniff
 from resources.runtime.retry import RetryPolicy, Verdict, wait_hint, with_retries
 from resources.runtime.secrets import register_secret
 
 PROVIDER = "openai"
+WHO = "OpenAI"  # the provider, as messages name it
+T = TypeVar("T")
 
 
 @dataclass
@@ -143,6 +149,18 @@ def map_error(e: openai.OpenAIError, retries: int = 0) -> ProviderError:
     return ProviderError(f"OpenAI error{after}: {message}", provider=PROVIDER, category=ErrorCategory.outage)
 
 
+def parsed(response: Any, expected: type[T]) -> T:
+    """The body of a raw answer as the SDK's ``expected`` type; MalformedAnswer when it is not JSON of it."""
+    try:
+        body = response.parse()
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        raise MalformedAnswer(f"{WHO} answered with invalid JSON ({one_line(e)})", provider=PROVIDER) from None
+    if not isinstance(body, expected):
+        kind = response.headers.get("content-type") or "no content type"
+        raise MalformedAnswer(f"{WHO} answered with {kind} instead of JSON: {sniff(response.content)}", provider=PROVIDER)
+    return body
+
+
 def strict_schema(schema: type[BaseModel]) -> dict[str, Any]:
     """The JSON Schema of a pydantic model in the strict form structured outputs require."""
     js = schema.model_json_schema()
@@ -177,24 +195,26 @@ class OpenAILLM(LLMProvider, ModelParams):
                     "json_schema": {"name": schema.__name__, "schema": strict_schema(schema), "strict": True}}}),
             )
             request_id = response.headers.get("x-request-id")
-            completion = response.parse()
+            completion = parsed(response, ChatCompletion)
             latency, retries = latency + trace.latency_s, retries + trace.retries
-            if completion.usage:
-                tokens_in += completion.usage.prompt_tokens
-                tokens_out += completion.usage.completion_tokens
-            message = completion.choices[0].message
-            if message.refusal:
-                raise ProviderError(f"rejected by the provider's safety system: edit the prompt ({message.refusal})",
+            usage = completion.usage  # the SDK builds answers unvalidated: every field may be missing
+            tokens_in += getattr(usage, "prompt_tokens", 0) or 0
+            tokens_out += getattr(usage, "completion_tokens", 0) or 0
+            try:
+                message = completion.choices[0].message
+                refusal, content = message.refusal, message.content or ""
+            except (TypeError, IndexError, AttributeError):
+                raise MalformedAnswer(f"{WHO} answered without a message (no choices)", provider=PROVIDER) from None
+            if refusal:
+                raise ProviderError(f"rejected by the provider's safety system: edit the prompt ({refusal})",
                                     provider=PROVIDER, category=ErrorCategory.content_policy)
-            content = message.content or ""
             try:
                 value = schema.model_validate_json(content)
                 break
             except ValidationError as e:
                 if attempt == self.repair_attempts:
-                    raise ProviderError(f"{self.model} answered JSON that does not match {schema.__name__} "
-                                        f"after {attempt + 1} attempt(s): {e.errors()[0]['msg']}",
-                                        provider=PROVIDER, category=ErrorCategory.outage) from None
+                    raise MalformedAnswer(f"{WHO} ({self.model}) answered with content that does not match {schema.__name__} "
+                                          f"after {attempt + 1} attempt(s): {e.errors()[0]['msg']}", provider=PROVIDER) from None
                 messages += [
                     {"role": "assistant", "content": content},
                     {"role": "user", "content": f"That answer does not match the schema ({e.errors()[0]['msg']}). "
@@ -239,13 +259,17 @@ class OpenAIImages(ImageProvider, ModelParams):
         kwargs = self._merge({}, decided)
         images = self.session.client.images.with_raw_response
         response, trace = await self.session.call(images.edit if used else images.generate, **kwargs)
-        result = response.parse()
-        item = result.data[0]
-        if item.b64_json:
-            raw = base64.b64decode(item.b64_json)
+        result = parsed(response, ImagesResponse)
+        try:
+            item = result.data[0]  # type: ignore[index]
+            b64, url = item.b64_json, item.url
+        except (TypeError, IndexError, AttributeError):
+            raise MalformedAnswer(f"{WHO} answered without an image (no data)", provider=PROVIDER) from None
+        if b64 or not url:
+            raw = decode_base64(b64, WHO, "image", PROVIDER)
         else:
-            async with httpx.AsyncClient(timeout=self.session.timeout_s) as http:
-                raw = (await http.get(item.url)).raise_for_status().content
+            raw = await download(url, WHO, "image", PROVIDER, self.session.timeout_s)
+        await asyncio.to_thread(check_media, raw, "image", WHO, PROVIDER)
         png = await asyncio.to_thread(fit_to_frame, raw, width, height)
         call = CallInfo(PROVIDER, self.model, trace.latency_s, openai_image_usd(self.model, size, self.params),
                         response.headers.get("x-request-id"), trace.retries)
@@ -278,7 +302,10 @@ class OpenAISpeech(SpeechProvider, ModelParams):
         kwargs = self._merge(defaults, {"model": self.model, "voice": voice, "input": text, "response_format": "mp3"})
         response, trace = await self.session.call(self.session.client.audio.speech.with_raw_response.create, **kwargs)
         audio = response.content
-        duration = mp3_duration_ms(audio)
+        try:
+            duration = check_mp3(audio)  # asked for MP3 (response_format is decided, not configurable)
+        except BadMedia as e:
+            raise unreadable(WHO, "audio", str(e), PROVIDER) from None
         cost = len(text) / 1000 * OPENAI_SPEECH_PRICE_PER_1K_CHARS.get(self.model, 0.0)
         call = CallInfo(PROVIDER, self.model, trace.latency_s, round(cost, 6), response.headers.get("x-request-id"), trace.retries)
         return Media(audio, "mp3", "audio/mpeg", call, duration_ms=duration, extra={"voice": voice})

@@ -5,6 +5,8 @@ that may still be running), then polled until it is terminal; its output files a
 once (Replicate deletes them after an hour) and conformed to the frame: exact size, exact length.
 The SDK never retries a create, so creates are retried here on 429 and 5xx (bounded, jittered);
 the SDK retries polls itself. Failed predictions whose error is a safety filter are not retried.
+An answer that cannot be used (a prediction's JSON, no output, an output that cannot be downloaded or
+read) is a MalformedAnswer: Replicate's fault, not this machine's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import base64
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from math import gcd
 from typing import Any
@@ -23,10 +25,12 @@ import replicate
 from replicate.exceptions import ReplicateError
 
 from movie_assets.domain.blueprint import ProviderKind
+from resources.providers.answers import check_media, download, one_line
 from resources.providers.base import (
     CallInfo,
     ErrorCategory,
     ImageProvider,
+    MalformedAnswer,
     Media,
     ModelParams,
     MusicProvider,
@@ -43,6 +47,7 @@ from resources.runtime.retry import RetryPolicy, Verdict, with_retries
 from resources.runtime.secrets import register_secret
 
 PROVIDER = "replicate"
+API_URL = "https://api.replicate.com"  # the SDK's default base URL
 TERMINAL = {"succeeded", "failed", "canceled"}
 
 FLUX_ASPECTS = {"1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"}
@@ -56,6 +61,16 @@ def classify(e: Exception) -> Verdict:
             wait = float(m.group(1))
         return Verdict(e.status is not None and (e.status == 429 or e.status >= 500), wait)
     return Verdict(isinstance(e, httpx.TransportError))
+
+
+async def _reading(answer: Awaitable[Any]) -> Any:
+    """A prediction the SDK reads from an answer; MalformedAnswer when the answer is no prediction's JSON
+    (the SDK raises json's or pydantic's ValueError, or a TypeError for JSON of another shape)."""
+    try:
+        return await answer
+    except (ValueError, TypeError) as e:
+        raise MalformedAnswer(f"Replicate answered with a prediction that cannot be read ({one_line(e)})",
+                              provider=PROVIDER) from None
 
 
 def _aspect(width: int, height: int) -> str:
@@ -92,13 +107,14 @@ class ReplicateSession:
             kwargs["base_url"] = self.base_url
         self.client = replicate.Client(**kwargs)
 
-    async def predict(self, model: str, input: dict[str, Any]) -> tuple[list[bytes], CallInfo]:
-        """Create a prediction, wait for it, download its outputs. Returns (files, call info)."""
+    async def predict(self, model: str, input: dict[str, Any], kind: str) -> tuple[list[bytes], CallInfo]:
+        """Create a prediction, wait for it, download its outputs and check that each is a readable
+        ``kind`` ("image", "audio", "video"). Returns (files, call info)."""
         started = time.monotonic()
 
         async def create() -> Any:
             async def post() -> Any:
-                return await self.client.models.predictions.async_create(model=model, input=input, wait=True)
+                return await _reading(self.client.models.predictions.async_create(model=model, input=input, wait=True))
 
             async with held(self.model_throttles.get(model), self.throttle):
                 return await post()
@@ -112,7 +128,7 @@ class ReplicateSession:
                     raise ProviderError(f"{model} prediction {prediction.id} did not finish in {self.max_wait_s:.0f} s; "
                                         "it was canceled", provider=PROVIDER, category=ErrorCategory.outage)
                 await asyncio.sleep(self.poll_s)
-                prediction = await self.client.predictions.async_get(prediction.id)
+                prediction = await _reading(self.client.predictions.async_get(prediction.id))
         # Not chained: the SDK error's text is the raw answer (which may echo the token), and a chained
         # cause is kept in tracebacks and by Dagster. The ProviderError's message is redacted.
         except ReplicateError as e:
@@ -120,7 +136,10 @@ class ReplicateSession:
             error.retries = getattr(e, "retries", 0)
             raise error from None
         except httpx.TransportError as e:
-            raise ProviderError(f"cannot reach Replicate: {e}", provider=PROVIDER, category=ErrorCategory.outage) from None
+            retries = getattr(e, "retries", 0)
+            after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+            raise ProviderError(f"cannot reach Replicate at {self.base_url or API_URL}{after}: {one_line(e)}", provider=PROVIDER,
+                                category=ErrorCategory.outage) from None
         if prediction.status == "failed":
             error = str(prediction.error or "failed")
             if re.search(r"nsfw|safety|sensitive|flagged", error, re.IGNORECASE):
@@ -131,21 +150,15 @@ class ReplicateSession:
         if prediction.status == "canceled":
             raise ProviderError(f"{model} prediction {prediction.id} was canceled", provider=PROVIDER,
                                 category=ErrorCategory.outage)
+        who = f"Replicate's {model} prediction {prediction.id}"
         outputs = prediction.output if isinstance(prediction.output, list) else [prediction.output]
-        files = [await self._download(str(o)) for o in outputs if o]
+        files = [await download(o, who, kind, PROVIDER, self.timeout_s) for o in outputs if o]
         if not files:
-            raise ProviderError(f"{model} prediction {prediction.id} returned no output", provider=PROVIDER,
-                                category=ErrorCategory.outage)
+            raise MalformedAnswer(f"{who} answered without output", provider=PROVIDER)
+        for data in files:
+            await asyncio.to_thread(check_media, data, kind, who, PROVIDER)
         call = CallInfo(PROVIDER, model, time.monotonic() - started, REPLICATE_PRICES.get(model, 0.0), prediction.id, retries)
         return files, call
-
-    async def _download(self, url: str) -> bytes:
-        if url.startswith("data:"):
-            return base64.b64decode(url.split(",", 1)[1])
-        async with httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=True) as http:
-            response = await http.get(url)
-            response.raise_for_status()
-            return response.content
 
 
 def _map_error(e: ReplicateError, model: str, retries: int) -> ProviderError:
@@ -200,7 +213,7 @@ class ReplicateImages(ImageProvider, ModelParams):
         aspect = self.preflight(width, height)
         files, call = await self.session.predict(self.model, self._merge(
             {"output_format": "png"}, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect, "num_outputs": 1,
-                                       **({"seed": seed} if seed else {})}))
+                                       **({"seed": seed} if seed else {})}), "image")
         png = await asyncio.to_thread(fit_to_frame, files[0], width, height)
         extra: dict[str, Any] = {"aspect_ratio": aspect, **({"references": f"not taken by {self.model}"} if references else {})}
         return Media(png, "png", "image/png", call, width=width, height=height, extra=extra)
@@ -212,7 +225,7 @@ class ReplicateVideo(VideoProvider, ModelParams):
     decided = frozenset({"prompt", "first_frame_image"})
 
     async def _clip(self, input: dict[str, Any], width: int, height: int, seconds: int) -> Media:
-        files, call = await self.session.predict(self.model, input)
+        files, call = await self.session.predict(self.model, input, "video")
         mp4 = await asyncio.to_thread(conform_video, files[0], width, height, seconds)
         return Media(mp4, "mp4", "video/mp4", call, width=width, height=height, duration_ms=seconds * 1000)
 
@@ -238,7 +251,7 @@ class ReplicateMusic(MusicProvider, ModelParams):
         """``seed``: the take; musicgen takes it as its ``seed`` (take 0 sends none, as before takes)."""
         files, call = await self.session.predict(self.model, self._merge(
             {"output_format": "mp3", "model_version": "stereo-melody-large"},
-            {"prompt": prompt, "duration": min(seconds, 30), **({"seed": seed} if seed else {})}))
+            {"prompt": prompt, "duration": min(seconds, 30), **({"seed": seed} if seed else {})}), "audio")
         mp3 = await asyncio.to_thread(conform_audio, files[0], seconds)
         return Media(mp3, "mp3", "audio/mpeg", call, duration_ms=seconds * 1000)
 
@@ -256,7 +269,7 @@ class ReplicateSpeech(SpeechProvider, ModelParams):
                          seed: int = 0) -> Media:
         """kokoro has no seed input: a new take (``seed``) is a new call, which it may answer identically."""
         voice = self.preflight(text, voice_id, language)
-        files, call = await self.session.predict(self.model, self._merge({"speed": 1.0}, {"text": text, "voice": voice}))
+        files, call = await self.session.predict(self.model, self._merge({"speed": 1.0}, {"text": text, "voice": voice}), "audio")
         mp3 = await asyncio.to_thread(lambda: run_ffmpeg(["-i", "in.audio", "-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "128k"],
                                                          {"in.audio": files[0]}, "out.mp3"))
         return Media(mp3, "mp3", "audio/mpeg", call, duration_ms=mp3_duration_ms(mp3), extra={"voice": voice})
