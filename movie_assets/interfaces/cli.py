@@ -66,6 +66,16 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    deleted = _api().delete(instance, store, args.movie)
+    if args.json:
+        _print_json(deleted.to_json())
+    else:
+        print(f"{args.movie}: deleted (its partition and {deleted.files_removed} files); the id is not given out again")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     instance, _ = _context()
     for movie in _api().list_movies(instance):
@@ -611,6 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("request", help="request file (YAML or JSON)")
     p.add_argument("--id", help="movie id (lowercase letters, digits, '-'); default: from the inquiry")
     p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("delete", help="delete a movie: its registration, request, revisions and every artifact (refused "
+                                      "while a generation of it runs or is queued)")
+    p.add_argument("movie")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("list", help="list registered movies")
     p.set_defaults(func=cmd_list)
