@@ -197,19 +197,20 @@ def _clip_provenance(instance: dg.DagsterInstance, timeline: dict[str, Any]) -> 
 
 
 def export(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, fmt: str, revision: int | None = None, *,
-           links: bool = True) -> str:
+           links: bool = True, link: Callable[[str], str] | None = None) -> str:
     """The movie's timeline (the latest, or revision N's) for a non-linear editor, written by OpenTimelineIO's
     adapters (MLT XML by moviegen): ``fmt`` is ``otio``, ``fcpxml``, ``fcp7xml``, ``mlt`` or ``edl`` (builder/export.py
     says what each keeps).
     ``links``: media references an editor can open (on S3 presigned for the store's ``link_seconds``, or
     public); else the stable artifact URIs (``s3://``). Every clip's metadata carries its asset, partition,
-    data version and stable URI, and the prompt, provider, model and run that made it."""
+    data version and stable URI, and the prompt, provider, model and run that made it. ``link``: how to make
+    a media reference of an artifact URI instead (the hosted service: its own artifact URLs)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
     uri, stored = _stored_timeline(instance, store, movie, revision)
     timeline = _with_sources(stored, store.uri)  # every src an URI under the current root, which links resolve
     about = {"timeline": uri, **({"revision": revision} if revision is not None else {})}
-    return export_timeline(timeline, fmt, link=store.link if links else None, provenance=_clip_provenance(instance, timeline),
+    return export_timeline(timeline, fmt, link=link or (store.link if links else None), provenance=_clip_provenance(instance, timeline),
                            about=about)
 
 

@@ -20,6 +20,7 @@ from movie_assets.domain.request import RequestError, Strategy, load_request
 from movie_assets.movie_files.movies import MovieNotFound, load_movie_request, require_stored
 from movie_assets.movie_files.revisions import get_revision, scan_revisions
 from resources.providers.base import for_movie
+from resources.runtime.accounts import DEFAULT_RATE_PER_MINUTE, AccountError, open_accounts
 from resources.runtime.paths import dagster_home
 from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.storage import ArtifactStore
@@ -74,6 +75,56 @@ def cmd_delete(args: argparse.Namespace) -> int:
     else:
         print(f"{args.movie}: deleted (its partition and {deleted.files_removed} files); the id is not given out again")
     return 0
+
+
+def _accounts() -> Any:
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    return open_accounts()
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    accounts = _accounts()
+    if args.action == "create":
+        token, plain = accounts.create_token(args.tenant, args.label or "", args.rate)
+        if args.json:
+            _print_json(token.to_json() | {"token": plain})
+        else:
+            print(plain)
+            print(f"token {token.id} of tenant {token.tenant}: shown once, keep it secret (only its hash is stored); "
+                  f"{token.rate_per_minute} requests per minute", file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        token = accounts.revoke(args.token)
+        print(f"token {token.id} of tenant {token.tenant}: revoked")
+        return 0
+    tokens = accounts.tokens(args.tenant)
+    if args.json:
+        _print_json([t.to_json() for t in tokens])
+        return 0
+    for t in tokens:
+        made = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.created_at))
+        state = "revoked " + time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.revoked_at)) if t.revoked_at else "active"
+        print(f"{t.id}  {t.tenant:<20} {state:<24} {t.rate_per_minute:>6}/min  made {made}  {t.label}")
+    return 0
+
+
+def cmd_tenant(args: argparse.Namespace) -> int:
+    accounts = _accounts()
+    if args.action == "set":
+        tenant = accounts.set_tenant(args.name, daily_usd=args.daily_usd, movie_usd=args.movie_usd)
+        print(f"tenant {tenant.name}: daily cap {_cap_text(tenant.daily_usd)}, per-movie cap {_cap_text(tenant.movie_usd)}")
+        return 0
+    tenants = accounts.tenants()
+    if args.json:
+        _print_json([t.to_json() for t in tenants])
+        return 0
+    for t in tenants:
+        print(f"{t.name:<20} daily {_cap_text(t.daily_usd):<10} per movie {_cap_text(t.movie_usd)}")
+    return 0
+
+
+def _cap_text(usd: float | None) -> str:
+    return "none" if usd is None else f"${usd:.2f}"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -408,6 +459,28 @@ def cmd_media(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The hosted service: the HTTP API and the web studio (docs/service.md)."""
+    import uvicorn  # noqa: PLC0415 - start-up time of the other commands
+
+    from movie_assets.interfaces.service import guards  # noqa: PLC0415
+    from movie_assets.interfaces.service.app import asgi_app  # noqa: PLC0415
+
+    host, _, port = args.listen.rpartition(":")
+    if not port.isdigit() or not host:
+        raise ValueError(f"--listen {args.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    dagster_home().mkdir(parents=True, exist_ok=True)
+    print(f"moviegen service on http://{args.listen}/ (API at /v1, OpenAPI at /docs; the studio at /); "
+          "generations run through the run queue: start the Dagster daemon too (`make serve` does)", file=sys.stderr)
+    guards.HEADERS_TIMEOUT_S = args.headers_timeout
+    uvicorn.run(asgi_app(args.body_timeout), host=host.strip("[]"), port=int(port), log_level=args.log_level,
+                http=guards.GuardedH11Protocol,
+                timeout_keep_alive=5, limit_concurrency=args.limit_concurrency, proxy_headers=True,
+                forwarded_allow_ips=args.forwarded_allow_ips)
+    return 0
+
+
 def _located(store: ArtifactStore, revision: dict[str, Any]) -> dict[str, Any]:
     """A revision with its timeline and movie as URIs under the store's current root (it stores their paths
     under the root)."""
@@ -628,6 +701,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_delete)
 
+    p = sub.add_parser("token", help="the hosted service's API tokens: create, list, revoke (docs/service.md)")
+    token = p.add_subparsers(dest="action", required=True)
+    t = token.add_parser("create", help="a new token of a tenant (made if new); prints it once")
+    t.add_argument("tenant", help="1-20 lowercase letters and digits")
+    t.add_argument("--label", help="what the token is for")
+    t.add_argument("--rate", type=int, default=DEFAULT_RATE_PER_MINUTE, metavar="N",
+                   help=f"requests per minute the token may make (default {DEFAULT_RATE_PER_MINUTE}); more are answered 429")
+    t.add_argument("--json", action="store_true")
+    t = token.add_parser("list", help="tokens (never their secrets)")
+    t.add_argument("tenant", nargs="?")
+    t.add_argument("--json", action="store_true")
+    t = token.add_parser("revoke", help="revoke a token by its id (or the token itself)")
+    t.add_argument("token")
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("tenant", help="the hosted service's tenants and their budget caps")
+    tenant = p.add_subparsers(dest="action", required=True)
+    t = tenant.add_parser("set", help="create a tenant or set its caps (a cap left out: none)")
+    t.add_argument("name")
+    t.add_argument("--daily-usd", type=_usd, metavar="USD", help="provider spend per UTC day over all its movies")
+    t.add_argument("--movie-usd", type=_usd, metavar="USD", help="provider spend per movie, all revisions")
+    t = tenant.add_parser("list", help="tenants and their caps")
+    t.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tenant)
+
     p = sub.add_parser("list", help="list registered movies")
     p.set_defaults(func=cmd_list)
 
@@ -740,6 +838,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                                     "and port, 127.0.0.1:3070)")
     p.set_defaults(func=cmd_media)
 
+    p = sub.add_parser("serve", help="the hosted service: HTTP API with accounts and the web studio (docs/service.md)")
+    p.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT", help="default 127.0.0.1:8080")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--limit-concurrency", type=int, default=1000, metavar="N",
+                   help="connections served at once; more are answered 503 (default 1000)")
+    p.add_argument("--forwarded-allow-ips", default="127.0.0.1", metavar="IPS",
+                   help="the reverse proxies whose X-Forwarded-For/Proto are trusted (default 127.0.0.1)")
+    p.add_argument("--headers-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="a connection that has not sent a request's headers within this is closed (default 10)")
+    p.add_argument("--body-timeout", type=float, default=15.0, metavar="SECONDS",
+                   help="a request body that has not arrived within this is answered 408 (default 15)")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("history", help="the movie's revisions: time, what changed, calls, cost")
     p.add_argument("movie")
     p.add_argument("--json", action="store_true")
@@ -799,7 +910,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the output was piped into a reader that stopped (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
         return 0
-    except (RequestError, MovieNotFound, FileNotFoundError, ValueError) as e:
+    except (RequestError, MovieNotFound, FileNotFoundError, AccountError, ValueError) as e:
         print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
         return EXIT_INVALID
     except MovieBusy as e:

@@ -77,7 +77,7 @@ class RunProgress:
         return asdict(self) | {"done": len(self.built), "total": len(self.planned)}
 
 
-_TYPES = {dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, dg.DagsterEventType.ASSET_MATERIALIZATION,
+_TYPES = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, dg.DagsterEventType.ASSET_MATERIALIZATION,
           dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_DEQUEUED,
           dg.DagsterEventType.RUN_STARTING, dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS,
           dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED}
@@ -100,19 +100,23 @@ def node_of(asset_key: dg.AssetKey, partition: str | None) -> str:
 
 def read_events(instance: dg.DagsterInstance, run_id: str, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """The run's events since ``cursor`` that say how it goes, as plain values, and the cursor after them:
-    ``{"type": "planned" | "built" | "failed" | "status", ...}``."""
+    ``{"type": "planned" | "built" | "failed" | "status", ...}``. Planned partitions are the build step's
+    (after its start): Dagster's own, logged when the run is made, name every asset the job could build."""
     connection = instance.get_records_for_run(run_id, cursor=cursor, of_type=_TYPES)
     out: list[dict[str, Any]] = []
+    started = cursor is not None
     for record in connection.records:
         entry = record.event_log_entry
         event = entry.dagster_event
         if event is None:
             continue
         kind = event.event_type
-        if kind == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+        if kind == dg.DagsterEventType.STEP_START:
+            started = True
+        elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
             data = event.event_specific_data
             partition = getattr(data, "partition", None)
-            if partition is not None:  # the build step's own, per partition (Dagster's per run are left out)
+            if partition is not None and started:
                 out.append({"type": "planned", "node": node_of(data.asset_key, str(partition)), "at": entry.timestamp})  # type: ignore[union-attr]
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION:
             m = entry.asset_materialization
@@ -138,3 +142,8 @@ def progress(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunProgress:
     return RunProgress(run.run_id, run.tags.get(MOVIE_TAG, ""), run.status.value, planned, built,
                        [e["message"] for e in events_ if e["type"] == "failed"],
                        record.create_timestamp.timestamp() if record else 0.0, run.status in FINISHED)
+
+
+def generate_job_loaded() -> None:
+    """Load the generate_movie job now (a service does it at start, not in its first generate request)."""
+    _generate_job()
