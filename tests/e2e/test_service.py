@@ -10,6 +10,7 @@ without a traceback.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ import httpx
 import pytest
 
 from movie_assets.interfaces.service.app import openapi_document
-from tests.conftest import REPO, moviegen, new_home
+from tests.conftest import REPO, moviegen, new_home, real_part
 from tests.servers.daemon import Daemon
 from tests.servers.service import Service
 
@@ -277,3 +278,62 @@ def test_openapi_document_is_committed() -> None:
 
 def _api_routes() -> list[tuple[str, str]]:
     return [(method.upper(), path) for path, item in openapi_document()["paths"].items() for method in item]
+
+
+CHROMIUM = shutil.which("chromium")
+
+DURATION_JS = """(video) => new Promise((resolve, reject) => {
+    if (video.readyState >= 1) return resolve(video.duration);
+    video.addEventListener('loadedmetadata', () => resolve(video.duration));
+    video.addEventListener('error', () => reject('the video does not play'));
+    video.load();
+})"""
+
+
+@real_part(None if CHROMIUM else "Debian's chromium is not installed")
+def test_in_the_studio_make_edit_regenerate_and_play(hosted: Hosted) -> None:
+    """In Chromium: sign in, make a movie with the form, see its plan, generate and follow it, edit one narration
+    inline (the plan updates), regenerate, and the new MP4 plays with the timeline's duration; revision 1 plays too."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(hosted.url + "/", timeout=60_000)
+            page.fill("input[name=token]", hosted.tokens["acme"])
+            page.click("#sign-in button[type=submit]")
+            page.fill("input[name=inquiry_prompt]", "How do tides work?")
+            page.fill("input[name=id]", "tides")
+            page.select_option("select[name=duration_seconds]", "10")
+            page.select_option("select[name=size]", "480p")
+            page.click("#new-movie-form button[type=submit]")
+            page.wait_for_selector("#plan-summary:has-text('The next generate builds')", timeout=60_000)
+            page.click("#generate")
+            page.wait_for_selector("#progress-text[data-done=SUCCESS]", timeout=300_000)
+            page.wait_for_selector("#player-box:not([hidden])", timeout=30_000)
+            first = page.get_attribute("#player", "src")
+
+            narration = page.locator("textarea[data-narration='0']")
+            assert narration.input_value()  # the generated narration, to edit in place
+            narration.fill("The moon pulls the oceans into two bulges.")
+            narration.blur()
+            page.wait_for_function(
+                "document.querySelector('#plan-summary').textContent.includes('The next generate builds')", timeout=30_000)
+            assert "segment_narration[00]" in (page.text_content("#plan details") or "")
+            page.click("#generate")
+            page.wait_for_selector("#progress-text[data-done=SUCCESS]", timeout=300_000)
+            page.wait_for_function(f"document.querySelector('#player').getAttribute('src') !== {json.dumps(first)}",
+                                   timeout=30_000)
+            duration = page.locator("#player").evaluate(DURATION_JS)
+            with hosted.client() as c:
+                timeline = c.get("/v1/movies/tides/timeline").json()
+            assert abs(duration * 1000 - timeline["durationMs"]) <= 1000 / 30 + 25, (duration, timeline["durationMs"])
+            assert page.locator("textarea[data-narration='0']").input_value() == "The moon pulls the oceans into two bulges."
+
+            old = page.locator("#revisions li[data-revision='1'] video")
+            assert old.get_attribute("src") == first
+            assert old.evaluate(DURATION_JS) > 0  # revision 1 still plays
+            page.screenshot(path=str(hosted.home.parent / "studio.png"), full_page=True)
+        finally:
+            browser.close()

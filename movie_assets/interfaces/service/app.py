@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from movie_assets.builder.budget import caps_for, standing
+from movie_assets.domain.blueprint import NodeKey, expand
 from movie_assets.domain.edits import UNSET, edits_from_data, parse_assignment
 from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed, StoredFileDamaged
 from movie_assets.domain.request import MOVIE_ID_RE, RequestError, Strategy, decode_document, parse_document, parse_request
@@ -588,11 +589,52 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
         return _publish(request, movie, {"edit": result.to_json(),
                                          "plan": api.plan(service.instance, service.store, movie.internal).to_json()})
 
+    @app.get("/v1/movies/{movie}/segments", tags=["editing"],
+             summary="Per segment: its narration and picture prompts (yours where you edited them, else as generated), "
+                     "its pictures")
+    def segments(movie: Owned, request: Request) -> dict[str, Any]:
+        service = _service(request)
+        return _publish(request, movie, {"segments": _segments(service, movie.internal)})
+
     @app.get("/v1/movies/{movie}/budget", tags=["reading"], summary="Each cap of the movie: limit, spent, left")
     def budget(movie: Owned, request: Request) -> dict[str, Any]:
         service = _service(request)
         caps = caps_for(movie.internal, load_movie_request(service.store, movie.internal))
         return _publish(request, movie, {"caps": [s.to_json() for s in standing(make_ledger(), movie.internal, caps)]})
+
+
+def _segments(service: Service, movie: str) -> list[dict[str, Any]]:
+    request = load_movie_request(service.store, movie)
+    revisions = api.history(service.instance, service.store, movie)
+    manifest = revisions[-1].manifest if revisions else {}
+
+    def built(node: str) -> dict[str, Any]:
+        entry = manifest.get(node)
+        if not entry:
+            return {}
+        try:
+            return json.loads(service.store.read(entry["uri"]))
+        except (OSError, ValueError):
+            return {}
+
+    def uri(node: str) -> str | None:
+        entry = manifest.get(node)
+        return service.store.uri(entry["uri"]) if entry else None
+
+    pictures = sorted(k for k in expand(request).nodes if k.asset == "segment_image")
+    out = []
+    for i in range(request.segment_count):
+        own = request.overrides(i)
+        images = []
+        for key in (k for k in pictures if k.segment == i):
+            generated = built(str(NodeKey("image_prompt", i, key.image)))
+            images.append({"node": str(key), "image": key.image, "edited": key.image in own.image_prompts,
+                           "prompt": own.image_prompts.get(key.image) or generated.get("shot") or generated.get("prompt"),
+                           "url": uri(str(key))})
+        out.append({"segment": i, "narration": own.narration or built(f"segment_narration[{i:02d}]").get("text"),
+                    "narration_edited": own.narration is not None, "images": images,
+                    "audio": uri(f"segment_audio[{i:02d}]")})
+    return out
 
 
 def _links(public: str) -> dict[str, str]:
