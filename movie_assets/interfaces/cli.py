@@ -54,6 +54,71 @@ def _context() -> tuple[Any, ArtifactStore]:
     return api.open_instance(), ArtifactStore()
 
 
+class RemoteError(Exception):
+    """The service refused: its message and the CLI exit code it maps to."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Doc(dict):  # type: ignore[type-arg]
+    """A JSON object from the service, read like the API's values (``s.movie``, ``p.items[0].node``, ``b["scope"]``)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_") and dict.__contains__(self, name):  # a field named like a dict method: plan.items
+            return _doc(dict.__getitem__(self, name))
+        return super().__getattribute__(name)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)
+
+    def __getitem__(self, key: str) -> Any:
+        return _doc(dict.__getitem__(self, key))
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self)
+
+
+def _doc(value: Any) -> Any:
+    if isinstance(value, dict) and not isinstance(value, _Doc):
+        return _Doc(value)
+    if isinstance(value, list):
+        return [_doc(v) for v in value]
+    return value
+
+
+def _server(args: argparse.Namespace) -> str:
+    """The service the reading commands ask (--server, else MOVIEGEN_URL); empty: this machine's home."""
+    return (getattr(args, "server", None) or os.environ.get("MOVIEGEN_URL", "")).rstrip("/")
+
+
+def _remote(args: argparse.Namespace, path: str, params: dict[str, Any] | None = None) -> Any:
+    """GET a route of the service with the token (--token, else MOVIEGEN_TOKEN); RemoteError with the CLI's
+    exit code when it refuses."""
+    import httpx  # noqa: PLC0415 - only with a server
+
+    token = getattr(args, "token", None) or os.environ.get("MOVIEGEN_TOKEN", "")
+    if not token:
+        raise RemoteError(f"{_server(args)}: a token is needed (--token or MOVIEGEN_TOKEN; `moviegen token create TENANT` "
+                          "on the service's machine)", EXIT_INVALID)
+    try:
+        r = httpx.get(_server(args) + path, params={k: v for k, v in (params or {}).items() if v not in (None, False)},
+                      headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    except httpx.HTTPError as e:
+        raise RemoteError(f"{_server(args)}: cannot reach the service ({type(e).__name__}: {e})", EXIT_FAILED) from None
+    if r.status_code >= 400:
+        try:
+            error = r.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            raise RemoteError(f"{_server(args)}: HTTP {r.status_code}", EXIT_FAILED) from None
+        lines = [error.get("message", "")] + [p for p in error.get("errors", [])[1:]]
+        if error.get("suggestion"):
+            lines.append(f"  -> {error['suggestion']}")
+        raise RemoteError("\n".join(lines), int(error.get("exit_code") or EXIT_FAILED))
+    return _doc(r.json())
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
@@ -128,8 +193,12 @@ def _cap_text(usd: float | None) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    instance, _ = _context()
-    for movie in _api().list_movies(instance):
+    if _server(args):
+        movies = _remote(args, "/v1/movies")["movies"]
+    else:
+        instance, _ = _context()
+        movies = _api().list_movies(instance)
+    for movie in movies:
         print(movie)
     return 0
 
@@ -148,9 +217,11 @@ def _print_problem(label: str, message: str, category: str, suggestion: str, fil
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    instance, store = _context()
-    api = _api()
-    p = api.plan(instance, store, args.movie, args.budget, verify=args.verify)
+    if _server(args):
+        p = _remote(args, f"/v1/movies/{args.movie}/plan", {"budget_usd": args.budget, "verify": args.verify})
+    else:
+        instance, store = _context()
+        p = _api().plan(instance, store, args.movie, args.budget, verify=args.verify)
     if args.json:
         _print_json(p.to_json())
         return 0
@@ -253,9 +324,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    instance, store = _context()
-    api = _api()
-    s = api.status(instance, store, args.movie)
+    if _server(args):
+        s, store = _remote(args, f"/v1/movies/{args.movie}/status"), None
+    else:
+        instance, store = _context()
+        s = _api().status(instance, store, args.movie)
     if args.json:
         _print_json(s.to_json())
         return 0
@@ -336,10 +409,13 @@ def _store() -> ArtifactStore:
     return ArtifactStore()
 
 
-def _where(store: ArtifactStore, uri: str | None) -> str | None:
-    """A file path on local storage, a link a person can open (presigned) on S3."""
+def _where(store: ArtifactStore | None, uri: str | None) -> str | None:
+    """A file path on local storage, a link a person can open (presigned) on S3; from a service (no store):
+    its URL."""
     if uri is None:
         return None
+    if store is None:
+        return (os.environ.get("MOVIEGEN_URL", "").rstrip("/") if uri.startswith("/") else "") + uri
     path = store.local_path(uri)
     return str(path) if path is not None else store.link(uri)
 
@@ -488,13 +564,19 @@ def _located(store: ArtifactStore, revision: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    store = _store()
-    require_stored(store, args.movie)
-    revisions, damaged = scan_revisions(store, args.movie)
-    if args.json:
-        _print_json([_located(store, r.to_json(manifest=False)) for r in revisions]
-                    + [{"revision": n, "damaged": why} for n, why in damaged.items()])
-        return 0
+    if _server(args):
+        revisions, damaged, store = _remote(args, f"/v1/movies/{args.movie}/history")["revisions"], {}, None
+        if args.json:
+            _print_json(revisions)
+            return 0
+    else:
+        store = _store()
+        require_stored(store, args.movie)
+        revisions, damaged = scan_revisions(store, args.movie)
+        if args.json:
+            _print_json([_located(store, r.to_json(manifest=False)) for r in revisions]
+                        + [{"revision": n, "damaged": why} for n, why in damaged.items()])
+            return 0
     for n, why in damaged.items():
         print(f"  revision {n}: {why}", file=sys.stderr)
     if not revisions:
@@ -890,7 +972,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("take", type=int)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pick)
+    for name in REMOTE_COMMANDS:
+        _remote_options(sub.choices[name])
     return parser
+
+
+REMOTE_COMMANDS = ("list", "plan", "status", "history")  # answered by a service with --server / MOVIEGEN_URL
+
+
+def _remote_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", metavar="URL", help="ask a moviegen service instead of this machine's home "
+                                                         "(default: MOVIEGEN_URL; docs/service.md)")
+    parser.add_argument("--token", help="the service's API token (default: MOVIEGEN_TOKEN)")
 
 
 def _usd(text: str) -> float:
@@ -905,8 +998,13 @@ def _usd(text: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "server", None):
+        os.environ["MOVIEGEN_URL"] = args.server  # where the service's paths are shown from
     try:
         return args.func(args)
+    except RemoteError as e:
+        print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
+        return e.exit_code
     except BrokenPipeError:  # the output was piped into a reader that stopped (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
         return 0

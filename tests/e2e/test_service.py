@@ -55,6 +55,8 @@ def hosted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosted]:
         made = moviegen(home, ENV, "token", "create", tenant, "--label", "tests")
         assert made.returncode == 0, made.stderr
         tokens[tenant] = made.stdout.strip()
+    # The instance's storage is made once before the daemon and the service start (both would make it at once).
+    assert moviegen(home, ENV, "list").returncode == 0
     with Daemon(home, ENV), Service(home, ENV, "--headers-timeout", "2", "--body-timeout", "2") as service:
         yield Hosted(home, service.url, tokens, service)
 
@@ -337,3 +339,19 @@ def test_in_the_studio_make_edit_regenerate_and_play(hosted: Hosted) -> None:
             page.screenshot(path=str(hosted.home.parent / "studio.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_the_cli_reads_through_the_service(hosted: Hosted, made: dict[str, Any]) -> None:
+    """`moviegen list/status/plan/history --server URL` (or MOVIEGEN_URL) answer from the service, with its exit codes."""
+    remote = {"MOVIEGEN_URL": hosted.url, "MOVIEGEN_TOKEN": hosted.tokens["acme"]}
+    listed = moviegen(hosted.home, remote, "list")
+    assert listed.returncode == 0 and "sky" in listed.stdout.split(), listed.stderr
+    status = moviegen(hosted.home, remote, "status", "sky", "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)["movie"] == "sky", status.stderr
+    shown = moviegen(hosted.home, {}, "status", "sky", "--server", hosted.url, "--token", hosted.tokens["acme"])
+    assert shown.returncode == 0 and f"{hosted.url}/v1/movies/sky/artifacts/movie_video/" in shown.stdout, shown.stderr
+    assert moviegen(hosted.home, remote, "plan", "sky").returncode == 0
+    assert "first generation" in moviegen(hosted.home, remote, "history", "sky").stdout
+    other = moviegen(hosted.home, {**remote, "MOVIEGEN_TOKEN": hosted.tokens["bolt"]}, "status", "sky")
+    assert other.returncode == 2 and "no movie 'sky'" in other.stderr
+    assert moviegen(hosted.home, {**remote, "MOVIEGEN_TOKEN": "nonsense"}, "list").returncode == 1

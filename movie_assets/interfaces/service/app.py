@@ -234,8 +234,8 @@ def caller(request: Request) -> Token:
         token = request.cookies.get(COOKIE, "")
     found = service.accounts.authenticate(token) if token else None
     if found is None:
-        raise ApiError(401, "auth", "a valid API token is needed: `Authorization: Bearer <token>` "
-                                    "(`moviegen token create TENANT`)", headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(401, "auth", "a valid API token is needed, sent as a Bearer token in the Authorization header "
+                                    "(`moviegen token create TENANT` makes one)", headers={"WWW-Authenticate": "Bearer"})
     wait = service.limiter.take(found.id, found.rate_per_minute)
     if wait:
         raise ApiError(429, "rate", f"more than {found.rate_per_minute} requests per minute with this token; "
