@@ -14,9 +14,10 @@ import asyncio
 import json
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +65,42 @@ class Movie:
     tenant: str
 
 
+class Answers:
+    """Reading answers kept for a moment per movie, computed once for every client polling at the same time
+    (single flight): 50 clients polling a status cost one status a second, not 50. A change made through
+    this process (an edit, a generate, a delete) forgets the movie's answers at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._computing: dict[tuple[str, ...], threading.Lock] = {}
+
+    def get(self, key: tuple[str, ...], ttl_s: float, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and time.monotonic() - kept[0] < ttl_s:
+                return kept[1]
+            flight = self._computing.setdefault(key, threading.Lock())
+        with flight:
+            with self._lock:
+                kept = self._kept.get(key)
+                if kept is not None and time.monotonic() - kept[0] < ttl_s:
+                    return kept[1]
+            value = compute()
+            with self._lock:
+                self._kept[key] = (time.monotonic(), value)
+            return value
+
+    def forget(self, movie: str) -> None:
+        with self._lock:
+            for key in [k for k in self._kept if k[0] == movie]:
+                del self._kept[key]
+
+
+STATUS_TTL_S = 1.0  # a polled answer is at most this old
+PROGRESS_TTL_S = 0.5
+
+
 @dataclass
 class Service:
     instance: dg.DagsterInstance
@@ -71,6 +108,7 @@ class Service:
     accounts: Accounts
     limiter: RateLimiter
     submit_lock: threading.Lock
+    answers: Answers = field(default_factory=Answers)
 
 
 class ApiError(Exception):
@@ -251,12 +289,19 @@ def _internal(tenant: str, public: str) -> str | None:
     return internal if MOVIE_ID_RE.match(public) and MOVIE_ID_RE.match(internal) else None
 
 
-def owned(movie: str, request: Request, token: Caller) -> Movie:
-    """The caller's movie of that id; 404 when it has none (whether or not another tenant has one)."""
+def owned(movie: str, request: Request, token: Caller) -> Iterator[Movie]:
+    """The caller's movie of that id; 404 when it has none (whether or not another tenant has one). A route
+    that changes the movie forgets its kept answers (before and after)."""
+    service = _service(request)
     internal = _internal(token.tenant, movie)
-    if internal is None or not movie_exists(_service(request).instance, internal):
+    if internal is None or not movie_exists(service.instance, internal):
         raise _not_found(movie)
-    return Movie(movie, internal, token.tenant)
+    writes = request.method not in ("GET", "HEAD")
+    if writes:
+        service.answers.forget(internal)
+    yield Movie(movie, internal, token.tenant)
+    if writes:
+        service.answers.forget(internal)
 
 
 Owned = Annotated[Movie, Depends(owned)]
@@ -451,7 +496,9 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
 
     @app.get("/v1/movies/{movie}/runs/{run_id}", tags=["generation"], summary="Where a run stands: status, planned and built")
     def run_progress(movie: Owned, request: Request, run_id: str) -> dict[str, Any]:
-        return _publish(request, movie, queue.progress(_service(request).instance, _run(movie, request, run_id)).to_json())
+        service = _service(request)
+        return service.answers.get((movie.internal, "run", run_id), PROGRESS_TTL_S, lambda: _publish(
+            request, movie, queue.progress(service.instance, _run(movie, request, run_id)).to_json()))
 
     @app.get("/v1/movies/{movie}/runs/{run_id}/events", tags=["generation"],
              summary="The run's progress as Server-Sent Events from Dagster's event log (planned, built, failed, status, end)",
@@ -493,9 +540,13 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
     @app.get("/v1/movies/{movie}/status", tags=["reading"], summary="Per asset: done, needed, failed; spend; the movie")
     def status(movie: Owned, request: Request) -> dict[str, Any]:
         service = _service(request)
-        s = api.status(service.instance, service.store, movie.internal).to_json()
-        s["active_runs"] = queue.active_runs(service.instance, movie.internal)
-        return _publish(request, movie, s)
+
+        def compute() -> dict[str, Any]:
+            s = api.status(service.instance, service.store, movie.internal).to_json()
+            s["active_runs"] = queue.active_runs(service.instance, movie.internal)
+            return _publish(request, movie, s)
+
+        return service.answers.get((movie.internal, "status"), STATUS_TTL_S, compute)
 
     @app.get("/v1/movies/{movie}/history", tags=["reading"], summary="Every revision: what changed, calls, cost, its movie")
     def history(movie: Owned, request: Request) -> dict[str, Any]:
