@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 DEMO_ID := civil-war-demo
 
-.PHONY: install renderer demo test test-fast lint dev bench clean
+.PHONY: install renderer demo test test-fast lint dev serve bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ install: $(STAMP) $(RENDERER_STAMP)
 # yourself to choose.
 REMOTION_CAN_RUN = command -v node >/dev/null 2>&1 && [ -d renderer/node_modules/@remotion/renderer ] && \
 	{ [ -x /usr/bin/chromium ] || [ -x /usr/bin/chromium-browser ] || [ -x "$$MOVIEGEN_BROWSER" ]; }
-demo dev: export MOVIEGEN_RENDER_ENGINE ?= $(shell if $(REMOTION_CAN_RUN); then echo remotion; else echo ffmpeg; fi)
+demo dev serve: export MOVIEGEN_RENDER_ENGINE ?= $(shell if $(REMOTION_CAN_RUN); then echo remotion; else echo ffmpeg; fi)
 
 demo: install
 	@mkdir -p "$(DAGSTER_HOME)"
@@ -69,11 +69,22 @@ dev: install
 	@$(BIN)/moviegen media & MEDIA=$$!; trap 'kill $$MEDIA 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+# The hosted service (docs/service.md): the HTTP API and the studio on http://$(SERVE_LISTEN)/, and the Dagster
+# daemon that runs its queued generations (stopped with it), on the embedded default: SQLite, local disk.
+# A token: .venv/bin/moviegen token create TENANT.
+SERVE_LISTEN ?= 127.0.0.1:8080
+serve: install
+	@mkdir -p "$(DAGSTER_HOME)"
+	@$(BIN)/moviegen list >/dev/null  # the instance's storage, made once before the daemon and the service open it
+	@$(BIN)/dagster-daemon run -w workspace.yaml & DAEMON=$$!; trap 'kill $$DAEMON 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/moviegen serve --listen $(SERVE_LISTEN)
+
 bench: install
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_regenerate.py
 	$(BIN)/python bench/bench_sensor.py
 	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_service.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache renderer/node_modules

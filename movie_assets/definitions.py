@@ -7,7 +7,7 @@ import functools
 
 import dagster as dg
 
-from movie_assets.orchestration.jobs import BUILD_JOB, build_movie_job, generate_movie_job
+from movie_assets.orchestration.jobs import BUILD_JOB, GENERATE_JOB, build_movie_job, generate_movie_job
 from movie_assets.orchestration.sensors import movie_inbox
 from movie_assets.orchestration.specs import INBOX_SPEC, INPUT_SPECS
 from movie_assets.orchestration.steps import build_assets
@@ -37,3 +37,9 @@ def build_job() -> dg.JobDefinition:
     """The job every in-process build run executes (``orchestration.generation.build_movie``
     reconstructs it by name in the run's process)."""
     return defs().resolve_job_def(BUILD_JOB)
+
+
+def generate_job() -> dg.JobDefinition:
+    """The ``generate_movie`` job, as the run queue's submissions reconstruct it
+    (``orchestration.queue.submit_generation``)."""
+    return defs().resolve_job_def(GENERATE_JOB)

@@ -32,6 +32,7 @@ import contextlib
 import errno
 import functools
 import os
+import shutil
 import stat
 import uuid
 from collections.abc import Iterator
@@ -161,6 +162,14 @@ class _Local:
 
     def delete(self, rel: str) -> None:
         (self.root / rel).unlink(missing_ok=True)
+
+    def delete_folder(self, rel: str) -> int:
+        folder = self.root / rel
+        if folder.is_symlink() or not folder.is_dir():
+            return 0
+        count = sum(len(files) for _, _, files in os.walk(folder))
+        shutil.rmtree(folder)  # rmtree removes a link inside, never what it points to
+        return count
 
     def get_uri(self, uri: str) -> bytes:
         return Path(unquote(urlparse(uri).path)).read_bytes()
@@ -293,6 +302,17 @@ class _S3:
 
     def delete(self, rel: str) -> None:
         self._call(rel, self.client.delete_object, Bucket=self.bucket, Key=self.key(rel))
+
+    def delete_folder(self, rel: str) -> int:
+        prefix = self.key(rel).rstrip("/") + "/"
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in self._call(rel, lambda: list(paginator.paginate(Bucket=self.bucket, Prefix=prefix))):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            batch = [{"Key": k} for k in keys[start:start + 1000]]
+            self._call(rel, self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        return len(keys)
 
     def _get_key(self, key: str, what: str) -> bytes:
         return self._call(what, self.client.get_object, Bucket=self.bucket, Key=key)["Body"].read()
@@ -491,6 +511,13 @@ class ArtifactStore:
     def delete(self, relpath: str) -> None:
         """Remove a file (for inbox reports; artifacts are never deleted). Missing is fine."""
         self._backend().delete(relpath)
+
+    def delete_folder(self, relfolder: str) -> int:
+        """Remove a folder and everything under it (on S3: every object under the prefix); returns how many
+        files were removed. Only ``moviegen delete`` removes artifacts, the whole movie at once."""
+        if not relfolder.strip("/") or ".." in relfolder.split("/"):
+            raise ValueError(f"refusing to delete {relfolder!r}: not a folder under the artifact root")
+        return self._backend().delete_folder(relfolder.strip("/"))
 
     def root_folder(self) -> str | None:
         """The local folder artifacts are kept in (None: the store is S3)."""

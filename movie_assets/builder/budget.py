@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from movie_assets.domain.request import MovieRequest
 from resources.providers.base import ErrorCategory, ProviderError
+from resources.runtime.accounts import tenant_caps
 from resources.runtime.budget import BudgetExceeded, Cap, Ledger, day_start
 from resources.settings import budget_from_env
 
@@ -28,13 +29,20 @@ Price = Callable[[str], tuple[str, str, float]]
 def caps_for(movie: str, request: MovieRequest, override_usd: float | None = None) -> list[Cap]:
     """The caps a generation of ``movie`` runs under: the movie's (``override_usd``, e.g. from
     ``generate --budget``, else the request's ``budget_usd``, else MOVIEGEN_MOVIE_BUDGET_USD) on
-    everything the movie ever spent, and the instance's per UTC day (MOVIEGEN_DAILY_BUDGET_USD)."""
+    everything the movie ever spent, and the instance's per UTC day (MOVIEGEN_DAILY_BUDGET_USD). A
+    tenant's movie (the hosted service's) also has its tenant's caps: per movie (the lower of the two
+    movie caps holds) and per UTC day over all the tenant's movies."""
     movie_default, daily = budget_from_env()
     movie_cap = override_usd if override_usd is not None else (
         request.budget_usd if request.budget_usd is not None else movie_default)
+    tenant = tenant_caps(movie)
+    if tenant is not None and tenant.movie_usd is not None:
+        movie_cap = tenant.movie_usd if movie_cap is None else min(movie_cap, tenant.movie_usd)
     caps = []
     if movie_cap is not None:
         caps.append(Cap(f"movie:{movie}", movie_cap))
+    if tenant is not None and tenant.daily_usd is not None:
+        caps.append(Cap(f"tenant:{tenant.name}", tenant.daily_usd, since=day_start()))
     if daily is not None:
         caps.append(Cap("instance", daily, since=day_start()))
     return caps
@@ -60,6 +68,8 @@ def standing(ledger: Ledger, movie: str, caps: list[Cap]) -> list[Standing]:
     for cap in caps:
         if cap.scope == "instance":
             spent = ledger.spent(since=cap.since)
+        elif cap.tenant is not None:
+            spent = ledger.spent(movie_prefix=cap.movie_prefix, since=cap.since)
         else:
             spent = ledger.spent(movie=movie, since=cap.since)
         out.append(Standing(cap.scope, cap.limit_usd, round(spent, 6), round(max(0.0, cap.limit_usd - spent), 6),
@@ -83,7 +93,10 @@ class Budget:
             reservation = await asyncio.to_thread(self.ledger.reserve, movie=self.movie, provider=provider, model=model,
                                                   node=node, estimate_usd=estimate, caps=self.caps)
         except BudgetExceeded as e:
-            if e.cap.movie is not None:
+            if e.cap.tenant is not None:
+                suggestion = ("the account's daily budget is spent: ask the service's operator to raise it "
+                              "(`moviegen tenant set`), or generate again after 00:00 UTC: only what is left is built")
+            elif e.cap.movie is not None:
                 suggestion = ("raise the movie's budget (`moviegen edit ID --set budget_usd=N`, or `moviegen generate ID "
                               "--budget N` for one generation) and generate again: only what is left is built")
             else:

@@ -30,6 +30,7 @@ from movie_assets.movie_files.metrics import movie_metrics
 from movie_assets.movie_files.movies import load_movie_request
 from movie_assets.movie_files.revisions import Revision, get_revision, list_revisions
 from movie_assets.orchestration import registry
+from movie_assets.orchestration.deletion import Deleted, delete_movie
 from movie_assets.orchestration.editing import EditResult, current_look, edit_movie, repair_movie_request
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.generation import GenerateResult, open_movie, plan_of, report_plan
@@ -40,7 +41,7 @@ from resources.runtime.budget import day_start, make_ledger
 from resources.settings import current
 from resources.storage import ArtifactStore
 
-__all__ = ["GenerateResult", "Plan", "Revision", "Status", "approve", "edit", "export", "generate", "history", "list_movies",
+__all__ = ["Deleted", "GenerateResult", "Plan", "Revision", "Status", "approve", "delete", "edit", "export", "generate", "history", "list_movies",
            "load_request", "load_timeline", "look", "new_movie", "open_instance", "pick", "plan", "repair", "reroll", "revision",
            "status", "takes", "timeline_uri", "verify"]
 
@@ -57,6 +58,12 @@ def new_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: Movie
 
 def list_movies(instance: dg.DagsterInstance) -> list[str]:
     return registry.list_movies(instance)
+
+
+def delete(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Deleted:
+    """Delete a movie: its partition, request, edits, revisions and every artifact; MovieBusy while a
+    generation of it runs or is queued. Its id is not given out again (orchestration/deletion.py)."""
+    return delete_movie(instance, store, movie)
 
 
 def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, budget_usd: float | None = None,
@@ -190,19 +197,20 @@ def _clip_provenance(instance: dg.DagsterInstance, timeline: dict[str, Any]) -> 
 
 
 def export(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, fmt: str, revision: int | None = None, *,
-           links: bool = True) -> str:
+           links: bool = True, link: Callable[[str], str] | None = None) -> str:
     """The movie's timeline (the latest, or revision N's) for a non-linear editor, written by OpenTimelineIO's
     adapters (MLT XML by moviegen): ``fmt`` is ``otio``, ``fcpxml``, ``fcp7xml``, ``mlt`` or ``edl`` (builder/export.py
     says what each keeps).
     ``links``: media references an editor can open (on S3 presigned for the store's ``link_seconds``, or
     public); else the stable artifact URIs (``s3://``). Every clip's metadata carries its asset, partition,
-    data version and stable URI, and the prompt, provider, model and run that made it."""
+    data version and stable URI, and the prompt, provider, model and run that made it. ``link``: how to make
+    a media reference of an artifact URI instead (the hosted service: its own artifact URLs)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
     uri, stored = _stored_timeline(instance, store, movie, revision)
     timeline = _with_sources(stored, store.uri)  # every src an URI under the current root, which links resolve
     about = {"timeline": uri, **({"revision": revision} if revision is not None else {})}
-    return export_timeline(timeline, fmt, link=store.link if links else None, provenance=_clip_provenance(instance, timeline),
+    return export_timeline(timeline, fmt, link=link or (store.link if links else None), provenance=_clip_provenance(instance, timeline),
                            about=about)
 
 

@@ -21,6 +21,7 @@ from movie_assets.domain.request import RequestError, Strategy, load_request
 from movie_assets.movie_files.movies import MovieNotFound, load_movie_request, require_stored
 from movie_assets.movie_files.revisions import get_revision, scan_revisions
 from resources.providers.base import describe_failure, for_movie
+from resources.runtime.accounts import DEFAULT_RATE_PER_MINUTE, AccountError, open_accounts
 from resources.runtime.paths import dagster_home
 from resources.runtime.secrets import TEXT_LIMIT, redact
 from resources.storage import ArtifactStore
@@ -54,6 +55,71 @@ def _context() -> tuple[Any, ArtifactStore]:
     return api.open_instance(), ArtifactStore()
 
 
+class RemoteError(Exception):
+    """The service refused: its message and the CLI exit code it maps to."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Doc(dict):  # type: ignore[type-arg]
+    """A JSON object from the service, read like the API's values (``s.movie``, ``p.items[0].node``, ``b["scope"]``)."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_") and dict.__contains__(self, name):  # a field named like a dict method: plan.items
+            return _doc(dict.__getitem__(self, name))
+        return super().__getattribute__(name)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)
+
+    def __getitem__(self, key: str) -> Any:
+        return _doc(dict.__getitem__(self, key))
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self)
+
+
+def _doc(value: Any) -> Any:
+    if isinstance(value, dict) and not isinstance(value, _Doc):
+        return _Doc(value)
+    if isinstance(value, list):
+        return [_doc(v) for v in value]
+    return value
+
+
+def _server(args: argparse.Namespace) -> str:
+    """The service the reading commands ask (--server, else MOVIEGEN_URL); empty: this machine's home."""
+    return (getattr(args, "server", None) or os.environ.get("MOVIEGEN_URL", "")).rstrip("/")
+
+
+def _remote(args: argparse.Namespace, path: str, params: dict[str, Any] | None = None) -> Any:
+    """GET a route of the service with the token (--token, else MOVIEGEN_TOKEN); RemoteError with the CLI's
+    exit code when it refuses."""
+    import httpx  # noqa: PLC0415 - only with a server
+
+    token = getattr(args, "token", None) or os.environ.get("MOVIEGEN_TOKEN", "")
+    if not token:
+        raise RemoteError(f"{_server(args)}: a token is needed (--token or MOVIEGEN_TOKEN; `moviegen token create TENANT` "
+                          "on the service's machine)", EXIT_INVALID)
+    try:
+        r = httpx.get(_server(args) + path, params={k: v for k, v in (params or {}).items() if v not in (None, False)},
+                      headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    except httpx.HTTPError as e:
+        raise RemoteError(f"{_server(args)}: cannot reach the service ({type(e).__name__}: {e})", EXIT_FAILED) from None
+    if r.status_code >= 400:
+        try:
+            error = r.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            raise RemoteError(f"{_server(args)}: HTTP {r.status_code}", EXIT_FAILED) from None
+        lines = [error.get("message", "")] + [p for p in error.get("errors", [])[1:]]
+        if error.get("suggestion"):
+            lines.append(f"  -> {error['suggestion']}")
+        raise RemoteError("\n".join(lines), int(error.get("exit_code") or EXIT_FAILED))
+    return _doc(r.json())
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
@@ -67,9 +133,73 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    deleted = _api().delete(instance, store, args.movie)
+    if args.json:
+        _print_json(deleted.to_json())
+    else:
+        print(f"{args.movie}: deleted (its partition and {deleted.files_removed} files); the id is not given out again")
+    return 0
+
+
+def _accounts() -> Any:
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    return open_accounts()
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    accounts = _accounts()
+    if args.action == "create":
+        token, plain = accounts.create_token(args.tenant, args.label or "", args.rate)
+        if args.json:
+            _print_json(token.to_json() | {"token": plain})
+        else:
+            print(plain)
+            print(f"token {token.id} of tenant {token.tenant}: shown once, keep it secret (only its hash is stored); "
+                  f"{token.rate_per_minute} requests per minute", file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        token = accounts.revoke(args.token)
+        print(f"token {token.id} of tenant {token.tenant}: revoked")
+        return 0
+    tokens = accounts.tokens(args.tenant)
+    if args.json:
+        _print_json([t.to_json() for t in tokens])
+        return 0
+    for t in tokens:
+        made = time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.created_at))
+        state = "revoked " + time.strftime("%Y-%m-%d %H:%M", time.gmtime(t.revoked_at)) if t.revoked_at else "active"
+        print(f"{t.id}  {t.tenant:<20} {state:<24} {t.rate_per_minute:>6}/min  made {made}  {t.label}")
+    return 0
+
+
+def cmd_tenant(args: argparse.Namespace) -> int:
+    accounts = _accounts()
+    if args.action == "set":
+        tenant = accounts.set_tenant(args.name, daily_usd=args.daily_usd, movie_usd=args.movie_usd)
+        print(f"tenant {tenant.name}: daily cap {_cap_text(tenant.daily_usd)}, per-movie cap {_cap_text(tenant.movie_usd)}")
+        return 0
+    tenants = accounts.tenants()
+    if args.json:
+        _print_json([t.to_json() for t in tenants])
+        return 0
+    for t in tenants:
+        print(f"{t.name:<20} daily {_cap_text(t.daily_usd):<10} per movie {_cap_text(t.movie_usd)}")
+    return 0
+
+
+def _cap_text(usd: float | None) -> str:
+    return "none" if usd is None else f"${usd:.2f}"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    instance, _ = _context()
-    for movie in _api().list_movies(instance):
+    if _server(args):
+        movies = _remote(args, "/v1/movies")["movies"]
+    else:
+        instance, _ = _context()
+        movies = _api().list_movies(instance)
+    for movie in movies:
         print(movie)
     return 0
 
@@ -95,9 +225,11 @@ def _print_problem(label: str, message: str, category: str, suggestion: str, fil
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    instance, store = _context()
-    api = _api()
-    p = api.plan(instance, store, args.movie, args.budget, verify=args.verify)
+    if _server(args):
+        p = _remote(args, f"/v1/movies/{args.movie}/plan", {"budget_usd": args.budget, "verify": args.verify})
+    else:
+        instance, store = _context()
+        p = _api().plan(instance, store, args.movie, args.budget, verify=args.verify)
     if args.json:
         _print_json(p.to_json())
         return 0
@@ -200,9 +332,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    instance, store = _context()
-    api = _api()
-    s = api.status(instance, store, args.movie)
+    if _server(args):
+        s, store = _remote(args, f"/v1/movies/{args.movie}/status"), None
+    else:
+        instance, store = _context()
+        s = _api().status(instance, store, args.movie)
     if args.json:
         _print_json(s.to_json())
         return 0
@@ -283,10 +417,13 @@ def _store() -> ArtifactStore:
     return ArtifactStore()
 
 
-def _where(store: ArtifactStore, uri: str | None) -> str | None:
-    """A file path on local storage, a link a person can open (presigned) on S3."""
+def _where(store: ArtifactStore | None, uri: str | None) -> str | None:
+    """A file path on local storage, a link a person can open (presigned) on S3; from a service (no store):
+    its URL."""
     if uri is None:
         return None
+    if store is None:
+        return (os.environ.get("MOVIEGEN_URL", "").rstrip("/") if uri.startswith("/") else "") + uri
     path = store.local_path(uri)
     return str(path) if path is not None else store.link(uri)
 
@@ -406,6 +543,28 @@ def cmd_media(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The hosted service: the HTTP API and the web studio (docs/service.md)."""
+    import uvicorn  # noqa: PLC0415 - start-up time of the other commands
+
+    from movie_assets.interfaces.service import guards  # noqa: PLC0415
+    from movie_assets.interfaces.service.app import asgi_app  # noqa: PLC0415
+
+    host, _, port = args.listen.rpartition(":")
+    if not port.isdigit() or not host:
+        raise ValueError(f"--listen {args.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    os.environ["DAGSTER_HOME"] = str(dagster_home())
+    dagster_home().mkdir(parents=True, exist_ok=True)
+    print(f"moviegen service on http://{args.listen}/ (API at /v1, OpenAPI at /docs; the studio at /); "
+          "generations run through the run queue: start the Dagster daemon too (`make serve` does)", file=sys.stderr)
+    guards.HEADERS_TIMEOUT_S = args.headers_timeout
+    uvicorn.run(asgi_app(args.body_timeout), host=host.strip("[]"), port=int(port), log_level=args.log_level,
+                http=guards.GuardedH11Protocol,
+                timeout_keep_alive=5, limit_concurrency=args.limit_concurrency, proxy_headers=True,
+                forwarded_allow_ips=args.forwarded_allow_ips)
+    return 0
+
+
 def _located(store: ArtifactStore, revision: dict[str, Any]) -> dict[str, Any]:
     """A revision with its timeline and movie as URIs under the store's current root (it stores their paths
     under the root)."""
@@ -413,13 +572,19 @@ def _located(store: ArtifactStore, revision: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    store = _store()
-    require_stored(store, args.movie)
-    revisions, damaged = scan_revisions(store, args.movie)
-    if args.json:
-        _print_json([_located(store, r.to_json(manifest=False)) for r in revisions]
-                    + [{"revision": n, "damaged": why} for n, why in damaged.items()])
-        return 0
+    if _server(args):
+        revisions, damaged, store = _remote(args, f"/v1/movies/{args.movie}/history")["revisions"], {}, None
+        if args.json:
+            _print_json(revisions)
+            return 0
+    else:
+        store = _store()
+        require_stored(store, args.movie)
+        revisions, damaged = scan_revisions(store, args.movie)
+        if args.json:
+            _print_json([_located(store, r.to_json(manifest=False)) for r in revisions]
+                        + [{"revision": n, "damaged": why} for n, why in damaged.items()])
+            return 0
     for n, why in damaged.items():
         print(f"  revision {n}: {why}", file=sys.stderr)
     if not revisions:
@@ -620,6 +785,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="movie id (lowercase letters, digits, '-'); default: from the inquiry")
     p.set_defaults(func=cmd_new)
 
+    p = sub.add_parser("delete", help="delete a movie: its registration, request, revisions and every artifact (refused "
+                                      "while a generation of it runs or is queued)")
+    p.add_argument("movie")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("token", help="the hosted service's API tokens: create, list, revoke (docs/service.md)")
+    token = p.add_subparsers(dest="action", required=True)
+    t = token.add_parser("create", help="a new token of a tenant (made if new); prints it once")
+    t.add_argument("tenant", help="1-20 lowercase letters and digits")
+    t.add_argument("--label", help="what the token is for")
+    t.add_argument("--rate", type=int, default=DEFAULT_RATE_PER_MINUTE, metavar="N",
+                   help=f"requests per minute the token may make (default {DEFAULT_RATE_PER_MINUTE}); more are answered 429")
+    t.add_argument("--json", action="store_true")
+    t = token.add_parser("list", help="tokens (never their secrets)")
+    t.add_argument("tenant", nargs="?")
+    t.add_argument("--json", action="store_true")
+    t = token.add_parser("revoke", help="revoke a token by its id (or the token itself)")
+    t.add_argument("token")
+    p.set_defaults(func=cmd_token)
+
+    p = sub.add_parser("tenant", help="the hosted service's tenants and their budget caps")
+    tenant = p.add_subparsers(dest="action", required=True)
+    t = tenant.add_parser("set", help="create a tenant or set its caps (a cap left out: none)")
+    t.add_argument("name")
+    t.add_argument("--daily-usd", type=_usd, metavar="USD", help="provider spend per UTC day over all its movies")
+    t.add_argument("--movie-usd", type=_usd, metavar="USD", help="provider spend per movie, all revisions")
+    t = tenant.add_parser("list", help="tenants and their caps")
+    t.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tenant)
+
     p = sub.add_parser("list", help="list registered movies")
     p.set_defaults(func=cmd_list)
 
@@ -732,6 +928,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                                     "and port, 127.0.0.1:3070)")
     p.set_defaults(func=cmd_media)
 
+    p = sub.add_parser("serve", help="the hosted service: HTTP API with accounts and the web studio (docs/service.md)")
+    p.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT", help="default 127.0.0.1:8080")
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--limit-concurrency", type=int, default=1000, metavar="N",
+                   help="connections served at once; more are answered 503 (default 1000)")
+    p.add_argument("--forwarded-allow-ips", default="127.0.0.1", metavar="IPS",
+                   help="the reverse proxies whose X-Forwarded-For/Proto are trusted (default 127.0.0.1)")
+    p.add_argument("--headers-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="a connection that has not sent a request's headers within this is closed (default 10)")
+    p.add_argument("--body-timeout", type=float, default=15.0, metavar="SECONDS",
+                   help="a request body that has not arrived within this is answered 408 (default 15)")
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("history", help="the movie's revisions: time, what changed, calls, cost")
     p.add_argument("movie")
     p.add_argument("--json", action="store_true")
@@ -771,7 +980,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("take", type=int)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_pick)
+    for name in REMOTE_COMMANDS:
+        _remote_options(sub.choices[name])
     return parser
+
+
+REMOTE_COMMANDS = ("list", "plan", "status", "history")  # answered by a service with --server / MOVIEGEN_URL
+
+
+def _remote_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", metavar="URL", help="ask a moviegen service instead of this machine's home "
+                                                         "(default: MOVIEGEN_URL; docs/service.md)")
+    parser.add_argument("--token", help="the service's API token (default: MOVIEGEN_TOKEN)")
 
 
 def _usd(text: str) -> float:
@@ -813,12 +1033,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
     _console_log(verbose)
+    if getattr(args, "server", None):
+        os.environ["MOVIEGEN_URL"] = args.server  # where the service's paths are shown from
     try:
         return args.func(args)
+    except RemoteError as e:
+        print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
+        return e.exit_code
     except BrokenPipeError:  # the output was piped into a reader that stopped (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
         return 0
-    except (RequestError, MovieNotFound, FileNotFoundError, ValueError) as e:
+    except (RequestError, MovieNotFound, FileNotFoundError, AccountError, ValueError) as e:
         print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
         return EXIT_INVALID
     except MovieBusy as e:

@@ -29,28 +29,34 @@ def _not_found(rel: str) -> Response:
     return PlainTextResponse(f"no such artifact: {rel[:200]}", status_code=404)
 
 
+def artifact_response(store: ArtifactStore, rel: str) -> Response:
+    """The answer for the artifact at ``rel`` (a path under the artifact root): the file with HTTP Range on
+    disk, a redirect to a presigned (or public) link on S3, 404 for anything that is not an artifact file
+    inside the root reached without a symbolic link. The media server and the hosted service answer with it."""
+    if not SERVED_PATH.fullmatch(rel) or ".." in rel.split("/"):
+        return _not_found(rel)
+    media_type = _TYPES.get(rel.rsplit(".", 1)[-1], "application/octet-stream")
+    root = store.root_folder()
+    if root is None:  # S3: the object itself, through a presigned (or public) link
+        if not store.exists(rel):
+            return _not_found(rel)
+        return RedirectResponse(store.link(store.uri(rel)), status_code=307)
+    path = Path(root, rel)
+    try:  # only a regular file inside the root, reached without a symbolic link
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(os.path.realpath(root)) or real != path.absolute() or not real.is_file():
+            return _not_found(rel)
+    except OSError:
+        return _not_found(rel)
+    return FileResponse(real, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+
+
 def media_app(store: ArtifactStore | None = None) -> Starlette:
     """The Starlette app serving ``store``'s artifacts (default: MOVIEGEN_STORAGE / the home's artifacts)."""
     store = store or ArtifactStore()
 
     async def artifact(request: Request) -> Response:
-        rel = request.path_params["path"]
-        if not SERVED_PATH.fullmatch(rel) or ".." in rel.split("/"):
-            return _not_found(rel)
-        media_type = _TYPES.get(rel.rsplit(".", 1)[-1], "application/octet-stream")
-        root = store.root_folder()
-        if root is None:  # S3: the object itself, through a presigned (or public) link
-            if not store.exists(rel):
-                return _not_found(rel)
-            return RedirectResponse(store.link(store.uri(rel)), status_code=307)
-        path = Path(root, rel)
-        try:  # only a regular file inside the root, reached without a symbolic link
-            real = Path(os.path.realpath(path))
-            if not real.is_relative_to(os.path.realpath(root)) or real != path.absolute() or not real.is_file():
-                return _not_found(rel)
-        except OSError:
-            return _not_found(rel)
-        return FileResponse(real, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+        return artifact_response(store, request.path_params["path"])
 
     async def index(request: Request) -> Response:
         return PlainTextResponse("moviegen media server: GET /artifacts/PATH (PATH relative to the artifact root)\n")

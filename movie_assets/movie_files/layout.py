@@ -7,6 +7,7 @@
     movies/<movie>/edits/<n>.json                          each edit
     movies/<movie>/revisions/<n>.json                      each revision, with its manifest
     movies/<movie>/cache/<asset>/<partition>/<key>.json    build cache: which artifact these exact inputs made
+    deleted/<movie>.json                                   a deleted movie's id, not given out again
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ def request_copies_folder(movie: str) -> str:
 
 def artifact_path(movie: str, asset: str, partition_suffix: str | None, version: str, ext: str) -> str:
     return f"movies/{movie}/{asset}/{partition_suffix or '_'}/{version[:16]}.{ext}"
+
+
+def tombstone_path(movie: str) -> str:
+    """Left when a movie is deleted: its id is not given out again (Dagster's event log keeps its
+    partitions' history, which a new movie of that id would read as its own). Never served."""
+    return f"deleted/{movie}.json"
 
 
 def runs_folder(movie: str) -> str:

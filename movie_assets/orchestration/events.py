@@ -1,10 +1,13 @@
 """The one place that touches Dagster's private APIs: events a build step records about partitions
-other than its own outputs (planned partitions, failures) and the tags of a multi-partition key.
+other than its own outputs (planned partitions, failures), the tags of a multi-partition key, and a run
+submitted to the run queue from outside the UI (the service's generations).
 
 Dagster 1.13 has no public API for these: the UI's own queries and Dagster's executor use them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
@@ -16,7 +19,10 @@ from dagster._core.definitions.events import (
     AssetMaterializationFailureType,
 )
 from dagster._core.definitions.partitions.utils.multi import get_tags_from_multi_partition_key
+from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
 from dagster._core.events import AssetMaterializationPlannedData
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.run_coordinator import QueuedRunCoordinator
 
 from resources.runtime.secrets import TEXT_LIMIT, redact
 
@@ -60,3 +66,22 @@ def check_target(storage_id: int, run_id: str, timestamp: float) -> CheckTarget:
 
 def _step_key(context: dg.AssetExecutionContext) -> str:
     return context.op_execution_context.node_handle.name
+
+
+def submit_queued_run(instance: dg.DagsterInstance, job: dg.JobDefinition, recon: Any, location_name: str,
+                      run_config: dict[str, Any], tags: dict[str, str]) -> str:
+    """Create a run of ``job`` (a job of the code location ``location_name`` in the workspace the daemon
+    loads) and submit it to the instance's run coordinator, as the UI's Launch does (dagster-graphql's
+    ``create_valid_pipeline_run``): the daemon dequeues it and its run launcher starts it in that code
+    location. The origin names the location only (``RegisteredCodeLocationOrigin``): the daemon looks it
+    up by name in its own workspace. Needs the QueuedRunCoordinator (dagster_home/dagster.yaml): other
+    coordinators launch at once, which needs a workspace this process does not load."""
+    if not isinstance(instance.run_coordinator, QueuedRunCoordinator):
+        raise ValueError(f"the instance's run coordinator is {type(instance.run_coordinator).__name__}; the service "
+                         "submits runs to the QueuedRunCoordinator (dagster_home/dagster.yaml, docs/deployment.md)")
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(location_name), SINGLETON_REPOSITORY_NAME),
+                             job.name)
+    run = instance.create_run_for_job(job, run_config=run_config, tags=tags, remote_job_origin=origin,
+                                      job_code_origin=recon.get_python_origin(), status=dg.DagsterRunStatus.NOT_STARTED)
+    instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type] # the queued coordinator only enqueues
+    return run.run_id

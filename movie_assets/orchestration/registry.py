@@ -11,6 +11,7 @@ import dagster as dg
 
 from movie_assets.domain.inputs import INPUT_NAMES, input_partitions, input_values, value_version
 from movie_assets.domain.request import MovieRequest, RequestError, topic_of, validate_movie_id
+from movie_assets.movie_files.layout import tombstone_path
 from movie_assets.movie_files.movies import MovieNotFound, save_movie_request
 from partitions import movies_partitions, partition_key
 from resources.storage import ArtifactStore
@@ -29,10 +30,16 @@ def slugify(text: str) -> str:
     return (slug[:40].rstrip("-") or "movie")
 
 
-def new_movie_id(instance: dg.DagsterInstance, request: MovieRequest) -> str:
-    base = slugify(topic_of(request.inquiry_prompt))
+def id_taken(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> bool:
+    """Registered, or the id of a deleted movie (never given out again: see layout.tombstone_path)."""
+    return movie_exists(instance, movie) or store.exists(tombstone_path(movie))
+
+
+def new_movie_id(instance: dg.DagsterInstance, request: MovieRequest, store: ArtifactStore | None = None,
+                 prefix: str = "") -> str:
+    base = prefix + slugify(topic_of(request.inquiry_prompt))[:63 - len(prefix) - 4].rstrip("-")
     candidate, k = base, 2
-    while movie_exists(instance, candidate):
+    while movie_exists(instance, candidate) or (store is not None and store.exists(tombstone_path(candidate))):
         candidate, k = f"{base}-{k}", k + 1
     return candidate
 
@@ -64,10 +71,12 @@ def register_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: 
                    movie: str | None = None) -> str:
     """Validate, store the request, add the movie's partition and observe its inputs. Returns the id."""
     if movie is None:
-        movie = new_movie_id(instance, request)
+        movie = new_movie_id(instance, request, store)
     validate_movie_id(movie)
     if movie_exists(instance, movie):
         raise RequestError([f"movie id: {movie!r} is already registered; choose another --id (edits arrive with `moviegen edit`)"])
+    if store.exists(tombstone_path(movie)):
+        raise RequestError([f"movie id: {movie!r} belonged to a deleted movie and is not given out again; choose another --id"])
     save_movie_request(store, movie, request)
     instance.add_dynamic_partitions(movies_partitions.name, [movie])
     observe_inputs(instance, movie, request)

@@ -61,6 +61,7 @@ from typing import Any
 from resources.runtime.paths import dagster_home
 
 TABLE = "moviegen_budget"
+TENANT_SEPARATOR = "--"  # a tenant's movies are <tenant>--<id> (resources/runtime/accounts.py)
 MICROS = 1_000_000
 # The key of the transaction advisory lock serializing the ledger's writes in PostgreSQL (one bigint;
 # limits.py's slots use the separate two-int key space).
@@ -96,13 +97,23 @@ class Cap:
     since: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.scope != "instance" and not (self.scope.startswith("movie:") and len(self.scope) > len("movie:")):
-            raise ValueError(f"budget cap scope {self.scope!r}: expected 'movie:<id>' or 'instance'")
+        if self.scope != "instance" and not any(self.scope.startswith(kind) and len(self.scope) > len(kind)
+                                                for kind in ("movie:", "tenant:")):
+            raise ValueError(f"budget cap scope {self.scope!r}: expected 'movie:<id>', 'tenant:<name>' or 'instance'")
         _micros(self.limit_usd, "cap limit_usd")
 
     @property
     def movie(self) -> str | None:
-        return self.scope.removeprefix("movie:") if self.scope != "instance" else None
+        return self.scope.removeprefix("movie:") if self.scope.startswith("movie:") else None
+
+    @property
+    def tenant(self) -> str | None:
+        """A tenant's cap (the service's accounts) counts the movies whose id starts with ``<name>--``."""
+        return self.scope.removeprefix("tenant:") if self.scope.startswith("tenant:") else None
+
+    @property
+    def movie_prefix(self) -> str | None:
+        return f"{self.tenant}{TENANT_SEPARATOR}" if self.tenant is not None else None
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,8 @@ class BudgetExceeded(Exception):
 
     def __init__(self, cap: Cap, spent_usd: float, needed_usd: float):
         self.cap, self.spent_usd, self.needed_usd = cap, spent_usd, needed_usd
-        what = f"movie {cap.movie!r} budget" if cap.movie is not None else "instance budget"
+        what = (f"movie {cap.movie!r} budget" if cap.movie is not None else f"tenant {cap.tenant!r} budget"
+                if cap.tenant is not None else "instance budget")
         if cap.since > 0:
             what += " since " + datetime.fromtimestamp(cap.since, UTC).strftime("%Y-%m-%d %H:%M UTC")
         super().__init__(f"{what} {_usd(cap.limit_usd)} reached: {_usd(spent_usd)} spent or reserved, "
@@ -230,7 +242,7 @@ class Ledger:
         entry = uuid.uuid4().hex
         with self._cursor(write=True) as cur:
             for cap in caps:
-                spent = self._sum(cur, movie=cap.movie, since=cap.since)
+                spent = self._sum(cur, movie=cap.movie, movie_prefix=cap.movie_prefix, since=cap.since)
                 if spent + estimate > _micros(cap.limit_usd, "cap limit_usd"):
                     raise BudgetExceeded(cap, spent / MICROS, estimate / MICROS)
             cur.execute(self._sql(f"insert into {TABLE} (id, movie, provider, model, node, reserved_at, estimate_micros, "
@@ -254,10 +266,11 @@ class Ledger:
         if int(row[0]) != actual:
             raise ValueError(f"budget reservation {reservation.id} was already settled at {_usd(int(row[0]) / MICROS)}")
 
-    def spent(self, *, movie: str | None = None, provider: str | None = None, since: float = 0.0) -> float:
+    def spent(self, *, movie: str | None = None, provider: str | None = None, since: float = 0.0,
+              movie_prefix: str | None = None) -> float:
         """USD settled plus still reserved, by calls reserved at or after ``since``."""
         with self._cursor(write=False) as cur:
-            return self._sum(cur, movie=movie, provider=provider, since=since) / MICROS
+            return self._sum(cur, movie=movie, provider=provider, since=since, movie_prefix=movie_prefix) / MICROS
 
     def totals(self, *, movie: str | None = None, since: float = 0.0) -> dict[str, float]:
         """Provider -> USD settled plus still reserved."""
@@ -290,12 +303,16 @@ class Ledger:
             return {key: int(total) / MICROS for key, total in cur.fetchall()}
 
 
-def _where(*, movie: str | None = None, provider: str | None = None, since: float = 0.0) -> tuple[str, tuple[Any, ...]]:
+def _where(*, movie: str | None = None, provider: str | None = None, since: float = 0.0,
+           movie_prefix: str | None = None) -> tuple[str, tuple[Any, ...]]:
     clauses, params = ["reserved_at >= ?"], [float(since)]
     for column, value in (("movie", movie), ("provider", provider)):
         if value is not None:
             clauses.append(f"{column} = ?")
             params.append(value)
+    if movie_prefix is not None:  # movie ids are [a-z0-9-]: no LIKE wildcard to escape
+        clauses.append("substr(movie, 1, ?) = ?")
+        params += [len(movie_prefix), movie_prefix]
     return " and ".join(clauses), tuple(params)
 
 
