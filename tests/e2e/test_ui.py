@@ -24,7 +24,7 @@ from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.interfaces import api
 from movie_assets.orchestration.marks import CLEAR, MARK
 from resources.storage import ArtifactStore
-from tests.conftest import REPO, new_home, real_part, small_request
+from tests.conftest import BIN, REPO, new_home, real_part, small_request
 from tests.contract import CONTRACT
 from tests.servers.daemon import Daemon
 from tests.servers.processes import clean_env, stop_group
@@ -69,7 +69,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
 def _start_media(home: Path, media_url: str) -> Any:
     import subprocess  # noqa: PLC0415
 
-    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "moviegen"), "media"], cwd=REPO, start_new_session=True,
+    proc = subprocess.Popen([str(BIN / "moviegen"), "media"], cwd=REPO, start_new_session=True,
                             env={**clean_env(), "DAGSTER_HOME": str(home), "MOVIEGEN_MEDIA_URL": media_url},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
