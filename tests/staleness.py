@@ -32,18 +32,22 @@ def stale_resolver(instance: dg.DagsterInstance) -> CachingStaleStatusResolver:
     return CachingStaleStatusResolver(instance=instance, asset_graph=graph, loading_context=view)
 
 
+def dagster_partitions(nodes: Iterable[NodeKey | str]) -> set[str]:
+    """Nodes as the Dagster partitions they are in, written as nodes: a segment's images are one partition
+    of an image asset (``segment_image[03_1]`` -> ``segment_image[03]``)."""
+    keys = (NodeKey.parse(n) if isinstance(n, str) else n for n in nodes)
+    return {str(NodeKey(k.asset, k.segment)) for k in keys}
+
+
 def stale_nodes(instance: dg.DagsterInstance, movie: str, keys: Iterable[NodeKey]) -> list[NodeKey]:
-    """The materialized nodes that Dagster reports STALE (a dependency or code version changed)."""
-    keys = list(keys)
-    if not keys:
+    """The materialized partitions that Dagster reports STALE (a dependency or code version changed), as
+    nodes (an image asset's: its segment, ``NodeKey(asset, segment)``)."""
+    partitions = sorted({NodeKey(k.asset, k.segment) for k in keys})
+    if not partitions:
         return []
     resolver = stale_resolver(instance)
-    out = []
-    for key in keys:
-        pk = partition_key(movie, key.segment, key.image)
-        if resolver.get_status(dg.AssetKey(key.asset), pk) is StaleStatus.STALE:
-            out.append(key)
-    return out
+    return [k for k in partitions
+            if resolver.get_status(dg.AssetKey(k.asset), partition_key(movie, k.segment)) is StaleStatus.STALE]
 
 
 def ui_marks(instance: dg.DagsterInstance, movie: str) -> set[str]:

@@ -306,7 +306,8 @@ class NodeKey:
         return segment_suffix(self.segment) if self.image is None else image_suffix(self.segment, self.image)
 
     def partition_key(self, movie: str) -> str:
-        """The Dagster partition key string (``civil-war|03_2``)."""
+        """The partition's name within the movie's graph (``civil-war|03_2``); its Dagster partition is
+        ``partitions.node_partition`` (an image: its segment's, ``civil-war|03``)."""
         suffix = self.partition_suffix
         return movie if suffix is None else f"{movie}|{suffix}"
 

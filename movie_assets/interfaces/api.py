@@ -32,11 +32,12 @@ from movie_assets.movie_files.revisions import Revision, get_revision, list_revi
 from movie_assets.orchestration import registry
 from movie_assets.orchestration.deletion import Deleted, delete_movie
 from movie_assets.orchestration.editing import EditResult, current_look, edit_movie, repair_movie_request
-from movie_assets.orchestration.event_log import load_state
+from movie_assets.orchestration.event_log import IMAGES, load_state
 from movie_assets.orchestration.generation import GenerateResult, open_movie, plan_of, report_plan
 from movie_assets.orchestration.generation import generate as _generate
 from movie_assets.orchestration.locks import open_instance
 from movie_assets.orchestration.registry import require_movie
+from partitions import node_partition
 from resources.runtime.budget import day_start, make_ledger
 from resources.settings import current
 from resources.storage import ArtifactStore
@@ -171,12 +172,20 @@ def _materialization(instance: dg.DagsterInstance, asset: str, partition: str, v
     then the partition's earlier materializations are searched)."""
     if latest is not None and latest.version == version:
         return latest.run_id, latest.metadata
-    found = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
-                                            limit=100)
+    key = NodeKey.from_partition(asset, partition)
+    found = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey(asset), asset_partitions=[str(node_partition(partition.split("|", 1)[0], key))]), limit=100)
     for rec in found.records:
         event = rec.event_log_entry.asset_materialization
-        if event is not None and (event.tags or {}).get("dagster/data_version") == version:
-            return rec.run_id, {k: getattr(v, "value", v) for k, v in event.metadata.items()}
+        if event is None:
+            continue
+        metadata = {k: getattr(v, "value", v) for k, v in event.metadata.items()}
+        if key.image is not None:  # a segment's images: the one of this image, by its own version
+            image = next((i for i in metadata.get(IMAGES) or [] if i["image"] == key.image and i["version"] == version), None)
+            if image is not None:
+                return rec.run_id, image["metadata"]
+        elif (event.tags or {}).get("dagster/data_version") == version:
+            return rec.run_id, metadata
     return None
 
 

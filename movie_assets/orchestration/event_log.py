@@ -16,6 +16,7 @@ from dagster import DagsterEventType, DagsterRunStatus
 
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.records import ArtifactRecord, FailureRecord, MovieState
+from partitions import node_partition
 
 INPUT_VERSION_TAG = "dagster/input_data_version/"
 
@@ -31,10 +32,6 @@ def _reference(metadata: dict[str, Any]) -> str:
     """Where a materialization's artifact is: its ``path`` under the store's root; records made before
     have only the absolute ``uri`` (the store re-roots it when the home was copied or moved since)."""
     return str(metadata.get("path") or metadata.get("uri") or "")
-
-
-def _partitions(movie: str, nodes: Iterable[NodeKey]) -> set[str]:
-    return {k.partition_key(movie) for k in nodes}
 
 
 # Planned events have no undeprecated reader in Dagster 1.13; this one is what the UI's own queries use.
@@ -83,14 +80,29 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
         by_asset.setdefault(k.asset, []).append(k)
     state = MovieState(movie)
     for asset, keys in by_asset.items():
-        parts = _partitions(movie, keys)
-        mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, parts)
-        planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, parts)
+        # A Dagster partition per node, except images: one per segment, holding the segment's images.
+        in_partition: dict[str, list[NodeKey]] = {}
+        for k in keys:
+            in_partition.setdefault(str(node_partition(movie, k)), []).append(k)
+        mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, set(in_partition))
+        planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, set(in_partition))
         for partition, rec in mats.items():
             event = rec.event_log_entry.asset_materialization
-            key = NodeKey.from_partition(asset, partition)
             tags = event.tags or {}
             metadata = _plain_metadata(dict(event.metadata))
+            if IMAGES in metadata:  # an image asset's segment: each image's own record, and the images that failed
+                for image in metadata[IMAGES]:
+                    key = NodeKey(asset, image["segment"], image["image"])
+                    state.records[key] = ArtifactRecord(
+                        key=key, version=image["version"], uri=image["path"], storage_id=rec.storage_id, run_id=rec.run_id,
+                        timestamp=rec.timestamp, metadata=image["metadata"], input_versions=image["inputs"],
+                        code_version=image["code_version"])
+                for node, error in (metadata.get(FAILED_IMAGES) or {}).items():
+                    key = NodeKey.parse(node)  # its previous record, if any, stays listed above
+                    state.failures[key] = FailureRecord(key, rec.storage_id, rec.run_id, error.get("message", ""),
+                                                        error.get("category", ""), error.get("suggestion", ""))
+                continue
+            key = NodeKey.from_partition(asset, partition)
             state.records[key] = ArtifactRecord(
                 key=key, version=tags.get("dagster/data_version", ""), uri=_reference(metadata),
                 storage_id=rec.storage_id, run_id=rec.run_id, timestamp=rec.timestamp, metadata=metadata,
@@ -98,13 +110,21 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
                 code_version=tags.get("dagster/code_version", ""),
             )
         for partition, rec in planned.items():
-            key = NodeKey.from_partition(asset, partition)
-            mat = state.records.get(key)
+            mat = mats.get(partition)
             if mat is not None and mat.storage_id > rec.storage_id:
                 continue
             if run_failed(rec.run_id):
-                state.failures[key] = planned_failure(key, rec.storage_id, rec.run_id, errors_of(rec.run_id))
+                errors = errors_of(rec.run_id)
+                for key in in_partition[partition]:
+                    # A segment's images share the planned event: those its report names failed (all of them
+                    # when the run stopped before writing its report).
+                    if key not in state.failures and (key.image is None or not errors or str(key) in errors):
+                        state.failures[key] = planned_failure(key, rec.storage_id, rec.run_id, errors)
     return state
+
+
+IMAGES = "images"  # an image asset's materialization: each image of the segment (version, path, inputs, metadata)
+FAILED_IMAGES = "failed_images"  # and the images of the segment its run failed to build (node -> error)
 
 
 def planned_failure(key: NodeKey, storage_id: int, run_id: str, errors: dict[str, dict[str, str]]) -> FailureRecord:

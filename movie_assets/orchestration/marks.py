@@ -25,7 +25,7 @@ from dagster import DagsterEventType
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.plan import Plan, PlanItem, Reason
 from movie_assets.orchestration.events import CheckTarget, check_target
-from partitions import node_partition
+from partitions import MOVIE_DIM, SEGMENT_DIM, node_partition
 
 UP_TO_DATE = "up_to_date"  # every artifact asset's check: does the next build rebuild any of its partitions?
 MARK = "next_build"  # the metadata key of a partition's mark
@@ -55,7 +55,7 @@ def plan_summary(plan: Plan) -> tuple[str, dict[str, Any]]:
     description = (f"{len(plan.items)} partition(s) to rebuild, {calls} provider call(s), estimated "
                    f"${plan.estimated_cost_usd:.4f}: run `moviegen generate {plan.movie}` or launch generate_movie "
                    f"for {plan.movie}" if plan.items else "up to date: a generate would build nothing")
-    planned = [[i.asset, i.partition, i.reason, i.cause[:_CAUSE_LIMIT], i.calls_provider, i.cost_usd] for i in plan.items]
+    planned = [[i.asset, i.partition, i.reason, i.cause[:_CAUSE_LIMIT], i.calls_provider, i.cost_usd, i.node] for i in plan.items]
     return description, {
         "plan": description, "to_rebuild": dg.MetadataValue.md(table), "partitions_to_rebuild": len(plan.items),
         "provider_calls": dg.MetadataValue.json(plan.provider_calls), "estimated_cost_usd": float(plan.estimated_cost_usd),
@@ -64,9 +64,14 @@ def plan_summary(plan: Plan) -> tuple[str, dict[str, Any]]:
     }
 
 
-def _marked(items: Iterable[PlanItem]) -> dict[tuple[str, str], PlanItem]:
-    """The plan's partitions that exist and will be rebuilt (never-built ones show as missing already)."""
-    return {(i.asset, i.partition): i for i in items if i.reason != Reason.missing}
+def _marked(movie: str, items: Iterable[PlanItem]) -> dict[tuple[str, str], list[PlanItem]]:
+    """The plan's partitions that exist and will be rebuilt (never-built ones show as missing already), by
+    Dagster partition (a segment's images share one)."""
+    out: dict[tuple[str, str], list[PlanItem]] = {}
+    for i in items:
+        if i.reason != Reason.missing:
+            out.setdefault((i.asset, str(node_partition(movie, NodeKey.parse(i.node)))), []).append(i)
+    return out
 
 
 # Observations have no undeprecated reader by storage id in Dagster 1.13 other than this one.
@@ -97,15 +102,20 @@ def record_plan(instance: dg.DagsterInstance, plan: Plan, *, evaluate: bool = Tr
     """Record a movie's plan on the UI: the timeline observation, the partitions' marks and (``evaluate``)
     the ``up_to_date`` evaluations of every asset over every movie's latest plan."""
     previous = latest_plans(instance, [plan.movie]).get(plan.movie, {})
-    before = {(a, p): reason for a, p, reason, *_ in _planned_items(previous) if reason != Reason.missing}
-    now = _marked(plan.items)
+    before: dict[tuple[str, str], str] = {}
+    for asset, _, reason, *_, node in (item + [None] * (7 - len(item)) for item in _planned_items(previous)):
+        if reason != Reason.missing and node:
+            key = (asset, str(node_partition(plan.movie, NodeKey.parse(node))))
+            before[key] = ", ".join(filter(None, [before.get(key), reason]))
+    now = _marked(plan.movie, plan.items)
     _, metadata = plan_summary(plan)
-    for (asset, partition), item in now.items():
-        if asset != PLAN_ASSET.path[-1] and (before.get((asset, partition)) != item.reason or "planned" not in previous):
-            _observe(instance, plan.movie, item.node, _mark(plan.movie, item))
+    for (asset, partition), items in now.items():
+        mark = _mark(plan.movie, items)
+        if asset != PLAN_ASSET.path[-1] and (before.get((asset, partition)) != mark[MARK] or "planned" not in previous):
+            _observe(instance, asset, partition, plan.movie, mark)
     for asset, partition in before.keys() - now.keys():
         if asset != PLAN_ASSET.path[-1]:
-            _observe(instance, plan.movie, str(NodeKey.from_partition(asset, partition)), {MARK: CLEAR})
+            _observe(instance, asset, partition, plan.movie, {MARK: CLEAR})
     # The timeline partition's own mark is on the plan's observation (its latest).
     timeline = now.get((PLAN_ASSET.path[-1], plan.movie))
     metadata |= _mark(plan.movie, timeline) if timeline is not None else {MARK: CLEAR}
@@ -116,16 +126,17 @@ def record_plan(instance: dg.DagsterInstance, plan: Plan, *, evaluate: bool = Tr
     return plan
 
 
-def _mark(movie: str, item: PlanItem) -> dict[str, Any]:
-    return {MARK: item.reason, "why": item.cause[:1000], "provider_call": item.calls_provider,
-            "estimated_cost_usd": float(item.cost_usd),
+def _mark(movie: str, items: list[PlanItem]) -> dict[str, Any]:
+    """A partition's mark: why the next build rebuilds it (a segment's images: each image's reason)."""
+    return {MARK: ", ".join(i.reason for i in items), "why": "; ".join(f"{i.node}: {i.cause}" for i in items)[:1000],
+            "provider_calls": sum(1 for i in items if i.calls_provider),
+            "estimated_cost_usd": round(sum(float(i.cost_usd) for i in items), 6),
             "to_build": f"run `moviegen generate {movie}` or launch generate_movie for {movie}"}
 
 
-def _observe(instance: dg.DagsterInstance, movie: str, node: str, metadata: dict[str, Any]) -> None:
-    key = NodeKey.parse(node)
-    instance.report_runless_asset_event(dg.AssetObservation(
-        dg.AssetKey(key.asset), partition=node_partition(movie, key), metadata={"movie": movie, **metadata}))
+def _observe(instance: dg.DagsterInstance, asset: str, partition: str, movie: str, metadata: dict[str, Any]) -> None:
+    key = dg.MultiPartitionKey(dict(zip((MOVIE_DIM, SEGMENT_DIM), partition.split("|"), strict=True))) if "|" in partition else partition
+    instance.report_runless_asset_event(dg.AssetObservation(dg.AssetKey(asset), partition=key, metadata={"movie": movie, **metadata}))
 
 
 def evaluations(instance: dg.DagsterInstance, movies: Iterable[str] | None = None,
@@ -161,10 +172,10 @@ def _evaluation(key: dg.AssetCheckKey, items: list[tuple[str, list[Any]]],
     per_movie: dict[str, int] = {}
     for movie, _ in items:
         per_movie[movie] = per_movie.get(movie, 0) + 1
-    calls = sum(1 for _, (_, _, _, _, call, _) in items if call)
-    cost = round(sum(float(c) for _, (*_, c) in items), 6)
-    rows = [f"| {movie} | `{partition}` | {reason} | {'call' if call else '-'} | ${float(c):.4f} | {_cell(str(cause))} |"
-            for movie, (_, partition, reason, cause, call, c) in items[:_TABLE_ROWS]]
+    calls = sum(1 for _, item in items if item[4])
+    cost = round(sum(float(item[5]) for _, item in items), 6)
+    rows = [f"| {movie} | `{item[1]}` | {item[2]} | {'call' if item[4] else '-'} | ${float(item[5]):.4f} | {_cell(str(item[3]))} |"
+            for movie, item in items[:_TABLE_ROWS]]
     if items:
         movies = ", ".join(f"{m} ({n})" for m, n in per_movie.items())
         description = (f"{len(items)} partition(s) to rebuild in the next build of {movies}; {calls} provider call(s), "

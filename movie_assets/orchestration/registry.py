@@ -9,11 +9,12 @@ import re
 
 import dagster as dg
 
-from movie_assets.domain.inputs import INPUT_NAMES, input_partitions, input_values, value_version
+from movie_assets.domain.blueprint import INPUTS, Level, expand
+from movie_assets.domain.inputs import INPUT_NAMES, input_values, value_version
 from movie_assets.domain.request import MovieRequest, RequestError, topic_of, validate_movie_id
 from movie_assets.movie_files.layout import tombstone_path
 from movie_assets.movie_files.movies import MovieNotFound, save_movie_request
-from partitions import movies_partitions, partition_key
+from partitions import movies_partitions, partition_key, segment_keys
 from resources.storage import ArtifactStore
 
 
@@ -44,17 +45,37 @@ def new_movie_id(instance: dg.DagsterInstance, request: MovieRequest, store: Art
     return candidate
 
 
+def _input_groups(request: MovieRequest, name: str) -> dict[int | None, list[tuple[int | None, int | None]]]:
+    """An input's (segment, image) values by Dagster partition: every segment of the movie (its partitions
+    are all the movie's segments, so none shows missing), a segment's images together. A take input is
+    observed at take 0 where the segment has no such artifact: nothing reads it there."""
+    level = INPUTS[name].level
+    if level is Level.movie:
+        return {None: [(None, None)]}
+    images = range(request.images_per_segment) if level is Level.image else [None]
+    return {i: [(i, j) for j in images] for i in range(request.segment_count)}
+
+
+def _input_value(request: MovieRequest, name: str, parts: list[tuple[int | None, int | None]]) -> object:
+    """The value Dagster observes for one input partition (an image input: the list of its images' values)."""
+    if INPUTS[name].level is Level.image:
+        return [input_values(request, name, s, i) for s, i in parts]
+    (segment, image), = parts
+    return input_values(request, name, segment, image)
+
+
 def observe_inputs(instance: dg.DagsterInstance, movie: str, request: MovieRequest,
                    known: dict[tuple[str, str], str] | None = None) -> int:
     """Record each user-input partition's value hash as an observation; unchanged ones are skipped.
     Take inputs are observed at take 0 too: a re-roll undone before the next generate (take 0 again)
     then reads as unchanged in Dagster's view, which compares with the observation before the build."""
+    add_segment_keys(instance, request)
     count = 0
     for name in INPUT_NAMES:
-        for segment, image in input_partitions(request, name):
-            value = input_values(request, name, segment, image)
+        for segment, parts in _input_groups(request, name).items():
+            value = _input_value(request, name, parts)
             version = value_version(value)
-            partition = partition_key(movie, segment, image)
+            partition = partition_key(movie, segment)
             if known is not None and known.get((name, str(partition))) == version:
                 continue
             instance.report_runless_asset_event(
@@ -65,6 +86,14 @@ def observe_inputs(instance: dg.DagsterInstance, movie: str, request: MovieReque
             )
             count += 1
     return count
+
+
+def add_segment_keys(instance: dg.DagsterInstance, request: MovieRequest) -> None:
+    """Add the segment keys this request's partitions need (the sets only grow: another movie may use a key)."""
+    for name, keys in segment_keys(expand(request, render=True).nodes).items():
+        missing = sorted(keys - set(instance.get_dynamic_partitions(name)))
+        if missing:
+            instance.add_dynamic_partitions(name, missing)
 
 
 def register_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: MovieRequest,
@@ -90,5 +119,5 @@ def require_movie(instance: dg.DagsterInstance, movie: str) -> None:
 
 def input_hashes(movie: str, request: MovieRequest) -> dict[tuple[str, str], str]:
     """(input, partition) -> value hash, for every user-input partition the request uses."""
-    return {(name, str(partition_key(movie, s, i))): value_version(input_values(request, name, s, i))
-            for name in INPUT_NAMES for s, i in input_partitions(request, name)}
+    return {(name, str(partition_key(movie, segment))): value_version(_input_value(request, name, parts))
+            for name in INPUT_NAMES for segment, parts in _input_groups(request, name).items()}

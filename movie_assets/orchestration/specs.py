@@ -2,8 +2,9 @@
 
 * User inputs are external assets, observed with a content-hash data version per partition when a
   movie is registered or edited, so Dagster shows exactly the dependent partitions as stale.
-* Every artifact type is an asset partitioned by movie, movie × segment or movie × segment_image,
-  whose code version, group, kinds, check and code reference (its recipe) come from its row.
+* Every artifact type is an asset partitioned by movie or by movie × segment (the segments of its visual
+  mode; an image asset's partition holds its segment's images), whose code version, group, kinds, check
+  and code reference (its recipe) come from its row.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.recipes import RECIPES
 from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, ArtifactDecl, Level
 from movie_assets.orchestration.marks import UP_TO_DATE
-from partitions import image_partitions, image_to_segment, movies_partitions, segment_partitions, segment_to_image
+from partitions import artifact_partitions, input_partitions_def, mapping
 from resources.settings import Settings
 
 # Code references are marked beta; they are what links an asset to its code in the UI.
@@ -27,25 +28,13 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
 
 INPUTS_GROUP = "inputs"
 
-PARTITIONS = {Level.movie: movies_partitions, Level.segment: segment_partitions, Level.image: image_partitions}
-
 _KINDS = {"json": {"json"}, "mp3": {"audio"}, "m4a": {"audio"}, "png": {"image"}, "mp4": {"video"}}
-
-
-def _mapping(downstream: Level, upstream: Level) -> dg.PartitionMapping | None:
-    """Explicit mappings only between segments and images. Dagster infers the rest per spec: identity
-    within a level, and MultiToSingleDimensionPartitionMapping on the ``movie`` dimension between a
-    movie-level and a segment/image-level asset. (A multi_asset allows one explicit mapping per
-    upstream asset, so the inferred ones must stay implicit.)"""
-    if downstream is upstream or Level.movie in (downstream, upstream):
-        return None
-    return segment_to_image if downstream is Level.image else image_to_segment
 
 
 INPUT_SPECS: dict[str, dg.AssetSpec] = {
     i.name: dg.AssetSpec(
         i.name,
-        partitions_def=PARTITIONS[i.level],
+        partitions_def=input_partitions_def(i.name),
         group_name=INPUTS_GROUP,
         description=f"User input: {i.description} ({', '.join(i.fields)}). Observed with a hash of its value.",
         kinds={"yaml"},
@@ -78,15 +67,16 @@ def _code_reference(decl: ArtifactDecl) -> dg.CodeReferencesMetadataValue:
 
 
 def _artifact_spec(decl: ArtifactDecl, code_version: str) -> dg.AssetSpec:
-    deps = [dg.AssetDep(d, partition_mapping=_mapping(decl.level, ARTIFACTS[d].level)) for d in decl.deps]
-    deps += [dg.AssetDep(INPUT_SPECS[i], partition_mapping=_mapping(decl.level, INPUTS[i].level)) for i in decl.inputs]
+    own = artifact_partitions(decl)
+    deps = [dg.AssetDep(d, partition_mapping=mapping(own, artifact_partitions(ARTIFACTS[d]))) for d in decl.deps]
+    deps += [dg.AssetDep(INPUT_SPECS[i], partition_mapping=mapping(own, input_partitions_def(i))) for i in decl.inputs]
     metadata: dict[str, object] = {"producer": decl.producer or "derived", "media": decl.media,
                                    "dagster/code_references": _code_reference(decl)}
     if decl.template:
         metadata["prompt_template"] = decl.template.version
     return dg.AssetSpec(
         decl.name,
-        partitions_def=PARTITIONS[decl.level],
+        partitions_def=own,
         deps=deps,
         skippable=True,
         code_version=code_version,

@@ -11,6 +11,7 @@ step for exactly that partition.
 import asyncio
 import base64
 import dataclasses
+import hashlib
 import json
 import queue
 import threading
@@ -32,7 +33,7 @@ from movie_assets.domain.request import MovieRequest
 from movie_assets.movie_files.layout import media_link
 from movie_assets.movie_files.reports import RunReport, read_run_report, write_run_report
 from movie_assets.orchestration import events
-from movie_assets.orchestration.event_log import INPUT_VERSION_TAG
+from movie_assets.orchestration.event_log import FAILED_IMAGES, IMAGES, INPUT_VERSION_TAG
 from movie_assets.orchestration.generation import (
     Generation,
     Handoff,
@@ -47,7 +48,7 @@ from movie_assets.orchestration.locks import generation_lock
 from movie_assets.orchestration.marks import UP_TO_DATE, evaluations, record_plan
 from movie_assets.orchestration.registry import list_movies
 from movie_assets.orchestration.specs import ARTIFACT_KEYS, BUILD_STEPS, CHECK_SPECS, artifact_specs
-from partitions import node_partition
+from partitions import node_partition, partition_key
 from resources.dagster_resources import (
     ArtifactStoreResource,
     ImagesResource,
@@ -224,13 +225,100 @@ def _provenance_tags(record: ArtifactRecord, cursor: int, consumed: dict[str, st
 UNREAD_POINTER = 2**62
 
 
+def _max_id(instance: dg.DagsterInstance) -> int:
+    """The event log's newest record id: a provenance cursor at or after every dependency's record."""
+    return instance.event_log_storage.get_maximum_record_id() or 0
+
+
+class ImageGroups:
+    """A segment's images are one Dagster partition of an image asset. Built images wait here until every
+    image of the segment that the run builds is done (built, failed or not rebuilt), then go out as one
+    materialization listing each image's own record (version, path, inputs, metadata: what the catalog
+    reads back per image) with the images not rebuilt taken from what exists, and the ones that failed."""
+
+    def __init__(self, opened: OpenMovie, targets: dict[NodeKey, str], store: ArtifactStore):
+        self.opened, self.store = opened, store
+        self.waiting: dict[tuple[str, int], set[NodeKey]] = {}
+        for key in targets:
+            if key.image is not None and key.segment is not None:
+                self.waiting.setdefault((key.asset, key.segment), set()).add(key)
+        self.built: dict[tuple[str, int], dict[NodeKey, Built]] = {}
+        self.failed: dict[tuple[str, int], dict[str, dict[str, str]]] = {}
+
+    def done(self, key: NodeKey, built: Built | None = None, failure: Failed | None = None) -> tuple[str, int] | None:
+        """Record an image's outcome; the segment when it was the last one the run builds and some were built."""
+        assert key.segment is not None
+        group = (key.asset, key.segment)
+        if built is not None:
+            self.built.setdefault(group, {})[key] = built
+        if failure is not None:
+            self.failed.setdefault(group, {})[str(key)] = {"message": redact(failure.message, TEXT_LIMIT),
+                                                           "category": failure.category,
+                                                           "suggestion": redact(failure.suggestion, TEXT_LIMIT)}
+        waiting = self.waiting.get(group, set())
+        waiting.discard(key)
+        # Nothing new built: no materialization (the run's planned event and report tell of the failures).
+        return None if waiting or group not in self.built else group
+
+    def unfinished(self) -> list[tuple[str, int]]:
+        return [g for g, waiting in self.waiting.items() if waiting and g in self.built]
+
+    def members(self, group: tuple[str, int]) -> set[NodeKey]:
+        return {k for k in self.opened.blueprint.nodes if (k.asset, k.segment) == group}
+
+    def materialization(self, group: tuple[str, int], cursor: int) -> dg.AssetMaterialization:
+        asset, segment = group
+        self.waiting.pop(group, None)
+        built, failed = self.built.pop(group, {}), self.failed.pop(group, {})
+        # A placeholder stands in for a failed image: built, so not failed in the catalog (as for any partition).
+        failed = {node: error for node, error in failed.items() if NodeKey.parse(node) not in built}
+        movie, state, media_url = self.opened.movie, self.opened.state, self.opened.settings.media_url
+        entries, previews, metadata = [], [], {}
+        for key in sorted(self.members(group)):
+            if key in built:
+                item = built[key]
+                md = materialization_metadata(item, self.store, media_url)
+                if "preview" in md and item.produced.preview:
+                    previews.append(f"![{key}](data:image/jpeg;base64,{base64.b64encode(item.produced.preview).decode()})")
+                plain = {k: getattr(v, "value", v) for k, v in md.items() if k != "preview"}
+                entry = {"version": item.record.version, "path": item.record.uri, "code_version": item.record.code_version,
+                         "inputs": dict(item.inputs), "metadata": plain}
+                if link := next((md[k] for k in ("open", "play", "listen") if k in md), None):
+                    metadata[f"open {key.image}"] = link
+            elif (record := state.records.get(key)) is not None:
+                entry = {"version": record.version, "path": record.uri, "code_version": record.code_version,
+                         "inputs": dict(record.input_versions), "metadata": record.metadata}
+                if link := media_link(media_url, record.uri):
+                    metadata[f"open {key.image}"] = dg.MetadataValue.url(link)
+            else:
+                continue
+            entries.append({"segment": segment, "image": key.image, **entry})
+        decl = ARTIFACTS[asset]
+        version = hashlib.sha256(json.dumps([(e["image"], e["version"]) for e in entries]).encode()).hexdigest()
+        tags = {"dagster/data_version": version,
+                "dagster/code_version": entries[0]["code_version"] if entries else ""}
+        for name in (*decl.deps, *decl.inputs):
+            read = [e["inputs"].get(name, "none") for e in entries]
+            tags[f"{INPUT_VERSION_TAG}{name}"] = hashlib.sha256(json.dumps(read).encode()).hexdigest()
+            unread = all(r == "none" for r in read) and name in OPTIONAL_READS and name in ARTIFACTS
+            tags[f"dagster/input_event_pointer/{name}"] = str(UNREAD_POINTER if unread else cursor)
+        partition = partition_key(movie, segment)
+        metadata |= {"images_built": len(built), "images": len(entries), IMAGES: dg.MetadataValue.json(entries)}
+        if failed:
+            metadata[FAILED_IMAGES] = dg.MetadataValue.json(failed)
+        if previews:
+            metadata["preview"] = dg.MetadataValue.md(" ".join(previews))
+        return dg.AssetMaterialization(ARTIFACT_KEYS[asset], partition=partition,
+                                       tags=tags | events.multi_partition_tags(partition), metadata=metadata)
+
+
 def not_in_movie(movie: str, request: MovieRequest, blueprint: Blueprint, unknown: list[NodeKey]) -> str:
     """Why partitions a movie does not have cannot be built, naming the ones it has."""
-    lines = [f"{', '.join(k.partition_key(movie) for k in unknown[:10])}: not partitions of movie {movie!r} "
-             f"({request.segment_count} segment(s), {request.images_per_segment} image(s) each in picture segments); "
+    lines = [f"{', '.join(dict.fromkeys(str(node_partition(movie, k)) for k in unknown[:10]))}: not partitions of movie "
+             f"{movie!r} ({request.segment_count} segment(s), {request.images_per_segment} image(s) each in picture segments); "
              "nothing was built. Its partitions of these assets:"]
     for asset in sorted({k.asset for k in unknown}):
-        has = [k.partition_key(movie) for k in blueprint.order if k.asset == asset]
+        has = list(dict.fromkeys(str(node_partition(movie, k)) for k in blueprint.order if k.asset == asset))
         lines.append(f"  {asset}: {', '.join(has[:40]) + (' ...' if len(has) > 40 else '') if has else 'none (this movie does not use it)'}")
     lines.append(f"To build what the movie needs, launch generate_movie for partition {movie!r} or run `moviegen generate {movie}`.")
     return "\n".join(lines)
@@ -276,15 +364,18 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
     # dependency was recorded after the last read (one query per wave instead of one per event).
     cursor: int | None = None
     recorded_since_cursor: set[NodeKey] = set()
+    images = ImageGroups(opened, targets, store)
     check_problems: dict[str, dict[str, str]] = {}
     checked: dict[str, int] = {}
     try:
         # Planned events make a partition that this run fails to build show as failed (UI and catalog).
         # They are recorded while the engine already runs (its results queue up until they are done), so
         # every planned event precedes its partition's materialization without delaying the first call.
+        planned: set[tuple[str, str]] = set()
         for key in blueprint.order:
-            if key in targets:
-                events.report_planned(context, ARTIFACT_KEYS[key.asset], key.partition_key(movie))
+            if key in targets and (key.asset, str(node_partition(movie, key))) not in planned:
+                planned.add((key.asset, str(node_partition(movie, key))))
+                events.report_planned(context, ARTIFACT_KEYS[key.asset], str(node_partition(movie, key)))
         while (item := results.get()) is not done:
             notify(movie, item)
             if isinstance(item, Built):
@@ -297,6 +388,11 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
                     cursor = instance.event_log_storage.get_maximum_record_id() or 0
                     recorded_since_cursor.clear()
                 partition = node_partition(movie, item.key)
+                if item.key.image is not None:  # the segment's images go out together
+                    if (ready := images.done(item.key, built=item)) is not None:
+                        yield images.materialization(ready, _max_id(instance))
+                        recorded_since_cursor.update(images.members(ready))
+                    continue
                 tags = _provenance_tags(item.record, cursor, item.inputs) | events.multi_partition_tags(partition)
                 yield dg.AssetMaterialization(ARTIFACT_KEYS[item.key.asset], partition=partition, tags=tags,
                                               metadata=materialization_metadata(item, store, opened.settings.media_url))
@@ -305,12 +401,21 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
                 # The run's log (the UI; the console with --verbose) keeps the traceback of an error not a provider's.
                 context.log.error(redact(f"{item.key} failed [{item.category}]: {item.message} -> {item.suggestion}"
                                          + (f"\n{item.detail}" if item.detail else ""), TEXT_LIMIT))
-                events.report_failed(context, ARTIFACT_KEYS[item.key.asset], item.key.partition_key(movie),
+                events.report_failed(context, ARTIFACT_KEYS[item.key.asset], str(node_partition(movie, item.key)),
                                      item.message, item.upstream, item.category, item.suggestion)
+                if item.key.image is not None and (ready := images.done(item.key, failure=item)) is not None:
+                    yield images.materialization(ready, _max_id(instance))
+                    recorded_since_cursor.update(images.members(ready))
             elif isinstance(item, Skipped):
                 context.log.info(redact(f"{item.key} not rebuilt: {item.message}", TEXT_LIMIT))
+                if item.key.image is not None and (ready := images.done(item.key)) is not None:
+                    yield images.materialization(ready, _max_id(instance))
+                    recorded_since_cursor.update(images.members(ready))
             elif isinstance(item, Logged):
                 context.log.info(redact(f"{item.key}: {item.message}", TEXT_LIMIT))
+        # Segments some of whose images were built when the engine stopped before the others finished.
+        for ready in images.unfinished():
+            yield images.materialization(ready, _max_id(instance))
     finally:
         # The step was interrupted (run terminated, error while recording): stop the engine first.
         if thread.is_alive() and "task" in result:
@@ -405,7 +510,7 @@ def _up_to_date_keys(context: dg.AssetExecutionContext) -> set[dg.AssetCheckKey]
 
 NO_SELECTION = ("Nothing to build: no partition was selected. To build a movie, launch generate_movie for its partition "
                 "(or run `moviegen generate MOVIE`); to rebuild some of its partitions, select them (a movie, "
-                "'movie|03' or 'movie|03_2') and Materialize.")
+                "'movie|03') and Materialize.")
 
 
 def _upstream_closure(blueprint: Blueprint, keys: set[NodeKey]) -> set[NodeKey]:
@@ -427,6 +532,10 @@ def selection_events(context: dg.AssetExecutionContext, movie: str, selected: se
     not have are named, and a selection with none it has is refused before anything is built."""
     with generation_lock(context.instance, movie, GENERATION_WAIT_S, run_id=context.run.run_id):
         opened = open_movie(context.instance, store, movie, settings=settings)
+        # An image asset's partition is a segment: all its images.
+        selected = {n for k in selected for n in ([m for m in opened.blueprint.nodes if (m.asset, m.segment) == (k.asset, k.segment)
+                                                   and m.image is not None] if k.image is None and k.level is Level.image else [])
+                    or [k]}
         unknown = sorted(k for k in selected if k not in opened.blueprint.nodes)
         known = selected - set(unknown)
         if not known:

@@ -29,6 +29,7 @@ from tests.contract import CONTRACT
 from tests.servers.daemon import Daemon
 from tests.servers.processes import clean_env, stop_group
 from tests.servers.webserver import Webserver, free_port
+from tests.staleness import dagster_partitions
 
 CHROMIUM = shutil.which("chromium")
 SCREENSHOTS = os.environ.get("MOVIEGEN_SCREENSHOTS")  # docs/images: the tour's pictures (docs/ui.md)
@@ -176,7 +177,7 @@ def test_every_edit_of_the_contract_marks_exactly_the_plan(ui: UI, env) -> None:
         if edits:
             api.edit(instance, store, ui.movie, edits)
         plan = api.plan(instance, store, ui.movie)
-        assert ui_marks(ui) == {i.node for i in plan.items if i.reason != "missing"}, name
+        assert ui_marks(ui) == dagster_partitions(i.node for i in plan.items if i.reason != "missing"), name
         per_asset = {a: sum(1 for i in plan.items if i.asset == a) for a in ARTIFACTS}
         shown = ui_checks(ui)
         assert shown == {a: ("FAILED" if n else "SUCCEEDED", n) for a, n in per_asset.items()}, name
@@ -190,12 +191,14 @@ def test_materialize_from_the_ui_builds_exactly_the_plan(ui: UI, env) -> None:
     assert plan.items, "the edits above left a plan to build"
     run_id = launch(ui, assets=["movie_video"], checks=[("movie_video", "up_to_date")], partition=ui.movie)
     assert wait_run(ui, run_id) == "SUCCESS", step_failures(ui, run_id)
-    built = set()
+    built, images_built = set(), 0
     for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records:
         m = record.event_log_entry.asset_materialization
         assert m is not None
         built.add(str(NodeKey.from_partition(m.asset_key.to_user_string(), str(m.partition))))
-    assert built == {i.node for i in plan.items}
+        images_built += int(m.metadata["images_built"].value) if "images_built" in m.metadata else 0  # type: ignore[arg-type]
+    assert built == dagster_partitions(i.node for i in plan.items)
+    assert images_built == sum(1 for i in plan.items if NodeKey.parse(i.node).image is not None)  # each image once
     assert ui_marks(ui) == set()
     assert all(status == "SUCCEEDED" for status, _ in ui_checks(ui).values())
     assert api.plan(instance, store, ui.movie).items == []

@@ -10,15 +10,16 @@ import dagster as dg
 import jsonschema
 import pytest
 
-from movie_assets.domain.blueprint import NodeKey, expand
+from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, NodeKey, expand
 from movie_assets.interfaces import api
 from movie_assets.movie_files.movies import load_movie_request, save_movie_request
 from movie_assets.orchestration.event_log import load_state
 from movie_assets.orchestration.registry import observe_inputs
+from partitions import node_partition
 from resources.runtime.media import mp3_duration_ms, mp4_info, png_size
 from resources.storage import ArtifactStore
 from tests.conftest import REPO, HomeSnapshot, local_file, new_home, small_request
-from tests.staleness import stale_nodes, ui_marks
+from tests.staleness import dagster_partitions, stale_nodes, ui_marks
 
 MIXED = {"segments": {"1": {"use_video": True}, "2": {"use_video": True, "is_image_to_video": True}}}
 
@@ -79,17 +80,41 @@ def test_mixed_movie_is_built_exactly_as_planned(instance: dg.DagsterInstance, s
     music_ms = mp3_duration_ms(local_file(state.records[NodeKey("music")].uri).read_bytes())
     assert abs(music_ms - 30000) < 200
     image = state.records[NodeKey("segment_image", 0, 1)].metadata
-    assert image["provider"] == "offline" and image["model"] and image["prompt"] and "data:image/jpeg" in image["preview"]
+    assert image["provider"] == "offline" and image["model"] and image["prompt"]
+    # The segment's partition shows both of its pictures.
+    (shown,) = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey("segment_image"),
+                                                                     asset_partitions=["mixed|00"]), limit=1).records
+    assert shown.event_log_entry.asset_materialization.metadata["preview"].value.count("data:image/jpeg") == 2  # type: ignore[union-attr]
     assert state.records[NodeKey("script")].metadata["title"]
 
 
 def test_only_the_movies_partitions_exist_and_all_are_fresh(instance: dg.DagsterInstance, generated) -> None:
     movie, _ = generated
-    assert instance.get_materialized_partitions(dg.AssetKey("segment_image")) == {"mixed|00_0", "mixed|00_1"}
+    assert instance.get_materialized_partitions(dg.AssetKey("segment_image")) == {"mixed|00"}  # its two images
     assert instance.get_materialized_partitions(dg.AssetKey("segment_audio")) == {"mixed|00", "mixed|01", "mixed|02"}
     assert instance.get_materialized_partitions(dg.AssetKey("text_to_video_clip")) == {"mixed|01"}
     blueprint = expand(load_movie_request(api.ArtifactStore(), movie))
     assert stale_nodes(instance, movie, blueprint.nodes) == []
+
+
+def test_a_movie_alone_has_exactly_the_partitions_it_builds(instance: dg.DagsterInstance, generated) -> None:
+    """No partition that can never be built: every artifact asset has exactly the movie's partitions of it
+    (with rendering on: the render assets are the movie's too), its video assets only its video segments."""
+    movie, _ = generated
+    from movie_assets.definitions import defs
+
+    blueprint = expand(load_movie_request(api.ArtifactStore(), movie), render=True)
+    graph = defs().resolve_asset_graph()
+    for name in ARTIFACTS:
+        partitions_def = graph.get(dg.AssetKey(name)).partitions_def
+        assert partitions_def is not None
+        has = set(partitions_def.get_partition_keys(dynamic_partitions_store=instance))
+        assert has == {str(node_partition(movie, k)) for k in blueprint.nodes if k.asset == name}, name
+    for name in INPUTS:  # every partition of every user input is observed: none shows missing
+        partitions_def = graph.get(dg.AssetKey(name)).partitions_def
+        assert partitions_def is not None
+        observed = {r.partition_key for r in instance.fetch_observations(dg.AssetKey(name), limit=1000).records}
+        assert set(partitions_def.get_partition_keys(dynamic_partitions_store=instance)) == observed, name
 
 
 def test_timeline_matches_schema_and_artifacts(instance: dg.DagsterInstance, store, generated) -> None:
@@ -210,18 +235,23 @@ def test_partition_run_like_the_ui(instance: dg.DagsterInstance, store, generate
     built = {str(NodeKey.from_partition(e.asset_key.to_user_string(), str(e.partition)))
              for e in run.get_asset_materialization_events()}
     assert built == {"segment_narration[01]", "segment_audio[01]"}  # the selection and what it needs
-    assert ui_marks(instance, movie) == {i.node for i in api.plan(instance, store, movie).items} == planned - built
+    assert ui_marks(instance, movie) == dagster_partitions(i.node for i in api.plan(instance, store, movie).items)
+    assert {i.node for i in api.plan(instance, store, movie).items} == planned - built
     # Its up_to_date check reports the plan after the run: nothing of segment_audio is left to rebuild.
     (evaluation,) = [e.asset_check_evaluation_data for e in run.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
                      and e.asset_check_evaluation_data.check_name == "up_to_date"]  # type: ignore[union-attr]
     assert evaluation.passed
-    # A partition the movie does not have (segment 07 of a 3-segment movie): refused before anything is built,
-    # naming the partitions it has, and no check of the artifact reports on it.
-    outside = job.execute_in_process(instance=instance, asset_selection=[audio], partition_key=f"{movie}|07", raise_on_error=False)
+    # Segment 07 exists in no registered movie: Dagster has no such partition (nothing to launch).
+    with pytest.raises(dg.DagsterUnknownPartitionError):
+        job.execute_in_process(instance=instance, asset_selection=[audio], partition_key=f"{movie}|07")
+    # Segment 04 of this 3-segment movie exists once a 5-segment movie is registered: refused before anything
+    # is built, naming the partitions this movie has, and no check of the artifact reports on it.
+    api.new_movie(instance, store, small_request(duration_seconds=50), "longer")
+    outside = job.execute_in_process(instance=instance, asset_selection=[audio], partition_key=f"{movie}|04", raise_on_error=False)
     assert not outside.success and outside.get_asset_materialization_events() == []
     failure = next(e for e in outside.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message  # type: ignore[union-attr]
-    assert f"{movie}|07: not partitions of movie {movie!r}" in message
+    assert f"{movie}|04: not partitions of movie {movie!r}" in message
     assert f"segment_audio: {movie}|00, {movie}|01, {movie}|02" in message and "nothing was built" in message
     checks = [e.asset_check_evaluation_data.check_name for e in outside.all_events  # type: ignore[union-attr]
               if e.event_type_value == "ASSET_CHECK_EVALUATION"]

@@ -25,7 +25,7 @@ from movie_assets.orchestration.locks import generation_lock
 from resources.storage import ArtifactStore
 from tests.conftest import HomeSnapshot, local_file, small_request
 from tests.contract import CONTRACT, N
-from tests.staleness import stale_nodes, ui_marks
+from tests.staleness import dagster_partitions, stale_nodes, ui_marks
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_edit_rebuilds_exactly_what_depends_on_it(instance: dg.DagsterInstance, 
     planned = api.plan(instance, store, movie)
     assert planned.provider_calls == calls  # the dry run predicts exactly the calls...
     # ...the UI marks exactly the existing partitions the plan rebuilds...
-    assert ui_marks(instance, movie) == {i.node for i in planned.items if i.reason != "missing"}
+    assert ui_marks(instance, movie) == dagster_partitions(i.node for i in planned.items if i.reason != "missing")
     result = api.generate(instance, store, movie)
     assert result.success and result.provider_calls == calls  # ...that really reach the providers
     assert ui_marks(instance, movie) == set()
@@ -120,10 +120,12 @@ def test_an_approved_reference_goes_to_exactly_the_shots_that_name_it(instance: 
 def test_staleness_after_an_edit_is_exactly_the_direct_dependents(instance: dg.DagsterInstance, store, movie: str) -> None:
     api.edit(instance, store, movie, [("voice_id", "onyx"), ("segments.0.image_prompts.0", "a map of 1861")])
     blueprint = expand(load_movie_request(store, movie))
-    direct = {NodeKey("segment_audio", i) for i in range(N)} | {NodeKey("image_prompt", 0, 0)}
+    direct = {NodeKey("segment_audio", i) for i in range(N)} | {NodeKey("image_prompt", 0)}  # segment 0's prompts
     assert set(stale_nodes(instance, movie, blueprint.nodes)) == direct  # what the Dagster UI shows
     items = {i.node: (i.reason, i.cause) for i in api.plan(instance, store, movie).items}
-    assert {k for k, (reason, _) in items.items() if reason == "stale"} == {str(k) for k in direct}
+    stale = {k for k, (reason, _) in items.items() if reason == "stale"}
+    assert stale == {str(k) for k in direct if k.asset != "image_prompt"} | {"image_prompt[00_0]"}  # the image itself
+    assert dagster_partitions(stale) == {str(k) for k in direct}
     assert items["segment_audio[00]"][1] == "changed: voice"
     assert items["segment_image[00_0]"][0] == "upstream" and items["timeline"][0] == "upstream"
 
@@ -253,7 +255,7 @@ def test_the_ui_shows_the_whole_plan_right_after_an_edit(instance: dg.DagsterIns
     soon as the edit is made."""
     api.edit(instance, store, movie, [("segments.0.image_prompts.1", "a quiet battlefield at dawn")])
     blueprint = expand(load_movie_request(store, movie))
-    assert stale_nodes(instance, movie, blueprint.nodes) == [NodeKey("image_prompt", 0, 1)]
+    assert stale_nodes(instance, movie, blueprint.nodes) == [NodeKey("image_prompt", 0)]  # segment 0's prompts
     shown = _plan_observation(instance, movie)
     planned = api.plan(instance, store, movie)
     assert shown["partitions_to_rebuild"] == len(planned.items) == 4
@@ -372,7 +374,7 @@ def test_reroll_makes_one_new_take_and_pick_goes_back_for_free(instance: dg.Dags
     rerolled = api.reroll(instance, store, movie, node)
     assert (rerolled.previous, rerolled.take) == (0, 1)
     assert [(c.path, c.old, c.new) for c in rerolled.edit.changes] == [("segments.1.image_takes.1", None, 1)]
-    assert stale_nodes(instance, movie, nodes) == [key]  # Dagster agrees: exactly the image is stale
+    assert stale_nodes(instance, movie, nodes) == [NodeKey("segment_image", 1)]  # Dagster agrees: the image's segment
     items = {i.node: (i.reason, i.cause, i.calls_provider) for i in rerolled.plan.items}
     assert items[node] == ("stale", "changed: image_take", True)
     assert {n for n, (reason, _, _) in items.items() if reason != "upstream"} == {node}
@@ -387,7 +389,7 @@ def test_reroll_makes_one_new_take_and_pick_goes_back_for_free(instance: dg.Dags
     picked = api.pick(instance, store, movie, node, 0)
     assert [(c.path, c.old, c.new) for c in picked.edit.changes] == [("segments.1.image_takes.1", 1, None)]
     assert load_movie_request(store, movie).to_document() == small_request(segments={"2": {"use_video": True}}).to_document()
-    assert stale_nodes(instance, movie, nodes) == [key]
+    assert stale_nodes(instance, movie, nodes) == [NodeKey("segment_image", 1)]
     assert picked.plan.provider_calls == {} and picked.plan.estimated_cost_usd == 0
     assert "reused" in {i.node: i.cause for i in picked.plan.items}[node]
     back = api.generate(instance, store, movie)
