@@ -37,7 +37,7 @@ from movie_assets.movie_files.revisions import Revision, latest_revision, write_
 from movie_assets.orchestration.event_log import load_state, planned_failure
 from movie_assets.orchestration.locks import IN_PROCESS, KIND_TAG, MOVIE_TAG, generation_lock
 from movie_assets.orchestration.marks import record_plan
-from movie_assets.orchestration.registry import require_movie
+from movie_assets.orchestration.registry import add_segment_keys, require_movie
 from movie_assets.orchestration.specs import BUILD_STEPS
 from resources.providers.base import UNEXPECTED
 from resources.providers.pricing import estimate_call_usd
@@ -188,6 +188,8 @@ class Generation:
 
     def open_and_plan(self) -> Plan:
         self.opened = open_movie(self.instance, self.store, self.movie, self.render, self.verify, self.settings, self.known)
+        # The segment keys the build's partitions need (a movie registered before they existed has none yet).
+        add_segment_keys(self.instance, self.opened.request)
         self.plan = plan_of(self.opened, self.store, self.budget_usd)
         return self.plan
 

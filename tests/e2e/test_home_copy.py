@@ -6,6 +6,7 @@ paths under the artifact root, so nothing the copy holds names the original fold
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -48,6 +49,11 @@ def test_a_copied_home_works_on_its_own(tmp_path: Path) -> None:
     sources = sum(1 for t in timeline["tracks"] for c in t["clips"] if c.get("src"))
     for fmt in FORMATS:
         text = run(copy, "export", MOVIE, "--format", fmt).stdout
+        if fmt == "mlt":  # moviegen's own MLT XML (no OpenTimelineIO reader): its producers' resources
+            files = [Path(m) for m in re.findall(r'<property name="resource">([^<]+)</property>', text) if m.startswith("/")]
+            assert files and all(f.is_relative_to(copy) and f.is_file() for f in files), files
+            assert str(original) not in text
+            continue
         files = media_files(text, fmt, timeline["fps"])
         assert files and all(f.is_relative_to(copy) and f.is_file() for f in files), (fmt, files)
         assert fmt == "edl" or len(files) == sources, (fmt, len(files), sources)  # the EDL holds the pictures only
