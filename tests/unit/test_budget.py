@@ -20,9 +20,14 @@ from typing import Any
 
 import pytest
 
+from movie_assets.builder.budget import settle_orphans
+from movie_assets.builder.cache import keep_answer
+from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.errors import OverBudget
 from movie_assets.domain.plan import Plan
+from movie_assets.movie_files.layout import answer_path
 from movie_assets.orchestration.generation import check_plan
+from resources.providers.base import Answer, CallInfo
 from resources.runtime.budget import (
     MICROS,
     TABLE,
@@ -36,6 +41,7 @@ from resources.runtime.budget import (
     make_ledger,
     this_process,
 )
+from resources.storage import ArtifactStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -205,6 +211,26 @@ def test_who_owns_a_reservation_and_whether_it_is_gone() -> None:
     elsewhere = Owner.parse("another-host:12:345.0 run r2")
     assert elsewhere == Owner("another-host", 12, 345.0, "r2") and elsewhere.gone() is None  # cannot tell here
     assert Owner.parse("not an owner") is None
+
+
+def test_orphans_of_another_machine_are_settled_when_their_run_ended(tmp_path: Path) -> None:
+    """Another machine's process cannot be looked up here: its reservations are settled once the run they
+    built for has ended, a call whose answer the build cache kept at what it cost (the process died
+    between keeping the answer and settling), every other at 0."""
+    ledger, store = _ledger(tmp_path), ArtifactStore(root=str(tmp_path / "artifacts"))
+    entries = {}
+    for run in ("ended", "ended-answered", "running", ""):
+        entries[run] = _reserve(ledger, 0.1, [])
+        with sqlite3.connect(tmp_path / "budget.sqlite") as conn:  # as another machine's process wrote it
+            conn.execute(f"update {TABLE} set owner = ? where id = ?", (f"another-host:12:345.0{' run ' + run if run else ''}",
+                                                                         entries[run].id))
+    key = NodeKey("segment_image", 0, 0)
+    keep_answer(store, answer_path("m", key.asset, key.partition_suffix, "k"), key,
+                Answer((b"the picture",), CallInfo("openai", "gpt-image-1", 1.0, 0.063)), entries["ended-answered"].id)
+    settled = settle_orphans(ledger, store, run_ended=lambda run: run.startswith("ended"))
+    assert sorted((Owner.parse(u.owner).run, cost) for u, cost in settled) == [  # type: ignore[union-attr]
+        ("ended", 0.0), ("ended-answered", 0.063)]
+    assert [Owner.parse(u.owner).run for u in ledger.unsettled()] == ["running", ""]  # type: ignore[union-attr]
 
 
 def test_make_ledger_follows_the_limits_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
