@@ -154,7 +154,7 @@ class _ProviderResource(dg.ConfigurableResource):
         if make is None:
             raise ProviderError(f"{provider} does not serve {type(self).__name__}", provider=provider,
                                 category=ErrorCategory.configuration)
-        return make(sessions[provider], model, json.loads(self.params.get(producer, "{}")))
+        return make(sessions[provider], model, json.loads(self.params.get(producer, "{}")), local_slots)
 
 
 class LLMResource(_ProviderResource):
@@ -163,10 +163,10 @@ class LLMResource(_ProviderResource):
     max_in_flight: int = 64
     _offline: type = OfflineLLM
 
-    def _openai(self, session: object, model: str, params: dict):  # noqa: ANN202
+    def _openai(self, session: object, model: str, params: dict, local: Slots | asyncio.Semaphore | None):  # noqa: ANN202
         from resources.providers.openai.client import OpenAILLM  # noqa: PLC0415
 
-        return OpenAILLM(session, model, params)  # type: ignore[arg-type]
+        return OpenAILLM(session, model, params)  # type: ignore[arg-type]  # an answer needs no local work
 
 
 class SpeechResource(_ProviderResource):
@@ -174,15 +174,15 @@ class SpeechResource(_ProviderResource):
 
     _offline: type = PiperSpeech
 
-    def _openai(self, session: object, model: str, params: dict):  # noqa: ANN202
+    def _openai(self, session: object, model: str, params: dict, local: Slots | asyncio.Semaphore | None):  # noqa: ANN202
         from resources.providers.openai.client import OpenAISpeech  # noqa: PLC0415
 
-        return OpenAISpeech(session, model, params)  # type: ignore[arg-type]
+        return OpenAISpeech(session, model, params, local)  # type: ignore[arg-type]
 
-    def _replicate(self, session: object, model: str, params: dict):  # noqa: ANN202
+    def _replicate(self, session: object, model: str, params: dict, local: Slots | asyncio.Semaphore | None):  # noqa: ANN202
         from resources.providers.replicate.client import ReplicateSpeech  # noqa: PLC0415
 
-        return ReplicateSpeech(session, model, params)  # type: ignore[arg-type]
+        return ReplicateSpeech(session, model, params, local)  # type: ignore[arg-type]
 
 
 class ImagesResource(_ProviderResource):
@@ -190,15 +190,15 @@ class ImagesResource(_ProviderResource):
 
     _offline: type = OfflineImages
 
-    def _openai(self, session: object, model: str, params: dict):  # noqa: ANN202
+    def _openai(self, session: object, model: str, params: dict, local: Slots | asyncio.Semaphore | None):  # noqa: ANN202
         from resources.providers.openai.client import OpenAIImages  # noqa: PLC0415
 
-        return OpenAIImages(session, model, params)  # type: ignore[arg-type]
+        return OpenAIImages(session, model, params, local)  # type: ignore[arg-type]
 
-    def _replicate(self, session: object, model: str, params: dict):  # noqa: ANN202
+    def _replicate(self, session: object, model: str, params: dict, local: Slots | asyncio.Semaphore | None):  # noqa: ANN202
         from resources.providers.replicate.client import ReplicateImages  # noqa: PLC0415
 
-        return ReplicateImages(session, model, params)  # type: ignore[arg-type]
+        return ReplicateImages(session, model, params, local)  # type: ignore[arg-type]
 
 
 class VideoResource(_ProviderResource):
@@ -206,10 +206,10 @@ class VideoResource(_ProviderResource):
 
     _offline: type = OfflineVideo
 
-    def _replicate(self, session: object, model: str, params: dict):  # noqa: ANN202
+    def _replicate(self, session: object, model: str, params: dict, local: Slots | asyncio.Semaphore | None):  # noqa: ANN202
         from resources.providers.replicate.client import ReplicateVideo  # noqa: PLC0415
 
-        return ReplicateVideo(session, model, params)  # type: ignore[arg-type]
+        return ReplicateVideo(session, model, params, local)  # type: ignore[arg-type]
 
 
 class MusicResource(_ProviderResource):
@@ -217,10 +217,10 @@ class MusicResource(_ProviderResource):
 
     _offline: type = OfflineMusic
 
-    def _replicate(self, session: object, model: str, params: dict):  # noqa: ANN202
+    def _replicate(self, session: object, model: str, params: dict, local: Slots | asyncio.Semaphore | None):  # noqa: ANN202
         from resources.providers.replicate.client import ReplicateMusic  # noqa: PLC0415
 
-        return ReplicateMusic(session, model, params)  # type: ignore[arg-type]
+        return ReplicateMusic(session, model, params, local)  # type: ignore[arg-type]
 
 
 # One resource per provider kind, under the kind's name.

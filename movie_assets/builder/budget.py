@@ -1,24 +1,33 @@
 """Budget caps of a generation, enforced per provider call through the budget ledger.
 
 Every call with a price reserves its estimate in the ledger before it is sent and settles what it
-cost after (0 when it failed). A call that would take a scope past its cap is not sent: its partition
-fails with category ``budget`` and the amount, and every other partition goes on. The ledger is
-shared by every process (and, with ``MOVIEGEN_LIMITS=postgres``, every machine), so concurrent
-generations never overshoot a cap together (see resources/runtime/budget.py).
+cost: as soon as its answer is kept (before any local work on it), else when the call ends (0 when it
+failed). A call that would take a scope past its cap is not sent: its partition fails with category
+``budget`` and the amount, and every other partition goes on. The ledger is shared by every process
+(and, with ``MOVIEGEN_LIMITS=postgres``, every machine), so concurrent generations never overshoot a
+cap together (see resources/runtime/budget.py).
+
+A generation killed mid-build leaves the reservations of its calls in flight or waiting (for a
+provider's throttle, a retry) open; the next generation settles them when it opens the ledger
+(``settle_orphans``): a call whose answer was kept at what it cost, every other at 0.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from movie_assets.builder import cache
 from movie_assets.domain.request import MovieRequest
 from resources.providers.base import ErrorCategory, ProviderError
 from resources.runtime.accounts import tenant_caps
-from resources.runtime.budget import BudgetExceeded, Cap, Ledger, day_start
+from resources.runtime.budget import BudgetExceeded, Cap, Ledger, Owner, Reservation, Unsettled, day_start
 from resources.settings import budget_from_env
+from resources.storage import ArtifactStore
 
 T = TypeVar("T")
 
@@ -77,21 +86,52 @@ def standing(ledger: Ledger, movie: str, caps: list[Cap]) -> list[Standing]:
     return out
 
 
+class Bill:
+    """One call's reservation (None: a free call, not recorded), settled once: at what the call cost as
+    soon as its answer is kept (``settle``, from the thread that keeps it), else when the call ends
+    (``cost``: what it cost, 0 when it failed)."""
+
+    def __init__(self, ledger: Ledger, reservation: Reservation | None):
+        self.ledger, self.reservation = ledger, reservation
+        self.cost = 0.0
+        self.keeping = False  # its answer is being kept: the keeper settles it
+        self._settled = False
+        self._lock = threading.Lock()
+
+    @property
+    def id(self) -> str | None:
+        return self.reservation.id if self.reservation is not None else None
+
+    def settle(self, cost_usd: float) -> None:
+        """Settle the reservation at ``cost_usd``; later calls do nothing (a short local write)."""
+        with self._lock:
+            if self._settled:
+                return
+            self._settled = True
+            if self.reservation is not None:
+                self.ledger.settle(self.reservation, cost_usd)
+
+
 class Budget:
-    """The caps of one build, applied to each provider call."""
+    """The caps of one build, applied to each provider call. ``run``: the Dagster run it builds for,
+    recorded with each reservation (its owner, with the process)."""
 
-    def __init__(self, ledger: Ledger, movie: str, caps: list[Cap], price: Price):
-        self.ledger, self.movie, self.caps, self.price = ledger, movie, caps, price
+    def __init__(self, ledger: Ledger, movie: str, caps: list[Cap], price: Price, run: str = ""):
+        self.ledger, self.movie, self.caps, self.price, self.run = ledger, movie, caps, price, run
 
-    async def charge(self, producer: str, node: str, call: Callable[[], Awaitable[T]]) -> T:
-        """Run ``call`` (one provider call of ``producer``) within the caps: reserve its estimate,
-        call, settle its cost. Free calls (offline providers) are not recorded."""
+    @asynccontextmanager
+    async def reserve(self, producer: str, node: str) -> AsyncIterator[Bill]:
+        """Reserve the estimate of one provider call of ``producer`` within the caps, for the block; the
+        bill is settled when its answer is kept, else when the block ends at ``bill.cost``. A call over a
+        cap is refused (ProviderError, category budget) and nothing is recorded; free calls (offline
+        providers) are not recorded."""
         provider, model, estimate = self.price(producer)
         if estimate <= 0:
-            return await call()
+            yield Bill(self.ledger, None)
+            return
         try:
             reservation = await asyncio.to_thread(self.ledger.reserve, movie=self.movie, provider=provider, model=model,
-                                                  node=node, estimate_usd=estimate, caps=self.caps)
+                                                  node=node, estimate_usd=estimate, caps=self.caps, run=self.run)
         except BudgetExceeded as e:
             if e.cap.tenant is not None:
                 suggestion = ("the account's daily budget is spent: ask the service's operator to raise it "
@@ -104,12 +144,45 @@ class Budget:
                               "again after 00:00 UTC: only what is left is built")
             raise ProviderError(f"not built: budget ({e})", provider=provider, category=ErrorCategory.budget,
                                 suggestion=suggestion) from None
-        cost = 0.0
+        bill = Bill(self.ledger, reservation)
         try:
-            result = await call()
-            info = getattr(result, "call", None)
-            cost = float(getattr(info, "cost_usd", 0.0) or 0.0)
-            return result
+            yield bill
         finally:
-            # Settled at once, also when the build is being cancelled (a short local write).
-            self.ledger.settle(reservation, cost)
+            # Settled at once, also when the build is being cancelled (a short local write); an answer being
+            # kept is settled by its keeper, at what the call cost.
+            if not bill.keeping:
+                bill.settle(bill.cost)
+
+    async def charge(self, producer: str, node: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run ``call`` (one provider call of ``producer``) within the caps: reserve its estimate, call,
+        settle its cost. Free calls (offline providers) are not recorded."""
+        async with self.reserve(producer, node) as bill:
+            result = await call()
+            bill.cost = cost_of(result)
+            return result
+
+
+def cost_of(result: Any) -> float:
+    """What the call that made ``result`` cost (its ``call.cost_usd``; 0 when it names none)."""
+    return float(getattr(getattr(result, "call", None), "cost_usd", 0.0) or 0.0)
+
+
+def settle_orphans(ledger: Ledger, store: ArtifactStore,
+                   run_ended: Callable[[str], bool] = lambda run: False) -> list[tuple[Unsettled, float]]:
+    """Settle the open reservations of generations that are gone: made by a process of this machine that
+    has ended, or (from another machine) for a Dagster run that has ended (``run_ended``). A call whose
+    answer was kept (the build cache's answers) is settled at what it cost; every other, in flight or
+    waiting for a provider's throttle or a retry when its process died, is released (0): its answer
+    never arrived. A generation runs this when it opens the ledger."""
+    kept: dict[str, dict[str, float]] = {}
+
+    def answered(reservation: Reservation) -> float | None:
+        if reservation.movie not in kept:
+            kept[reservation.movie] = cache.answered_reservations(store, reservation.movie)
+        return kept[reservation.movie].get(reservation.id)
+
+    def gone(owner: Owner) -> bool:
+        here = owner.gone()  # on this machine the process itself tells; elsewhere its run does
+        return here if here is not None else bool(owner.run) and run_ended(owner.run)
+
+    return ledger.settle_orphans(answered, gone)

@@ -2,12 +2,18 @@
 made from (its input versions and code version). A node whose inputs match reuses it with no call:
 after a crash (made and stored, not yet recorded in Dagster) or when an edit is undone.
 
+A paid call's answer is kept under the same key the moment it arrives (``keep_answer``), before any
+local work on it (conforming a picture to the frame, transcoding) and whatever waits for a local slot:
+a build killed in between makes the artifact from the kept answer (``recall_answer``) without calling
+again. The answer is dropped once its artifact is remembered.
+
 An entry names its artifact by its path under the store's root (``uri``; entries made before hold an
 absolute URI, which the store re-roots when the home was copied or moved). Its key is made of data
 versions, content hashes, so it is the same wherever the home is."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -18,13 +24,72 @@ from typing import Any
 from movie_assets.builder.context import Produced
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.inputs import build_key
-from movie_assets.movie_files.layout import cache_path
+from movie_assets.movie_files.layout import answer_path, answers_folder, cache_path
+from resources.providers.base import Answer, CallInfo
 from resources.storage import ArtifactStore
 
 
 def entry_path(movie: str, key: NodeKey, consumed: dict[str, str], versions: Mapping[str, str]) -> str:
     """Where the build cache keeps what ``key`` made from ``consumed`` at its code version (``versions``)."""
     return cache_path(movie, key.asset, key.partition_suffix, build_key(consumed, versions[key.asset]))
+
+
+def answer_entry_path(movie: str, key: NodeKey, consumed: dict[str, str], versions: Mapping[str, str]) -> str:
+    """Where a paid call's answer for ``key`` made from ``consumed`` at its code version is kept."""
+    return answer_path(movie, key.asset, key.partition_suffix, build_key(consumed, versions[key.asset]))
+
+
+def keep_answer(store: ArtifactStore, path: str, key: NodeKey, answer: Answer, reservation: str | None = None) -> None:
+    """Keep a paid call's answer at ``path``: its files first, then the entry naming them (with their hashes,
+    the call and the budget reservation it settles), so an entry is only ever there with its files."""
+    files = []
+    for i, data in enumerate(answer.files):
+        name = f"{path.removesuffix('.json')}.{i}.bin"
+        store.write(name, data)
+        files.append({"path": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    entry = {"node": str(key), "files": files, "call": dataclasses.asdict(answer.call), "meta": answer.meta,
+             "reservation": reservation, "kept_at": time.time()}
+    store.write_text(path, json.dumps(entry))
+
+
+def recall_answer(store: ArtifactStore, path: str) -> Answer | None:
+    """The answer kept at ``path`` (None: none, or a file of it is gone or damaged: the call is made again)."""
+    try:
+        entry: dict[str, Any] = json.loads(store.read(path))
+        files = tuple(store.read(f["path"]) for f in entry["files"])
+        if any(hashlib.sha256(data).hexdigest() != f["sha256"] for data, f in zip(files, entry["files"], strict=True)):
+            return None
+        return Answer(files, CallInfo(**entry["call"]), dict(entry.get("meta") or {}))
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def drop_answer(store: ArtifactStore, path: str) -> None:
+    """Remove a kept answer: its entry first (an answer is never recalled without its files), then its files."""
+    try:
+        entry: dict[str, Any] = json.loads(store.read(path))
+    except (FileNotFoundError, ValueError):
+        return
+    store.delete(path)
+    for f in entry.get("files", []) if isinstance(entry, dict) else []:
+        if isinstance(f, dict) and isinstance(f.get("path"), str):
+            store.delete(f["path"])
+
+
+def answered_reservations(store: ArtifactStore, movie: str) -> dict[str, float]:
+    """Budget reservation id -> what its call cost, for every answer kept for ``movie`` and not yet dropped:
+    calls that answered, which a killed build may have left unsettled."""
+    out = {}
+    for rel in store.sizes(answers_folder(movie)):
+        if not rel.endswith(".json"):
+            continue
+        try:
+            entry = json.loads(store.read(rel))
+            if entry.get("reservation"):
+                out[str(entry["reservation"])] = float(entry["call"]["cost_usd"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return out
 
 
 def remember(store: ArtifactStore, path: str, key: NodeKey, relpath: str, version: str, produced: Produced) -> None:

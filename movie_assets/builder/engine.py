@@ -2,6 +2,10 @@
 
 Every node starts as soon as its dependencies are done; provider calls run concurrently within each
 provider's in-flight limit; CPU-heavy local work runs in threads within the machine's local slots.
+A paid call's answer is kept in the build cache the moment it arrives, on the engine's own threads,
+before any local work on it (which may wait for a local slot); the artifact is stored as soon as it
+is made, before its preview. A build killed in between makes the artifact from the kept answer
+without calling again.
 A failed node is recorded and only its dependents are held back; every other node is built. A node
 scheduled only because something upstream was going to be rebuilt is skipped when that rebuild
 produced identical content (the cascade stops). A failure is recorded as one line (message, category,
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -31,7 +36,7 @@ from typing import Any, Protocol
 from PIL import Image
 
 from movie_assets.builder import cache
-from movie_assets.builder.budget import Budget
+from movie_assets.builder.budget import Bill, Budget
 from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.recipes import RECIPES, Produced, RecipeContext
 from movie_assets.builder.render.timelines import scratch_name
@@ -40,9 +45,18 @@ from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.plan import Prediction, Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
 from movie_assets.domain.request import Strategy
-from movie_assets.movie_files.layout import artifact_path
+from movie_assets.movie_files.layout import answers_folder, artifact_path
 from movie_assets.movie_files.reports import RunReport
-from resources.providers.base import SUGGESTIONS, ErrorCategory, ProviderError, describe_failure, for_movie
+from resources.providers.base import (
+    ANSWERS,
+    SUGGESTIONS,
+    Answer,
+    Answers,
+    ErrorCategory,
+    ProviderError,
+    describe_failure,
+    for_movie,
+)
 from resources.runtime.disk import writing
 from resources.runtime.media import jpeg_preview
 from resources.runtime.monitor import (
@@ -141,6 +155,7 @@ class BuildSummary:
 
 
 UNKNOWN = "?"  # dry runs: the version of an artifact that only a call (or a render) can tell
+KEEPERS = 4  # threads that keep paid answers (a store write and a ledger write each)
 ADAPT_EVERY_S = 1.0  # the adaptive strategy re-reads the machine this often
 
 
@@ -177,6 +192,35 @@ def predict(movie: str, blueprint: Blueprint, state: MovieState, store: Artifact
             summary = pool.submit(asyncio.run, coroutine).result()
     return Prediction(frozenset(summary.built), frozenset(summary.reused), frozenset(engine.calling),
                       dict(summary.calls))
+
+
+class _Keeper(Answers):
+    """Keeps a node's paid answer in the build cache the moment it arrives, on the build's own threads
+    (never behind local work, whatever waits for a local slot), and settles its call's reservation at
+    what it cost; or hands back the answer an earlier build kept (``recalled``: then no call is made)."""
+
+    def __init__(self, store: ArtifactStore, path: str, key: NodeKey, threads: concurrent.futures.Executor,
+                 bill: Bill | None = None, recalled: Answer | None = None):
+        self.store, self.path, self.key, self.threads, self.bill, self._recalled = store, path, key, threads, bill, recalled
+        self.kept = False
+
+    def recalled(self) -> Answer | None:
+        return self._recalled
+
+    async def keep(self, answer: Answer) -> None:
+        bill = self.bill
+        if bill is not None:
+            bill.keeping = True  # settled here, also when the build is cancelled while this runs
+
+        def job() -> None:
+            try:
+                cache.keep_answer(self.store, self.path, self.key, answer, bill.id if bill is not None else None)
+                self.kept = True
+            finally:
+                if bill is not None:
+                    bill.settle(answer.call.cost_usd)
+
+        await asyncio.get_running_loop().run_in_executor(self.threads, job)
 
 
 class BuildEngine:
@@ -216,6 +260,8 @@ class BuildEngine:
         self.calling: set[NodeKey] = set()  # dry runs: nodes whose build would need a provider call
         self._failed_calls: set[tuple[str, NodeKey]] = set()  # calls that failed for good (logged once)
         self._damaged_uris = {r.uri for k, r in self.state.records.items() if k in state.damaged}
+        self._answers: set[str] = set()  # the answers kept for this movie when the build started (paths)
+        self._keepers: concurrent.futures.ThreadPoolExecutor | None = None
 
     def record(self, key: NodeKey) -> ArtifactRecord | None:
         return self._new.get(key) or self.state.records.get(key)
@@ -275,6 +321,10 @@ class BuildEngine:
         resizing = asyncio.ensure_future(self._adapt(local, sizer)) if sizer is not None else None
         needed = {g[0] for k in targets if (g := call_group(self.request, k)) is not None}
         budget = self.budget
+        # Answers a build that stopped before finishing them kept (one listing; usually none).
+        self._answers = set(await asyncio.to_thread(self.store.sizes, answers_folder(self.movie)))
+        if not self.dry:
+            self._keepers = concurrent.futures.ThreadPoolExecutor(KEEPERS, thread_name_prefix="moviegen-keep")
 
         async def charge(producer: str, node: str, call: Callable[[], Any]) -> Any:
             return await (budget.charge(producer, node, call) if budget is not None else call())
@@ -322,24 +372,36 @@ class BuildEngine:
             # Provider calls and renders are remembered by what they were made from (the build cache).
             cacheable = group is not None or node.decl.reusable
             cached = cache.entry_path(self.movie, key, consumed, self.versions) if cacheable else None
+            # A node that owns its call keeps the call's answer under the same key until its artifact is cached.
+            answer_at = (cache.answer_entry_path(self.movie, key, consumed, self.versions)
+                         if cached and group is not None and group[1] == key else None)
             if self.dry:
-                changed = await self._predict(ctx, key, group, cached)
+                changed = await self._predict(ctx, key, group, cached, answer_at)
                 done[key].set_result(changed)
                 return
             placeholder = False
+            keeper: _Keeper | None = None
             try:
                 if gate is not None:
                     await gate.acquire()
                 try:
                     produced = await asyncio.to_thread(cache.reuse, self.store, cached) if cached else None
                     if produced is None:
-                        produced = await self._produce(ctx, key, group, limits)
+                        if answer_at is not None:
+                            assert self._keepers is not None
+                            kept = (await asyncio.to_thread(cache.recall_answer, self.store, answer_at)
+                                    if answer_at in self._answers else None)
+                            keeper = _Keeper(self.store, answer_at, key, self._keepers, recalled=kept)
+                        produced = await self._produce(ctx, key, group, limits, keeper)
                 finally:
                     if gate is not None:
                         gate.release()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - every failure is recorded on its partition
+                if keeper is not None and keeper.recalled() is not None:
+                    # Made from a kept answer and failed: the answer goes, the next build calls again.
+                    await asyncio.to_thread(cache.drop_answer, self.store, keeper.path)
                 info = self._describe(key, e)
                 self._log_failed_call(key, group, e, ctx.clients)
                 produced = await self._placeholder(ctx, key, group, info) if self.fallback and node.decl.placeholder else None
@@ -351,7 +413,14 @@ class BuildEngine:
                 placeholder = True
                 failure = info | {"message": info["message"] + "; an offline placeholder takes its place until it is rebuilt"}
             try:
-                if produced.call is not None and group is not None and group not in self._called and not placeholder:
+                recalled = keeper is not None and keeper.recalled() is not None and not placeholder
+                if recalled:
+                    # Answered (and paid) in a build that stopped before storing it: no call in this build.
+                    produced.meta["reused"] = f"answered earlier by {produced.call.provider}:{produced.call.model}" if produced.call \
+                        else "answered earlier"
+                    self.summary.reused.append(key)
+                    self._log_call(key, group[0], produced, cached=True)  # type: ignore[index]
+                elif produced.call is not None and group is not None and group not in self._called and not placeholder:
                     self._called.add(group)
                     self.summary.calls[group[0]] += 1
                     self.summary.cost_usd += produced.call.cost_usd
@@ -359,17 +428,20 @@ class BuildEngine:
                 elif "reused" in produced.meta and group is not None:
                     self.summary.reused.append(key)
                     self._log_call(key, group[0], produced, cached=True)
-                if produced.ext == "png" and produced.preview is None:
-                    async with local:
-                        produced.preview = await asyncio.to_thread(thumbnail, produced.data)
                 version = content_version(produced.data)
                 relpath = artifact_path(self.movie, key.asset, key.partition_suffix, version, produced.ext)
                 # A damaged file at this path is replaced (the path names the content it must have).
                 replace = reason == Reason.damaged or key in self.state.damaged
                 await asyncio.to_thread(functools.partial(self.store.write, relpath, produced.data, immutable=not replace))
                 # A placeholder is never remembered: the next build calls the provider again.
-                if cached and "reused" not in produced.meta and not placeholder:
+                if cached and ("reused" not in produced.meta or recalled) and not placeholder:
                     await asyncio.to_thread(cache.remember, self.store, cached, key, relpath, version, produced)
+                    if keeper is not None and (keeper.kept or recalled):  # the cache has the artifact now
+                        await asyncio.to_thread(cache.drop_answer, self.store, keeper.path)
+                # The preview (shown in the UI) after the artifact is stored: it may wait for a local slot.
+                if produced.ext == "png" and produced.preview is None:
+                    async with local:
+                        produced.preview = await asyncio.to_thread(thumbnail, produced.data)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - e.g. storage refusing the write, a full disk
@@ -407,6 +479,8 @@ class BuildEngine:
         finally:
             if resizing is not None:
                 resizing.cancel()
+            if self._keepers is not None:
+                self._keepers.shutdown(wait=True)  # answers being kept are written (a short local write each)
             if self._scratch is not None:
                 remove_scratch_dir(self._scratch)
         self.summary.seconds = time.monotonic() - started
@@ -449,13 +523,32 @@ class BuildEngine:
         return dest
 
     async def _produce(self, ctx: RecipeContext, key: NodeKey, group: tuple[str, NodeKey] | None,
-                       limits: dict[ProviderKind, Slots]) -> Produced:
+                       limits: dict[ProviderKind, Slots], keeper: _Keeper | None) -> Produced:
         """Build a node: one provider call within its kind's limit and the budget when the node owns
-        its call; a call shared by several nodes takes its own slot (``ctx.shared``); else no call."""
-        if group is not None and group[1] == key:
-            async with limits[PRODUCERS[group[0]].kind]:
-                return await ctx.charge(group[0], str(key), lambda: RECIPES[key.asset](ctx, key))
-        return await RECIPES[key.asset](ctx, key)
+        its call, its answer kept by ``keeper`` as soon as it arrives; from the answer ``keeper`` recalls
+        (an earlier build's) with no call, slot or charge; a call shared by several nodes takes its own
+        slot (``ctx.shared``); else no call."""
+        if group is None or group[1] != key:
+            return await RECIPES[key.asset](ctx, key)
+        if keeper is not None and keeper.recalled() is not None:
+            return await self._answering(keeper, ctx, key)
+        budget = self.budget.reserve(group[0], str(key)) if self.budget is not None else contextlib.nullcontext()
+        async with limits[PRODUCERS[group[0]].kind], budget as bill:
+            if keeper is not None:
+                keeper.bill = bill
+            produced = await self._answering(keeper, ctx, key)
+            if bill is not None:
+                bill.cost = produced.call.cost_usd if produced.call is not None else 0.0
+            return produced
+
+    @staticmethod
+    async def _answering(keeper: _Keeper | None, ctx: RecipeContext, key: NodeKey) -> Produced:
+        """The node's recipe, its paid call answered through ``keeper`` (``ANSWERS``)."""
+        token = ANSWERS.set(keeper)
+        try:
+            return await RECIPES[key.asset](ctx, key)
+        finally:
+            ANSWERS.reset(token)
 
     async def _placeholder(self, ctx: RecipeContext, key: NodeKey, group: tuple[str, NodeKey] | None,
                            failure: dict[str, str]) -> Produced | None:
@@ -486,9 +579,10 @@ class BuildEngine:
         return produced
 
     async def _predict(self, ctx: RecipeContext, key: NodeKey, group: tuple[str, NodeKey] | None,
-                       cached: str | None) -> bool:
+                       cached: str | None, answer_at: str | None = None) -> bool:
         """Dry runs: what building ``key`` would do, without a call or a write. Returns whether its
-        content would change (unknown counts as changed)."""
+        content would change (unknown counts as changed). An answer kept for its call (``answer_at``)
+        makes it without a call, into content only the build can tell."""
         deps_known = not any((r := self.record(d)) is not None and r.version.startswith(UNKNOWN)
                              for d in self.blueprint.nodes[key].deps)
         version, uri, metadata, value = None, "", {}, None
@@ -500,6 +594,9 @@ class BuildEngine:
             if held is not None:
                 version, uri, metadata = held.version, held.uri, held.metadata
                 self.summary.reused.append(key)
+        answered = deps_known and held is None and answer_at is not None and answer_at in self._answers
+        if answered:
+            self.summary.reused.append(key)
         node = self.blueprint.nodes[key]
         # Costs nothing: evaluated (an override, a derived artifact, the timeline; a prompt whose question
         # was answered before, e.g. after a look edit). A node that needs a call fails here (no clients).
@@ -514,9 +611,9 @@ class BuildEngine:
                 log.debug("dry run cannot evaluate %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
         if version is None:
             version = f"{UNKNOWN}{key}"
-            if group is not None:
+            if group is not None and not answered:
                 self.calling.add(key)
-            if group is not None and group not in self._called:
+            if group is not None and group not in self._called and not answered:
                 self._called.add(group)
                 self.summary.calls[group[0]] += 1
         old = self.state.records.get(key)

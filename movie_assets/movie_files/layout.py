@@ -7,6 +7,8 @@
     movies/<movie>/edits/<n>.json                          each edit
     movies/<movie>/revisions/<n>.json                      each revision, with its manifest
     movies/<movie>/cache/<asset>/<partition>/<key>.json    build cache: which artifact these exact inputs made
+    movies/<movie>/answers/<asset>/<partition>/<key>.json  a paid call's answer as it arrived (and <key>.<i>.bin,
+                                                           its files), kept until its artifact is in the build cache
     deleted/<movie>.json                                   a deleted movie's id, not given out again
 """
 
@@ -67,6 +69,14 @@ def revision_path(movie: str, revision: int) -> str:
 
 def cache_path(movie: str, asset: str, partition_suffix: str | None, key: str) -> str:
     return f"movies/{movie}/cache/{asset}/{partition_suffix or '_'}/{key}.json"
+
+
+def answers_folder(movie: str) -> str:
+    return f"movies/{movie}/answers"
+
+
+def answer_path(movie: str, asset: str, partition_suffix: str | None, key: str) -> str:
+    return f"{answers_folder(movie)}/{asset}/{partition_suffix or '_'}/{key}.json"
 
 
 # Paths the media server answers: the files of a movie (artifacts, renders, requests, revisions), nothing else.

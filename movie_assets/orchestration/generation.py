@@ -11,6 +11,7 @@ recorded: nothing is read back.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 
 import dagster as dg
 
-from movie_assets.builder.budget import caps_for, standing
+from movie_assets.builder.budget import caps_for, settle_orphans, standing
 from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.engine import BuildSummary, predict
 from movie_assets.builder.preflight import preflight
@@ -49,6 +50,8 @@ from resources.storage import ArtifactStore
 
 # A function of the code location that returns the asset job every build run executes.
 BUILD_JOB_RECONSTRUCTOR = ("movie_assets.definitions", "build_job")
+
+log = logging.getLogger("moviegen.generation")
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,23 @@ def plan_of(opened: OpenMovie, store: ArtifactStore, budget_usd: float | None = 
 
 def plan_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, render: bool | None = None,
                budget_usd: float | None = None, verify: bool = False) -> Plan:
+    settle_orphaned_calls(instance, store)  # the standing the plan shows is what a generation would find
     return plan_of(open_movie(instance, store, movie, render, verify), store, budget_usd)
+
+
+def settle_orphaned_calls(instance: dg.DagsterInstance, store: ArtifactStore) -> None:
+    """Settle the budget reservations killed generations left open (builder/budget.py ``settle_orphans``):
+    of a process of this machine that has ended, or of a run that has ended; a call whose answer was kept
+    at what it cost, the others (in flight or waiting when the process died) at 0."""
+
+    def run_ended(run_id: str) -> bool:
+        run = instance.get_run_by_id(run_id)
+        return run is not None and run.is_finished  # a run this instance does not know may still be running
+
+    settled = settle_orphans(make_ledger(), store, run_ended)
+    if settled:
+        log.info("budget: settled %d reservation(s) left open by generations that stopped: %s", len(settled),
+                 ", ".join(f"{u.reservation.node} ${cost:.4f} (was ${u.reservation.estimate_usd:.4f} reserved)" for u, cost in settled))
 
 
 def check_plan(plan: Plan, allow_over_budget: bool = False) -> None:
@@ -187,6 +206,7 @@ class Generation:
         self.plan: Plan | None = None
 
     def open_and_plan(self) -> Plan:
+        settle_orphaned_calls(self.instance, self.store)  # before the plan reads what the caps have left
         self.opened = open_movie(self.instance, self.store, self.movie, self.render, self.verify, self.settings, self.known)
         # The segment keys the build's partitions need (a movie registered before they existed has none yet).
         add_segment_keys(self.instance, self.opened.request)

@@ -14,15 +14,19 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from resources.runtime.disk import disk_full, is_no_space
 from resources.runtime.secrets import redact
+from resources.runtime.slots import Slots, local_work
+
+T = TypeVar("T")
 
 
 class ErrorCategory(StrEnum):
@@ -173,9 +177,11 @@ class ModelParams:
     default_model: str = ""
     decided: frozenset[str] = frozenset()
 
-    def __init__(self, session: Any, model: str | None = None, params: dict[str, Any] | None = None):
+    def __init__(self, session: Any, model: str | None = None, params: dict[str, Any] | None = None,
+                 local: Slots | asyncio.Semaphore | None = None):
         self.session, self.model = session, model or self.default_model
         self.params = dict(params or {})
+        self.local = local  # the machine's local-work slots, for the work on an answer (None: none)
         clash = sorted(set(self.params) & self.decided)
         if clash:
             raise ProviderError(f"MOVIEGEN_MODEL_PARAMS for {self.model}: {', '.join(clash)} come(s) from the movie "
@@ -184,6 +190,11 @@ class ModelParams:
 
     def _merge(self, defaults: dict[str, Any], decided: dict[str, Any]) -> dict[str, Any]:
         return {**defaults, **self.params, **decided}
+
+    async def _local(self, fn: Callable[..., T], *args: Any) -> T:
+        """CPU-heavy work on an answer (conforming it to the frame, transcoding) in a thread, within the
+        machine's local-work slots: after the answer was kept (``answered``), never before."""
+        return await local_work(self.local, fn, *args)
 
 
 @dataclass(frozen=True)
@@ -211,6 +222,47 @@ class Media:
     duration_ms: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     preview: bytes | None = None  # a small JPEG, when the provider has the picture at hand anyway
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A paid call's answer as it arrived, before any local work on it (conforming it to the frame,
+    transcoding): the files the provider charged for, the call, and what finishing it needs besides the
+    files (plain values)."""
+
+    files: tuple[bytes, ...]
+    call: CallInfo
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Answers(abc.ABC):
+    """Where a build keeps a paid call's answer the moment it arrives; the build engine sets one per node
+    (``ANSWERS``) around the node's call."""
+
+    @abc.abstractmethod
+    def recalled(self) -> Answer | None:
+        """The answer an earlier build kept for this very call and never finished (None: make the call)."""
+
+    @abc.abstractmethod
+    async def keep(self, answer: Answer) -> None:
+        """Store the answer (and settle what the call cost): a process killed after this loses nothing
+        it paid for."""
+
+
+ANSWERS: ContextVar[Answers | None] = ContextVar("moviegen_answers", default=None)
+
+
+async def answered(call: Callable[[], Awaitable[Answer]]) -> Answer:
+    """A paid call's answer: the one an earlier build kept for this very call (then no call is made), else
+    the call's, kept as soon as it arrives, before the caller does any local work on it. Every provider
+    that charges wraps its call in this; without ``ANSWERS`` set (a client used on its own) it just calls."""
+    answers = ANSWERS.get()
+    if answers is not None and (kept := answers.recalled()) is not None:
+        return kept
+    answer = await call()
+    if answers is not None:
+        await answers.keep(answer)
+    return answer
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,16 @@ Scopes: ``movie:<id>`` (that movie's spending) and ``instance`` (all spending in
 ``since`` (unix time) leaves out entries reserved before it: ``Cap("instance", 50, since=day_start())``
 is a cap per UTC day. An entry belongs to the time of its reservation, even when settled later.
 
-A reservation left by a process that died is never settled. It keeps counting at its estimate, which
-is conservative: the call may have been sent and charged. :meth:`Ledger.unsettled` lists open
-reservations with the process that made them (``host:pid``) and when; once you know what the provider
-charged for one, ``ledger.settle(entry.reservation, actual_usd)`` closes it.
+A reservation left by a process that died (killed mid-call, or while its call waited for a provider's
+throttle or a retry) is not settled by it, and keeps counting at its estimate until
+:meth:`Ledger.settle_orphans` settles it: at what its call cost when the call's answer was kept (the
+caller says which were, ``answered``), else at 0, released. A generation runs it when it opens the
+ledger, so a killed generation's open reservations never use up a cap. Each entry names the process
+that made it (:class:`Owner`: ``host:pid:start``, and the Dagster run it built for); the process is
+gone when it ran on this machine and no process with that pid and start time runs (a reused pid has
+another start time), or when the caller knows its run ended. :meth:`Ledger.unsettled` lists open
+reservations with their owner and when; ``ledger.settle(entry.reservation, actual_usd)`` closes one
+by hand.
 
 Amounts are stored as whole micro-dollars, so sums and cap checks are exact.
 
@@ -59,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from resources.runtime.paths import dagster_home
+from resources.runtime.processes import started
 
 TABLE = "moviegen_budget"
 TENANT_SEPARATOR = "--"  # a tenant's movies are <tenant>--<id> (resources/runtime/accounts.py)
@@ -127,12 +134,60 @@ class Reservation:
 
 
 @dataclass(frozen=True)
+class Owner:
+    """The process that made a reservation: its host, pid and start time (a value fixed for its life:
+    None in entries written before start times were kept), and the Dagster run it built for ("": none).
+    Stored as ``host:pid:start`` with `` run RUN_ID`` after it."""
+
+    host: str
+    pid: int
+    start: float | None = None
+    run: str = ""
+
+    def __str__(self) -> str:
+        process = f"{self.host}:{self.pid}" + (f":{self.start!r}" if self.start is not None else "")
+        return process + (f" run {self.run}" if self.run else "")
+
+    @staticmethod
+    def parse(text: str) -> Owner | None:
+        """The owner an entry names (None: not one this ledger wrote)."""
+        process, _, run = text.partition(" run ")
+        host, _, rest = process.partition(":")
+        pid, _, start = rest.partition(":")
+        try:
+            return Owner(host, int(pid), float(start) if start else None, run.strip())
+        except ValueError:
+            return None
+
+    def gone(self) -> bool | None:
+        """Whether the process has ended: True when it ran on this machine and no process with its pid
+        runs, or one with another start time (the pid was reused); False when it still runs (or an entry
+        without a start time names a pid in use: it may be the same process); None on another machine."""
+        if self.host != socket.gethostname():
+            return None
+        now = started(self.pid)
+        if now is None:
+            return True
+        return self.start is not None and now != self.start
+
+
+_me: tuple[int, float | None] | None = None  # (pid, start time) of this process
+
+
+def this_process(run: str = "") -> Owner:
+    global _me
+    if _me is None or _me[0] != os.getpid():  # read once per process (a forked child reads its own)
+        _me = (os.getpid(), started(os.getpid()))
+    return Owner(socket.gethostname(), _me[0], _me[1], run)
+
+
+@dataclass(frozen=True)
 class Unsettled:
     """An open reservation: counted at its estimate until settled."""
 
     reservation: Reservation
     reserved_at: float  # unix time
-    owner: str  # host:pid of the process that reserved it
+    owner: str  # the process that reserved it (see Owner: host:pid:start, and its run)
 
 
 class BudgetExceeded(Exception):
@@ -231,10 +286,11 @@ class Ledger:
     # --- operations ----------------------------------------------------------------------------------
 
     def reserve(self, *, movie: str, provider: str, model: str, node: str, estimate_usd: float,
-                caps: Sequence[Cap]) -> Reservation:
+                caps: Sequence[Cap], run: str = "") -> Reservation:
         """Record an open reservation of ``estimate_usd`` if, for every cap, what its scope has spent or
         reserved since ``cap.since`` plus the estimate stays within its limit; else raise
-        :class:`BudgetExceeded` and record nothing. Atomic across threads, processes and machines."""
+        :class:`BudgetExceeded` and record nothing. Atomic across threads, processes and machines.
+        ``run``: the Dagster run the call builds for (its owner, with this process)."""
         estimate = _micros(estimate_usd, "estimate_usd")
         for cap in caps:
             if cap.movie is not None and cap.movie != movie:
@@ -247,7 +303,7 @@ class Ledger:
                     raise BudgetExceeded(cap, spent / MICROS, estimate / MICROS)
             cur.execute(self._sql(f"insert into {TABLE} (id, movie, provider, model, node, reserved_at, estimate_micros, "
                                   "owner) values (?, ?, ?, ?, ?, ?, ?, ?)"),
-                        (entry, movie, provider, model, node, self._clock(), estimate, _owner()))
+                        (entry, movie, provider, model, node, self._clock(), estimate, str(this_process(run))))
         return Reservation(entry, movie, provider, model, node, estimate / MICROS)
 
     def settle(self, reservation: Reservation, actual_usd: float) -> None:
@@ -265,6 +321,26 @@ class Ledger:
             raise KeyError(f"no budget reservation {reservation.id}")
         if int(row[0]) != actual:
             raise ValueError(f"budget reservation {reservation.id} was already settled at {_usd(int(row[0]) / MICROS)}")
+
+    def settle_orphans(self, answered: Callable[[Reservation], float | None] = lambda reservation: None,
+                       gone: Callable[[Owner], bool] = lambda owner: owner.gone() is True) -> list[tuple[Unsettled, float]]:
+        """Settle the open reservations whose process is ``gone`` (default: it ran on this machine and has
+        ended): each at what its call cost when its answer was kept (``answered``: the cost, or None when
+        no answer arrived), else at 0, released: a call in flight or waiting when its process died counts
+        no more. Returns each entry settled and at what. Safe to run from several processes at once."""
+        out = []
+        for entry in self.unsettled():
+            owner = Owner.parse(entry.owner)
+            if owner is None or not gone(owner):
+                continue
+            cost = answered(entry.reservation)
+            actual = _micros(cost if cost is not None else 0.0, "actual_usd")
+            with self._cursor(write=True) as cur:
+                cur.execute(self._sql(f"update {TABLE} set actual_micros = ?, settled_at = ? where id = ? "
+                                      "and actual_micros is null"), (actual, self._clock(), entry.reservation.id))
+                if cur.rowcount == 1:
+                    out.append((entry, actual / MICROS))
+        return out
 
     def spent(self, *, movie: str | None = None, provider: str | None = None, since: float = 0.0,
               movie_prefix: str | None = None) -> float:
@@ -314,10 +390,6 @@ def _where(*, movie: str | None = None, provider: str | None = None, since: floa
         clauses.append("substr(movie, 1, ?) = ?")
         params += [len(movie_prefix), movie_prefix]
     return " and ".join(clauses), tuple(params)
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class SqliteLedger(Ledger):

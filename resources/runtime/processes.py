@@ -1,4 +1,5 @@
-"""Child processes (ffmpeg, node) that die with the process that started them.
+"""Child processes (ffmpeg, node) that die with the process that started them, and telling whether
+a process that left something behind (a scratch folder, a budget reservation) still runs.
 
 On Linux every child is started with a parent-death signal (``prctl(PR_SET_PDEATHSIG)``, set between
 fork and exec): the kernel signals the child when its parent dies, even by SIGKILL, so a killed
@@ -21,7 +22,10 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import psutil
 
 PR_SET_PDEATHSIG = 1
 
@@ -57,3 +61,21 @@ def popen(args: list[str], *, death_signal: int = signal.SIGKILL, **kwargs: Any)
 def run(args: list[str], *, death_signal: int = signal.SIGKILL, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
     """``subprocess.run`` of a child that gets ``death_signal`` when its parent dies."""
     return subprocess.run(args, preexec_fn=die_with_parent(death_signal), **kwargs)
+
+
+def started(pid: int) -> float | None:
+    """When a process started, in a value fixed for its life (None: no such process, or a zombie), so a
+    reused pid is told apart. On Linux the clock ticks since boot from /proc (psutil's create_time adds
+    the boot time, which moves when the wall clock is stepped); elsewhere psutil's create_time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        if Path("/proc/self/stat").exists():
+            return None
+        try:
+            proc = psutil.Process(pid)
+            return None if proc.status() == psutil.STATUS_ZOMBIE else proc.create_time()
+        except psutil.NoSuchProcess:
+            return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return None if fields[0] in ("Z", "X") else float(fields[19])

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import psutil
 
+from resources.runtime.processes import started
+
 ROOT_ENV = "MOVIEGEN_SCRATCH_DIR"
 MARKER = ".owner"
 
@@ -61,31 +63,13 @@ def short_scratch_root() -> Path:
     return root if len(str(root)) <= SHORT_ROOT_CHARS else Path("/tmp") / f"mg-{os.getuid()}"
 
 
-def _started(pid: int) -> float | None:
-    """When a process started, in a value fixed for its life (None: no such process, or a zombie). On
-    Linux the clock ticks since boot from /proc (psutil's create_time adds the boot time, which moves
-    when the wall clock is stepped); elsewhere psutil's create_time."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        if Path("/proc/self/stat").exists():
-            return None
-        try:
-            proc = psutil.Process(pid)
-            return None if proc.status() == psutil.STATUS_ZOMBIE else proc.create_time()
-        except psutil.NoSuchProcess:
-            return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    return None if fields[0] in ("Z", "X") else float(fields[19])
-
-
 def _owner() -> tuple[int, float]:
     global _me
     pid = os.getpid()
     if _me is None or _me[0] != pid:
-        started = _started(pid)
-        assert started is not None
-        _me = (pid, started)
+        start = started(pid)
+        assert start is not None
+        _me = (pid, start)
     return _me
 
 
@@ -101,7 +85,7 @@ def _ensure_root(root: Path) -> Path:
 def new_scratch_dir(prefix: str, root: Path | None = None) -> Path:
     """A new empty folder for this process (like ``tempfile.mkdtemp``) in ``root`` (default: the scratch
     root); the caller removes it with ``remove_scratch_dir``."""
-    pid, started = _owner()
+    pid, start = _owner()
     root = root or scratch_root()
     _sweep_once(root)
     for _ in range(1000):
@@ -113,7 +97,7 @@ def new_scratch_dir(prefix: str, root: Path | None = None) -> Path:
         except FileNotFoundError:  # another process removed the empty root meanwhile: make it again
             continue
         try:
-            (path / MARKER).write_text(f"{pid} {started!r}\n")
+            (path / MARKER).write_text(f"{pid} {start!r}\n")
         except OSError as e:  # e.g. a full disk: no folder without its marker is left (sweep keeps those)
             remove_scratch_dir(path)
             e.filename = e.filename or str(path / MARKER)  # a write's error names no file (see runtime/disk.py)
@@ -170,12 +154,12 @@ def _owner_alive(folder: Path, pid: int) -> bool:
     if recorded_pid != pid:
         return True  # not a marker moviegen wrote for this folder
     try:
-        started = _started(pid)
+        start = started(pid)
     except (OSError, psutil.Error):
         return True  # cannot tell: keep it
-    if started is None:
+    if start is None:
         return False
-    return recorded == started  # otherwise the pid was reused: the owner is gone
+    return recorded == start  # otherwise the pid was reused: the owner is gone
 
 
 def _kill_leftovers(folders: list[Path]) -> list[int]:

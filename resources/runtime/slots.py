@@ -13,8 +13,12 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # The priority of the work the current task does (higher first); set per node by the build engine.
 PRIORITY: ContextVar[float] = ContextVar("moviegen_priority", default=0.0)
@@ -105,3 +109,11 @@ class Slots:
         return {"name": self.name, "capacity_first": capacities[0], "capacity_min": min(capacities),
                 "capacity_max": max(capacities), "peak_in_use": self.peak,
                 "mean_in_use": round(busy / span, 3) if span > 0 else 0.0, "changes": len(self.history) - 1}
+
+
+async def local_work(slots: Slots | asyncio.Semaphore | None, fn: Callable[..., T], *args: Any) -> T:
+    """Run CPU-heavy work in a thread, within the machine's local-work slots (None: at once)."""
+    if slots is None:
+        return await asyncio.to_thread(fn, *args)
+    async with slots:
+        return await asyncio.to_thread(fn, *args)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import queue
 import re
+import signal
 import sqlite3
 import subprocess
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import IO, Any
@@ -284,6 +286,56 @@ def test_two_movies_at_once_never_overshoot_the_daily_cap(home: Path, tmp_path: 
         assert figures["max_overshoot_usd"] == 0
         # Estimates equal prices here, so the cap is reached exactly: 7 images, no more, no fewer.
         assert sum(requests.values()) == allowed and spent == pytest.approx(cap)
+
+
+def test_a_kill_during_calls_in_flight_and_throttled_leaves_only_the_real_answers_in_the_budget(
+        home: Path, tmp_path: Path) -> None:
+    """A generation under a movie cap of exactly its 6 pictures, OpenAI throttled to 2 calls in flight, is
+    killed when 2 pictures were answered, 2 are in flight at the server and 2 wait for the throttle:
+    all 6 reserved. The next generate releases the dead generation's 4 open reservations (their answers
+    never arrived), so the cap has room for exactly the 4 pictures it still needs, and spends them."""
+    price = image_price()
+    with FakeOpenAI() as server:
+        env = openai_env(home, server, MOVIEGEN_OPENAI_MAX_IN_FLIGHT="2", MOVIEGEN_MOVIE_BUDGET_USD=f"{N_IMAGES * price:.6f}")
+        cli_env = {k: v for k, v in env.items() if k.startswith(("MOVIEGEN_", "OPENAI_"))}
+        assert moviegen(home, cli_env, "new", str(request_file(tmp_path, "k")), "--id", "k").returncode == 0
+        server.hold_after[IMAGES] = 2  # two pictures are answered; the next ones stay in flight at the server
+        proc = subprocess.Popen([str(BIN / "moviegen"), "generate", "k", "--quiet"], cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ledger = home / "limits" / "budget.sqlite"
+
+        def entries() -> list[tuple[str, int | None]]:
+            if not ledger.exists():
+                return []
+            with sqlite3.connect(ledger) as conn:
+                return conn.execute(f"select node, actual_micros from {TABLE}").fetchall()
+
+        try:
+            assert server.wait_until(lambda: len(server.answered(IMAGES)) == 2 and len(server.calls(IMAGES)) == 4)
+            deadline = time.monotonic() + 120
+            while not (len(rows := entries()) == N_IMAGES and sum(a is not None for _, a in rows) == 2):
+                assert proc.poll() is None and time.monotonic() < deadline, f"the ledger never held 6 reservations: {rows}"
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait(30)
+            server.release.set()
+        answered = {shot for _, shot in tagged(server)[:2]}
+        assert SqliteLedger(ledger).spent(movie="k") == pytest.approx(N_IMAGES * price)  # the cap looks used up
+
+        proc2 = moviegen(home, cli_env, "generate", "k", "--json", "--quiet")
+        assert proc2.returncode == 0, proc2.stdout[-2000:] + proc2.stderr[-3000:]
+        out = json.loads(proc2.stdout)
+        assert out["failed"] == [] and out["provider_calls"]["TextToImageProducer"] == N_IMAGES - 2
+        asked_again = shots(server, 4)
+        assert len(asked_again) == N_IMAGES - 2 and not set(asked_again) & answered  # what was answered is not bought again
+        assert out["budget"] == [{"scope": "movie:k", "limit_usd": round(N_IMAGES * price, 6), "spent_usd": round(N_IMAGES * price, 6),
+                                  "remaining_usd": 0.0, "period": "all time"}]
+        with sqlite3.connect(ledger) as conn:
+            rows = conn.execute(f"select actual_micros from {TABLE} order by reserved_at").fetchall()
+        settled = sorted(a / MICROS for (a,) in rows)
+        assert settled == pytest.approx([0.0] * 4 + [price] * N_IMAGES)  # the dead generation's 4 released
+        assert SqliteLedger(ledger).unsettled() == []
 
 
 def test_missing_key_is_found_before_any_request(home: Path, tmp_path: Path) -> None:

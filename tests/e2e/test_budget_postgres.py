@@ -57,8 +57,13 @@ def test_reserve_and_settle_on_postgres(pg: postgres.Postgres, monkeypatch: pyte
     assert ledger.spent() == pytest.approx(0.04) and ledger.totals() == pytest.approx({"openai": 0.04})
     assert ledger.per_movie() == pytest.approx({"m": 0.04})
     assert [u.reservation for u in ledger.unsettled()] == [made[2]]
+    assert ledger.settle_orphans() == []  # this process still runs: its call is in flight
+    with psycopg2.connect(pg.url.replace("postgresql+psycopg2", "postgresql")) as conn, conn.cursor() as cur:
+        cur.execute(f"update {TABLE} set owner = %s where id = %s", ("another-host:12:345.0 run r1", made[2].id))
+    settled = ledger.settle_orphans(gone=lambda owner: owner.run == "r1")  # another machine's, its run ended
+    assert [(u.reservation, cost) for u, cost in settled] == [(made[2], 0.0)] and ledger.unsettled() == []
     ledger.close()
-    assert PgLedger(pg.url).spent(movie="m") == pytest.approx(0.04)  # a fresh connection sees the same
+    assert PgLedger(pg.url).spent(movie="m") == pytest.approx(0.01)  # a fresh connection sees the same
 
 
 def test_the_cap_holds_across_processes_on_postgres(pg: postgres.Postgres, tmp_path: Path) -> None:

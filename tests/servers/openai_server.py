@@ -10,6 +10,7 @@ malformed answers: a 200 whose body is the normal answer damaged (``Malformed``)
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email.parser
 import email.policy
 import io
@@ -107,6 +108,7 @@ class FakeOpenAI(LoopbackServer):
 
     def __init__(self, chat_answer: Callable[[dict[str, Any]], Any] | None = None):
         self.requests: list[Recorded] = []
+        self.sent: list[Recorded] = []  # each request whose answer was written back, when it was
         self.script: dict[str, deque[Scripted | Malformed]] = defaultdict(deque)
         self.chat_answer = chat_answer
         self.rules: list[tuple[str, Callable[[dict[str, Any]], bool], Scripted | Malformed]] = []
@@ -144,10 +146,14 @@ class FakeOpenAI(LoopbackServer):
     def calls(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
 
+    def answered(self, path: str) -> list[Recorded]:
+        """The requests to ``path`` whose (normal) answer the server has sent, in the order it sent them."""
+        return [r for r in self.sent if r.path == path]
+
     def wait_until(self, condition: Callable[[], bool], timeout_s: float = 120.0) -> bool:
-        """Wait until ``condition()`` holds, checked again each time a request arrives (False when
-        ``timeout_s`` passes first): with ``hold_after`` and ``release``, a test proceeds on the
-        requests it expects, not on time."""
+        """Wait until ``condition()`` holds, checked again each time a request arrives or an answer is
+        sent (False when ``timeout_s`` passes first): with ``hold_after`` and ``release``, a test
+        proceeds on the requests and answers it expects, not on time."""
         with self._in_flight_changed:
             return self._in_flight_changed.wait_for(condition, timeout_s)
 
@@ -199,8 +205,9 @@ class FakeOpenAI(LoopbackServer):
                 raw = self.rfile.read(length) if length else b"{}"
                 content_type = self.headers.get("content-type", "")
                 body = form_fields(content_type, raw) if content_type.startswith("multipart/form-data") else json.loads(raw or b"{}")
+                recorded = Recorded(self.path, body, dict(self.headers), time.time())
                 with server._lock:
-                    server.requests.append(Recorded(self.path, body, dict(self.headers), time.time()))
+                    server.requests.append(recorded)
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     server.path_in_flight[self.path] += 1
@@ -247,6 +254,12 @@ class FakeOpenAI(LoopbackServer):
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+                self.wfile.flush()
+                if scripted is None and status == 200:
+                    with server._lock:
+                        server.sent.append(dataclasses.replace(recorded, at=time.time()))
+                    with server._in_flight_changed:
+                        server._in_flight_changed.notify_all()
 
         return Handler
 

@@ -3,8 +3,10 @@ threads and processes (SQLite here; tests/e2e/test_budget_postgres.py runs the s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
+import os
 import random
 import socket
 import sqlite3
@@ -18,20 +20,28 @@ from typing import Any
 
 import pytest
 
+from movie_assets.builder.budget import settle_orphans
+from movie_assets.builder.cache import keep_answer
+from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.errors import OverBudget
 from movie_assets.domain.plan import Plan
+from movie_assets.movie_files.layout import answer_path
 from movie_assets.orchestration.generation import check_plan
+from resources.providers.base import Answer, CallInfo
 from resources.runtime.budget import (
     MICROS,
     TABLE,
     BudgetExceeded,
     Cap,
     Ledger,
+    Owner,
     PgLedger,
     SqliteLedger,
     day_start,
     make_ledger,
+    this_process,
 )
+from resources.storage import ArtifactStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -155,22 +165,72 @@ def test_settling_below_the_estimate_frees_the_difference(tmp_path: Path) -> Non
     assert ledger.spent() == pytest.approx(0.13)
 
 
-def test_a_dead_process_reservation_keeps_counting_until_settled(tmp_path: Path) -> None:
-    code = ("import os, sys; from pathlib import Path; from resources.runtime.budget import SqliteLedger; "
-            "SqliteLedger(Path(sys.argv[1])).reserve(movie='m', provider='replicate', model='minimax/video-01', "
-            "node='text_to_video_clip|m|03', estimate_usd=0.5, caps=[]); print(os.getpid(), flush=True); os._exit(9)")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "budget.sqlite")], cwd=REPO, capture_output=True,
+DEAD = ("import os, sys; from pathlib import Path; from resources.runtime.budget import SqliteLedger; "
+        "ledger = SqliteLedger(Path(sys.argv[1])); "
+        "[ledger.reserve(movie='m', provider='replicate', model='minimax/video-01', node=f'text_to_video_clip|m|0{i}', "
+        "estimate_usd=0.5, caps=[], run='run-1') for i in range(3)]; print(os.getpid(), flush=True); os._exit(9)")
+
+
+def test_a_dead_process_reservation_counts_until_settled_or_released(tmp_path: Path) -> None:
+    """A process killed with three calls reserved (one whose answer was kept, two in flight or waiting):
+    they count at their estimates until ``settle_orphans`` finds the process gone, then the answered one
+    at what it cost and the others at 0. A live process's reservations (this one's) are never touched."""
+    proc = subprocess.run([sys.executable, "-c", DEAD, str(tmp_path / "budget.sqlite")], cwd=REPO, capture_output=True,
                           text=True)
     assert proc.returncode == 9, proc.stderr  # died without settling
     ledger = _ledger(tmp_path)
-    [left] = ledger.unsettled()
-    assert left.reservation.node == "text_to_video_clip|m|03" and left.reservation.estimate_usd == 0.5
-    assert left.owner == f"{socket.gethostname()}:{proc.stdout.strip()}"
-    assert ledger.spent(movie="m") == 0.5  # counted at its estimate: the call may have been charged
+    mine = _reserve(ledger, 0.25, [])
+    left = [u for u in ledger.unsettled() if u.reservation != mine]
+    assert [u.reservation.node for u in left] == [f"text_to_video_clip|m|0{i}" for i in range(3)]
+    owner = Owner.parse(left[0].owner)
+    assert owner is not None and (owner.host, owner.pid, owner.run) == (socket.gethostname(), int(proc.stdout), "run-1")
+    assert owner.start is not None and owner.gone() is True
+    assert this_process().gone() is False
+    assert ledger.spent(movie="m") == 1.75  # counted at their estimates: the calls may have been charged
     with pytest.raises(BudgetExceeded):
-        _reserve(ledger, 0.6, [Cap("movie:m", 1.0)])
-    ledger.settle(left.reservation, 0.0)  # the user learned the call was never charged
-    _reserve(ledger, 0.6, [Cap("movie:m", 1.0)])
+        _reserve(ledger, 0.6, [Cap("movie:m", 2.0)])
+
+    answered = {left[1].reservation.id: 0.42}
+    settled = ledger.settle_orphans(lambda r: answered.get(r.id))
+    assert sorted((u.reservation.node, cost) for u, cost in settled) == [
+        ("text_to_video_clip|m|00", 0.0), ("text_to_video_clip|m|01", 0.42), ("text_to_video_clip|m|02", 0.0)]
+    assert [u.reservation for u in ledger.unsettled()] == [mine]  # this process still runs: its call is in flight
+    assert ledger.spent(movie="m") == pytest.approx(0.25 + 0.42)
+    assert ledger.settle_orphans() == []  # nothing left to settle; another process running it finds the same
+    _reserve(ledger, 0.6, [Cap("movie:m", 2.0)])
+
+
+def test_who_owns_a_reservation_and_whether_it_is_gone() -> None:
+    me = this_process("r1")
+    assert Owner.parse(str(me)) == me and str(me).endswith(" run r1")
+    assert me.gone() is False
+    reused = dataclasses.replace(me, start=(me.start or 0) + 1)  # the pid of a process that ended, since reused
+    assert reused.gone() is True
+    legacy = Owner.parse(f"{socket.gethostname()}:{os.getpid()}")  # written before start times were kept
+    assert legacy is not None and legacy.start is None and legacy.gone() is False  # the pid runs: maybe it
+    elsewhere = Owner.parse("another-host:12:345.0 run r2")
+    assert elsewhere == Owner("another-host", 12, 345.0, "r2") and elsewhere.gone() is None  # cannot tell here
+    assert Owner.parse("not an owner") is None
+
+
+def test_orphans_of_another_machine_are_settled_when_their_run_ended(tmp_path: Path) -> None:
+    """Another machine's process cannot be looked up here: its reservations are settled once the run they
+    built for has ended, a call whose answer the build cache kept at what it cost (the process died
+    between keeping the answer and settling), every other at 0."""
+    ledger, store = _ledger(tmp_path), ArtifactStore(root=str(tmp_path / "artifacts"))
+    entries = {}
+    for run in ("ended", "ended-answered", "running", ""):
+        entries[run] = _reserve(ledger, 0.1, [])
+        with sqlite3.connect(tmp_path / "budget.sqlite") as conn:  # as another machine's process wrote it
+            conn.execute(f"update {TABLE} set owner = ? where id = ?", (f"another-host:12:345.0{' run ' + run if run else ''}",
+                                                                         entries[run].id))
+    key = NodeKey("segment_image", 0, 0)
+    keep_answer(store, answer_path("m", key.asset, key.partition_suffix, "k"), key,
+                Answer((b"the picture",), CallInfo("openai", "gpt-image-1", 1.0, 0.063)), entries["ended-answered"].id)
+    settled = settle_orphans(ledger, store, run_ended=lambda run: run.startswith("ended"))
+    assert sorted((Owner.parse(u.owner).run, cost) for u, cost in settled) == [  # type: ignore[union-attr]
+        ("ended", 0.0), ("ended-answered", 0.063)]
+    assert [Owner.parse(u.owner).run for u in ledger.unsettled()] == ["running", ""]  # type: ignore[union-attr]
 
 
 def test_make_ledger_follows_the_limits_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

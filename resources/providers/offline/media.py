@@ -45,7 +45,7 @@ from resources.providers.base import (
 )
 from resources.providers.offline import text as offline_text
 from resources.runtime.media import jpeg_preview, run_ffmpeg, wav_bytes, wav_duration_ms, wav_to_mp3
-from resources.runtime.slots import Slots
+from resources.runtime.slots import Slots, local_work
 
 OFFLINE = "offline"
 
@@ -68,10 +68,7 @@ class _Offline:
 
     async def _local(self, fn: Any, *args: Any) -> Any:
         """Run CPU-heavy work in a thread, within the machine's local-work slots."""
-        if self.local_slots is None:
-            return await asyncio.to_thread(fn, *args)
-        async with self.local_slots:
-            return await asyncio.to_thread(fn, *args)
+        return await local_work(self.local_slots, fn, *args)
 
     async def _finish(self, started: float) -> float:
         await simulate_latency(started, self.latency_s)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 from movie_assets.domain.blueprint import ProviderKind
 from resources.providers.answers import check_media, decode_base64, download, one_line, unreadable
 from resources.providers.base import (
+    Answer,
     CallInfo,
     ErrorCategory,
     ImageProvider,
@@ -36,6 +37,7 @@ from resources.providers.base import (
     ProviderError,
     SpeechProvider,
     TextResult,
+    answered,
 )
 from resources.providers.catalog import PROVIDER_MODELS
 from resources.providers.openai.catalog import (
@@ -52,6 +54,7 @@ from resources.runtime.limits import Throttle, held
 from resources.runtime.media import BadMedia, check_mp3, fit_to_frame, sniff
 from resources.runtime.retry import RetryPolicy, Verdict, wait_hint, with_retries
 from resources.runtime.secrets import register_secret
+from resources.runtime.slots import Slots
 
 PROVIDER = "openai"
 WHO = "OpenAI"  # the provider, as messages name it
@@ -230,8 +233,9 @@ class OpenAIImages(ImageProvider, ModelParams):
     default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.images]
     decided = frozenset({"model", "prompt", "size", "n", "response_format", "image"})
 
-    def __init__(self, session: OpenAISession, model: str | None = None, params: dict[str, Any] | None = None):
-        super().__init__(session, model, params)
+    def __init__(self, session: OpenAISession, model: str | None = None, params: dict[str, Any] | None = None,
+                 local: Slots | asyncio.Semaphore | None = None):
+        super().__init__(session, model, params, local)
         if self.model not in IMAGE_SIZES:
             raise ProviderError(f"unknown OpenAI image model {self.model!r}; allowed: {', '.join(IMAGE_SIZES)}",
                                 provider=PROVIDER, category=ErrorCategory.configuration)
@@ -258,25 +262,29 @@ class OpenAIImages(ImageProvider, ModelParams):
             decided["image"] = [(f"reference-{k}.png", data, "image/png") for k, data in enumerate(references)]
         kwargs = self._merge({}, decided)
         images = self.session.client.images.with_raw_response
-        response, trace = await self.session.call(images.edit if used else images.generate, **kwargs)
-        result = parsed(response, ImagesResponse)
-        try:
-            item = result.data[0]  # type: ignore[index]
-            b64, url = item.b64_json, item.url
-        except (TypeError, IndexError, AttributeError):
-            raise MalformedAnswer(f"{WHO} answered without an image (no data)", provider=PROVIDER) from None
-        if b64 or not url:
-            raw = decode_base64(b64, WHO, "image", PROVIDER)
-        else:
-            raw = await download(url, WHO, "image", PROVIDER, self.session.timeout_s)
-        await asyncio.to_thread(check_media, raw, "image", WHO, PROVIDER)
-        png = await asyncio.to_thread(fit_to_frame, raw, width, height)
-        call = CallInfo(PROVIDER, self.model, trace.latency_s, openai_image_usd(self.model, size, self.params),
-                        response.headers.get("x-request-id"), trace.retries)
+
+        async def ask() -> Answer:
+            response, trace = await self.session.call(images.edit if used else images.generate, **kwargs)
+            result = parsed(response, ImagesResponse)
+            try:
+                item = result.data[0]  # type: ignore[index]
+                b64, url = item.b64_json, item.url
+            except (TypeError, IndexError, AttributeError):
+                raise MalformedAnswer(f"{WHO} answered without an image (no data)", provider=PROVIDER) from None
+            if b64 or not url:
+                raw = decode_base64(b64, WHO, "image", PROVIDER)
+            else:
+                raw = await download(url, WHO, "image", PROVIDER, self.session.timeout_s)
+            await asyncio.to_thread(check_media, raw, "image", WHO, PROVIDER)  # never keep an answer that is no picture
+            return Answer((raw,), CallInfo(PROVIDER, self.model, trace.latency_s, openai_image_usd(self.model, size, self.params),
+                                           response.headers.get("x-request-id"), trace.retries))
+
+        answer = await answered(ask)  # kept before it waits for a local slot
+        png = await self._local(fit_to_frame, answer.files[0], width, height)
         extra: dict[str, Any] = {"provider_size": size}
         if references:
             extra["references"] = len(references) if used else f"not taken by {self.model}"
-        return Media(png, "png", "image/png", call, width=width, height=height, extra=extra)
+        return Media(png, "png", "image/png", answer.call, width=width, height=height, extra=extra)
 
 
 class OpenAISpeech(SpeechProvider, ModelParams):
@@ -300,12 +308,17 @@ class OpenAISpeech(SpeechProvider, ModelParams):
         if emotion and self.model not in ("tts-1", "tts-1-hd"):
             defaults["instructions"] = f"Speak with a {emotion} tone."
         kwargs = self._merge(defaults, {"model": self.model, "voice": voice, "input": text, "response_format": "mp3"})
-        response, trace = await self.session.call(self.session.client.audio.speech.with_raw_response.create, **kwargs)
-        audio = response.content
-        try:
-            duration = check_mp3(audio)  # asked for MP3 (response_format is decided, not configurable)
-        except BadMedia as e:
-            raise unreadable(WHO, "audio", str(e), PROVIDER) from None
-        cost = len(text) / 1000 * OPENAI_SPEECH_PRICE_PER_1K_CHARS.get(self.model, 0.0)
-        call = CallInfo(PROVIDER, self.model, trace.latency_s, round(cost, 6), response.headers.get("x-request-id"), trace.retries)
-        return Media(audio, "mp3", "audio/mpeg", call, duration_ms=duration, extra={"voice": voice})
+
+        async def ask() -> Answer:
+            response, trace = await self.session.call(self.session.client.audio.speech.with_raw_response.create, **kwargs)
+            try:
+                check_mp3(response.content)  # asked for MP3 (response_format is decided, not configurable)
+            except BadMedia as e:
+                raise unreadable(WHO, "audio", str(e), PROVIDER) from None
+            cost = len(text) / 1000 * OPENAI_SPEECH_PRICE_PER_1K_CHARS.get(self.model, 0.0)
+            return Answer((response.content,), CallInfo(PROVIDER, self.model, trace.latency_s, round(cost, 6),
+                                                        response.headers.get("x-request-id"), trace.retries))
+
+        answer = await answered(ask)
+        audio = answer.files[0]
+        return Media(audio, "mp3", "audio/mpeg", answer.call, duration_ms=check_mp3(audio), extra={"voice": voice})

@@ -27,6 +27,7 @@ from replicate.exceptions import ReplicateError
 from movie_assets.domain.blueprint import ProviderKind
 from resources.providers.answers import check_media, download, one_line
 from resources.providers.base import (
+    Answer,
     CallInfo,
     ErrorCategory,
     ImageProvider,
@@ -37,6 +38,7 @@ from resources.providers.base import (
     ProviderError,
     SpeechProvider,
     VideoProvider,
+    answered,
 )
 from resources.providers.catalog import PROVIDER_MODELS
 from resources.providers.replicate.catalog import REPLICATE_PRICES
@@ -107,9 +109,9 @@ class ReplicateSession:
             kwargs["base_url"] = self.base_url
         self.client = replicate.Client(**kwargs)
 
-    async def predict(self, model: str, input: dict[str, Any], kind: str) -> tuple[list[bytes], CallInfo]:
-        """Create a prediction, wait for it, download its outputs and check that each is a readable
-        ``kind`` ("image", "audio", "video"). Returns (files, call info)."""
+    async def predict(self, model: str, input: dict[str, Any], kind: str) -> Answer:
+        """Create a prediction, wait for it, download its outputs and check that each is a readable ``kind``
+        ("image", "audio", "video"): its answer, to keep (``answered``)."""
         started = time.monotonic()
 
         async def create() -> Any:
@@ -158,7 +160,7 @@ class ReplicateSession:
         for data in files:
             await asyncio.to_thread(check_media, data, kind, who, PROVIDER)
         call = CallInfo(PROVIDER, model, time.monotonic() - started, REPLICATE_PRICES.get(model, 0.0), prediction.id, retries)
-        return files, call
+        return Answer(tuple(files), call)
 
 
 def _map_error(e: ReplicateError, model: str, retries: int) -> ProviderError:
@@ -211,12 +213,12 @@ class ReplicateImages(ImageProvider, ModelParams):
         """``seed``: the take; flux takes it as its ``seed`` (take 0 sends none, as before takes). flux-schnell
         takes no reference images: ``references`` are not sent (``extra["references"]`` says so)."""
         aspect = self.preflight(width, height)
-        files, call = await self.session.predict(self.model, self._merge(
-            {"output_format": "png"}, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect, "num_outputs": 1,
-                                       **({"seed": seed} if seed else {})}), "image")
-        png = await asyncio.to_thread(fit_to_frame, files[0], width, height)
+        inputs = self._merge({"output_format": "png"}, {"prompt": f"{prompt}. Style: {style}.", "aspect_ratio": aspect, "num_outputs": 1,
+                                                       **({"seed": seed} if seed else {})})
+        answer = await answered(lambda: self.session.predict(self.model, inputs, "image"))
+        png = await self._local(fit_to_frame, answer.files[0], width, height)
         extra: dict[str, Any] = {"aspect_ratio": aspect, **({"references": f"not taken by {self.model}"} if references else {})}
-        return Media(png, "png", "image/png", call, width=width, height=height, extra=extra)
+        return Media(png, "png", "image/png", answer.call, width=width, height=height, extra=extra)
 
 
 class ReplicateVideo(VideoProvider, ModelParams):
@@ -225,9 +227,9 @@ class ReplicateVideo(VideoProvider, ModelParams):
     decided = frozenset({"prompt", "first_frame_image"})
 
     async def _clip(self, input: dict[str, Any], width: int, height: int, seconds: int) -> Media:
-        files, call = await self.session.predict(self.model, input, "video")
-        mp4 = await asyncio.to_thread(conform_video, files[0], width, height, seconds)
-        return Media(mp4, "mp4", "video/mp4", call, width=width, height=height, duration_ms=seconds * 1000)
+        answer = await answered(lambda: self.session.predict(self.model, input, "video"))
+        mp4 = await self._local(conform_video, answer.files[0], width, height, seconds)
+        return Media(mp4, "mp4", "video/mp4", answer.call, width=width, height=height, duration_ms=seconds * 1000)
 
     # minimax/video-01 has no seed input: a new take (``seed``) is simply a new call.
     async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str,
@@ -249,11 +251,11 @@ class ReplicateMusic(MusicProvider, ModelParams):
 
     async def generate(self, prompt: str, *, seconds: int, seed: int = 0) -> Media:
         """``seed``: the take; musicgen takes it as its ``seed`` (take 0 sends none, as before takes)."""
-        files, call = await self.session.predict(self.model, self._merge(
-            {"output_format": "mp3", "model_version": "stereo-melody-large"},
-            {"prompt": prompt, "duration": min(seconds, 30), **({"seed": seed} if seed else {})}), "audio")
-        mp3 = await asyncio.to_thread(conform_audio, files[0], seconds)
-        return Media(mp3, "mp3", "audio/mpeg", call, duration_ms=seconds * 1000)
+        inputs = self._merge({"output_format": "mp3", "model_version": "stereo-melody-large"},
+                            {"prompt": prompt, "duration": min(seconds, 30), **({"seed": seed} if seed else {})})
+        answer = await answered(lambda: self.session.predict(self.model, inputs, "audio"))
+        mp3 = await self._local(conform_audio, answer.files[0], seconds)
+        return Media(mp3, "mp3", "audio/mpeg", answer.call, duration_ms=seconds * 1000)
 
 
 class ReplicateSpeech(SpeechProvider, ModelParams):
@@ -269,7 +271,8 @@ class ReplicateSpeech(SpeechProvider, ModelParams):
                          seed: int = 0) -> Media:
         """kokoro has no seed input: a new take (``seed``) is a new call, which it may answer identically."""
         voice = self.preflight(text, voice_id, language)
-        files, call = await self.session.predict(self.model, self._merge({"speed": 1.0}, {"text": text, "voice": voice}), "audio")
-        mp3 = await asyncio.to_thread(lambda: run_ffmpeg(["-i", "in.audio", "-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "128k"],
-                                                         {"in.audio": files[0]}, "out.mp3"))
-        return Media(mp3, "mp3", "audio/mpeg", call, duration_ms=mp3_duration_ms(mp3), extra={"voice": voice})
+        inputs = self._merge({"speed": 1.0}, {"text": text, "voice": voice})
+        answer = await answered(lambda: self.session.predict(self.model, inputs, "audio"))
+        mp3 = await self._local(run_ffmpeg, ["-i", "in.audio", "-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "128k"],
+                                {"in.audio": answer.files[0]}, "out.mp3")
+        return Media(mp3, "mp3", "audio/mpeg", answer.call, duration_ms=mp3_duration_ms(mp3), extra={"voice": voice})
