@@ -209,7 +209,7 @@ class Generation:
         settle_orphaned_calls(self.instance, self.store)  # before the plan reads what the caps have left
         self.opened = open_movie(self.instance, self.store, self.movie, self.render, self.verify, self.settings, self.known)
         # The segment keys the build's partitions need (a movie registered before they existed has none yet).
-        add_segment_keys(self.instance, self.opened.request)
+        add_segment_keys(self.instance, self.opened.request, self.opened.blueprint.nodes)
         self.plan = plan_of(self.opened, self.store, self.budget_usd)
         return self.plan
 

@@ -6,10 +6,11 @@ partitions that read a changed input as stale."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import dagster as dg
 
-from movie_assets.domain.blueprint import INPUTS, Level, expand
+from movie_assets.domain.blueprint import INPUTS, Level, NodeKey, expand
 from movie_assets.domain.inputs import INPUT_NAMES, input_values, value_version
 from movie_assets.domain.request import MovieRequest, RequestError, topic_of, validate_movie_id
 from movie_assets.movie_files.layout import tombstone_path
@@ -88,9 +89,10 @@ def observe_inputs(instance: dg.DagsterInstance, movie: str, request: MovieReque
     return count
 
 
-def add_segment_keys(instance: dg.DagsterInstance, request: MovieRequest) -> None:
-    """Add the segment keys this request's partitions need (the sets only grow: another movie may use a key)."""
-    for name, keys in segment_keys(expand(request, render=True).nodes).items():
+def add_segment_keys(instance: dg.DagsterInstance, request: MovieRequest, nodes: Iterable[NodeKey] | None = None) -> None:
+    """Add the segment keys this request's partitions need (``nodes``: its expanded blueprint's, when the
+    caller has it); the sets only grow: another movie may use a key."""
+    for name, keys in segment_keys(expand(request, render=True).nodes if nodes is None else nodes).items():
         missing = sorted(keys - set(instance.get_dynamic_partitions(name)))
         if missing:
             instance.add_dynamic_partitions(name, missing)

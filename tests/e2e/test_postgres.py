@@ -70,8 +70,10 @@ def test_production_configuration_generates_on_postgres_and_s3(tmp_path: Path, p
         assert cur.fetchone() == (3, 3), _run_statuses(pg)
         cur.execute("select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION'")
         materializations = cur.fetchone()[0]
-        cur.execute("select partition from dynamic_partitions order by partition")
+        cur.execute("select partition from dynamic_partitions where partitions_def_name = 'movies' order by partition")
         assert [r[0] for r in cur.fetchall()] == ["cw", "rivers"]
+        cur.execute("select distinct partitions_def_name from dynamic_partitions order by 1")
+        assert {"movies", "segments"} <= {r[0] for r in cur.fetchall()}  # and the segment sets of the movies' modes
     assert materializations >= 25 + 3  # the first movie, then the edited image, its segment and the timeline
     assert not list(home.rglob("*.db"))
     # Compute logs went to S3 too.
