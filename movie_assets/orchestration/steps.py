@@ -230,6 +230,11 @@ def _max_id(instance: dg.DagsterInstance) -> int:
     return instance.event_log_storage.get_maximum_record_id() or 0
 
 
+def _segment_images(blueprint: Blueprint, asset: str, segment: int | None) -> set[NodeKey]:
+    """The images of an image asset in one segment: the nodes of its Dagster partition."""
+    return {k for k in blueprint.nodes if k.asset == asset and k.segment == segment and k.image is not None}
+
+
 class ImageGroups:
     """A segment's images are one Dagster partition of an image asset. Built images wait here until every
     image of the segment that the run builds is done (built, failed or not rebuilt), then go out as one
@@ -264,7 +269,7 @@ class ImageGroups:
         return [g for g, waiting in self.waiting.items() if waiting and g in self.built]
 
     def members(self, group: tuple[str, int]) -> set[NodeKey]:
-        return {k for k in self.opened.blueprint.nodes if (k.asset, k.segment) == group}
+        return _segment_images(self.opened.blueprint, *group)
 
     def materialization(self, group: tuple[str, int], cursor: int) -> dg.AssetMaterialization:
         asset, segment = group
@@ -533,9 +538,9 @@ def selection_events(context: dg.AssetExecutionContext, movie: str, selected: se
     with generation_lock(context.instance, movie, GENERATION_WAIT_S, run_id=context.run.run_id):
         opened = open_movie(context.instance, store, movie, settings=settings)
         # An image asset's partition is a segment: all its images.
-        selected = {n for k in selected for n in ([m for m in opened.blueprint.nodes if (m.asset, m.segment) == (k.asset, k.segment)
-                                                   and m.image is not None] if k.image is None and k.level is Level.image else [])
-                    or [k]}
+        selected = {n for k in selected for n in
+                    ((_segment_images(opened.blueprint, k.asset, k.segment) if k.level is Level.image and k.image is None
+                      else set()) or {k})}
         unknown = sorted(k for k in selected if k not in opened.blueprint.nodes)
         known = selected - set(unknown)
         if not known:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,8 +68,6 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
 
 
 def _start_media(home: Path, media_url: str) -> Any:
-    import subprocess  # noqa: PLC0415
-
     proc = subprocess.Popen([str(BIN / "moviegen"), "media"], cwd=REPO, start_new_session=True,
                             env={**clean_env(), "DAGSTER_HOME": str(home), "MOVIEGEN_MEDIA_URL": media_url},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
