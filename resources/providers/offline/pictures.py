@@ -563,7 +563,7 @@ def _sky(c: _Canvas, time: str, horizon: float) -> Colour:
         "day": (_mix(p.mid, p.paper, 0.45), _mix(p.paper, p.accent, 0.12)),
         "dusk": (_mix(p.ink, p.mid, 0.35), _mix(p.accent, p.paper, 0.3)),
         "dawn": (_mix(p.mid, p.paper, 0.25), _mix(p.accent, p.paper, 0.6)),
-        "night": (p.ink, _mix(p.ink, p.mid, 0.55)),
+        "night": (p.ink, _mix(p.mid, p.light, 0.6)),  # a moonlit glow at the horizon
         "overcast": (_mix(p.mid, p.light, 0.4), _mix(p.light, p.paper, 0.5)),
     }[time]
     c.gradient(top, low, 0, horizon)
@@ -1161,6 +1161,7 @@ _KIND_NAMES = {kind: re.compile(rf"\b(?:{words})\b", re.IGNORECASE) for kind, wo
     "diagram": r"diagrams?|flowcharts?|infographics?", "portrait": r"portraits?|headshots?", "object": r"still life",
     "landscape": r"landscapes?", "city": r"skylines?|cityscapes?", "crowd": r"crowds?"}.items()}
 KINDS = tuple(_KIND_WORDS)
+_GRAPHIC_KINDS = frozenset({"map", "timeline", "chart", "diagram"})
 
 
 def scene_kind(prompt: str, seed: int = 0) -> str:
@@ -1179,7 +1180,9 @@ def scene_kind(prompt: str, seed: int = 0) -> str:
     if len(_years(prompt)) >= 2:
         scores["timeline"] += 3
     tie = _seed("kind", prompt, seed)
-    ranked = sorted(KINDS, key=lambda k: (-scores[k], (tie >> (KINDS.index(k) * 3)) % 8))
+    # A graphic (map, chart, timeline, diagram) only where the shot's words ask for one.
+    ranked = sorted((k for k in KINDS if scores[k] > 0 or k not in _GRAPHIC_KINDS),
+                    key=lambda k: (-scores[k], (tie >> (KINDS.index(k) * 3)) % 8))
     if seed and scores[ranked[0]] - scores[ranked[1]] <= 1:
         return ranked[seed % 2]
     return ranked[0]
