@@ -754,6 +754,78 @@ def _city(c: _Canvas, time: str, text: str, side: float) -> None:
 
 
 def _crowd(c: _Canvas, time: str, text: str, side: float) -> None:
+    """People: a crowd facing the viewer, a procession along a road, or an audience before a speaker."""
+    layout = int(c.rng.integers(0, 3))
+    if re.search(r"\b(?:march\w*|soldiers?|troops|army|armies|journey|migrat\w*|refugees?|walk\w*|road)\b", text, re.IGNORECASE):
+        layout = 1
+    elif re.search(r"\b(?:speech\w*|speakers?|address|debate\w*|votes?|voters?|election\w*|rally|congress|nation|government)\b",
+                   text, re.IGNORECASE):
+        layout = 2
+    if layout == 1:
+        _procession(c, time, text, side)
+    elif layout == 2:
+        _audience(c, time, text, side)
+    else:
+        _gathering(c, time, text, side)
+
+
+def _procession(c: _Canvas, time: str, text: str, side: float) -> None:
+    """A line of people walking a road from the distance toward the viewer, a banner ahead."""
+    rng, p = c.rng, c.pal
+    horizon = c.h * rng.uniform(0.38, 0.5)
+    low = _sky(c, time, horizon)
+    _hills(c, horizon, low, 3)
+    far_x, near_x = c.w * (0.2 + 0.6 * (1 - side)), c.w * (0.2 + 0.6 * side)
+    road = _mix(low, p.light, 0.3)
+    c.draw.polygon([(far_x - c.w * 0.01, horizon + 2), (far_x + c.w * 0.01, horizon + 2), (near_x + c.w * 0.22, c.h),
+                    (near_x - c.w * 0.22, c.h)], fill=road)
+    n = int(rng.integers(9, 15))
+    for k in range(n):
+        t = (k + 1) / (n + 1)
+        y = horizon + (c.h - horizon) * t ** 1.6 + c.h * 0.05
+        x = far_x + (near_x - far_x) * t ** 1.6 + rng.uniform(-0.06, 0.06) * c.w * t
+        height = c.u * (0.05 + 0.55 * t ** 1.6)
+        colour = _mix(_mix(low, p.mid, 0.4), p.ink, 0.3 + 0.7 * t)
+        _figure(c, x, y, height, colour, int(rng.integers(0, 12)), _mix(colour, p.second, 0.3) if t > 0.7 else None)
+        if k == n // 3:
+            c.draw.line((x + height * 0.15, y - height * 0.5, x + height * 0.15, y - height * 1.6), fill=colour, width=max(1, round(height * 0.02)))
+            c.draw.rectangle((x + height * 0.15, y - height * 1.6, x + height * 0.7, y - height * 1.25), fill=p.accent)
+    for _ in range(int(rng.integers(2, 5))):
+        x = c.w * rng.uniform(0, 1)
+        if abs(x - near_x) > c.w * 0.25:
+            _tree(c, x, horizon + (c.h - horizon) * rng.uniform(0.05, 0.3), c.u * rng.uniform(0.1, 0.2), _mix(p.ink, p.dark, 0.5), 1)
+
+
+def _audience(c: _Canvas, time: str, text: str, side: float) -> None:
+    """A speaker on a platform under bunting, the audience seen from behind in the foreground."""
+    rng, p = c.rng, c.pal
+    horizon = c.h * rng.uniform(0.55, 0.65)
+    low = _sky(c, time, horizon)
+    _buildings(c, -c.w * 0.05, c.w * 1.05, horizon, c.u * 0.3, _mix(low, p.dark, 0.45), None,
+               dome=bool(re.search(r"\b(?:nation\w*|government|union|state|capitol)\b", text, re.IGNORECASE)))
+    c.draw.rectangle((0, horizon, c.w, c.h), fill=_mix(p.dark, p.mid, 0.3))
+    px = c.w * (0.3 + 0.4 * side)
+    pw, top = c.u * 0.5, c.h * 0.55
+    c.draw.rectangle((px - pw / 2, top, px + pw / 2, c.h * 0.72), fill=_mix(p.second, p.ink, 0.35))
+    for k in range(5):  # bunting in the palette's colours
+        x0 = px - pw / 2 + k * pw / 5
+        c.draw.polygon([(x0, top), (x0 + pw / 5, top), (x0 + pw / 10, top + c.u * 0.05)], fill=_pick(rng, [p.accent, p.paper, p.second]))
+    _figure(c, px, top, c.u * 0.3, p.ink, 2, _mix(p.ink, p.second, 0.3))
+    c.draw.rectangle((px - c.u * 0.05, top - c.u * 0.12, px + c.u * 0.05, top), fill=_mix(p.second, p.ink, 0.6))  # the lectern
+    for r in range(3):  # heads and shoulders from behind, rows nearer and larger
+        t = r / 2
+        size = c.u * (0.06 + 0.07 * t)
+        y = c.h * (0.78 + 0.1 * t)
+        colour = _mix(p.dark, p.ink, 0.4 + 0.6 * t)
+        x = -rng.uniform(0, size * 2)
+        while x < c.w + size:
+            c.draw.rounded_rectangle((x - size * 1.1, y, x + size * 1.1, y + size * 2.5), radius=size * 0.6, fill=colour)
+            c.draw.ellipse((x - size * 0.55, y - size * 1.0, x + size * 0.55, y + size * 0.2), fill=colour)
+            x += size * rng.uniform(2.0, 2.6)
+
+
+def _gathering(c: _Canvas, time: str, text: str, side: float) -> None:
+    """A crowd facing the viewer, in rows, some holding flags."""
     rng, p = c.rng, c.pal
     horizon = c.h * rng.uniform(0.45, 0.6)
     low = _sky(c, time, horizon)
