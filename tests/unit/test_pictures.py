@@ -177,3 +177,12 @@ def test_a_new_offline_drawing_is_a_new_code_version() -> None:
     assert versions["starting_image"] == "1|offline:offline-pillow-2"
     assert versions["text_to_video_clip"] == "1|offline:offline-ffmpeg-kenburns-2"
     assert "offline" not in versions["script"] and "offline" not in versions["music"]
+
+
+def test_a_placeholder_picture_is_marked_and_never_the_real_pictures_bytes() -> None:
+    """The label is not drawn, but a stand-in for a failed provider is marked: otherwise the offline
+    placeholder and the offline picture made on the retry would be one data version."""
+    real = paint("a lighthouse at night", "cinematic", 854, 480, "Segment 01 · Image 1")
+    stand_in = paint("a lighthouse at night", "cinematic", 854, 480, "Segment 01 · Image 1 · placeholder")
+    assert [t for t, _ in stand_in.text_boxes] == ["PLACEHOLDER"] and not real.text_boxes
+    assert stand_in.png != real.png

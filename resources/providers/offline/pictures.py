@@ -1300,6 +1300,11 @@ def paint(prompt: str, style: str, width: int, height: int, label: str = "", tak
     c.img, c.draw = img, ImageDraw.Draw(img, "RGBA")
     if debug:
         _debug_marks(c, label, style, take, kind)
+    elif label.lower().endswith("placeholder"):
+        # A stand-in for a provider that failed (the recipe's label says so): marked, so a viewer knows
+        # and it never has the bytes (the data version) of the picture the provider will make.
+        ax0, ay0, ax1, ay1 = c.area
+        c.label((ax1, ay1), "PLACEHOLDER", c.h * 0.032, (255, 255, 255), anchor="rd", backing=(0, 0, 0))
     c._place_labels()
     out = io.BytesIO()
     img.save(out, "PNG", compress_level=1)
