@@ -85,14 +85,14 @@ def test_no_drawn_text_leaves_the_ken_burns_view_at_any_frame(size: tuple[int, i
     x1, y1 = min(b[2] for b in windows), min(b[3] for b in windows)
     assert 0.1 * w < x0 < 0.15 * w and 0.85 * w < x1 < 0.9 * w  # what every frame keeps: the windows really move
     checked = 0
-    for prompt, take, debug in itertools.product(TEXT_PROMPTS + demo_prompts()[-1:], (0, 1), (False, True)):
+    for prompt, (take, debug) in itertools.product(TEXT_PROMPTS + demo_prompts()[-1:], ((0, False), (1, True))):
         picture = paint(prompt, "cinematic", w, h, "Segment 03 · Image 1", take, debug=debug)
         assert picture.text_boxes or picture.kind not in ("map", "timeline", "chart", "diagram"), prompt
         for text, (bx0, by0, bx1, by1) in picture.text_boxes:
             assert x0 <= bx0 and y0 <= by0 and bx1 <= x1 and by1 <= y1, (size, prompt, text, (bx0, by0, bx1, by1), (x0, y0, x1, y1))
             assert by1 <= h * CAPTION_SAFE_TOP, (size, text)  # and above the captions
             checked += 1
-    assert checked > 40
+    assert checked > 30
 
 
 def test_the_scene_is_what_the_shot_asks_for() -> None:
