@@ -41,6 +41,7 @@ from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.recipes import RECIPES, Produced, RecipeContext
 from movie_assets.builder.render.timelines import scratch_name
 from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
+from movie_assets.domain.errors import for_movie
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.plan import Prediction, Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
@@ -55,7 +56,6 @@ from resources.providers.base import (
     ErrorCategory,
     ProviderError,
     describe_failure,
-    for_movie,
 )
 from resources.runtime.disk import writing
 from resources.runtime.media import jpeg_preview

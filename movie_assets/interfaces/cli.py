@@ -10,21 +10,23 @@ import sys
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
-from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed, StoredFileDamaged
-from movie_assets.domain.request import RequestError, Strategy, load_request
-from movie_assets.movie_files.movies import MovieNotFound, load_movie_request, require_stored
-from movie_assets.movie_files.revisions import get_revision, scan_revisions
-from resources.providers.base import describe_failure, for_movie
-from resources.runtime.accounts import DEFAULT_RATE_PER_MINUTE, AccountError, open_accounts
+# Only light modules at the top: a reading command answered by a service (--server) imports neither Dagster nor
+# pydantic nor the storage layer (docs/performance.md, "CLI start-up"); the commands that work on this machine's
+# home import what they need when they run.
+from movie_assets.domain.errors import MovieBusy, MovieNotFound, OverBudget, PreflightFailed, StoredFileDamaged, for_movie
 from resources.runtime.paths import dagster_home
 from resources.runtime.secrets import TEXT_LIMIT, redact
-from resources.storage import ArtifactStore
+
+if TYPE_CHECKING:
+    from resources.storage import ArtifactStore
 
 EXIT_INVALID = 2
 EXIT_FAILED = 1
@@ -35,6 +37,8 @@ EXIT_DAMAGED = 6  # a file moviegen stored (a movie's request, a revision) is da
 
 LATENCY_PROFILES = ("none", "median", "scaled")  # resources.settings.LatencyProfile, without importing it
 EXPORT_FORMATS = ("otio", "fcpxml", "fcp7xml", "mlt", "edl")  # movie_assets.builder.export.FORMATS, without importing it
+STRATEGIES = ("sequential", "parallel", "adaptive")  # movie_assets.domain.request.Strategy, without importing it
+DEFAULT_RATE_PER_MINUTE = 600  # resources.runtime.accounts.DEFAULT_RATE_PER_MINUTE, without importing it
 
 
 def _api() -> ModuleType:
@@ -49,10 +53,9 @@ def _api() -> ModuleType:
 def _context() -> tuple[Any, ArtifactStore]:
     """The Dagster instance of DAGSTER_HOME (default: the repo's dagster_home/, as `make dev` uses,
     created if needed) and the artifact store."""
-    os.environ["DAGSTER_HOME"] = str(dagster_home())
     dagster_home().mkdir(parents=True, exist_ok=True)
     api = _api()
-    return api.open_instance(), ArtifactStore()
+    return api.open_instance(), _store()
 
 
 class RemoteError(Exception):
@@ -96,28 +99,32 @@ def _server(args: argparse.Namespace) -> str:
 
 def _remote(args: argparse.Namespace, path: str, params: dict[str, Any] | None = None) -> Any:
     """GET a route of the service with the token (--token, else MOVIEGEN_TOKEN); RemoteError with the CLI's
-    exit code when it refuses."""
-    import httpx  # noqa: PLC0415 - only with a server
-
+    exit code when it refuses. (The standard library's client: an HTTP client package would cost a reading
+    command more start-up than the request itself.)"""
     token = getattr(args, "token", None) or os.environ.get("MOVIEGEN_TOKEN", "")
     if not token:
         raise RemoteError(f"{_server(args)}: a token is needed (--token or MOVIEGEN_TOKEN; `moviegen token create TENANT` "
                           "on the service's machine)", EXIT_INVALID)
+    query = urlencode({k: "true" if v is True else v for k, v in (params or {}).items() if v not in (None, False)})
+    url = _server(args) + path + (f"?{query}" if query else "")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise RemoteError(f"{_server(args)}: not a service URL (expected http:// or https://)", EXIT_INVALID)
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
     try:
-        r = httpx.get(_server(args) + path, params={k: v for k, v in (params or {}).items() if v not in (None, False)},
-                      headers={"Authorization": f"Bearer {token}"}, timeout=60)
-    except httpx.HTTPError as e:
+        with urllib.request.urlopen(request, timeout=60) as r:  # noqa: S310 - the scheme is checked above
+            return _doc(json.loads(r.read()))
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read()
+    except (OSError, ValueError) as e:  # refused, unreachable, timed out, or not JSON
         raise RemoteError(f"{_server(args)}: cannot reach the service ({type(e).__name__}: {e})", EXIT_FAILED) from None
-    if r.status_code >= 400:
-        try:
-            error = r.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            raise RemoteError(f"{_server(args)}: HTTP {r.status_code}", EXIT_FAILED) from None
-        lines = [error.get("message", "")] + [p for p in error.get("errors", [])[1:]]
-        if error.get("suggestion"):
-            lines.append(f"  -> {error['suggestion']}")
-        raise RemoteError("\n".join(lines), int(error.get("exit_code") or EXIT_FAILED))
-    return _doc(r.json())
+    try:
+        error = json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        raise RemoteError(f"{_server(args)}: HTTP {status}", EXIT_FAILED) from None
+    lines = [error.get("message", "")] + [p for p in error.get("errors", [])[1:]]
+    if error.get("suggestion"):
+        lines.append(f"  -> {error['suggestion']}")
+    raise RemoteError("\n".join(lines), int(error.get("exit_code") or EXIT_FAILED))
 
 
 def _print_json(data: Any) -> None:
@@ -125,6 +132,8 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
+    from movie_assets.domain.request import load_request  # noqa: PLC0415 - start-up time
+
     request = load_request(args.request)  # a bad file is refused before anything is opened or registered
     instance, store = _context()
     api = _api()
@@ -144,6 +153,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _accounts() -> Any:
+    from resources.runtime.accounts import open_accounts  # noqa: PLC0415 - start-up time
+
     os.environ["DAGSTER_HOME"] = str(dagster_home())
     return open_accounts()
 
@@ -411,10 +422,17 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store() -> ArtifactStore:
-    """The artifact store alone: commands that read only stored files (revisions) skip Dagster."""
+def _store(*movies: str) -> ArtifactStore:
+    """The artifact store alone: commands that read only stored files (revisions) skip Dagster. MovieNotFound
+    unless each of ``movies`` is registered there."""
+    from movie_assets.movie_files.movies import require_stored  # noqa: PLC0415 - start-up time
+    from resources.storage import ArtifactStore  # noqa: PLC0415
+
     os.environ["DAGSTER_HOME"] = str(dagster_home())
-    return ArtifactStore()
+    store = ArtifactStore()
+    for movie in movies:
+        require_stored(store, movie)
+    return store
 
 
 def _where(store: ArtifactStore | None, uri: str | None) -> str | None:
@@ -430,10 +448,10 @@ def _where(store: ArtifactStore | None, uri: str | None) -> str | None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from movie_assets.builder.render_revision import render_revision  # noqa: PLC0415 - start-up time
+    from movie_assets.movie_files.movies import load_movie_request  # noqa: PLC0415
     from resources.settings import RenderEngine, current  # noqa: PLC0415
 
-    store = _store()
-    require_stored(store, args.movie)
+    store = _store(args.movie)
     engine = RenderEngine(args.engine) if args.engine else current().render_engine
     result = render_revision(store, args.movie, args.revision, engine, args.preset, load_movie_request(store, args.movie),
                              current())
@@ -453,9 +471,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from movie_assets.movie_files.metrics import movie_metrics, strategy_totals  # noqa: PLC0415 - start-up time
 
     if args.movies:
-        store = _store()
-        for movie in args.movies:
-            require_stored(store, movie)
+        store = _store(*args.movies)
         movies = list(args.movies)
     else:
         instance, store = _context()
@@ -485,9 +501,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from resources.runtime.budget import make_ledger  # noqa: PLC0415
 
     if args.movies:
-        store = _store()
-        for movie in args.movies:
-            require_stored(store, movie)
+        store = _store(*args.movies)
     else:
         instance, store = _context()
 
@@ -578,8 +592,9 @@ def cmd_history(args: argparse.Namespace) -> int:
             _print_json(revisions)
             return 0
     else:
-        store = _store()
-        require_stored(store, args.movie)
+        from movie_assets.movie_files.revisions import scan_revisions  # noqa: PLC0415 - start-up time
+
+        store = _store(args.movie)
         revisions, damaged = scan_revisions(store, args.movie)
         if args.json:
             _print_json([_located(store, r.to_json(manifest=False)) for r in revisions]
@@ -649,8 +664,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     if args.revision is not None and not (args.print or args.out):  # a revision's timeline: stored files only
-        store = _store()
-        require_stored(store, args.movie)
+        from movie_assets.movie_files.revisions import get_revision  # noqa: PLC0415 - start-up time
+
+        store = _store(args.movie)
         timeline = get_revision(store, args.movie, args.revision).timeline
         print(store.uri(timeline) if timeline else None)
         return 0
@@ -846,7 +862,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"start although the estimate exceeds a cap (else exit {EXIT_OVER_BUDGET}); calls stop at the "
                         "cap and what is left is reported `not built: budget`")
     p.add_argument("--verbose", action="store_true", help="Dagster's log and tracebacks on the console")
-    p.add_argument("--strategy", choices=[s.value for s in Strategy],
+    p.add_argument("--strategy", choices=STRATEGIES,
                    help="how the build uses this machine: one partition at a time, the configured limits as they are, "
                         "or local slots sized from the machine's load (default: the request's strategy, else "
                         "MOVIEGEN_STRATEGY, else adaptive)")
@@ -1043,7 +1059,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the output was piped into a reader that stopped (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
         return 0
-    except (RequestError, MovieNotFound, FileNotFoundError, AccountError, ValueError) as e:
+    except (MovieNotFound, FileNotFoundError, ValueError) as e:  # a RequestError or an AccountError is a ValueError
         print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
         return EXIT_INVALID
     except MovieBusy as e:
@@ -1062,6 +1078,8 @@ def main(argv: list[str] | None = None) -> int:
                            problem["suggestion"], file=sys.stderr)
         return EXIT_PREFLIGHT
     except Exception as e:  # noqa: BLE001 - one line with the cause, then what to do; the traceback with --verbose
+        from resources.providers.base import describe_failure  # noqa: PLC0415 - start-up time
+
         info = describe_failure(e)
         print(redact(f"error [{info['category']}]: {info['message']}", TEXT_LIMIT), file=sys.stderr)
         print(f"  -> {redact(for_movie(info['suggestion'], getattr(args, 'movie', 'ID')), TEXT_LIMIT)}", file=sys.stderr)
