@@ -142,7 +142,45 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- delete and prune ------------------------------------------------------------------------------
+
+def _size_text(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _ask(question: str) -> bool | None:
+    """The answer typed on the terminal (yes: True); None when stdin is not a terminal to ask on."""
+    try:
+        if not sys.stdin.isatty():
+            return None
+    except (AttributeError, ValueError):  # no stdin, or a closed one
+        return None
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
+    if not args.yes:
+        from movie_assets.movie_files.layout import movie_folder  # noqa: PLC0415 - start-up time
+        from movie_assets.movie_files.revisions import scan_revisions  # noqa: PLC0415
+
+        store = _store(args.movie)
+        sizes = store.sizes(movie_folder(args.movie))
+        revisions, damaged = scan_revisions(store, args.movie)
+        what = (f"delete movie {args.movie!r}: its {len(revisions) + len(damaged)} revision(s) and {len(sizes)} files "
+                f"({_size_text(sum(sizes.values()))}); the id is not given out again?")
+        answer = _ask(what)
+        if answer is None:
+            raise ValueError(f"delete {args.movie}: refused without --yes (stdin is not a terminal to ask on); "
+                             f"`moviegen delete {args.movie} --yes` deletes it")
+        if not answer:
+            print(f"{args.movie}: not deleted")
+            return EXIT_FAILED
     instance, store = _context()
     deleted = _api().delete(instance, store, args.movie)
     if args.json:
@@ -150,6 +188,51 @@ def cmd_delete(args: argparse.Namespace) -> int:
     else:
         print(f"{args.movie}: deleted (its partition and {deleted.files_removed} files); the id is not given out again")
     return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    p = _api().prune(instance, store, args.movie, args.keep_revisions, args.dry_run)
+    if args.json:
+        _print_json(p.to_json())
+        return 0
+    kept = ", ".join(str(n) for n in p.kept_revisions) or "none"
+    let_go = ", ".join(str(n) for n in p.pruned_revisions)
+    print(f"{p.movie}: keeps revision(s) {kept} and what the movie uses now"
+          + (f"; revision(s) {let_go} {'would be' if p.dry_run else 'are'} pruned" if let_go else ""))
+    for kind, n in p.by_kind.items():
+        print(f"  {kind + (' (build-cache entries)' if kind == 'cache' else ''):<34} {n['files']:>5} files {_size_text(n['bytes']):>10}")
+    freed = f"{p.bytes_freed:,} bytes ({_size_text(p.bytes_freed)})"
+    if p.dry_run:
+        print(f"dry run: would remove {p.files_removed} files, {freed} would be freed; nothing was removed")
+    else:
+        print(f"removed {p.files_removed} files: {freed} freed")
+    return 0
+
+
+def _keep(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of revisions, 0 or more (0: only what the movie "
+                                         "uses now)")
+    return int(text)
+
+
+def _delete_and_prune_commands(sub: Any) -> None:
+    p = sub.add_parser("delete", help="delete a movie: its registration, request, revisions and every artifact (refused "
+                                      "while a generation of it runs or is queued); asks first unless --yes")
+    p.add_argument("movie")
+    p.add_argument("--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("prune", help="remove the takes, renders and artifacts that no kept revision (nor the movie as it "
+                                     "is now) uses, and print the space freed")
+    p.add_argument("movie")
+    p.add_argument("--keep-revisions", type=_keep, metavar="N",
+                   help="keep the N newest revisions (default: every revision: only what none uses goes)")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed and the space it would free")
+    p.add_argument("--json", action="store_true", help="print one JSON object (with every path removed)")
+    p.set_defaults(func=cmd_prune)
 
 
 def _accounts() -> Any:
@@ -588,16 +671,19 @@ def _located(store: ArtifactStore, revision: dict[str, Any]) -> dict[str, Any]:
 def cmd_history(args: argparse.Namespace) -> int:
     if _server(args):
         revisions, damaged, store = _remote(args, f"/v1/movies/{args.movie}/history")["revisions"], {}, None
+        pruned = {r["revision"] for r in revisions if r.get("pruned")}
         if args.json:
             _print_json(revisions)
             return 0
     else:
-        from movie_assets.movie_files.revisions import scan_revisions  # noqa: PLC0415 - start-up time
+        from movie_assets.movie_files.prunes import pruned_revisions  # noqa: PLC0415 - start-up time
+        from movie_assets.movie_files.revisions import scan_revisions  # noqa: PLC0415
 
         store = _store(args.movie)
         revisions, damaged = scan_revisions(store, args.movie)
+        pruned = pruned_revisions(store, args.movie)
         if args.json:
-            _print_json([_located(store, r.to_json(manifest=False)) for r in revisions]
+            _print_json([_located(store, r.to_json(manifest=False)) | {"pruned": r.revision in pruned} for r in revisions]
                         + [{"revision": n, "damaged": why} for n, why in damaged.items()])
             return 0
     for n, why in damaged.items():
@@ -608,7 +694,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     print(f"  {'rev':>3}  {'time':<25} {'calls':>5} {'cost $':>8} {'failed':>6}  {'movie':<8} changes")
     for r in revisions:
         changes = ", ".join(c["path"] for c in r.changes) or ("first generation" if r.revision == 1 else "-")
-        movie = "rendered" if r.movie_video else "-"
+        movie = "pruned" if r.revision in pruned else "rendered" if r.movie_video else "-"
         print(f"  {r.revision:>3}  {r.time:<25} {r.calls:>5} {r.cost_usd:>8.4f} {len(r.failed):>6}  {movie:<8} {changes}")
     latest = revisions[-1]
     print(f"latest movie: {_where(store, latest.movie_video) or 'not rendered'} (`moviegen render {args.movie} "
@@ -664,10 +750,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     if args.revision is not None and not (args.print or args.out):  # a revision's timeline: stored files only
-        from movie_assets.movie_files.revisions import get_revision  # noqa: PLC0415 - start-up time
+        from movie_assets.movie_files.prunes import check_not_pruned  # noqa: PLC0415 - start-up time
+        from movie_assets.movie_files.revisions import get_revision  # noqa: PLC0415
 
         store = _store(args.movie)
         timeline = get_revision(store, args.movie, args.revision).timeline
+        check_not_pruned(store, args.movie, args.revision)
         print(store.uri(timeline) if timeline else None)
         return 0
     out = _out_file(args.out)
@@ -801,11 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="movie id (lowercase letters, digits, '-'); default: from the inquiry")
     p.set_defaults(func=cmd_new)
 
-    p = sub.add_parser("delete", help="delete a movie: its registration, request, revisions and every artifact (refused "
-                                      "while a generation of it runs or is queued)")
-    p.add_argument("movie")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_delete)
+    _delete_and_prune_commands(sub)
 
     p = sub.add_parser("token", help="the hosted service's API tokens: create, list, revoke (docs/service.md)")
     token = p.add_subparsers(dest="action", required=True)
