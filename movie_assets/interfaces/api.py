@@ -28,7 +28,7 @@ from movie_assets.domain.plan import Plan
 from movie_assets.domain.request import MovieRequest, RequestError, load_request
 from movie_assets.movie_files.metrics import movie_metrics
 from movie_assets.movie_files.movies import load_movie_request
-from movie_assets.movie_files.prunes import check_not_pruned
+from movie_assets.movie_files.prunes import check_not_pruned, pruned_revisions
 from movie_assets.movie_files.revisions import Revision, get_revision, list_revisions
 from movie_assets.orchestration import registry
 from movie_assets.orchestration.deletion import Deleted, delete_movie
@@ -260,6 +260,7 @@ class Status:
     spend: dict[str, Any] = field(default_factory=dict)  # the budget ledger: movie, per provider, today, caps
     metrics: dict[str, Any] = field(default_factory=dict)  # per producer and provider: calls, cache hits, latency
     damaged: dict[str, str] = field(default_factory=dict)  # node -> its file is missing or truncated (quick check)
+    pruned_revisions: list[int] = field(default_factory=list)  # revisions a prune let go (their files are gone)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -298,7 +299,7 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
                   store.uri(timeline.uri) if timeline else None, len(planned.items),
                   len(revisions), round(sum(r.cost_usd for r in revisions), 6), store.uri(video.uri) if video else None,
                   errors, placeholders, spend, movie_metrics(store, movie).to_json(),
-                  {str(k): why for k, why in sorted(state.damaged.items())})
+                  {str(k): why for k, why in sorted(state.damaged.items())}, sorted(pruned_revisions(store, movie)))
 
 
 # --- Takes: re-roll a generated artifact without changing its prompt (docs/editing.md, "Takes") ------

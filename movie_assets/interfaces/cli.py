@@ -447,7 +447,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"to build: {s.to_build}")
     spend = s.spend
     by_provider = ", ".join(f"{p} ${v:.4f}" for p, v in spend["movie_by_provider_usd"].items()) or "none"
-    print(f"revisions: {s.revisions}, provider spend: ${spend['movie_usd']:.4f} ({by_provider}); "
+    pruned = getattr(s, "pruned_revisions", None) or []
+    print(f"revisions: {s.revisions}" + (f" ({len(pruned)} pruned: {', '.join(map(str, pruned))})" if pruned else "")
+          + f", provider spend: ${spend['movie_usd']:.4f} ({by_provider}); "
           f"instance today: ${spend['instance_today_usd']:.4f}"
           + (f"; {spend['unsettled']} call(s) never settled (counted at their estimate)" if spend["unsettled"] else ""))
     _print_budget(spend["caps"])

@@ -114,6 +114,8 @@ def test_prune_keeps_every_kept_revision_playable_and_frees_exactly_what_it_says
 
     code, history, _ = run_cli(capsys, "history", movie)
     assert re.search(r"^\s+1 .* pruned ", history, re.M) and re.search(r"^\s+3 .* rendered ", history, re.M), history
+    code, status, _ = run_cli(capsys, "status", movie)
+    assert code == 0 and "revisions: 3 (1 pruned: 1)" in status and "DAMAGED" not in status, status
     code, _, err = run_cli(capsys, "render", movie, "--revision", "1")
     assert code == cli.EXIT_INVALID and "revision 1 of movie 'pruned' was pruned" in err, err
     code, _, err = run_cli(capsys, "timeline", movie, "--revision", "1")
