@@ -70,7 +70,7 @@ def prune_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, 
     if keep_revisions is not None and (isinstance(keep_revisions, bool) or keep_revisions < 0):
         raise ValueError(f"keep revisions: got {keep_revisions!r}; allowed: 0 (only what the movie uses now) or more")
     require_movie(instance, movie)
-    with generation_lock(instance, movie, 0.0):  # an in-process generation holds it: MovieBusy
+    with generation_lock(instance, movie, 0.0, holder="moviegen prune"):  # an in-process generation holds it: MovieBusy
         busy = active_runs(instance, movie)
         if busy:
             raise MovieBusy(f"movie {movie!r} is being generated (run {busy[0]}); prune it when the run has finished")
