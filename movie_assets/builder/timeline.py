@@ -20,9 +20,10 @@ import jsonschema
 
 from movie_assets.builder.context import RecipeContext
 from movie_assets.domain.blueprint import NodeKey
+from movie_assets.domain.errors import for_movie
 from movie_assets.domain.framing import KEN_BURNS_DRIFT, KEN_BURNS_ZOOM
 from movie_assets.domain.request import SEGMENT_MS, TRANSITION_MS, AssemblyStrategy, Transition, VisualMode
-from resources.providers.base import SUGGESTIONS, ErrorCategory, for_movie
+from resources.providers.base import SUGGESTIONS, ErrorCategory
 from resources.runtime.secrets import TEXT_LIMIT, redact
 
 FPS = 30
