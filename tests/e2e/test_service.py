@@ -321,7 +321,7 @@ def test_in_the_studio_make_edit_regenerate_and_play(hosted: Hosted) -> None:
             page.wait_for_selector("#plan-summary:has-text('The next generate builds')", timeout=60_000)
             page.click("#generate")
             page.wait_for_selector("#progress-text[data-done=SUCCESS]", timeout=300_000)
-            page.wait_for_selector("#player-box:not([hidden])", timeout=30_000)
+            page.wait_for_selector("#player-box:not([hidden])", timeout=120_000)
             first = page.get_attribute("#player", "src")
 
             narration = page.locator("textarea[data-narration='0']")
@@ -329,12 +329,12 @@ def test_in_the_studio_make_edit_regenerate_and_play(hosted: Hosted) -> None:
             narration.fill("The moon pulls the oceans into two bulges.")
             narration.blur()
             page.wait_for_function(
-                "document.querySelector('#plan-summary').textContent.includes('The next generate builds')", timeout=30_000)
+                "document.querySelector('#plan-summary').textContent.includes('The next generate builds')", timeout=120_000)
             assert "segment_narration[00]" in (page.text_content("#plan details") or "")
             page.click("#generate")
             page.wait_for_selector("#progress-text[data-done=SUCCESS]", timeout=300_000)
             page.wait_for_function(f"document.querySelector('#player').getAttribute('src') !== {json.dumps(first)}",
-                                   timeout=30_000)
+                                   timeout=120_000)
             duration = page.locator("#player").evaluate(DURATION_JS)
             with hosted.client() as c:
                 timeline = c.get("/v1/movies/tides/timeline").json()
