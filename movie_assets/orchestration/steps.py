@@ -386,7 +386,7 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
             if isinstance(item, Built):
                 if ARTIFACTS[item.key.asset].check is not None:
                     checked[item.key.asset] = checked.get(item.key.asset, 0) + 1
-                    issue = problem(item.key.asset, item.produced.data, item.produced.value, request)
+                    issue = problem(item.key.asset, item.produced.data, item.produced.value, request, item.key)
                     if issue:
                         check_problems.setdefault(item.key.asset, {})[item.key.partition_key(movie)] = issue
                 if cursor is None or any(d in recorded_since_cursor for d in blueprint.nodes[item.key].deps):
@@ -590,7 +590,7 @@ def stored_check_results(context: dg.AssetExecutionContext, store: ArtifactStore
                 try:
                     data = store.read(record.uri)
                     value = json.loads(data) if record.uri.endswith(".json") else None
-                    issue = problem(asset, data, value, opened.request)
+                    issue = problem(asset, data, value, opened.request, node)
                 except (OSError, ValueError) as e:
                     issue = f"cannot be read: {e}"
                 if issue:
