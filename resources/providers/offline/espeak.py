@@ -2,81 +2,42 @@
 
 The library and its data come from the ``espeakng-loader`` package (libespeak-ng and espeak-ng-data in
 the wheel: nothing is downloaded, nothing needs installing beside the Python packages). It is driven
-through ctypes in synchronous mode: each call to ``espeak_Synth`` hands the samples and the events to a
-callback, and every WORD event says which character of the text starts being spoken at which sample.
-A word lasts from its event to the next word's (or the clause's end), less the silence at its end.
-
-eSpeak keeps one global state, so every synthesis holds one process-wide lock.
+through ctypes in synchronous mode (``espeak_worker.py``, one process per synthesis: see there why):
+``espeak_Synth`` hands the samples and the events to a callback, and every WORD event says which
+character of the text starts being spoken at which sample. A word lasts from its event to the next
+word's (or the clause's end), less the silence at its end.
 """
 
 from __future__ import annotations
 
-import ctypes
+import importlib.util
 import io
-import threading
+import json
+import subprocess
+import sys
 import wave
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from resources.providers.base import ErrorCategory, ProviderError
 
-# espeak_AUDIO_OUTPUT: AUDIO_OUTPUT_SYNCHRONOUS; espeakINITIALIZE_DONT_EXIT; espeak_EVENT_TYPE values.
-_SYNCHRONOUS, _DONT_EXIT = 2, 0x8000
-_EV_END_OF_LIST, _EV_WORD, _EV_END = 0, 1, 5
-_RATE, _PITCH = 1, 3  # espeak_PARAMETER
-_POS_CHARACTER, _CHARS_UTF8 = 1, 1
+_WORKER = str(Path(__file__).with_name("espeak_worker.py"))
+_EV_WORD, _EV_END = 1, 5  # espeak_EVENT_TYPE
 
 
-class _Event(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
-
-
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
-
-
-class _Engine:
-    """The loaded library, its sample rate and what the callback collects during one synthesis."""
-
-    def __init__(self) -> None:
-        try:
-            # Loaded when speech is first made in a language that needs it (not at import).
-            import espeakng_loader  # noqa: PLC0415
-        except ImportError as e:
-            raise ProviderError("the offline voices for this language need eSpeak NG, from the espeakng-loader package, "
-                                "which is not installed: reinstall moviegen's dependencies (`pip install -e .` or "
-                                "`make install`)", provider="offline", category=ErrorCategory.configuration) from e
-        lib = ctypes.CDLL(espeakng_loader.get_library_path())
-        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
-        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-                                     ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
-        self.sample_rate = lib.espeak_Initialize(_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(), _DONT_EXIT)
-        if self.sample_rate <= 0:
-            raise ProviderError(f"eSpeak NG did not start (status {self.sample_rate})", provider="offline",
-                                category=ErrorCategory.configuration)
-        self.lib = lib
-        self.pcm: list[bytes] = []
-        self.events: list[tuple[int, int, int]] = []  # (type, text position (1-based character), sample)
-        self.callback = _CALLBACK(self._collect)  # kept referenced for as long as the library may call it
-        lib.espeak_SetSynthCallback(self.callback)
-
-    def _collect(self, wav: Any, n: int, events: Any) -> int:
-        if n > 0:
-            self.pcm.append(ctypes.string_at(wav, n * 2))
-        i = 0
-        while events[i].type != _EV_END_OF_LIST:
-            e = events[i]
-            self.events.append((e.type, e.text_position, e.sample))
-            i += 1
-        return 0
-
-
-_engine: _Engine | None = None
-_lock = threading.Lock()
+def _run(voice: str, words_per_minute: int, text: str, *extra: str) -> bytes:
+    if importlib.util.find_spec("espeakng_loader") is None:
+        raise ProviderError("the offline voice needs eSpeak NG, from the espeakng-loader package, which is not installed: "
+                            "reinstall moviegen's dependencies (`pip install -e .` or `make install`)",
+                            provider="offline", category=ErrorCategory.configuration)
+    done = subprocess.run([sys.executable, _WORKER, voice, str(int(words_per_minute)), *extra], input=text.encode(),
+                          capture_output=True, timeout=120, check=False)
+    if done.returncode != 0:
+        raise ProviderError(f"eSpeak NG failed with voice {voice!r}: {done.stderr.decode(errors='replace').strip()[-300:]}",
+                            provider="offline", category=ErrorCategory.configuration)
+    return done.stdout
 
 
 def _trim_end(audio: np.ndarray, start: int, end: int, sample_rate: int) -> int:
@@ -138,21 +99,10 @@ def word_spans(text: str, events: list[tuple[int, int, int]], audio: np.ndarray,
 def speak(text: str, voice: str, words_per_minute: int) -> tuple[bytes, list[dict[str, Any]]]:
     """The WAV (16-bit mono) of ``text`` spoken by the eSpeak NG voice ``voice`` (``de+f3``: language and
     variant) at ``words_per_minute``, and when each of its words is spoken."""
-    global _engine
-    with _lock:
-        if _engine is None:
-            _engine = _Engine()
-        engine = _engine
-        if engine.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ProviderError(f"eSpeak NG has no voice {voice!r}", provider="offline", category=ErrorCategory.configuration)
-        engine.lib.espeak_SetParameter(_RATE, int(words_per_minute), 0)
-        engine.pcm, engine.events = [], []
-        data = text.encode()
-        status = engine.lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-        if status != 0:
-            raise ProviderError(f"eSpeak NG could not speak the text (status {status})", provider="offline",
-                                category=ErrorCategory.local)
-        pcm, events, sample_rate = b"".join(engine.pcm), list(engine.events), engine.sample_rate
+    out = _run(voice, words_per_minute, text)
+    line, pcm = out.split(b"\n", 1)
+    head = json.loads(line)
+    sample_rate, events = head["sample_rate"], [tuple(e) for e in head["events"]]
     audio = np.frombuffer(pcm, dtype=np.int16)
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:
@@ -165,20 +115,4 @@ def speak(text: str, voice: str, words_per_minute: int) -> tuple[bytes, list[dic
 
 def phonemes(text: str, voice: str) -> str:
     """The IPA eSpeak NG reads ``text`` with in ``voice`` (what its synthesizer says)."""
-    global _engine
-    with _lock:
-        if _engine is None:
-            _engine = _Engine()
-        lib = _engine.lib
-        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ProviderError(f"eSpeak NG has no voice {voice!r}", provider="offline", category=ErrorCategory.configuration)
-        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
-        buf = ctypes.create_string_buffer(text.encode())
-        ptr = ctypes.c_char_p(ctypes.addressof(buf))
-        out = []
-        while ptr.value:
-            chunk = lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, 0x02)  # 0x02: IPA
-            if chunk:
-                out.append(chunk.decode())
-        return " ".join(out)
+    return str(json.loads(_run(voice, 175, text, "--phonemes"))["phonemes"])
