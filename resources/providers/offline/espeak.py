@@ -27,11 +27,16 @@ _WORKER = str(Path(__file__).with_name("espeak_worker.py"))
 _EV_WORD, _EV_END = 1, 5  # espeak_EVENT_TYPE
 
 
-def _run(voice: str, words_per_minute: int, text: str, *extra: str) -> bytes:
+def require() -> None:
+    """Refuse (a configuration error) when eSpeak NG is not installed: never another voice instead."""
     if importlib.util.find_spec("espeakng_loader") is None:
         raise ProviderError("the offline voice needs eSpeak NG, from the espeakng-loader package, which is not installed: "
                             "reinstall moviegen's dependencies (`pip install -e .` or `make install`)",
                             provider="offline", category=ErrorCategory.configuration)
+
+
+def _run(voice: str, words_per_minute: int, text: str, *extra: str) -> bytes:
+    require()
     done = subprocess.run([sys.executable, _WORKER, voice, str(int(words_per_minute)), *extra], input=text.encode(),
                           capture_output=True, timeout=120, check=False)
     if done.returncode != 0:
