@@ -49,6 +49,7 @@ _TEXT: dict[str, dict[str, object]] = {
         "summary": "Una explicación en {n} partes para {audience}: cómo empezó, qué ocurrió, quién influyó y por qué aún importa.",
         "audience": {"children": "niños", "general": "todo público", "students": "estudiantes", "experts": "expertos"},
         "ask": "Nuestra pregunta de hoy es: «{question}».",
+        "follow": "Busquemos juntos la respuesta, paso a paso, desde el principio.",
         "open": {
             "children": "¡Hola, exploradores! Hoy vamos a descubrir un tema fascinante, paso a paso y con mucha curiosidad.",
             "general": "Hagamos un breve recorrido por este tema: qué es, cómo se desarrolló y por qué sigue importando hoy.",
@@ -76,6 +77,7 @@ _TEXT: dict[str, dict[str, object]] = {
         "summary": "Une explication en {n} parties pour {audience} : ses débuts, son déroulement, ses acteurs et son importance.",
         "audience": {"children": "les enfants", "general": "tous les publics", "students": "les étudiants", "experts": "les experts"},
         "ask": "Notre question du jour : « {question} »",
+        "follow": "Cherchons ensemble la réponse, pas à pas, depuis le début.",
         "open": {
             "children": "Bonjour, les explorateurs ! Aujourd'hui, nous partons découvrir un sujet passionnant, pas à pas.",
             "general": "Faisons un court voyage à travers ce sujet : ce que c'est, comment cela s'est déroulé et pourquoi cela compte encore.",
@@ -103,6 +105,7 @@ _TEXT: dict[str, dict[str, object]] = {
         "summary": "Eine Erklärung in {n} Teilen für {audience}: Anfänge, Verlauf, wichtige Personen und heutige Bedeutung.",
         "audience": {"children": "Kinder", "general": "ein breites Publikum", "students": "Studierende", "experts": "Fachleute"},
         "ask": "Unsere Frage heute lautet: „{question}“",
+        "follow": "Suchen wir gemeinsam die Antwort, Schritt für Schritt, von Anfang an.",
         "open": {
             "children": "Hallo, ihr Entdecker! Heute gehen wir auf eine Reise und entdecken ein spannendes Thema, Schritt für Schritt.",
             "general": "Machen wir eine kurze Reise durch unser Thema: was es ist, wie es verlief und warum es heute noch zählt.",
@@ -130,6 +133,7 @@ _TEXT: dict[str, dict[str, object]] = {
         "summary": "Una spiegazione in {n} parti per {audience}: come è iniziato, cosa è successo, chi l'ha plasmato e perché conta.",
         "audience": {"children": "bambini", "general": "tutti", "students": "studenti", "experts": "esperti"},
         "ask": "La nostra domanda di oggi è: «{question}».",
+        "follow": "Cerchiamo insieme la risposta, passo dopo passo, dall'inizio.",
         "open": {
             "children": "Ciao, esploratori! Oggi partiamo per scoprire un tema affascinante, un piccolo passo alla volta.",
             "general": "Facciamo un breve viaggio attraverso questo tema: cos'è, come si è svolto e perché conta ancora oggi.",
@@ -157,6 +161,7 @@ _TEXT: dict[str, dict[str, object]] = {
         "summary": "Uma explicação em {n} partes para {audience}: como começou, o que aconteceu, quem influenciou e por que importa.",
         "audience": {"children": "crianças", "general": "todos os públicos", "students": "estudantes", "experts": "especialistas"},
         "ask": "Nossa pergunta de hoje é: “{question}”",
+        "follow": "Vamos buscar juntos a resposta, passo a passo, desde o início.",
         "open": {
             "children": "Olá, exploradores! Hoje vamos descobrir um tema fascinante, um pequeno passo de cada vez.",
             "general": "Vamos fazer juntos uma breve viagem por este tema: o que é, como aconteceu, quem participou e por que ainda importa hoje.",
@@ -263,11 +268,12 @@ def write_script(inquiry: str, n: int, audience: str, language: str) -> dict[str
     beats: list[str] = t["beats"]  # type: ignore[assignment]
     bridges: list[str] = t["bridges"]  # type: ignore[assignment]
     opening = t["open"][audience].format(**fill)  # type: ignore[index]
-    if own and "ask" in t:
-        asked = str(t["ask"]).format(**fill)
+    if own and "ask" in t:  # the question quoted, then where the movie goes from there
+        asked = f"{str(t['ask']).format(**fill)} {t['follow']}"
         both = f"{asked} {opening}"
-        opening = both if pace.estimate_ms(both, language) <= pace.TARGET_S * 1000 + 800 else asked
-    narration = [_fill(opening, bridges, language, 0)]
+        opening = both if pace.estimate_ms(both, language) <= pace.TARGET_S * 1000 + 300 else asked
+    # The opening is filled only with bridges that make sense before anything happened.
+    narration = [_fill(opening, [bridges[i] for i in (0, 2, 3)], language, 0)]
     for i in range(1, n - 1):
         narration.append(_fill(beats[(i - 1) % len(beats)].format(**fill), bridges, language, i))
     if n > 1:
