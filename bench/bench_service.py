@@ -107,7 +107,7 @@ def main() -> int:
         cli: dict[str, dict[str, float]] = {}
         remote = {"MOVIEGEN_URL": service.url, "MOVIEGEN_TOKEN": token}
         for label, env, movie in (("service", remote, "one"), ("home", ENV, "bench--one")):
-            for command in ("list", "status"):
+            for command in ("list", "status", "plan", "history"):
                 times = []
                 for _ in range(5):
                     started = time.perf_counter()
@@ -118,7 +118,7 @@ def main() -> int:
     result = {
         "clients": args.clients, "seconds": args.seconds, "requests": len(latencies), "errors": len(errors),
         "error_examples": errors[:5], "p50_ms": round(pct(latencies, 0.5) * 1000, 1),
-        "p99_ms": round(pct(latencies, 0.99) * 1000, 1), "max_ms": round(max(latencies) * 1000, 1),
+        "p99_ms": round(pct(latencies, 0.99) * 1000, 1), "max_ms": round(max(latencies, default=0) * 1000, 1),
         "service_peak_rss_mb": round(max(memory), 1) if memory else None, "generations": finished,
         "cli_median_s": cli, "load_average": os.getloadavg(), "cpus": os.cpu_count(),
     }

@@ -128,12 +128,15 @@ class _ProviderResource(dg.ConfigurableResource):
     fail_when: str = Field(
         default="", description="Offline only: fail every call whose input contains this text (to try failure handling).",
     )
+    debug_overlay: bool = Field(
+        default=False, description="Offline pictures and clips only: draw the developer's marks (MOVIEGEN_DEBUG_OVERLAY).",
+    )
 
     _offline: type = OfflineLLM
 
     def offline(self, local_slots: Slots | asyncio.Semaphore | None, latency_s: float = 0.0, fail_when: str = ""):  # noqa: ANN201
         """The kind's offline client: no simulated latency and no fault injection unless given."""
-        return self._offline(latency_s, local_slots, fail_when)
+        return self._offline(latency_s, local_slots, fail_when, self.debug_overlay)
 
     def client(self, producer: str, local_slots: Slots | asyncio.Semaphore | None,
                connections: dict[str, dg.ConfigurableResource] | None = None,
@@ -267,7 +270,8 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
             requests_per_minute=env_int("MOVIEGEN_REPLICATE_RPM", 600),
             max_attempts=env_int("MOVIEGEN_REPLICATE_MAX_ATTEMPTS", 4), model_limits=limits_of("replicate"),
         ),
-        **{kind.value: cls(routes=kind_routes(kind), params=kind_params(kind), **latency) for kind, cls in KIND_RESOURCES.items()},
+        **{kind.value: cls(routes=kind_routes(kind), params=kind_params(kind), debug_overlay=settings.debug_overlay, **latency)
+           for kind, cls in KIND_RESOURCES.items()},
     }
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from movie_assets.domain.blueprint import PRODUCERS, ProviderKind
 from movie_assets.domain.request import Strategy
-from resources.providers.catalog import PROVIDER_MODELS
+from resources.providers.catalog import DEBUG_OVERLAY_KINDS, PROVIDER_MODELS, offline_model
 
 PRODUCER_KINDS: dict[str, ProviderKind] = {name: p.kind for name, p in PRODUCERS.items()}
 
@@ -201,8 +201,8 @@ def parse_render_engine(value: str | None) -> RenderEngine:
         raise ValueError(f"MOVIEGEN_RENDER_ENGINE={value!r}: allowed: auto, remotion, ffmpeg") from None
 
 
-def _on_off(name: str, value: str | None) -> bool:
-    value = (value or "").strip().lower() or "on"
+def _on_off(name: str, value: str | None, default: str = "on") -> bool:
+    value = (value or "").strip().lower() or default
     if value not in ("on", "off"):
         raise ValueError(f"{name}={value!r}: allowed: on, off")
     return value == "on"
@@ -231,7 +231,7 @@ def budget_from_env() -> tuple[float | None, float | None]:
 # The environment variables the settings are made of: two processes with the same values have the same
 # settings, whatever else differs between their machines.
 SETTINGS_VARIABLES = ("MOVIEGEN_PROVIDERS", "MOVIEGEN_MODEL_PARAMS", "MOVIEGEN_RENDER_ENGINE", "MOVIEGEN_RENDER",
-                      "MOVIEGEN_FALLBACK", "MOVIEGEN_STRATEGY", "MOVIEGEN_MEDIA_URL")
+                      "MOVIEGEN_FALLBACK", "MOVIEGEN_STRATEGY", "MOVIEGEN_MEDIA_URL", "MOVIEGEN_DEBUG_OVERLAY")
 
 # Where `moviegen media` serves artifacts by default: loopback only, beside the Dagster UI's 3000.
 DEFAULT_MEDIA_URL = "http://127.0.0.1:3070"
@@ -270,13 +270,22 @@ class Settings:
     fallback: bool = True
     strategy: Strategy = Strategy.adaptive
     media_url: str = DEFAULT_MEDIA_URL
+    # For developers: the offline pictures and clips carry their label, take, style, scene, thirds and
+    # the text-safe area (MOVIEGEN_DEBUG_OVERLAY=on). Another offline model, so another code version.
+    debug_overlay: bool = False
 
     def __post_init__(self) -> None:
         self.params  # noqa: B018 - validates routes and parameters when the settings are made
 
     @functools.cached_property
     def routes(self) -> Mapping[str, Route]:
-        return parse_routes(self.providers)
+        routes = parse_routes(self.providers)
+        if self.debug_overlay:
+            for producer, route in routes.items():
+                kind = PRODUCER_KINDS[producer]
+                if route.provider == "offline" and route.model == PROVIDER_MODELS["offline"].get(kind) and kind in DEBUG_OVERLAY_KINDS:
+                    routes[producer] = Route("offline", offline_model(kind, debug_overlay=True))
+        return routes
 
     @functools.cached_property
     def params(self) -> Mapping[str, dict[str, object]]:
@@ -293,6 +302,7 @@ class Settings:
             fallback=_on_off("MOVIEGEN_FALLBACK", env.get("MOVIEGEN_FALLBACK")),
             strategy=parse_strategy(env.get("MOVIEGEN_STRATEGY")),
             media_url=parse_media_url(env.get("MOVIEGEN_MEDIA_URL")),
+            debug_overlay=_on_off("MOVIEGEN_DEBUG_OVERLAY", env.get("MOVIEGEN_DEBUG_OVERLAY"), default="off"),
         )
 
 

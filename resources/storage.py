@@ -509,12 +509,12 @@ class ArtifactStore:
         return self._rel(self._backend(), ref)
 
     def delete(self, relpath: str) -> None:
-        """Remove a file (for inbox reports; artifacts are never deleted). Missing is fine."""
+        """Remove a file (inbox reports; artifacts only by ``moviegen prune``, never by a build). Missing is fine."""
         self._backend().delete(relpath)
 
     def delete_folder(self, relfolder: str) -> int:
         """Remove a folder and everything under it (on S3: every object under the prefix); returns how many
-        files were removed. Only ``moviegen delete`` removes artifacts, the whole movie at once."""
+        files were removed. ``moviegen delete`` removes a whole movie at once (``prune`` removes single files)."""
         if not relfolder.strip("/") or ".." in relfolder.split("/"):
             raise ValueError(f"refusing to delete {relfolder!r}: not a folder under the artifact root")
         return self._backend().delete_folder(relfolder.strip("/"))

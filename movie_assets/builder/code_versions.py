@@ -11,18 +11,21 @@ from types import MappingProxyType
 
 from movie_assets.builder.render.engines import engine_fingerprint
 from movie_assets.domain.blueprint import ARTIFACTS, ArtifactDecl
+from resources.providers.catalog import UNVERSIONED_OFFLINE_MODELS
 from resources.settings import Route, Settings, params_fingerprint
 
 
 def code_version(decl: ArtifactDecl, routes: Mapping[str, Route], params: Mapping[str, dict[str, object]] | None = None,
                  engine: str = "") -> str:
     """The artifact's version, its prompt template's, its provider:model (and a fingerprint of its
-    model parameters) when not offline, and the render engine for what an engine draws."""
+    model parameters) -- offline too, except the offline models made before offline models were
+    versioned (a new offline drawing, voice or synth is a new model id) --, and the render engine for
+    what an engine draws."""
     template = decl.template.version if decl.template else ""
     if decl.engine_drawn:
         template = engine
     route = routes.get(decl.producer) if decl.producer else None
-    model = str(route) if route is not None and route.provider != "offline" else ""
+    model = str(route) if route is not None and (route.provider != "offline" or route.model not in UNVERSIONED_OFFLINE_MODELS) else ""
     fingerprint = params_fingerprint((params or {}).get(decl.producer or "", {}))
     return "|".join(p for p in (decl.version, template, model, fingerprint) if p)
 

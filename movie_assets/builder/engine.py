@@ -41,6 +41,7 @@ from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.recipes import RECIPES, Produced, RecipeContext
 from movie_assets.builder.render.timelines import scratch_name
 from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
+from movie_assets.domain.errors import for_movie
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.plan import Prediction, Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
@@ -55,7 +56,6 @@ from resources.providers.base import (
     ErrorCategory,
     ProviderError,
     describe_failure,
-    for_movie,
 )
 from resources.runtime.disk import writing
 from resources.runtime.media import jpeg_preview
@@ -191,7 +191,7 @@ def predict(movie: str, blueprint: Blueprint, state: MovieState, store: Artifact
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             summary = pool.submit(asyncio.run, coroutine).result()
     return Prediction(frozenset(summary.built), frozenset(summary.reused), frozenset(engine.calling),
-                      dict(summary.calls))
+                      dict(summary.calls), dict(engine.held))
 
 
 class _Keeper(Answers):
@@ -258,6 +258,7 @@ class BuildEngine:
         # The build's strategy: the one asked for (CLI, run config), else the request's, else the setting.
         self.strategy = strategy or self.request.strategy or self.settings.strategy
         self.calling: set[NodeKey] = set()  # dry runs: nodes whose build would need a provider call
+        self.held: dict[NodeKey, str] = {}  # dry runs: the build cache's artifact a node would reuse (its reference)
         self._failed_calls: set[tuple[str, NodeKey]] = set()  # calls that failed for good (logged once)
         self._damaged_uris = {r.uri for k, r in self.state.records.items() if k in state.damaged}
         self._answers: set[str] = set()  # the answers kept for this movie when the build started (paths)
@@ -593,6 +594,7 @@ class BuildEngine:
                 held = None  # the cache points at the damaged file itself: only a call makes it again
             if held is not None:
                 version, uri, metadata = held.version, held.uri, held.metadata
+                self.held[key] = held.uri
                 self.summary.reused.append(key)
         answered = deps_known and held is None and answer_at is not None and answer_at in self._answers
         if answered:

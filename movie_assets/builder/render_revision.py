@@ -22,6 +22,7 @@ from movie_assets.domain.blueprint import RENDER_ARTIFACTS, Blueprint, Node, Nod
 from movie_assets.domain.plan import Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
 from movie_assets.domain.request import MovieRequest, RenderPreset
+from movie_assets.movie_files.prunes import check_not_pruned
 from movie_assets.movie_files.revisions import get_revision, latest_revision
 from resources.settings import RenderEngine, Settings
 from resources.storage import ArtifactStore
@@ -70,6 +71,7 @@ def render_revision(store: ArtifactStore, movie: str, revision: int | None, engi
     rev = get_revision(store, movie, revision) if revision is not None else latest_revision(store, movie)
     if rev is None or rev.timeline is None:
         raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
+    check_not_pruned(store, movie, rev.revision)
     preset = preset or (rev.movie_render or {}).get("preset") or request.preset.value
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r}: allowed: {', '.join(PRESETS)}")

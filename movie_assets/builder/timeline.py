@@ -20,15 +20,15 @@ import jsonschema
 
 from movie_assets.builder.context import RecipeContext
 from movie_assets.domain.blueprint import NodeKey
+from movie_assets.domain.errors import for_movie
+from movie_assets.domain.framing import KEN_BURNS_DRIFT, KEN_BURNS_ZOOM
 from movie_assets.domain.request import SEGMENT_MS, TRANSITION_MS, AssemblyStrategy, Transition, VisualMode
-from resources.providers.base import SUGGESTIONS, ErrorCategory, for_movie
+from resources.providers.base import SUGGESTIONS, ErrorCategory
 from resources.runtime.secrets import TEXT_LIMIT, redact
 
 FPS = 30
 TIMELINE_FORMAT_VERSION = 2
 CAPTION_WORDS = 6  # at most this many words on screen at once
-KEN_BURNS_ZOOM = 1.15
-KEN_BURNS_DRIFT = 0.05  # of the picture's width; within what a 1.15 zoom leaves outside the view
 MUSIC_VOLUME = 0.35
 MUSIC_DUCKED_VOLUME = 0.12
 

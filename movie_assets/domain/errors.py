@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class MovieBusy(RuntimeError):
     """Another generation of the movie holds its lock."""
@@ -32,3 +34,16 @@ class StoredFileDamaged(RuntimeError):
     def __init__(self, message: str, path: str):
         super().__init__(message)
         self.path = path
+
+
+class MovieNotFound(LookupError):
+    """No movie of that id is registered (in the service: none of the caller's tenant)."""
+
+    def __init__(self, movie: str):
+        super().__init__(f"no movie {movie!r} is registered (see `moviegen list`, or register one with `moviegen new`)")
+        self.movie = movie
+
+
+def for_movie(suggestion: str, movie: str) -> str:
+    """A suggestion naming the movie: its word ``ID`` replaced (not the letters inside MOVIEGEN_PROVIDERS)."""
+    return re.sub(r"\bID\b", movie, suggestion)

@@ -125,6 +125,9 @@ class Prediction:
     reused: frozenset[NodeKey]
     calling: frozenset[NodeKey]
     calls: dict[str, int]
+    # The artifact each reused node would be taken from (its reference): a pick of an earlier take, an
+    # undone edit. ``moviegen prune`` keeps them, as the build will read them.
+    held: dict[NodeKey, str] = field(default_factory=dict)
 
 
 def make_plan(movie: str, blueprint: Blueprint, state: MovieState, code_versions: Mapping[str, str],

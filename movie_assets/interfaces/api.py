@@ -28,6 +28,7 @@ from movie_assets.domain.plan import Plan
 from movie_assets.domain.request import MovieRequest, RequestError, load_request
 from movie_assets.movie_files.metrics import movie_metrics
 from movie_assets.movie_files.movies import load_movie_request
+from movie_assets.movie_files.prunes import check_not_pruned, pruned_revisions
 from movie_assets.movie_files.revisions import Revision, get_revision, list_revisions
 from movie_assets.orchestration import registry
 from movie_assets.orchestration.deletion import Deleted, delete_movie
@@ -36,14 +37,15 @@ from movie_assets.orchestration.event_log import IMAGES, load_state
 from movie_assets.orchestration.generation import GenerateResult, open_movie, plan_of, report_plan
 from movie_assets.orchestration.generation import generate as _generate
 from movie_assets.orchestration.locks import open_instance
+from movie_assets.orchestration.pruning import Pruned, prune_movie
 from movie_assets.orchestration.registry import require_movie
 from partitions import node_partition
 from resources.runtime.budget import day_start, make_ledger
 from resources.settings import current
 from resources.storage import ArtifactStore
 
-__all__ = ["Deleted", "GenerateResult", "Plan", "Revision", "Status", "approve", "delete", "edit", "export", "generate", "history", "list_movies",
-           "load_request", "load_timeline", "look", "new_movie", "open_instance", "pick", "plan", "repair", "reroll", "revision",
+__all__ = ["Deleted", "GenerateResult", "Plan", "Pruned", "Revision", "Status", "approve", "delete", "edit", "export", "generate", "history",
+           "list_movies", "load_request", "load_timeline", "look", "new_movie", "open_instance", "pick", "plan", "prune", "repair", "reroll", "revision",
            "status", "takes", "timeline_uri", "verify"]
 
 generate = _generate
@@ -65,6 +67,15 @@ def delete(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> De
     """Delete a movie: its partition, request, edits, revisions and every artifact; MovieBusy while a
     generation of it runs or is queued. Its id is not given out again (orchestration/deletion.py)."""
     return delete_movie(instance, store, movie)
+
+
+def prune(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, keep_revisions: int | None = None,
+          dry_run: bool = False) -> Pruned:
+    """Remove the takes, renders and artifacts that neither a kept revision (the ``keep_revisions`` newest;
+    default: all) nor the movie as it is now uses, with the build-cache entries naming them; ``dry_run``:
+    only say what and how many bytes. MovieBusy while a generation of it runs or is queued
+    (orchestration/pruning.py)."""
+    return prune_movie(instance, store, movie, keep_revisions, dry_run)
 
 
 def plan(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, budget_usd: float | None = None,
@@ -124,6 +135,7 @@ def timeline_uri(instance: dg.DagsterInstance, store: ArtifactStore, movie: str,
     require_movie(instance, movie)
     if revision is not None:
         ref = get_revision(store, movie, revision).timeline
+        check_not_pruned(store, movie, revision)
     else:
         rec = load_state(instance, movie, [NodeKey("timeline")]).records.get(NodeKey("timeline"))
         ref = rec.uri if rec else None
@@ -248,6 +260,7 @@ class Status:
     spend: dict[str, Any] = field(default_factory=dict)  # the budget ledger: movie, per provider, today, caps
     metrics: dict[str, Any] = field(default_factory=dict)  # per producer and provider: calls, cache hits, latency
     damaged: dict[str, str] = field(default_factory=dict)  # node -> its file is missing or truncated (quick check)
+    pruned_revisions: list[int] = field(default_factory=list)  # revisions a prune let go (their files are gone)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -286,7 +299,7 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
                   store.uri(timeline.uri) if timeline else None, len(planned.items),
                   len(revisions), round(sum(r.cost_usd for r in revisions), 6), store.uri(video.uri) if video else None,
                   errors, placeholders, spend, movie_metrics(store, movie).to_json(),
-                  {str(k): why for k, why in sorted(state.damaged.items())})
+                  {str(k): why for k, why in sorted(state.damaged.items())}, sorted(pruned_revisions(store, movie)))
 
 
 # --- Takes: re-roll a generated artifact without changing its prompt (docs/editing.md, "Takes") ------

@@ -10,21 +10,23 @@ import sys
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
-from movie_assets.domain.errors import MovieBusy, OverBudget, PreflightFailed, StoredFileDamaged
-from movie_assets.domain.request import RequestError, Strategy, load_request
-from movie_assets.movie_files.movies import MovieNotFound, load_movie_request, require_stored
-from movie_assets.movie_files.revisions import get_revision, scan_revisions
-from resources.providers.base import describe_failure, for_movie
-from resources.runtime.accounts import DEFAULT_RATE_PER_MINUTE, AccountError, open_accounts
+# Only light modules at the top: a reading command answered by a service (--server) imports neither Dagster nor
+# pydantic nor the storage layer (docs/performance.md, "CLI start-up"); the commands that work on this machine's
+# home import what they need when they run.
+from movie_assets.domain.errors import MovieBusy, MovieNotFound, OverBudget, PreflightFailed, StoredFileDamaged, for_movie
 from resources.runtime.paths import dagster_home
 from resources.runtime.secrets import TEXT_LIMIT, redact
-from resources.storage import ArtifactStore
+
+if TYPE_CHECKING:
+    from resources.storage import ArtifactStore
 
 EXIT_INVALID = 2
 EXIT_FAILED = 1
@@ -35,6 +37,8 @@ EXIT_DAMAGED = 6  # a file moviegen stored (a movie's request, a revision) is da
 
 LATENCY_PROFILES = ("none", "median", "scaled")  # resources.settings.LatencyProfile, without importing it
 EXPORT_FORMATS = ("otio", "fcpxml", "fcp7xml", "mlt", "edl")  # movie_assets.builder.export.FORMATS, without importing it
+STRATEGIES = ("sequential", "parallel", "adaptive")  # movie_assets.domain.request.Strategy, without importing it
+DEFAULT_RATE_PER_MINUTE = 600  # resources.runtime.accounts.DEFAULT_RATE_PER_MINUTE, without importing it
 
 
 def _api() -> ModuleType:
@@ -49,10 +53,9 @@ def _api() -> ModuleType:
 def _context() -> tuple[Any, ArtifactStore]:
     """The Dagster instance of DAGSTER_HOME (default: the repo's dagster_home/, as `make dev` uses,
     created if needed) and the artifact store."""
-    os.environ["DAGSTER_HOME"] = str(dagster_home())
     dagster_home().mkdir(parents=True, exist_ok=True)
     api = _api()
-    return api.open_instance(), ArtifactStore()
+    return api.open_instance(), _store()
 
 
 class RemoteError(Exception):
@@ -96,28 +99,32 @@ def _server(args: argparse.Namespace) -> str:
 
 def _remote(args: argparse.Namespace, path: str, params: dict[str, Any] | None = None) -> Any:
     """GET a route of the service with the token (--token, else MOVIEGEN_TOKEN); RemoteError with the CLI's
-    exit code when it refuses."""
-    import httpx  # noqa: PLC0415 - only with a server
-
+    exit code when it refuses. (The standard library's client: an HTTP client package would cost a reading
+    command more start-up than the request itself.)"""
     token = getattr(args, "token", None) or os.environ.get("MOVIEGEN_TOKEN", "")
     if not token:
         raise RemoteError(f"{_server(args)}: a token is needed (--token or MOVIEGEN_TOKEN; `moviegen token create TENANT` "
                           "on the service's machine)", EXIT_INVALID)
+    query = urlencode({k: "true" if v is True else v for k, v in (params or {}).items() if v not in (None, False)})
+    url = _server(args) + path + (f"?{query}" if query else "")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise RemoteError(f"{_server(args)}: not a service URL (expected http:// or https://)", EXIT_INVALID)
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
     try:
-        r = httpx.get(_server(args) + path, params={k: v for k, v in (params or {}).items() if v not in (None, False)},
-                      headers={"Authorization": f"Bearer {token}"}, timeout=60)
-    except httpx.HTTPError as e:
+        with urllib.request.urlopen(request, timeout=60) as r:  # noqa: S310 - the scheme is checked above
+            return _doc(json.loads(r.read()))
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read()
+    except (OSError, ValueError) as e:  # refused, unreachable, timed out, or not JSON
         raise RemoteError(f"{_server(args)}: cannot reach the service ({type(e).__name__}: {e})", EXIT_FAILED) from None
-    if r.status_code >= 400:
-        try:
-            error = r.json()["error"]
-        except (ValueError, KeyError, TypeError):
-            raise RemoteError(f"{_server(args)}: HTTP {r.status_code}", EXIT_FAILED) from None
-        lines = [error.get("message", "")] + [p for p in error.get("errors", [])[1:]]
-        if error.get("suggestion"):
-            lines.append(f"  -> {error['suggestion']}")
-        raise RemoteError("\n".join(lines), int(error.get("exit_code") or EXIT_FAILED))
-    return _doc(r.json())
+    try:
+        error = json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        raise RemoteError(f"{_server(args)}: HTTP {status}", EXIT_FAILED) from None
+    lines = [error.get("message", "")] + [p for p in error.get("errors", [])[1:]]
+    if error.get("suggestion"):
+        lines.append(f"  -> {error['suggestion']}")
+    raise RemoteError("\n".join(lines), int(error.get("exit_code") or EXIT_FAILED))
 
 
 def _print_json(data: Any) -> None:
@@ -125,6 +132,8 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
+    from movie_assets.domain.request import load_request  # noqa: PLC0415 - start-up time
+
     request = load_request(args.request)  # a bad file is refused before anything is opened or registered
     instance, store = _context()
     api = _api()
@@ -133,7 +142,45 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- delete and prune ------------------------------------------------------------------------------
+
+def _size_text(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _ask(question: str) -> bool | None:
+    """The answer typed on the terminal (yes: True); None when stdin is not a terminal to ask on."""
+    try:
+        if not sys.stdin.isatty():
+            return None
+    except (AttributeError, ValueError):  # no stdin, or a closed one
+        return None
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
+    if not args.yes:
+        from movie_assets.movie_files.layout import movie_folder  # noqa: PLC0415 - start-up time
+        from movie_assets.movie_files.revisions import scan_revisions  # noqa: PLC0415
+
+        store = _store(args.movie)
+        sizes = store.sizes(movie_folder(args.movie))
+        revisions, damaged = scan_revisions(store, args.movie)
+        what = (f"delete movie {args.movie!r}: its {len(revisions) + len(damaged)} revision(s) and {len(sizes)} files "
+                f"({_size_text(sum(sizes.values()))}); the id is not given out again?")
+        answer = _ask(what)
+        if answer is None:
+            raise ValueError(f"delete {args.movie}: refused without --yes (stdin is not a terminal to ask on); "
+                             f"`moviegen delete {args.movie} --yes` deletes it")
+        if not answer:
+            print(f"{args.movie}: not deleted")
+            return EXIT_FAILED
     instance, store = _context()
     deleted = _api().delete(instance, store, args.movie)
     if args.json:
@@ -143,7 +190,54 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    p = _api().prune(instance, store, args.movie, args.keep_revisions, args.dry_run)
+    if args.json:
+        _print_json(p.to_json())
+        return 0
+    kept = ", ".join(str(n) for n in p.kept_revisions) or "none"
+    let_go = ", ".join(str(n) for n in p.pruned_revisions)
+    print(f"{p.movie}: keeps revision(s) {kept} and what the movie uses now"
+          + (f"; revision(s) {let_go} {'would be' if p.dry_run else 'are'} pruned" if let_go else ""))
+    for kind, n in p.by_kind.items():
+        print(f"  {kind + (' (build-cache entries)' if kind == 'cache' else ''):<34} {n['files']:>5} files {_size_text(n['bytes']):>10}")
+    freed = f"{p.bytes_freed:,} bytes ({_size_text(p.bytes_freed)})"
+    if p.dry_run:
+        print(f"dry run: would remove {p.files_removed} files, {freed} would be freed; nothing was removed")
+    else:
+        print(f"removed {p.files_removed} files: {freed} freed")
+    return 0
+
+
+def _keep(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of revisions, 0 or more (0: only what the movie "
+                                         "uses now)")
+    return int(text)
+
+
+def _delete_and_prune_commands(sub: Any) -> None:
+    p = sub.add_parser("delete", help="delete a movie: its registration, request, revisions and every artifact (refused "
+                                      "while a generation of it runs or is queued); asks first unless --yes")
+    p.add_argument("movie")
+    p.add_argument("--yes", action="store_true", help="do not ask (needed when stdin is not a terminal)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("prune", help="remove the takes, renders and artifacts that no kept revision (nor the movie as it "
+                                     "is now) uses, and print the space freed")
+    p.add_argument("movie")
+    p.add_argument("--keep-revisions", type=_keep, metavar="N",
+                   help="keep the N newest revisions (default: every revision: only what none uses goes)")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed and the space it would free")
+    p.add_argument("--json", action="store_true", help="print one JSON object (with every path removed)")
+    p.set_defaults(func=cmd_prune)
+
+
 def _accounts() -> Any:
+    from resources.runtime.accounts import open_accounts  # noqa: PLC0415 - start-up time
+
     os.environ["DAGSTER_HOME"] = str(dagster_home())
     return open_accounts()
 
@@ -357,7 +451,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"to build: {s.to_build}")
     spend = s.spend
     by_provider = ", ".join(f"{p} ${v:.4f}" for p, v in spend["movie_by_provider_usd"].items()) or "none"
-    print(f"revisions: {s.revisions}, provider spend: ${spend['movie_usd']:.4f} ({by_provider}); "
+    pruned = getattr(s, "pruned_revisions", None) or []
+    print(f"revisions: {s.revisions}" + (f" ({len(pruned)} pruned: {', '.join(map(str, pruned))})" if pruned else "")
+          + f", provider spend: ${spend['movie_usd']:.4f} ({by_provider}); "
           f"instance today: ${spend['instance_today_usd']:.4f}"
           + (f"; {spend['unsettled']} call(s) never settled (counted at their estimate)" if spend["unsettled"] else ""))
     _print_budget(spend["caps"])
@@ -415,10 +511,17 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store() -> ArtifactStore:
-    """The artifact store alone: commands that read only stored files (revisions) skip Dagster."""
+def _store(*movies: str) -> ArtifactStore:
+    """The artifact store alone: commands that read only stored files (revisions) skip Dagster. MovieNotFound
+    unless each of ``movies`` is registered there."""
+    from movie_assets.movie_files.movies import require_stored  # noqa: PLC0415 - start-up time
+    from resources.storage import ArtifactStore  # noqa: PLC0415
+
     os.environ["DAGSTER_HOME"] = str(dagster_home())
-    return ArtifactStore()
+    store = ArtifactStore()
+    for movie in movies:
+        require_stored(store, movie)
+    return store
 
 
 def _where(store: ArtifactStore | None, uri: str | None) -> str | None:
@@ -434,10 +537,10 @@ def _where(store: ArtifactStore | None, uri: str | None) -> str | None:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from movie_assets.builder.render_revision import render_revision  # noqa: PLC0415 - start-up time
+    from movie_assets.movie_files.movies import load_movie_request  # noqa: PLC0415
     from resources.settings import RenderEngine, current  # noqa: PLC0415
 
-    store = _store()
-    require_stored(store, args.movie)
+    store = _store(args.movie)
     engine = RenderEngine(args.engine) if args.engine else current().render_engine
     result = render_revision(store, args.movie, args.revision, engine, args.preset, load_movie_request(store, args.movie),
                              current())
@@ -457,9 +560,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from movie_assets.movie_files.metrics import movie_metrics, strategy_totals  # noqa: PLC0415 - start-up time
 
     if args.movies:
-        store = _store()
-        for movie in args.movies:
-            require_stored(store, movie)
+        store = _store(*args.movies)
         movies = list(args.movies)
     else:
         instance, store = _context()
@@ -489,9 +590,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from resources.runtime.budget import make_ledger  # noqa: PLC0415
 
     if args.movies:
-        store = _store()
-        for movie in args.movies:
-            require_stored(store, movie)
+        store = _store(*args.movies)
     else:
         instance, store = _context()
 
@@ -578,15 +677,19 @@ def _located(store: ArtifactStore, revision: dict[str, Any]) -> dict[str, Any]:
 def cmd_history(args: argparse.Namespace) -> int:
     if _server(args):
         revisions, damaged, store = _remote(args, f"/v1/movies/{args.movie}/history")["revisions"], {}, None
+        pruned = {r["revision"] for r in revisions if r.get("pruned")}
         if args.json:
             _print_json(revisions)
             return 0
     else:
-        store = _store()
-        require_stored(store, args.movie)
+        from movie_assets.movie_files.prunes import pruned_revisions  # noqa: PLC0415 - start-up time
+        from movie_assets.movie_files.revisions import scan_revisions  # noqa: PLC0415
+
+        store = _store(args.movie)
         revisions, damaged = scan_revisions(store, args.movie)
+        pruned = pruned_revisions(store, args.movie)
         if args.json:
-            _print_json([_located(store, r.to_json(manifest=False)) for r in revisions]
+            _print_json([_located(store, r.to_json(manifest=False)) | {"pruned": r.revision in pruned} for r in revisions]
                         + [{"revision": n, "damaged": why} for n, why in damaged.items()])
             return 0
     for n, why in damaged.items():
@@ -597,7 +700,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     print(f"  {'rev':>3}  {'time':<25} {'calls':>5} {'cost $':>8} {'failed':>6}  {'movie':<8} changes")
     for r in revisions:
         changes = ", ".join(c["path"] for c in r.changes) or ("first generation" if r.revision == 1 else "-")
-        movie = "rendered" if r.movie_video else "-"
+        movie = "pruned" if r.revision in pruned else "rendered" if r.movie_video else "-"
         print(f"  {r.revision:>3}  {r.time:<25} {r.calls:>5} {r.cost_usd:>8.4f} {len(r.failed):>6}  {movie:<8} {changes}")
     latest = revisions[-1]
     print(f"latest movie: {_where(store, latest.movie_video) or 'not rendered'} (`moviegen render {args.movie} "
@@ -653,9 +756,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_timeline(args: argparse.Namespace) -> int:
     if args.revision is not None and not (args.print or args.out):  # a revision's timeline: stored files only
-        store = _store()
-        require_stored(store, args.movie)
+        from movie_assets.movie_files.prunes import check_not_pruned  # noqa: PLC0415 - start-up time
+        from movie_assets.movie_files.revisions import get_revision  # noqa: PLC0415
+
+        store = _store(args.movie)
         timeline = get_revision(store, args.movie, args.revision).timeline
+        check_not_pruned(store, args.movie, args.revision)
         print(store.uri(timeline) if timeline else None)
         return 0
     out = _out_file(args.out)
@@ -789,11 +895,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="movie id (lowercase letters, digits, '-'); default: from the inquiry")
     p.set_defaults(func=cmd_new)
 
-    p = sub.add_parser("delete", help="delete a movie: its registration, request, revisions and every artifact (refused "
-                                      "while a generation of it runs or is queued)")
-    p.add_argument("movie")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_delete)
+    _delete_and_prune_commands(sub)
 
     p = sub.add_parser("token", help="the hosted service's API tokens: create, list, revoke (docs/service.md)")
     token = p.add_subparsers(dest="action", required=True)
@@ -850,7 +952,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"start although the estimate exceeds a cap (else exit {EXIT_OVER_BUDGET}); calls stop at the "
                         "cap and what is left is reported `not built: budget`")
     p.add_argument("--verbose", action="store_true", help="Dagster's log and tracebacks on the console")
-    p.add_argument("--strategy", choices=[s.value for s in Strategy],
+    p.add_argument("--strategy", choices=STRATEGIES,
                    help="how the build uses this machine: one partition at a time, the configured limits as they are, "
                         "or local slots sized from the machine's load (default: the request's strategy, else "
                         "MOVIEGEN_STRATEGY, else adaptive)")
@@ -1047,7 +1149,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the output was piped into a reader that stopped (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
         return 0
-    except (RequestError, MovieNotFound, FileNotFoundError, AccountError, ValueError) as e:
+    except (MovieNotFound, FileNotFoundError, ValueError) as e:  # a RequestError or an AccountError is a ValueError
         print(f"error: {redact(e, TEXT_LIMIT)}", file=sys.stderr)
         return EXIT_INVALID
     except MovieBusy as e:
@@ -1066,6 +1168,8 @@ def main(argv: list[str] | None = None) -> int:
                            problem["suggestion"], file=sys.stderr)
         return EXIT_PREFLIGHT
     except Exception as e:  # noqa: BLE001 - one line with the cause, then what to do; the traceback with --verbose
+        from resources.providers.base import describe_failure  # noqa: PLC0415 - start-up time
+
         info = describe_failure(e)
         print(redact(f"error [{info['category']}]: {info['message']}", TEXT_LIMIT), file=sys.stderr)
         print(f"  -> {redact(for_movie(info['suggestion'], getattr(args, 'movie', 'ID')), TEXT_LIMIT)}", file=sys.stderr)

@@ -6,6 +6,7 @@
     movies/<movie>/runs/<run id>.json                      what each build run did
     movies/<movie>/edits/<n>.json                          each edit
     movies/<movie>/revisions/<n>.json                      each revision, with its manifest
+    movies/<movie>/prunes/<n>.json                         each prune: the revisions it kept and let go, what it removed
     movies/<movie>/cache/<asset>/<partition>/<key>.json    build cache: which artifact these exact inputs made
     movies/<movie>/answers/<asset>/<partition>/<key>.json  a paid call's answer as it arrived (and <key>.<i>.bin,
                                                            its files), kept until its artifact is in the build cache
@@ -65,6 +66,18 @@ def revisions_folder(movie: str) -> str:
 
 def revision_path(movie: str, revision: int) -> str:
     return f"{revisions_folder(movie)}/{revision:06d}.json"
+
+
+def prunes_folder(movie: str) -> str:
+    return f"movies/{movie}/prunes"
+
+
+def prune_path(movie: str, seq: int) -> str:
+    return f"{prunes_folder(movie)}/{seq:06d}.json"
+
+
+def cache_folder(movie: str) -> str:
+    return f"movies/{movie}/cache"
 
 
 def cache_path(movie: str, asset: str, partition_suffix: str | None, key: str) -> str:

@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import json
 
-from movie_assets.domain.errors import StoredFileDamaged
+from movie_assets.domain.errors import MovieNotFound, StoredFileDamaged
 from movie_assets.domain.request import MovieRequest, RequestError, parse_request
 from movie_assets.movie_files.edits_log import edit_count
 from movie_assets.movie_files.layout import request_copies_folder, request_copy_path, request_path
 from resources.storage import ArtifactStore
-
-
-class MovieNotFound(LookupError):
-    def __init__(self, movie: str):
-        super().__init__(f"no movie {movie!r} is registered (see `moviegen list`, or register one with `moviegen new`)")
-        self.movie = movie
 
 
 def _parse_stored(data: bytes) -> MovieRequest:

@@ -38,7 +38,7 @@ def delete_movie(instance: dg.DagsterInstance, store: ArtifactStore, movie: str)
     """Remove a movie's partition and every file under ``movies/<movie>/``; MovieBusy while a generation of
     it runs or is queued (nothing is removed then)."""
     require_movie(instance, movie)
-    with generation_lock(instance, movie, 0.0):  # an in-process generation holds it: MovieBusy
+    with generation_lock(instance, movie, 0.0, holder="moviegen delete"):  # an in-process generation holds it: MovieBusy
         busy = active_runs(instance, movie)
         if busy:
             raise MovieBusy(f"movie {movie!r} is being generated (run {busy[0]}); delete it when the run has finished "

@@ -36,8 +36,10 @@ def _lock_dir(instance: dg.DagsterInstance) -> Path:
 
 
 @contextmanager
-def generation_lock(instance: dg.DagsterInstance, movie: str, wait_s: float = 0.0, run_id: str | None = None) -> Iterator[None]:
-    """Hold the movie's generation lock; ``run_id`` is the run holding it from inside (not an orphan)."""
+def generation_lock(instance: dg.DagsterInstance, movie: str, wait_s: float = 0.0, run_id: str | None = None,
+                    holder: str = "") -> Iterator[None]:
+    """Hold the movie's generation lock; ``run_id`` is the run holding it from inside (not an orphan);
+    ``holder``: what holds it when it is not a generation (``moviegen prune``), named to whoever waits."""
     path = _lock_dir(instance) / f"{movie}.lock"
     with open(path, "a+") as f:
         deadline = time.monotonic() + wait_s
@@ -56,7 +58,7 @@ def generation_lock(instance: dg.DagsterInstance, movie: str, wait_s: float = 0.
                 time.sleep(0.2)
         f.seek(0)
         f.truncate()
-        f.write(f"pid {os.getpid()}" + (f" (run {run_id})" if run_id else ""))
+        f.write(f"pid {os.getpid()}" + (f" (run {run_id})" if run_id else "") + (f" ({holder})" if holder else ""))
         f.flush()
         try:
             _fail_orphaned_runs(instance, movie, run_id)

@@ -349,7 +349,7 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
         try:
             width, height = request.frame
             budget = Budget(make_ledger(), movie, caps_for(movie, request, budget_usd),
-                            lambda producer: clients.price(producer, width, height), run=context.run_id)
+                            lambda producer: clients.price(producer, width, height), run=context.run.run_id)
             engine = BuildEngine(movie=movie, blueprint=blueprint, state=state, store=store, clients=clients,
                                  emit=results.put, budget=budget, fallback=opened.settings.fallback, settings=opened.settings,
                                  strategy=parse_strategy(strategy, "strategy") if strategy else None)

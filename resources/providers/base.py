@@ -11,7 +11,6 @@ import abc
 import asyncio
 import errno
 import os
-import re
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -63,11 +62,6 @@ SUGGESTIONS: dict[ErrorCategory, str] = {
     ErrorCategory.budget: "raise the budget (--budget or budget_usd) or generate with --allow-over-budget",
     ErrorCategory.upstream: "fix the failure it depends on",
 }
-
-
-def for_movie(suggestion: str, movie: str) -> str:
-    """A suggestion naming the movie: its word ``ID`` replaced (not the letters inside MOVIEGEN_PROVIDERS)."""
-    return re.sub(r"\bID\b", movie, suggestion)
 
 
 UNEXPECTED = "an unexpected error: run the command with --verbose and report the traceback"

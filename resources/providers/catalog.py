@@ -6,9 +6,25 @@ from movie_assets.domain.blueprint import ProviderKind
 
 PROVIDER_MODELS: dict[str, dict[ProviderKind, str]] = {
     "offline": {ProviderKind.llm: "offline-templates-1", ProviderKind.speech: "piper:en_US-joe-medium",
-                ProviderKind.images: "offline-pillow-1", ProviderKind.video: "offline-ffmpeg-kenburns-1",
+                ProviderKind.images: "offline-pillow-2", ProviderKind.video: "offline-ffmpeg-kenburns-2",
                 ProviderKind.music: "offline-synth-1"},
     "openai": {ProviderKind.llm: "gpt-4o-mini", ProviderKind.speech: "gpt-4o-mini-tts", ProviderKind.images: "gpt-image-1"},
     "replicate": {ProviderKind.images: "black-forest-labs/flux-schnell", ProviderKind.video: "minimax/video-01",
                   ProviderKind.music: "meta/musicgen", ProviderKind.speech: "jaaari/kokoro-82m"},
 }
+
+# Offline models whose ids predate their place in the code versions: leaving them out keeps the
+# versions of what they made. Every later offline id (a new drawing, voice or synth: a new id) is part
+# of its artifacts' code versions, so what the old one made is stale.
+UNVERSIONED_OFFLINE_MODELS = frozenset({"offline-templates-1", "piper:en_US-joe-medium", "offline-pillow-1",
+                                        "offline-ffmpeg-kenburns-1", "offline-synth-1"})
+
+# The offline pictures and clips with the developer's marks (MOVIEGEN_DEBUG_OVERLAY=on): another model.
+DEBUG_OVERLAY_SUFFIX = "+debug-overlay"
+DEBUG_OVERLAY_KINDS = frozenset({ProviderKind.images, ProviderKind.video})
+
+
+def offline_model(kind: ProviderKind, debug_overlay: bool = False) -> str:
+    """The offline model id of a kind, with the debug overlay when it draws one."""
+    model = PROVIDER_MODELS["offline"][kind]
+    return model + DEBUG_OVERLAY_SUFFIX if debug_overlay and kind in DEBUG_OVERLAY_KINDS else model

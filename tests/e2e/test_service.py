@@ -162,6 +162,10 @@ def test_create_plan_generate_progress_play_edit_and_revisions(hosted: Hosted, m
         assert exported.status_code == 200 and "attachment" in exported.headers["content-disposition"]
         assert f"{hosted.url}/v1/movies/sky/artifacts/" in exported.text and str(hosted.home) not in exported.text
         assert c.post("/v1/movies/sky/verify", params={"quick": True}).json()["damaged"] == {}
+        would = c.post("/v1/movies/sky/prune", json={"keep_revisions": 1, "dry_run": True})
+        assert would.status_code == 200, would.text
+        assert would.json()["pruned_revisions"] == [1] and first in would.json()["removed"]  # as the tenant's artifact URLs
+        assert "acme--" not in would.text and c.get(first, headers={"Range": "bytes=0-9"}).status_code == 206  # nothing removed
         assert 'movie="sky"' in c.get("/v1/metrics").text
 
 

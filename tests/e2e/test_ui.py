@@ -96,9 +96,6 @@ CHECKS = """query C($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... o
   ... on AssetChecks { checks { name executionForLatestMaterialization { status evaluation { severity description
   metadataEntries { label ... on IntMetadataEntry { intValue } } } } } } } } } }"""
 
-OBSERVATIONS = """query O($k: AssetKeyInput!) { assetOrError(assetKey: $k) { ... on Asset {
-  assetObservations(limit: 5000) { partition timestamp metadataEntries { label ... on TextMetadataEntry { text } } } } } }"""
-
 MATERIALIZATIONS = """query M($k: AssetKeyInput!, $p: [String!]) { assetOrError(assetKey: $k) { ... on Asset {
   assetMaterializations(partitions: $p, limit: 20) { partition runId metadataEntries { label ... on UrlMetadataEntry { url } } } } } }"""
 
@@ -111,30 +108,40 @@ FAILURES = """query F($id: ID!) { logsForRun(runId: $id) { ... on EventConnectio
   ... on ExecutionStepFailureEvent { error { message } } } } } }"""
 
 
-def ui_marks(ui: UI) -> set[str]:
-    """The partitions of the movie whose latest observation (the partition view) marks them for the next build."""
+# What the graph and the partition views show, for every artifact asset in one aliased query (one request
+# instead of two per asset: the webserver's per-request cost dominated the test).
+_CHECKS_FIELDS = """assetChecksOrError { ... on AssetChecks { checks { name executionForLatestMaterialization { status
+  evaluation { severity description metadataEntries { label ... on IntMetadataEntry { intValue } } } } } } }"""
+_OBSERVATIONS_FIELDS = """assetObservations(limit: 5000) { partition timestamp metadataEntries { label
+  ... on TextMetadataEntry { text } } }"""
+UI_STATE = "query S { " + " ".join(
+    f'o{i}: assetOrError(assetKey: {{path: ["{asset}"]}}) {{ ... on Asset {{ {_OBSERVATIONS_FIELDS} }} }} '
+    f'c{i}: assetNodeOrError(assetKey: {{path: ["{asset}"]}}) {{ ... on AssetNode {{ {_CHECKS_FIELDS} }} }}'
+    for i, asset in enumerate(ARTIFACTS)) + " }"
+
+
+def ui_state(ui: UI) -> tuple[set[str], dict[str, tuple[str, int]]]:
+    """The partitions of the movie whose latest observation (the partition view) marks them for the next build,
+    and each asset's up_to_date check as the graph shows it: (status, partitions to rebuild)."""
+    data = ui.gql(UI_STATE)
     marked: set[str] = set()
-    for asset in ARTIFACTS:
-        observations = ui.gql(OBSERVATIONS, k={"path": [asset]})["assetOrError"]["assetObservations"]
+    checks: dict[str, tuple[str, int]] = {}
+    for i, asset in enumerate(ARTIFACTS):
         latest: dict[str, dict[str, str]] = {}
-        for o in sorted(observations, key=lambda o: float(o["timestamp"])):
+        for o in sorted(data[f"o{i}"]["assetObservations"], key=lambda o: float(o["timestamp"])):
             if o["partition"] and o["partition"].split("|", 1)[0] == ui.movie:
                 latest[o["partition"]] = {e["label"]: e.get("text") for e in o["metadataEntries"]}
         marked |= {str(NodeKey.from_partition(asset, p)) for p, md in latest.items() if md.get(MARK) not in (None, CLEAR)}
-    return marked
-
-
-def ui_checks(ui: UI) -> dict[str, tuple[str, int]]:
-    """Each asset's up_to_date check as the graph shows it: (status, partitions to rebuild)."""
-    out = {}
-    for asset in ARTIFACTS:
-        checks = ui.gql(CHECKS, k={"path": [asset]})["assetNodeOrError"]["assetChecksOrError"]["checks"]
-        (check,) = [c for c in checks if c["name"] == "up_to_date"]
+        (check,) = [c for c in data[f"c{i}"]["assetChecksOrError"]["checks"] if c["name"] == "up_to_date"]
         execution = check["executionForLatestMaterialization"]
         assert execution is not None, f"{asset}: its up_to_date check shows no evaluation"
         count = {e["label"]: e.get("intValue") for e in execution["evaluation"]["metadataEntries"]}["partitions_to_rebuild"]
-        out[asset] = (execution["status"], count)
-    return out
+        checks[asset] = (execution["status"], count)
+    return marked, checks
+
+
+def ui_marks(ui: UI) -> set[str]:
+    return ui_state(ui)[0]
 
 
 def launch(ui: UI, *, job: str = "__ASSET_JOB", assets: list[str] = (), checks: list[tuple[str, str]] = (),  # type: ignore[assignment]
@@ -171,14 +178,15 @@ def test_every_edit_of_the_contract_marks_exactly_the_plan(ui: UI, env) -> None:
     UI are exactly the existing partitions `moviegen plan` rebuilds, and each asset's up_to_date check
     warns with exactly its count of planned partitions (passed when it has none)."""
     instance, store = env
-    assert ui_marks(ui) == set() and all(status == "SUCCEEDED" for status, _ in ui_checks(ui).values())
+    marks, checks = ui_state(ui)
+    assert marks == set() and all(status == "SUCCEEDED" for status, _ in checks.values())
     for name, edits, _ in CONTRACT:
         if edits:
             api.edit(instance, store, ui.movie, edits)
         plan = api.plan(instance, store, ui.movie)
-        assert ui_marks(ui) == dagster_partitions(i.node for i in plan.items if i.reason != "missing"), name
+        marks, shown = ui_state(ui)
+        assert marks == dagster_partitions(i.node for i in plan.items if i.reason != "missing"), name
         per_asset = {a: sum(1 for i in plan.items if i.asset == a) for a in ARTIFACTS}
-        shown = ui_checks(ui)
         assert shown == {a: ("FAILED" if n else "SUCCEEDED", n) for a, n in per_asset.items()}, name
 
 
@@ -198,8 +206,9 @@ def test_materialize_from_the_ui_builds_exactly_the_plan(ui: UI, env) -> None:
         images_built += int(m.metadata["images_built"].value) if "images_built" in m.metadata else 0  # type: ignore[arg-type]
     assert built == dagster_partitions(i.node for i in plan.items)
     assert images_built == sum(1 for i in plan.items if NodeKey.parse(i.node).image is not None)  # each image once
-    assert ui_marks(ui) == set()
-    assert all(status == "SUCCEEDED" for status, _ in ui_checks(ui).values())
+    marks, checks = ui_state(ui)
+    assert marks == set()
+    assert all(status == "SUCCEEDED" for status, _ in checks.values())
     assert api.plan(instance, store, ui.movie).items == []
 
 

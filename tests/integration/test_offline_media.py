@@ -17,13 +17,13 @@ from resources.providers.offline.media import (
     OfflineMusic,
     OfflineVideo,
     PiperSpeech,
-    card_text_boxes,
     draw_picture,
     headline,
     shot_type,
     voice_rate,
     word_timings,
 )
+from resources.providers.offline.pictures import paint, text_area
 from resources.runtime.media import mp3_duration_ms, mp4_info, png_size, run_ffmpeg
 from resources.settings import LatencyProfile
 
@@ -171,7 +171,7 @@ def test_phonemes_are_grouped_into_the_words_as_written() -> None:
     ]
 
 
-# --- Storyboard pictures --------------------------------------------------------------------------
+# --- Explainer pictures -----------------------------------------------------------------------------
 
 FRAMES = [(854, 480), (1280, 720), (1920, 1080), (480, 854), (720, 720)]
 LONG_PROMPT = ("wide establishing shot of To understand the American Civil War, we start with the world around it: "
@@ -180,19 +180,18 @@ LONG_PROMPT = ("wide establishing shot of To understand the American Civil War, 
 
 
 @pytest.mark.parametrize("size", FRAMES)
-def test_storyboard_frames_have_the_exact_size_and_text_inside(size: tuple[int, int]) -> None:
+def test_pictures_have_the_exact_size_no_debug_marks_and_text_inside(size: tuple[int, int]) -> None:
     w, h = size
-    for prompt in (LONG_PROMPT, "harbour", "Pneumonoultramicroscopicsilicovolcanoconiosis Supercalifragilisticexpialidocious"):
-        png, preview = draw_picture(prompt, "cinematic", w, h, "Segment 03 · Image 1")
-        assert png_size(png) == size and preview[:2] == b"\xff\xd8"
-        margin = round(min(w, h) * 0.045)  # the frame's safe area
-        boxes = card_text_boxes(prompt, "cinematic", w, h, "Segment 03 · Image 1")
-        assert {"SEGMENT 03 · IMAGE 1", "CINEMATIC"} <= {text for text, _ in boxes}
-        for text, (x0, y0, x1, y1) in boxes:
-            assert margin <= x0 and margin <= y0 and x1 <= w - margin and y1 <= h - margin, (size, text)
-        drawn = " ".join(text for text, _ in boxes)
-        if prompt == LONG_PROMPT:  # never the whole prompt: label, style, shot and a few key words
-            assert len(drawn) < 90 and "context" not in drawn.lower() and "lighting" not in drawn.lower()
+    x0, y0, x1, y1 = text_area(w, h)
+    for prompt in (LONG_PROMPT, "harbour", "map of Pneumonoultramicroscopicsilicovolcanoconiosis Supercalifragilisticexpialidocious"):
+        picture = paint(prompt, "cinematic", w, h, "Segment 03 · Image 1")
+        assert png_size(picture.png) == size and picture.preview[:2] == b"\xff\xd8"
+        drawn = " ".join(text for text, _ in picture.text_boxes)
+        assert "SEGMENT" not in drawn.upper() and "CINEMATIC" not in drawn.upper()  # no label, style or take
+        for text, (bx0, by0, bx1, by1) in picture.text_boxes:
+            assert x0 <= bx0 and y0 <= by0 and bx1 <= x1 and by1 <= y1, (size, text)
+        assert "context" not in drawn.lower() and "lighting" not in drawn.lower()  # never the whole prompt
+    assert paint("map of Pneumonoultramicroscopicsilicovolcanoconiosis", "cinematic", w, h).text_boxes  # cut to fit, not dropped
 
 
 def test_storyboard_frames_are_deterministic_and_differ_by_prompt() -> None:
@@ -237,7 +236,7 @@ def test_shot_type_is_read_from_the_prompt_or_derived() -> None:
 
 def test_image_media_carries_headline_and_shot() -> None:
     media = asyncio.run(OfflineImages().generate(LONG_PROMPT, style="cinematic", width=854, height=480, label="Segment 01 · Image 1"))
-    assert media.extra == {"headline": "American Civil War · People", "shot": "Establishing shot"}
+    assert media.extra == {"headline": "American Civil War · People", "shot": "Establishing shot", "scene": "city"}
     assert (media.width, media.height) == (854, 480) and media.preview
 
 

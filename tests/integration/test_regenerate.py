@@ -400,7 +400,7 @@ def test_reroll_makes_one_new_take_and_pick_goes_back_for_free(instance: dg.Dags
     listed = api.takes(instance, store, movie, node)
     assert listed.requested == 0
     assert [(t.take, t.current, t.free, t.made_by) for t in listed.takes] == [
-        (0, True, True, "offline:offline-pillow-1"), (1, False, True, "offline:offline-pillow-1")]
+        (0, True, True, "offline:offline-pillow-2"), (1, False, True, "offline:offline-pillow-2")]
     assert cli.main(["takes", movie, node]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"{movie}: {node}, take 0 requested; 2 made"

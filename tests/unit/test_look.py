@@ -19,7 +19,7 @@ from movie_assets.domain.look import carried as looks_carried
 from movie_assets.domain.request import RequestError, parse_request
 from movie_assets.movie_files.movies import _parse_stored
 from resources.providers.offline import text as offline_text
-from resources.providers.offline.media import _look_colours, draw_picture, shot_type
+from resources.providers.offline.pictures import draw_picture, look_colours, shot_type
 from tests.unit.fakes import CIVIL_WAR, MOVIE, Fakes, hand_context, narration_text, record, small_request
 
 LOOK = {
@@ -167,7 +167,7 @@ def test_the_look_producer_asks_once_and_prompts_carry_what_it_wrote() -> None:
 
 def test_the_offline_look_gives_each_style_its_colours_and_a_recurring_cast() -> None:
     look = offline_text.look("the Civil War", "cinematic")
-    assert _look_colours(with_look("a field", look)) == ((12, 20, 38), (214, 120, 54))  # the cinematic palette's two
+    assert look_colours(with_look("a field", look)) == [(12, 20, 38), (214, 120, 54), (31, 78, 90), (242, 232, 213)]  # the palette's four
     prompts = offline_text.image_prompts(narration_text(0), "A nation divided.", "cinematic", 3, 0, look)
     assert prompts[0].startswith("wide establishing shot of The Crossroads, where")
     assert "The Witness" in prompts[1] and "The Witness" in prompts[2]

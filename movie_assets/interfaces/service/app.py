@@ -38,6 +38,7 @@ from movie_assets.interfaces.media import artifact_response
 from movie_assets.interfaces.service.guards import BODY_TIMEOUT_S, BodyGuard, BodyProblem, RateLimiter, error_body
 from movie_assets.movie_files.metrics import OPENMETRICS_CONTENT_TYPE, openmetrics
 from movie_assets.movie_files.movies import MovieNotFound, load_movie_request
+from movie_assets.movie_files.prunes import check_not_pruned, pruned_revisions
 from movie_assets.orchestration import queue
 from movie_assets.orchestration.generation import check_plan
 from movie_assets.orchestration.registry import id_taken, movie_exists, new_movie_id
@@ -149,6 +150,12 @@ class PickBody(NodeBody):
 
 class ApproveBody(NodeBody):
     name: str = Field(max_length=200)
+
+
+class PruneBody(BaseModel):
+    keep_revisions: int | None = Field(default=None, ge=0, le=100_000,
+                                       description="keep the N newest revisions (default: all); 0: only what the movie uses now")
+    dry_run: bool = Field(default=False, description="only say what would be removed and the bytes it would free")
 
 
 class SessionBody(BaseModel):
@@ -446,6 +453,15 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
             deleted = api.delete(service.instance, service.store, movie.internal)
         return {"id": movie.public, "deleted": True, "files_removed": deleted.files_removed}
 
+    @app.post("/v1/movies/{movie}/prune", tags=["movies"],
+              summary="Remove the takes, renders and artifacts no kept revision uses (as `moviegen prune`; 409 while it is generated)")
+    def prune(movie: Owned, request: Request, body: Annotated[PruneBody | None, Body()] = None) -> dict[str, Any]:
+        body = body or PruneBody()
+        service = _service(request)
+        with service.submit_lock:
+            pruned = api.prune(service.instance, service.store, movie.internal, body.keep_revisions, body.dry_run)
+        return _publish(request, movie, {"id": movie.public, **pruned.to_json()})
+
     @app.post("/v1/movies/{movie}/edits", tags=["editing"], summary="Edit the request (the CLI's edit language); returns the plan after")
     def edit(movie: Owned, request: Request, body: EditBody) -> dict[str, Any]:
         edits = [parse_assignment(a) for a in body.assignments]
@@ -552,7 +568,8 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
     def history(movie: Owned, request: Request) -> dict[str, Any]:
         service = _service(request)
         revisions = api.history(service.instance, service.store, movie.internal)
-        return _publish(request, movie, {"revisions": [_revision_summary(r) for r in revisions]})
+        pruned = pruned_revisions(service.store, movie.internal)
+        return _publish(request, movie, {"revisions": [_revision_summary(r) | {"pruned": r.revision in pruned} for r in revisions]})
 
     @app.get("/v1/movies/{movie}/revisions/{number}", tags=["reading"], summary="One revision with its manifest")
     def revision(movie: Owned, request: Request, number: int) -> dict[str, Any]:
@@ -569,6 +586,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
         service = _service(request)
         if revision is not None:
             ref = api.revision(service.instance, service.store, movie.internal, revision).movie_video
+            check_not_pruned(service.store, movie.internal, revision)
         else:
             ref = api.status(service.instance, service.store, movie.internal).movie_video
         if not ref:

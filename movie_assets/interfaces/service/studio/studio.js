@@ -236,8 +236,9 @@ function showRevisions(revisions) {
   $("revisions").replaceChildren(...revisions.slice().reverse().map((r) => el("li", { "data-revision": r.revision },
     el("p", {}, `Revision ${r.revision}, ${r.time}: ${r.calls} calls, $${r.cost_usd.toFixed(4)}` +
        (r.changes.length ? `; changed ${r.changes.map((c) => c.path).join(", ")}` : "")),
-    r.movie_video ? el("video", { controls: true, preload: "metadata", src: r.movie_video }) : el("p", { class: "hint" }, "not rendered"),
-    el("a", { href: `${base()}/export?format=fcpxml&revision=${r.revision}` }, "FCPXML"))));
+    r.pruned ? el("p", { class: "hint" }, "pruned: its files are gone")
+      : r.movie_video ? el("video", { controls: true, preload: "metadata", src: r.movie_video }) : el("p", { class: "hint" }, "not rendered"),
+    r.pruned ? null : el("a", { href: `${base()}/export?format=fcpxml&revision=${r.revision}` }, "FCPXML"))));
 }
 
 // ------------------------------------------------------------------------------------------- generate
