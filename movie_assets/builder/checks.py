@@ -10,7 +10,8 @@ from pathlib import Path
 from movie_assets.builder.render.media import RenderError, probe
 from movie_assets.builder.render.presets import PRESETS, output_size
 from movie_assets.builder.timeline import FPS
-from movie_assets.domain.blueprint import ARTIFACTS
+from movie_assets.domain import pace
+from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.look import look_problems
 from movie_assets.domain.request import SEGMENT_MS, MovieRequest
 from resources.runtime.media import MediaError, mp3_duration_ms, mp4_info, png_size
@@ -20,18 +21,23 @@ from resources.runtime.scratch import scratch_dir
 VIDEO_TOLERANCE_MS = 120
 
 
-def _narration_fits(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+def _narration_fits(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
+    """Too short (seconds of music alone) or too long (spoken faster, then cut) for its 10 s segment, with
+    how many words to add or cut at the language's pace."""
     ms = mp3_duration_ms(data)
-    return f"narration lasts {ms} ms, longer than the {SEGMENT_MS} ms segment" if ms > SEGMENT_MS + 100 else None
+    language = request.language.value
+    words = round(ms / 1000 * pace.WORDS_PER_SECOND.get(language, pace.WORDS_PER_SECOND["en"]))
+    found = pace.fit_problem(key.segment if key is not None else None, ms, words, language)
+    return None if found is None else f"{found[0]} -> {found[1]}"
 
 
-def _frame_size(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+def _frame_size(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
     width, height = request.frame
     size = png_size(data)
     return f"image is {size[0]}x{size[1]}, expected {width}x{height}" if size != (width, height) else None
 
 
-def _clip(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+def _clip(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
     width, height = request.frame
     w, h, ms = mp4_info(data)
     if (w, h) != (width, height):
@@ -41,22 +47,22 @@ def _clip(asset: str, data: bytes, value: object, request: MovieRequest) -> str 
     return None
 
 
-def _carries_look(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+def _carries_look(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
     return look_problem(asset, value) if isinstance(value, dict) else None
 
 
-def _timeline_complete(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+def _timeline_complete(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
     errors = value.get("errors", []) if isinstance(value, dict) else []
     return f"{len(errors)} clip(s) missing or failed" if errors else None
 
 
-def _movie_matches(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
+def _movie_matches(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
     return movie_problem(data, request)
 
 
 # The evaluation of each check an artifact row declares, by the check's name (a test fails when a
 # declared check has none).
-EVALUATIONS: dict[str, Callable[[str, bytes, object, MovieRequest], str | None]] = {
+EVALUATIONS: dict[str, Callable[[str, bytes, object, MovieRequest, NodeKey | None], str | None]] = {
     "narration_fits_segment": _narration_fits,
     "image_frame_size": _frame_size,
     "video_frame_and_length": _clip,
@@ -66,13 +72,14 @@ EVALUATIONS: dict[str, Callable[[str, bytes, object, MovieRequest], str | None]]
 }
 
 
-def problem(asset: str, data: bytes, value: object, request: MovieRequest) -> str | None:
-    """What is wrong with one artifact by its row's check, or None when it passes (or has no check)."""
+def problem(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
+    """What is wrong with one artifact (the partition ``key``, when known) by its row's check, or None
+    when it passes (or has no check)."""
     check = ARTIFACTS[asset].check
     if check is None:
         return None
     try:
-        return EVALUATIONS[check.name](asset, data, value, request)
+        return EVALUATIONS[check.name](asset, data, value, request, key)
     except MediaError as e:
         return f"unreadable media: {e}"
 

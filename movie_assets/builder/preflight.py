@@ -14,7 +14,8 @@ from typing import Any
 from movie_assets.domain.blueprint import ProviderKind
 from movie_assets.domain.request import MovieRequest
 from resources.providers.base import ErrorCategory, ProviderError, describe_failure
-from resources.providers.offline.media import ESPEAK_VOICES
+from resources.providers.offline import espeak
+from resources.providers.voices import ESPEAK, offline_voice
 from resources.settings import PRODUCER_KINDS, Route
 
 KEYS = {"openai": "OPENAI_API_KEY", "replicate": "REPLICATE_API_TOKEN"}
@@ -39,9 +40,11 @@ def _check(producer: str, route: Route, params: dict[str, Any], request: MovieRe
     kind = PRODUCER_KINDS[producer]
     width, height = request.frame
     if route.provider == "offline":
-        if kind is ProviderKind.speech and request.language.value not in ESPEAK_VOICES:
-            raise ProviderError(f"the offline narrator has no voice for language {request.language.value!r}; available: "
-                                f"{', '.join(ESPEAK_VOICES)}", provider="offline", category=ErrorCategory.configuration)
+        if kind is ProviderKind.speech:
+            # The request's voice and language: a language with no offline voice, or eSpeak NG missing.
+            engine, _ = offline_voice(request.voice_id, request.language.value)
+            if engine == ESPEAK:
+                espeak.require()
         return
     key = KEYS.get(route.provider)
     if key and not env.get(key):

@@ -219,7 +219,10 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
                      ("narration_override",), "json", "SegmentNarration (the narration override wins)"),
         ArtifactDecl("segment_audio", Level.segment, "AudioNarrationGeneration", "AudioProducer", ("segment_narration",),
                      ("voice", "audio_take"), "mp3", "SegmentAudio: the spoken narration of one segment", placeholder=True,
-                     check=CheckDecl("narration_fits_segment", "WARN", "The narration audio is no longer than its 10 s segment.")),
+                     version="2",
+                     check=CheckDecl("narration_fits_segment", "WARN",
+                                     "The narration fills its 10 s segment: at least 6 s of speech (no long silence) and "
+                                     "no longer than the segment.")),
         ArtifactDecl("image_prompt", Level.image, "ImageOnly", "TextToImagePromptProducer", ("segment_narration", "script", "look"),
                      ("style", "image_prompt_override", "shot_look"), "json",
                      "SegmentImagePrompt (the image prompt override wins), with the look", template=prompts.IMAGE_PROMPTS, check=_LOOK,

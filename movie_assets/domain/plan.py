@@ -59,6 +59,9 @@ class Plan:
     budget: list[dict[str, Any]] = field(default_factory=list)
     # What would make calls fail for sure (pre-flight): producer, route, message, category, suggestion.
     problems: list[dict[str, str]] = field(default_factory=list)
+    # What a check will warn about in what it builds, foreseen (a narration too short or too long for its
+    # segment): node, check, message, suggestion. The generation goes ahead.
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def over_budget(self) -> dict[str, Any] | None:

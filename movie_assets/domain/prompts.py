@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from movie_assets.domain import pace
 from movie_assets.domain.request import MAX_RECURRING
 
 AUDIENCE_NOTES = {
@@ -18,10 +19,13 @@ AUDIENCE_NOTES = {
 
 
 def script_prompt(inquiry: str, n: int, audience: str, language: str) -> str:
+    words = pace.target_words(language)
     return (
         f"Write the narration of a short explainer movie answering: {inquiry!r}.\n"
-        f"It has exactly {n} segments of 10 seconds; each segment's narration is one or two sentences "
-        f"of at most 24 words, spoken in about 9 seconds. Language: {language} (ISO 639-1). "
+        f"It has exactly {n} segments of 10 seconds; each segment's narration is one to three sentences "
+        f"of {words - 2} to {words + 1} words, which a narrator speaks in about {pace.TARGET_S:g} seconds at "
+        f"{pace.WORDS_PER_SECOND.get(language, pace.WORDS_PER_SECOND['en']):g} words per second: never shorter, or "
+        f"the picture runs silent. Write every word in {language} (ISO 639-1), with no phrase in another language. "
         f"{AUDIENCE_NOTES[audience]} Plain text only: no markdown, no lists, no stage directions.\n"
         "Return JSON: {title, summary (one sentence), narration: [exactly n strings]}."
     )
@@ -96,7 +100,7 @@ class Template:
     render: Callable[..., str]
 
 
-SCRIPT = Template("script-v1", script_prompt)
+SCRIPT = Template("script-v2", script_prompt)
 IMAGE_PROMPTS = Template("image-prompts-v1", image_prompts_prompt)
 MUSIC_PROMPT = Template("music-prompt-v1", music_prompt_prompt)
 TEXT_TO_VIDEO = Template("t2v-prompt-v1", text_to_video_prompt)

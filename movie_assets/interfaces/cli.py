@@ -342,6 +342,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"estimated cost: ${p.estimated_cost_usd:.4f}")
     _print_budget(p.budget, p.estimated_cost_usd)
     print(f"critical path at median latencies: {p.critical_path_s:.0f} s")
+    for warning in getattr(p, "warnings", None) or []:
+        print(f"  WARN {warning['node']} ({warning['check']}): {warning['message']}\n    -> {for_movie(warning['suggestion'], args.movie)}")
     if p.problems:
         print("pre-flight: these calls cannot succeed; `generate` refuses until they are fixed:")
         for problem in p.problems:
@@ -412,6 +414,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             _print_problem(label, error, info.get("category", "local"), for_movie(info.get("suggestion", ""), args.movie))
             if args.verbose and info.get("detail"):
                 print(redact(info["detail"], TEXT_LIMIT))
+        for node, found in result.warnings.items():
+            print(f"  WARN {node}: {for_movie(found, args.movie)}")
         _print_budget(result.budget)
         print(f"timeline: {result.timeline}")
         print(f"movie:    {_where(store, result.movie_video) or 'not rendered'}")

@@ -35,6 +35,7 @@ class RunReport:
     critical_path_s: float = 0.0  # the critical path of what it built, at the brief's median latencies
     # How the slots were used: local (capacity first/min/max, peak and mean in use, history) and per provider kind.
     slots: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, str] = field(default_factory=dict)  # node -> what its artifact's check found (the check failed)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,6 +26,7 @@ from movie_assets.builder.engine import BuildSummary, predict
 from movie_assets.builder.preflight import preflight
 from movie_assets.builder.progress import add_listener, remove_listener
 from movie_assets.builder.verify import find_damaged
+from movie_assets.domain import pace
 from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, Level, NodeKey, expand
 from movie_assets.domain.errors import OverBudget, PreflightFailed
 from movie_assets.domain.plan import Plan, make_plan, movie_matches_timeline
@@ -108,6 +109,8 @@ def plan_of(opened: OpenMovie, store: ArtifactStore, budget_usd: float | None = 
         plan.budget = [s.to_json() for s in standing(make_ledger(), opened.movie, caps)]
     if plan.provider_calls:
         plan.problems = preflight(plan.provider_calls, settings.routes, settings.params, opened.request)
+    speaking = sorted({k.segment for k in plan.targets if k.asset == "segment_audio" and k.segment is not None})
+    plan.warnings = pace.narration_warnings(opened.request, speaking)
     return plan
 
 
@@ -252,6 +255,7 @@ class GenerateResult:
     fallbacks: list[str] = field(default_factory=list)  # nodes an offline placeholder stands in for
     budget: list[dict[str, Any]] = field(default_factory=list)  # each cap after the generation
     new_revision: bool = True  # False: nothing changed, ``revision`` is the latest one
+    warnings: dict[str, str] = field(default_factory=dict)  # node -> what its check found (WARN or ERROR) in this run
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -270,6 +274,7 @@ class GenerateResult:
             "cost_usd": round(self.cost_usd, 6),
             "budget": self.budget,
             "seconds": round(self.seconds, 3),
+            "warnings": [{"node": k, "problem": v} for k, v in self.warnings.items()],
         }
 
 
@@ -333,6 +338,7 @@ def generate(
         skipped=report.skipped, cost_usd=float(report.cost_usd), errors=report.errors, fallbacks=report.fallbacks,
         budget=[b.to_json() for b in standing(make_ledger(), movie, caps)] if caps else [],
         new_revision=previous is None or previous.revision != revision.revision,
+        warnings=report.checks,
     )
 
 

@@ -371,6 +371,7 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
     recorded_since_cursor: set[NodeKey] = set()
     images = ImageGroups(opened, targets, store)
     check_problems: dict[str, dict[str, str]] = {}
+    check_issues: dict[str, str] = {}  # node -> problem, for the run report (generate prints them)
     checked: dict[str, int] = {}
     try:
         # Planned events make a partition that this run fails to build show as failed (UI and catalog).
@@ -386,9 +387,10 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
             if isinstance(item, Built):
                 if ARTIFACTS[item.key.asset].check is not None:
                     checked[item.key.asset] = checked.get(item.key.asset, 0) + 1
-                    issue = problem(item.key.asset, item.produced.data, item.produced.value, request)
+                    issue = problem(item.key.asset, item.produced.data, item.produced.value, request, item.key)
                     if issue:
                         check_problems.setdefault(item.key.asset, {})[item.key.partition_key(movie)] = issue
+                        check_issues[str(item.key)] = issue
                 if cursor is None or any(d in recorded_since_cursor for d in blueprint.nodes[item.key].deps):
                     cursor = instance.event_log_storage.get_maximum_record_id() or 0
                     recorded_since_cursor.clear()
@@ -444,13 +446,16 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
             "check_name": decl.check.name,
             "passed": not bad,
             "severity": dg.AssetCheckSeverity(decl.check.severity),
-            "description": f"{len(bad)} of {checked.get(decl.name, 0)} partition(s) built in this run failed" if bad else None,
+            "description": (f"{len(bad)} of {checked.get(decl.name, 0)} partition(s) built in this run failed; "
+                            f"{redact(next(iter(bad.values())), 300)}") if bad else None,
             "metadata": {"movie": movie, "partitions_checked": checked.get(decl.name, 0), "problems": dg.MetadataValue.json(bad)},
         }
         # A generation run builds every level in one step: checks of the other levels' assets are
         # reported as evaluations of those assets' checks.
         yield dg.AssetCheckResult(**result) if check_key in own_checks else dg.AssetCheckEvaluation(**result)
-    write_run_report(store, summary.to_report(movie, context.run.run_id))
+    report = summary.to_report(movie, context.run.run_id)
+    report.checks = {node: redact(issue, TEXT_LIMIT) for node, issue in check_issues.items()}
+    write_run_report(store, report)
     if summary.machine is not None:
         m = summary.machine
         context.log.info(f"machine: {m.cpus} CPUs at {m.cpu_percent:.0f}%, load {m.load_1m}, "
@@ -590,7 +595,7 @@ def stored_check_results(context: dg.AssetExecutionContext, store: ArtifactStore
                 try:
                     data = store.read(record.uri)
                     value = json.loads(data) if record.uri.endswith(".json") else None
-                    issue = problem(asset, data, value, opened.request)
+                    issue = problem(asset, data, value, opened.request, node)
                 except (OSError, ValueError) as e:
                     issue = f"cannot be read: {e}"
                 if issue:

@@ -59,3 +59,40 @@ def kokoro_voice(model: str, voice_id: str, language: str) -> str:
     if voice_id in portable:
         return portable[voice_id]
     raise _refuse(model, voice_id, language, [*portable, *voices], "replicate")
+
+
+# --- Offline voices ---------------------------------------------------------------------------------
+# Two voices per language, a female and a male one, each made for its language: English male is Piper's
+# neural en_US "joe" voice (captions from its phoneme alignments), every other voice is an eSpeak NG
+# voice of that language (``de+f3``: German, female variant 3; captions from its word events). The
+# request's voice_id picks one by gender alone, so the choice is a function of the request; "narrator"
+# and ids of no known gender are the male voice. docs/providers.md lists them.
+OFFLINE_LANGUAGES = ("en", "es", "fr", "de", "it", "pt")
+PIPER, ESPEAK = "piper", "espeak-ng"
+_ESPEAK_LANGUAGE = {"en": "en-us", "es": "es", "fr": "fr", "de": "de", "it": "it", "pt": "pt-br"}
+OPENAI_GENDER = {"nova": "female", "shimmer": "female", "coral": "female", "sage": "female",
+                 "ash": "male", "ballad": "male", "echo": "male", "fable": "male", "onyx": "male", "verse": "male"}
+
+
+def voice_gender(voice_id: str) -> str:
+    """``female`` or ``male``: the portable ids by name, OpenAI's voices by who speaks them, Kokoro's by
+    the second letter of the id (af_bella female, am_adam male); everything else (narrator, alloy,
+    unknown ids) male."""
+    if voice_id in ("female", "male"):
+        return voice_id
+    if voice_id in OPENAI_GENDER:
+        return OPENAI_GENDER[voice_id]
+    if len(voice_id) > 3 and voice_id[2] == "_" and voice_id[1] in "fm":
+        return "female" if voice_id[1] == "f" else "male"
+    return "male"
+
+
+def offline_voice(voice_id: str, language: str) -> tuple[str, str]:
+    """(engine, voice) of the offline narrator for a request's voice_id and language."""
+    if language not in _ESPEAK_LANGUAGE:
+        raise ProviderError(f"the offline narrator has no voice for language {language!r}; available: {', '.join(OFFLINE_LANGUAGES)}",
+                            provider="offline", category=ErrorCategory.configuration)
+    gender = voice_gender(voice_id)
+    if language == "en" and gender == "male":
+        return PIPER, "en_US-joe-medium"
+    return ESPEAK, f"{_ESPEAK_LANGUAGE[language]}+{'f3' if gender == 'female' else 'm3'}"

@@ -49,7 +49,7 @@ def test_speech_is_real_audio_and_fits_its_segment() -> None:
 def test_speech_in_spanish_and_unknown_language() -> None:
     speech = PiperSpeech()
     media = asyncio.run(speech.synthesize("La guerra civil cambió el país.", voice_id="x", language="es", emotion=None, max_ms=10000))
-    assert media.extra["espeak_voice"] == "es" and mp3_duration_ms(media.data) > 1000
+    assert media.extra["voice"] == "es+m3" and mp3_duration_ms(media.data) > 1000
     with pytest.raises(ProviderError, match="no voice for language 'zz'"):
         asyncio.run(speech.synthesize("hola", voice_id="x", language="zz", emotion=None, max_ms=10000))
 
@@ -97,7 +97,7 @@ def _rms(samples: np.ndarray) -> float:
 
 def test_speech_says_when_each_word_is_spoken() -> None:
     text = "The war began in 1861, and it changed the country forever. Nobody who lived through it forgot."
-    media = asyncio.run(PiperSpeech().synthesize(text, voice_id="nova", language="en", emotion=None, max_ms=10000))
+    media = asyncio.run(PiperSpeech().synthesize(text, voice_id="onyx", language="en", emotion=None, max_ms=10000))
     words = media.extra["words"]
     assert media.extra["word_timing"] == "alignment"  # Piper's phoneme alignments, not the estimate
     assert [w["text"] for w in words] == text.split()  # one per word as written: "1861," and "forever." included

@@ -52,3 +52,13 @@ def test_a_generation_opens_the_movie_once(instance: dg.DagsterInstance, store: 
     assert again.success and sorted(again.built) == sorted(i.node for i in plans[1].items)
     assert _calls(profile)["open_movie"] == 1
     assert api.plan(instance, store, movie).items == []
+
+    # The offline narration fills its segments; the short one written by hand is reported by the plan
+    # (foreseen), the generation (measured) and the check evaluation the UI shows on segment_audio.
+    assert plans[0].warnings == [] and result.warnings == {}
+    assert [w["node"] for w in plans[1].warnings] == ["segment_audio[01]"]
+    assert list(again.warnings) == ["segment_audio[01]"] and again.warnings["segment_audio[01]"].startswith("segment 1: ")
+    assert "too short" in again.warnings["segment_audio[01]"] and "more words in segments.1.narration" in again.warnings["segment_audio[01]"]
+    evaluations = [e.dagster_event.event_specific_data for e in instance.all_logs(again.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]  # type: ignore[union-attr]
+    fits = next(e for e in evaluations if e.check_name == "narration_fits_segment")  # type: ignore[union-attr]
+    assert not fits.passed and "segment 1: " in fits.description  # type: ignore[union-attr]

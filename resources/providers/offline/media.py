@@ -42,8 +42,10 @@ from resources.providers.base import (
     simulate_latency,
 )
 from resources.providers.catalog import offline_model
+from resources.providers.offline import espeak
 from resources.providers.offline import text as offline_text
 from resources.providers.offline.pictures import CLIP_ZOOM, draw_picture, headline, paint, shot_type
+from resources.providers.voices import PIPER, offline_voice, voice_gender
 from resources.runtime.media import run_ffmpeg, wav_bytes, wav_duration_ms, wav_to_mp3
 from resources.runtime.slots import Slots, local_work
 
@@ -108,9 +110,13 @@ class OfflineLLM(_Offline, LLMProvider):
         return TextResult(value=value, call=CallInfo(OFFLINE, self.model, latency))
 
 
-# Piper's en_US "joe" voice is the only offline voice; other languages use its espeak phonemizer for
-# that language (an accented preview). Voice ids of real providers map onto speaking rates.
-ESPEAK_VOICES = {"en": "en-us", "es": "es", "fr": "fr", "de": "de", "it": "it", "pt": "pt"}
+# The offline narrator: per language a female and a male voice made for it (voices.offline_voice picks
+# one from the request): Piper's neural en_US "joe" voice for English male, eSpeak NG voices
+# (offline/espeak.py) for the others. Voice ids of real providers also map onto speaking rates.
+ESPEAK_VOICES = {"en": "en-us"}  # the phonemizer of the Piper voice
+# eSpeak NG words per minute per language, set so that its voices speak at pace.WORDS_PER_SECOND
+# (measured on the offline writer's narration), as Piper's English voice does at length scale 1.
+ESPEAK_WPM = {"en": 173, "es": 167, "fr": 138, "de": 145, "it": 163, "pt": 167}
 _voices: dict[str, tuple[Any, threading.Lock]] = {}
 _voices_lock = threading.Lock()
 
@@ -333,14 +339,26 @@ class PiperSpeech(_Offline, SpeechProvider):
             w.writeframes(b"".join(pcm))
         return buf.getvalue(), word_timings(words, word_phonemes, timed, sample_rate), aligned
 
-    def _render(self, text: str, language: str, rate: float, max_ms: int) -> tuple[bytes, int, float, list[dict[str, Any]], bool]:
-        wav, words, aligned = self._speak(text, language, rate)
+    def _espeak(self, text: str, voice: str, length_scale: float) -> tuple[bytes, list[dict[str, Any]], bool]:
+        """The WAV of ``text`` spoken by an eSpeak NG voice at the language's pace (pace.WORDS_PER_SECOND,
+        by its words-per-minute setting) divided by ``length_scale``, and its words' times (from the
+        synthesizer's word events: always measured, never estimated)."""
+        language = voice.split("+")[0].split("-")[0]
+        wav, words = espeak.speak(text, voice, round(ESPEAK_WPM[language] / length_scale))
+        return wav, words, True
+
+    def _render(self, text: str, engine: str, voice: str, language: str, rate: float,
+                max_ms: int) -> tuple[bytes, int, float, list[dict[str, Any]], bool]:
+        def say(scale: float) -> tuple[bytes, list[dict[str, Any]], bool]:
+            return self._speak(text, language, scale) if engine == PIPER else self._espeak(text, voice, scale)
+
+        wav, words, aligned = say(rate)
         ms = wav_duration_ms(wav)
         if ms > max_ms:
             # Speak faster to fit the segment, but never faster than 1/0.75 of normal speed. The
             # faster audio is synthesized anew, so its word timings are its own (nothing is stretched).
             faster = max(0.75, rate * (max_ms - 150) / ms)
-            wav, words, aligned = self._speak(text, language, faster)
+            wav, words, aligned = say(faster)
             ms, rate = wav_duration_ms(wav), faster
         for w in words:  # the MP3 keeps the WAV's timeline (ffmpeg writes the encoder delay in its header)
             w["startMs"], w["endMs"] = min(w["startMs"], ms), min(w["endMs"], ms)
@@ -349,19 +367,20 @@ class PiperSpeech(_Offline, SpeechProvider):
     async def synthesize(self, text: str, *, voice_id: str, language: str, emotion: str | None, max_ms: int,
                          seed: int = 0) -> Media:
         """``seed``: the take; another take is another reading (rate), take 0 the reading there always was."""
-        if language not in ESPEAK_VOICES:
-            raise ProviderError(
-                f"the offline narrator has no voice for language {language!r}; available: {', '.join(ESPEAK_VOICES)}",
-                provider=OFFLINE, category=ErrorCategory.configuration,
-            )
+        engine, voice = offline_voice(voice_id, language)  # refuses a language with no offline voice
         self._check_fault(text)
         started = time.monotonic()
-        mp3, ms, rate, words, aligned = await self._local(self._render, text, language, voice_rate(voice_id, emotion, seed), max_ms)
+        mp3, ms, rate, words, aligned = await self._local(self._render, text, engine, voice, language,
+                                                          voice_rate(voice_id, emotion, seed), max_ms)
         latency = await self._finish(started)
         # words: [{text, startMs, endMs}] in ms from the start of this audio, one per word of ``text``.
-        return Media(mp3, "mp3", "audio/mpeg", CallInfo(OFFLINE, self.model, latency), duration_ms=ms,
-                     extra={"voice": "en_US-joe-medium", "espeak_voice": ESPEAK_VOICES[language], "length_scale": round(rate, 3),
-                            "words": words, "word_timing": "alignment" if aligned else "estimate"})
+        timing = ("alignment" if aligned else "estimate") if engine == PIPER else "word events"
+        extra = {"engine": engine, "voice": voice, "gender": voice_gender(voice_id), "language": language,
+                 "length_scale": round(rate, 3), "words": words, "word_timing": timing}
+        if engine == PIPER:
+            extra["espeak_voice"] = ESPEAK_VOICES[language]
+        model = self.model if engine == PIPER else f"espeak-ng:{voice}"
+        return Media(mp3, "mp3", "audio/mpeg", CallInfo(OFFLINE, model, latency), duration_ms=ms, extra=extra)
 
 
 class OfflineImages(_Offline, ImageProvider):

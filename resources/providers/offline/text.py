@@ -1,4 +1,5 @@
-"""The offline writer: readable scripts and prompts from templates, in six languages.
+"""The offline writer: readable scripts and prompts from templates, in six languages (each text in its own
+language, never with a question in another language pasted in; narration paced to fill its segment).
 
 Deterministic for the same inputs. It uses the structured context of each task (topic, audience,
 language, narration, style), not the prompt text, so it behaves the same whatever the prompt template.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from movie_assets.domain import pace
 from movie_assets.domain.request import topic_of
 
 # Per language: a title, a summary, an opening per audience, beats for the middle and a closing.
@@ -36,129 +38,197 @@ _TEXT: dict[str, dict[str, object]] = {
             "The consequences reached far beyond the first events, changing laws, borders and the lives of people not yet born.",
             "Historians keep discovering new details, and each discovery adds a little more light to the story of {topic}.",
         ],
+        "bridges": ["It is worth a closer look.", "Each step led to the next.", "Picture the scene for a moment.",
+                    "The details matter here.", "And that was not all.", "Think about what that meant."],
         "close": "So that is {topic}: a story of causes, choices and consequences. Remember it, question it, and keep exploring.",
+        "generic": "this topic",
+        "title_quoted": "“{question}”: A Short Explainer",
     },
     "es": {
-        "title": "{Topic}: una breve explicación",
-        "summary": "Una explicación en {n} partes sobre {topic} para {audience}: cómo empezó, qué ocurrió, quién influyó y por qué aún importa.",
+        "title": "«{question}»: una breve explicación",
+        "summary": "Una explicación en {n} partes para {audience}: cómo empezó, qué ocurrió, quién influyó y por qué aún importa.",
         "audience": {"children": "niños", "general": "todo público", "students": "estudiantes", "experts": "expertos"},
+        "ask": "Nuestra pregunta de hoy es: «{question}».",
+        "follow": "Busquemos juntos la respuesta, paso a paso, desde el principio.",
         "open": {
-            "children": "¡Hola, exploradores! Hoy vamos a descubrir {topic}, paso a paso y con mucha curiosidad.",
-            "general": "Hagamos un breve recorrido por {topic}: qué es, cómo se desarrolló y por qué sigue importando hoy.",
-            "students": "En esta breve lección estudiamos {topic}: sus causas, sus momentos clave y las ideas que conviene recordar.",
-            "experts": "Este breve repaso de {topic} revisa sus orígenes, sus giros decisivos y los debates que aún lo rodean.",
+            "children": "¡Hola, exploradores! Hoy vamos a descubrir un tema fascinante, paso a paso y con mucha curiosidad.",
+            "general": "Hagamos un breve recorrido por este tema: qué es, cómo se desarrolló y por qué sigue importando hoy.",
+            "students": "En esta breve lección estudiamos este tema: sus causas, sus momentos clave y las ideas que conviene recordar.",
+            "experts": "Este breve repaso revisa los orígenes del tema, sus giros decisivos y los debates que aún lo rodean.",
         },
         "beats": [
-            "Para entender {topic}, empezamos por su contexto: las personas, los lugares y las tensiones que lo pusieron todo en marcha.",
+            "Para entenderlo, empezamos por el contexto: las personas, los lugares y las tensiones que lo pusieron todo en marcha.",
             "Las primeras señales llegaron despacio. Pequeños desacuerdos e ideas nuevas crecieron hasta que nadie pudo ignorarlos.",
-            "Entonces llegó el momento decisivo. Un solo instante cambió el rumbo de {topic} y sorprendió a casi todos.",
+            "Entonces llegó el momento decisivo. Un solo instante cambió el rumbo de la historia y sorprendió a casi todos.",
             "Detrás de cada hecho había personas reales. Líderes, trabajadores y familias tomaron decisiones que marcaron lo que vino después.",
             "La vida diaria también cambió. El trabajo, la comida y los viajes se transformaron de maneras inesperadas.",
-            "No todos estaban de acuerdo. Cada grupo vio {topic} de forma distinta, y esos debates aún resuenan hoy.",
+            "No todos estaban de acuerdo. Cada grupo lo vio de forma distinta, y esos debates aún resuenan hoy.",
             "La tecnología y la geografía también importaron. Caminos, ríos y herramientas decidieron qué era posible.",
             "Algunos momentos se convirtieron en símbolos, repetidos durante generaciones hasta volverse memoria compartida.",
             "Las consecuencias llegaron muy lejos, cambiando leyes, fronteras y la vida de personas que aún no habían nacido.",
-            "Los historiadores siguen descubriendo detalles, y cada hallazgo ilumina un poco más la historia de {topic}.",
+            "Los investigadores siguen descubriendo detalles, y cada hallazgo ilumina un poco más esta historia.",
         ],
-        "close": "Así es {topic}: una historia de causas, decisiones y consecuencias. Recuérdala, cuestiónala y sigue explorando.",
+        "bridges": ["Vale la pena mirarlo de cerca.", "Cada paso llevó al siguiente.", "Imaginemos la escena por un momento.",
+                    "Los detalles importan mucho aquí.", "Y eso no fue todo.", "Pensemos en lo que eso significaba."],
+        "close": "Así es esta historia de causas, decisiones y consecuencias. Recuérdala, cuestiónala y sigue explorando.",
     },
     "fr": {
-        "title": "{Topic} : une courte explication",
-        "summary": "Une explication en {n} parties sur {topic} pour {audience} : ses débuts, son déroulement, ses acteurs et son importance.",
+        "title": "« {question} » : une courte explication",
+        "summary": "Une explication en {n} parties pour {audience} : ses débuts, son déroulement, ses acteurs et son importance.",
         "audience": {"children": "les enfants", "general": "tous les publics", "students": "les étudiants", "experts": "les experts"},
+        "ask": "Notre question du jour : « {question} »",
+        "follow": "Cherchons ensemble la réponse, pas à pas, depuis le début.",
         "open": {
-            "children": "Bonjour, les explorateurs ! Aujourd'hui, nous partons découvrir {topic}, pas à pas.",
-            "general": "Faisons un court voyage à travers {topic} : ce que c'est, comment cela s'est déroulé et pourquoi cela compte encore.",
-            "students": "Dans cette courte leçon, nous étudions {topic} : ses causes, ses moments clés et les idées à retenir.",
-            "experts": "Ce bref aperçu de {topic} revient sur ses origines, ses tournants décisifs et les débats qui l'entourent encore.",
+            "children": "Bonjour, les explorateurs ! Aujourd'hui, nous partons découvrir un sujet passionnant, pas à pas.",
+            "general": "Faisons un court voyage à travers ce sujet : ce que c'est, comment cela s'est déroulé et pourquoi cela compte encore.",
+            "students": "Dans cette courte leçon, nous étudions ce sujet : ses causes, ses moments clés et les idées à retenir.",
+            "experts": "Ce bref aperçu revient sur les origines du sujet, ses tournants décisifs et les débats qui l'entourent encore.",
         },
         "beats": [
-            "Pour comprendre {topic}, commençons par son contexte : les personnes, les lieux et les tensions qui ont tout déclenché.",
+            "Pour comprendre, commençons par le contexte : les personnes, les lieux et les tensions qui ont tout déclenché.",
             "Les premiers signes sont apparus lentement. De petits désaccords et des idées nouvelles ont grandi jusqu'à s'imposer.",
-            "Puis vint le tournant. Un seul moment a changé la direction de {topic} et surpris presque tout le monde.",
+            "Puis vint le tournant. Un seul moment a changé la direction de l'histoire et surpris presque tout le monde.",
             "Derrière chaque événement, il y avait des personnes réelles, dont les choix ont façonné la suite.",
             "La vie quotidienne a changé elle aussi : le travail, la nourriture et les voyages se sont transformés.",
-            "Tout le monde n'était pas d'accord. Chaque groupe voyait {topic} autrement, et ces débats résonnent encore.",
+            "Tout le monde n'était pas d'accord. Chaque groupe le voyait autrement, et ces débats résonnent encore.",
             "La technique et la géographie comptaient aussi. Routes, rivières et outils décidaient de ce qui était possible.",
             "Certains moments sont devenus des symboles, répétés pendant des générations jusqu'à devenir mémoire commune.",
             "Les conséquences ont dépassé les premiers événements, changeant les lois, les frontières et des vies entières.",
-            "Les historiens découvrent encore de nouveaux détails, et chacun éclaire un peu plus l'histoire de {topic}.",
+            "Les chercheurs découvrent encore de nouveaux détails, et chacun éclaire un peu plus cette histoire.",
         ],
-        "close": "Voilà {topic} : une histoire de causes, de choix et de conséquences. Souvenez-vous-en et continuez à explorer.",
+        "bridges": ["Cela mérite qu'on s'y arrête.", "Chaque étape menait à la suivante.", "Imaginons la scène un instant.",
+                    "Les détails comptent beaucoup ici.", "Et ce n'était pas tout.", "Pensons à ce que cela voulait dire."],
+        "close": "Voilà une histoire de causes, de choix et de conséquences. Souvenez-vous-en et continuez à explorer.",
     },
     "de": {
-        "title": "{Topic}: kurz erklärt",
-        "summary": "Eine Erklärung in {n} Teilen über {topic} für {audience}: Anfänge, Verlauf, wichtige Personen und heutige Bedeutung.",
+        "title": "„{question}“ – kurz erklärt",
+        "summary": "Eine Erklärung in {n} Teilen für {audience}: Anfänge, Verlauf, wichtige Personen und heutige Bedeutung.",
         "audience": {"children": "Kinder", "general": "ein breites Publikum", "students": "Studierende", "experts": "Fachleute"},
+        "ask": "Unsere Frage heute lautet: „{question}“",
+        "follow": "Suchen wir gemeinsam die Antwort, Schritt für Schritt, von Anfang an.",
         "open": {
-            "children": "Hallo, ihr Entdecker! Heute gehen wir auf eine Reise und entdecken {topic}, Schritt für Schritt.",
-            "general": "Machen wir eine kurze Reise durch {topic}: was es ist, wie es verlief und warum es heute noch zählt.",
-            "students": "In dieser kurzen Lektion untersuchen wir {topic}: die Ursachen, die Schlüsselmomente und was man sich merken sollte.",
-            "experts": "Dieser kurze Überblick über {topic} betrachtet Ursprünge, entscheidende Wendungen und offene Debatten.",
+            "children": "Hallo, ihr Entdecker! Heute gehen wir auf eine Reise und entdecken ein spannendes Thema, Schritt für Schritt.",
+            "general": "Machen wir eine kurze Reise durch unser Thema: was es ist, wie es verlief und warum es heute noch zählt.",
+            "students": "In dieser kurzen Lektion untersuchen wir unser Thema: die Ursachen, die Schlüsselmomente und was man sich merken sollte.",
+            "experts": "Dieser kurze Überblick betrachtet die Ursprünge des Themas, entscheidende Wendungen und offene Debatten.",
         },
         "beats": [
-            "Um {topic} zu verstehen, beginnen wir mit dem Umfeld: den Menschen, Orten und Spannungen, die alles ins Rollen brachten.",
+            "Um es zu verstehen, beginnen wir mit dem Umfeld: den Menschen, Orten und Spannungen, die alles ins Rollen brachten.",
             "Die ersten Anzeichen kamen langsam. Kleine Streitpunkte und neue Ideen wuchsen, bis niemand sie übersehen konnte.",
-            "Dann kam der Wendepunkt. Ein einziger Moment änderte die Richtung von {topic} und überraschte fast alle.",
+            "Dann kam der Wendepunkt. Ein einziger Moment änderte die Richtung der Geschichte und überraschte fast alle.",
             "Hinter jedem Ereignis standen echte Menschen, deren Entscheidungen den weiteren Verlauf prägten.",
             "Auch der Alltag veränderte sich: Arbeit, Essen und Reisen wandelten sich auf unerwartete Weise.",
-            "Nicht alle waren sich einig. Verschiedene Gruppen sahen {topic} ganz unterschiedlich, bis heute.",
+            "Nicht alle waren sich einig. Verschiedene Gruppen sahen es ganz unterschiedlich, bis heute.",
             "Technik und Geografie spielten ebenfalls eine Rolle. Straßen, Flüsse und Werkzeuge bestimmten, was möglich war.",
             "Manche Momente wurden zu Symbolen und über Generationen weitererzählt, bis sie gemeinsame Erinnerung waren.",
             "Die Folgen reichten weit über die ersten Ereignisse hinaus und veränderten Gesetze, Grenzen und Leben.",
-            "Historiker entdecken immer neue Details, und jedes bringt ein wenig mehr Licht in die Geschichte von {topic}.",
+            "Forscher entdecken immer neue Details, und jedes bringt ein wenig mehr Licht in diese Geschichte.",
         ],
-        "close": "Das war {topic}: eine Geschichte von Ursachen, Entscheidungen und Folgen. Bleibt neugierig und forscht weiter.",
+        "bridges": ["Das lohnt einen genauen Blick.", "Ein Schritt führte zum nächsten.", "Stellen wir uns die Szene kurz vor.",
+                    "Hier kommt es auf Details an.", "Und das war noch nicht alles.", "Überlegen wir, was das bedeutete."],
+        "close": "Das war eine Geschichte von Ursachen, Entscheidungen und Folgen. Bleibt neugierig und forscht weiter.",
     },
     "it": {
-        "title": "{Topic}: una breve spiegazione",
-        "summary": "Una spiegazione in {n} parti su {topic} per {audience}: come è iniziato, cosa è successo, chi l'ha plasmato e perché conta.",
+        "title": "«{question}»: una breve spiegazione",
+        "summary": "Una spiegazione in {n} parti per {audience}: come è iniziato, cosa è successo, chi l'ha plasmato e perché conta.",
         "audience": {"children": "bambini", "general": "tutti", "students": "studenti", "experts": "esperti"},
+        "ask": "La nostra domanda di oggi è: «{question}».",
+        "follow": "Cerchiamo insieme la risposta, passo dopo passo, dall'inizio.",
         "open": {
-            "children": "Ciao, esploratori! Oggi partiamo per scoprire {topic}, un piccolo passo alla volta.",
-            "general": "Facciamo un breve viaggio attraverso {topic}: cos'è, come si è svolto e perché conta ancora oggi.",
-            "students": "In questa breve lezione studiamo {topic}: le cause, i momenti chiave e le idee da ricordare.",
-            "experts": "Questa breve panoramica su {topic} ripercorre le origini, le svolte decisive e i dibattiti ancora aperti.",
+            "children": "Ciao, esploratori! Oggi partiamo per scoprire un tema affascinante, un piccolo passo alla volta.",
+            "general": "Facciamo un breve viaggio attraverso questo tema: cos'è, come si è svolto e perché conta ancora oggi.",
+            "students": "In questa breve lezione studiamo questo tema: le cause, i momenti chiave e le idee da ricordare.",
+            "experts": "Questa breve panoramica ripercorre le origini del tema, le svolte decisive e i dibattiti ancora aperti.",
         },
         "beats": [
-            "Per capire {topic}, partiamo dal contesto: le persone, i luoghi e le tensioni che misero tutto in moto.",
+            "Per capirlo, partiamo dal contesto: le persone, i luoghi e le tensioni che misero tutto in moto.",
             "I primi segnali arrivarono lentamente. Piccoli disaccordi e idee nuove crebbero finché nessuno poté ignorarli.",
-            "Poi arrivò la svolta. Un solo momento cambiò la direzione di {topic} e sorprese quasi tutti.",
+            "Poi arrivò la svolta. Un solo momento cambiò la direzione della storia e sorprese quasi tutti.",
             "Dietro ogni evento c'erano persone reali, le cui scelte plasmarono ciò che venne dopo.",
             "Anche la vita quotidiana cambiò: lavoro, cibo e viaggi si trasformarono in modi inattesi.",
-            "Non tutti erano d'accordo. Ogni gruppo vedeva {topic} in modo diverso, e quei dibattiti risuonano ancora.",
+            "Non tutti erano d'accordo. Ogni gruppo lo vedeva in modo diverso, e quei dibattiti risuonano ancora.",
             "Contavano anche tecnologia e geografia. Strade, fiumi e strumenti decidevano cosa era possibile.",
             "Alcuni momenti divennero simboli, ripetuti per generazioni fino a diventare memoria condivisa.",
             "Le conseguenze andarono ben oltre i primi eventi, cambiando leggi, confini e intere vite.",
-            "Gli storici scoprono ancora nuovi dettagli, e ognuno illumina un po' di più la storia di {topic}.",
+            "I ricercatori scoprono ancora nuovi dettagli, e ognuno illumina un po' di più questa storia.",
         ],
-        "close": "Ecco {topic}: una storia di cause, scelte e conseguenze. Ricordala, mettila in discussione e continua a esplorare.",
+        "bridges": ["Vale la pena guardarlo da vicino.", "Ogni passo portò al successivo.", "Immaginiamo la scena per un momento.",
+                    "Qui i dettagli contano molto.", "E non era tutto.", "Pensiamo a cosa significava."],
+        "close": "Ecco una storia di cause, scelte e conseguenze. Ricordala, mettila in discussione e continua a esplorare.",
     },
     "pt": {
-        "title": "{Topic}: uma breve explicação",
-        "summary": "Uma explicação em {n} partes sobre {topic} para {audience}: como começou, o que aconteceu, quem influenciou e por que importa.",
+        "title": "“{question}”: uma breve explicação",
+        "summary": "Uma explicação em {n} partes para {audience}: como começou, o que aconteceu, quem influenciou e por que importa.",
         "audience": {"children": "crianças", "general": "todos os públicos", "students": "estudantes", "experts": "especialistas"},
+        "ask": "Nossa pergunta de hoje é: “{question}”",
+        "follow": "Vamos buscar juntos a resposta, passo a passo, desde o início.",
         "open": {
-            "children": "Olá, exploradores! Hoje vamos descobrir {topic}, um pequeno passo de cada vez.",
-            "general": "Vamos fazer uma breve viagem por {topic}: o que é, como aconteceu e por que ainda importa hoje.",
-            "students": "Nesta breve lição estudamos {topic}: as causas, os momentos-chave e as ideias que vale a pena lembrar.",
-            "experts": "Este breve panorama de {topic} revisita as origens, as viradas decisivas e os debates que ainda o cercam.",
+            "children": "Olá, exploradores! Hoje vamos descobrir um tema fascinante, um pequeno passo de cada vez.",
+            "general": "Vamos fazer juntos uma breve viagem por este tema: o que é, como aconteceu, quem participou e por que ainda importa hoje.",
+            "students": "Nesta breve lição estudamos este tema: as causas, os momentos-chave e as ideias que vale a pena lembrar.",
+            "experts": "Este breve panorama revisita as origens do tema, as viradas decisivas e os debates que ainda o cercam.",
         },
         "beats": [
-            "Para entender {topic}, começamos pelo contexto: as pessoas, os lugares e as tensões que puseram tudo em movimento.",
+            "Para entender, começamos pelo contexto: as pessoas, os lugares e as tensões que puseram tudo em movimento.",
             "Os primeiros sinais chegaram devagar. Pequenas discordâncias e ideias novas cresceram até ninguém poder ignorá-las.",
-            "Então veio a virada. Um único momento mudou a direção de {topic} e surpreendeu quase todos.",
+            "Então veio a virada. Um único momento mudou a direção da história e surpreendeu quase todos.",
             "Por trás de cada acontecimento havia pessoas reais, cujas escolhas moldaram o que veio depois.",
             "A vida diária também mudou: trabalho, comida e viagens se transformaram de maneiras inesperadas.",
-            "Nem todos concordavam. Cada grupo via {topic} de um jeito diferente, e esses debates ainda ecoam.",
+            "Nem todos concordavam. Cada grupo via o assunto de um jeito diferente, e esses debates ainda ecoam.",
             "Tecnologia e geografia também importavam. Estradas, rios e ferramentas decidiam o que era possível.",
             "Alguns momentos viraram símbolos, repetidos por gerações até se tornarem memória compartilhada.",
             "As consequências foram muito além dos primeiros eventos, mudando leis, fronteiras e vidas inteiras.",
-            "Os historiadores ainda descobrem novos detalhes, e cada um ilumina um pouco mais a história de {topic}.",
+            "Os pesquisadores ainda descobrem novos detalhes, e cada um ilumina um pouco mais esta história.",
         ],
-        "close": "Essa é {topic}: uma história de causas, escolhas e consequências. Lembre-se dela e continue explorando.",
+        "bridges": ["Vale a pena olhar de perto.", "Cada passo levou ao seguinte.", "Imaginemos a cena por um momento.",
+                    "Aqui os detalhes importam muito.", "E isso não foi tudo.", "Pensemos no que isso significava."],
+        "close": "Essa é uma história de causas, escolhas e consequências. Lembre-se dela e continue explorando.",
     },
 }
+
+# Words that mark a question's language (a few frequent function words each). A question is written in
+# a language when that language's words are at least as many as any other's (and there is one).
+_MARKERS = {
+    "en": set("the of and to is are was were how what why who did do does about tell me explain work works happen happened".split()),
+    "es": set("el los las del y qué cómo por qué es son fue cuál quién para una funcionan funciona ¿cómo ¿qué ¿por".split()),
+    "fr": set("le les des du et qui comment pourquoi est sont une quoi quel quelle au fonctionnent fonctionne".split()),
+    "de": set("der die das und wie was warum ist sind ein eine von den dem des wer funktionieren funktioniert über im".split()),
+    "it": set("il lo gli di della delle e che come perché è sono chi cosa funzionano funziona".split()),
+    "pt": set("o os do da dos das que como porque é são um uma quem funcionam funciona".split()),
+}
+
+
+def question_languages(inquiry: str) -> set[str]:
+    """The languages the question is most likely written in (empty: no marker word at all)."""
+    words = [w.strip(".,;:!?¡¿\"'«»„“”()").lower() for w in inquiry.split()]
+    words += [w.lstrip("¡¿") for w in words]
+    score = {lang: sum(w in marks for w in words) for lang, marks in _MARKERS.items()}
+    best = max(score.values())
+    return {lang for lang, s in score.items() if s == best} if best else set()
+
+
+def _in_language(inquiry: str, language: str) -> bool:
+    """Whether the question may be quoted in this language's narration: it is written in it (English
+    narration also takes a question with no marker words, as it always has)."""
+    found = question_languages(inquiry)
+    return language in found if found else language == "en"
+
+
+def _fill(sentence: str, bridges: list[str], language: str, turn: int, before: bool = False) -> str:
+    """The sentence, with short bridge sentences after it (``before``: before it) until it fills about
+    pace.TARGET_S of speech."""
+    target = pace.TARGET_S * 1000
+    for k in range(len(bridges)):
+        now = pace.estimate_ms(sentence, language)
+        if now >= target - 500:
+            break
+        bridge = bridges[(turn + k) % len(bridges)]
+        longer = f"{bridge} {sentence}" if before else f"{sentence} {bridge}"
+        if pace.estimate_ms(longer, language) > target + 300:
+            continue
+        sentence = longer
+    return sentence
+
 
 _STYLE_WORDS = {
     "photorealistic": "photorealistic, natural light, 50mm lens, high detail",
@@ -186,17 +256,31 @@ _CAMERA = [
 
 
 def write_script(inquiry: str, n: int, audience: str, language: str) -> dict[str, object]:
+    """Title, summary and one narration per segment, all in ``language``. The question (or its topic) is
+    used only when it is written in that language; otherwise the text speaks of "this topic" and the
+    title quotes the question. Each narration is filled to about pace.TARGET_S of speech."""
     t = _TEXT.get(language, _TEXT["en"])
-    topic = topic_of(inquiry)
-    fill = {"topic": topic, "Topic": topic[:1].upper() + topic[1:], "n": n, "audience": t["audience"][audience]}  # type: ignore[index]
+    question = inquiry.strip().splitlines()[0].strip() if inquiry.strip() else inquiry.strip()
+    own = _in_language(inquiry, language)
+    topic = topic_of(inquiry) if own else str(t.get("generic", ""))
+    fill = {"topic": topic, "Topic": topic[:1].upper() + topic[1:], "n": n, "audience": t["audience"][audience],  # type: ignore[index]
+            "question": question}
     beats: list[str] = t["beats"]  # type: ignore[assignment]
-    narration = [t["open"][audience].format(**fill)]  # type: ignore[index]
+    bridges: list[str] = t["bridges"]  # type: ignore[assignment]
+    opening = t["open"][audience].format(**fill)  # type: ignore[index]
+    if own and "ask" in t:  # the question quoted, then where the movie goes from there
+        asked = f"{str(t['ask']).format(**fill)} {t['follow']}"
+        both = f"{asked} {opening}"
+        opening = both if pace.estimate_ms(both, language) <= pace.TARGET_S * 1000 + 300 else asked
+    # The opening is filled only with bridges that make sense before anything happened.
+    narration = [_fill(opening, [bridges[i] for i in (0, 2, 3)], language, 0)]
     for i in range(1, n - 1):
-        narration.append(beats[(i - 1) % len(beats)].format(**fill))
+        narration.append(_fill(beats[(i - 1) % len(beats)].format(**fill), bridges, language, i))
     if n > 1:
-        narration.append(str(t["close"]).format(**fill))
+        narration.append(_fill(str(t["close"]).format(**fill), bridges, language, n - 1, before=True))
+    title = t["title"] if own or "title_quoted" not in t else t["title_quoted"]
     return {
-        "title": str(t["title"]).format(**fill),
+        "title": str(title).format(**fill),
         "summary": str(t["summary"]).format(**fill),
         "narration": narration[:n],
     }
