@@ -3,9 +3,9 @@ what a recognizer heard, or estimated.
 
 A transcription rarely spells the script as written: punctuation and case differ, a number is heard as
 digits or words, a name is misheard, a hyphenated word comes back as two. ``onto_text`` aligns the heard
-words to the script's words by sequence matching (difflib, on a folded spelling); a run of script words
-heard as a different run takes the run's time, shared by length; script words heard as nothing are
-placed in the pause between their neighbours. Plain Python: times are integer milliseconds from the
+words to the script's words by sequence matching (difflib, on a folded spelling); within a run heard
+differently, each script word takes the heard words whose spelling is closest to its own (``_regroup``);
+script words heard as nothing are placed in the pause between their neighbours, by length. Plain Python: times are integer milliseconds from the
 start of the audio, each word ``{"text", "startMs", "endMs"}`` (the shape the offline voice's own
 alignments have).
 """
@@ -87,13 +87,10 @@ def onto_text(text: str, heard: Sequence[Heard], duration_ms: int) -> Timing:
                 times[i1 + k] = (heard[j1 + k].start_ms, heard[j1 + k].end_ms)
             matched += i2 - i1
         elif op == "replace":
-            if i2 - i1 == j2 - j1:  # as many words: a misspelling each
-                for k in range(i2 - i1):
-                    times[i1 + k] = (heard[j1 + k].start_ms, heard[j1 + k].end_ms)
-            else:  # split or merged differently: the heard run's time, shared by length
-                for k, w in enumerate(_spread(words[i1:i2], heard[j1].start_ms, heard[j2 - 1].end_ms)):
-                    times[i1 + k] = (w["startMs"], w["endMs"])
-            reheard += i2 - i1
+            for k, group in enumerate(_regroup(words[i1:i2], heard[j1:j2])):
+                if group:
+                    times[i1 + k] = (group[0].start_ms, group[-1].end_ms)
+                    reheard += 1
     out: list[dict[str, Any]] = []
     k = 0
     while k < len(words):
@@ -110,3 +107,40 @@ def onto_text(text: str, heard: Sequence[Heard], duration_ms: int) -> Timing:
         out.extend(_spread(words[k:gap_end], begin, max(begin, finish)))
         k = gap_end
     return Timing(out, matched, reheard, len(words) - matched - reheard)
+
+
+_UNHEARD = 1.0  # a script word heard as nothing
+_FILLER = 0.6  # a heard word that is no script word ("uh")
+
+
+def _regroup(words: Sequence[str], heard: Sequence[Heard]) -> list[list[Heard]]:
+    """The heard words of a run the sequence match could not pair, in order, as the group each script word
+    was heard as (a number heard as three words, a hyphenated word as two, a misheard name as one; empty:
+    heard as nothing): the grouping whose spellings differ least (dynamic programming over the run)."""
+    a, b = len(words), len(heard)
+    folded = [_fold(w) for w in words]
+    inf = float("inf")
+    best = [[inf] * (b + 1) for _ in range(a + 1)]
+    back: list[list[tuple[int, int] | None]] = [[None] * (b + 1) for _ in range(a + 1)]
+    best[0][0] = 0.0
+    for i in range(a + 1):
+        for j in range(b + 1):
+            if i == 0 and j == 0:
+                continue
+            if j > 0 and best[i][j - 1] + _FILLER < best[i][j]:  # heard[j-1] is a filler
+                best[i][j], back[i][j] = best[i][j - 1] + _FILLER, (i, j - 1)
+            if i == 0:
+                continue
+            for start in range(j, -1, -1):  # words[i-1] heard as heard[start:j]
+                group = "".join(_fold(h.text) for h in heard[start:j])
+                cost = _UNHEARD if start == j else 1 - difflib.SequenceMatcher(None, folded[i - 1], group).ratio()
+                if best[i - 1][start] + cost < best[i][j]:
+                    best[i][j], back[i][j] = best[i - 1][start] + cost, (i - 1, start)
+    groups: list[list[Heard]] = [[] for _ in words]
+    i, j = a, b
+    while (i, j) != (0, 0):
+        pi, pj = back[i][j]  # type: ignore[misc]
+        if pi < i:
+            groups[pi] = list(heard[pj:j])
+        i, j = pi, pj
+    return groups
