@@ -7,7 +7,6 @@ import io
 from typing import Any
 
 import numpy as np
-
 import pytest
 from PIL import Image
 
