@@ -20,6 +20,7 @@ from pydantic import Field
 from movie_assets.domain.blueprint import ProviderKind
 from resources.providers.base import ErrorCategory, ProviderError
 from resources.providers.offline.media import OfflineImages, OfflineLLM, OfflineMusic, OfflineVideo, PiperSpeech
+from resources.providers.offline.timing import OfflineTranscription
 from resources.providers.pricing import estimate_call_usd
 from resources.runtime.limits import make_throttle, parse_model_limits
 from resources.runtime.retry import RetryPolicy
@@ -226,10 +227,27 @@ class MusicResource(_ProviderResource):
         return ReplicateMusic(session, model, params, local)  # type: ignore[arg-type]
 
 
+class TranscriptionResource(_ProviderResource):
+    """Hears when each word of the narration is spoken (a transcription with word timestamps). Routed
+    like the speech unless named on its own (resources/settings.py ``FOLLOWS``); offline it makes no call."""
+
+    _offline: type = OfflineTranscription
+
+    def _openai(self, session: object, model: str, params: dict, local: Slots | asyncio.Semaphore | None):  # noqa: ANN202
+        from resources.providers.openai.client import OpenAITranscription  # noqa: PLC0415
+
+        return OpenAITranscription(session, model, params, local)  # type: ignore[arg-type]
+
+    def _replicate(self, session: object, model: str, params: dict, local: Slots | asyncio.Semaphore | None):  # noqa: ANN202
+        from resources.providers.replicate.client import ReplicateTranscription  # noqa: PLC0415
+
+        return ReplicateTranscription(session, model, params, local)  # type: ignore[arg-type]
+
+
 # One resource per provider kind, under the kind's name.
 KIND_RESOURCES: dict[ProviderKind, type[_ProviderResource]] = {
     ProviderKind.llm: LLMResource, ProviderKind.speech: SpeechResource, ProviderKind.images: ImagesResource,
-    ProviderKind.video: VideoResource, ProviderKind.music: MusicResource,
+    ProviderKind.video: VideoResource, ProviderKind.music: MusicResource, ProviderKind.transcription: TranscriptionResource,
 }
 
 
@@ -285,6 +303,7 @@ class ProviderClients:
     images: ImagesResource
     video: VideoResource
     music: MusicResource
+    transcription: TranscriptionResource
     openai: OpenAIResource | None = None
     replicate: ReplicateResource | None = None
 

@@ -69,9 +69,16 @@ class Route:
         return f"{self.provider}:{self.model}"
 
 
+# Producers whose route follows another's unless named on their own: the narration's word timings come from
+# the provider that spoke it (offline: the voice's own alignments, no call; OpenAI: whisper-1; Replicate:
+# its whisper model), so one speech route gives captions timed from that speech.
+FOLLOWS = {"NarrationTimingProducer": "AudioProducer"}
+
+
 def parse_routes(text: str | None) -> dict[str, Route]:
     """Every producer's route; errors name the entry and what is allowed."""
     routes = {p: Route("offline", PROVIDER_MODELS["offline"][k]) for p, k in PRODUCER_KINDS.items()}
+    named: set[str] = set()
     for entry in (e.strip() for e in (text or "").split(",")):
         if not entry:
             continue
@@ -84,7 +91,7 @@ def parse_routes(text: str | None) -> dict[str, Route]:
                                f"allowed: {', '.join(PROVIDER_MODELS)}")
         if producer == "*":
             for p, kind in PRODUCER_KINDS.items():
-                if kind in PROVIDER_MODELS[provider]:
+                if kind in PROVIDER_MODELS[provider] and p not in FOLLOWS:
                     routes[p] = Route(provider, model or PROVIDER_MODELS[provider][kind])
             continue
         if producer not in PRODUCER_KINDS:
@@ -96,6 +103,11 @@ def parse_routes(text: str | None) -> dict[str, Route]:
             raise RoutingError(f"MOVIEGEN_PROVIDERS entry {entry!r}: {provider} has no {kind} models; "
                                f"{producer} can use: {', '.join(able)}")
         routes[producer] = Route(provider, model or PROVIDER_MODELS[provider][kind])
+        named.add(producer)
+    for producer, leader in FOLLOWS.items():
+        if producer not in named:
+            provider = routes[leader].provider
+            routes[producer] = Route(provider, PROVIDER_MODELS[provider][PRODUCER_KINDS[producer]])
     return routes
 
 

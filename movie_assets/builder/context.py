@@ -21,6 +21,7 @@ from resources.providers.base import (
     Media,
     MusicProvider,
     SpeechProvider,
+    TranscriptionProvider,
     VideoProvider,
 )
 from resources.runtime.secrets import redact
@@ -153,6 +154,9 @@ class RecipeContext:
 
     def speech(self) -> SpeechProvider:
         return self.clients["AudioProducer"]
+
+    def transcriber(self) -> TranscriptionProvider:
+        return self.clients["NarrationTimingProducer"]
 
     def images(self, producer: str) -> ImageProvider:
         return self.clients[producer]

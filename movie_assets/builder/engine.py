@@ -236,6 +236,7 @@ class BuildEngine:
         self.movie = movie
         self.settings = settings if settings is not None else current()
         self.versions = code_versions(self.settings)
+        self.offline = frozenset(p for p, route in self.settings.routes.items() if route.provider == "offline")
         self.blueprint = blueprint
         self.request = blueprint.request
         # Records as references under the store's root (records made before name absolute URIs, maybe of a
@@ -320,7 +321,7 @@ class BuildEngine:
         # Sequential: one node is built at a time (its call, its local work), in priority order.
         gate = Slots(1, "node") if one_at_a_time and not self.dry else None
         resizing = asyncio.ensure_future(self._adapt(local, sizer)) if sizer is not None else None
-        needed = {g[0] for k in targets if (g := call_group(self.request, k)) is not None}
+        needed = {g[0] for k in targets if (g := call_group(self.request, k, self.offline)) is not None}
         budget = self.budget
         # Answers a build that stopped before finishing them kept (one listing; usually none).
         self._answers = set(await asyncio.to_thread(self.store.sizes, answers_folder(self.movie)))
@@ -369,7 +370,7 @@ class BuildEngine:
                 done[key].set_result(False)
                 return
             consumed = input_versions(self.blueprint, key, lambda d: (r.version if (r := self.record(d)) else None))
-            group = call_group(self.request, key)
+            group = call_group(self.request, key, self.offline)
             # Provider calls and renders are remembered by what they were made from (the build cache).
             cacheable = group is not None or node.decl.reusable
             cached = cache.entry_path(self.movie, key, consumed, self.versions) if cacheable else None

@@ -27,12 +27,14 @@ def _client(provider: str, kind: ProviderKind, model: str, params: dict[str, Any
         from resources.providers.openai import client as openai_client  # noqa: PLC0415 - SDK loads when routed to
 
         classes: dict[ProviderKind, Any] = {ProviderKind.llm: openai_client.OpenAILLM, ProviderKind.images: openai_client.OpenAIImages,
-                                            ProviderKind.speech: openai_client.OpenAISpeech}
+                                            ProviderKind.speech: openai_client.OpenAISpeech,
+                                            ProviderKind.transcription: openai_client.OpenAITranscription}
     else:
         from resources.providers.replicate import client as replicate_client  # noqa: PLC0415 - SDK loads when routed to
 
         classes = {ProviderKind.images: replicate_client.ReplicateImages, ProviderKind.video: replicate_client.ReplicateVideo,
-                   ProviderKind.music: replicate_client.ReplicateMusic, ProviderKind.speech: replicate_client.ReplicateSpeech}
+                   ProviderKind.music: replicate_client.ReplicateMusic, ProviderKind.speech: replicate_client.ReplicateSpeech,
+                   ProviderKind.transcription: replicate_client.ReplicateTranscription}
     return classes[kind](None, model, params)
 
 
@@ -56,6 +58,8 @@ def _check(producer: str, route: Route, params: dict[str, Any], request: MovieRe
         client.preflight(width, height)
     if kind is ProviderKind.speech and hasattr(client, "preflight"):
         client.preflight("", request.voice_id, request.language.value)
+    if kind is ProviderKind.transcription and hasattr(client, "preflight"):
+        client.preflight()
 
 
 def preflight(producers: Iterable[str], routes: Mapping[str, Route], params: Mapping[str, dict[str, Any]],

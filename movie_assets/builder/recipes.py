@@ -9,6 +9,7 @@ the metadata a person wants to see. User overrides win over generated prompts wi
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,8 +21,10 @@ from movie_assets.domain import prompts
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.inputs import take_of
 from movie_assets.domain.request import SEGMENT_MS, SEGMENT_SECONDS, VisualMode, topic_of
+from movie_assets.domain.words import estimated, onto_text, script_words
 from resources.providers.base import (
     DirectionPrompt,
+    ErrorCategory,
     ImagePrompts,
     ImageToVideoPrompts,
     Look,
@@ -168,6 +171,36 @@ async def _audio(ctx: RecipeContext, key: NodeKey) -> Produced:
     media = await ctx.speech().synthesize(text, voice_id=r.voice_id, language=r.language.value, emotion=r.emotion, max_ms=SEGMENT_MS,
                                           **_seed(ctx, key))
     return Produced.media(media, text, voice_id=r.voice_id, **_take(ctx, key))
+
+
+async def _narration_timing(ctx: RecipeContext, key: NodeKey) -> Produced:
+    """When each word of the narration is spoken, in the narration's own words (what captions show). The
+    offline voice says so itself (Piper's alignments, in the audio's metadata: no call); speech from a
+    provider is heard again by the transcription the timing is routed to, its words mapped onto the
+    narration's. What stands in when that call fails for good: the offline voice's timings if the audio
+    is an offline placeholder, else an estimate by word length (marked; the next generate calls again)."""
+    assert key.segment is not None
+    text = (await ctx.need(NodeKey("segment_narration", key.segment)))["text"]
+    audio_key = NodeKey("segment_audio", key.segment)
+    audio = ctx.record(audio_key)
+    if audio is None:
+        raise ProviderError(f"no narration audio for segment {key.segment} to time", provider="offline",
+                            category=ErrorCategory.upstream)
+    duration = int(audio.metadata.get("duration_ms") or 0)
+
+    def value(timed: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"segment": key.segment, "words": timed}
+
+    if ctx.settings.routes["NarrationTimingProducer"].provider == "offline" or ctx.placeholder:
+        spoken = json.loads(audio.metadata.get("words") or "[]")
+        if spoken and [w["text"] for w in spoken] == script_words(text):
+            return Produced.json(value(spoken), timing=str(audio.metadata.get("word_timing") or "alignment"))
+        return Produced.json(value(estimated(text, duration)), timing="estimate")
+    heard = await ctx.transcriber().transcribe(await ctx.need_bytes(audio_key), ext="mp3", language=ctx.request.language.value,
+                                               prompt=text)
+    timed = onto_text(text, heard.words, heard.duration_ms or duration)
+    return Produced.json(value(timed.words), heard.call, None, timing="transcription", heard=heard.text[:500],
+                         matched=timed.matched, reheard=timed.reheard, interpolated=timed.interpolated)
 
 
 async def _image_prompt(ctx: RecipeContext, key: NodeKey) -> Produced:
@@ -354,6 +387,7 @@ RECIPES: dict[str, Callable[[RecipeContext, NodeKey], Awaitable[Produced]]] = {
     "music": _music,
     "segment_narration": _narration,
     "segment_audio": _audio,
+    "narration_timing": _narration_timing,
     "image_prompt": _image_prompt,
     "segment_image": _segment_image,
     "text_to_video_prompt": _t2v_prompt,

@@ -183,7 +183,9 @@ async def assemble_timeline(ctx: RecipeContext) -> dict[str, Any]:
         words: list[dict[str, Any]] = []
         if audio_rec is not None:
             spoken = min(int(audio_rec.metadata.get("duration_ms") or SEGMENT_MS), SEGMENT_MS)
-            words = json.loads(audio_rec.metadata.get("words") or "[]")
+            timing_key = NodeKey("narration_timing", i)
+            if record_or_error(timing_key) is not None:  # when each word is spoken (an estimate is marked there)
+                words = (await ctx.need(timing_key))["words"]
             narration.append({
                 "id": clip_id("segment_audio", f"{i:02d}", audio_rec.version), "type": "audio",
                 "startMs": seg_start, "durationMs": spoken, "src": audio_rec.uri, "volume": 1.0,
@@ -194,7 +196,7 @@ async def assemble_timeline(ctx: RecipeContext) -> dict[str, Any]:
             spoken = SEGMENT_MS
         if narr_rec is not None:
             base = clip_id("segment_narration", f"{i:02d}", narr_rec.version)
-            if words:  # the speech provider said when each word is spoken
+            if words:  # timed from the speech (the voice's alignments or a transcription of it)
                 pages = caption_pages(words, seg_start)
             else:  # an estimate over the audio's real duration, by word count
                 text = (await ctx.need(narr_key))["text"]

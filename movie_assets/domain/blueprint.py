@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -33,6 +33,7 @@ class ProviderKind(enum.StrEnum):
     images = "images"
     video = "video"
     music = "music"
+    transcription = "transcription"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class ProducerDecl:
     kind: ProviderKind
     latency_s: float
     description: str
+    # False: routed offline it makes no call (what it needs is at hand: the offline voice's own word timings).
+    offline_call: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ PRODUCERS: dict[str, ProducerDecl] = {
         ProducerDecl("TextToMusicPromptProducer", ProviderKind.llm, 5, "music prompt (1 call)"),
         ProducerDecl("MusicProducer", ProviderKind.music, 10, "music track (1 call)"),
         ProducerDecl("AudioProducer", ProviderKind.speech, 10, "narration audio (n calls)"),
+        ProducerDecl("NarrationTimingProducer", ProviderKind.transcription, 3,
+                     "when each narration word is spoken: a transcription with word timestamps (n calls; none offline)",
+                     offline_call=False),
         ProducerDecl("TextToImagePromptProducer", ProviderKind.llm, 5, "m image prompts per call (n calls)"),
         ProducerDecl("TextToImageProducer", ProviderKind.images, 30, "segment image (n·m calls)"),
         ProducerDecl("TextToVideoPromptProducer", ProviderKind.llm, 5, "movie direction prompt (n calls)"),
@@ -223,6 +229,11 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
                      check=CheckDecl("narration_fits_segment", "WARN",
                                      "The narration fills its 10 s segment: at least 6 s of speech (no long silence) and "
                                      "no longer than the segment.")),
+        ArtifactDecl("narration_timing", Level.segment, "AudioNarrationGeneration", "NarrationTimingProducer",
+                     ("segment_narration", "segment_audio"), (), "json",
+                     "NarrationTiming: when each word of the segment's narration is spoken (the offline voice's own "
+                     "alignments, or a transcription of the audio with word timestamps mapped onto the narration's words)",
+                     placeholder=True),
         ArtifactDecl("image_prompt", Level.image, "ImageOnly", "TextToImagePromptProducer", ("segment_narration", "script", "look"),
                      ("style", "image_prompt_override", "shot_look"), "json",
                      "SegmentImagePrompt (the image prompt override wins), with the look", template=prompts.IMAGE_PROMPTS, check=_LOOK,
@@ -251,7 +262,7 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
                      "The visual clips of one segment, in order (aggregates up to 5 images so the timeline reads at "
                      "most 30 partitions)", tolerant=True),
         ArtifactDecl("timeline", Level.movie, "Timeline", None,
-                     ("script", "music", "segment_narration", "segment_audio", "segment_visuals"),
+                     ("script", "music", "segment_narration", "segment_audio", "narration_timing", "segment_visuals"),
                      ("frame", "duration", "assembly"), "json", "The Remotion timeline of the movie", version="2", tolerant=True,
                      check=CheckDecl("timeline_complete", "WARN",
                                      "Every clip of the timeline is present (no missing or failed artifacts).")),
@@ -349,14 +360,15 @@ class Node:
         return PRODUCERS[self.decl.producer] if self.decl.producer else None
 
 
-def call_group(request: MovieRequest, key: NodeKey) -> tuple[str, NodeKey] | None:
+def call_group(request: MovieRequest, key: NodeKey, offline: Collection[str] = ()) -> tuple[str, NodeKey] | None:
     """The provider call that builds this node, shared by nodes built by one call; None: no call.
 
     A prompt whose override is set takes the override and needs no call; the m image prompts of a
-    segment come from one TextToImagePromptProducer call.
+    segment come from one TextToImagePromptProducer call. ``offline``: the producers routed offline (a
+    producer that makes no call offline, ``ProducerDecl.offline_call``, then makes none).
     """
     decl = ARTIFACTS[key.asset]
-    if decl.producer is None:
+    if decl.producer is None or (decl.producer in offline and not PRODUCERS[decl.producer].offline_call):
         return None
     o = request.overrides(key.segment) if key.segment is not None else None
     if key.asset == "music_prompt" and request.music_prompt:
@@ -466,9 +478,10 @@ class Blueprint:
             out[k] = self._latency(k) + 1e-4 + max((out[c] for c in self.dependents[k]), default=0.0)
         return {k: round(v, 4) for k, v in out.items()}
 
-    def calls(self, keys: Iterable[NodeKey]) -> Counter[str]:
-        """Provider calls per producer needed to build these nodes."""
-        groups = {g for k in keys if (g := call_group(self.request, k)) is not None}
+    def calls(self, keys: Iterable[NodeKey], offline: Collection[str] = frozenset(PRODUCERS)) -> Counter[str]:
+        """Provider calls per producer needed to build these nodes, with ``offline`` the producers routed
+        offline (default: every one, as when nothing is configured)."""
+        groups = {g for k in keys if (g := call_group(self.request, k, offline)) is not None}
         return Counter(producer for producer, _ in groups)
 
     def critical_path_s(self, keys: Iterable[NodeKey] | None = None) -> float:

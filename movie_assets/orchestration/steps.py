@@ -58,6 +58,7 @@ from resources.dagster_resources import (
     ProviderClients,
     ReplicateResource,
     SpeechResource,
+    TranscriptionResource,
     VideoResource,
 )
 from resources.runtime import scratch
@@ -632,12 +633,14 @@ def _build_step(level: Level, settings: Settings) -> dg.AssetsDefinition:
         images: ImagesResource,
         video: VideoResource,
         music: MusicResource,
+        transcription: TranscriptionResource,
         openai: OpenAIResource,
         replicate: ReplicateResource,
     ) -> Iterator[Any]:
         """Build movie artifacts: the partitions of this run, or the exact set a generation asks for."""
         try:
-            clients = ProviderClients(llm=llm, speech=speech, images=images, video=video, music=music, openai=openai,
+            clients = ProviderClients(llm=llm, speech=speech, images=images, video=video, music=music,
+                                      transcription=transcription, openai=openai,
                                       replicate=replicate)
             # The settings of the process that runs the step (its specs were made with the same ones where the
             # code location loaded; a test that changes a variable between runs gets the new value).

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from movie_assets.domain.words import Heard
 from resources.runtime.disk import disk_full, is_no_space
 from resources.runtime.secrets import redact
 from resources.runtime.slots import Slots, local_work
@@ -361,3 +362,22 @@ class MusicProvider(abc.ABC):
     @abc.abstractmethod
     async def generate(self, prompt: str, *, seconds: int, seed: int = 0) -> Media:
         """A music track of ``seconds`` (``seed``: the take)."""
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What a recognizer heard in an audio file: its text and each word with when it is spoken."""
+
+    text: str
+    words: tuple[Heard, ...]
+    call: CallInfo
+    duration_ms: int | None = None
+
+
+class TranscriptionProvider(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    async def transcribe(self, audio: bytes, *, ext: str, language: str, prompt: str) -> Transcript:
+        """What is said in ``audio`` (a file of type ``ext``) in ``language``, with word timestamps.
+        ``prompt``: the text the speaker read (a hint for spelling; the words heard may still differ)."""

@@ -1,4 +1,7 @@
-"""Which provider serves which kind of producer, and its default model per kind."""
+"""Which provider serves which kind of producer, and its default model per kind.
+
+The offline ``transcription`` model is no model: the offline voice's own word timings (Piper's
+alignments), or, for audio that has none, an estimate by word count."""
 
 from __future__ import annotations
 
@@ -7,10 +10,13 @@ from movie_assets.domain.blueprint import ProviderKind
 PROVIDER_MODELS: dict[str, dict[ProviderKind, str]] = {
     "offline": {ProviderKind.llm: "offline-templates-1", ProviderKind.speech: "piper:en_US-joe-medium",
                 ProviderKind.images: "offline-pillow-2", ProviderKind.video: "offline-ffmpeg-kenburns-2",
-                ProviderKind.music: "offline-synth-1"},
-    "openai": {ProviderKind.llm: "gpt-4o-mini", ProviderKind.speech: "gpt-4o-mini-tts", ProviderKind.images: "gpt-image-1"},
+                ProviderKind.music: "offline-synth-1",
+                ProviderKind.transcription: "speech-alignment"},
+    "openai": {ProviderKind.llm: "gpt-4o-mini", ProviderKind.speech: "gpt-4o-mini-tts", ProviderKind.images: "gpt-image-1",
+               ProviderKind.transcription: "whisper-1"},
     "replicate": {ProviderKind.images: "black-forest-labs/flux-schnell", ProviderKind.video: "minimax/video-01",
-                  ProviderKind.music: "meta/musicgen", ProviderKind.speech: "jaaari/kokoro-82m"},
+                  ProviderKind.music: "meta/musicgen", ProviderKind.speech: "jaaari/kokoro-82m",
+                  ProviderKind.transcription: "vaibhavs10/incredibly-fast-whisper"},
 }
 
 # Offline models whose ids predate their place in the code versions: leaving them out keeps the

@@ -14,6 +14,7 @@ from resources.providers.openai.catalog import (
     OPENAI_SPEECH_PRICE_PER_1K_CHARS,
     OPENAI_TOKEN_PRICES,
     openai_image_usd,
+    openai_transcription_usd,
     orientation,
 )
 from resources.providers.replicate.catalog import REPLICATE_PRICES
@@ -21,6 +22,7 @@ from resources.providers.replicate.catalog import REPLICATE_PRICES
 # A typical call, for plans: an LLM call reads ~600 tokens and writes ~300; narration is ~150 characters.
 TYPICAL_TOKENS = (600, 300)
 TYPICAL_SPEECH_CHARS = 150
+TYPICAL_NARRATION_MS = 10_000  # a transcription hears one segment's narration: at most its 10 s
 
 
 def estimate_call_usd(provider: str, kind: str, model: str, *, width: int = 1024, height: int = 1024,
@@ -36,6 +38,8 @@ def estimate_call_usd(provider: str, kind: str, model: str, *, width: int = 1024
             return openai_image_usd(model, size, params)
         if kind == "speech":
             return TYPICAL_SPEECH_CHARS / 1000 * OPENAI_SPEECH_PRICE_PER_1K_CHARS.get(model, 0.0)
+        if kind == "transcription":
+            return openai_transcription_usd(model, TYPICAL_NARRATION_MS)
     if provider == "replicate":
         return REPLICATE_PRICES.get(model, 0.0)
     return 0.0

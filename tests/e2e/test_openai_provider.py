@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
+from movie_assets.domain.words import onto_text
 from resources.providers.base import SUGGESTIONS, ErrorCategory, ImagePrompts, ProviderError, Script
+from resources.providers.offline.media import PiperSpeech
 from resources.providers.openai.client import (
     OpenAIImages,
     OpenAILLM,
     OpenAISession,
     OpenAISpeech,
+    OpenAITranscription,
 )
 from resources.runtime.limits import Throttle, parse_model_limits
-from resources.runtime.media import mp3_duration_ms, png_size
+from resources.runtime.media import mp3_duration_ms, png_size, wav_bytes, wav_to_mp3
 from resources.runtime.retry import RetryPolicy, parse_duration, wait_hint
 from tests.servers.openai_server import (
     BAD_BASE64,
@@ -108,7 +113,10 @@ CALLS = {
     "/v1/images/generations": lambda s: OpenAIImages(s).generate("a cat", style="anime", width=640, height=360, label="x"),
     "/v1/audio/speech": lambda s: OpenAISpeech(s).synthesize("Hello there.", voice_id="nova", language="en", emotion=None,
                                                              max_ms=10000),
+    "/v1/audio/transcriptions": lambda s: OpenAITranscription(s).transcribe(TONE, ext="mp3", language="en", prompt="Hello there."),
 }
+TONE = wav_to_mp3(wav_bytes(0.2 * np.sin(2 * np.pi * 220 * np.arange(22050) / 22050), 22050))
+FRAME_MS = 1000 / 30
 
 
 @pytest.mark.parametrize(("path", "answer", "message"), [
@@ -121,8 +129,11 @@ CALLS = {
     ("/v1/images/generations", TRUNCATED, "OpenAI answered with an image that cannot be read (truncated PNG)"),
     ("/v1/audio/speech", NOT_MEDIA, "OpenAI answered with audio that cannot be read (not an MP3: text '<html>"),
     ("/v1/audio/speech", TRUNCATED, "OpenAI answered with audio that cannot be read (truncated MP3: "),
+    ("/v1/audio/transcriptions", INVALID_JSON, "OpenAI answered with invalid JSON ("),
+    ("/v1/audio/transcriptions", MISSING_FIELD, "OpenAI answered with a transcription without word timestamps ("),
 ], ids=["llm-invalid_json", "llm-missing_field", "images-invalid_json", "images-missing_field", "images-not_media",
-        "images-bad_base64", "images-truncated", "speech-not_media", "speech-truncated"])
+        "images-bad_base64", "images-truncated", "speech-not_media", "speech-truncated", "transcription-invalid_json",
+        "transcription-missing_field"])
 def test_a_malformed_answer_is_the_providers_fault(server: FakeOpenAI, path: str, answer: Malformed, message: str) -> None:
     """A 200 that cannot be used (invalid JSON, a missing field, a picture or a sound that cannot be read) is
     an outage of OpenAI's, saying what was wrong: the next generate tries again (never this machine's fault)."""
@@ -180,6 +191,38 @@ def test_speech_and_missing_key(server: FakeOpenAI) -> None:
     assert body["voice"] == "nova" and body["instructions"] == "Speak with a calm tone." and body["response_format"] == "mp3"
     with pytest.raises(ProviderError, match="OPENAI_API_KEY is not set"):
         OpenAISession(api_key="")
+
+
+def piper_speaks(text: str) -> tuple[bytes, list[dict[str, Any]]]:
+    """The offline Piper voice as the server's speaker: its MP3 and its own alignment of every word."""
+    media = asyncio.run(PiperSpeech().synthesize(text, voice_id="nova", language="en", emotion=None, max_ms=10000))
+    return media.data, media.extra["words"]
+
+
+def test_transcription_times_the_words_of_real_speech_within_a_frame(server: FakeOpenAI) -> None:
+    """whisper-1 through the SDK (verbose_json, word timestamps) on speech Piper spoke and aligned: the
+    narration's own words, mapped from what was heard (punctuation gone, a number and a name heard
+    differently), are timed within one frame (1/30 s) of Piper's alignment of the same audio."""
+    server.speak = piper_speaks
+    server.mishear = {"1861": "eighteen sixty one", "lincoln": "linkin"}
+    text = "In 1861, President Lincoln called for volunteers; the war had begun."
+    speech = run(OpenAISpeech(session(server)).synthesize(text, voice_id="nova", language="en", emotion=None, max_ms=10000))
+    piper = server.spoken[next(iter(server.spoken))]
+    heard = run(OpenAITranscription(session(server)).transcribe(speech.data, ext="mp3", language="en", prompt=text))
+    body = server.calls("/v1/audio/transcriptions")[0].body
+    assert body["model"] == "whisper-1" and body["response_format"] == "verbose_json"
+    assert body["timestamp_granularities[]"] == "word" and body["language"] == "en" and body["prompt"] == text
+    assert body["file"] == [speech.data]  # the very audio the narration is
+    assert [h.text for h in heard.words][:5] == ["In", "eighteen", "sixty", "one", "President"]
+    assert heard.call.cost_usd == pytest.approx(speech.duration_ms / 60_000 * 0.006, abs=1e-6) and heard.call.cost_usd > 0
+    timed = onto_text(text, heard.words, speech.duration_ms)
+    assert [w["text"] for w in timed.words] == text.split() == [w["text"] for w in piper]
+    assert timed.reheard == 2 and timed.interpolated == 0  # 1861 and Lincoln
+    for mine, theirs in zip(timed.words, piper, strict=True):
+        assert abs(mine["startMs"] - theirs["startMs"]) <= FRAME_MS and abs(mine["endMs"] - theirs["endMs"]) <= FRAME_MS, (mine, theirs)
+    with pytest.raises(ProviderError, match="answers without word timestamps"):
+        run(OpenAITranscription(session(server), model="gpt-4o-transcribe").transcribe(speech.data, ext="mp3", language="en", prompt=text))
+    assert len(server.calls("/v1/audio/transcriptions")) == 1  # refused before any call
 
 
 def test_wait_hints_from_headers() -> None:

@@ -17,6 +17,12 @@ from tests.servers.replicate_server import FakeReplicate
 def test_parse_routes() -> None:
     routes = parse_routes("*=openai,TextToImageProducer=openai:dall-e-3")
     assert routes["ScriptProducer"] == Route("openai", "gpt-4o-mini")
+    assert routes["NarrationTimingProducer"] == Route("openai", "whisper-1")  # follows the speech
+    assert parse_routes("")["NarrationTimingProducer"] == Route("offline", "speech-alignment")  # Piper's own: no call
+    assert parse_routes("AudioProducer=replicate")["NarrationTimingProducer"] == Route("replicate", "vaibhavs10/incredibly-fast-whisper")
+    assert parse_routes("*=openai,AudioProducer=offline")["NarrationTimingProducer"].provider == "offline"
+    named = parse_routes("AudioProducer=replicate,NarrationTimingProducer=openai")  # named on its own: as named
+    assert named["NarrationTimingProducer"] == Route("openai", "whisper-1")
     assert routes["AudioProducer"] == Route("openai", "gpt-4o-mini-tts")
     assert routes["TextToImageProducer"] == Route("openai", "dall-e-3")
     assert routes["MusicProducer"].provider == "offline"  # OpenAI makes no music
@@ -49,11 +55,13 @@ def test_movie_through_openai(home: Path) -> None:
         chat = server.calls("/v1/chat/completions")
         assert len(chat) == 1 + 1 + 1 + 3  # script, look, music prompt, one image-prompt call per segment
         assert len(server.calls("/v1/images/generations")) == 6 and len(server.calls("/v1/audio/speech")) == 3
+        assert len(server.calls("/v1/audio/transcriptions")) == 3  # the captions' timings follow the speech
         assert {c.body["voice"] for c in server.calls("/v1/audio/speech")} == {"nova"}
         assert out["cost_usd"] > 0 and out["failed"] == []
-        # Plan: 6 LLM calls (~900 tokens each), 6 landscape images at $0.063 (1536x1024, medium), 3 narrations;
-        # music and video offline.
-        assert plan["estimated_cost_usd"] == pytest.approx(6 * (600 * 0.15e-6 + 300 * 0.60e-6) + 6 * 0.063 + 3 * 0.15 * 0.012)
+        # Plan: 6 LLM calls (~900 tokens each), 6 landscape images at $0.063 (1536x1024, medium), 3 narrations and
+        # their 3 transcriptions (10 s at $0.006 a minute); music and video offline.
+        assert plan["estimated_cost_usd"] == pytest.approx(6 * (600 * 0.15e-6 + 300 * 0.60e-6) + 6 * 0.063 + 3 * 0.15 * 0.012
+                                                           + 3 * 10 / 60 * 0.006)
         # Each partition's share: an image's own call, a segment's image prompts splitting their one call.
         costs = {i["node"]: i["cost_usd"] for i in plan["items"]}
         assert sum(costs.values()) == pytest.approx(plan["estimated_cost_usd"], abs=1e-5)
@@ -111,7 +119,11 @@ def test_movie_through_both_providers(home: Path, tmp_path: Path) -> None:
         models = [path.split("/")[3] + "/" + path.split("/")[4] for path, _ in rp.creates()]
         assert sorted(models) == sorted(
             ["black-forest-labs/flux-schnell"] * 3  # 2 images of segment 0 + the starting image of segment 2
-            + ["minimax/video-01"] * 2 + ["meta/musicgen"] + ["jaaari/kokoro-82m"] * 3)
+            + ["minimax/video-01"] * 2 + ["meta/musicgen"] + ["jaaari/kokoro-82m"] * 3
+            + ["vaibhavs10/incredibly-fast-whisper"] * 3)  # the captions' timings follow the speech to Replicate
+        whisper = [body["input"] for path, body in rp.creates() if "whisper" in path]
+        assert {(i["timestamp"], i["task"], i["language"]) for i in whisper} == {("word", "transcribe", "english")}
+        assert all(i["audio"].startswith("data:audio/mpeg;base64,") for i in whisper)
         llm = plan["provider_calls"]
         assert len(oa.calls("/v1/chat/completions")) == sum(
             llm.get(p, 0) for p in ("ScriptProducer", "LookProducer", "TextToMusicPromptProducer", "TextToImagePromptProducer",

@@ -69,6 +69,10 @@ def test_mixed_movie_is_built_exactly_as_planned(instance: dg.DagsterInstance, s
         assert hashlib.sha256(data).hexdigest() == rec.version, key
         assert rec.version[:16] in rec.uri
         assert rec.metadata["data_version"] == rec.version
+    for s in range(3):  # the offline voice's own word timings, with no call (none counted above)
+        timing, audio = state.records[NodeKey("narration_timing", s)], state.records[NodeKey("segment_audio", s)]
+        assert timing.metadata["timing"] == "alignment"
+        assert json.loads(local_file(timing.uri).read_text())["words"] == json.loads(audio.metadata["words"])
     width, height = 854, 480
     for key in [NodeKey("segment_image", 0, 0), NodeKey("segment_image", 0, 1), NodeKey("starting_image", 2)]:
         assert png_size(local_file(state.records[key].uri).read_bytes()) == (width, height)

@@ -13,8 +13,10 @@ import base64
 import dataclasses
 import email.parser
 import email.policy
+import hashlib
 import io
 import json
+import re
 import threading
 import time
 import uuid
@@ -26,7 +28,7 @@ from typing import Any
 
 from PIL import Image
 
-from resources.runtime.media import wav_bytes, wav_to_mp3
+from resources.runtime.media import mp3_duration_ms, wav_bytes, wav_to_mp3
 
 from .loopback import LoopbackServer
 
@@ -76,7 +78,7 @@ def damage(path: str, fault: str, payload: bytes, headers: dict[str, str]) -> tu
     body = json.loads(payload)
     images = path in ("/v1/images/generations", "/v1/images/edits")
     if fault == "missing_field":
-        body.pop("data" if images else "choices")
+        body.pop("data" if images else "words" if path == "/v1/audio/transcriptions" else "choices")
     elif images and fault == "not_media":
         body["data"][0]["b64_json"] = base64.b64encode(PAGE).decode()
     elif images and fault == "bad_base64":
@@ -125,6 +127,11 @@ class FakeOpenAI(LoopbackServer):
         self.answer_when_in_flight = 0
         self._in_flight_changed = threading.Condition(threading.Lock())
         self.api_key = "sk-test"  # the key the server accepts
+        # Speech: text -> (MP3, its words with startMs/endMs), e.g. the offline Piper voice; None: a tone. What
+        # it said is kept by the MP3's hash: a transcription of that very audio hears those words at those times.
+        self.speak: Callable[[str], tuple[bytes, list[dict[str, Any]]]] | None = None
+        self.spoken: dict[str, list[dict[str, Any]]] = {}
+        self.mishear: dict[str, str] = {}  # a word (lower case, no punctuation) -> what a transcription hears instead
         # Path -> status of a misbehaving provider or proxy that echoes the request's credentials: 401 puts
         # the Authorization header in OpenAI's error body, 500 lists every request header in an OpenAI error
         # body, any other status answers a plain-text page listing them (as some 502 pages of proxies do).
@@ -187,11 +194,47 @@ class FakeOpenAI(LoopbackServer):
         if path == "/v1/audio/speech":
             import numpy as np
 
+            if self.speak is not None:  # real speech, and when it says each word (for the transcriptions)
+                audio, words = self.speak(str(body.get("input", "")))
+                with self._lock:
+                    self.spoken[hashlib.sha256(audio).hexdigest()] = words
+                return 200, audio, headers | {"content-type": "audio/mpeg"}
             seconds = min(9.0, 0.4 + len(str(body.get("input", ""))) / 16)
             t = np.arange(int(seconds * 22050)) / 22050
             audio = wav_to_mp3(wav_bytes(0.2 * np.sin(2 * np.pi * 220 * t), 22050))
             return 200, audio, headers | {"content-type": "audio/mpeg"}
+        if path == "/v1/audio/transcriptions":
+            granularities = body.get("timestamp_granularities[]") or body.get("timestamp_granularities")
+            if body.get("response_format") != "verbose_json" or "word" not in str(granularities):
+                refused = {"error": {"message": "timestamp_granularities requires response_format=verbose_json",
+                                     "type": "invalid_request_error", "param": "timestamp_granularities", "code": None}}
+                return 400, json.dumps(refused).encode(), {"content-type": "application/json"}
+            return 200, json.dumps(self._transcription(body)).encode(), headers | {"content-type": "application/json"}
         return 404, json.dumps({"error": {"message": f"Unknown path {path}", "type": "invalid_request_error", "param": None, "code": None}}).encode(), {"content-type": "application/json"}
+
+    def _transcription(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A ``verbose_json`` transcription with word timestamps, as whisper-1 writes one: words without
+        punctuation, times in seconds. Audio this server spoke (``speak``) is heard as its speaker timed it
+        (each word as ``mishear`` says it is heard, if it does); other audio as the ``prompt``'s words spread
+        over its length."""
+        audio = body["file"][0]
+        duration = mp3_duration_ms(audio) / 1000
+        spoken = self.spoken.get(hashlib.sha256(audio).hexdigest())
+        if spoken is None:
+            said = str(body.get("prompt") or "").split()
+            spoken = [{"text": w, "startMs": 1000 * duration * k / len(said), "endMs": 1000 * duration * (k + 1) / len(said)}
+                      for k, w in enumerate(said)]
+        words = []
+        for w in spoken:
+            bare = re.sub(r"[^\w'-]+", "", w["text"])
+            heard = self.mishear.get(bare.lower(), bare).split()
+            step = (w["endMs"] - w["startMs"]) / max(1, len(heard))
+            words += [{"word": h, "start": round((w["startMs"] + k * step) / 1000, 2), "end": round((w["startMs"] + (k + 1) * step) / 1000, 2)}
+                      for k, h in enumerate(heard)]
+        text = " ".join(w["word"] for w in words)
+        return {"task": "transcribe", "language": "english", "duration": round(duration, 2), "text": text, "words": words,
+                "segments": [{"id": 0, "seek": 0, "start": 0.0, "end": round(duration, 2), "text": text, "tokens": [],
+                              "temperature": 0.0, "avg_logprob": -0.2, "compression_ratio": 1.2, "no_speech_prob": 0.01}]}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self

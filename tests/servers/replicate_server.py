@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from resources.providers.offline.media import animate
-from resources.runtime.media import wav_bytes, wav_to_mp3
+from resources.runtime.media import mp3_duration_ms, wav_bytes, wav_to_mp3
 
 from .loopback import LoopbackServer
 
@@ -69,6 +69,13 @@ def closed_port() -> int:
 
 
 def _output_for(model: str, input: dict[str, Any]) -> Any:
+    if "whisper" in model:  # incredibly-fast-whisper with timestamp="word": each chunk one word heard
+        header, data = str(input["audio"]).split(",", 1)
+        seconds = mp3_duration_ms(base64.b64decode(data)) / 1000
+        heard = "the narrator speaks these words".split()
+        step = seconds / len(heard)
+        return {"text": " " + " ".join(heard),
+                "chunks": [{"text": f" {w}", "timestamp": [round(k * step, 2), round((k + 1) * step, 2)]} for k, w in enumerate(heard)]}
     if "flux" in model:
         w_ratio, h_ratio = (int(x) for x in str(input.get("aspect_ratio", "1:1")).split(":"))
         img = Image.new("RGB", (64 * w_ratio, 64 * h_ratio) if max(w_ratio, h_ratio) <= 16 else (1024, 1024), (200, 120, 40))

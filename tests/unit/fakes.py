@@ -23,6 +23,7 @@ from movie_assets.builder.engine import BuildEngine, BuildSummary, Built, Failed
 from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, expand
 from movie_assets.domain.records import ArtifactRecord, FailureRecord, MovieState
 from movie_assets.domain.request import MovieRequest, parse_request
+from movie_assets.domain.words import Heard
 from resources.providers.base import (
     CallInfo,
     DirectionPrompt,
@@ -39,6 +40,8 @@ from resources.providers.base import (
     Script,
     SpeechProvider,
     TextResult,
+    Transcript,
+    TranscriptionProvider,
     VideoProvider,
 )
 from resources.settings import Settings
@@ -136,7 +139,8 @@ class Fakes:
     def client(self, producer: str) -> Any:
         kind = PRODUCERS[producer].kind
         return {ProviderKind.llm: FakeLLM, ProviderKind.speech: FakeSpeech, ProviderKind.images: FakeImages,
-                ProviderKind.video: FakeVideo, ProviderKind.music: FakeMusic}[kind](self, producer)
+                ProviderKind.video: FakeVideo, ProviderKind.music: FakeMusic,
+                ProviderKind.transcription: FakeTranscription}[kind](self, producer)
 
     def clients(self) -> dict[str, Any]:
         return {p: self.client(p) for p in PRODUCERS}
@@ -196,6 +200,15 @@ class FakeSpeech(_Fake, SpeechProvider):
         call = await self.fakes.enter(self.producer, text)
         duration = min(350 * len(text.split()), max_ms)
         return Media(self.salted(f"mp3:{voice_id}:{text}").encode(), "mp3", "audio/mpeg", call, duration_ms=duration)
+
+
+class FakeTranscription(_Fake, TranscriptionProvider):
+    """Hears the prompt's words, a third of a second each."""
+
+    async def transcribe(self, audio: bytes, *, ext: str, language: str, prompt: str) -> Transcript:
+        call = await self.fakes.enter(self.producer, prompt)
+        words = tuple(Heard(w, 330 * k, 330 * k + 300) for k, w in enumerate(prompt.split()))
+        return Transcript(prompt, words, call, 330 * len(words))
 
 
 class FakeImages(_Fake, ImageProvider):

@@ -15,7 +15,7 @@ import pytest
 from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.engine import Built
 from movie_assets.builder.timeline import validate_timeline
-from movie_assets.domain.blueprint import ARTIFACTS, Blueprint, NodeKey, ProviderKind, call_group
+from movie_assets.domain.blueprint import ARTIFACTS, PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
 from movie_assets.domain.look import shot_of
 from movie_assets.domain.plan import Reason, reasons
 from movie_assets.domain.records import MovieState
@@ -50,7 +50,7 @@ def test_small_movie_builds_every_node_once_with_the_predicted_calls(tmp_path: P
     store, fakes = new_store(tmp_path), Fakes()
     run = run_engine(store, fakes, bp)
 
-    assert len(bp.nodes) == 19  # with the look
+    assert len(bp.nodes) == 21  # with the look and the narration's timings
     assert Counter(e.key for e in run.events) == Counter(list(bp.nodes)), "every node emitted exactly once"
     assert set(run.built) == set(bp.nodes) and not run.failed and not run.skipped
     assert sorted(run.summary.built) == sorted(bp.nodes)
@@ -230,7 +230,7 @@ def test_the_cascade_stops_where_a_rebuild_yields_identical_content(tmp_path: Pa
     assert set(second.built) == {SCRIPT, TIMELINE} | rebuilt_same
     assert all(not second.built[k].changed for k in rebuilt_same)
     assert set(second.skipped) == set(bp.nodes) - set(second.built)
-    assert {k.asset for k in second.skipped} == {"music", "segment_audio", "segment_image", "segment_visuals"}
+    assert {k.asset for k in second.skipped} == {"music", "segment_audio", "narration_timing", "segment_image", "segment_visuals"}
     assert second.value(TIMELINE)["title"].endswith("(take 2)")
 
 
@@ -249,7 +249,7 @@ def test_build_cache_reuses_every_artifact_without_a_call(tmp_path: Path) -> Non
         assert built.record.version == first.built[key].record.version, key
         assert built.record.uri == first.built[key].record.uri
         assert built.produced.call is None
-        if call_group(bp.request, key) is not None:
+        if call_group(bp.request, key, frozenset(PRODUCERS)) is not None:  # offline: the timings make no call
             assert built.produced.meta["reused"].startswith("made earlier by fake:"), key
     assert second.built[NodeKey("segment_image", 0, 1)].produced.preview is not None
     assert second.value(TIMELINE) == first.value(TIMELINE)

@@ -168,7 +168,8 @@ def test_a_read_outside_the_declared_deps_is_refused(tmp_path: Path, monkeypatch
     original = RECIPES["segment_audio"]
     monkeypatch.setitem(RECIPES, "segment_audio", reads_the_script_too)
     run = run_engine(new_store(tmp_path), Fakes())
-    assert set(run.failed) == {NodeKey("segment_audio", 0), NodeKey("segment_audio", 1)}
+    assert set(run.failed) == {NodeKey(asset, s) for asset in ("segment_audio", "narration_timing") for s in (0, 1)}
+    assert "upstream segment_audio[00] failed" in run.failed[NodeKey("narration_timing", 0)].message
     assert "segment_audio[00] read script, which is not among its declared deps (segment_narration[00])" in \
         run.failed[NodeKey("segment_audio", 0)].message
 

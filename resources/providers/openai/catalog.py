@@ -25,6 +25,14 @@ def orientation(width: int, height: int) -> str:
 # OpenAI: per token (input, output); per 1000 characters of speech.
 OPENAI_TOKEN_PRICES = {"gpt-4o-mini": (0.15e-6, 0.60e-6), "gpt-4.1-mini": (0.40e-6, 1.60e-6), "gpt-4o": (2.50e-6, 10.0e-6)}
 OPENAI_SPEECH_PRICE_PER_1K_CHARS = {"gpt-4o-mini-tts": 0.012, "tts-1": 0.015, "tts-1-hd": 0.030}
+# Transcription: per minute of audio. Only whisper-1 answers with word timestamps (verbose_json).
+OPENAI_TRANSCRIPTION_PRICE_PER_MINUTE = {"whisper-1": 0.006}
+WORD_TIMESTAMP_MODELS = frozenset({"whisper-1"})
+
+
+def openai_transcription_usd(model: str, duration_ms: int) -> float:
+    """The price of transcribing ``duration_ms`` of audio (0 for unknown models)."""
+    return round(duration_ms / 60_000 * OPENAI_TRANSCRIPTION_PRICE_PER_MINUTE.get(model, 0.0), 6)
 
 # OpenAI images: per image, by model, quality and size. gpt-image-1 without a configured quality
 # ("auto") is estimated at medium.

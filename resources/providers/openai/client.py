@@ -13,6 +13,7 @@ fault, not this machine's.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 from movie_assets.domain.blueprint import ProviderKind
+from movie_assets.domain.words import Heard
 from resources.providers.answers import check_media, decode_base64, download, one_line, unreadable
 from resources.providers.base import (
     Answer,
@@ -37,6 +39,8 @@ from resources.providers.base import (
     ProviderError,
     SpeechProvider,
     TextResult,
+    Transcript,
+    TranscriptionProvider,
     answered,
 )
 from resources.providers.catalog import PROVIDER_MODELS
@@ -46,7 +50,9 @@ from resources.providers.openai.catalog import (
     OPENAI_SPEECH_PRICE_PER_1K_CHARS,
     OPENAI_TOKEN_PRICES,
     REFERENCE_IMAGE_MODELS,
+    WORD_TIMESTAMP_MODELS,
     openai_image_usd,
+    openai_transcription_usd,
     orientation,
 )
 from resources.providers.voices import openai_voice
@@ -322,3 +328,52 @@ class OpenAISpeech(SpeechProvider, ModelParams):
         answer = await answered(ask)
         audio = answer.files[0]
         return Media(audio, "mp3", "audio/mpeg", answer.call, duration_ms=check_mp3(audio), extra={"voice": voice})
+
+
+class OpenAITranscription(TranscriptionProvider, ModelParams):
+    """The words of an audio file with when each is spoken: ``audio.transcriptions.create`` with
+    ``response_format="verbose_json"`` and ``timestamp_granularities=["word"]`` (whisper-1), charged per
+    minute of audio."""
+
+    name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.transcription]
+    decided = frozenset({"model", "file", "response_format", "timestamp_granularities", "language", "prompt"})
+
+    def preflight(self) -> None:
+        if self.model not in WORD_TIMESTAMP_MODELS:
+            raise ProviderError(f"{self.model} answers without word timestamps; captions need them: route "
+                                f"NarrationTimingProducer to openai:{', openai:'.join(sorted(WORD_TIMESTAMP_MODELS))}",
+                                provider=PROVIDER, category=ErrorCategory.configuration)
+
+    async def transcribe(self, audio: bytes, *, ext: str, language: str, prompt: str) -> Transcript:
+        self.preflight()
+        kwargs = self._merge({}, {"model": self.model, "file": (f"narration.{ext}", audio, f"audio/{'mpeg' if ext == 'mp3' else ext}"),
+                                  "response_format": "verbose_json", "timestamp_granularities": ["word"],
+                                  "language": language, "prompt": prompt})
+        duration_ms = check_mp3(audio) if ext == "mp3" else 0
+
+        async def ask() -> Answer:
+            response, trace = await self.session.call(self.session.client.audio.transcriptions.with_raw_response.create, **kwargs)
+            heard_words(response.content)  # never keep an answer that has no words to time
+            return Answer((response.content,), CallInfo(PROVIDER, self.model, trace.latency_s,
+                                                        openai_transcription_usd(self.model, duration_ms),
+                                                        response.headers.get("x-request-id"), trace.retries))
+
+        answer = await answered(ask)
+        text, words = heard_words(answer.files[0])
+        return Transcript(text, words, answer.call, duration_ms)
+
+
+def heard_words(body: bytes) -> tuple[str, tuple[Heard, ...]]:
+    """The text and the timed words of a verbose_json transcription (seconds, as OpenAI answers them);
+    MalformedAnswer when it is not one."""
+    try:
+        data = json.loads(body)
+    except ValueError as e:  # json.JSONDecodeError, or bytes that are no text
+        raise MalformedAnswer(f"{WHO} answered with invalid JSON ({one_line(e)})", provider=PROVIDER) from None
+    try:
+        words = tuple(Heard(str(w["word"]), float(w["start"]) * 1000, float(w["end"]) * 1000) for w in data["words"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise MalformedAnswer(f"{WHO} answered with a transcription without word timestamps ({one_line(e)})",
+                              provider=PROVIDER) from None
+    return str(data.get("text") or ""), words

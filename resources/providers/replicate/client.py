@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import time
 from collections.abc import Awaitable, Sequence
@@ -25,6 +26,7 @@ import replicate
 from replicate.exceptions import ReplicateError
 
 from movie_assets.domain.blueprint import ProviderKind
+from movie_assets.domain.words import Heard
 from resources.providers.answers import check_media, download, one_line
 from resources.providers.base import (
     Answer,
@@ -37,6 +39,8 @@ from resources.providers.base import (
     MusicProvider,
     ProviderError,
     SpeechProvider,
+    Transcript,
+    TranscriptionProvider,
     VideoProvider,
     answered,
 )
@@ -44,7 +48,7 @@ from resources.providers.catalog import PROVIDER_MODELS
 from resources.providers.replicate.catalog import REPLICATE_PRICES
 from resources.providers.voices import kokoro_voice
 from resources.runtime.limits import Throttle, held
-from resources.runtime.media import fit_to_frame, mp3_duration_ms, run_ffmpeg
+from resources.runtime.media import check_mp3, fit_to_frame, mp3_duration_ms, run_ffmpeg
 from resources.runtime.retry import RetryPolicy, Verdict, with_retries
 from resources.runtime.secrets import register_secret
 
@@ -113,6 +117,30 @@ class ReplicateSession:
         """Create a prediction, wait for it, download its outputs and check that each is a readable ``kind``
         ("image", "audio", "video"): its answer, to keep (``answered``)."""
         started = time.monotonic()
+        prediction, retries = await self._finished(model, input)
+        who = f"Replicate's {model} prediction {prediction.id}"
+        outputs = prediction.output if isinstance(prediction.output, list) else [prediction.output]
+        files = [await download(o, who, kind, PROVIDER, self.timeout_s) for o in outputs if o]
+        if not files:
+            raise MalformedAnswer(f"{who} answered without output", provider=PROVIDER)
+        for data in files:
+            await asyncio.to_thread(check_media, data, kind, who, PROVIDER)
+        call = CallInfo(PROVIDER, model, time.monotonic() - started, REPLICATE_PRICES.get(model, 0.0), prediction.id, retries)
+        return Answer(tuple(files), call)
+
+    async def predict_value(self, model: str, input: dict[str, Any]) -> Answer:
+        """A prediction whose output is a value, not files (a transcription): its answer is the output as
+        JSON, to keep (``answered``)."""
+        started = time.monotonic()
+        prediction, retries = await self._finished(model, input)
+        if prediction.output is None:
+            raise MalformedAnswer(f"Replicate's {model} prediction {prediction.id} answered without output", provider=PROVIDER)
+        call = CallInfo(PROVIDER, model, time.monotonic() - started, REPLICATE_PRICES.get(model, 0.0), prediction.id, retries)
+        return Answer((json.dumps(prediction.output).encode(),), call)
+
+    async def _finished(self, model: str, input: dict[str, Any]) -> tuple[Any, int]:
+        """Create a prediction and wait until it succeeded (and the retries its create took); a failed or
+        canceled one is a ProviderError."""
 
         async def create() -> Any:
             async def post() -> Any:
@@ -152,15 +180,7 @@ class ReplicateSession:
         if prediction.status == "canceled":
             raise ProviderError(f"{model} prediction {prediction.id} was canceled", provider=PROVIDER,
                                 category=ErrorCategory.outage)
-        who = f"Replicate's {model} prediction {prediction.id}"
-        outputs = prediction.output if isinstance(prediction.output, list) else [prediction.output]
-        files = [await download(o, who, kind, PROVIDER, self.timeout_s) for o in outputs if o]
-        if not files:
-            raise MalformedAnswer(f"{who} answered without output", provider=PROVIDER)
-        for data in files:
-            await asyncio.to_thread(check_media, data, kind, who, PROVIDER)
-        call = CallInfo(PROVIDER, model, time.monotonic() - started, REPLICATE_PRICES.get(model, 0.0), prediction.id, retries)
-        return Answer(tuple(files), call)
+        return prediction, retries
 
 
 def _map_error(e: ReplicateError, model: str, retries: int) -> ProviderError:
@@ -276,3 +296,47 @@ class ReplicateSpeech(SpeechProvider, ModelParams):
         mp3 = await self._local(run_ffmpeg, ["-i", "in.audio", "-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "128k"],
                                 {"in.audio": answer.files[0]}, "out.mp3")
         return Media(mp3, "mp3", "audio/mpeg", answer.call, duration_ms=mp3_duration_ms(mp3), extra={"voice": voice})
+
+
+# The languages a request may be in, as incredibly-fast-whisper names them.
+WHISPER_LANGUAGES = {"en": "english", "es": "spanish", "fr": "french", "de": "german", "it": "italian", "pt": "portuguese"}
+
+
+class ReplicateTranscription(TranscriptionProvider, ModelParams):
+    """The words of an audio file with when each is spoken: incredibly-fast-whisper with
+    ``timestamp="word"`` (its ``chunks`` are the words, each with its ``[start, end]`` in seconds)."""
+
+    name = PROVIDER
+    default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.transcription]
+    decided = frozenset({"audio", "task", "language", "timestamp"})
+
+    async def transcribe(self, audio: bytes, *, ext: str, language: str, prompt: str) -> Transcript:
+        mime = "audio/mpeg" if ext == "mp3" else f"audio/{ext}"
+        inputs = self._merge({"batch_size": 24, "diarise_audio": False}, {
+            "audio": f"data:{mime};base64,{base64.b64encode(audio).decode()}", "task": "transcribe",
+            "language": WHISPER_LANGUAGES.get(language, "None"), "timestamp": "word"})
+        duration_ms = check_mp3(audio) if ext == "mp3" else None
+
+        async def ask() -> Answer:
+            answer = await self.session.predict_value(self.model, inputs)
+            chunks(answer.files[0], self.model)  # never keep an answer that has no words to time
+            return answer
+
+        answer = await answered(ask)
+        text, words = chunks(answer.files[0], self.model)
+        return Transcript(text, words, answer.call, duration_ms)
+
+
+def chunks(body: bytes, model: str) -> tuple[str, tuple[Heard, ...]]:
+    """The text and the timed words of a whisper prediction's output (``chunks`` of ``{text, timestamp:
+    [start, end]}`` in seconds; an end whisper left open is the start); MalformedAnswer when it is not one."""
+    try:
+        data = json.loads(body)
+        words = []
+        for c in data["chunks"]:
+            start, end = c["timestamp"]
+            words.append(Heard(str(c["text"]).strip(), float(start) * 1000, float(end if end is not None else start) * 1000))
+        return str(data.get("text") or ""), tuple(words)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise MalformedAnswer(f"Replicate's {model} answered with a transcription without word timestamps ({one_line(e)})",
+                              provider=PROVIDER) from None
