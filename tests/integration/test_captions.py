@@ -101,7 +101,7 @@ def test_a_failed_transcription_falls_back_to_estimated_captions_until_it_works(
     movie = api.new_movie(instance, store, small_request(duration_seconds=10, images_per_segment=1), "unheard")
     result = api.generate(instance, store, movie)
     key = "narration_timing[00]"
-    assert list(result.failed) == [key] and result.fallbacks == [key]  # the movie is complete nevertheless
+    assert list(result.failed) == [key] and result.fallbacks == [key], result.errors  # the movie is complete nevertheless
     timeline = json.loads(local_file(result.timeline).read_text())
     assert [e["reason"] for e in timeline["errors"]] == ["placeholder"] and timeline["errors"][0]["asset"] == "narration_timing"
     words = captions_by_segment(timeline)[0]

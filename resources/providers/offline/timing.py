@@ -20,8 +20,9 @@ class OfflineTranscription(TranscriptionProvider):
     name = OFFLINE
     model = MODEL
 
-    def __init__(self, latency_s: float = 0.0, local_slots: Slots | asyncio.Semaphore | None = None, fail_when: str = ""):
-        self.local_slots = local_slots  # nothing to simulate: it makes no call
+    def __init__(self, latency_s: float = 0.0, local_slots: Slots | asyncio.Semaphore | None = None, fail_when: str = "",
+                 debug_overlay: bool = False):
+        self.local_slots = local_slots  # nothing to simulate (it makes no call), nothing to draw
 
     async def transcribe(self, audio: bytes, *, ext: str, language: str, prompt: str) -> Transcript:
         duration = await asyncio.to_thread(mp3_duration_ms, audio) if ext == "mp3" else 0
