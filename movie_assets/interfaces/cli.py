@@ -34,7 +34,7 @@ EXIT_PREFLIGHT = 5  # a call the plan needs cannot succeed (missing key, model c
 EXIT_DAMAGED = 6  # a file moviegen stored (a movie's request, a revision) is damaged: the message says how to repair
 
 LATENCY_PROFILES = ("none", "median", "scaled")  # resources.settings.LatencyProfile, without importing it
-EXPORT_FORMATS = ("otio", "fcpxml", "fcp7xml", "mlt", "edl")  # movie_assets.builder.export.FORMATS, without importing it
+EXPORT_FORMATS = ("otio", "fcpxml", "fcp7xml", "mlt", "edl", "srt", "vtt")  # movie_assets.builder.export.FORMATS, without importing it
 
 
 def _api() -> ModuleType:
@@ -902,7 +902,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_timeline)
 
     p = sub.add_parser("export", help="the timeline for a video editor, through OpenTimelineIO: otio, fcpxml (Final Cut "
-                                      "Pro, Resolve), fcp7xml (Premiere, Resolve), mlt (Shotcut, melt) or edl (CMX 3600)")
+                                      "Pro, Resolve), fcp7xml (Premiere, Resolve), mlt (Shotcut, melt) or edl (CMX 3600); "
+                                      "or the captions as subtitles: srt or vtt")
     p.add_argument("movie")
     p.add_argument("--revision", type=int, help="the timeline of an earlier revision (default: the latest)")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)
