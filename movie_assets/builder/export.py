@@ -51,7 +51,8 @@ PROVENANCE_FIELDS = ("prompt", "provider", "model", "run_id")
 _EDL_DISSOLVE = re.compile(r"^(\d{3,}  .{8} .{5} )D (\d{3})    ", re.MULTILINE)
 # OTIO transition types: SMPTE_Dissolve is what every adapter knows; SMPTE_Wipe is what the EDL reader
 # names a wipe; the others have no standard type.
-_TRANSITION_TYPES = {"crossfade": otio.schema.TransitionTypes.SMPTE_Dissolve, "wipe": "SMPTE_Wipe"}
+_TRANSITION_TYPES = {"crossfade": otio.schema.TransitionTypes.SMPTE_Dissolve,
+                     "dissolve": otio.schema.TransitionTypes.SMPTE_Dissolve, "wipe": "SMPTE_Wipe"}
 
 
 @dataclass(frozen=True)
@@ -658,7 +659,7 @@ def format_notes(timeline: dict[str, Any], fmt: str) -> list[str]:
     dropped = [t for t in transitions if t.name != "fade"]  # FCPXML: a fade is opacity keyframes
     if fmt == "fcpxml" and dropped:
         notes.append(f"{len(dropped)} transition(s) dropped: the FCPXML adapter writes none")
-    if fmt in ("fcp7xml", "mlt", "edl") and any(t.name not in ("crossfade", "fade") for t in transitions):
+    if fmt in ("fcp7xml", "mlt", "edl") and any(t.name not in ("crossfade", "dissolve", "fade") for t in transitions):
         notes.append("wipe, slide and zoom transitions are written as dissolves of the same length")
     if fmt == "edl":
         if audio:

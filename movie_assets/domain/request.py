@@ -98,12 +98,13 @@ class Transition(enum.StrEnum):
     cut = "cut"
     fade = "fade"  # through black
     crossfade = "crossfade"
+    dissolve = "dissolve"  # a noise dissolve: the incoming clip appears in scattered cells
     wipe = "wipe"
     slide = "slide"
     zoom = "zoom"
 
 
-TRANSITION_MS = {Transition.cut: 0, Transition.fade: 800, Transition.crossfade: 500, Transition.wipe: 600,
+TRANSITION_MS = {Transition.cut: 0, Transition.fade: 800, Transition.crossfade: 500, Transition.dissolve: 800, Transition.wipe: 600,
                  Transition.slide: 600, Transition.zoom: 600}
 
 

@@ -603,3 +603,27 @@ def test_subtitles_escape_what_the_formats_read_as_markup() -> None:
     assert [c.content for c in srt.parse(export_timeline(timeline, "srt"))] == ["Ships <b>&</b> lanes -> north"]
     assert format_notes({"fps": 30, "tracks": [{"name": "captions", "clips": []}]}, "srt") == [
         "the timeline has no captions: the file has no cues"]
+
+
+def test_a_dissolve_is_a_dissolve_in_every_format(movie: Movie) -> None:
+    """The same movie with its crossfades as (noise) dissolves: OTIO keeps the kind (an SMPTE_Dissolve named
+    dissolve); the EDL, FCP 7 XML and MLT write exactly what they write for a crossfade (a dissolve of the
+    same length), and no note says the kind was changed."""
+    swapped = {**movie.timeline, "tracks": [{**t, "clips": [
+        {**c, "transitionIn": {**c["transitionIn"], "type": "dissolve"}}
+        if (c.get("transitionIn") or {}).get("type") == "crossfade" else c for c in t["clips"]]}
+        for t in movie.timeline["tracks"]]}
+    kinds = lambda tl: [(t.name, t.transition_type, t.out_offset.value) for t in tl.tracks[0]  # noqa: E731
+                        if isinstance(t, otio.schema.Transition)]
+    before, after = kinds(to_otio(movie.timeline)), kinds(to_otio(swapped))
+    assert sum(1 for name, *_ in before if name == "crossfade") >= 3
+    assert after == [("dissolve" if n == "crossfade" else n, k, d) for n, k, d in before]
+    assert all(k == otio.schema.TransitionTypes.SMPTE_Dissolve for n, k, _ in after if n == "dissolve")
+    assert export_timeline(swapped, "mlt") == export_timeline(movie.timeline, "mlt"), "luma dissolves, as for crossfades"
+    for fmt in ("edl", "fcp7xml"):  # these keep the kind in comments: compare the transitions read back
+        read = [read_export(export_timeline(tl, fmt), fmt, FPS) for tl in (swapped, movie.timeline)]
+        a, b = ([(t.transition_type, t.out_offset.value) for t in r.find_children(descended_from_type=otio.schema.Transition)]
+                for r in read)
+        assert a == b and len(a) >= 3, fmt
+    for fmt in FORMATS:
+        assert "written as dissolves" not in " ".join(format_notes(swapped, fmt)), fmt
