@@ -70,7 +70,7 @@ def render_revision(store: ArtifactStore, movie: str, revision: int | None, engi
     rev = get_revision(store, movie, revision) if revision is not None else latest_revision(store, movie)
     if rev is None or rev.timeline is None:
         raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
-    preset = preset or (rev.movie_render or {}).get("preset") or request.preset.value
+    preset = preset or (rev.movie_render or {}).get("preset") or request.preset
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r}: allowed: {', '.join(PRESETS)}")
     timeline = json.loads(store.read(rev.timeline))

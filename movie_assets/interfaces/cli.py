@@ -870,8 +870,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("movie")
     p.add_argument("--revision", type=int, help="default: the latest revision")
     p.add_argument("--engine", choices=("remotion", "ffmpeg"), help="default: MOVIEGEN_RENDER_ENGINE (auto)")
-    p.add_argument("--preset", choices=("480p", "720p", "1080p", "2160p"),
-                   help="default: the preset the revision was rendered at, else the movie's render preset")
+    p.add_argument("--preset", choices=("480p", "720p", "1080p", "2160p", "draft", "standard", "high", "premium"),
+                   help="default: the preset the revision was rendered at, else the movie's render preset; a quality's "
+                        "name renders at its size and bitrate (the frame rate is the revision's timeline's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_render)
 

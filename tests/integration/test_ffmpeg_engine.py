@@ -93,7 +93,7 @@ def timeline(visual: list[dict[str, Any]], duration_ms: int, *, captions: list[d
 
 
 def test_presets_and_output_size() -> None:
-    assert set(PRESETS) == {"480p", "720p", "1080p", "2160p"}
+    assert set(PRESETS) == {"480p", "720p", "1080p", "2160p", "draft", "standard", "high", "premium"}
     tl = timeline([], 10_000, width=1280, height=720)
     assert output_size(tl, PRESETS["720p"]) == (1280, 720)
     assert output_size(tl, PRESETS["480p"]) == (854, 480)  # 853.3 rounded to even

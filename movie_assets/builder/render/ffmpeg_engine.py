@@ -38,7 +38,7 @@ from .presets import Preset, output_size
 
 # Bump when what this engine draws changes: it is part of the rendered chunks' code version, so every
 # chunk is re-rendered with the new drawing (and none is reused from the build cache).
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"  # 2: output sizes from the aspect ratio (a 480p timeline at 2160p is 3840 wide, not 3844)
 
 SAMPLE_RATE = 48_000
 PLACEHOLDER_BG = (0x20, 0x21, 0x24)
@@ -415,10 +415,15 @@ def _x264_args(preset: Preset, fps: Fraction) -> list[str]:
     """Identical for every chunk of a movie, so chunks concatenate by stream copy. Closed GOPs (x264's
     default) and a keyframe every 2 s; each chunk starts with an IDR frame anyway."""
     gop = max(1, round(2 * fps))
+    if preset.video_kbps:  # a named quality: its bitrate (presets.py), as Remotion is given it
+        rate = preset.video_rate_args()
+        quality = ["-b:v", rate["bitrate"], "-maxrate", rate["maxrate"], "-bufsize", rate["bufsize"]]
+    else:
+        quality = ["-crf", str(preset.crf)]
     # setparams tags the frames BT.709 limited range (what the planes hold); the -colorspace family of
     # output options alone leaves primaries and transfer "unknown" in ffmpeg 9.
     return ["-vf", "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
-            "-c:v", "libx264", "-preset", preset.x264_preset, "-crf", str(preset.crf), "-profile:v", "high",
+            "-c:v", "libx264", "-preset", preset.x264_preset, *quality, "-profile:v", "high",
             "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop)]
 
 
