@@ -254,3 +254,25 @@ def test_a_quality_beside_a_size_or_render_preset_that_says_otherwise_is_refused
                               "1500 kbit/s); allowed: one of them")
     (problem,) = problems(quality="ultra")
     assert problem == 'quality: got "ultra"; allowed: draft, standard, high, premium'
+
+
+def test_a_quality_changes_exactly_the_inputs_that_depend_on_it() -> None:
+    """The values a movie made before qualities existed read are unchanged (its versions hold); a quality of the
+    same size leaves the pictures' input alone and changes the timeline's frame rate and the render."""
+    from movie_assets.domain.inputs import input_values  # noqa: PLC0415 - as the test above
+
+    old = parse_request({**BASE, "size": "480p"})
+    assert input_values(old, "frame") == {"size": "480p", "aspect_ratio": "16:9"}
+    assert input_values(old, "assembly") == {"assembly_strategy": "ken_burns", "transition": None, "segment_transitions": {}}
+    assert input_values(old, "render") == {"preset": "480p", "frame": [854, 480]}
+    assert input_values(parse_request(BASE), "frame") == {"size": "720p", "aspect_ratio": "16:9"}  # size left out: 720p
+
+    draft = parse_request({**BASE, "quality": "draft"})
+    assert input_values(draft, "frame") == input_values(old, "frame")  # the same pictures
+    assert input_values(draft, "assembly") == {**input_values(old, "assembly"), "fps": 24}
+    assert input_values(draft, "render") == {"preset": "draft", "frame": [854, 480]}
+    standard = parse_request({**BASE, "quality": "standard"})  # 720p at 30 fps: the default's pictures and timeline
+    assert [input_values(standard, n) for n in ("frame", "assembly")] == [input_values(parse_request(BASE), n)
+                                                                         for n in ("frame", "assembly")]
+    premium = parse_request({**BASE, "quality": "premium"})
+    assert input_values(premium, "frame") == {"size": "2160p", "aspect_ratio": "16:9"}
