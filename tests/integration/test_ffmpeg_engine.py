@@ -19,6 +19,7 @@ from movie_assets.builder.render import ffmpeg_engine as eng
 from movie_assets.builder.render import layout
 from movie_assets.builder.render import media as render_media
 from movie_assets.builder.render.presets import PRESETS, Preset, output_size
+from tests.conftest import NO_FFPROBE, ffprobe, real_part
 
 FF = imageio_ffmpeg.get_ffmpeg_exe()
 W, H, FPS = 320, 180, 30
@@ -334,3 +335,21 @@ def test_dissolve_shows_each_cell_of_one_picture_in_noise_order() -> None:
         turned = now
     cells = eng.dissolve_noise(w, h)[::6, ::6]
     assert len(np.unique(cells)) > 0.99 * cells.size, "each cell its own noise"
+
+
+@real_part(NO_FFPROBE)
+@pytest.mark.parametrize(("quality", "fps", "size", "second"),
+                         [("draft", 24, (854, 480), "gradient"), ("standard", 30, (1280, 720), "x")])
+def test_a_quality_renders_at_its_size_frame_rate_and_bitrate(media: dict[str, str], tmp_path: Path, quality: str,
+                                                               fps: int, size: tuple[int, int], second: str) -> None:
+    """2 s of a movie made at a quality (its timeline at the quality's frame rate, pictures of another size),
+    read by ffprobe: the quality's size and frame rate, and its bitrate within 20 % (x264's rate control
+    over a one-second buffer; the crf made 1000k of these pictures at draft, 1100k at standard)."""
+    kb = {"type": "ken_burns", "from": {"scale": 1.0, "x": 0.5, "y": 0.5}, "to": {"scale": 1.15, "x": 0.55, "y": 0.5}}
+    visual = [image(media["smooth"], 0, 1000, kb), image(media[second], 1000, 1000, kb, "dissolve", 800)]
+    tl = {**timeline(visual, 2000, width=854, height=480), "fps": fps, "durationInFrames": 2 * fps}
+    out = tmp_path / f"{quality}.mp4"
+    eng.render_video_chunk(tl, (0, 2 * fps), resolver, out, PRESETS[quality])
+    info = ffprobe(out)
+    assert (info["width"], info["height"], info["r_frame_rate"], int(info["nb_frames"])) == (*size, f"{fps}/1", 2 * fps)
+    assert int(info["bit_rate"]) == pytest.approx(PRESETS[quality].video_kbps * 1000, rel=0.2), info["bit_rate"]
