@@ -7,6 +7,7 @@
 //   "bundleDir": "/abs/cache/bundle", "concurrency": 1,
 //   "jobs": [{"out": "/abs/chunk0.mp4", "frames": [0, 299], "codec": "h264", "muted": true,
 //             "crf": 23, "x264Preset": "veryfast", "scale": 1},
+//            (or, instead of "crf": "videoBitrate": "3000k", "encodingMaxRate": "3000k", "encodingBufferSize": "3000k")
 //            {"out": "/abs/sound.wav", "codec": "wav"}]}
 //
 // stdout carries only JSON lines (events bundle, progress, done, finished, error); Remotion's and
@@ -621,6 +622,10 @@ const main = async () => {
 				jpegQuality: job.jpegQuality ?? 80,
 			});
 			if (job.crf != null) options.crf = job.crf;
+			// A named quality's bitrate instead of a crf: average, peak and buffer (x264's VBV).
+			if (job.videoBitrate != null) options.videoBitrate = job.videoBitrate;
+			if (job.encodingMaxRate != null) options.encodingMaxRate = job.encodingMaxRate;
+			if (job.encodingBufferSize != null) options.encodingBufferSize = job.encodingBufferSize;
 			if (job.x264Preset != null && job.codec === 'h264') options.x264Preset = job.x264Preset;
 		}
 		await renderMedia(options);

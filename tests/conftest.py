@@ -41,6 +41,21 @@ def real_part(missing: str | None) -> pytest.MarkDecorator:
     return pytest.mark.skip(reason=missing)
 
 
+# ffprobe, a reader of the rendered files apart from the product's own probe: Debian's where installed, else the
+# one Remotion's compositor package ships in renderer/node_modules (the renderer's locked npm packages).
+FFPROBE = shutil.which("ffprobe") or next(
+    (str(p) for p in sorted((REPO / "renderer" / "node_modules" / "@remotion").glob("compositor-*/ffprobe")) if p.is_file()), None)
+NO_FFPROBE = None if FFPROBE else "no ffprobe: Debian's ffmpeg, or the renderer's npm packages (make setup)"
+
+
+def ffprobe(path: Path) -> dict[str, Any]:
+    """The first video stream as ffprobe reads it: width, height, r_frame_rate, bit_rate, nb_frames..."""
+    assert FFPROBE is not None
+    out = subprocess.run([FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_streams", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    return json.loads(out)["streams"][0]
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     mark = item.get_closest_marker("real_part")
     if mark is not None and mark.kwargs.get("missing"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from movie_assets.domain.edits import UNSET
+
 N, M = 3, 2
 
 CONTRACT: list[tuple[str, list[tuple[str, Any]], dict[str, int]]] = [
@@ -31,6 +33,10 @@ CONTRACT: list[tuple[str, list[tuple[str, Any]], dict[str, int]]] = [
     ("look character", [("look.characters.The Witness", "an old man with a white beard and a cane")],
      {"TextToImageProducer": 3, "TextToVideoProducer": 1}),
     ("one segment off-look", [("segments.0.look", False)], {"TextToImagePromptProducer": 1, "TextToImageProducer": M}),
+    # A quality of the movie's own size (480p): the pictures stay, the timeline takes the quality's 24 fps (no call);
+    # another size: every picture and clip is made again at it.
+    ("quality of the same size", [("quality", "draft")], {}),
+    ("quality of another size", [("size", UNSET), ("quality", "standard")], {"TextToImageProducer": 2 * M, "TextToVideoProducer": 1}),
     ("look turned off", [("consistent_look", False)],
      {"TextToImagePromptProducer": 2, "TextToImageProducer": 2 * M, "TextToVideoPromptProducer": 1, "TextToVideoProducer": 1}),
 ]

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from movie_assets.builder.render.media import RenderError, probe
 from movie_assets.builder.render.presets import PRESETS, output_size
-from movie_assets.builder.timeline import FPS
 from movie_assets.domain import pace
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.look import look_problems
@@ -102,8 +101,8 @@ def movie_problem(data: bytes, request: MovieRequest) -> str | None:
     """The rendered movie must have exactly the timeline's frames, the preset's size, H.264 video and
     an audio stream."""
     width, height = request.frame
-    expected = output_size({"width": width, "height": height}, PRESETS[request.preset.value])
-    frames = request.duration_seconds * FPS
+    expected = output_size({"width": width, "height": height}, PRESETS[request.preset])
+    frames = request.duration_seconds * request.fps
     with scratch_dir("moviegen-check-") as tmp:
         path = Path(tmp) / "movie.mp4"
         path.write_bytes(data)

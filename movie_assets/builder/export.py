@@ -9,7 +9,8 @@ renderers draw it); placeholders and silence as Gaps; captions as markers on the
 
 ``export_timeline`` writes it with an adapter: ``otio`` (OTIO's own JSON, everything), ``fcpxml``
 (Final Cut Pro X / DaVinci Resolve), ``fcp7xml`` (Final Cut Pro 7 XML: Premiere Pro, Resolve) and
-``edl`` (CMX 3600). ``FORMATS`` says what each keeps and drops; docs/timeline.md shows it to users.
+``edl`` (CMX 3600); and the captions alone as subtitles, ``srt`` and ``vtt`` (builder/subtitles.py).
+``FORMATS`` says what each keeps and drops; docs/timeline.md shows it to users.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib.parse import unquote, urlparse
 import opentimelineio as otio
 
 from movie_assets.builder.render.layout import DUCK_RAMP_MS, music_gain_points
+from movie_assets.builder.subtitles import SUBTITLE_FORMATS, export_subtitles
 
 NAMESPACE = "moviegen"  # the metadata key of everything moviegen writes into OTIO objects
 CAPTION_COLOR = otio.schema.MarkerColor.CYAN  # not RED/GREEN: FCPXML turns those into to-do items
@@ -49,7 +51,8 @@ PROVENANCE_FIELDS = ("prompt", "provider", "model", "run_id")
 _EDL_DISSOLVE = re.compile(r"^(\d{3,}  .{8} .{5} )D (\d{3})    ", re.MULTILINE)
 # OTIO transition types: SMPTE_Dissolve is what every adapter knows; SMPTE_Wipe is what the EDL reader
 # names a wipe; the others have no standard type.
-_TRANSITION_TYPES = {"crossfade": otio.schema.TransitionTypes.SMPTE_Dissolve, "wipe": "SMPTE_Wipe"}
+_TRANSITION_TYPES = {"crossfade": otio.schema.TransitionTypes.SMPTE_Dissolve,
+                     "dissolve": otio.schema.TransitionTypes.SMPTE_Dissolve, "wipe": "SMPTE_Wipe"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,12 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
                  "picture under them, provenance as comments",
                  "the audio tracks (the adapter writes one video track), placeholders (black), wipe/slide/zoom kinds, "
                  "prompts, volumes, ducking, Ken Burns"),
+    ExportFormat("srt", "", ".srt", "any video player or editor (SubRip subtitles)",
+                 "the captions: one cue per caption line, timed to the movie's frames",
+                 "everything else (pictures, sound, transitions), the highlighted word"),
+    ExportFormat("vtt", "", ".vtt", "web players (<track>), YouTube, most video players (WebVTT subtitles)",
+                 "the captions: one cue per caption line, timed to the movie's frames",
+                 "everything else (pictures, sound, transitions), the highlighted word"),
 )}
 
 
@@ -478,6 +487,8 @@ def export_timeline(timeline: dict[str, Any], fmt: str, *, link: Callable[[str],
     """The timeline written in ``fmt`` (a key of ``FORMATS``) by its OTIO adapter."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if fmt in SUBTITLE_FORMATS:
+        return export_subtitles(timeline, fmt)
     fps = int(timeline["fps"])
     if fmt == "fcpxml" and fps not in FCPXML_RATES:
         raise ValueError(f"FCPXML export needs a frame rate of {', '.join(map(str, FCPXML_RATES))} fps; "
@@ -631,6 +642,8 @@ def format_notes(timeline: dict[str, Any], fmt: str) -> list[str]:
     """What of this timeline the format leaves out, counted (for the CLI to say)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if fmt in SUBTITLE_FORMATS:
+        return [] if any(_tracks(timeline).get("captions", [])) else ["the timeline has no captions: the file has no cues"]
     clips = _tracks(timeline)
     visual = clips.get("visual", [])
     entering = [(c.get("transitionIn") or {}).get("type", "cut") for c in visual[1:]]
@@ -646,7 +659,7 @@ def format_notes(timeline: dict[str, Any], fmt: str) -> list[str]:
     dropped = [t for t in transitions if t.name != "fade"]  # FCPXML: a fade is opacity keyframes
     if fmt == "fcpxml" and dropped:
         notes.append(f"{len(dropped)} transition(s) dropped: the FCPXML adapter writes none")
-    if fmt in ("fcp7xml", "mlt", "edl") and any(t.name not in ("crossfade", "fade") for t in transitions):
+    if fmt in ("fcp7xml", "mlt", "edl") and any(t.name not in ("crossfade", "dissolve", "fade") for t in transitions):
         notes.append("wipe, slide and zoom transitions are written as dissolves of the same length")
     if fmt == "edl":
         if audio:

@@ -72,7 +72,7 @@ def render_revision(store: ArtifactStore, movie: str, revision: int | None, engi
     if rev is None or rev.timeline is None:
         raise FileNotFoundError(f"movie {movie!r} has no timeline yet: run `moviegen generate {movie}`")
     check_not_pruned(store, movie, rev.revision)
-    preset = preset or (rev.movie_render or {}).get("preset") or request.preset.value
+    preset = preset or (rev.movie_render or {}).get("preset") or request.preset
     if preset not in PRESETS:
         raise ValueError(f"preset {preset!r}: allowed: {', '.join(PRESETS)}")
     timeline = json.loads(store.read(rev.timeline))

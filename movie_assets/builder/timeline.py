@@ -252,11 +252,11 @@ async def assemble_timeline(ctx: RecipeContext) -> dict[str, Any]:
         "summary": script.get("summary", ""),
         "language": r.language.value,
         "assemblyStrategy": strategy.value,
-        "fps": FPS,
+        "fps": r.fps,
         "width": width,
         "height": height,
         "durationMs": duration_ms,
-        "durationInFrames": duration_ms * FPS // 1000,
+        "durationInFrames": duration_ms * r.fps // 1000,
         "tracks": [
             {"name": "visual", "clips": visual},
             {"name": "narration", "clips": narration},

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 
 from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, OPTIONAL_READS, TAKE_INPUTS, TAKES, Blueprint, Level, NodeKey, expand
-from movie_assets.domain.request import MovieRequest, VisualMode
+from movie_assets.domain.request import DEFAULT_FPS, MovieRequest, VisualMode
 
 INPUT_NAMES: tuple[str, ...] = tuple(INPUTS)
 
@@ -105,14 +105,17 @@ def input_values(request: MovieRequest, name: str, segment: int | None = None, i
         },
         "voice": lambda: {"voice_id": request.voice_id, "emotion": request.emotion, "language": request.language.value},
         "style": lambda: {"image_style": request.image_style.value},
-        "frame": lambda: {"size": request.size.value, "aspect_ratio": request.aspect_ratio.value},
+        "frame": lambda: {"size": request.picture_size.value, "aspect_ratio": request.aspect_ratio.value},
         "duration": lambda: {"duration_seconds": request.duration_seconds},
         "assembly": lambda: {
             "assembly_strategy": request.assembly_strategy.value,
             "transition": request.transition.value if request.transition else None,
             "segment_transitions": {str(i): o.transition.value for i, o in sorted(request.segments.items()) if o.transition},
+            # The timeline's frame rate, where a quality makes it other than 30 (so versions made before
+            # qualities existed hold).
+            **({"fps": request.fps} if request.fps != DEFAULT_FPS else {}),
         },
-        "render": lambda: {"preset": request.preset.value, "frame": list(request.frame)},
+        "render": lambda: {"preset": request.preset, "frame": list(request.frame)},
         "music_override": lambda: {"music_prompt": request.music_prompt},
         "narration_override": lambda: {"narration": o.narration if o else None},
         "segment_layout": lambda: {

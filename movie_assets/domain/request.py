@@ -6,6 +6,7 @@ import enum
 import itertools
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -77,6 +78,7 @@ class Size(enum.StrEnum):
     p480 = "480p"
     p720 = "720p"
     p1080 = "1080p"
+    p2160 = "2160p"
 
 
 class AspectRatio(enum.StrEnum):
@@ -98,22 +100,55 @@ class Transition(enum.StrEnum):
     cut = "cut"
     fade = "fade"  # through black
     crossfade = "crossfade"
+    dissolve = "dissolve"  # a noise dissolve: the incoming clip appears in scattered cells
     wipe = "wipe"
     slide = "slide"
     zoom = "zoom"
 
 
-TRANSITION_MS = {Transition.cut: 0, Transition.fade: 800, Transition.crossfade: 500, Transition.wipe: 600,
+TRANSITION_MS = {Transition.cut: 0, Transition.fade: 800, Transition.crossfade: 500, Transition.dissolve: 800, Transition.wipe: 600,
                  Transition.slide: 600, Transition.zoom: 600}
 
 
+class Quality(enum.StrEnum):
+    """A named preset for the whole movie: the pictures' size, the frame rate and the render's video
+    bitrate (QUALITIES)."""
+
+    draft = "draft"
+    standard = "standard"
+    high = "high"
+    premium = "premium"
+
+
+@dataclass(frozen=True)
+class QualitySpec:
+    size: Size  # the pictures' and the render's short side
+    fps: int  # frames per second of the timeline and the render
+    video_kbps: int  # the render's video bitrate (kbit/s)
+
+
+QUALITIES = {
+    Quality.draft: QualitySpec(Size.p480, 24, 1500),  # 854x480 at 16:9
+    Quality.standard: QualitySpec(Size.p720, 30, 3000),  # 1280x720
+    Quality.high: QualitySpec(Size.p1080, 30, 6000),  # 1920x1080
+    Quality.premium: QualitySpec(Size.p2160, 60, 15000),  # 3840x2160
+}
+DEFAULT_FPS = 30  # without a quality
+DEFAULT_SIZE = Size.p720  # without a quality or a size
+
+
 class RenderPreset(enum.StrEnum):
-    """The rendered movie's resolution (short side) and quality; a render setting only."""
+    """The rendered movie's resolution (short side) and quality; a render setting only. A quality's name
+    renders at its size and bitrate (the frame rate stays the timeline's)."""
 
     p480 = "480p"
     p720 = "720p"
     p1080 = "1080p"
     p2160 = "2160p"
+    draft = "draft"
+    standard = "standard"
+    high = "high"
+    premium = "premium"
 
 
 class VisualMode(enum.StrEnum):
@@ -232,7 +267,11 @@ class MovieRequest(BaseModel):
     is_image_to_video: StrictBool = False
     images_per_segment: StrictInt = Field(default=3, ge=1, le=MAX_IMAGES_PER_SEGMENT)
     image_style: ImageStyle = ImageStyle.cinematic
-    size: Size = Size.p720
+    # The pictures' size (none: the quality's, else 720p); given with a quality, it must be the quality's.
+    size: Size | None = None
+    # draft | standard | high | premium: the pictures' size, the frame rate and the render (none: size,
+    # 30 fps and render_preset as set).
+    quality: Quality | None = None
     aspect_ratio: AspectRatio = AspectRatio.landscape
     assembly_strategy: AssemblyStrategy = AssemblyStrategy.ken_burns
     music_prompt: str | None = Field(default=None, min_length=1, max_length=2000)
@@ -285,9 +324,27 @@ class MovieRequest(BaseModel):
                             f"allowed: 0 to {self.images_per_segment - 1} (images_per_segment={self.images_per_segment})"
                         )
         problems += self._image_to_video_problems()
+        problems += self._quality_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def _quality_problems(self) -> list[str]:
+        """A quality sets the pictures' size and the render: a size or render preset that says otherwise is
+        refused rather than one of them silently ignored."""
+        if self.quality is None:
+            return []
+        spec = QUALITIES[self.quality]
+        problems = []
+        if self.size is not None and self.size is not spec.size:
+            problems.append(f"size: got {self.size.value} with quality: {self.quality.value}, which makes {spec.size.value} "
+                            f"pictures; allowed: {spec.size.value}, or leave size out (the quality sets it), or another "
+                            f"quality ({', '.join(f'{q.value}: {s.size.value}' for q, s in QUALITIES.items())})")
+        if self.render_preset is not None:
+            problems.append(f"render_preset: got {self.render_preset.value} with quality: {self.quality.value}, which sets the "
+                            f"render ({spec.size.value} at {spec.fps} fps, {spec.video_kbps} kbit/s); allowed: one of them "
+                            "(leave render_preset out, or quality)")
+        return problems
 
     def _image_to_video_problems(self) -> list[str]:
         """``is_image_to_video`` only chooses how a video segment is made: set where no video is made, it
@@ -311,8 +368,18 @@ class MovieRequest(BaseModel):
         return self.duration_seconds // SEGMENT_SECONDS
 
     @property
+    def picture_size(self) -> Size:
+        """The size pictures and clips are made at: the request's, else its quality's, else 720p."""
+        return self.size or (QUALITIES[self.quality].size if self.quality else DEFAULT_SIZE)
+
+    @property
     def frame(self) -> tuple[int, int]:
-        return frame_size(self.size, self.aspect_ratio)
+        return frame_size(self.picture_size, self.aspect_ratio)
+
+    @property
+    def fps(self) -> int:
+        """Frames per second of the timeline (and so of the render): the quality's, else 30."""
+        return QUALITIES[self.quality].fps if self.quality else DEFAULT_FPS
 
     def transition_into(self, segment: int, first_clip: bool) -> Transition:
         """How a clip of ``segment`` enters: the segment's own transition for its first clip, else the
@@ -322,8 +389,13 @@ class MovieRequest(BaseModel):
         return own or self.transition or default
 
     @property
-    def preset(self) -> RenderPreset:
-        return self.render_preset or RenderPreset(self.size.value)
+    def preset(self) -> str:
+        """The render preset's name (builder/render/presets.py PRESETS): the render preset (a request gives it
+        only without a quality; `moviegen render --preset` sets it), else the quality, else the one of the
+        pictures' size."""
+        if self.render_preset is not None:
+            return self.render_preset.value
+        return self.quality.value if self.quality is not None else self.picture_size.value
 
     def overrides(self, segment: int) -> SegmentOverrides:
         return self.segments.get(segment) or SegmentOverrides()
@@ -378,6 +450,7 @@ def _allowed(loc: tuple[Any, ...]) -> str:
         "assembly_strategy": AssemblyStrategy,
         "transition": Transition,
         "render_preset": RenderPreset,
+        "quality": Quality,
         "strategy": Strategy,
     }
     if field in enums:

@@ -18,6 +18,7 @@ import dagster as dg
 from movie_assets.builder import cache
 from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.export import FORMATS, PROVENANCE_FIELDS, export_timeline
+from movie_assets.builder.subtitles import SUBTITLE_FORMATS
 from movie_assets.builder.timeline import placeholder_error
 from movie_assets.domain.blueprint import ARTIFACTS, TAKES, NodeKey, expand
 from movie_assets.domain.edits import UNSET, edited_request
@@ -221,7 +222,8 @@ def export(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, fmt: 
            links: bool = True, link: Callable[[str], str] | None = None) -> str:
     """The movie's timeline (the latest, or revision N's) for a non-linear editor, written by OpenTimelineIO's
     adapters (MLT XML by moviegen): ``fmt`` is ``otio``, ``fcpxml``, ``fcp7xml``, ``mlt`` or ``edl`` (builder/export.py
-    says what each keeps).
+    says what each keeps); or its captions as subtitles, ``srt`` or ``vtt`` (one cue per caption line, on the
+    movie's frames: builder/subtitles.py).
     ``links``: media references an editor can open (on S3 presigned for the store's ``link_seconds``, or
     public); else the stable artifact URIs (``s3://``). Every clip's metadata carries its asset, partition,
     data version and stable URI, and the prompt, provider, model and run that made it. ``link``: how to make
@@ -230,6 +232,8 @@ def export(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, fmt: 
         raise ValueError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
     uri, stored = _stored_timeline(instance, store, movie, revision)
     timeline = _with_sources(stored, store.uri)  # every src an URI under the current root, which links resolve
+    if fmt in SUBTITLE_FORMATS:  # the captions alone: no media, no provenance
+        return export_timeline(timeline, fmt)
     about = {"timeline": uri, **({"revision": revision} if revision is not None else {})}
     return export_timeline(timeline, fmt, link=link or (store.link if links else None), provenance=_clip_provenance(instance, timeline),
                            about=about)

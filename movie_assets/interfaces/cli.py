@@ -36,7 +36,7 @@ EXIT_PREFLIGHT = 5  # a call the plan needs cannot succeed (missing key, model c
 EXIT_DAMAGED = 6  # a file moviegen stored (a movie's request, a revision) is damaged: the message says how to repair
 
 LATENCY_PROFILES = ("none", "median", "scaled")  # resources.settings.LatencyProfile, without importing it
-EXPORT_FORMATS = ("otio", "fcpxml", "fcp7xml", "mlt", "edl")  # movie_assets.builder.export.FORMATS, without importing it
+EXPORT_FORMATS = ("otio", "fcpxml", "fcp7xml", "mlt", "edl", "srt", "vtt")  # movie_assets.builder.export.FORMATS, without importing it
 STRATEGIES = ("sequential", "parallel", "adaptive")  # movie_assets.domain.request.Strategy, without importing it
 DEFAULT_RATE_PER_MINUTE = 600  # resources.runtime.accounts.DEFAULT_RATE_PER_MINUTE, without importing it
 
@@ -976,8 +976,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("movie")
     p.add_argument("--revision", type=int, help="default: the latest revision")
     p.add_argument("--engine", choices=("remotion", "ffmpeg"), help="default: MOVIEGEN_RENDER_ENGINE (auto)")
-    p.add_argument("--preset", choices=("480p", "720p", "1080p", "2160p"),
-                   help="default: the preset the revision was rendered at, else the movie's render preset")
+    p.add_argument("--preset", choices=("480p", "720p", "1080p", "2160p", "draft", "standard", "high", "premium"),
+                   help="default: the preset the revision was rendered at, else the movie's render preset; a quality's "
+                        "name renders at its size and bitrate (the frame rate is the revision's timeline's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_render)
 
@@ -1008,7 +1009,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_timeline)
 
     p = sub.add_parser("export", help="the timeline for a video editor, through OpenTimelineIO: otio, fcpxml (Final Cut "
-                                      "Pro, Resolve), fcp7xml (Premiere, Resolve), mlt (Shotcut, melt) or edl (CMX 3600)")
+                                      "Pro, Resolve), fcp7xml (Premiere, Resolve), mlt (Shotcut, melt) or edl (CMX 3600); "
+                                      "or the captions as subtitles: srt or vtt")
     p.add_argument("movie")
     p.add_argument("--revision", type=int, help="the timeline of an earlier revision (default: the latest)")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS)

@@ -41,13 +41,46 @@ const transitionOf = (clip: VisualClip, fps: number, clipFrames: number): Transi
 	return {type: frames > 0 ? type : 'cut', frames};
 };
 
-/** Style of the incoming clip at transition progress p in [0, 1). */
-const incomingStyle = (type: string, p: number): React.CSSProperties => {
+/** A dissolve's square cells: even, about 1/80 of the frame's short side (the ffmpeg engine's dissolve_cell). */
+const dissolveCell = (w: number, h: number) => Math.max(2, 2 * Math.floor(Math.min(w, h) / 160));
+
+/** A cell's noise in [0, 1): the ffmpeg engine's 32-bit integer hash of its column and row (_cell_noise). */
+const cellNoise = (cx: number, cy: number): number => {
+	let h = (Math.imul(cx, 0x8da6b343) ^ Math.imul(cy, 0xd8163841)) >>> 0;
+	h = Math.imul(h ^ (h >>> 16), 0x045d9f3b) >>> 0;
+	h = Math.imul(h ^ (h >>> 16), 0x045d9f3b) >>> 0;
+	return ((h ^ (h >>> 16)) >>> 0) / 4294967296;
+};
+
+/** The cells of a dissolve at progress p where the incoming clip shows (noise < p), as a clip path:
+ * one rectangle per run of such cells in a row. */
+const dissolvePath = (w: number, h: number, p: number): string => {
+	const cell = dissolveCell(w, h);
+	const parts: string[] = [];
+	const cols = Math.ceil(w / cell);
+	for (let cy = 0; cy * cell < h; cy++) {
+		let run = -1;
+		for (let cx = 0; cx <= cols; cx++) {
+			const on = cx < cols && cellNoise(cx, cy) < p;
+			if (on && run < 0) run = cx;
+			if (!on && run >= 0) {
+				parts.push(`M${run * cell} ${cy * cell}h${(cx - run) * cell}v${cell}h${-(cx - run) * cell}z`);
+				run = -1;
+			}
+		}
+	}
+	return parts.length > 0 ? `path('${parts.join('')}')` : 'inset(0 100% 100% 0)';
+};
+
+/** Style of the incoming clip at transition progress p in [0, 1), on a w x h frame. */
+const incomingStyle = (type: string, p: number, w: number, h: number): React.CSSProperties => {
 	switch (type) {
 		case 'fade':
 			return {opacity: p < 0.5 ? 0 : (p - 0.5) * 2};
 		case 'crossfade':
 			return {opacity: p};
+		case 'dissolve':
+			return {clipPath: dissolvePath(w, h, p)};
 		case 'wipe':
 			return {clipPath: `inset(0 ${(1 - p) * 100}% 0 0)`};
 		case 'slide':
@@ -173,11 +206,11 @@ const VisualClipView: React.FC<{clip: VisualClip; clipFrames: number; next: Tran
 	next,
 }) => {
 	const frame = useCurrentFrame();
-	const {fps} = useVideoConfig();
+	const {fps, width, height} = useVideoConfig();
 	let style: React.CSSProperties = {};
 	const tin = transitionOf(clip, fps, clipFrames);
 	if (tin.frames > 0 && frame < tin.frames) {
-		style = incomingStyle(tin.type, frame / tin.frames);
+		style = incomingStyle(tin.type, frame / tin.frames, width, height);
 	} else if (next && next.type === 'fade' && frame >= clipFrames) {
 		// Fade through black: the outgoing clip goes to black during the first half.
 		const p = (frame - clipFrames) / next.frames;

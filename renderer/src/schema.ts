@@ -17,7 +17,7 @@ export const effectSchema = z.union([
 	z.looseObject({type: z.literal('none')}),
 ]);
 
-export const transitionTypes = ['cut', 'fade', 'crossfade', 'wipe', 'slide', 'zoom'] as const;
+export const transitionTypes = ['cut', 'fade', 'crossfade', 'dissolve', 'wipe', 'slide', 'zoom'] as const;
 
 export const transitionSchema = z.looseObject({
 	type: z.enum(transitionTypes),

@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from resources.providers.openai.catalog import (
-    IMAGE_SIZES,
     OPENAI_SPEECH_PRICE_PER_1K_CHARS,
     OPENAI_TOKEN_PRICES,
+    image_size,
     openai_image_usd,
     openai_transcription_usd,
-    orientation,
 )
 from resources.providers.replicate.catalog import REPLICATE_PRICES
 
@@ -34,7 +33,7 @@ def estimate_call_usd(provider: str, kind: str, model: str, *, width: int = 1024
             price_in, price_out = OPENAI_TOKEN_PRICES.get(model, (0.0, 0.0))
             return TYPICAL_TOKENS[0] * price_in + TYPICAL_TOKENS[1] * price_out
         if kind == "images":
-            size = IMAGE_SIZES.get(model, {}).get(orientation(width, height), "1024x1024")
+            size = image_size(model, width, height) or "1024x1024"
             return openai_image_usd(model, size, params)
         if kind == "speech":
             return TYPICAL_SPEECH_CHARS / 1000 * OPENAI_SPEECH_PRICE_PER_1K_CHARS.get(model, 0.0)

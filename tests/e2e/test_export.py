@@ -5,9 +5,12 @@ with `moviegen timeline --print`."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import opentimelineio as otio
+import srt
+import webvtt
 
 from movie_assets.builder.export import frame, read_export
 from tests.conftest import moviegen
@@ -70,6 +73,15 @@ def test_export_fcpxml_and_edl(home: Path, tmp_path: Path) -> None:
     assert all(f"* MOVIEGEN VERSION: {c['version']}" in text for c in tracks["visual"])
     locators = {(m.name, int(m.marked_range.start_time.value)) for c in edl.find_clips() for m in c.markers}
     assert locators == {(c["text"].upper(), _record(c, fps)[0]) for c in tracks["captions"]}
+
+    # The captions as subtitles: one cue per caption, starting on its first frame.
+    proc = moviegen(home, env, "export", "cw", "--format", "srt", "--out", str(tmp_path / "cw.srt"))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    cues = list(srt.parse((tmp_path / "cw.srt").read_text(encoding="utf-8")))
+    assert [(c.content, math.ceil(round(c.start.total_seconds() * fps, 6))) for c in cues] == [
+        (c["text"], _record(c, fps)[0]) for c in tracks["captions"]]
+    vtt = webvtt.from_string(moviegen(home, env, "export", "cw", "--format", "vtt").stdout)
+    assert [c.text for c in vtt] == [c["text"] for c in tracks["captions"]]
 
     proc = moviegen(home, env, "export", "cw", "--revision", "7", "--format", "edl")
     assert proc.returncode == 2 and "no revision 7" in proc.stderr and proc.stdout == ""

@@ -48,6 +48,8 @@ def test_a_copied_home_works_on_its_own(tmp_path: Path) -> None:
     timeline = json.loads(run(copy, "timeline", MOVIE, "--print").stdout)
     sources = sum(1 for t in timeline["tracks"] for c in t["clips"] if c.get("src"))
     for fmt in FORMATS:
+        if fmt in ("srt", "vtt"):
+            continue  # the captions alone: no media
         text = run(copy, "export", MOVIE, "--format", fmt).stdout
         if fmt == "mlt":  # moviegen's own MLT XML (no OpenTimelineIO reader): its producers' resources
             files = [Path(m) for m in re.findall(r'<property name="resource">([^<]+)</property>', text) if m.startswith("/")]

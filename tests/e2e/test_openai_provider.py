@@ -153,6 +153,11 @@ def test_images_fit_the_requested_frame_exactly(server: FakeOpenAI) -> None:
         media = run(images.generate("a harbour", style="watercolor", width=w, height=h, label="x"))
         assert png_size(media.data) == (w, h) and media.extra["provider_size"] == size
         assert server.calls("/v1/images/generations")[-1].body["size"] == size
+    # Of the sizes a model makes, the smallest that covers the frame: dall-e-2 makes 256, 512 and 1024 squares.
+    squares = OpenAIImages(session(server), model="dall-e-2")
+    for side, size in [(480, "512x512"), (720, "1024x1024")]:
+        media = run(squares.generate("a harbour", style="watercolor", width=side, height=side, label="x"))
+        assert png_size(media.data) == (side, side) and server.calls("/v1/images/generations")[-1].body["size"] == size
 
 
 def test_reference_pictures_go_to_the_edits_endpoint_where_the_model_takes_them(server: FakeOpenAI) -> None:

@@ -13,13 +13,16 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import psutil
+import pytest
+from PIL import Image
 
-from movie_assets.builder.render import media
+from movie_assets.builder.render import ffmpeg_engine, media, remotion
+from movie_assets.builder.render.presets import PRESETS
 from movie_assets.builder.render_revision import render_revision
 from movie_assets.interfaces import api
 from movie_assets.movie_files.movies import load_movie_request
 from resources.settings import RenderEngine, Settings, remotion_missing
-from tests.conftest import moviegen, real_part, small_request
+from tests.conftest import NO_FFPROBE, ffprobe, moviegen, real_part, small_request
 
 MISSING = remotion_missing()
 # CI installs Chromium and the renderer's packages (.ci/run, make install): there this test must run.
@@ -120,3 +123,45 @@ def test_remotion_and_ffmpeg_draw_the_same_movie(home: Path, instance: dg.Dagste
         with_caption, without = frames(path, [on, after])
         white = [float((f[band].min(axis=2) > 225).mean()) for f in (with_caption, without)]
         assert white[0] > 0.01 and white[1] < white[0] / 5, f"{path.name}: caption pixels {white} at {on} s / {after} s"
+
+
+def test_remotion_renders_a_quality_and_a_dissolve_as_the_ffmpeg_engine_does(home: Path, tmp_path: Path) -> None:
+    """2 s at the draft quality (854x480, 24 fps, 1500 kbit/s), a picture dissolving into another, rendered by both
+    engines and read by ffprobe: the quality's size, frame rate and bitrate; mid-dissolve, each cell is one
+    picture or the other (not a blend), the same cells in both engines."""
+    assert not NO_FFPROBE, NO_FFPROBE
+    fps, w, h = 24, 854, 480
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    smooth = np.stack([128 + 90 * np.sin(xx / 23), 128 + 90 * np.cos(yy / 17), 128 + 70 * np.sin((xx + yy) / 31)], -1)
+    pictures = {"a": smooth, "b": 255 - smooth[:, ::-1]}
+    for name, pic in pictures.items():
+        Image.fromarray(np.rint(pic).astype(np.uint8)).save(tmp_path / f"{name}.png")
+    still = {"type": "none"}
+    visual = [{"id": "a", "type": "image", "startMs": 0, "durationMs": 1000, "src": (tmp_path / "a.png").as_uri(),
+               "effect": still, "transitionIn": {"type": "cut", "durationMs": 0}},
+              {"id": "b", "type": "image", "startMs": 1000, "durationMs": 1000, "src": (tmp_path / "b.png").as_uri(),
+               "effect": still, "transitionIn": {"type": "dissolve", "durationMs": 800}}]
+    timeline = {"formatVersion": 2, "movie": "q", "title": "", "summary": "", "language": "en", "assemblyStrategy": "cut",
+                "fps": fps, "width": w, "height": h, "durationMs": 2000, "durationInFrames": 2 * fps, "errors": [],
+                "tracks": [{"name": "visual", "clips": visual}, {"name": "narration", "clips": []},
+                           {"name": "captions", "clips": []}, {"name": "music", "clips": []}]}
+    preset = PRESETS["draft"]
+    outs = {"remotion": tmp_path / "remotion.mp4", "ffmpeg": tmp_path / "ffmpeg.mp4"}
+    remotion.render_chunks(timeline, [((0, 2 * fps), outs["remotion"])], preset, workdir=tmp_path / "work")
+    ffmpeg_engine.render_video_chunk(timeline, (0, 2 * fps), media.file_uri_resolver, outs["ffmpeg"], preset)
+    decoded = {}
+    for engine, out in outs.items():
+        info = ffprobe(out)
+        assert (info["width"], info["height"], info["r_frame_rate"], int(info["nb_frames"])) == (w, h, "24/1", 48), engine
+        assert int(info["bit_rate"]) == pytest.approx(1_500_000, rel=0.25), (engine, info["bit_rate"])
+        raw = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(out), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                             capture_output=True, check=True).stdout
+        decoded[engine] = np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3).astype(np.float64)
+    # The dissolve: frames 24..42 (800 ms at 24 fps: 19 frames); frame 33 is at p = 9/19.
+    shown = ffmpeg_engine.dissolve_noise(w, h) < 9 / 19
+    for engine, f in decoded.items():
+        mid = f[33]
+        assert np.abs(mid[shown] - pictures["b"][shown]).mean() < 12, engine
+        assert np.abs(mid[~shown] - pictures["a"][~shown]).mean() < 12, engine
+        assert np.abs(f[23] - pictures["a"]).mean() < 6 and np.abs(f[47] - pictures["b"]).mean() < 6, engine
+    assert psnr(decoded["remotion"][33], decoded["ffmpeg"][33]) > 25

@@ -19,6 +19,7 @@ from movie_assets.builder.render import ffmpeg_engine as eng
 from movie_assets.builder.render import layout
 from movie_assets.builder.render import media as render_media
 from movie_assets.builder.render.presets import PRESETS, Preset, output_size
+from tests.conftest import NO_FFPROBE, ffprobe, real_part
 
 FF = imageio_ffmpeg.get_ffmpeg_exe()
 W, H, FPS = 320, 180, 30
@@ -93,7 +94,7 @@ def timeline(visual: list[dict[str, Any]], duration_ms: int, *, captions: list[d
 
 
 def test_presets_and_output_size() -> None:
-    assert set(PRESETS) == {"480p", "720p", "1080p", "2160p"}
+    assert set(PRESETS) == {"480p", "720p", "1080p", "2160p", "draft", "standard", "high", "premium"}
     tl = timeline([], 10_000, width=1280, height=720)
     assert output_size(tl, PRESETS["720p"]) == (1280, 720)
     assert output_size(tl, PRESETS["480p"]) == (854, 480)  # 853.3 rounded to even
@@ -144,7 +145,7 @@ def test_ken_burns_pans_and_zooms_smoothly(media: dict[str, str], tmp_path: Path
 
 
 def test_transitions(media: dict[str, str], tmp_path: Path) -> None:
-    kinds = ["fade", "crossfade", "wipe", "slide", "zoom", "cut"]
+    kinds = ["fade", "crossfade", "dissolve", "wipe", "slide", "zoom", "cut"]
     visual = [image(media["x"], 0, 1000)]
     for k, kind in enumerate(kinds, start=1):  # alternate the two pictures, 1 s each, 400 ms transitions
         visual.append(image(media["y" if k % 2 else "x"], k * 1000, 1000, transition=kind, trans_ms=400))
@@ -162,6 +163,11 @@ def test_transitions(media: dict[str, str], tmp_path: Path) -> None:
         assert diff(mid, prev) > 15 and diff(mid, cur) > 15, kind
         if kind == "fade":
             assert mid.mean() < 10  # halfway through black
+        if kind == "dissolve":  # a noise dissolve: each cell either picture, in noise order (not a blend)
+            shown = eng.dissolve_noise(W, H) < 6 / 12
+            assert 0.4 < shown.mean() < 0.6
+            # (2 px cells at this size, so x264 smears their edges: 9-14 here; a crossfade's blend gives ~70)
+            assert diff(mid[shown], cur[shown]) < 25 and diff(mid[~shown], prev[~shown]) < 25
         if kind == "wipe":  # left half already the incoming picture, right half still the previous
             assert diff(mid[:, 10:150], cur[:, 10:150]) < 4 and diff(mid[:, 170:], prev[:, 170:]) < 4
         if kind == "slide":  # incoming's left half now covers the right half; the left is the previous
@@ -308,3 +314,42 @@ def test_render_movie_with_relative_paths(media: dict[str, str], tmp_path: Path,
     assert (info["width"], info["height"], info["audio_codec"]) == (W, H, "aac")
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [
         "chunk_000000_000300.mp4", "chunk_000300_000600.mp4", "soundtrack.m4a"]
+
+
+def test_dissolve_shows_each_cell_of_one_picture_in_noise_order() -> None:
+    """Composed exactly (no encoder): at progress p, the cells whose noise is below p are the incoming
+    picture's and the others the previous one's; cells are even squares, so chroma follows luma; the set
+    only grows; about p of the frame has turned."""
+    w, h = 854, 480
+    prev = (Image.new("L", (w, h), 30), Image.new("L", (w // 2, h // 2), 100), Image.new("L", (w // 2, h // 2), 110))
+    cur = (Image.new("L", (w, h), 200), Image.new("L", (w // 2, h // 2), 160), Image.new("L", (w // 2, h // 2), 90))
+    black = eng._black((w, h))
+    assert eng.dissolve_cell(w, h) == 6 and eng.dissolve_cell(3840, 2160) == 26 and eng.dissolve_cell(1080, 1920) == 12
+    turned = np.zeros((h, w), bool)
+    for p in (0.0, 0.25, 0.5, 0.75, 0.99):
+        y, cb, cr = (np.asarray(x) for x in eng._compose("dissolve", p, prev, cur, black))
+        assert set(np.unique(y)) <= {30, 200} and set(np.unique(cb)) <= {100, 160}
+        now = y == 200
+        assert (cb == 160).tolist() == now[::2, ::2].tolist() and (cr == 90).tolist() == now[::2, ::2].tolist()
+        assert now.mean() == pytest.approx(p, abs=0.03) and not (turned & ~now).any()
+        turned = now
+    cells = eng.dissolve_noise(w, h)[::6, ::6]
+    assert len(np.unique(cells)) > 0.99 * cells.size, "each cell its own noise"
+
+
+@real_part(NO_FFPROBE)
+@pytest.mark.parametrize(("quality", "fps", "size", "second"),
+                         [("draft", 24, (854, 480), "gradient"), ("standard", 30, (1280, 720), "x")])
+def test_a_quality_renders_at_its_size_frame_rate_and_bitrate(media: dict[str, str], tmp_path: Path, quality: str,
+                                                               fps: int, size: tuple[int, int], second: str) -> None:
+    """2 s of a movie made at a quality (its timeline at the quality's frame rate, pictures of another size),
+    read by ffprobe: the quality's size and frame rate, and its bitrate within 20 % (x264's rate control
+    over a one-second buffer; the crf made 1000k of these pictures at draft, 1100k at standard)."""
+    kb = {"type": "ken_burns", "from": {"scale": 1.0, "x": 0.5, "y": 0.5}, "to": {"scale": 1.15, "x": 0.55, "y": 0.5}}
+    visual = [image(media["smooth"], 0, 1000, kb), image(media[second], 1000, 1000, kb, "dissolve", 800)]
+    tl = {**timeline(visual, 2000, width=854, height=480), "fps": fps, "durationInFrames": 2 * fps}
+    out = tmp_path / f"{quality}.mp4"
+    eng.render_video_chunk(tl, (0, 2 * fps), resolver, out, PRESETS[quality])
+    info = ffprobe(out)
+    assert (info["width"], info["height"], info["r_frame_rate"], int(info["nb_frames"])) == (*size, f"{fps}/1", 2 * fps)
+    assert int(info["bit_rate"]) == pytest.approx(PRESETS[quality].video_kbps * 1000, rel=0.2), info["bit_rate"]

@@ -17,6 +17,8 @@ import numpy as np
 import opentimelineio as otio
 import pycmx
 import pytest
+import srt
+import webvtt
 
 from movie_assets.builder.export import (
     FORMATS,
@@ -548,8 +550,80 @@ def test_the_cli_offers_exactly_the_formats() -> None:
 
 def test_export_writes_a_file_an_adapter_reads_by_its_suffix(movie: Movie, tmp_path: Path) -> None:
     for fmt, spec in FORMATS.items():
-        if fmt in ("edl", "mlt"):
-            continue  # the EDL reader needs the rate: read_export passes it; no OTIO reader for MLT
+        if fmt in ("edl", "mlt", "srt", "vtt"):
+            continue  # the EDL reader needs the rate: read_export passes it; no OTIO reader for MLT or subtitles
         path = tmp_path / f"movie{spec.suffix}"
         path.write_text(export_timeline(movie.timeline, fmt), encoding="utf-8")
         assert len(otio.adapters.read_from_file(str(path)).find_clips()) > 0, fmt
+
+
+def _shown_frames(start_s: float, end_s: float, fps: int, total: int) -> list[int]:
+    """The frames a player shows a cue on: those whose time n / fps lies in [start, end)."""
+    return [n for n in range(total) if start_s <= Fraction(n, fps) < end_s]
+
+
+def _expected_frames(clip: dict[str, Any], fps: int) -> list[int]:
+    return list(range(frame(clip["startMs"], fps), frame(clip["startMs"] + clip["durationMs"], fps)))
+
+
+@pytest.mark.parametrize("fps", [30, 24, 60])
+def test_subtitles_are_the_captions_one_cue_each_on_the_movies_frames(movie: Movie, fps: int) -> None:
+    """SRT read by the srt package and WebVTT by webvtt-py (readers written apart from moviegen): one cue per
+    caption, its text, shown on exactly the frames the renderers draw the caption on (at 24 and 60 fps too,
+    where frame starts fall between milliseconds)."""
+    timeline = {**movie.timeline, "fps": fps, "durationInFrames": movie.timeline["durationMs"] * fps // 1000}
+    captions = sorted(movie.tracks["captions"], key=lambda c: c["startMs"])
+    assert len(captions) >= 6
+    total = timeline["durationInFrames"] + 1
+    expected = [(c["text"], _expected_frames(c, fps)) for c in captions]
+
+    text = export_timeline(timeline, "srt")
+    assert text.startswith("1\n00:00:")
+    cues = list(srt.parse(text))
+    assert [c.index for c in cues] == list(range(1, len(captions) + 1))
+    got = [(c.content, _shown_frames(Fraction(c.start.total_seconds()).limit_denominator(1000),
+                                     Fraction(c.end.total_seconds()).limit_denominator(1000), fps, total)) for c in cues]
+    assert got == expected
+
+    text = export_timeline(timeline, "vtt")
+    assert text.startswith("WEBVTT\n")
+    vtt = webvtt.from_string(text)
+    got = [(c.text, _shown_frames(Fraction(c.start_in_seconds * 1000 + int(c.start[-3:]), 1000),
+                                  Fraction(c.end_in_seconds * 1000 + int(c.end[-3:]), 1000), fps, total)) for c in vtt]
+    assert got == expected
+    assert all(c.start.count(":") == 2 and "." in c.start for c in vtt), "HH:MM:SS.mmm"
+
+
+def test_subtitles_escape_what_the_formats_read_as_markup() -> None:
+    timeline = {"fps": 30, "tracks": [{"name": "captions", "clips": [
+        {"id": "a#0", "startMs": 0, "durationMs": 1000, "text": "Ships <b>&</b>\n  lanes --> north"},
+        {"id": "a#1", "startMs": 1000, "durationMs": 10, "text": "shorter than a frame"}]}]}
+    vtt = webvtt.from_string(export_timeline(timeline, "vtt"))
+    assert [c.text for c in vtt] == ["Ships &lt;b&gt;&amp;&lt;/b&gt; lanes --&gt; north"]
+    assert [c.content for c in srt.parse(export_timeline(timeline, "srt"))] == ["Ships <b>&</b> lanes -> north"]
+    assert format_notes({"fps": 30, "tracks": [{"name": "captions", "clips": []}]}, "srt") == [
+        "the timeline has no captions: the file has no cues"]
+
+
+def test_a_dissolve_is_a_dissolve_in_every_format(movie: Movie) -> None:
+    """The same movie with its crossfades as (noise) dissolves: OTIO keeps the kind (an SMPTE_Dissolve named
+    dissolve); the EDL, FCP 7 XML and MLT write exactly what they write for a crossfade (a dissolve of the
+    same length), and no note says the kind was changed."""
+    swapped = {**movie.timeline, "tracks": [{**t, "clips": [
+        {**c, "transitionIn": {**c["transitionIn"], "type": "dissolve"}}
+        if (c.get("transitionIn") or {}).get("type") == "crossfade" else c for c in t["clips"]]}
+        for t in movie.timeline["tracks"]]}
+    kinds = lambda tl: [(t.name, t.transition_type, t.out_offset.value) for t in tl.tracks[0]  # noqa: E731
+                        if isinstance(t, otio.schema.Transition)]
+    before, after = kinds(to_otio(movie.timeline)), kinds(to_otio(swapped))
+    assert sum(1 for name, *_ in before if name == "crossfade") >= 3
+    assert after == [("dissolve" if n == "crossfade" else n, k, d) for n, k, d in before]
+    assert all(k == otio.schema.TransitionTypes.SMPTE_Dissolve for n, k, _ in after if n == "dissolve")
+    assert export_timeline(swapped, "mlt") == export_timeline(movie.timeline, "mlt"), "luma dissolves, as for crossfades"
+    for fmt in ("edl", "fcp7xml"):  # these keep the kind in comments: compare the transitions read back
+        read = [read_export(export_timeline(tl, fmt), fmt, FPS) for tl in (swapped, movie.timeline)]
+        a, b = ([(t.transition_type, t.out_offset.value) for t in r.find_children(descended_from_type=otio.schema.Transition)]
+                for r in read)
+        assert a == b and len(a) >= 3, fmt
+    for fmt in FORMATS:
+        assert "written as dissolves" not in " ".join(format_notes(swapped, fmt)), fmt

@@ -9,6 +9,7 @@ from resources.providers.openai.catalog import (
     OPENAI_IMAGE_PRICES,
     OPENAI_SPEECH_PRICE_PER_1K_CHARS,
     OPENAI_TOKEN_PRICES,
+    image_size,
     openai_image_usd,
     orientation,
 )
@@ -53,8 +54,9 @@ def test_orientation(width: int, height: int, shape: str) -> None:
     ("dall-e-3", 1280, 720, None, 0.080),
     ("dall-e-3", 720, 1280, {"quality": "hd"}, 0.120),
     ("dall-e-3", 720, 720, {"quality": "hd"}, 0.080),
-    # dall-e-2 makes squares only: the square price
-    ("dall-e-2", 512, 512, None, 0.020),
+    # dall-e-2 makes squares only, at the smallest of its sizes that covers the frame
+    ("dall-e-2", 512, 512, None, 0.018),
+    ("dall-e-2", 720, 720, None, 0.020),
 ])
 def test_openai_images(model: str, width: int, height: int, params: dict | None, usd: float) -> None:
     assert estimate_call_usd("openai", "images", model, width=width, height=height, params=params) == pytest.approx(usd)
@@ -78,7 +80,15 @@ def test_openai_image_usd_picks_the_configured_quality_tier() -> None:
 def test_every_accepted_image_size_has_a_price_in_every_tier() -> None:
     for model, sizes in IMAGE_SIZES.items():
         for tier, prices in OPENAI_IMAGE_PRICES[model].items():
-            assert set(sizes.values()) <= set(prices), (model, tier)
+            assert {s for group in sizes.values() for s in group} <= set(prices), (model, tier)
+
+
+@pytest.mark.parametrize(("model", "frame", "size"), [
+    ("dall-e-2", (480, 480), "512x512"), ("dall-e-2", (720, 720), "1024x1024"), ("dall-e-2", (2160, 2160), "1024x1024"),
+    ("dall-e-2", (200, 200), "256x256"), ("dall-e-2", (854, 480), None), ("gpt-image-1", (3840, 2160), "1536x1024"),
+    ("dall-e-3", (1080, 1920), "1024x1792"), ("gpt-image-1", (480, 480), "1024x1024")])
+def test_the_size_asked_for_is_the_smallest_that_covers_the_frame(model: str, frame: tuple[int, int], size: str | None) -> None:
+    assert image_size(model, *frame) == size
 
 
 def test_replicate_models() -> None:

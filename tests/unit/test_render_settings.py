@@ -14,7 +14,7 @@ import pytest
 from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.render import remotion
 from movie_assets.builder.render.media import RenderError
-from movie_assets.builder.render.presets import PRESETS
+from movie_assets.builder.render.presets import PRESETS, output_size
 from movie_assets.domain.blueprint import ARTIFACTS
 from resources.settings import RenderEngine, Settings, Strategy, current, remotion_missing
 
@@ -116,3 +116,24 @@ def test_importing_the_definitions_reads_no_file_and_no_setting() -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     at_import, when_asked = out.stdout.strip().splitlines()[-2:]
     assert at_import == "[]" and int(when_asked) > 0
+
+
+@pytest.mark.parametrize(
+    ("timeline", "preset", "size"),
+    [((854, 480), "2160p", (3840, 2160)),  # was 3844x2160: the ratio of 854x480's rounded pixels
+     ((854, 480), "1080p", (1920, 1080)),  # was 1922x1080
+     ((480, 854), "premium", (2160, 3840)), ((854, 480), "draft", (854, 480)), ((1280, 720), "high", (1920, 1080)),
+     ((640, 480), "premium", (2880, 2160)), ((480, 480), "standard", (720, 720)), ((720, 1280), "480p", (480, 854)),
+     ((1000, 300), "480p", (1600, 480))],  # not one of the request's aspect ratios: its own
+)
+def test_output_size_keeps_the_requests_aspect_ratio_with_even_sides(timeline: tuple[int, int], preset: str,
+                                                                      size: tuple[int, int]) -> None:
+    assert output_size({"width": timeline[0], "height": timeline[1]}, PRESETS[preset]) == size
+
+
+def test_named_qualities_are_presets_with_their_bitrate_and_rate() -> None:
+    got = {name: (p.short_side, p.fps, p.video_kbps) for name, p in PRESETS.items() if p.video_kbps}
+    assert got == {"draft": (480, 24, 1500), "standard": (720, 30, 3000), "high": (1080, 30, 6000), "premium": (2160, 60, 15000)}
+    assert remotion._quality(PRESETS["standard"]) == {"videoBitrate": "3000k", "encodingMaxRate": "3000k",
+                                                      "encodingBufferSize": "3000k"}
+    assert remotion._quality(PRESETS["720p"]) == {"crf": 23}

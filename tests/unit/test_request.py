@@ -220,3 +220,59 @@ def test_takes_are_validated_and_take_0_changes_no_version() -> None:
     assert changed_inputs(before, after) == ["image_take"] and build_key(after, "1") != build_key(before, "1")
     assert changed_inputs(after, before) == ["image_take"]  # back to take 0 is a change too
     assert changed_inputs(before | {"image_take": "none"}, before) == []  # recorded at take 0: unchanged
+
+
+@pytest.mark.parametrize(
+    ("quality", "aspect", "frame", "fps"),
+    [("draft", "16:9", (854, 480), 24), ("standard", "16:9", (1280, 720), 30), ("high", "16:9", (1920, 1080), 30),
+     ("premium", "16:9", (3840, 2160), 60), ("premium", "9:16", (2160, 3840), 60), ("premium", "4:3", (2880, 2160), 60),
+     ("draft", "1:1", (480, 480), 24)],
+)
+def test_a_quality_sets_the_pictures_size_the_frame_rate_and_the_render(quality: str, aspect: str,
+                                                                       frame: tuple[int, int], fps: int) -> None:
+    r = parse_request({**BASE, "quality": quality, "aspect_ratio": aspect})
+    assert (r.frame, r.fps, r.preset) == (frame, fps, quality)
+    assert r.to_document()["quality"] == quality and "size" not in r.to_document()
+    assert parse_request(r.to_document()) == r
+
+
+def test_without_a_quality_a_request_is_what_it_was() -> None:
+    r = parse_request(BASE)
+    assert (r.frame, r.fps, r.preset, r.size, r.quality) == ((1280, 720), 30, "720p", None, None)
+    r = parse_request({**BASE, "size": "480p", "render_preset": "1080p"})
+    assert (r.frame, r.fps, r.preset) == ((854, 480), 30, "1080p")
+    assert parse_request({**BASE, "size": "2160p"}).frame == (3840, 2160)
+
+
+def test_a_quality_beside_a_size_or_render_preset_that_says_otherwise_is_refused() -> None:
+    assert parse_request({**BASE, "quality": "high", "size": "1080p"}).frame == (1920, 1080)  # the same: fine
+    (problem,) = problems(quality="premium", size="720p")
+    assert problem.startswith("size: got 720p with quality: premium, which makes 2160p pictures; allowed: 2160p, "
+                              "or leave size out")
+    (problem,) = problems(quality="draft", render_preset="1080p")
+    assert problem.startswith("render_preset: got 1080p with quality: draft, which sets the render (480p at 24 fps, "
+                              "1500 kbit/s); allowed: one of them")
+    (problem,) = problems(quality="ultra")
+    assert problem == 'quality: got "ultra"; allowed: draft, standard, high, premium'
+
+
+def test_a_quality_changes_exactly_the_inputs_that_depend_on_it() -> None:
+    """The values a movie made before qualities existed read are unchanged (its versions hold); a quality of the
+    same size leaves the pictures' input alone and changes the timeline's frame rate and the render."""
+    from movie_assets.domain.inputs import input_values  # noqa: PLC0415 - as the test above
+
+    old = parse_request({**BASE, "size": "480p"})
+    assert input_values(old, "frame") == {"size": "480p", "aspect_ratio": "16:9"}
+    assert input_values(old, "assembly") == {"assembly_strategy": "ken_burns", "transition": None, "segment_transitions": {}}
+    assert input_values(old, "render") == {"preset": "480p", "frame": [854, 480]}
+    assert input_values(parse_request(BASE), "frame") == {"size": "720p", "aspect_ratio": "16:9"}  # size left out: 720p
+
+    draft = parse_request({**BASE, "quality": "draft"})
+    assert input_values(draft, "frame") == input_values(old, "frame")  # the same pictures
+    assert input_values(draft, "assembly") == {**input_values(old, "assembly"), "fps": 24}
+    assert input_values(draft, "render") == {"preset": "draft", "frame": [854, 480]}
+    standard = parse_request({**BASE, "quality": "standard"})  # 720p at 30 fps: the default's pictures and timeline
+    assert [input_values(standard, n) for n in ("frame", "assembly")] == [input_values(parse_request(BASE), n)
+                                                                         for n in ("frame", "assembly")]
+    premium = parse_request({**BASE, "quality": "premium"})
+    assert input_values(premium, "frame") == {"size": "2160p", "aspect_ratio": "16:9"}

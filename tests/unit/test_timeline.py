@@ -141,6 +141,17 @@ def test_crossfade_strategy(movie: Run) -> None:
     assert all(c["effect"] == {"type": "none"} for c in visual)
 
 
+def test_dissolve_is_a_transition_a_request_may_ask_for(movie: Run) -> None:
+    """Refused by request validation before it existed; now a noise dissolve of 800 ms into every clip."""
+    request = small_request(transition="dissolve", segments={"1": {"transition": "wipe"}})
+    timeline = timeline_of(request, movie, movie.state.records)
+    validate_timeline(timeline)
+    visual = tracks(timeline)["visual"]
+    assert [c["transitionIn"]["type"] for c in visual[1:]] == [
+        "wipe" if c["segment"] == 1 and c["startMs"] == SEGMENT_MS else "dissolve" for c in visual[1:]]
+    assert {c["transitionIn"]["durationMs"] for c in visual[1:] if c["transitionIn"]["type"] == "dissolve"} == {800}
+
+
 def test_one_new_artifact_version_changes_exactly_its_clip_id(movie: Run) -> None:
     request = movie.engine.request
     records = dict(movie.state.records)

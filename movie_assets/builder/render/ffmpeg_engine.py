@@ -15,6 +15,7 @@ to a temp name beside the target and renamed, so a failed or killed render leave
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from .presets import Preset, output_size
 
 # Bump when what this engine draws changes: it is part of the rendered chunks' code version, so every
 # chunk is re-rendered with the new drawing (and none is reused from the build cache).
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"  # 2: output sizes from the aspect ratio (a 480p timeline at 2160p is 3840 wide, not 3844)
 
 SAMPLE_RATE = 48_000
 PLACEHOLDER_BG = (0x20, 0x21, 0x24)
@@ -362,6 +363,10 @@ def _compose(kind: str, p: float, prev: Planes, cur: Planes, black: Planes) -> P
         return blend(black, prev, 1 - 2 * p) if p < 0.5 else blend(black, cur, 2 * p - 1)
     if kind == "crossfade":
         return blend(prev, cur, p)
+    if kind == "dissolve":  # the incoming clip's cells appear in noise order: a cell once its noise < p
+        shown = dissolve_noise(w, h) < p
+        masks = (Image.fromarray(shown.view(np.uint8) * 255), Image.fromarray(shown[::2, ::2].view(np.uint8) * 255))
+        return tuple(Image.composite(c, q, masks[k > 0]) for k, (c, q) in enumerate(zip(cur, prev, strict=True)))  # type: ignore[return-value]
     if kind in ("wipe", "slide"):
         out = tuple(plane.copy() for plane in prev)
         edge = 2 * round(w * (p if kind == "wipe" else 1 - p) / 2)  # even: chroma has half the columns
@@ -379,14 +384,46 @@ def _compose(kind: str, p: float, prev: Planes, cur: Planes, black: Planes) -> P
     return cur
 
 
+def dissolve_cell(w: int, h: int) -> int:
+    """The side of a dissolve's square cells in pixels: even (a cell covers whole chroma samples), about
+    1/80 of the frame's short side (6 px at 480p, 12 px at 1080p, 26 px at 2160p)."""
+    return max(2, 2 * (min(w, h) // 160))
+
+
+def _cell_noise(cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+    """A cell's noise in [0, 1): a 32-bit integer hash of its column and row (renderer/src/Movie.tsx
+    computes the same with Math.imul, so both engines dissolve the same cells in the same order)."""
+    with np.errstate(over="ignore"):
+        h = (cx.astype(np.uint32) * np.uint32(0x8DA6B343)) ^ (cy.astype(np.uint32) * np.uint32(0xD8163841))
+        h = (h ^ (h >> np.uint32(16))) * np.uint32(0x045D9F3B)
+        h = (h ^ (h >> np.uint32(16))) * np.uint32(0x045D9F3B)
+        h = h ^ (h >> np.uint32(16))
+    return h.astype(np.float64) / 2**32
+
+
+@functools.cache
+def dissolve_noise(w: int, h: int) -> np.ndarray:
+    """(h, w) noise of the pixels: each pixel its cell's (a dissolve shows the incoming picture where it is < p)."""
+    cell = dissolve_cell(w, h)
+    cx, cy = np.arange(w) // cell, np.arange(h) // cell
+    noise = _cell_noise(cx[None, :], cy[:, None])
+    noise.flags.writeable = False
+    return noise
+
+
 def _x264_args(preset: Preset, fps: Fraction) -> list[str]:
     """Identical for every chunk of a movie, so chunks concatenate by stream copy. Closed GOPs (x264's
     default) and a keyframe every 2 s; each chunk starts with an IDR frame anyway."""
     gop = max(1, round(2 * fps))
+    if preset.video_kbps:  # a named quality: its bitrate (presets.py), as Remotion is given it
+        rate = preset.video_rate_args()
+        quality = ["-b:v", rate["bitrate"], "-maxrate", rate["maxrate"], "-bufsize", rate["bufsize"]]
+    else:
+        quality = ["-crf", str(preset.crf)]
     # setparams tags the frames BT.709 limited range (what the planes hold); the -colorspace family of
     # output options alone leaves primaries and transfer "unknown" in ffmpeg 9.
     return ["-vf", "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv",
-            "-c:v", "libx264", "-preset", preset.x264_preset, "-crf", str(preset.crf), "-profile:v", "high",
+            "-c:v", "libx264", "-preset", preset.x264_preset, *quality, "-profile:v", "high",
             "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop)]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from .media import RenderError
 
 SEGMENT_MS = 10_000
-TRANSITIONS = {"cut", "fade", "crossfade", "wipe", "slide", "zoom"}
+TRANSITIONS = {"cut", "fade", "crossfade", "dissolve", "wipe", "slide", "zoom"}
 DUCK_RAMP_MS = 250  # music ramps down to a ducking window's volume, and back up after it, over this long
 
 

@@ -30,7 +30,7 @@ from resources.settings import RenderEngine
 
 
 def _preset(ctx: RecipeContext) -> Preset:
-    return PRESETS[ctx.request.preset.value]
+    return PRESETS[ctx.request.preset]
 
 
 async def _segment_cut(ctx: RecipeContext, key: NodeKey) -> Produced:
@@ -121,7 +121,7 @@ async def _movie_video(ctx: RecipeContext, key: NodeKey) -> Produced:
     chunk_seconds = sum(float(ctx.record(k).metadata.get("render_seconds") or 0) for k in chunks)  # type: ignore[union-attr]
     return Produced(data, "mp4", "video/mp4", width=info["width"], height=info["height"],
                     duration_ms=info["duration_ms"], preview=preview,
-                    meta={"engine": ctx.settings.render_engine.value, "preset": ctx.request.preset.value, "frames": info["frames"],
+                    meta={"engine": ctx.settings.render_engine.value, "preset": ctx.request.preset, "frames": info["frames"],
                           "video_codec": info["video_codec"] or "", "audio_codec": info["audio_codec"] or "",
                           "join_seconds": round(time.monotonic() - started, 2),
                           "chunk_render_seconds": round(chunk_seconds, 2)})

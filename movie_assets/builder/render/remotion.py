@@ -57,7 +57,7 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
         "timeline": str(workdir / "timeline.json"), "browserExecutable": chromium_path(),
         # One frame at a time per render: measured faster than two on 2 cores (Chromium and x264 share them).
         "bundleDir": str(bundle_dir()), "concurrency": 1,
-        "jobs": [{"out": str(out), "frames": [a, b - 1], "codec": "h264", "muted": True, "crf": preset.crf,
+        "jobs": [{"out": str(out), "frames": [a, b - 1], "codec": "h264", "muted": True, **_quality(preset),
                   "x264Preset": preset.x264_preset, "scale": 1} for (a, b), out in chunks],
     }
     (workdir / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
@@ -117,6 +117,15 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
             raise RenderDiskFull(written[1] if written else workdir, "Remotion render", detail=said.strip(),
                                  quota=over_quota(said))
         raise RenderError(f"Remotion render failed (exit {code}): {error or 'see below'}" + (f"\n{tail}" if tail else ""))
+
+
+def _quality(preset: Preset) -> dict[str, Any]:
+    """The preset's x264 rate control as render.mjs takes it: a crf, or a named quality's bitrate (the same
+    average, peak and buffer as the ffmpeg engine's)."""
+    if preset.video_kbps:
+        rate = preset.video_rate_args()
+        return {"videoBitrate": rate["bitrate"], "encodingMaxRate": rate["maxrate"], "encodingBufferSize": rate["bufsize"]}
+    return {"crf": preset.crf}
 
 
 def _child_env(tmp: Path) -> dict[str, str]:

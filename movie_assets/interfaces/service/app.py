@@ -603,14 +603,14 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
         return response
 
     @app.get("/v1/movies/{movie}/export", tags=["reading"], summary="The timeline for a video editor, as a file")
-    def export(movie: Owned, request: Request, format: Annotated[str, Query(pattern="^(otio|fcpxml|fcp7xml|mlt|edl)$")],
+    def export(movie: Owned, request: Request, format: Annotated[str, Query(pattern="^(otio|fcpxml|fcp7xml|mlt|edl|srt|vtt)$")],
                revision: Annotated[int | None, Query(ge=1)] = None) -> Response:
         service = _service(request)
         base = str(request.base_url).rstrip("/")
         publish = Publisher(service, movie)
         text = api.export(service.instance, service.store, movie.internal, format, revision,
                           link=lambda uri: base + publish.text(service.store.uri(uri)))
-        suffix = {"fcp7xml": "xml", "mlt": "mlt", "edl": "edl", "otio": "otio", "fcpxml": "fcpxml"}[format]
+        suffix = {"fcp7xml": "xml", "mlt": "mlt", "edl": "edl", "otio": "otio", "fcpxml": "fcpxml", "srt": "srt", "vtt": "vtt"}[format]
         name = f"{movie.public}" + (f"-r{revision}" if revision else "") + f".{suffix}"
         return Response(publish.text(text), media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})

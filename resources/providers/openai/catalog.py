@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-# Sizes each image model accepts, by orientation.
-IMAGE_SIZES = {
-    "gpt-image-1": {"square": "1024x1024", "landscape": "1536x1024", "portrait": "1024x1536"},
-    "dall-e-3": {"square": "1024x1024", "landscape": "1792x1024", "portrait": "1024x1792"},
-    "dall-e-2": {"square": "1024x1024"},
+# Sizes each image model accepts, by orientation, smallest first.
+IMAGE_SIZES: dict[str, dict[str, tuple[str, ...]]] = {
+    "gpt-image-1": {"square": ("1024x1024",), "landscape": ("1536x1024",), "portrait": ("1024x1536",)},
+    "dall-e-3": {"square": ("1024x1024",), "landscape": ("1792x1024",), "portrait": ("1024x1792",)},
+    "dall-e-2": {"square": ("256x256", "512x512", "1024x1024")},
 }
 MAX_SPEECH_CHARS = 4096
 # Image models that take reference images: the edits endpoint with the pictures as ``image[]`` (a new
@@ -20,6 +20,15 @@ REFERENCE_IMAGE_MODELS = frozenset({"gpt-image-1"})
 
 def orientation(width: int, height: int) -> str:
     return "square" if width == height else "landscape" if width > height else "portrait"
+
+
+def image_size(model: str, width: int, height: int) -> str | None:
+    """The size to ask ``model`` for a ``width`` x ``height`` picture: of its orientation, the smallest that
+    covers the frame (so it is only cut and scaled down to it), else the largest there is (scaled up); None
+    when the model makes no picture of that orientation."""
+    sizes = IMAGE_SIZES.get(model, {}).get(orientation(width, height), ())
+    covering = [s for s in sizes if all(int(a) >= b for a, b in zip(s.split("x"), (width, height), strict=True))]
+    return covering[0] if covering else (sizes[-1] if sizes else None)
 
 
 # OpenAI: per token (input, output); per 1000 characters of speech.

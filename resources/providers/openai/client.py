@@ -51,6 +51,7 @@ from resources.providers.openai.catalog import (
     OPENAI_TOKEN_PRICES,
     REFERENCE_IMAGE_MODELS,
     WORD_TIMESTAMP_MODELS,
+    image_size,
     openai_image_usd,
     openai_transcription_usd,
     orientation,
@@ -247,13 +248,12 @@ class OpenAIImages(ImageProvider, ModelParams):
                                 provider=PROVIDER, category=ErrorCategory.configuration)
 
     def preflight(self, width: int, height: int) -> str:
-        sizes = IMAGE_SIZES[self.model]
-        shape = orientation(width, height)
-        if shape not in sizes:
-            raise ProviderError(f"{self.model} cannot make {shape} images ({width}x{height}); it makes "
-                                f"{', '.join(sizes)} only: choose another aspect_ratio or image model",
+        size = image_size(self.model, width, height)
+        if size is None:
+            raise ProviderError(f"{self.model} cannot make {orientation(width, height)} images ({width}x{height}); it makes "
+                                f"{', '.join(IMAGE_SIZES[self.model])} only: choose another aspect_ratio or image model",
                                 provider=PROVIDER, category=ErrorCategory.configuration)
-        return sizes[shape]
+        return size
 
     async def generate(self, prompt: str, *, style: str, width: int, height: int, label: str, seed: int = 0,
                        references: Sequence[bytes] = ()) -> Media:

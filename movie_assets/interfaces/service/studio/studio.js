@@ -62,6 +62,10 @@ async function start() {
   });
   $("new-movie-button").addEventListener("click", () => { show("new-movie"); });
   $("new-movie-form").addEventListener("submit", createMovie);
+  // A quality sets the pictures' size: the size follows it (a size that differs is refused).
+  $("new-movie-form").elements.quality.addEventListener("change", (ev) => {
+    if (ev.target.value) $("new-movie-form").elements.size.value = "";
+  });
   $("generate").addEventListener("click", generate);
   $("delete-movie").addEventListener("click", deleteMovie);
   if (state.token) {
