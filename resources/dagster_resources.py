@@ -328,4 +328,4 @@ class ProviderClients:
         provider, _, model = resource.routes.get(producer, "offline").partition(":")
         params = json.loads(resource.params.get(producer, "{}"))
         return provider, model, estimate_call_usd(provider, PRODUCER_KINDS[producer], model, width=width, height=height,
-                                                  params=params)
+                                                  params=params, producer=producer)

@@ -39,4 +39,18 @@ CONTRACT: list[tuple[str, list[tuple[str, Any]], dict[str, int]]] = [
     ("quality of another size", [("size", UNSET), ("quality", "standard")], {"TextToImageProducer": 2 * M, "TextToVideoProducer": 1}),
     ("look turned off", [("consistent_look", False)],
      {"TextToImagePromptProducer": 2, "TextToImageProducer": 2 * M, "TextToVideoPromptProducer": 1, "TextToVideoProducer": 1}),
+    # Research: the user's sources and facts reach the script through the research. A pasted source gives the
+    # research a fact (the offline writer tells the first such fact in segment 1): the research, the script and
+    # the look are asked again, the music prompt comes out the same (its music stays), and only segment 1's
+    # narration changes below -- its audio, its image prompts and its pictures.
+    ("a pasted source", [("sources", ["The war began in 1861 when Confederate guns fired on Fort Sumter."])],
+     {"ResearchProducer": 1, "ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1, "AudioProducer": 1,
+      "TextToImagePromptProducer": 1, "TextToImageProducer": M}),
+    # A URL is cited (never fetched): the research changes, the script is asked again and comes out the same.
+    ("a URL source", [("sources.0", "https://en.wikipedia.org/wiki/American_Civil_War")],
+     {"ResearchProducer": 1, "ScriptProducer": 1}),
+    # An edited fact: the research is rebuilt without asking again (the same question), the script tells the fact.
+    ("an edited fact", [("facts.0", "Abraham Lincoln was president of the United States during the war.")],
+     {"ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1, "AudioProducer": 1,
+      "TextToImagePromptProducer": 1, "TextToImageProducer": M}),
 ]

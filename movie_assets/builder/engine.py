@@ -57,6 +57,7 @@ from resources.providers.base import (
     ProviderError,
     describe_failure,
 )
+from resources.providers.offline.media import OFFLINE, OfflineLLM
 from resources.runtime.disk import writing
 from resources.runtime.media import jpeg_preview
 from resources.runtime.monitor import (
@@ -231,8 +232,8 @@ class BuildEngine:
         """``budget``: caps every call is charged against; ``fallback``: build an offline placeholder
         where a provider fails for good; ``dry``: build nothing, call nothing, write nothing, and
         predict what a build would do (``plan``): what costs nothing (overrides, derived artifacts,
-        build-cache hits) is evaluated, so a rebuild into identical content stops the cascade as it
-        will in the build; what needs a call or a render counts as changed."""
+        build-cache hits, the offline writer's answers) is evaluated, so a rebuild into identical content
+        stops the cascade as it will in the build; what needs any other call or a render counts as changed."""
         self.movie = movie
         self.settings = settings if settings is not None else current()
         self.versions = code_versions(self.settings)
@@ -333,7 +334,8 @@ class BuildEngine:
 
         shared_ctx = RecipeContext(
             movie=self.movie, request=self.request,
-            clients=self.clients.for_producers(needed, local) if self.clients is not None and not self.dry else {},
+            clients=(self._dry_clients(needed) if self.dry
+                     else self.clients.for_producers(needed, local) if self.clients is not None else {}),
             load_value=self._value, load_bytes=self._bytes, load_record=self.record, load_failure=self.failure,
             limit=lambda producer: limits[PRODUCERS[producer].kind], media_path=self._media_path, local=local,
             note=lambda key, message: self.emit(Logged(key, message)), cancelled=self.cancelled,
@@ -580,6 +582,13 @@ class BuildEngine:
                           "fallback_for": failure["message"][:500]}
         return produced
 
+    def _dry_clients(self, producers: set[str]) -> dict[str, Any]:
+        """Dry runs: the offline writer for the LLM producers routed to it. Its answers are free and the same
+        for the same question, so a plan asks it too (counting the call the build will make) and knows what a
+        new research or script says: exactly what changes below it is planned, not everything."""
+        return {p: OfflineLLM() for p in producers
+                if PRODUCERS[p].kind is ProviderKind.llm and self.settings.routes[p].provider == OFFLINE}
+
     async def _predict(self, ctx: RecipeContext, key: NodeKey, group: tuple[str, NodeKey] | None,
                        cached: str | None, answer_at: str | None = None) -> bool:
         """Dry runs: what building ``key`` would do, without a call or a write. Returns whether its
@@ -588,7 +597,7 @@ class BuildEngine:
         deps_known = not any((r := self.record(d)) is not None and r.version.startswith(UNKNOWN)
                              for d in self.blueprint.nodes[key].deps)
         version, uri, metadata, value = None, "", {}, None
-        held = None
+        held, asked = None, False
         if deps_known and cached is not None:
             held = await asyncio.to_thread(cache.lookup, self.store, cached)
             if held is not None and held.uri in self._damaged_uris:
@@ -602,7 +611,8 @@ class BuildEngine:
             self.summary.reused.append(key)
         node = self.blueprint.nodes[key]
         # Costs nothing: evaluated (an override, a derived artifact, the timeline; a prompt whose question
-        # was answered before, e.g. after a look edit). A node that needs a call fails here (no clients).
+        # was answered before, e.g. after a look edit; an LLM routed to the offline writer, whose call is
+        # counted). A node that needs any other call fails here (no clients).
         evaluate = cached is None or (held is None and node.producer is not None and node.producer.kind is ProviderKind.llm)
         if deps_known and evaluate:
             try:
@@ -610,10 +620,11 @@ class BuildEngine:
                 version, value = content_version(produced.data), produced.value
                 metadata = {k: v for k, v in {"width": produced.width, "height": produced.height,
                                               "duration_ms": produced.duration_ms}.items() if v is not None}
+                asked = produced.call is not None  # the offline writer answered: the build asks it too
             except Exception:  # noqa: BLE001 - not predictable: counted as changed
                 log.debug("dry run cannot evaluate %s:\n%s", key, redact(traceback.format_exc(), TEXT_LIMIT))
-        if version is None:
-            version = f"{UNKNOWN}{key}"
+        if version is None or asked:
+            version = version or f"{UNKNOWN}{key}"
             if group is not None and not answered:
                 self.calling.add(key)
             if group is not None and group not in self._called and not answered:

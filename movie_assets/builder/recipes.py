@@ -20,7 +20,7 @@ from movie_assets.domain import look as looks
 from movie_assets.domain import prompts
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.inputs import take_of
-from movie_assets.domain.request import SEGMENT_MS, SEGMENT_SECONDS, VisualMode, topic_of
+from movie_assets.domain.request import MAX_FACTS, SEGMENT_MS, SEGMENT_SECONDS, VisualMode, source_kind, topic_of
 from movie_assets.domain.words import estimated, onto_text, script_words
 from resources.providers.base import (
     DirectionPrompt,
@@ -28,9 +28,12 @@ from resources.providers.base import (
     ImagePrompts,
     ImageToVideoPrompts,
     Look,
+    MalformedAnswer,
     MusicPrompt,
     ProviderError,
+    Research,
     Script,
+    research_problems,
 )
 
 
@@ -47,11 +50,60 @@ def _take(ctx: RecipeContext, key: NodeKey) -> dict[str, int]:
     return {"take": take} if take else {}
 
 
+async def _research(ctx: RecipeContext, key: NodeKey) -> Produced:
+    """The research before the script. The answer to this very question (the question and the user's sources)
+    is kept beside the user's edited facts: a fact edit rebuilds the research without asking again."""
+    r = ctx.request
+    prompt = prompts.RESEARCH.render(r.inquiry_prompt, r.audience.value, r.language.value, r.sources)
+    sources = [{"n": n, "kind": source_kind(s), ("url" if source_kind(s) == "url" else "text"): s}
+               for n, s in enumerate(r.sources, start=1)]
+    source = "edited" if r.facts else "generated"
+    asked = _question(ctx, key, prompt)
+    before = await _answered(ctx, key, asked, "generated")
+    if before is not None and isinstance(before["generated"], dict):
+        generated = before["generated"]
+        return Produced.json(_researched(generated, sources, r.facts, bool(before.get("generic"))), None, prompt,
+                             source=source, answer="asked before", asked=asked, facts=len(generated["facts"]))
+    result = await ctx.llm("ResearchProducer").generate("research", prompt, Research, {
+        "inquiry_prompt": r.inquiry_prompt, "audience": r.audience.value, "language": r.language.value,
+        "sources": list(r.sources), "max_facts": MAX_FACTS,
+    })
+    value = Research.model_validate(result.value.model_dump())
+    problems = research_problems(value, len(r.sources), MAX_FACTS)
+    if problems:
+        raise MalformedAnswer(f"{result.call.provider} ({result.call.model}) answered with a research that cannot be used: "
+                              + "; ".join(problems[:5]), provider=result.call.provider)
+    generated = value.model_dump()
+    return Produced.json(_researched(generated, sources, r.facts, result.call.provider == "offline"), result.call, prompt,
+                         source=source, asked=asked, facts=len(generated["facts"]))
+
+
+def _researched(generated: dict[str, Any], sources: list[dict[str, Any]], facts: dict[int, str], generic: bool) -> dict[str, Any]:
+    """The research a movie uses: the generated one with the user's facts over it (by index; past the end: added,
+    ``edited``), the user's sources it cites, and the answer as generated (so a fact edit asks nothing again)."""
+    merged = [dict(f) for f in generated["facts"]]
+    for i, text in sorted(facts.items()):
+        fact = {"text": text, "source": 0, "edited": True}
+        if i < len(merged):
+            merged[i] = fact
+        else:
+            merged.append(fact)
+    return {"summary": generated["summary"], "facts": merged, "dates": generated["dates"], "names": generated["names"],
+            "references": generated["references"], "sources": sources, "generic": generic, "generated": generated}
+
+
+async def _research_of(ctx: RecipeContext) -> dict[str, Any] | None:
+    """The movie's research (None: a movie made without it)."""
+    return await ctx.need(NodeKey("research")) if ctx.request.research else None
+
+
 async def _script(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
-    prompt = prompts.SCRIPT.render(r.inquiry_prompt, r.segment_count, r.audience.value, r.language.value)
+    research = await _research_of(ctx)
+    prompt = prompts.SCRIPT.render(r.inquiry_prompt, r.segment_count, r.audience.value, r.language.value, research)
     result = await ctx.llm("ScriptProducer").generate("script", prompt, Script, {
         "inquiry_prompt": r.inquiry_prompt, "n": r.segment_count, "audience": r.audience.value, "language": r.language.value,
+        **({"research": research} if research else {}),
     })
     script = Script.model_validate(result.value.model_dump())
     if len(script.narration) != r.segment_count:
@@ -64,7 +116,8 @@ async def _look(ctx: RecipeContext, key: NodeKey) -> Produced:
     if r.look is not None and r.look.complete:
         return Produced.json(looks.merged(None, r.look), source="override")
     script = await ctx.need(NodeKey("script"))
-    prompt = prompts.LOOK.render(script["title"], script["summary"], r.image_style.value, script["narration"])
+    research = await _research_of(ctx)
+    prompt = prompts.LOOK.render(script["title"], script["summary"], r.image_style.value, script["narration"], research)
     source = "edited" if r.look else "generated"
     # The look as written for this very question is kept beside the user's fields: an edit of one field
     # rebuilds the look without asking again, and only a new question (a new script or style) asks again.
@@ -381,6 +434,7 @@ async def _timeline(ctx: RecipeContext, key: NodeKey) -> Produced:
 
 
 RECIPES: dict[str, Callable[[RecipeContext, NodeKey], Awaitable[Produced]]] = {
+    "research": _research,
     "script": _script,
     "look": _look,
     "music_prompt": _music_prompt,

@@ -112,6 +112,7 @@ class Subgraph:
 PRODUCERS: dict[str, ProducerDecl] = {
     p.name: p
     for p in [
+        ProducerDecl("ResearchProducer", ProviderKind.llm, 20, "research: key facts, dates, names and sources (1 call)"),
         ProducerDecl("ScriptProducer", ProviderKind.llm, 50, "title, summary and narration (1 call)"),
         ProducerDecl("LookProducer", ProviderKind.llm, 10, "the movie's look: palette, lighting, camera, recurring characters and places (1 call)"),
         ProducerDecl("TextToMusicPromptProducer", ProviderKind.llm, 5, "music prompt (1 call)"),
@@ -149,6 +150,8 @@ INPUTS: dict[str, InputDecl] = {
         InputDecl("starting_image_override", Level.segment, ("segments.i.starting_image_prompt",), "starting image prompt override"),
         InputDecl("image_prompt_override", Level.image, ("segments.i.image_prompts.j",), "image prompt override"),
         InputDecl("look_override", Level.movie, ("look",), "the look as the user edited it"),
+        InputDecl("sources", Level.movie, ("sources",), "the user's own sources for the research (URLs or pasted text)"),
+        InputDecl("research_override", Level.movie, ("facts",), "facts of the research as the user edited them"),
         # Left out of what a partition read while the segment carries the look (the default), like take 0.
         InputDecl("shot_look", Level.segment, ("segments.i.look",), "whether the segment's shots carry the look"),
         # Takes: which take (re-roll) of a generated artifact the movie uses; 0 (the first) is left out of what
@@ -172,15 +175,16 @@ TAKES: dict[str, str] = {
 }
 TAKE_INPUTS = frozenset(TAKES.values())
 # What a partition reads only in some requests, and leaves out of its input versions when it does not:
-# takes at 0, a segment that carries the look, the look of a movie made without one. Versions recorded
+# takes at 0, a segment that carries the look, the look (or research) of a movie made without one. Versions recorded
 # before these existed stay valid.
-OPTIONAL_READS = TAKE_INPUTS | {"shot_look", "look"}
+OPTIONAL_READS = TAKE_INPUTS | {"shot_look", "look", "research"}
 
 _VISUAL_ARTIFACTS = ("segment_image", "text_to_video_clip", "image_to_video_clip")
 
 SUBGRAPHS: dict[str, Subgraph] = {
     g.name: g
     for g in [
+        Subgraph("Research", Level.movie, None),
         Subgraph("Script", Level.movie, None),
         Subgraph("Look", Level.movie, None),
         Subgraph("MusicGeneration", Level.movie, None),
@@ -211,9 +215,13 @@ _CLIP = CheckDecl("video_frame_and_length", "ERROR", "The clip has the requested
 ARTIFACTS: dict[str, ArtifactDecl] = {
     a.name: a
     for a in [
-        ArtifactDecl("script", Level.movie, "Script", "ScriptProducer", (), ("inquiry",), "json",
-                     "MovieTitle, MovieSummary and the narration of every segment", template=prompts.SCRIPT),
-        ArtifactDecl("look", Level.movie, "Look", "LookProducer", ("script",), ("style", "look_override"), "json",
+        ArtifactDecl("research", Level.movie, "Research", "ResearchProducer", (), ("inquiry", "sources", "research_override"),
+                     "json", "Research before the script: key facts, dates, names and the sources they come from (the "
+                     "user's own sources cited; the user's edited facts win)", template=prompts.RESEARCH,
+                     when=lambda request: request.research),
+        ArtifactDecl("script", Level.movie, "Script", "ScriptProducer", ("research",), ("inquiry",), "json",
+                     "MovieTitle, MovieSummary and the narration of every segment, from the research", template=prompts.SCRIPT),
+        ArtifactDecl("look", Level.movie, "Look", "LookProducer", ("script", "research"), ("style", "look_override"), "json",
                      "The movie's look: palette, lighting, camera language, recurring characters and places with fixed "
                      "descriptions (the user's edits win); every visual prompt carries it", template=prompts.LOOK,
                      when=lambda request: request.consistent_look),

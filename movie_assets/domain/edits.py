@@ -54,6 +54,7 @@ def _check_path(path: str) -> list[str]:
         (len(parts) == 1 and parts[0] in _TOP_FIELDS)
         or (len(parts) == 3 and parts[0] == "segments" and parts[1].isdigit() and parts[2] in _SEGMENT_FIELDS - _PER_IMAGE)
         or (len(parts) == 4 and parts[0] == "segments" and parts[1].isdigit() and parts[2] in _PER_IMAGE and parts[3].isdigit())
+        or (len(parts) == 2 and parts[0] in ("sources", "facts") and parts[1].isdigit())
         or (len(parts) == 2 and parts[0] == "look" and parts[1] in _LOOK_FIELDS)
         or (len(parts) == 3 and parts[0] == "look" and parts[1] in _LOOK_NAMED and parts[2].strip() == parts[2] != "")
     )
@@ -62,7 +63,8 @@ def _check_path(path: str) -> list[str]:
         raise RequestError([
             f"{shown}: not an editable path; allowed: a request field ({', '.join(sorted(_TOP_FIELDS))}), "
             f"segments.<i>.<{'|'.join(sorted(_SEGMENT_FIELDS - _PER_IMAGE))}>, segments.<i>.image_prompts.<j>, "
-            f"segments.<i>.image_takes.<j>, look.<{'|'.join(sorted(_LOOK_FIELDS))}> or look.<characters|places|references>.<name>"
+            f"segments.<i>.image_takes.<j>, sources.<i>, facts.<i>, look.<{'|'.join(sorted(_LOOK_FIELDS))}> or "
+            "look.<characters|places|references>.<name>"
         ])
     return parts
 
@@ -120,6 +122,9 @@ def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[
     doc = copy.deepcopy(document)
     for path, value in edits:
         parts = _check_path(path)
+        if parts[0] == "sources" and len(parts) == 2:
+            _edit_source(doc, int(parts[1]), value)
+            continue
         node = doc
         for p in parts[:-1]:
             node = node.setdefault(p, {})
@@ -127,6 +132,8 @@ def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[
             node.pop(parts[-1], None)
         else:
             node[parts[-1]] = value
+    if doc.get("facts") == {}:  # the last edited fact removed: the generated facts again
+        doc.pop("facts")
     look = doc.get("look")
     if isinstance(look, dict):
         if look.get("references") == {}:  # the last reference removed (no characters or places stays "none")
@@ -141,6 +148,23 @@ def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[
         if not segments[i]:
             segments.pop(i)
     return doc
+
+
+def _edit_source(doc: dict[str, Any], index: int, value: Any) -> None:
+    """``sources.<i>``: replace source i, add one at the end (i = the number of sources), or remove source i."""
+    sources = doc.get("sources")
+    sources = list(sources) if isinstance(sources, list) else []
+    if value is UNSET:
+        if index < len(sources):
+            sources.pop(index)
+    elif index < len(sources):
+        sources[index] = value
+    elif index == len(sources):
+        sources.append(value)
+    else:
+        raise RequestError([f"sources.{index}: no source {index} to replace; allowed: sources.0 to sources.{len(sources)} "
+                            f"(sources.{len(sources)} adds one; the movie has {len(sources)})"])
+    doc["sources"] = sources
 
 
 def _flatten(doc: Any, prefix: str = "") -> dict[str, Any]:

@@ -126,6 +126,8 @@ def input_values(request: MovieRequest, name: str, segment: int | None = None, i
         "starting_image_override": lambda: {"starting_image_prompt": o.starting_image_prompt if o else None},
         "image_prompt_override": lambda: {"image_prompt": o.image_prompts.get(image) if o and image is not None else None},
         "look_override": lambda: {"look": request.look.model_dump(exclude_none=True) if request.look else None},
+        "sources": lambda: {"sources": list(request.sources)},
+        "research_override": lambda: {"facts": {str(i): text for i, text in sorted(request.facts.items())}},
         "shot_look": lambda: {"off_look": bool(o and o.look is False)},
         "music_take": lambda: {"take": request.music_take or 0},
         "audio_take": lambda: {"take": (o.audio_take if o else None) or 0},

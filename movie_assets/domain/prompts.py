@@ -3,12 +3,12 @@ artifact's code version includes it, so Dagster marks what the old template made
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from movie_assets.domain import pace
-from movie_assets.domain.request import MAX_RECURRING
+from movie_assets.domain.request import MAX_FACTS, MAX_RECURRING, source_kind
 
 AUDIENCE_NOTES = {
     "children": "Use short, vivid sentences a 9-year-old understands.",
@@ -18,7 +18,9 @@ AUDIENCE_NOTES = {
 }
 
 
-def script_prompt(inquiry: str, n: int, audience: str, language: str) -> str:
+def script_prompt(inquiry: str, n: int, audience: str, language: str, research: Mapping[str, Any] | None = None) -> str:
+    """The script's prompt; with the movie's research, its facts, dates and names are the script's material
+    (a movie made without research keeps the prompt it had, word for word)."""
     words = pace.target_words(language)
     return (
         f"Write the narration of a short explainer movie answering: {inquiry!r}.\n"
@@ -27,8 +29,44 @@ def script_prompt(inquiry: str, n: int, audience: str, language: str) -> str:
         f"{pace.WORDS_PER_SECOND.get(language, pace.WORDS_PER_SECOND['en']):g} words per second: never shorter, or "
         f"the picture runs silent. Write every word in {language} (ISO 639-1), with no phrase in another language. "
         f"{AUDIENCE_NOTES[audience]} Plain text only: no markdown, no lists, no stage directions.\n"
-        "Return JSON: {title, summary (one sentence), narration: [exactly n strings]}."
+        + _research_note(research, "Build the narration on this research: use its facts, dates and names, invent no "
+                                   "others, and do not read source numbers aloud.")
+        + "Return JSON: {title, summary (one sentence), narration: [exactly n strings]}."
     )
+
+
+def research_prompt(inquiry: str, audience: str, language: str, sources: Sequence[str]) -> str:
+    """The research's prompt: the question, and the user's own sources numbered from 1 (URLs are cited as
+    given: their pages are not fetched)."""
+    listed = "".join(
+        f"[{n}] URL (cite it; its page is not attached): {source}\n" if source_kind(source) == "url"
+        else f"[{n}] Text the user pasted:\n\"\"\"\n{source}\n\"\"\"\n"
+        for n, source in enumerate(sources, start=1)
+    )
+    told = (f"The user's own sources, numbered:\n{listed}Prefer facts these sources support and cite them by number; "
+            "a fact from general knowledge cites 0.\n") if sources else "Every fact cites 0 (general knowledge).\n"
+    return (
+        f"Research the question {inquiry!r} for a short explainer movie for {audience} (language of the movie: "
+        f"{language}, ISO 639-1; write the research in that language).\n"
+        f"List the key facts (at most {MAX_FACTS}, each one sentence of at most 40 words, accurate and checkable), "
+        "the key dates (date and what happened), the key names (people, places and organisations, with their role) "
+        "and published references you know that support the facts (title and URL; an empty URL when you know none).\n"
+        f"{told}"
+        "Return JSON: {summary (one sentence), facts: [{text, source}], dates: [{date, event}], names: [{name, role}], "
+        "references: [{title, url}]}."
+    )
+
+
+def _research_note(research: Mapping[str, Any] | None, use: str) -> str:
+    """The research as a prompt reads it: its facts (with the source each cites), dates and names."""
+    if not research:
+        return ""
+    facts = "".join(f"{i}. {f['text']}" + (f" [source {f['source']}]" if f.get("source") else "") + "\n"
+                    for i, f in enumerate(research["facts"], start=1))
+    dates = "; ".join(f"{d['date']}: {d['event']}" for d in research.get("dates", []))
+    names = "; ".join(f"{e['name']} ({e['role']})" for e in research.get("names", []))
+    return (f"{use}\nResearch summary: {research['summary']}\nFacts:\n{facts}"
+            + (f"Dates: {dates}\n" if dates else "") + (f"Names: {names}\n" if names else ""))
 
 
 def image_prompts_prompt(narration: str, summary: str, style: str, m: int, look: Mapping[str, Any] | None = None) -> str:
@@ -65,7 +103,7 @@ def image_to_video_prompt(narration: str, summary: str, style: str, look: Mappin
     )
 
 
-def look_prompt(title: str, summary: str, style: str, narration: list[str]) -> str:
+def look_prompt(title: str, summary: str, style: str, narration: list[str], research: Mapping[str, Any] | None = None) -> str:
     lines = "\n".join(f"{i + 1}. {text}" for i, text in enumerate(narration))
     return (
         f"Movie: {title}. {summary}\nNarration, one line per 10 s segment:\n{lines}\n"
@@ -75,8 +113,20 @@ def look_prompt(title: str, summary: str, style: str, narration: list[str]) -> s
         f"names or implies (at most {MAX_RECURRING} each, none if there are none), each with a short name "
         "(no '.', ':', ';' or '|') and a fixed visual description (for a person: age, build, face, hair, "
         "clothing; for a place: era, architecture or landscape, light) that every shot repeats word for word.\n"
-        "Return JSON: {palette, lighting, camera, characters: [{name, description}], places: [{name, description}]}."
+        + _research_names(research)
+        + "Return JSON: {palette, lighting, camera, characters: [{name, description}], places: [{name, description}]}."
     )
+
+
+def _research_names(research: Mapping[str, Any] | None) -> str:
+    """What the look's writer is told of the research: the names and dates it found (people and places true to
+    the period); nothing for a movie made without research."""
+    if not research:
+        return ""
+    names = "; ".join(f"{e['name']} ({e['role']})" for e in research.get("names", []))
+    dates = "; ".join(f"{d['date']}: {d['event']}" for d in research.get("dates", []))
+    return ("The research behind the movie (keep people, places, clothing and architecture true to it):\n"
+            + (f"Names: {names}\n" if names else "") + (f"Dates: {dates}\n" if dates else ""))
 
 
 def _cast_note(look: Mapping[str, Any] | None) -> str:
@@ -100,6 +150,8 @@ class Template:
     render: Callable[..., str]
 
 
+# With research, the script and the look read it (a dependency of their own, so what they made before it is rebuilt).
+RESEARCH = Template("research-v1", research_prompt)
 SCRIPT = Template("script-v2", script_prompt)
 IMAGE_PROMPTS = Template("image-prompts-v1", image_prompts_prompt)
 MUSIC_PROMPT = Template("music-prompt-v1", music_prompt_prompt)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,6 +28,11 @@ MAX_SEGMENTS = 30  # the longest movie: 300 s
 MAX_IMAGES_PER_SEGMENT = 5
 MAX_TAKE = 999  # takes (re-rolls) of one artifact: 0 is the first
 MAX_RECURRING = 12  # recurring characters, and places, in a movie's look
+MAX_SOURCES = 10  # the user's own sources for the research: URLs or pasted text
+MAX_SOURCE_URL = 2000  # characters of a source URL
+MAX_SOURCE_TEXT = 5000  # characters of a pasted source
+MAX_FACTS = 12  # facts in a movie's research
+MAX_FACT = 500  # characters of one fact
 SEGMENT_MS = SEGMENT_SECONDS * 1000
 
 # Bounds on a request or edits document, checked before (size) and while (nesting, values) it is parsed, so
@@ -167,6 +173,36 @@ def frame_size(size: Size, aspect_ratio: AspectRatio) -> tuple[int, int]:
     return (long, short) if w_ratio >= h_ratio else (short, long)
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S")
+_HTTP_URL = re.compile(r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$", re.IGNORECASE)
+
+
+def source_kind(source: str) -> str:
+    """``url`` (a source that is one word starting with a scheme, ``https://...``) or ``text`` (pasted)."""
+    return "url" if _SCHEME.match(source) and not any(c.isspace() for c in source) else "text"
+
+
+def _check_source(value: str) -> str:
+    """A source for the research: an http(s) URL (cited and passed to the prompt, never fetched) or pasted text."""
+    text = value.strip()
+    if not text:
+        raise ValueError("a source is empty; allowed: an http(s) URL or pasted text")
+    if source_kind(text) == "url":
+        scheme = text.split(":", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise ValueError(f"a source URL with the scheme {scheme!r}; allowed: http and https URLs, or pasted text")
+        if not _HTTP_URL.match(text):
+            raise ValueError("not a URL with a host (https://host/path); allowed: http and https URLs, or pasted text")
+        if len(text) > MAX_SOURCE_URL:
+            raise ValueError(f"a URL of {len(text)} characters; allowed: up to {MAX_SOURCE_URL}")
+    elif len(text) > MAX_SOURCE_TEXT:
+        raise ValueError(f"pasted text of {len(text)} characters; allowed: up to {MAX_SOURCE_TEXT} per source "
+                         f"(split it into several sources, at most {MAX_SOURCES})")
+    return text
+
+
+SourceText = Annotated[str, AfterValidator(_check_source)]
+FactText = Annotated[str, Field(min_length=1, max_length=MAX_FACT)]
 LookText = Annotated[str, Field(min_length=1, max_length=500)]
 # A recurring name: also an edit path part (look.characters.NAME), and the look's clause separates with | ; :
 LookName = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\n|;:.=]+$")]
@@ -288,6 +324,15 @@ class MovieRequest(BaseModel):
     # load with false and keep their pictures until it is turned on).
     consistent_look: StrictBool = True
     look: LookOverride | None = None
+    # Research before the script: key facts, dates, names and sources, which the script and the look read.
+    # Movies stored before research existed load with false (their scripts stay as they are).
+    research: StrictBool = True
+    # The user's own sources for the research: http(s) URLs (cited and passed to the research prompt, never
+    # fetched) or pasted text.
+    sources: list[SourceText] = Field(default_factory=list, max_length=MAX_SOURCES)
+    # Facts of the research as the user wrote them, by index (0-based): each wins over the generated fact
+    # with that index; an index past the research's facts adds a fact.
+    facts: dict[int, FactText] = Field(default_factory=dict)
     segments: dict[int, SegmentOverrides] = Field(default_factory=dict)
 
     @field_validator("inquiry_prompt")
@@ -325,6 +370,7 @@ class MovieRequest(BaseModel):
                         )
         problems += self._image_to_video_problems()
         problems += self._quality_problems()
+        problems += self._research_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -344,6 +390,14 @@ class MovieRequest(BaseModel):
             problems.append(f"render_preset: got {self.render_preset.value} with quality: {self.quality.value}, which sets the "
                             f"render ({spec.size.value} at {spec.fps} fps, {spec.video_kbps} kbit/s); allowed: one of them "
                             "(leave render_preset out, or quality)")
+        return problems
+
+    def _research_problems(self) -> list[str]:
+        problems = [f"facts.{i}: fact index {i} is out of range; allowed: 0 to {MAX_FACTS - 1}"
+                    for i in sorted(self.facts) if not 0 <= i < MAX_FACTS]
+        if not self.research:
+            problems += [f"{name}: given, but research is false; allowed: together with research: true, else remove {name}"
+                         for name in ("sources", "facts") if getattr(self, name)]
         return problems
 
     def _image_to_video_problems(self) -> list[str]:
@@ -418,6 +472,9 @@ class MovieRequest(BaseModel):
         for overrides in doc.get("segments", {}).values():
             if not overrides.get("image_takes", True):  # no takes: the document stays as it was before takes
                 overrides.pop("image_takes")
+        for name in ("sources", "facts"):  # none: the document stays as it was before research
+            if not doc.get(name, True):
+                doc.pop(name)
         return doc
 
 

@@ -23,6 +23,8 @@ def _parse_stored(data: bytes) -> MovieRequest:
             # Stored before movies had a look: it stays without one (its pictures stay as they are) until
             # the user turns it on (``consistent_look: true``). Every request stored since says which.
             document.setdefault("consistent_look", False)
+            # Likewise stored before research: its script stays as it was made (``research: true`` turns it on).
+            document.setdefault("research", False)
         return parse_request(document)
     except RequestError as e:
         raise ValueError("; ".join(e.problems[:3])) from None

@@ -91,7 +91,7 @@ def estimate_cost(calls: dict[str, int], width: int, height: int, settings: Sett
     for producer, count in calls.items():
         route = routes[producer]
         total += count * estimate_call_usd(route.provider, PRODUCER_KINDS[producer], route.model, width=width,
-                                           height=height, params=params.get(producer))
+                                           height=height, params=params.get(producer), producer=producer)
     return round(total, 6)
 
 

@@ -11,6 +11,7 @@ import abc
 import asyncio
 import errno
 import os
+import re
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -287,6 +288,67 @@ class DirectionPrompt(BaseModel):
 class ImageToVideoPrompts(BaseModel):
     direction: str
     starting_image_prompt: str
+
+
+class ResearchFact(BaseModel):
+    text: str
+    source: int  # the number of the user's source it comes from (1, 2...), 0: general knowledge
+
+
+class ResearchDate(BaseModel):
+    date: str
+    event: str
+
+
+class ResearchName(BaseModel):
+    name: str
+    role: str
+
+
+class ResearchReference(BaseModel):
+    title: str
+    url: str  # "" when the model knows none
+
+
+class Research(BaseModel):
+    """The research before the script, as an LLM writes it (``ResearchProducer``)."""
+
+    summary: str
+    facts: list[ResearchFact]
+    dates: list[ResearchDate]
+    names: list[ResearchName]
+    references: list[ResearchReference]
+
+
+MAX_RESEARCH_ITEMS = 30  # dates, names and references each
+MAX_RESEARCH_TEXT = 1000  # characters of any one text of a research
+
+
+def research_problems(research: Research, sources: int, max_facts: int) -> list[str]:
+    """What makes a research answer unusable beyond its schema (an empty or overlong list, a fact citing a
+    source the user did not give, a reference that is not an http(s) URL). The recipe raises a
+    MalformedAnswer with them: an answer that cannot be used, like invalid JSON."""
+    problems = []
+    if not research.facts:
+        problems.append("no facts")
+    if len(research.facts) > max_facts:
+        problems.append(f"{len(research.facts)} facts, at most {max_facts} asked")
+    for name in ("dates", "names", "references"):
+        if len(getattr(research, name)) > MAX_RESEARCH_ITEMS:
+            problems.append(f"{len(getattr(research, name))} {name}, at most {MAX_RESEARCH_ITEMS}")
+    texts = [research.summary, *(f.text for f in research.facts), *(d.date + d.event for d in research.dates),
+             *(n.name + n.role for n in research.names), *(r.title + r.url for r in research.references)]
+    if any(len(t) > MAX_RESEARCH_TEXT for t in texts):
+        problems.append(f"a text longer than {MAX_RESEARCH_TEXT} characters")
+    for i, fact in enumerate(research.facts):
+        if not fact.text.strip():
+            problems.append(f"fact {i + 1} is empty")
+        if not 0 <= fact.source <= sources:
+            problems.append(f"fact {i + 1} cites source {fact.source}, but the user gave "
+                            + (f"sources 1 to {sources}" if sources else "no sources") + " (0: general knowledge)")
+    problems += [f"reference {r.title[:60]!r} has a URL that is not http(s): {r.url[:80]!r}"
+                 for r in research.references if r.url and not re.match(r"^https?://\S+$", r.url)]
+    return problems
 
 
 class Recurring(BaseModel):

@@ -33,9 +33,9 @@ def test_cli_end_to_end(home: Path) -> None:
     assert movie == "cw"
     assert moviegen(home, "list").stdout.split() == ["cw"]
     plan = json.loads(moviegen(home, "plan", "cw", "--json").stdout)
-    assert plan["provider_calls"] == {"AudioProducer": 3, "LookProducer": 1, "MusicProducer": 1, "ScriptProducer": 1, "TextToImageProducer": 6,
-                                      "TextToImagePromptProducer": 3, "TextToMusicPromptProducer": 1}
-    assert plan["critical_path_s"] == 95  # script 50, look 10, image prompts 5, images 30
+    assert plan["provider_calls"] == {"AudioProducer": 3, "LookProducer": 1, "MusicProducer": 1, "ResearchProducer": 1, "ScriptProducer": 1,
+                                      "TextToImageProducer": 6, "TextToImagePromptProducer": 3, "TextToMusicPromptProducer": 1}
+    assert plan["critical_path_s"] == 115  # research 20, script 50, look 10, image prompts 5, images 30
     proc = moviegen(home, "generate", "cw", "--json")
     out = json.loads(proc.stdout)
     assert set(out) >= {"movie", "revision", "provider_calls", "failed", "timeline"}

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from movie_assets.builder.recipes import RECIPES
+from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.words import onto_text
-from resources.providers.base import SUGGESTIONS, ErrorCategory, ImagePrompts, ProviderError, Script
+from resources.providers.base import SUGGESTIONS, ErrorCategory, ImagePrompts, MalformedAnswer, ProviderError, Script
 from resources.providers.offline.media import PiperSpeech
 from resources.providers.openai.client import (
     OpenAIImages,
@@ -38,6 +40,7 @@ from tests.servers.openai_server import (
     Scripted,
     error,
 )
+from tests.unit.fakes import hand_context, small_request
 
 
 @pytest.fixture
@@ -286,3 +289,33 @@ def test_model_limits_parse() -> None:
     for bad in ("minimax/video-01=2/30", "replicate:minimax/video-01=2", "acme:x=1/1", "openai:gpt-image-1=0/5"):
         with pytest.raises(ValueError, match="expected PROVIDER:MODEL=IN_FLIGHT/PER_MINUTE"):
             parse_model_limits(bad)
+
+
+def test_the_research_is_asked_through_the_sdk_and_its_facts_reach_the_script(server: FakeOpenAI) -> None:
+    llm = OpenAILLM(session(server))
+    request = small_request(duration_seconds=30, sources=["https://example.org/war", "The war ended in 1865."])
+    research = run(RECIPES["research"](hand_context(request, clients={"ResearchProducer": llm}), NodeKey("research")))
+    asked = server.calls("/v1/chat/completions")[0].body
+    assert asked["response_format"]["json_schema"]["name"] == "Research"
+    assert set(asked["response_format"]["json_schema"]["schema"]["required"]) == {"summary", "facts", "dates", "names", "references"}
+    prompt = asked["messages"][-1]["content"]
+    assert "[1] URL (cite it; its page is not attached): https://example.org/war" in prompt
+    assert '[2] Text the user pasted:\n"""\nThe war ended in 1865.\n"""' in prompt
+    assert research.value["facts"][2] == {"text": "Source 2 says the test war ended in 1865.", "source": 2}
+    assert research.value["generic"] is False and research.call.provider == "openai" and research.call.cost_usd > 0
+    script = run(RECIPES["script"](hand_context(request, clients={"ScriptProducer": llm}, values={NodeKey("research"): research.value}),
+                                   NodeKey("script")))
+    told = server.calls("/v1/chat/completions")[1].body["messages"][-1]["content"]
+    assert "3. Source 2 says the test war ended in 1865. [source 2]\n" in told and "Names: Test Lincoln (test president)" in told
+    assert len(script.value["narration"]) == 3
+
+
+def test_a_research_citing_a_source_not_given_is_the_providers_outage(server: FakeOpenAI) -> None:
+    server.chat_answer = lambda body: {"summary": "s", "facts": [{"text": "A fact.", "source": 3}], "dates": [], "names": [],
+                                       "references": []}
+    llm = OpenAILLM(session(server))
+    with pytest.raises(MalformedAnswer, match=r"openai \(gpt-4o-mini\) answered with a research that cannot be used: "
+                                              r"fact 1 cites source 3, but the user gave sources 1 to 1") as e:
+        run(RECIPES["research"](hand_context(small_request(sources=["https://example.org/war"]), clients={"ResearchProducer": llm}),
+                                NodeKey("research")))
+    assert e.value.category is ErrorCategory.outage and e.value.retryable

@@ -43,6 +43,10 @@ def test_parse_model_params() -> None:
             parse_params(bad, routes)
 
 
+def costs_of(plan: dict) -> dict[str, float]:
+    return {i["node"]: i["cost_usd"] for i in plan["items"]}
+
+
 def test_movie_through_openai(home: Path) -> None:
     with FakeOpenAI() as server:
         env = {"MOVIEGEN_PROVIDERS": "*=openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.base_url}
@@ -53,15 +57,22 @@ def test_movie_through_openai(home: Path) -> None:
         out = json.loads(proc.stdout)
         assert out["provider_calls"] == plan["provider_calls"]
         chat = server.calls("/v1/chat/completions")
-        assert len(chat) == 1 + 1 + 1 + 3  # script, look, music prompt, one image-prompt call per segment
+        assert len(chat) == 1 + 1 + 1 + 1 + 3  # research, script, look, music prompt, one image-prompt call per segment
+        # The research's facts reach the script's prompt, and its names the look's.
+        research, script, look = (next(c for c in chat if c.body["response_format"]["json_schema"]["name"] == name)
+                                  for name in ("Research", "Script", "Look"))
+        assert "Research the question 'Tell me about the Civil War'" in research.body["messages"][-1]["content"]
+        assert "1. The test war began in 1861.\n" in script.body["messages"][-1]["content"]
+        assert "Names: Test Lincoln (test president)" in look.body["messages"][-1]["content"]
         assert len(server.calls("/v1/images/generations")) == 6 and len(server.calls("/v1/audio/speech")) == 3
         assert len(server.calls("/v1/audio/transcriptions")) == 3  # the captions' timings follow the speech
         assert {c.body["voice"] for c in server.calls("/v1/audio/speech")} == {"nova"}
         assert out["cost_usd"] > 0 and out["failed"] == []
-        # Plan: 6 LLM calls (~900 tokens each), 6 landscape images at $0.063 (1536x1024, medium), 3 narrations and
-        # their 3 transcriptions (10 s at $0.006 a minute); music and video offline.
-        assert plan["estimated_cost_usd"] == pytest.approx(6 * (600 * 0.15e-6 + 300 * 0.60e-6) + 6 * 0.063 + 3 * 0.15 * 0.012
-                                                           + 3 * 10 / 60 * 0.006)
+        # Plan: 6 LLM calls (~900 tokens each) and the research (~2 700 tokens), 6 landscape images at $0.063
+        # (1536x1024, medium), 3 narrations and their 3 transcriptions (10 s at $0.006 a minute); music and video offline.
+        assert plan["estimated_cost_usd"] == pytest.approx(6 * (600 * 0.15e-6 + 300 * 0.60e-6) + (1800 * 0.15e-6 + 900 * 0.60e-6)
+                                                           + 6 * 0.063 + 3 * 0.15 * 0.012 + 3 * 10 / 60 * 0.006)
+        assert costs_of(plan)["research"] == pytest.approx(1800 * 0.15e-6 + 900 * 0.60e-6, abs=1e-6)
         # Each partition's share: an image's own call, a segment's image prompts splitting their one call.
         costs = {i["node"]: i["cost_usd"] for i in plan["items"]}
         assert sum(costs.values()) == pytest.approx(plan["estimated_cost_usd"], abs=1e-5)
@@ -126,7 +137,7 @@ def test_movie_through_both_providers(home: Path, tmp_path: Path) -> None:
         assert all(i["audio"].startswith("data:audio/mpeg;base64,") for i in whisper)
         llm = plan["provider_calls"]
         assert len(oa.calls("/v1/chat/completions")) == sum(
-            llm.get(p, 0) for p in ("ScriptProducer", "LookProducer", "TextToMusicPromptProducer", "TextToImagePromptProducer",
+            llm.get(p, 0) for p in ("ResearchProducer", "ScriptProducer", "LookProducer", "TextToMusicPromptProducer", "TextToImagePromptProducer",
                                     "TextToVideoPromptProducer", "ImageToVideoPromptProducer"))
         assert oa.calls("/v1/images/generations") == [] and oa.calls("/v1/audio/speech") == []
         timeline = json.loads(moviegen(home, env, "timeline", "mixed", "--print").stdout)

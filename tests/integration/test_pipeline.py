@@ -58,6 +58,7 @@ def test_mixed_movie_is_built_exactly_as_planned(instance: dg.DagsterInstance, s
     assert result.provider_calls == planned.provider_calls
     assert result.provider_calls == {
         "AudioProducer": 3, "ImageToVideoProducer": 1, "ImageToVideoPromptProducer": 1, "LookProducer": 1, "MusicProducer": 1,
+        "ResearchProducer": 1,
         "ScriptProducer": 1, "StartingImageProducer": 1, "TextToImageProducer": 2, "TextToImagePromptProducer": 1,
         "TextToMusicPromptProducer": 1, "TextToVideoProducer": 1, "TextToVideoPromptProducer": 1,
     }

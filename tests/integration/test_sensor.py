@@ -46,7 +46,7 @@ def test_a_request_registers_once_and_an_invalid_one_is_reported(home: Path, ins
     assert [(r.partition_key, r.run_key, r.tags["moviegen/movie"]) for r in runs] == [
         ("civil-war", runs[0].run_key, "civil-war")]
     assert runs[0].run_key == "civil-war:new"
-    assert api.status(instance, store, "civil-war").to_build == 26  # registered, not built: the run builds it
+    assert api.status(instance, store, "civil-war").to_build == 27  # with the research; registered, not built: the run builds it
     accepted = json.loads((inbox / "civil-war.yaml.accepted.json").read_text())
     assert accepted["movie"] == "civil-war" and accepted["run_key"] == runs[0].run_key
     errors = json.loads((inbox / "bad.yaml.error.json").read_text())["errors"]
@@ -165,7 +165,7 @@ def test_the_daemon_turns_dropped_files_into_movies(home: Path, instance: dg.Dag
         (inbox / "broken.yaml").write_text("inquiry_prompt: Rivers\nsize: 4k\n")
         first = _wait_for(lambda: _revision(store, "cw", 1), 120, daemon, "the movie of a dropped request")
         seconds = time.monotonic() - dropped
-        assert first["failed"] == {} and first["timeline"] and first["calls"] == 16
+        assert first["failed"] == {} and first["timeline"] and first["calls"] == 17  # the research is one of them
         timeline = api.load_timeline(instance, store, "cw")
         assert timeline["errors"] == [] and len(timeline["tracks"][0]["clips"]) == 6
         errors = json.loads((inbox / "broken.yaml.error.json").read_text())["errors"]

@@ -357,6 +357,14 @@ def _default_chat_content(body: dict[str, Any]) -> dict[str, Any]:
         return {"direction": "slow push-in"}
     if name == "ImageToVideoPrompts":
         return {"direction": "slow pan", "starting_image_prompt": "a still frame"}
+    if name == "Research":
+        sources = len(re.findall(r"^\[\d+\] ", prompt, re.MULTILINE))  # the user's sources, numbered in the prompt
+        return {"summary": "The test war in brief.",
+                "facts": [{"text": "The test war began in 1861.", "source": 0},
+                          *({"text": f"Source {n} says the test war ended in 1865.", "source": n} for n in range(1, sources + 1))],
+                "dates": [{"date": "1861", "event": "the test war begins"}],
+                "names": [{"name": "Test Lincoln", "role": "test president"}],
+                "references": [{"title": "A Test History", "url": "https://example.org/test-history"}]}
     if name == "Look":
         return {"palette": "slate #2e3a4a, brass #b08d57", "lighting": "low warm light", "camera": "35mm, eye level",
                 "characters": [{"name": "The Courier", "description": "a young rider in a grey wool coat"}], "places": []}

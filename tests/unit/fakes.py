@@ -37,6 +37,10 @@ from resources.providers.base import (
     MusicProvider,
     ProviderError,
     Recurring,
+    Research,
+    ResearchDate,
+    ResearchFact,
+    ResearchName,
     Script,
     SpeechProvider,
     TextResult,
@@ -186,6 +190,11 @@ class FakeLLM(_Fake, LLMProvider):
         elif task == "image_to_video_prompt":
             value = ImageToVideoPrompts(direction=self.salted(f"seg {context['segment']} camera pushes in"),
                                         starting_image_prompt=self.salted(f"seg {context['segment']} opening frame"))
+        elif task == "research":
+            value = Research(summary=self.salted("The war in brief."), dates=[ResearchDate(date="1861", event="the war begins")],
+                             facts=[ResearchFact(text=self.salted("The war began in 1861."), source=0),
+                                    *(ResearchFact(text=f"Source {n} says so.", source=n) for n in range(1, len(context["sources"]) + 1))],
+                             names=[ResearchName(name="Abraham Lincoln", role="president")], references=[])
         elif task == "look":
             value = Look(palette=self.salted("oxblood #6b1f1f, parchment #efe6d2"), lighting="candle light", camera="35mm, eye level",
                          characters=[Recurring(name="The Courier", description="a young rider in a grey wool coat")], places=[])

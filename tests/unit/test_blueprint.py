@@ -23,10 +23,11 @@ def test_image_only_expansion() -> None:
     assert a["text_to_video_clip"] == a["image_to_video_clip"] == 0
     calls = bp.calls(bp.nodes)
     assert calls == {
-        "ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1, "MusicProducer": 1, "AudioProducer": 30,
+        "ResearchProducer": 1, "ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1, "MusicProducer": 1,
+        "AudioProducer": 30,
         "TextToImagePromptProducer": 30, "TextToImageProducer": 150,
     }
-    assert bp.critical_path_s() == 95  # script 50 + look 10 + image prompts 5 + image 30
+    assert bp.critical_path_s() == 115  # research 20 + script 50 + look 10 + image prompts 5 + image 30
 
 
 def test_video_by_text_expansion() -> None:
@@ -34,7 +35,7 @@ def test_video_by_text_expansion() -> None:
     a = assets(bp)
     assert a["text_to_video_clip"] == 6 and a["segment_image"] == 0 and a["starting_image"] == 0
     assert bp.calls(bp.nodes)["TextToVideoProducer"] == 6
-    assert bp.critical_path_s() == 155
+    assert bp.critical_path_s() == 175
 
 
 def test_video_by_image_expansion() -> None:
@@ -42,7 +43,7 @@ def test_video_by_image_expansion() -> None:
     calls = bp.calls(bp.nodes)
     assert calls["ImageToVideoPromptProducer"] == calls["StartingImageProducer"] == calls["ImageToVideoProducer"] == 6
     assert "TextToImageProducer" not in calls
-    assert bp.critical_path_s() == 215
+    assert bp.critical_path_s() == 235
 
 
 def test_mixed_modes_build_only_selected_branches() -> None:
@@ -54,7 +55,7 @@ def test_mixed_modes_build_only_selected_branches() -> None:
     assert {"starting_image", "image_to_video_clip"} <= by_segment[2] and "text_to_video_clip" not in by_segment[2]
     assert bp.nodes[NodeKey("segment_visuals", 2)].deps == (NodeKey("image_to_video_clip", 2),)
     assert bp.calls(bp.nodes)["TextToImageProducer"] == 4  # segments 0 and 3, 2 images each
-    assert bp.critical_path_s() == 215
+    assert bp.critical_path_s() == 235
 
 
 def test_overrides_need_no_call() -> None:

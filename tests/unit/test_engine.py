@@ -50,12 +50,12 @@ def test_small_movie_builds_every_node_once_with_the_predicted_calls(tmp_path: P
     store, fakes = new_store(tmp_path), Fakes()
     run = run_engine(store, fakes, bp)
 
-    assert len(bp.nodes) == 21  # with the look and the narration's timings
+    assert len(bp.nodes) == 22  # with the research, the look and the narration's timings
     assert Counter(e.key for e in run.events) == Counter(list(bp.nodes)), "every node emitted exactly once"
     assert set(run.built) == set(bp.nodes) and not run.failed and not run.skipped
     assert sorted(run.summary.built) == sorted(bp.nodes)
     predicted = bp.calls(bp.nodes)
-    assert predicted == Counter({"ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1, "MusicProducer": 1, "AudioProducer": 2,
+    assert predicted == Counter({"ResearchProducer": 1, "ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1, "MusicProducer": 1, "AudioProducer": 2,
                                  "TextToImagePromptProducer": 2, "TextToImageProducer": 4})
     assert fakes.calls == predicted
     assert run.summary.calls == predicted
@@ -89,7 +89,7 @@ def test_every_visual_mode_calls_each_producer_as_predicted(tmp_path: Path) -> N
 
     assert not run.failed and set(run.built) == set(bp.nodes)
     assert fakes.calls == bp.calls(bp.nodes) == Counter({
-        "ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1, "MusicProducer": 1, "AudioProducer": 3,
+        "ResearchProducer": 1, "ScriptProducer": 1, "LookProducer": 1, "TextToMusicPromptProducer": 1, "MusicProducer": 1, "AudioProducer": 3,
         "TextToImagePromptProducer": 1, "TextToImageProducer": 2, "TextToVideoPromptProducer": 1,
         "TextToVideoProducer": 1, "ImageToVideoPromptProducer": 1, "StartingImageProducer": 1, "ImageToVideoProducer": 1,
     })
@@ -199,14 +199,14 @@ def test_upstream_nodes_are_skipped_when_the_rebuild_is_identical(tmp_path: Path
     forget_cache(tmp_path, SCRIPT)  # the script is really made again, by the same (deterministic) LLM
 
     targets = {SCRIPT: Reason.requested} | {k: Reason.upstream for k in bp.downstream([SCRIPT]) - {SCRIPT}}
-    assert len(targets) == len(bp.nodes)
+    assert len(targets) == len(bp.nodes) - 1  # all but the research, which the script reads
     fakes = Fakes()
     second = run_engine(store, fakes, bp, state=first.state, targets=targets)
 
     assert fakes.calls == Counter({"ScriptProducer": 1})
     assert set(second.built) == {SCRIPT} and not second.built[SCRIPT].changed
     assert second.built[SCRIPT].record.version == first.built[SCRIPT].record.version
-    assert set(second.skipped) == set(bp.nodes) - {SCRIPT}
+    assert set(second.skipped) == set(bp.nodes) - {SCRIPT, NodeKey("research")}
     assert not second.failed
 
 
@@ -229,7 +229,7 @@ def test_the_cascade_stops_where_a_rebuild_yields_identical_content(tmp_path: Pa
                     *(NodeKey("image_prompt", i, j) for i in range(2) for j in range(2))}
     assert set(second.built) == {SCRIPT, TIMELINE} | rebuilt_same
     assert all(not second.built[k].changed for k in rebuilt_same)
-    assert set(second.skipped) == set(bp.nodes) - set(second.built)
+    assert set(second.skipped) == set(bp.nodes) - set(second.built) - {NodeKey("research")}
     assert {k.asset for k in second.skipped} == {"music", "segment_audio", "narration_timing", "segment_image", "segment_visuals"}
     assert second.value(TIMELINE)["title"].endswith("(take 2)")
 

@@ -49,7 +49,7 @@ def test_a_dependency_on_a_node_the_blueprint_lacks_is_refused() -> None:
 
 def test_layers_put_every_node_after_its_dependencies() -> None:
     bp = expand(small_request(duration_seconds=30, segments={"2": {"use_video": True}}), render=True)
-    assert bp.layers[0] == [NodeKey("script")]
+    assert bp.layers[0] == [NodeKey("research")] and bp.layers[1] == [NodeKey("script")]
     assert sum(len(x) for x in bp.layers) == len(bp.nodes) == len(set(bp.order))
     for key, node in bp.nodes.items():
         assert all(bp.layer[d] < bp.layer[key] for d in node.deps), key
@@ -59,10 +59,11 @@ def test_layers_put_every_node_after_its_dependencies() -> None:
 def test_priority_is_the_longest_remaining_critical_path() -> None:
     bp = expand(small_request(duration_seconds=30, segments={"2": {"use_video": True}}))
     p = bp.priority
-    assert max(p, key=p.get) == NodeKey("script")
+    assert max(p, key=p.get) == NodeKey("research")  # the research comes first, then the script
     # look 10 + prompt 5 + clip 90, before the pictures' 30 s and the narration's 10 s
     assert p[NodeKey("text_to_video_prompt", 2)] > p[NodeKey("image_prompt", 0, 0)] > p[NodeKey("segment_audio", 0)]
-    assert round(p[NodeKey("script")]) == round(bp.critical_path_s())
+    assert round(p[NodeKey("research")]) == round(bp.critical_path_s())
+    assert round(p[NodeKey("script")]) == round(bp.critical_path_s()) - 20
 
 
 def test_slots_go_to_the_highest_priority_waiter_and_can_be_resized() -> None:
@@ -129,7 +130,7 @@ def test_sequential_builds_one_node_at_a_time_and_records_its_strategy(tmp_path:
     engine = BuildEngine(movie=MOVIE, blueprint=bp, state=MovieState(MOVIE), store=new_store(tmp_path), clients=fakes,
                          emit=lambda item: None, strategy=Strategy.sequential)
     summary = asyncio.run(engine.run({k: "missing" for k in bp.nodes}))
-    assert not summary.failed and sum(fakes.calls.values()) == 12
+    assert not summary.failed and sum(fakes.calls.values()) == 13
     assert max(c.max for c in fakes.concurrency.values()) == 1
     report = summary.to_report(MOVIE, "run-1")
     assert report.strategy == "sequential" and report.slots["local"]["capacity_max"] == 1

@@ -29,6 +29,9 @@ LOOK = {
     "characters": [{"name": "The Courier", "description": "a young rider in a grey wool coat"}],
     "places": [{"name": "Fort Sumter", "description": "a brick sea fort at dusk"}],
 }
+RESEARCH_VALUE = {"summary": "The war in brief.", "facts": [{"text": "The war began in 1861.", "source": 0}],
+                  "dates": [{"date": "1861", "event": "the war begins"}], "names": [{"name": "Abraham Lincoln", "role": "president"}],
+                  "references": [], "sources": []}
 SCRIPT_VALUE = {"title": "The Civil War", "summary": "A nation divided.", "narration": [narration_text(0), narration_text(1)]}
 
 
@@ -122,7 +125,7 @@ def test_the_graph_reads_the_look_only_where_shots_carry_it() -> None:
     request = small_request(duration_seconds=30, segments={"1": {"look": False}, "2": {"use_video": True}})
     bp = expand(request)
     look = NodeKey("look")
-    assert bp.nodes[look].deps == (NodeKey("script"),)
+    assert bp.nodes[look].deps == (NodeKey("script"), NodeKey("research"))
     assert look in bp.nodes[NodeKey("image_prompt", 0, 0)].deps and look in bp.nodes[NodeKey("text_to_video_prompt", 2)].deps
     assert look not in bp.nodes[NodeKey("image_prompt", 1, 0)].deps  # the off-look segment
     versions = input_versions(bp, NodeKey("image_prompt", 1, 0), lambda k: "v")
@@ -142,12 +145,12 @@ def test_a_request_stored_before_the_look_loads_without_one() -> None:
 def test_the_look_producer_asks_once_and_prompts_carry_what_it_wrote() -> None:
     fakes = Fakes()
     request = small_request()
-    ctx = hand_context(request, clients=fakes.clients(), values={NodeKey("script"): SCRIPT_VALUE})
+    ctx = hand_context(request, clients=fakes.clients(), values={NodeKey("script"): SCRIPT_VALUE, NodeKey("research"): RESEARCH_VALUE})
     look = produce(ctx, NodeKey("look"))
     assert look.meta["source"] == "generated" and fakes.calls == Counter({"LookProducer": 1})
-    assert "Narration, one line per 10 s segment" in look.prompt and look.value["characters"][0]["name"] == "The Courier"
+    assert "Narration, one line per 10 s segment" in look.prompt and "Abraham Lincoln (president)" in look.prompt and look.value["characters"][0]["name"] == "The Courier"
 
-    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("look"): look.value,
+    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("research"): RESEARCH_VALUE, NodeKey("look"): look.value,
               NodeKey("segment_narration", 0): {"segment": 0, "text": narration_text(0)}}
     ctx = hand_context(request, clients=fakes.clients(), values=values)
     prompt = produce(ctx, NodeKey("image_prompt", 0, 0))
@@ -182,7 +185,7 @@ def test_a_prompt_rebuilt_with_the_same_question_keeps_its_shot_without_a_call()
     """A look edit rebuilds every visual prompt; the LLM is not asked again what it answered before."""
     fakes = Fakes()
     request = small_request()
-    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("look"): LOOK,
+    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("research"): RESEARCH_VALUE, NodeKey("look"): LOOK,
               NodeKey("segment_narration", 0): {"segment": 0, "text": narration_text(0)}}
     first = produce(hand_context(request, clients=fakes.clients(), values=values), NodeKey("image_prompt", 0, 0))
     assert first.call is not None and first.meta["asked"] and "asked" not in first.value  # metadata, not content
@@ -201,7 +204,7 @@ def test_a_prompt_rebuilt_with_the_same_question_keeps_its_shot_without_a_call()
 
 def test_a_look_edit_reuses_the_look_written_for_the_same_question() -> None:
     fakes = Fakes()
-    values = {NodeKey("script"): SCRIPT_VALUE}
+    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("research"): RESEARCH_VALUE}
     first = produce(hand_context(small_request(), clients=fakes.clients(), values=values), NodeKey("look"))
     assert first.call is not None and first.value["generated"]["palette"] == "oxblood #6b1f1f, parchment #efe6d2"
     key = NodeKey("look")
@@ -235,7 +238,7 @@ def test_a_shot_gets_the_reference_pictures_of_who_it_names_but_never_its_own(tm
     fakes = Fakes()
     request = small_request(look={"references": {"The Courier": {"node": "segment_image[01_0]", "version": "ab" * 32}}})
     look = merged(LOOK, request.look)
-    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("look"): look}
+    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("research"): RESEARCH_VALUE, NodeKey("look"): look}
     for segment in (0, 1):
         values[NodeKey("segment_narration", segment)] = {"segment": segment, "text": narration_text(segment)}
     named = {"segments": {"0": {"image_prompts": {"0": "The Courier at the gate"}}, "1": {"image_prompts": {"0": "The Courier rests"}}}}
@@ -264,7 +267,7 @@ def test_video_prompts_keep_their_shots_for_the_same_question(asset: str) -> Non
     mode = {"use_video": True, "is_image_to_video": asset == "image_to_video_prompt"}
     request = small_request(segments={"0": mode})
     key = NodeKey(asset, 0)
-    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("look"): LOOK,
+    values = {NodeKey("script"): SCRIPT_VALUE, NodeKey("research"): RESEARCH_VALUE, NodeKey("look"): LOOK,
               NodeKey("segment_narration", 0): {"segment": 0, "text": narration_text(0)}}
     first = produce(hand_context(request, clients=fakes.clients(), values=values), key)
     repainted = LOOK | {"palette": "ink black #101010, bone #f4f1ea"}

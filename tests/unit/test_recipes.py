@@ -92,10 +92,11 @@ def test_direction_overrides_win_without_a_call() -> None:
 
 def test_script_with_the_wrong_number_of_segments_is_refused() -> None:
     request = small_request(duration_seconds=30)
+    research = {NodeKey("research"): produce(hand_context(request, clients=Fakes().clients()), NodeKey("research")).value}
     with pytest.raises(ProviderError, match="the script has 2 segments, expected 3"):
-        produce(hand_context(request, clients=Fakes(script_segments=2).clients()), NodeKey("script"))
+        produce(hand_context(request, clients=Fakes(script_segments=2).clients(), values=research), NodeKey("script"))
 
-    produced = produce(hand_context(request, clients=Fakes().clients()), NodeKey("script"))
+    produced = produce(hand_context(request, clients=Fakes().clients(), values=research), NodeKey("script"))
     assert len(produced.value["narration"]) == 3 and produced.meta["title"] == produced.value["title"]
     assert "exactly 3 segments" in produced.prompt
 

@@ -35,6 +35,7 @@ from resources.providers.base import (
     MusicPrompt,
     MusicProvider,
     ProviderError,
+    Research,
     Script,
     SpeechProvider,
     TextResult,
@@ -88,7 +89,10 @@ class OfflineLLM(_Offline, LLMProvider):
         started = time.monotonic()
         c = context
         if task == "script":
-            value: BaseModel = Script(**offline_text.write_script(c["inquiry_prompt"], c["n"], c["audience"], c["language"]))
+            value: BaseModel = Script(**offline_text.with_research(
+                offline_text.write_script(c["inquiry_prompt"], c["n"], c["audience"], c["language"]), c.get("research")))
+        elif task == "research":
+            value = Research(**offline_text.research(c["inquiry_prompt"], c["sources"], c["max_facts"]))
         elif task == "image_prompts":
             value = ImagePrompts(prompts=offline_text.image_prompts(c["narration"], c["summary"], c["style"], c["m"], c["segment"], c.get("look")))
         elif task == "music_prompt":

@@ -7,11 +7,12 @@ language, narration, style), not the prompt text, so it behaves the same whateve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from movie_assets.domain import pace
-from movie_assets.domain.request import topic_of
+from movie_assets.domain.request import source_kind, topic_of
 
 # Per language: a title, a summary, an opening per audience, beats for the middle and a closing.
 # Each beat is one 10 s segment of narration (about 20-25 words at a calm pace).
@@ -362,3 +363,68 @@ def music_prompt(title: str, summary: str, audience: str, seconds: int) -> str:
         "experts": "understated, thoughtful and minimal",
     }[audience]
     return f"{seconds} s instrumental underscore for '{title}': {mood}; soft piano and strings, no vocals, leaves room for narration"
+
+
+# Research (the ResearchProducer offline). Kept apart from the writer above: it reads only the question and
+# the user's own sources, and says plainly that it is generic (the offline provider knows no facts).
+_GENERIC_FACTS = [
+    "Generic outline, not researched offline: the question asked is {inquiry!r}.",
+    "Generic outline, not researched offline: where and when {topic} began, and the world around it.",
+    "Generic outline, not researched offline: the turning point that changed the direction of {topic}.",
+    "Generic outline, not researched offline: the people who shaped {topic} and the choices they made.",
+    "Generic outline, not researched offline: how {topic} changed daily life.",
+    "Generic outline, not researched offline: why {topic} still matters today.",
+]
+_SENTENCE = re.compile(r"[^.!?]+[.!?]?")
+_YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+){1,2})\b")
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in (" ".join(m.group(0).split()) for m in _SENTENCE.finditer(text)) if len(s.split()) >= 3]
+
+
+def _cut(text: str, words: int) -> str:
+    parts = text.split()
+    return text if len(parts) <= words else " ".join(parts[:words]).rstrip(",;:") + "..."
+
+
+def research(inquiry: str, sources: list[str], max_facts: int) -> dict[str, object]:
+    """A deterministic research: up to two facts from each source the user pasted (its first sentences, cited
+    by number), the years and names they mention; URLs cited as references (never fetched); generic outline
+    points from the question fill the rest, each saying it is not researched."""
+    topic = topic_of(inquiry)
+    facts: list[dict[str, object]] = []
+    dates: list[dict[str, str]] = []
+    names: list[dict[str, str]] = []
+    references: list[dict[str, str]] = []
+    for n, source in enumerate(sources, start=1):
+        if source_kind(source) == "url":
+            references.append({"title": f"Source {n} (given by the user; not read offline)", "url": source})
+            continue
+        for sentence in _sentences(source)[:2]:
+            facts.append({"text": _cut(sentence, 40), "source": n})
+            dates += [{"date": year, "event": _cut(sentence, 20)} for year in _YEAR.findall(sentence)]
+        for name in dict.fromkeys(_NAME.findall(source)):
+            names.append({"name": name, "role": f"named in source {n}"})
+    facts = facts[:max_facts]
+    fill = {"inquiry": inquiry, "topic": topic}
+    facts += [{"text": t.format(**fill), "source": 0} for t in _GENERIC_FACTS[: max(0, min(len(_GENERIC_FACTS), max_facts - len(facts)))]]
+    grounded = sum(1 for f in facts if f["source"])
+    summary = (f"Offline research about {topic}: {grounded} fact(s) from the sources you pasted; the rest is a "
+               "generic outline, not researched." if grounded else
+               f"Offline research about {topic}: a generic outline from the question, not researched (route the "
+               "ResearchProducer to an LLM, or paste sources, for real facts).")
+    return {"summary": summary, "facts": facts, "dates": dates[:20], "names": names[:20], "references": references}
+
+
+def with_research(script: dict[str, object], research_value: Mapping[str, Any] | None) -> dict[str, object]:
+    """The offline script told by its research: the first fact that is not generic (from a source the user
+    pasted, or a fact the user wrote) is the narration of the second segment (a movie of 3 segments or more)."""
+    if not research_value:
+        return script
+    grounded = [f["text"] for f in research_value["facts"] if f.get("source") or f.get("edited")]
+    narration: list[str] = list(script["narration"])  # type: ignore[call-overload]
+    if grounded and len(narration) >= 3:
+        narration[1] = _cut(str(grounded[0]), 24)
+    return {**script, "narration": narration}
