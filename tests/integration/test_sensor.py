@@ -46,7 +46,7 @@ def test_a_request_registers_once_and_an_invalid_one_is_reported(home: Path, ins
     assert [(r.partition_key, r.run_key, r.tags["moviegen/movie"]) for r in runs] == [
         ("civil-war", runs[0].run_key, "civil-war")]
     assert runs[0].run_key == "civil-war:new"
-    assert api.status(instance, store, "civil-war").to_build == 27  # with the research; registered, not built: the run builds it
+    assert api.status(instance, store, "civil-war").to_build == 30  # with the research and 3 narration timings; registered, not built: the run builds it
     accepted = json.loads((inbox / "civil-war.yaml.accepted.json").read_text())
     assert accepted["movie"] == "civil-war" and accepted["run_key"] == runs[0].run_key
     errors = json.loads((inbox / "bad.yaml.error.json").read_text())["errors"]
