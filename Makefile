@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 RENDERER_STAMP := renderer/node_modules/.installed
 $(RENDERER_STAMP): renderer/package.json renderer/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
-		cd renderer && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+		cd renderer && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed && \
+		{ node render.mjs --bundle node_modules/.cache/moviegen-bundles >/dev/null || echo "bundling failed: the first Remotion render bundles"; }; \
 	else echo "npm not found: skipping the Remotion renderer; movies render with the ffmpeg engine"; fi
 
 renderer: $(RENDERER_STAMP)

@@ -2,9 +2,11 @@
 // Render a moviegen timeline (format 2) with Remotion.
 //
 //   node renderer/render.mjs --jobs JOBS.json
+//   node renderer/render.mjs --bundle BUNDLE_ROOT    (only bundle, into BUNDLE_ROOT/<hash>: `make renderer`)
+//   node renderer/render.mjs --bundle-hash           (print that hash)
 //
 // JOBS.json: {"timeline": "/abs/timeline.json", "browserExecutable": "/usr/bin/chromium",
-//   "bundleDir": "/abs/cache/bundle", "concurrency": 1,
+//   "bundleRoot": "/abs/cache/bundles", "concurrency": 1,
 //   "jobs": [{"out": "/abs/chunk0.mp4", "frames": [0, 299], "codec": "h264", "muted": true,
 //             "crf": 23, "x264Preset": "veryfast", "scale": 1},
 //            (or, instead of "crf": "videoBitrate": "3000k", "encodingMaxRate": "3000k", "encodingBufferSize": "3000k")
@@ -220,9 +222,12 @@ process.on('uncaughtException', (err) => fail(err));
 // ------------------------------------------------------------------ jobs file
 
 const parseArgs = (argv) => {
+	if (argv.includes('--bundle-hash')) return {hashOnly: true};
+	const b = argv.indexOf('--bundle');
+	if (b >= 0 && argv[b + 1]) return {bundleOnly: path.resolve(argv[b + 1])};
 	const i = argv.indexOf('--jobs');
 	if (i < 0 || !argv[i + 1]) {
-		throw new UserError('usage: node render.mjs --jobs JOBS.json');
+		throw new UserError('usage: node render.mjs --jobs JOBS.json  |  node render.mjs --bundle BUNDLE_ROOT');
 	}
 	return {jobsFile: path.resolve(argv[i + 1])};
 };
@@ -267,7 +272,7 @@ const loadJobs = (jobsFile) => {
 	return {
 		timeline: spec.timeline,
 		browserExecutable: spec.browserExecutable ?? '/usr/bin/chromium',
-		bundleDir: path.resolve(spec.bundleDir ?? path.join(HERE, 'build', 'bundle')),
+		bundleRoot: path.resolve(spec.bundleRoot ?? path.join(HERE, 'node_modules', '.cache', 'moviegen-bundles')),
 		concurrency,
 		logLevel: spec.logLevel ?? 'warn',
 		timeoutMs: spec.timeoutMs ?? 60000,
@@ -457,8 +462,24 @@ const listFiles = (dir) =>
 		.flatMap((d) => (d.isDirectory() ? listFiles(path.join(dir, d.name)) : [path.join(dir, d.name)]))
 		.sort();
 
+// Bump when the bundle() call below changes: part of every bundle's hash.
+const BUNDLE_FORMAT = '2';
+
+const installedVersion = (pkg) => {
+	try {
+		return JSON.parse(fs.readFileSync(path.join(HERE, 'node_modules', pkg, 'package.json'), 'utf8')).version;
+	} catch {
+		return 'missing';
+	}
+};
+
+/** What the bundle is made from: the composition's sources, the locked and the installed packages. */
 const sourceHash = () => {
 	const h = createHash('sha256');
+	h.update(`format ${BUNDLE_FORMAT}\0node ${process.version}\0`);
+	for (const pkg of ['remotion', '@remotion/bundler', 'react', 'react-dom', 'zod']) {
+		h.update(`${pkg}@${installedVersion(pkg)}\0`);
+	}
 	const inputs = [
 		...listFiles(path.join(HERE, 'src')),
 		path.join(HERE, 'package.json'),
@@ -471,7 +492,7 @@ const sourceHash = () => {
 		h.update(fs.readFileSync(file));
 		h.update('\0');
 	}
-	return h.digest('hex');
+	return h.digest('hex').slice(0, 24);
 };
 
 const bundleIsCurrent = (dir, hash) => {
@@ -485,14 +506,48 @@ const bundleIsCurrent = (dir, hash) => {
 	}
 };
 
-const ensureBundle = async (bundleDir) => {
+const PRUNE_AFTER_MS = 24 * 3600 * 1000;
+
+/** Remove other bundles unused for a day (a render in progress touches its own at start). */
+const pruneBundles = (root, keep) => {
+	let entries = [];
+	try {
+		entries = fs.readdirSync(root, {withFileTypes: true});
+	} catch {
+		return;
+	}
+	for (const d of entries) {
+		if (!d.isDirectory() || d.name === keep) continue;
+		const dir = path.join(root, d.name);
+		try {
+			if (Date.now() - fs.statSync(dir).mtimeMs > PRUNE_AFTER_MS) rmQuiet(dir);
+		} catch {
+			/* gone already */
+		}
+	}
+};
+
+/**
+ * The bundle of this composition, content-addressed: <root>/<hash of what it is made from>. Made once
+ * (in a temp folder beside it, renamed into place: a killed bundle never leaves a folder that looks
+ * valid, and of two renders bundling at once the first rename wins and the other uses it), then reused
+ * by every render, in every DAGSTER_HOME, until the sources or packages change.
+ */
+const ensureBundle = async (root) => {
 	const hash = sourceHash();
-	if (bundleIsCurrent(bundleDir, hash)) return {cached: true};
+	const dir = path.join(root, hash);
+	if (bundleIsCurrent(dir, hash)) {
+		try {
+			const now = new Date();
+			fs.utimesSync(dir, now, now); // in use: not pruned
+		} catch {
+			/* read-only cache: fine */
+		}
+		return {cached: true, dir};
+	}
 	const {bundle} = await import('@remotion/bundler');
-	fs.mkdirSync(path.dirname(bundleDir), {recursive: true});
-	// Build next to the target (same file system) and rename into place: a killed bundle never
-	// leaves a directory that looks valid, and concurrent renders never see a half bundle.
-	const tmp = `${bundleDir}.tmp-${process.pid}-${Date.now()}`;
+	fs.mkdirSync(root, {recursive: true});
+	const tmp = path.join(root, `.tmp-${hash}-${process.pid}-${Date.now()}`);
 	state.tempPaths.add(tmp);
 	await bundle({
 		entryPoint: path.join(HERE, 'src', 'index.ts'),
@@ -502,35 +557,38 @@ const ensureBundle = async (bundleDir) => {
 		onProgress: () => {},
 	});
 	fs.writeFileSync(path.join(tmp, '.source-hash'), `${hash}\n`);
-	const old = `${bundleDir}.old-${process.pid}-${Date.now()}`;
-	state.tempPaths.add(old);
 	try {
-		fs.renameSync(bundleDir, old);
+		fs.renameSync(tmp, dir);
 	} catch (e) {
-		if (e.code !== 'ENOENT') throw e;
+		// Another render put the same bundle in place meanwhile: use it.
+		if (!bundleIsCurrent(dir, hash)) throw e;
 	}
-	try {
-		fs.renameSync(tmp, bundleDir);
-	} catch (e) {
-		// Another render put its bundle in place meanwhile: use it if it is current.
-		if (!bundleIsCurrent(bundleDir, hash)) throw e;
-	}
-	rmQuiet(old);
 	rmQuiet(tmp);
-	state.tempPaths.delete(old);
 	state.tempPaths.delete(tmp);
-	return {cached: false};
+	pruneBundles(root, hash);
+	return {cached: false, dir};
 };
 
 // ------------------------------------------------------------------ main
 
 const main = async () => {
-	const {jobsFile} = parseArgs(process.argv.slice(2));
-	const spec = loadJobs(jobsFile);
+	const {jobsFile, bundleOnly, hashOnly} = parseArgs(process.argv.slice(2));
+	if (hashOnly) {
+		emit({event: 'hash', hash: sourceHash()}); // the name the bundle of these sources has
+		return;
+	}
+	const spec = bundleOnly ? null : loadJobs(jobsFile);
 
 	// Our own TMPDIR: bundle() and Chromium leave folders there; removed at the end.
 	state.workTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'moviegen-remotion-'));
 	process.env.TMPDIR = state.workTmp;
+	if (bundleOnly) {
+		// `make renderer`: bundle ahead of the first render.
+		const tb = performance.now();
+		const {cached, dir} = await ensureBundle(bundleOnly);
+		emit({event: 'bundle', seconds: seconds(tb), cached, dir});
+		return;
+	}
 
 	try {
 		fs.accessSync(spec.browserExecutable, fs.constants.X_OK);
@@ -549,8 +607,8 @@ const main = async () => {
 	const files = localizeMedia(timeline);
 
 	const tb = performance.now();
-	const {cached} = await ensureBundle(spec.bundleDir);
-	emit({event: 'bundle', seconds: seconds(tb), cached, dir: spec.bundleDir});
+	const {cached, dir: bundleDir} = await ensureBundle(spec.bundleRoot);
+	emit({event: 'bundle', seconds: seconds(tb), cached, dir: bundleDir});
 
 	state.server = await startServer(files);
 	const {port} = state.server.address();
@@ -575,7 +633,7 @@ const main = async () => {
 
 	const composition = await selectComposition({
 		...common,
-		serveUrl: spec.bundleDir,
+		serveUrl: bundleDir,
 		id: COMPOSITION_ID,
 		inputProps: timeline,
 		puppeteerInstance: state.browser,
@@ -594,7 +652,7 @@ const main = async () => {
 		const options = {
 			...common,
 			composition,
-			serveUrl: spec.bundleDir,
+			serveUrl: bundleDir,
 			inputProps: timeline,
 			codec: job.codec,
 			outputLocation: tmpOut,

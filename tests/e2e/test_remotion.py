@@ -4,6 +4,7 @@ rendered with both engines and compared structurally (Debian's Chromium; nothing
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from movie_assets.builder.render.presets import PRESETS
 from movie_assets.builder.render_revision import render_revision
 from movie_assets.interfaces import api
 from movie_assets.movie_files.movies import load_movie_request
-from resources.settings import RenderEngine, Settings, remotion_missing
+from resources.settings import RENDERER_DIR, RenderEngine, Settings, remotion_missing
 from tests.conftest import NO_FFPROBE, ffprobe, moviegen, real_part, small_request
 
 MISSING = remotion_missing()
@@ -86,6 +87,8 @@ def test_remotion_and_ffmpeg_draw_the_same_movie(home: Path, instance: dg.Dagste
                         "generate", movie, "--json")
     generated = json.loads(proc.stdout)
     assert proc.returncode == 0 and generated["failed"] == [] and generated["movie_video"], proc.stderr[-3000:]
+    # The bundle it rendered with is kept for every later render, named by what it is made from.
+    assert (remotion.bundle_root() / bundle_hash(RENDERER_DIR) / "index.html").is_file()
     # Its servers (the bundle's, the media's) listen on loopback only, never on the Dagster UI's port.
     assert listening and all(ip == "127.0.0.1" and port != 3000 for ip, port in listening), listening
     revision = api.history(instance, store, movie)[-1]
@@ -165,3 +168,28 @@ def test_remotion_renders_a_quality_and_a_dissolve_as_the_ffmpeg_engine_does(hom
         assert np.abs(mid[~shown] - pictures["a"][~shown]).mean() < 12, engine
         assert np.abs(f[23] - pictures["a"]).mean() < 6 and np.abs(f[47] - pictures["b"]).mean() < 6, engine
     assert psnr(decoded["remotion"][33], decoded["ffmpeg"][33]) > 25
+def bundle_hash(renderer: Path) -> str:
+    out = subprocess.run(["node", str(renderer / "render.mjs"), "--bundle-hash"], capture_output=True, text=True, check=True,
+                         timeout=60).stdout
+    return next(e["hash"] for e in map(json.loads, out.splitlines()) if e["event"] == "hash")
+
+
+def test_the_bundle_is_named_by_what_it_is_made_from(tmp_path: Path) -> None:
+    """Renders reuse one bundle across runs and homes (bundle_root()/<hash>): the hash is the same for the
+    same sources wherever they are, and changes with any edit of the composition, so a render never
+    uses a bundle of other sources."""
+    assert not MISSING, f"Remotion cannot render here: {MISSING}"
+    copy = tmp_path / "renderer"
+    copy.mkdir()
+    for name in ("src", "package.json", "package-lock.json", "render.mjs", "tsconfig.json"):
+        (shutil.copytree if (RENDERER_DIR / name).is_dir() else shutil.copy2)(RENDERER_DIR / name, copy / name)
+    (copy / "node_modules").symlink_to((RENDERER_DIR / "node_modules").resolve())
+    same = bundle_hash(RENDERER_DIR)
+    assert bundle_hash(copy) == same
+    movie = copy / "src" / "Movie.tsx"
+    movie.write_text(movie.read_text() + "\n// an edit\n")
+    assert bundle_hash(copy) != same
+    (copy / "src" / "Movie.tsx").write_text((RENDERER_DIR / "src" / "Movie.tsx").read_text())
+    assert bundle_hash(copy) == same
+    (copy / "package-lock.json").write_text((RENDERER_DIR / "package-lock.json").read_text() + "\n")
+    assert bundle_hash(copy) != same

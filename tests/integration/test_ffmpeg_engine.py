@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from movie_assets.builder.render import audio, layout
 from movie_assets.builder.render import ffmpeg_engine as eng
-from movie_assets.builder.render import layout
 from movie_assets.builder.render import media as render_media
 from movie_assets.builder.render.presets import PRESETS, Preset, output_size
 from tests.conftest import NO_FFPROBE, ffprobe, real_part
@@ -238,6 +238,48 @@ def test_soundtrack_ducks_music_under_narration(media: dict[str, str], tmp_path:
     assert after / outside == pytest.approx(1.0, rel=0.1)
     assert under * 1.2 < level(220, 1900, 2000) < outside * 0.8  # ramping down before the window
     assert level(1000, 2500, 4000) > 5 * level(1000, 500, 1500)  # narration only where it is placed
+
+
+def test_soundtrack_pieces_join_without_a_seam_and_an_edit_reencodes_only_its_piece(tmp_path: Path) -> None:
+    """The soundtrack is encoded in 10 s pieces on AAC's frame grid and joined by stream copy: the joins
+    are as clean as the rest, the length is exact, an edit under one piece re-encodes that piece alone
+    (the others come from the cache), and the result equals a render from scratch byte for byte. The
+    cache is keyed by the media's bytes: new music under the same path re-encodes every piece."""
+    tones = tmp_path / "tones"
+    tones.mkdir()
+    music, voice = tones / "music.mp3", tones / "voice.mp3"
+    run("-f", "lavfi", "-i", "sine=frequency=220:duration=30", "-ac", "2", str(music))
+    run("-f", "lavfi", "-i", "sine=frequency=1000:duration=3", str(voice))
+    narration = [{"id": "n", "type": "audio", "startMs": 12_000, "durationMs": 3000, "src": voice.as_uri(), "volume": 1.0}]
+    tl = timeline([], 30_000, narration=narration,
+                  music=[{"id": "m", "type": "audio", "startMs": 0, "durationMs": 30_000, "src": music.as_uri(), "volume": 0.35}])
+    cache = tmp_path / "cache"
+    assert audio.render_soundtrack(tl, resolver, tmp_path / "a.m4a", TEST, cache_dir=cache) == {"pieces": 3, "encoded": 3, "reused": 0}
+    assert render_media.probe(tmp_path / "a.m4a")["duration_ms"] == 30_000
+    x = decode_audio(tmp_path / "a.m4a")
+    assert len(x) == 30 * 48_000
+    want = audio._decode_audio(music, 30 * 48_000, 60).mean(axis=1) * 0.35
+    want[12 * 48_000:15 * 48_000] += audio._decode_audio(voice, 3 * 48_000, 60).mean(axis=1)
+    # The same mix encoded in one piece (as before pieces): the pieces differ from it by far less than
+    # the codec's own error, and no more at their joins than elsewhere.
+    stereo = np.repeat(want[:, None], 2, axis=1).astype("<f4")
+    subprocess.run([FF, "-v", "error", "-f", "f32le", "-ar", "48000", "-ac", "2", "-i", "pipe:0", "-c:a", "aac", "-b:a",
+                    TEST.audio_bitrate, str(tmp_path / "one.m4a")], input=stereo.tobytes(), check=True, timeout=60)
+    err = x - decode_audio(tmp_path / "one.m4a")
+    rms = lambda a: float(np.sqrt(np.mean(a**2)))
+    assert rms(err) < 0.1 * rms(want)
+    for join in (468 * 1024, 937 * 1024):  # the pieces' joins
+        assert rms(err[join - 1024:join + 1024]) < 3 * rms(err[join - 48_000:join + 48_000]) + 1e-4, join
+
+    narration[0]["volume"] = 0.5  # an edit under the second piece only
+    assert audio.render_soundtrack(tl, resolver, tmp_path / "b.m4a", TEST, cache_dir=cache) == {"pieces": 3, "encoded": 1, "reused": 2}
+    assert audio.render_soundtrack(tl, resolver, tmp_path / "c.m4a", TEST) == {"pieces": 3, "encoded": 3, "reused": 0}
+    assert (tmp_path / "b.m4a").read_bytes() == (tmp_path / "c.m4a").read_bytes()
+    y = decode_audio(tmp_path / "b.m4a")
+    assert rms(y[13 * 48_000:14 * 48_000]) < 0.75 * rms(x[13 * 48_000:14 * 48_000])  # the edit is heard
+
+    run("-y", "-f", "lavfi", "-i", "sine=frequency=330:duration=30", "-ac", "2", str(music))  # same path, new bytes
+    assert audio.render_soundtrack(tl, resolver, tmp_path / "d.m4a", TEST, cache_dir=cache)["encoded"] == 3
 
 
 def test_joined_chunks_equal_one_piece(media: dict[str, str], tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from movie_assets.builder.export import (
     to_otio,
 )
 from movie_assets.builder.recipes import RECIPES
-from movie_assets.builder.render.ffmpeg_engine import _duck_gain
+from movie_assets.builder.render.audio import _duck_gain
 from movie_assets.builder.render.layout import music_gain_points
 from movie_assets.builder.timeline import assemble_timeline, validate_timeline
 from movie_assets.domain.blueprint import NodeKey

@@ -8,7 +8,7 @@ Frames are composed directly as yuv420p planes and piped to ffmpeg, which runs l
 threads (composing and encoding overlap) and decodes video and audio sources.
 
 Chunks cover half-open frame ranges and are encoded with identical settings, each starting on a
-keyframe, so `join` concatenates them by stream copy. The soundtrack is mixed once in numpy.
+keyframe, so `join` concatenates them by stream copy. The soundtrack is audio.py's (pieces of AAC).
 Every ffmpeg child has its own temp folder, a deadline and its stderr in a file; outputs are written
 to a temp name beside the target and renamed, so a failed or killed render leaves nothing at `out`.
 """
@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from .layout import DUCK_RAMP_MS, clips_for_chunk, segment_chunks
+from .audio import SAMPLE_RATE, render_soundtrack
 from .layout import clip_span as _span
+from .layout import clips_for_chunk, segment_chunks
 from .layout import timeline_fps as _fps
 from .layout import total_frames as _total_frames
-from .layout import track_clips as _track
 from .layout import transition_in as _transition
 from .layout import visual_clips as _visuals
 from .media import Ffmpeg, MediaResolver, RenderError, atomic_output, join, resolve
@@ -40,7 +40,7 @@ from .presets import Preset, output_size
 # chunk is re-rendered with the new drawing (and none is reused from the build cache).
 ENGINE_VERSION = "2"  # 2: output sizes from the aspect ratio (a 480p timeline at 2160p is 3840 wide, not 3844)
 
-SAMPLE_RATE = 48_000
+__all__ = ["SAMPLE_RATE", "render_soundtrack"]  # the soundtrack is audio.py's, for both engines
 PLACEHOLDER_BG = (0x20, 0x21, 0x24)
 PLACEHOLDER_FG = (0xBD, 0xC1, 0xC6)
 CAPTION_FG = (255, 255, 255, 255)
@@ -491,67 +491,6 @@ def render_video_chunk(timeline: dict[str, Any], frames: tuple[int, int], media:
     finally:
         for layer in layers.values():
             layer.close()
-
-
-# --- audio ----------------------------------------------------------------------------------------
-
-
-def _decode_audio(path: Path, max_samples: int, timeout_s: float) -> np.ndarray:
-    """(n, 2) float32 samples at SAMPLE_RATE, at most max_samples of them."""
-    seconds = max_samples / SAMPLE_RATE + 0.1
-    with Ffmpeg(f"decode {path.name}", timeout_s) as dec:
-        dec.start(["-i", str(path), "-map", "0:a:0", "-vn", "-t", f"{seconds:.3f}", "-ac", "2",
-                   "-ar", str(SAMPLE_RATE), "-f", "f32le", "pipe:1"], stdout=True)
-        data = dec.read_all()
-        dec.finish()
-    return np.frombuffer(data, dtype="<f4").reshape(-1, 2)[:max_samples]
-
-
-def _duck_gain(clip: dict[str, Any], n: int) -> np.ndarray:
-    """Per-sample gain of a music clip: `volume`, down to each window's volume inside the window,
-    with linear ramps that end at the window start and start at the window end."""
-    volume = float(clip.get("volume", 1.0))
-    gain = np.full(n, volume, dtype=np.float32)
-    t0 = float(clip["startMs"])
-    per_ms = SAMPLE_RATE / 1000
-    for win in clip.get("ducking", []):
-        ws, we, duck = float(win["startMs"]), float(win["endMs"]), float(win["volume"])
-        lo = max(0, math.floor((ws - DUCK_RAMP_MS - t0) * per_ms))
-        hi = min(n, math.ceil((we + DUCK_RAMP_MS - t0) * per_ms) + 1)
-        if hi <= lo:
-            continue
-        t = t0 + np.arange(lo, hi, dtype=np.float64) / per_ms
-        weight = np.clip(np.minimum(t - (ws - DUCK_RAMP_MS), (we + DUCK_RAMP_MS) - t) / DUCK_RAMP_MS, 0.0, 1.0)
-        gain[lo:hi] = np.minimum(gain[lo:hi], volume + weight * (duck - volume))
-    return gain
-
-
-def render_soundtrack(timeline: dict[str, Any], media: MediaResolver, out: Path, preset: Preset, *,
-                      timeout_s: float = 300) -> None:
-    """Narration plus ducked music, mixed in numpy, as AAC in an .m4a exactly durationMs long."""
-    t_start = time.monotonic()
-    total = int(timeline["durationMs"]) * SAMPLE_RATE // 1000
-    mix = np.zeros((total, 2), dtype=np.float32)
-    clips = [(c, False) for c in _track(timeline, "narration")] + [(c, True) for c in _track(timeline, "music")]
-    for clip, is_music in clips:
-        if not clip.get("src"):
-            continue
-        start = int(clip["startMs"]) * SAMPLE_RATE // 1000
-        length = min(int(clip["durationMs"]) * SAMPLE_RATE // 1000, total - start)
-        if length <= 0:
-            continue
-        path = resolve(media, clip["src"])
-        left = max(1.0, timeout_s - (time.monotonic() - t_start))
-        data = _decode_audio(path, length, left)
-        gain = _duck_gain(clip, len(data)) if is_music else np.float32(clip.get("volume", 1.0))
-        mix[start:start + len(data)] += data * (gain[:, None] if is_music else gain)
-    np.clip(mix, -1.0, 1.0, out=mix)
-    left = max(1.0, timeout_s - (time.monotonic() - t_start))
-    with atomic_output(out) as part, Ffmpeg("encode soundtrack", left) as enc:
-        enc.start(["-f", "f32le", "-ar", str(SAMPLE_RATE), "-ac", "2", "-i", "pipe:0", "-c:a", "aac",
-                   "-b:a", preset.audio_bitrate, "-f", "mp4", str(part)], stdin=True)
-        enc.write(memoryview(mix).cast("B"))
-        enc.finish()
 
 
 # --- the whole movie in one piece (tests and comparisons; generations render through the graph) ---------

@@ -20,11 +20,12 @@ from typing import Any
 from PIL import Image
 
 from movie_assets.builder.context import Produced, RecipeContext
-from movie_assets.builder.render import ffmpeg_engine, layout, media, remotion
+from movie_assets.builder.render import audio, ffmpeg_engine, layout, media, remotion
 from movie_assets.builder.render.presets import PRESETS, Preset, output_size
 from movie_assets.builder.render.timelines import frame_of, partial_timeline, sources, with_local_sources
 from movie_assets.domain.blueprint import NodeKey
 from resources.runtime.media import jpeg_preview, run_ffmpeg
+from resources.runtime.paths import dagster_home
 from resources.runtime.scratch import scratch_dir
 from resources.settings import RenderEngine
 
@@ -89,15 +90,16 @@ async def _soundtrack(ctx: RecipeContext, key: NodeKey) -> Produced:
     preset = PRESETS[mix["preset"]]
     started = time.monotonic()
 
-    def render() -> bytes:
+    def render() -> tuple[bytes, dict[str, int]]:
         with scratch_dir("moviegen-sound-") as tmp:
             out = Path(tmp) / "soundtrack.m4a"
-            ffmpeg_engine.render_soundtrack(local, media.file_uri_resolver, out, preset)
-            return out.read_bytes()
+            counts = audio.render_soundtrack(local, media.file_uri_resolver, out, preset, cache_dir=audio_cache_dir())
+            return out.read_bytes(), counts
 
-    data = await ctx.local_work(render)
+    data, counts = await ctx.local_work(render)
     return Produced(data, "m4a", "audio/mp4", duration_ms=int(mix["durationMs"]),
-                    meta={"preset": preset.name, "render_seconds": round(time.monotonic() - started, 2)})
+                    meta={"preset": preset.name, "render_seconds": round(time.monotonic() - started, 2),
+                          "pieces_encoded": counts["encoded"], "pieces_reused": counts["reused"]})
 
 
 async def _movie_video(ctx: RecipeContext, key: NodeKey) -> Produced:
@@ -147,6 +149,11 @@ def poster(mp4: bytes, duration_ms: int) -> bytes:
     """A JPEG of the movie's frame at a third of its length (past any opening fade)."""
     png = run_ffmpeg(["-ss", f"{duration_ms / 3000:.3f}", "-i", "movie.mp4", "-frames:v", "1"], {"movie.mp4": mp4}, "poster.png")
     return jpeg_preview(Image.open(io.BytesIO(png)), box=320)
+
+
+def audio_cache_dir() -> Path:
+    """Where encoded soundtrack pieces are kept between renders (by the hash of what made them)."""
+    return dagster_home() / "cache" / "soundtrack-pieces"
 
 
 def _chunk_keys(ctx: RecipeContext) -> list[NodeKey]:

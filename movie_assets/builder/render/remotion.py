@@ -34,9 +34,17 @@ log = logging.getLogger("moviegen.render")
 MAX_TMP_CHARS = 108 - len("/moviegen-remotion-XXXXXX/.org.chromium.Chromium.XXXXXX/SingletonSocket")
 
 
-def bundle_dir() -> Path:
-    """Where the bundled composition is kept between renders (rebuilt when renderer/ changes)."""
-    return dagster_home() / "cache" / "remotion-bundle"
+def bundle_root() -> Path:
+    """Where bundles of the composition are kept, each in a folder named by the hash of what it is made
+    from (render.mjs: the sources, the locked and installed packages, Node's version): beside the
+    renderer's packages, so every render of this install reuses one bundle whatever its DAGSTER_HOME
+    (`make renderer` makes it), and it goes with them when they are reinstalled; under DAGSTER_HOME
+    when the packages' folder is read-only."""
+    modules = RENDERER_DIR / "node_modules"
+    cache = modules / ".cache"
+    if os.access(cache if cache.is_dir() else modules, os.W_OK):
+        return cache / "moviegen-bundles"
+    return dagster_home() / "cache" / "remotion-bundles"
 
 
 def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], Path]], preset: Preset, *,
@@ -56,7 +64,7 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
     jobs = {
         "timeline": str(workdir / "timeline.json"), "browserExecutable": chromium_path(),
         # One frame at a time per render: measured faster than two on 2 cores (Chromium and x264 share them).
-        "bundleDir": str(bundle_dir()), "concurrency": 1,
+        "bundleRoot": str(bundle_root()), "concurrency": 1,
         "jobs": [{"out": str(out), "frames": [a, b - 1], "codec": "h264", "muted": True, **_quality(preset),
                   "x264Preset": preset.x264_preset, "scale": 1} for (a, b), out in chunks],
     }
