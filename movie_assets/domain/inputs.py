@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 
 from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, OPTIONAL_READS, TAKE_INPUTS, TAKES, Blueprint, Level, NodeKey, expand
-from movie_assets.domain.request import MovieRequest, VisualMode
+from movie_assets.domain.request import MovieRequest, VideoMode, VisualMode
 
 INPUT_NAMES: tuple[str, ...] = tuple(INPUTS)
 
@@ -56,6 +56,8 @@ def is_default_read(name: str, value: dict) -> bool:
     segment that carries the look."""
     if name in TAKE_INPUTS:
         return not value.get("take")
+    if name == "video_mode":
+        return not value.get("text")
     return name == "shot_look" and not value.get("off_look")
 
 
@@ -124,6 +126,9 @@ def input_values(request: MovieRequest, name: str, segment: int | None = None, i
         "image_prompt_override": lambda: {"image_prompt": o.image_prompts.get(image) if o and image is not None else None},
         "look_override": lambda: {"look": request.look.model_dump(exclude_none=True) if request.look else None},
         "shot_look": lambda: {"off_look": bool(o and o.look is False)},
+        # The clip takes the text too (TI2V) when asked (text_and_image) or allowed (auto); which call auto
+        # makes then follows from the routed model, part of the clip's code version.
+        "video_mode": lambda: {"text": request.video_mode_of(segment or 0) in (VideoMode.text_and_image, VideoMode.auto)},
         "music_take": lambda: {"take": request.music_take or 0},
         "audio_take": lambda: {"take": (o.audio_take if o else None) or 0},
         "clip_take": lambda: {"take": (o.clip_take if o else None) or 0},

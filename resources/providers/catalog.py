@@ -12,3 +12,4 @@ PROVIDER_MODELS: dict[str, dict[ProviderKind, str]] = {
     "replicate": {ProviderKind.images: "black-forest-labs/flux-schnell", ProviderKind.video: "minimax/video-01",
                   ProviderKind.music: "meta/musicgen", ProviderKind.speech: "jaaari/kokoro-82m"},
 }
+
