@@ -150,7 +150,7 @@ def video_call(wanted: VideoMode, size: str, direction: str, model_modes: frozen
     if wanted is VideoMode.text_and_image:
         return TI2V
     if (wanted is VideoMode.auto and direction.strip() and size in TI2V_SIZES and TI2V in model_modes
-            and size in model_sizes):
+            and any(int(s.removesuffix("p")) >= int(size.removesuffix("p")) for s in model_sizes)):
         return TI2V
     return I2V
 

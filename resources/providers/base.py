@@ -347,11 +347,15 @@ class ImageProvider(abc.ABC):
         that does not ignores them and says so in ``Media.extra["references"]``)."""
 
 
+def _lines(size: str) -> int:
+    return int(size.removesuffix("p"))
+
+
 @dataclass(frozen=True)
 class VideoCapability:
     """What a video model can make (its row in a provider's catalog): the calls (``t2v``, ``i2v``, ``ti2v``),
-    the frame sizes it serves (short side: ``480p``...; it makes the largest and the client conforms the
-    clip down), the clip lengths it makes (s; a segment's 10 s is reached by holding the last frame, up to
+    the frame sizes it makes (short side: ``480p``...; a smaller frame gets the clip conformed down, a
+    larger one is refused), the clip lengths it makes (s; a segment's 10 s is reached by holding the last frame, up to
     ``max_hold_s`` more), and whether it takes a seed (else a new take is simply a new call) or reference
     pictures. A request it cannot serve is refused before any call (builder/preflight.py, and the client)."""
 
@@ -367,7 +371,7 @@ class VideoCapability:
         names = {"t2v": "text-to-video", "i2v": "image-to-video", "ti2v": "text+image-to-video (TI2V)"}
         if call not in self.modes:
             return (f"{model} cannot make {names[call]}; it makes {', '.join(names[m] for m in sorted(self.modes))}")
-        if size not in self.sizes:
+        if _lines(size) > max(_lines(s) for s in self.sizes):  # smaller frames: the clip is conformed down
             return f"{model} cannot make {size} clips; it makes {', '.join(self.sizes)}"
         if seconds - max(self.seconds) > self.max_hold_s:
             return (f"{model} makes clips of {', '.join(f'{s} s' for s in self.seconds)}: a {seconds} s clip would hold its "

@@ -12,4 +12,3 @@ PROVIDER_MODELS: dict[str, dict[ProviderKind, str]] = {
     "replicate": {ProviderKind.images: "black-forest-labs/flux-schnell", ProviderKind.video: "minimax/video-01",
                   ProviderKind.music: "meta/musicgen", ProviderKind.speech: "jaaari/kokoro-82m"},
 }
-
