@@ -1,7 +1,8 @@
 """Pre-flight: what would make a generation's calls fail for sure, found before any money is spent.
 
 For every producer a plan calls: its provider's key is set, and the routed model can do what the
-request asks (the frame's aspect ratio, the voice in the language). Run by ``moviegen plan`` and at
+request asks (the frame's aspect ratio, the voice in the language, each video segment's mode at the
+frame's size and length: the video model's capability table). Run by ``moviegen plan`` and at
 the start of every generation; the same checks the provider clients make before each call.
 """
 
@@ -12,8 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from movie_assets.domain.blueprint import ProviderKind
-from movie_assets.domain.request import MovieRequest
+from movie_assets.domain.request import SEGMENT_SECONDS, T2V, MovieRequest, VisualMode, video_call
 from resources.providers.base import ErrorCategory, ProviderError, describe_failure
+from resources.providers.capabilities import video_capability
 from resources.providers.offline import espeak
 from resources.providers.voices import ESPEAK, offline_voice
 from resources.settings import PRODUCER_KINDS, Route
@@ -38,9 +40,36 @@ def _client(provider: str, kind: ProviderKind, model: str, params: dict[str, Any
     return classes[kind](None, model, params)
 
 
+_VIDEO_PRODUCERS = {"TextToVideoProducer": VisualMode.video_by_text, "ImageToVideoProducer": VisualMode.video_by_image}
+
+
+def check_video(producer: str, route: Route, request: MovieRequest) -> None:
+    """Every segment this video producer makes can be made by the routed model (its capability table):
+    the call its mode asks (an ``auto`` segment's as it would be decided), the frame's size, the length.
+    A model the catalog does not know is not checked."""
+    capability = video_capability(route.provider, route.model)
+    if capability is None:
+        return
+    size = request.picture_size.value
+    for segment in range(request.segment_count):
+        if request.mode(segment) is not _VIDEO_PRODUCERS[producer]:
+            continue
+        wanted = request.video_mode_of(segment)
+        call = T2V if producer == "TextToVideoProducer" else video_call(wanted, size, "a prompt", capability.modes,
+                                                                         frozenset(capability.sizes))
+        problem = capability.problem(route.model, call, size, SEGMENT_SECONDS)
+        if problem:
+            raise ProviderError(f"segment {segment} (video_mode {wanted.value}, size {size}): {problem}", provider=route.provider,
+                                category=ErrorCategory.configuration,
+                                suggestion=f"route {producer} to a model that makes it (MOVIEGEN_PROVIDERS; docs/providers.md "
+                                           "lists what each video model makes), or change the request (video_mode, size)")
+
+
 def _check(producer: str, route: Route, params: dict[str, Any], request: MovieRequest, env: Mapping[str, str]) -> None:
     kind = PRODUCER_KINDS[producer]
     width, height = request.frame
+    if producer in _VIDEO_PRODUCERS:
+        check_video(producer, route, request)
     if route.provider == "offline":
         if kind is ProviderKind.speech:
             # The request's voice and language: a language with no offline voice, or eSpeak NG missing.

@@ -20,7 +20,17 @@ from movie_assets.domain import look as looks
 from movie_assets.domain import prompts
 from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
 from movie_assets.domain.inputs import take_of
-from movie_assets.domain.request import MAX_FACTS, SEGMENT_MS, SEGMENT_SECONDS, VisualMode, source_kind, topic_of
+from movie_assets.domain.request import (
+    I2V,
+    MAX_FACTS,
+    SEGMENT_MS,
+    SEGMENT_SECONDS,
+    TI2V,
+    VisualMode,
+    source_kind,
+    topic_of,
+    video_call,
+)
 from movie_assets.domain.words import estimated, onto_text, script_words
 from resources.providers.base import (
     DirectionPrompt,
@@ -35,6 +45,7 @@ from resources.providers.base import (
     Script,
     research_problems,
 )
+from resources.providers.capabilities import video_capability
 
 
 def _seed(ctx: RecipeContext, key: NodeKey) -> dict[str, int]:
@@ -389,14 +400,33 @@ async def _starting_image(ctx: RecipeContext, key: NodeKey) -> Produced:
     return Produced.media(media, prompt, **_take(ctx, key))
 
 
+def clip_call(ctx: RecipeContext, segment: int, direction: str) -> str:
+    """The call an image-to-video segment's clip makes: ``ti2v`` or ``i2v`` (request.video_call: the mode
+    asked, the size, whether there is a prompt, and what the routed model makes)."""
+    client = ctx.video("ImageToVideoProducer")
+    capability = video_capability(getattr(client, "name", ""), getattr(client, "model", ""))
+    modes, sizes = (capability.modes, frozenset(capability.sizes)) if capability else (frozenset(), frozenset())
+    r = ctx.request
+    return video_call(r.video_mode_of(segment), r.picture_size.value, direction, modes, sizes)
+
+
 async def _i2v_clip(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
-    direction = (await ctx.need(NodeKey("image_to_video_prompt", key.segment)))["direction"]
+    assert key.segment is not None
+    value = await ctx.need(NodeKey("image_to_video_prompt", key.segment))
+    direction = value["direction"]
     image = await ctx.need_bytes(NodeKey("starting_image", key.segment))
     w, h = r.frame
-    media = await ctx.video("ImageToVideoProducer").image_to_video(image, direction, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key),
-                                                                   **_seed(ctx, key))
-    return Produced.media(media, direction, **_take(ctx, key))
+    video = ctx.video("ImageToVideoProducer")
+    if clip_call(ctx, key.segment, direction) == TI2V:
+        # TI2V: the text is the whole shot, what the starting image shows and how it moves, with the look.
+        text = f"{value['starting_image_prompt']} {direction}"
+        media = await video.text_image_to_video(image, text, style=r.image_style.value, width=w, height=h, seconds=SEGMENT_SECONDS,
+                                                label=_label(ctx, key), **_seed(ctx, key))
+        return Produced.media(media, text, video_mode=TI2V, **_take(ctx, key))
+    media = await video.image_to_video(image, direction, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key),
+                                       **_seed(ctx, key))
+    return Produced.media(media, direction, video_mode=I2V, **_take(ctx, key))
 
 
 async def _segment_visuals(ctx: RecipeContext, key: NodeKey) -> Produced:

@@ -145,7 +145,11 @@ INPUTS: dict[str, InputDecl] = {
                   "render preset (resolution, frame rate and bitrate)"),
         InputDecl("music_override", Level.movie, ("music_prompt",), "music prompt override"),
         InputDecl("narration_override", Level.segment, ("segments.i.narration",), "narration override"),
-        InputDecl("segment_layout", Level.segment, ("use_video", "is_image_to_video", "images_per_segment"), "visual mode and image count of the segment"),
+        InputDecl("segment_layout", Level.segment, ("use_video", "is_image_to_video", "video_mode", "images_per_segment"),
+                  "visual mode and image count of the segment"),
+        # Left out of what a clip read while it asks for plain image-to-video (as before video modes existed).
+        InputDecl("video_mode", Level.segment, ("video_mode", "segments.i.video_mode"),
+                  "whether an image-to-video clip takes the text too (TI2V: text_and_image, or auto)"),
         InputDecl("direction_override", Level.segment, ("segments.i.movie_direction_prompt",), "movie direction prompt override"),
         InputDecl("starting_image_override", Level.segment, ("segments.i.starting_image_prompt",), "starting image prompt override"),
         InputDecl("image_prompt_override", Level.image, ("segments.i.image_prompts.j",), "image prompt override"),
@@ -177,7 +181,7 @@ TAKE_INPUTS = frozenset(TAKES.values())
 # What a partition reads only in some requests, and leaves out of its input versions when it does not:
 # takes at 0, a segment that carries the look, the look (or research) of a movie made without one. Versions recorded
 # before these existed stay valid.
-OPTIONAL_READS = TAKE_INPUTS | {"shot_look", "look", "research"}
+OPTIONAL_READS = TAKE_INPUTS | {"shot_look", "look", "research", "video_mode"}
 
 _VISUAL_ARTIFACTS = ("segment_image", "text_to_video_clip", "image_to_video_clip")
 
@@ -265,8 +269,8 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
                      ("style", "frame", "starting_image_take"), "png", "StartingImage of an image-to-video segment", check=_FRAME,
                      placeholder=True),
         ArtifactDecl("image_to_video_clip", Level.segment, "VideoByImage", "ImageToVideoProducer",
-                     ("starting_image", "image_to_video_prompt"), ("style", "frame", "clip_take"), "mp4",
-                     "SegmentVideo animated from the starting image", check=_CLIP, placeholder=True),
+                     ("starting_image", "image_to_video_prompt"), ("style", "frame", "clip_take", "video_mode"), "mp4",
+                     "SegmentVideo animated from the starting image (I2V), or made from it and the text (TI2V)", check=_CLIP, placeholder=True),
         ArtifactDecl("segment_visuals", Level.segment, "Assembly", None, _VISUAL_ARTIFACTS, ("segment_layout",), "json",
                      "The visual clips of one segment, in order (aggregates up to 5 images so the timeline reads at "
                      "most 30 partitions)", tolerant=True),

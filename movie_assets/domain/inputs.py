@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 
 from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, OPTIONAL_READS, TAKE_INPUTS, TAKES, Blueprint, Level, NodeKey, expand
-from movie_assets.domain.request import DEFAULT_FPS, MovieRequest, VisualMode
+from movie_assets.domain.request import DEFAULT_FPS, MovieRequest, VideoMode, VisualMode
 
 INPUT_NAMES: tuple[str, ...] = tuple(INPUTS)
 
@@ -56,6 +56,8 @@ def is_default_read(name: str, value: dict) -> bool:
     segment that carries the look."""
     if name in TAKE_INPUTS:
         return not value.get("take")
+    if name == "video_mode":
+        return not value.get("text")
     return name == "shot_look" and not value.get("off_look")
 
 
@@ -129,6 +131,9 @@ def input_values(request: MovieRequest, name: str, segment: int | None = None, i
         "sources": lambda: {"sources": list(request.sources)},
         "research_override": lambda: {"facts": {str(i): text for i, text in sorted(request.facts.items())}},
         "shot_look": lambda: {"off_look": bool(o and o.look is False)},
+        # The clip takes the text too (TI2V) when asked (text_and_image) or allowed (auto); which call auto
+        # makes then follows from the routed model, part of the clip's code version.
+        "video_mode": lambda: {"text": request.video_mode_of(segment or 0) in (VideoMode.text_and_image, VideoMode.auto)},
         "music_take": lambda: {"take": request.music_take or 0},
         "audio_take": lambda: {"take": (o.audio_take if o else None) or 0},
         "clip_take": lambda: {"take": (o.clip_take if o else None) or 0},

@@ -165,6 +165,37 @@ class VisualMode(enum.StrEnum):
     video_by_image = "video_by_image"
 
 
+class VideoMode(enum.StrEnum):
+    """How a video segment is made, as the request asks: ``text`` (text-to-video), ``image`` (a generated
+    starting image animated: image-to-video), ``text_and_image`` (the starting image and the full text
+    prompt together: TI2V, 480p or 720p only), or ``auto`` (docs/request.md, Video modes: TI2V when the
+    segment has a starting image and a prompt and the model makes TI2V at the frame's size, else I2V,
+    else T2V)."""
+
+    auto = "auto"
+    text = "text"
+    image = "image"
+    text_and_image = "text_and_image"
+
+
+# The calls a video model can be asked for (its capability table lists the ones it makes).
+T2V, I2V, TI2V = "t2v", "i2v", "ti2v"
+TI2V_SIZES = ("480p", "720p")  # what a text+image-to-video clip is made at
+
+
+def video_call(wanted: VideoMode, size: str, direction: str, model_modes: frozenset[str] | set[str],
+               model_sizes: frozenset[str] | set[str]) -> str:
+    """The call an image-subgraph clip makes (``i2v`` or ``ti2v``): ``text_and_image`` asks for TI2V (what
+    cannot be is refused before any call); ``auto`` takes TI2V when there is a prompt (``direction``), the
+    size is 480p/720p and the routed model makes TI2V at it, else I2V."""
+    if wanted is VideoMode.text_and_image:
+        return TI2V
+    if (wanted is VideoMode.auto and direction.strip() and size in TI2V_SIZES and TI2V in model_modes
+            and any(int(s.removesuffix("p")) >= int(size.removesuffix("p")) for s in model_sizes)):
+        return TI2V
+    return I2V
+
+
 def frame_size(size: Size, aspect_ratio: AspectRatio) -> tuple[int, int]:
     """Pixel width and height: the short side is the size's line count, both sides even."""
     short = int(size.value.removesuffix("p"))
@@ -248,6 +279,7 @@ class SegmentOverrides(BaseModel):
     narration: str | None = Field(default=None, min_length=1, max_length=1000)
     use_video: StrictBool | None = None
     is_image_to_video: StrictBool | None = None
+    video_mode: VideoMode | None = None  # wins over is_image_to_video (of the segment and the movie)
     starting_image_prompt: str | None = Field(default=None, min_length=1, max_length=2000)
     movie_direction_prompt: str | None = Field(default=None, min_length=1, max_length=2000)
     image_prompts: dict[int, Annotated[str, Field(max_length=2000)]] = Field(default_factory=dict)
@@ -301,6 +333,8 @@ class MovieRequest(BaseModel):
     emotion: str | None = Field(default=None, max_length=64)
     use_video: StrictBool = False
     is_image_to_video: StrictBool = False
+    # How video segments are made (none: is_image_to_video says, image or text); docs/request.md, Video modes.
+    video_mode: VideoMode | None = None
     images_per_segment: StrictInt = Field(default=3, ge=1, le=MAX_IMAGES_PER_SEGMENT)
     image_style: ImageStyle = ImageStyle.cinematic
     # The pictures' size (none: the quality's, else 720p); given with a quality, it must be the quality's.
@@ -371,6 +405,7 @@ class MovieRequest(BaseModel):
         problems += self._image_to_video_problems()
         problems += self._quality_problems()
         problems += self._research_problems()
+        problems += self._video_mode_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -416,6 +451,40 @@ class MovieRequest(BaseModel):
                                 f"allowed: together with segments.{index}.use_video: true (or use_video: true)")
         return problems
 
+    def _video_mode_problems(self) -> list[str]:
+        """``video_mode`` set where no video is made is refused (as ``is_image_to_video``); given with
+        ``is_image_to_video`` at the same level, they must agree; TI2V is made at 480p or 720p only."""
+        problems = []
+        segments = range(self.segment_count)
+        uses_video = {i: self.use_video if self.overrides(i).use_video is None else bool(self.overrides(i).use_video)
+                      for i in segments}
+        if self.video_mode is not None and not any(uses_video.values()):
+            problems.append(f"video_mode: {self.video_mode.value}, but no segment uses video; allowed: together with "
+                            "use_video: true (or segments.N.use_video: true), else remove video_mode")
+        # is_image_to_video true says image (or text and image), false says text; the movie's false is its
+        # default (stored requests carry it) and says nothing.
+        levels = [("", self.video_mode, True if self.is_image_to_video else None)]
+        levels += [(f"segments.{i}.", o.video_mode, o.is_image_to_video) for i, o in sorted(self.segments.items())]
+        for prefix, mode, i2v in levels:
+            if mode is None or i2v is None or mode is VideoMode.auto:
+                continue
+            if (mode is VideoMode.text) == i2v:
+                problems.append(f"{prefix}video_mode: {mode.value} with {prefix}is_image_to_video: {str(i2v).lower()}; "
+                                f"allowed: one of them (video_mode wins: remove {prefix}is_image_to_video)")
+        for index, overrides in sorted(self.segments.items()):
+            if overrides.video_mode is not None and index in uses_video and not uses_video[index]:
+                problems.append(f"segments.{index}.video_mode: {overrides.video_mode.value}, but segment {index} does not use "
+                                f"video; allowed: together with segments.{index}.use_video: true (or use_video: true)")
+        if self.picture_size.value not in TI2V_SIZES:
+            ti2v = [i for i in segments if uses_video[i] and self.video_mode_of(i) is VideoMode.text_and_image]
+            if ti2v:
+                where = "video_mode" if self.video_mode is VideoMode.text_and_image and all(
+                    self.overrides(i).video_mode is None for i in ti2v) else f"segments.{ti2v[0]}.video_mode"
+                problems.append(f"{where}: text_and_image (TI2V) is made at {' or '.join(TI2V_SIZES)} only, but size is "
+                                f"{self.picture_size.value}; allowed: size {' or '.join(TI2V_SIZES)}, or video_mode auto, image or text "
+                                f"(segments {', '.join(str(i) for i in ti2v)})")
+        return problems
+
     @property
     def segment_count(self) -> int:
         """Number of 10 s segments."""
@@ -458,13 +527,33 @@ class MovieRequest(BaseModel):
         """Whether this segment's visual prompts carry the movie's look."""
         return self.consistent_look and self.overrides(segment).look is not False
 
+    def video_mode_of(self, segment: int) -> VideoMode:
+        """The video mode the request asks of a segment: its own ``video_mode``, else its own
+        ``is_image_to_video``, else the movie's ``video_mode``, else the movie's ``is_image_to_video``."""
+        o = self.overrides(segment)
+        for mode, i2v in ((o.video_mode, o.is_image_to_video), (self.video_mode, self.is_image_to_video)):
+            if mode is not None:
+                return mode
+            if i2v is not None:
+                return VideoMode.image if i2v else VideoMode.text
+        return VideoMode.text
+
+    def has_starting_image(self, segment: int) -> bool:
+        """Whether the segment gives a starting image (``starting_image_prompt``): ``auto`` then builds it."""
+        return self.overrides(segment).starting_image_prompt is not None
+
     def mode(self, segment: int) -> VisualMode:
+        """The segment's visual branch: ``image`` and ``text_and_image`` share the image-to-video one (a
+        starting image, a prompt, a clip: the clip's call differs); ``auto`` takes it when the segment
+        gives a starting image, else text-to-video."""
         o = self.overrides(segment)
         use_video = self.use_video if o.use_video is None else o.use_video
-        i2v = self.is_image_to_video if o.is_image_to_video is None else o.is_image_to_video
         if not use_video:
             return VisualMode.image_only
-        return VisualMode.video_by_image if i2v else VisualMode.video_by_text
+        wanted = self.video_mode_of(segment)
+        if wanted is VideoMode.auto:
+            return VisualMode.video_by_image if self.has_starting_image(segment) else VisualMode.video_by_text
+        return VisualMode.video_by_text if wanted is VideoMode.text else VisualMode.video_by_image
 
     def to_document(self) -> dict[str, Any]:
         """The request as plain JSON data, in the file format users write."""
@@ -509,6 +598,7 @@ def _allowed(loc: tuple[Any, ...]) -> str:
         "render_preset": RenderPreset,
         "quality": Quality,
         "strategy": Strategy,
+        "video_mode": VideoMode,
     }
     if field in enums:
         return "allowed: " + ", ".join(e.value for e in enums[field])

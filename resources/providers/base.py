@@ -404,6 +404,38 @@ class ImageProvider(abc.ABC):
         that does not ignores them and says so in ``Media.extra["references"]``)."""
 
 
+def _lines(size: str) -> int:
+    return int(size.removesuffix("p"))
+
+
+@dataclass(frozen=True)
+class VideoCapability:
+    """What a video model can make (its row in a provider's catalog): the calls (``t2v``, ``i2v``, ``ti2v``),
+    the frame sizes it makes (short side: ``480p``...; a smaller frame gets the clip conformed down, a
+    larger one is refused), the clip lengths it makes (s; a segment's 10 s is reached by holding the last frame, up to
+    ``max_hold_s`` more), and whether it takes a seed (else a new take is simply a new call) or reference
+    pictures. A request it cannot serve is refused before any call (builder/preflight.py, and the client)."""
+
+    modes: frozenset[str]
+    sizes: tuple[str, ...]
+    seconds: tuple[int, ...]
+    seed: bool = False
+    references: bool = False
+    max_hold_s: int = 10
+
+    def problem(self, model: str, call: str, size: str, seconds: int) -> str | None:
+        """Why ``model`` cannot make this clip (None: it can)."""
+        names = {"t2v": "text-to-video", "i2v": "image-to-video", "ti2v": "text+image-to-video (TI2V)"}
+        if call not in self.modes:
+            return (f"{model} cannot make {names[call]}; it makes {', '.join(names[m] for m in sorted(self.modes))}")
+        if _lines(size) > max(_lines(s) for s in self.sizes):  # smaller frames: the clip is conformed down
+            return f"{model} cannot make {size} clips; it makes {', '.join(self.sizes)}"
+        if seconds - max(self.seconds) > self.max_hold_s:
+            return (f"{model} makes clips of {', '.join(f'{s} s' for s in self.seconds)}: a {seconds} s clip would hold its "
+                    f"last frame over {self.max_hold_s} s")
+        return None
+
+
 class VideoProvider(abc.ABC):
     name: str
 
@@ -415,7 +447,13 @@ class VideoProvider(abc.ABC):
     @abc.abstractmethod
     async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str,
                              seed: int = 0) -> Media:
-        """A clip of ``seconds`` animating ``image`` (``seed``: the take)."""
+        """A clip of ``seconds`` animating ``image`` (``seed``: the take); ``prompt`` directs the motion."""
+
+    @abc.abstractmethod
+    async def text_image_to_video(self, image: bytes, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str,
+                                  seed: int = 0) -> Media:
+        """TI2V: a clip of ``seconds`` made from ``image`` and the text ``prompt`` together (both needed: an
+        empty prompt is refused), at 480p or 720p (``seed``: the take)."""
 
 
 class MusicProvider(abc.ABC):

@@ -171,3 +171,37 @@ def test_a_prediction_that_cannot_be_read_or_an_unreachable_replicate(server: Fa
         asyncio.run(CALLS["images"][2](unreachable))
     assert (e.value.category, e.value.retryable) == (ErrorCategory.outage, True)
     assert str(e.value) == f"cannot reach Replicate at {closed} after 1 retry: All connection attempts failed"
+
+
+def test_ti2v_sends_the_image_and_the_text_and_what_a_model_cannot_make_is_refused_before_any_call(
+        server: FakeReplicate) -> None:
+    wan = ReplicateVideo(session(server), "wan-video/wan-2.2-5b-fast")
+    clip = asyncio.run(wan.text_image_to_video(b"\x89PNG-start", "a steam train on a bridge, slow push-in", style="anime",
+                                               width=854, height=480, seconds=10, label="x", seed=2))
+    assert mp4_info(clip.data) == (854, 480, 10000) and clip.extra["video_call"] == "ti2v"
+    (path, body), = server.creates()
+    assert path == "/v1/models/wan-video/wan-2.2-5b-fast/predictions"
+    sent = body["input"]
+    assert sent["image"].startswith("data:image/png;base64,") and sent["prompt"].startswith("a steam train on a bridge")
+    assert (sent["resolution"], sent["seed"]) == ("480p", 2)  # wan takes a seed: the take
+    before = len(server.requests)
+    for call, message in [
+        (lambda: wan.image_to_video(b"\x89PNG", "pan", width=854, height=480, seconds=10, label="x"),
+         "wan-video/wan-2.2-5b-fast cannot make image-to-video; it makes text-to-video, text[+]image-to-video"),
+        (lambda: wan.text_image_to_video(b"\x89PNG", "a train", style="anime", width=1920, height=1080, seconds=10, label="x"),
+         "cannot make 1080p clips; it makes 480p, 720p"),
+        (lambda: wan.text_image_to_video(b"\x89PNG", " ", style="anime", width=854, height=480, seconds=10, label="x"),
+         "needs both a prompt and an image"),
+        (lambda: ReplicateVideo(session(server)).text_to_video("x", style="anime", width=1280, height=720, seconds=30, label="x"),
+         "minimax/video-01 makes clips of 6 s: a 30 s clip would hold its last frame over 10 s"),
+    ]:
+        with pytest.raises(ProviderError, match=message) as e:
+            asyncio.run(call())
+        assert e.value.category in (ErrorCategory.configuration, ErrorCategory.bad_input)
+    assert len(server.requests) == before  # refused before any call
+    # minimax takes no seed: a take is a new call, and the clip says so.
+    minimax = asyncio.run(ReplicateVideo(session(server)).text_image_to_video(
+        b"\x89PNG-start", "a train", style="anime", width=1280, height=720, seconds=10, label="x", seed=3))
+    sent = server.creates()[-1][1]["input"]
+    assert "seed" not in sent and sent["first_frame_image"].startswith("data:image/png;base64,")
+    assert minimax.extra["seed"] == "not taken by minimax/video-01: a new call"

@@ -74,6 +74,30 @@ def test_video_clips_are_ten_seconds_at_the_requested_size() -> None:
     assert mp4_info(animated.data) == (640, 480, 10000)
 
 
+def _frame_at(mp4: bytes, seconds: float) -> np.ndarray:
+    png = run_ffmpeg(["-ss", str(seconds), "-i", "in.mp4", "-frames:v", "1"], {"in.mp4": mp4}, "f.png")
+    return np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
+
+
+def test_a_ti2v_clip_starts_on_the_image_and_ends_on_the_text() -> None:
+    """Text+image-to-video takes both: the clip opens on the starting image (as image-to-video does) and
+    ends on the picture of the text, which image-to-video never shows; without a prompt it is refused."""
+    video = OfflineVideo()
+    still = asyncio.run(OfflineImages().generate("a red barn at dawn", style="cinematic", width=640, height=360, label="s"))
+    text = "a steam train crossing a bridge"
+    ti2v = asyncio.run(video.text_image_to_video(still.data, text, style="cinematic", width=640, height=360, seconds=10, label="t"))
+    i2v = asyncio.run(video.image_to_video(still.data, text, width=640, height=360, seconds=10, label="t"))
+    assert mp4_info(ti2v.data) == (640, 360, 10000)
+    assert np.abs(_frame_at(ti2v.data, 0.5) - _frame_at(i2v.data, 0.5)).mean() < 2  # the same start: the image...
+    # ...and ends on the picture of the text, moving as that picture would (its motion starts at the dissolve, 5 s in)
+    picture = asyncio.run(video.image_to_video(draw_picture(text, "cinematic", 640, 360, "t")[0], text, width=640, height=360,
+                                               seconds=10, label="t"))
+    end = _frame_at(ti2v.data, 9.9)
+    assert np.abs(end - _frame_at(picture.data, 4.9)).mean() < 4 < np.abs(end - _frame_at(i2v.data, 9.9)).mean()
+    with pytest.raises(ProviderError, match="needs both a prompt and an image"):
+        asyncio.run(video.text_image_to_video(still.data, "  ", style="cinematic", width=640, height=360, seconds=10, label="t"))
+
+
 def test_music_bed_lasts_the_movie() -> None:
     media = asyncio.run(OfflineMusic().generate("calm piano", seconds=40))
     assert abs(mp3_duration_ms(media.data) - 40000) < 200

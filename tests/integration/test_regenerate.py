@@ -437,3 +437,42 @@ def test_a_cut_cache_copy_is_not_promised_as_free(instance: dg.DagsterInstance, 
     assert planned.provider_calls == {"TextToImageProducer": 1}
     assert api.generate(instance, store, movie).provider_calls == planned.provider_calls
     assert local_file(load_state(instance, movie, [key]).records[key].uri).stat().st_size == original.metadata["bytes"]
+
+
+def test_switching_a_segment_between_i2v_and_ti2v_rebuilds_its_clip_and_what_reads_it(
+        instance: dg.DagsterInstance, store, movie: str) -> None:
+    """Image-to-video and text+image-to-video share the segment's prompt and starting image: switching
+    between them rebuilds exactly the clip (one call: the other kind) and what reads it; auto, with a
+    starting image given and a model that makes TI2V at 480p, is TI2V (nothing to rebuild)."""
+    clip = NodeKey("image_to_video_clip", 1)
+    assert api.edit(instance, store, movie, [("segments.1.use_video", True), ("segments.1.video_mode", "image")]).changes
+    made = api.generate(instance, store, movie)
+    assert made.success and made.provider_calls == {"ImageToVideoPromptProducer": 1, "StartingImageProducer": 1,
+                                                    "ImageToVideoProducer": 1}
+    i2v = load_state(instance, movie, [clip]).records[clip]
+    assert i2v.metadata["video_mode"] == "i2v"
+    nodes = expand(load_movie_request(store, movie)).nodes
+
+    assert api.edit(instance, store, movie, [("segments.1.video_mode", "text_and_image")]).changes
+    assert stale_nodes(instance, movie, nodes) == [clip]  # Dagster agrees: the clip alone read the mode
+    planned = api.plan(instance, store, movie)
+    items = {i.node: (i.reason, i.cause) for i in planned.items}
+    assert items.pop("image_to_video_clip[01]") == ("stale", "changed: video_mode")
+    assert planned.provider_calls == {"ImageToVideoProducer": 1}
+    assert all(reason == "upstream" for reason, _ in items.values()) and "segment_visuals[01]" in items
+    assert not any(n.startswith(("starting_image", "image_to_video_prompt", "segment_visuals[00]")) for n in items)
+    made = api.generate(instance, store, movie)
+    assert made.success and made.provider_calls == {"ImageToVideoProducer": 1}
+    ti2v = load_state(instance, movie, [clip]).records[clip]
+    assert ti2v.metadata["video_mode"] == "ti2v" and ti2v.version != i2v.version
+    assert api.generate(instance, store, movie).provider_calls == {}
+
+    # auto: the segment gives a starting image (its prompt); the offline model makes TI2V at 480p.
+    assert api.edit(instance, store, movie, [("segments.1.video_mode", "auto"),
+                                             ("segments.1.starting_image_prompt", "a lone cannon on a hill")]).changes
+    planned = api.plan(instance, store, movie)
+    assert planned.provider_calls == {"StartingImageProducer": 1, "ImageToVideoProducer": 1}
+    made = api.generate(instance, store, movie)
+    assert made.success and made.provider_calls == planned.provider_calls
+    assert load_state(instance, movie, [clip]).records[clip].metadata["video_mode"] == "ti2v"
+    assert api.plan(instance, store, movie).items == []

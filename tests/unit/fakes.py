@@ -242,6 +242,14 @@ class FakeVideo(_Fake, VideoProvider):
         return Media(self.salted(f"mp4:i2v:{digest}:{prompt}").encode(), "mp4", "video/mp4", call,
                      width=width, height=height, duration_ms=seconds * 1000)
 
+    async def text_image_to_video(self, image: bytes, prompt: str, *, style: str, width: int, height: int, seconds: int,
+                                  label: str) -> Media:
+        assert image[:8] == b"\x89PNG\r\n\x1a\n" and prompt.strip(), "TI2V gets both the starting image and a prompt"
+        call = await self.fakes.enter(self.producer, prompt)
+        digest = hashlib.sha256(image).hexdigest()[:12]
+        return Media(self.salted(f"mp4:ti2v:{digest}:{prompt}:{style}").encode(), "mp4", "video/mp4", call,
+                     width=width, height=height, duration_ms=seconds * 1000)
+
 
 class FakeMusic(_Fake, MusicProvider):
     async def generate(self, prompt: str, *, seconds: int) -> Media:

@@ -431,6 +431,26 @@ def animate(frame_png: bytes, width: int, height: int, seconds: int, direction: 
     )
 
 
+def animate_into(start_png: bytes, end_png: bytes, width: int, height: int, seconds: int, direction: str, take: int = 0) -> bytes:
+    """A real H.264 MP4 of ``seconds`` made from two pictures: the starting image, moving (as ``animate``),
+    dissolves over the clip's second half into the picture of the text, moving on: a text+image clip."""
+    fps = 25
+    frames = seconds * fps
+    seed = _seed(direction) if not take else _seed(direction, "take", take)
+    z = f"1+0.15*on/{frames}" if seed % 2 == 0 else f"1.15-0.15*on/{frames}"
+    pan = f"(iw-iw/zoom)*on/{frames}" if (seed >> 1) % 2 else f"(iw-iw/zoom)*(1-on/{frames})"
+    move = f"scale={width * 2}:{height * 2},zoompan=z='{z}':x='{pan}':y='(ih-ih/zoom)/2':d={frames}:s={width}x{height}:fps={fps}"
+    half = seconds / 2
+    graph = (f"[0:v]{move},format=yuv420p[a];[1:v]{move},format=yuv420p[b];"
+             f"[a][b]xfade=transition=fade:duration={half}:offset={half},format=yuv420p[v]")
+    return run_ffmpeg(
+        ["-loop", "1", "-framerate", str(fps), "-i", "start.png", "-loop", "1", "-framerate", str(fps), "-i", "end.png",
+         "-filter_complex", graph, "-map", "[v]", "-frames:v", str(frames),
+         "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-movflags", "+faststart"],
+        {"start.png": start_png, "end.png": end_png}, "clip.mp4",
+    )
+
+
 class OfflineVideo(_Offline, VideoProvider):
     """Zoom and pan over a picture: the shot's picture (text to video) or the starting image."""
 
@@ -444,13 +464,21 @@ class OfflineVideo(_Offline, VideoProvider):
         frame = draw_picture(prompt, style, width, height, label, take, debug=self.debug_overlay)[0]
         return animate(frame, width, height, seconds, prompt, take)
 
-    def _i2v(self, image: bytes, prompt: str, width: int, height: int, seconds: int, take: int = 0) -> bytes:
+    @staticmethod
+    def _frame(image: bytes, width: int, height: int) -> bytes:
         img = Image.open(io.BytesIO(image)).convert("RGB")
         if img.size != (width, height):
             img = img.resize((width, height))
         buf = io.BytesIO()
         img.save(buf, "PNG", compress_level=3)
-        return animate(buf.getvalue(), width, height, seconds, prompt, take)
+        return buf.getvalue()
+
+    def _i2v(self, image: bytes, prompt: str, width: int, height: int, seconds: int, take: int = 0) -> bytes:
+        return animate(self._frame(image, width, height), width, height, seconds, prompt, take)
+
+    def _ti2v(self, image: bytes, prompt: str, style: str, width: int, height: int, seconds: int, label: str, take: int = 0) -> bytes:
+        text_picture = draw_picture(prompt, style, width, height, label, take)[0]
+        return animate_into(self._frame(image, width, height), text_picture, width, height, seconds, prompt, take)
 
     async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str,
                             seed: int = 0) -> Media:
@@ -469,6 +497,19 @@ class OfflineVideo(_Offline, VideoProvider):
         mp4 = await self._local(self._i2v, image, prompt, width, height, seconds, seed)
         latency = await self._finish(started)
         return Media(mp4, "mp4", "video/mp4", CallInfo(OFFLINE, self.model, latency), width=width, height=height, duration_ms=seconds * 1000)
+
+    async def text_image_to_video(self, image: bytes, prompt: str, *, style: str, width: int, height: int, seconds: int,
+                                  label: str, seed: int = 0) -> Media:
+        """TI2V: the starting image dissolving into the picture of the text (both needed)."""
+        if not prompt.strip() or not image:
+            raise ProviderError("text+image-to-video needs both a prompt and an image", provider=OFFLINE,
+                                category=ErrorCategory.bad_input)
+        self._check_fault(prompt)
+        started = time.monotonic()
+        mp4 = await self._local(self._ti2v, image, prompt, style, width, height, seconds, label, seed)
+        latency = await self._finish(started)
+        return Media(mp4, "mp4", "video/mp4", CallInfo(OFFLINE, self.model, latency), width=width, height=height,
+                     duration_ms=seconds * 1000)
 
 
 _MOTIFS = [(0, 1, 2), (0, 2, 1), (2, 1, 0), (1, 2, 0), (2, 0, 1), (1, 0, 2)]  # arpeggio orders through a chord

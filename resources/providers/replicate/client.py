@@ -41,11 +41,12 @@ from resources.providers.base import (
     SpeechProvider,
     Transcript,
     TranscriptionProvider,
+    VideoCapability,
     VideoProvider,
     answered,
 )
 from resources.providers.catalog import PROVIDER_MODELS
-from resources.providers.replicate.catalog import REPLICATE_PRICES
+from resources.providers.replicate.catalog import REPLICATE_PRICES, VIDEO_MODELS
 from resources.providers.voices import kokoro_voice
 from resources.runtime.limits import Throttle, held
 from resources.runtime.media import check_mp3, fit_to_frame, mp3_duration_ms, run_ffmpeg
@@ -241,27 +242,63 @@ class ReplicateImages(ImageProvider, ModelParams):
         return Media(png, "png", "image/png", answer.call, width=width, height=height, extra=extra)
 
 
+def short_side(width: int, height: int) -> str:
+    """A frame's size name (``720p``): its short side."""
+    return f"{min(width, height)}p"
+
+
 class ReplicateVideo(VideoProvider, ModelParams):
     name = PROVIDER
     default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.video]
-    decided = frozenset({"prompt", "first_frame_image"})
+    decided = frozenset({"prompt", "first_frame_image", "image", "resolution", "seed"})
 
-    async def _clip(self, input: dict[str, Any], width: int, height: int, seconds: int) -> Media:
-        answer = await answered(lambda: self.session.predict(self.model, input, "video"))
+    def preflight(self, call: str, width: int, height: int, seconds: int) -> VideoCapability | None:
+        """Refuse, before any call, a clip the model cannot make (its row in replicate/catalog.py): the call
+        (t2v, i2v, ti2v), the frame's size, the length. A model the catalog does not know is not checked."""
+        capability = VIDEO_MODELS.get(self.model)
+        problem = capability.problem(self.model, call, short_side(width, height), seconds) if capability else None
+        if problem:
+            raise ProviderError(problem, provider=PROVIDER, category=ErrorCategory.configuration,
+                                suggestion="route the producer to a model that makes it (MOVIEGEN_PROVIDERS), or change the "
+                                           "request (video_mode, size)")
+        return capability
+
+    async def _clip(self, call: str, prompt: str, image: bytes | None, width: int, height: int, seconds: int, seed: int) -> Media:
+        capability = self.preflight(call, width, height, seconds)
+        decided: dict[str, Any] = {"prompt": prompt}
+        first = "data:image/png;base64," + base64.b64encode(image).decode() if image is not None else None
+        if self.model.startswith("wan-video/"):
+            # Wan2.2: ``image`` (optional: with it, TI2V), ``resolution`` 480p or 720p.
+            defaults: dict[str, Any] = {}
+            decided["resolution"] = "480p" if min(width, height) <= 480 else "720p"
+            if first:
+                decided["image"] = first
+        else:
+            defaults = {"prompt_optimizer": True}
+            if first:
+                decided["first_frame_image"] = first
+        if seed and capability is not None and capability.seed:
+            decided["seed"] = seed
+        answer = await answered(lambda: self.session.predict(self.model, self._merge(defaults, decided), "video"))
         mp4 = await self._local(conform_video, answer.files[0], width, height, seconds)
-        return Media(mp4, "mp4", "video/mp4", answer.call, width=width, height=height, duration_ms=seconds * 1000)
+        extra = {"video_call": call, **({"seed": f"not taken by {self.model}: a new call"} if seed and not (capability and capability.seed) else {})}
+        return Media(mp4, "mp4", "video/mp4", answer.call, width=width, height=height, duration_ms=seconds * 1000, extra=extra)
 
     # minimax/video-01 has no seed input: a new take (``seed``) is simply a new call.
     async def text_to_video(self, prompt: str, *, style: str, width: int, height: int, seconds: int, label: str,
                             seed: int = 0) -> Media:
-        return await self._clip(self._merge({"prompt_optimizer": True}, {"prompt": f"{prompt}. Style: {style}."}),
-                                width, height, seconds)
+        return await self._clip("t2v", f"{prompt}. Style: {style}.", None, width, height, seconds, seed)
 
     async def image_to_video(self, image: bytes, prompt: str, *, width: int, height: int, seconds: int, label: str,
                              seed: int = 0) -> Media:
-        first = "data:image/png;base64," + base64.b64encode(image).decode()
-        return await self._clip(self._merge({"prompt_optimizer": True}, {"prompt": prompt, "first_frame_image": first}),
-                                width, height, seconds)
+        return await self._clip("i2v", prompt, image, width, height, seconds, seed)
+
+    async def text_image_to_video(self, image: bytes, prompt: str, *, style: str, width: int, height: int, seconds: int,
+                                  label: str, seed: int = 0) -> Media:
+        if not prompt.strip() or not image:
+            raise ProviderError("text+image-to-video needs both a prompt and an image", provider=PROVIDER,
+                                category=ErrorCategory.bad_input)
+        return await self._clip("ti2v", f"{prompt}. Style: {style}.", image, width, height, seconds, seed)
 
 
 class ReplicateMusic(MusicProvider, ModelParams):
