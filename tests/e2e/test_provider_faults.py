@@ -74,7 +74,9 @@ def test_policy_rejection_and_outage_fail_one_partition_only(home: Path) -> None
                        env=env, check=True, capture_output=True)
         retry = json.loads(subprocess.run([str(BIN / "python"), "-c", GENERATE, "m"], cwd=REPO, env=env, capture_output=True,
                                           text=True).stdout.strip().splitlines()[-1])
-        assert retry["failed"] == [] and retry["provider_calls"] == {"AudioProducer": 1, "TextToImageProducer": 1}
+        # The narration again, and its timing (routed with the speech: a transcription of the new audio).
+        assert retry["failed"] == [] and retry["provider_calls"] == {"AudioProducer": 1, "NarrationTimingProducer": 1,
+                                                                     "TextToImageProducer": 1}
 
 
 def test_replicate_create_storm_two_movies_share_the_in_flight_limit(home: Path) -> None:
@@ -142,8 +144,8 @@ def test_malformed_openai_answers_are_openai_outages_and_the_next_generate_rebui
         # The answers are whole again: the next generate calls for exactly what failed.
         server.rules.clear()
         retry = json.loads(generate(env, "m", "--json", "--quiet").stdout)
-        assert retry["failed"] == [] and retry["provider_calls"] == {"AudioProducer": 1, "TextToImageProducer": 4,
-                                                                     "TextToImagePromptProducer": 1}
+        assert retry["failed"] == [] and retry["provider_calls"] == {"AudioProducer": 1, "NarrationTimingProducer": 1,
+                                                                     "TextToImageProducer": 4, "TextToImagePromptProducer": 1}
 
 
 def test_malformed_replicate_outputs_and_an_unreachable_replicate_are_replicate_outages(home: Path, tmp_path: Path) -> None:
@@ -164,7 +166,8 @@ def test_malformed_replicate_outputs_and_an_unreachable_replicate_are_replicate_
         unreachable = f"cannot reach Replicate at {env['REPLICATE_BASE_URL']} after 1 retry: All connection attempts failed"
         assert failure_lines(down) == {node: ("PLACEHOLDER", "outage", unreachable + PLACEHOLDER) for node in (
             "segment_image[00_0]", "text_to_video_clip[01]", "segment_image[02_0]", "music",
-            "segment_audio[00]", "segment_audio[01]", "segment_audio[02]")}, down.stdout
+            "segment_audio[00]", "segment_audio[01]", "segment_audio[02]",
+            "narration_timing[00]", "narration_timing[01]", "narration_timing[02]")}, down.stdout
 
         env["REPLICATE_BASE_URL"] = server.base_url
         server.malform_when(lambda model, inp: "flux" in model, replicate_server.TRUNCATED)
@@ -189,4 +192,5 @@ def test_malformed_replicate_outputs_and_an_unreachable_replicate_are_replicate_
         server.malform_rules.clear()
         retry = json.loads(generate(env, "m", "--json", "--quiet").stdout)
         assert retry["failed"] == [] and retry["provider_calls"] == {"AudioProducer": 1, "MusicProducer": 1,
+                                                                     "NarrationTimingProducer": 1,
                                                                      "TextToImageProducer": 2, "TextToVideoProducer": 1}

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from resources.runtime.disk import writing
+
 from .layout import DUCK_RAMP_MS, SEGMENT_MS
 from .layout import track_clips as _track
 from .media import Ffmpeg, MediaResolver, RenderError, atomic_output, ffmpeg_exe, resolve
@@ -247,7 +249,8 @@ def render_soundtrack(timeline: dict[str, Any], media: MediaResolver, out: Path,
                     cache.put(keys[k], data)
     stream = b"".join(encoded[k] for k in range(len(parts)))
     with atomic_output(out) as part, Ffmpeg("mux soundtrack", left()) as mux:
-        (mux.tmp / "soundtrack.aac").write_bytes(stream)
+        with writing(mux.tmp / "soundtrack.aac"):  # a full disk here names its folder
+            (mux.tmp / "soundtrack.aac").write_bytes(stream)
         mux.start(["-f", "aac", "-i", "soundtrack.aac", "-c", "copy", "-f", "mp4", str(part)])
         mux.finish()
         trim_to(part, total, SAMPLE_RATE)
