@@ -51,6 +51,30 @@ def estimated(text: str, duration_ms: int) -> list[dict[str, Any]]:
     return _spread(words, 0, max(0, duration_ms)) if words else []
 
 
+def spoken_spans(words: Sequence[str], first: dict[int, int], last: dict[int, int], sample_rate: int) -> list[dict[str, Any]]:
+    """Each word's span in ms from the first and last audio samples a speech engine spoke for it (by word
+    index). A word with no sound of its own (a dash on its own) gets an empty span: where it stands, or at
+    the start of the next spoken word when a pause lies between them."""
+
+    def ms(sample: int) -> int:
+        return round(sample * 1000 / sample_rate)
+
+    out: list[dict[str, Any]] = []
+    prev_end = 0
+    for k, text in enumerate(words):
+        if k in first:
+            start = max(prev_end, ms(first[k]))
+            end = max(start, ms(last[k]))
+        else:
+            start = end = prev_end
+        out.append({"text": text, "startMs": start, "endMs": end})
+        prev_end = end
+    for k in range(len(out) - 2, -1, -1):
+        if k not in first and out[k + 1]["startMs"] > out[k]["startMs"]:
+            out[k]["startMs"] = out[k]["endMs"] = out[k + 1]["startMs"]
+    return out
+
+
 @dataclass(frozen=True)
 class Heard:
     """A word a recognizer heard, in milliseconds from the start of the audio."""

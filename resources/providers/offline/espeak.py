@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from movie_assets.domain.words import spoken_spans
 from resources.providers.base import ErrorCategory, ProviderError
 
 _WORKER = str(Path(__file__).with_name("espeak_worker.py"))
@@ -82,23 +83,7 @@ def word_spans(text: str, events: list[tuple[int, int, int]], audio: np.ndarray,
                 nxt = next((b for b in boundaries if b > sample), len(audio))
                 last[k] = _trim_end(audio, sample, nxt, sample_rate)
 
-    def ms(sample: int) -> int:
-        return round(sample * 1000 / sample_rate)
-
-    out: list[dict[str, Any]] = []
-    prev_end = 0
-    for k, w in enumerate(words):
-        if k in first:
-            start = max(prev_end, ms(first[k]))
-            end = max(start, ms(last[k]))
-        else:  # nothing spoken for it (a dash on its own): an empty span, moved to the next word below
-            start = end = prev_end
-        out.append({"text": w, "startMs": start, "endMs": end})
-        prev_end = end
-    for k in range(len(out) - 2, -1, -1):
-        if k not in first and out[k + 1]["startMs"] > out[k]["startMs"]:
-            out[k]["startMs"] = out[k]["endMs"] = out[k + 1]["startMs"]
-    return out
+    return spoken_spans(words, first, last, sample_rate)
 
 
 def speak(text: str, voice: str, words_per_minute: int) -> tuple[bytes, list[dict[str, Any]]]:

@@ -22,6 +22,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from movie_assets.domain.blueprint import ProviderKind
+from movie_assets.domain.words import spoken_spans
 from resources.providers.base import (
     CallInfo,
     DirectionPrompt,
@@ -288,26 +289,7 @@ def word_timings(words: list[str], word_phonemes: list[list[str]], timed: list[t
         if w is not None:
             first.setdefault(w, spans[j][0])
             last[w] = spans[j][1]
-
-    def ms(sample: int) -> int:
-        return round(sample * 1000 / sample_rate)
-
-    out: list[dict[str, Any]] = []
-    prev_end = 0
-    for k, text in enumerate(words):
-        if k in first:
-            start = max(prev_end, ms(first[k]))
-            end = max(start, ms(last[k]))
-        else:  # nothing spoken for it (a dash on its own): an empty span where it stands
-            start = end = prev_end
-        out.append({"text": text, "startMs": start, "endMs": end})
-        prev_end = end
-    # A word with no sound of its own sits at the start of the next spoken one rather than the end of
-    # the previous one when a pause lies between them.
-    for k in range(len(out) - 2, -1, -1):
-        if k not in first and out[k + 1]["startMs"] > out[k]["startMs"]:
-            out[k]["startMs"] = out[k]["endMs"] = out[k + 1]["startMs"]
-    return out
+    return spoken_spans(words, first, last, sample_rate)
 
 
 class PiperSpeech(_Offline, SpeechProvider):
