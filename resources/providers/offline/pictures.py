@@ -1021,6 +1021,15 @@ def _names(prompt: str) -> list[str]:
     return out
 
 
+def _board(c: _Canvas, shade: float) -> tuple[Colour, Colour]:
+    """A graphic's ground: dark ink or light paper (by the hash), a gradient toward the palette's middle tone;
+    returns the ground and the colour drawn on it."""
+    p = c.pal
+    bg, fg = (p.ink, p.paper) if c.rng.random() < 0.5 else (p.paper, p.ink)
+    c.gradient(bg, _mix(bg, p.mid, shade))
+    return bg, fg
+
+
 def _ground_band(c: _Canvas, bg: Colour) -> None:
     """The lower part of a chart or timeline, under the captions: a quiet landscape in the background's
     colours (hills and a few trees), so the frame is not empty where captions come and go."""
@@ -1083,9 +1092,7 @@ def _map(c: _Canvas, time: str, text: str, side: float, prompt: str) -> None:
 def _timeline(c: _Canvas, time: str, text: str, side: float, prompt: str) -> None:
     """A timeline: the shot's years (else its key words) as stops on a line, the way so far in the accent."""
     rng, p = c.rng, c.pal
-    dark = rng.random() < 0.5
-    bg, fg = (p.ink, p.paper) if dark else (p.paper, p.ink)
-    c.gradient(bg, _mix(bg, p.mid, 0.25))
+    bg, fg = _board(c, 0.25)
     ax0, ay0, ax1, ay1 = c.area
     stops = _years(prompt)[:5] or _terms(prompt, 4) or ["I", "II", "III"]
     if len(stops) == 1:
@@ -1117,9 +1124,7 @@ def _chart(c: _Canvas, time: str, text: str, side: float, prompt: str) -> None:
     """A bar chart with a trend line: the shot's numbers when it has a few, else a rising or falling
     series from the hash; the largest bar in the accent."""
     rng, p = c.rng, c.pal
-    dark = rng.random() < 0.5
-    bg, fg = (p.ink, p.paper) if dark else (p.paper, p.ink)
-    c.gradient(bg, _mix(bg, p.mid, 0.3))
+    bg, fg = _board(c, 0.3)
     _ground_band(c, bg)
     ax0, ay0, ax1, ay1 = c.area
     numbers = [float(x) for x in re.findall(r"(?<![\w.])(\d{1,3}(?:\.\d+)?)(?![\w.])", _subject(shot_of(prompt)))]
@@ -1156,9 +1161,7 @@ def _chart(c: _Canvas, time: str, text: str, side: float, prompt: str) -> None:
 def _diagram(c: _Canvas, time: str, text: str, side: float, prompt: str) -> None:
     """Cause and effect: the shot's key words in three or four boxes, arrows between them."""
     rng, p = c.rng, c.pal
-    dark = rng.random() < 0.5
-    bg, fg = (p.ink, p.paper) if dark else (p.paper, p.ink)
-    c.gradient(bg, _mix(bg, p.mid, 0.3))
+    bg, fg = _board(c, 0.3)
     _ground_band(c, bg)
     ax0, ay0, ax1, ay1 = c.area
     terms = _terms(prompt, 4)
