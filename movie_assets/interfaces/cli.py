@@ -414,6 +414,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             _print_problem(label, error, info.get("category", "local"), for_movie(info.get("suggestion", ""), args.movie))
             if args.verbose and info.get("detail"):
                 print(redact(info["detail"], TEXT_LIMIT))
+        for node, how in result.degraded.items():
+            print(f"  DEGRADED {node}: made at {how['to']}, not {how['from']}: {how['reason']}")
+            print(f"      -> the next `moviegen generate {args.movie}` tries {how['from']} again (and keeps this one if that fails)")
         for node, found in result.warnings.items():
             print(f"  WARN {node}: {for_movie(found, args.movie)}")
         _print_budget(result.budget)
