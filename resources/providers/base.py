@@ -173,7 +173,8 @@ _LIMIT_WORDS: tuple[tuple[Limit, re.Pattern[str]], ...] = (
                              r"|must be (at most|less|<=)|exceeds|invalid)", re.IGNORECASE)),
     (Limit.size, re.compile(r"\b(size|resolution|width|height|dimensions?|megapixels?)\b.{0,60}\b(not supported|unsupported"
                             r"|too (large|big)|must be (at most|one of|less|<=)|exceeds|invalid|supported values)"
-                            r"|\b(unsupported|invalid) (size|resolution|dimensions?)", re.IGNORECASE)),
+                            r"|\b(unsupported|invalid) (size|resolution|dimensions?)"
+                            r"|\b\d{3,4}x\d{3,4}\b.{0,60}\b(not supported|unsupported|supported values)", re.IGNORECASE)),
 )
 
 

@@ -155,7 +155,7 @@ def map_error(e: openai.OpenAIError, retries: int = 0) -> ProviderError:
     if isinstance(e, openai.BadRequestError | openai.NotFoundError | openai.UnprocessableEntityError):
         # A size (or length) the model does not make is reducible: the next lower one may be made.
         return ProviderError(f"OpenAI rejected the request: {message}", provider=PROVIDER, category=ErrorCategory.bad_input,
-                             limit=limit_in(message))
+                             limit=Limit.size if isinstance(body, dict) and body.get("param") == "size" else limit_in(message))
     if isinstance(e, openai.APITimeoutError):
         return ProviderError(f"OpenAI timed out{after}", provider=PROVIDER, category=ErrorCategory.outage, limit=Limit.timeout)
     if isinstance(e, openai.APIConnectionError):
