@@ -60,6 +60,7 @@ from resources.providers.base import (
     describe_failure,
     reducible,
 )
+from resources.providers.catalog import LIGHTER_MODELS
 from resources.providers.offline.media import OFFLINE, OfflineLLM
 from resources.runtime.disk import writing
 from resources.runtime.media import jpeg_preview
@@ -579,20 +580,24 @@ class BuildEngine:
                        gate: Slots | None) -> Produced | None:
         """Recovery with reduced settings: a node whose own call failed for a reason less work can fix (a
         ``Limit``: the provider's size limit, a model out of memory, a timeout, too many steps) is made once
-        more at the next lower settings (domain/recovery.py: the next lower size, else fewer steps). What it
+        more at the next lower settings (domain/recovery.py: the next lower size of a picture or clip, else
+        fewer steps, else the provider's lighter model: the script, texts and narration audio too). What it
         makes is marked ``degraded`` (from, to, why), charged, never cached: the next generation plans the
         node again at full settings. None: not reducible, nothing lower to try, or the retry failed too (its
         failure is added to ``failure``'s message)."""
         limit = reducible(e)
-        if limit is None or group is None or group[1] != key or key.asset not in SIZED or self.clients is None:
+        if limit is None or group is None or group[1] != key or self.clients is None:
             return None
         client = ctx.clients.get(group[0])
         params = dict(getattr(client, "params", {}) or {})
-        full = Ask(ctx.request.picture_size, steps_of(params))
+        model = str(getattr(client, "model", ""))
+        full = Ask(ctx.request.picture_size, steps_of(params), model,
+                   LIGHTER_MODELS.get(str(getattr(client, "name", "")), {}).get(model, ""))
         w, h = ctx.frame
         lower = lower_size(full.size)
-        same = frozenset({"size"}) if lower is None or _asked(client, w, h) == _asked(client, *frame_size(lower, ctx.request.aspect_ratio)) \
-            else frozenset()
+        # The size only of a picture or clip, and only where a lower frame asks the provider less.
+        same = frozenset({"size"}) if key.asset not in SIZED or lower is None or \
+            _asked(client, w, h) == _asked(client, *frame_size(lower, ctx.request.aspect_ratio)) else frozenset()
         reduction = next_lower(full, limit.value, failure["message"], same_call=same)
         if reduction is None:
             return None
@@ -600,6 +605,9 @@ class BuildEngine:
         if reduction.lowered == "steps" and step is not None:
             client = copy.copy(client)
             client.params = params | {step: reduction.to.steps}
+        elif reduction.lowered == "model":
+            client = copy.copy(client)
+            client.model = reduction.to.model
         reduced = dataclasses.replace(ctx, clients={**ctx.clients, group[0]: client},
                                       reduced_size=reduction.to.size if reduction.lowered == "size" else None)
         self.emit(Logged(key, f"failed at {reduction.full.describe(reduction.lowered, ctx.request.aspect_ratio)} "

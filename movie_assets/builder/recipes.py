@@ -193,7 +193,8 @@ async def _answered(ctx: RecipeContext, key: NodeKey, asked: str, field: str = "
     the look changes. (The question is metadata, not content: a new question with the same answer
     changes nothing below.)"""
     record = ctx.record(key)
-    if record is None or record.metadata.get("asked") != asked:
+    # A degraded answer (a lighter model's, after the configured one failed) is never reused: asked again.
+    if record is None or record.metadata.get("asked") != asked or record.metadata.get("degraded"):
         return None
     try:
         value = await ctx.need(key)

@@ -9,9 +9,12 @@ settings asked and the limit met: the same answer on every machine.
 What each limit lowers, in order (the first that can go lower):
 
 - ``size``: the picture or clip size, one step down the size ladder (2160p -> 1080p -> 720p -> 480p);
-- ``memory``: the size, else the diffusion steps (halved);
-- ``timeout``: the size, else the steps;
+- ``memory``: the size, else the diffusion steps (halved), else a lighter model of the same provider;
+- ``timeout``: the same;
 - ``steps``: the steps (halved, at least 1).
+
+A lighter model (``gpt-4o`` -> ``gpt-4o-mini``, ``tts-1-hd`` -> ``tts-1``: the provider catalogs'
+``LIGHTER_MODELS``) is what the script, the other texts and the narration audio can be made with less of.
 
 A clip's length is not among them: every video model makes its own length and the segment's 10 s are
 reached by holding its last frame, so a shorter clip would ask the provider nothing less.
@@ -28,8 +31,8 @@ SIZE_LADDER: tuple[Size, ...] = (Size.p480, Size.p720, Size.p1080, Size.p2160)
 # What each limit may lower, in the order tried.
 LOWERS: dict[str, tuple[str, ...]] = {
     "size": ("size",),
-    "memory": ("size", "steps"),
-    "timeout": ("size", "steps"),
+    "memory": ("size", "steps", "model"),
+    "timeout": ("size", "steps", "model"),
     "steps": ("steps",),
 }
 # The model parameters that are a number of diffusion steps (MOVIEGEN_MODEL_PARAMS), by provider convention.
@@ -39,15 +42,20 @@ STEP_PARAMS = ("num_inference_steps", "steps")
 @dataclass(frozen=True)
 class Ask:
     """The settings of a call that recovery may lower: the picture or clip size (the frame is made from it
-    and the movie's aspect ratio) and the diffusion steps (None: the model has no steps configured)."""
+    and the movie's aspect ratio), the diffusion steps (None: the model has no steps configured) and the
+    model (``lighter``: the provider's lighter model, "" when it has none)."""
 
     size: Size
     steps: int | None = None
+    model: str = ""
+    lighter: str = ""
 
     def describe(self, what: str, aspect: AspectRatio) -> str:
         if what == "size":
             w, h = frame_size(self.size, aspect)
             return f"{w}x{h}"
+        if what == "model":
+            return self.model
         return f"{self.steps} steps"
 
 
@@ -57,7 +65,7 @@ class Reduction:
 
     full: Ask
     to: Ask
-    lowered: str  # "size" or "steps"
+    lowered: str  # "size", "steps" or "model"
     reason: str
 
     def metadata(self, aspect: AspectRatio) -> dict[str, str | bool]:
@@ -79,7 +87,7 @@ def lower_steps(steps: int | None) -> int | None:
 
 def next_lower(full: Ask, limit: str, reason: str = "", *, same_call: frozenset[str] = frozenset()) -> Reduction | None:
     """The settings one step below ``full`` that may get past ``limit`` (a ``Limit`` value), or None when
-    nothing can go lower (the lowest size, no steps) or the limit is not reducible. ``same_call``: what
+    nothing can go lower (the lowest size, no steps, no lighter model) or the limit is not reducible. ``same_call``: what
     lowering would not change in what the provider is asked (a model that makes one size whatever the
     frame), skipped as it would only repeat the call."""
     for what in LOWERS.get(str(limit), ()):
@@ -89,6 +97,8 @@ def next_lower(full: Ask, limit: str, reason: str = "", *, same_call: frozenset[
             return Reduction(full, replace(full, size=size), "size", reason)
         if what == "steps" and (steps := lower_steps(full.steps)) is not None:
             return Reduction(full, replace(full, steps=steps), "steps", reason)
+        if what == "model" and full.lighter and full.lighter != full.model:
+            return Reduction(full, replace(full, model=full.lighter, lighter=""), "model", reason)
     return None
 
 

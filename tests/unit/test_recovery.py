@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -10,13 +12,21 @@ import pytest
 from replicate.exceptions import ReplicateError
 
 from movie_assets.builder.checks import problem
+from movie_assets.builder.code_versions import code_versions
+from movie_assets.domain.blueprint import NodeKey
+from movie_assets.domain.plan import reasons
 from movie_assets.domain.recovery import Ask, lower_size, lower_steps, next_lower, steps_of
 from movie_assets.domain.request import AspectRatio, Size
 from resources.providers.base import ErrorCategory, Limit, ProviderError, limit_in, reducible
 from resources.providers.offline.media import OfflineImages, OfflineVideo
-from resources.providers.openai.client import OpenAIImages, OpenAISession, map_error
+from resources.providers.openai.client import OpenAIImages, OpenAILLM, OpenAISession, map_error
 from resources.providers.replicate.client import ReplicateImages, ReplicateSession, ReplicateVideo, _map_error
+from resources.runtime.retry import RetryPolicy
+from resources.settings import current
 from tests.conftest import small_request
+from tests.servers.openai_server import FakeOpenAI, Scripted
+from tests.unit.fakes import Fakes, blueprint_of, new_store, run_engine
+from tests.unit.fakes import small_request as fakes_request
 from tests.unit.test_errors import URL, openai_status
 
 # -- the ladder ---------------------------------------------------------------------------------------------
@@ -37,6 +47,8 @@ def test_steps_halve_down_to_one():
     (Ask(Size.p720, None), "timeout", "size", Ask(Size.p480, None)),
     (Ask(Size.p480, 4), "timeout", "steps", Ask(Size.p480, 2)),
     (Ask(Size.p1080, 28), "steps", "steps", Ask(Size.p1080, 14)),  # a steps limit lowers the steps, not the size
+    (Ask(Size.p480, None, "gpt-4o", "gpt-4o-mini"), "timeout", "model", Ask(Size.p480, None, "gpt-4o-mini")),
+    (Ask(Size.p480, 1, "tts-1-hd", "tts-1"), "memory", "model", Ask(Size.p480, 1, "tts-1")),
 ])
 def test_next_lower_settings(full: Ask, limit: str, lowered: str, to: Ask):
     reduction = next_lower(full, limit, "why")
@@ -50,6 +62,8 @@ def test_next_lower_settings(full: Ask, limit: str, lowered: str, to: Ask):
     (Ask(Size.p480, 1), "timeout"),     # one step is the least
     (Ask(Size.p1080, 28), "duration"),  # a clip's length is no setting here (docs/providers.md)
     (Ask(Size.p1080, 28), "content_policy"),
+    (Ask(Size.p480, None, "gpt-4o-mini", ""), "timeout"),  # no lighter model
+    (Ask(Size.p480, None, "gpt-4o", "gpt-4o-mini"), "size"),  # a size limit is no model's
 ])
 def test_nothing_lower(full: Ask, limit: str):
     assert next_lower(full, limit) is None
@@ -160,3 +174,33 @@ def test_a_degraded_picture_is_checked_at_the_size_it_was_made_at():
     assert problem("segment_image", png, None, request) == "image is 854x480, expected 1280x720"
     degraded = {"degraded": True, "degraded_from": "1280x720", "degraded_to": "854x480"}
     assert problem("segment_image", png, None, request, None, degraded) is None
+
+
+# -- the engine: one retry at the next lower settings -------------------------------------------------------
+
+
+def test_a_script_whose_model_times_out_is_written_once_by_the_lighter_model_and_planned_again(tmp_path: Path):
+    """The script is critical: a timeout of its model (the real SDK against the loopback OpenAI server) is tried
+    once on the provider's lighter model; the script is marked degraded and the plan asks the model again."""
+    bp = blueprint_of(fakes_request())
+    with FakeOpenAI() as server:
+        server.fail_when("/v1/chat/completions", lambda b: b["model"] == "gpt-4o", Scripted(200, {}, delay_s=5))
+        session = OpenAISession(api_key="sk-test", base_url=server.base_url, timeout_s=2.5, retry=RetryPolicy(max_attempts=1))
+
+        class Routed(Fakes):
+            def client(self, producer: str) -> Any:
+                return OpenAILLM(session, "gpt-4o") if producer == "ScriptProducer" else super().client(producer)
+
+        run = run_engine(new_store(tmp_path), Routed(), bp)
+        assert [c.body["model"] for c in server.calls("/v1/chat/completions")] == ["gpt-4o", "gpt-4o-mini"]
+    script = run.built[NodeKey("script")]
+    assert script.produced.call is not None and script.produced.call.model == "gpt-4o-mini"
+    meta = script.record.metadata
+    assert (meta["degraded"], meta["degraded_from"], meta["degraded_to"]) == (True, "gpt-4o", "gpt-4o-mini")
+    assert meta["degraded_reason"].startswith("OpenAI timed out")
+    assert not run.failed and run.summary.degraded == {NodeKey("script"): {"from": "gpt-4o", "to": "gpt-4o-mini",
+                                                                          "reason": meta["degraded_reason"]}}
+    why = reasons(bp, run.state, code_versions(current()))
+    assert why[NodeKey("script")] == ("degraded", f"degraded: retry at full settings (made at gpt-4o-mini, not gpt-4o: "
+                                                  f"{meta['degraded_reason']})")
+    assert {k for k, (r, _) in why.items() if r != "upstream"} == {NodeKey("script")}
