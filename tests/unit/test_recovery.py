@@ -21,10 +21,12 @@ from resources.providers.base import ErrorCategory, Limit, ProviderError, limit_
 from resources.providers.offline.media import OfflineImages, OfflineVideo
 from resources.providers.openai.client import OpenAIImages, OpenAILLM, OpenAISession, map_error
 from resources.providers.replicate.client import ReplicateImages, ReplicateSession, ReplicateVideo, _map_error
+from resources.runtime.media import mp4_info
 from resources.runtime.retry import RetryPolicy
 from resources.settings import current
 from tests.conftest import small_request
 from tests.servers.openai_server import FakeOpenAI, Scripted
+from tests.servers.replicate_server import FakeReplicate
 from tests.unit.fakes import Fakes, blueprint_of, new_store, run_engine
 from tests.unit.fakes import small_request as fakes_request
 from tests.unit.test_errors import URL, openai_status
@@ -204,3 +206,29 @@ def test_a_script_whose_model_times_out_is_written_once_by_the_lighter_model_and
     assert why[NodeKey("script")] == ("degraded", f"degraded: retry at full settings (made at gpt-4o-mini, not gpt-4o: "
                                                   f"{meta['degraded_reason']})")
     assert {k for k, (r, _) in why.items() if r != "upstream"} == {NodeKey("script")}
+
+
+def test_a_clip_whose_model_runs_out_of_gpu_memory_at_720p_is_made_at_480p(tmp_path: Path):
+    """Wan2.2 on Replicate (the real SDK against the loopback Replicate server) fails at 720p with CUDA out of
+    memory: the clip is asked once more at 480p (Wan's other resolution), conformed to 854x480, marked degraded."""
+    bp = blueprint_of(fakes_request(size="720p", segments={"1": {"use_video": True}}))
+    clip = NodeKey("text_to_video_clip", 1)
+    with FakeReplicate(polls_to_finish=1) as server:
+        server.fail_prediction_when(lambda model, inp: inp.get("resolution") == "720p",
+                                    "CUDA out of memory. Tried to allocate 4.00 GiB (GPU 0; 22.20 GiB total capacity)")
+        session = ReplicateSession(api_token="r8_test", base_url=server.base_url, poll_s=0.01)
+
+        class Routed(Fakes):
+            def client(self, producer: str) -> Any:
+                if producer == "TextToVideoProducer":
+                    return ReplicateVideo(session, "wan-video/wan-2.2-5b-fast")
+                return super().client(producer)
+
+        run = run_engine(new_store(tmp_path), Routed(), bp)
+        assert [body["input"]["resolution"] for _, body in server.creates()] == ["720p", "480p"]
+    assert not run.failed
+    meta = run.built[clip].record.metadata
+    assert (meta["degraded_from"], meta["degraded_to"]) == ("1280x720", "854x480") and "CUDA out of memory" in meta["degraded_reason"]
+    assert mp4_info(run.built[clip].produced.data)[:2] == (854, 480)
+    timeline = run.value(NodeKey("timeline"))
+    assert [c.get("degraded") for c in timeline["tracks"][0]["clips"] if c["segment"] == 1] == ["1280x720 -> 854x480"]
