@@ -35,6 +35,7 @@ def test_a_picture_too_big_for_the_provider_is_made_smaller_then_again_at_full_s
         assert png_size(store.read(records[key].uri)) == (854, 480)
     timeline = json.loads(local_file(first.timeline).read_text())
     assert [c.get("degraded") for c in timeline["tracks"][0]["clips"]] == ["1280x720 -> 854x480"] * 2
+    assert api.status(instance, store, movie).degraded == first.degraded  # `moviegen status` lists them
 
     # The plan tries full settings again, saying why; only the pictures call a provider.
     plan = api.plan(instance, store, movie)
