@@ -232,3 +232,34 @@ def test_a_clip_whose_model_runs_out_of_gpu_memory_at_720p_is_made_at_480p(tmp_p
     assert mp4_info(run.built[clip].produced.data)[:2] == (854, 480)
     timeline = run.value(NodeKey("timeline"))
     assert [c.get("degraded") for c in timeline["tracks"][0]["clips"] if c["segment"] == 1] == ["1280x720 -> 854x480"]
+
+
+def test_one_reduced_retry_only_and_its_failure_is_told(tmp_path: Path):
+    """A picture that fails at the lower size too is not lowered again: it fails (no placeholder here), its
+    message telling both tries; the other pictures are built as usual."""
+    request = fakes_request(size="720p", segments={"1": {"image_prompts": {"0": "a LIMITED lighthouse"}}})
+    bp = blueprint_of(request)
+    tries: list[tuple[int, int]] = []
+
+    class Limited(OfflineImages):
+        async def generate(self, prompt: str, *, width: int, height: int, **kw: Any) -> Any:
+            if "LIMITED" in prompt:
+                tries.append((width, height))
+                self.max_size = "360p"  # this shot needs more memory than the model has at any size it is asked
+            else:
+                self.max_size = ""
+            return await super().generate(prompt, width=width, height=height, **kw)
+
+    class Routed(Fakes):
+        def client(self, producer: str) -> Any:
+            return Limited() if producer == "TextToImageProducer" else super().client(producer)
+
+    run = run_engine(new_store(tmp_path), Routed(), bp)
+    failed = NodeKey("segment_image", 1, 0)
+    assert tries == [(1280, 720), (854, 480)]  # once at full size, once lower, no more
+    assert set(run.failed) >= {failed} and failed not in run.built
+    assert run.failed[failed].message == ("Limited ran out of memory at 1280x720 (max_size='360p': the offline model's "
+                                          "size limit); tried again at 854x480: Limited ran out of memory at 854x480 "
+                                          "(max_size='360p': the offline model's size limit)")
+    assert all(k in run.built and "degraded" not in run.built[k].record.metadata
+               for k in bp.nodes if k.asset == "segment_image" and k != failed)
