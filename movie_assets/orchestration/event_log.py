@@ -3,11 +3,18 @@
 For every artifact partition: the latest materialization (data version, reference, metadata) and whether a
 failure was recorded after it. Queries fetch the latest storage id per partition per asset, then the
 records by id, so the cost does not grow with the number of revisions.
+
+What was read is kept per instance (``_Kept``) and used again while the asset's record in the event log
+(``instance.get_asset_records``, one query for all of a movie's assets) says that nothing was recorded for
+that asset since: a repeated read of an unchanged movie costs that one query instead of four per asset.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -52,6 +59,81 @@ def _latest(instance: dg.DagsterInstance, asset: str, event_type: DagsterEventTy
     return {r.partition_key: r for r in result.records if r.partition_key is not None}
 
 
+# What identifies everything the event log holds for an asset: its latest materialization (any partition),
+# the run that last planned or materialized it, and when it was last wiped. Dagster updates the asset's row
+# in the transaction that stores the event (SQLite) or right after it (PostgreSQL), so a read that finds
+# the same fingerprint as a kept one finds no event recorded since.
+Fingerprint = tuple[int | None, str | None, float | None]
+
+
+def _fingerprints(instance: dg.DagsterInstance, assets: Iterable[str]) -> dict[str, Fingerprint]:
+    """Each asset with any event recorded (an asset without a row has no events at all), in one call."""
+    names = {dg.AssetKey(a): a for a in assets}
+    out: dict[str, Fingerprint] = {}
+    for record in instance.get_asset_records(list(names)):
+        entry = record.asset_entry
+        details = entry.asset_details
+        out[names[entry.asset_key]] = (entry.last_materialization_storage_id, entry.last_run_id,
+                                                 details.last_wipe_timestamp if details else None)
+    return out
+
+
+class _Kept:
+    """The latest materialization and planned records of an asset's partitions, per instance, with the
+    fingerprint they were read under. Kept only when final: every run that could still change what they
+    mean (the asset's last run, the runs of planned events not followed by a materialization) has ended,
+    since a run ending records no asset event but turns its planned partitions into failures."""
+
+    MAX = 2048  # (asset, partitions) entries per instance, least recently used dropped first
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_instance: weakref.WeakKeyDictionary[dg.DagsterInstance, OrderedDict[Any, Any]] = weakref.WeakKeyDictionary()
+
+    def get(self, instance: dg.DagsterInstance, key: tuple[str, frozenset[str]], fingerprint: Fingerprint) -> Any:
+        with self._lock:
+            kept = self._by_instance.get(instance)
+            entry = kept.get(key) if kept is not None else None
+            if entry is None or entry[0] != fingerprint:
+                return None
+            kept.move_to_end(key)  # type: ignore[union-attr]
+            return entry[1]
+
+    def put(self, instance: dg.DagsterInstance, key: tuple[str, frozenset[str]], fingerprint: Fingerprint, value: Any) -> None:
+        with self._lock:
+            kept = self._by_instance.setdefault(instance, OrderedDict())
+            kept[key] = (fingerprint, value)
+            kept.move_to_end(key)
+            while len(kept) > self.MAX:
+                kept.popitem(last=False)
+
+
+_kept = _Kept()
+
+
+def _asset_events(instance: dg.DagsterInstance, asset: str, partitions: set[str], fingerprint: Fingerprint | None,
+                  run_of: Callable[[str], dg.DagsterRun | None]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The latest materialization and planned records of the asset's ``partitions`` (by partition)."""
+    if fingerprint is None:  # nothing was ever recorded for the asset
+        return {}, {}
+    key = (asset, frozenset(partitions))
+    kept = _kept.get(instance, key, fingerprint)
+    if kept is not None:
+        return kept
+    mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, partitions)
+    planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, partitions)
+    open_runs = {rec.run_id for p, rec in planned.items() if p not in mats or mats[p].storage_id < rec.storage_id}
+    if fingerprint[1]:
+        open_runs.add(fingerprint[1])
+    if all(_ended(run_of(r)) for r in open_runs):
+        _kept.put(instance, key, fingerprint, (mats, planned))
+    return mats, planned
+
+
+def _ended(run: dg.DagsterRun | None) -> bool:
+    return run is None or run.is_finished  # a run the instance does not know records nothing more
+
+
 def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey],
                failure_messages: Callable[[str], dict[str, dict[str, str]]] | None = None) -> MovieState:
     """The latest record of each node, and which nodes failed since their latest materialization.
@@ -61,14 +143,17 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
     (message, category, suggestion) comes from ``failure_messages(run_id)`` (the build's run report)
     when available.
     """
-    runs: dict[str, bool] = {}
+    runs: dict[str, dg.DagsterRun | None] = {}
     messages: dict[str, dict[str, dict[str, str]]] = {}
 
-    def run_failed(run_id: str) -> bool:
+    def run_of(run_id: str) -> dg.DagsterRun | None:
         if run_id not in runs:
-            run = instance.get_run_by_id(run_id)
-            runs[run_id] = run is not None and run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+            runs[run_id] = instance.get_run_by_id(run_id)
         return runs[run_id]
+
+    def run_failed(run_id: str) -> bool:
+        run = run_of(run_id)
+        return run is not None and run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 
     def errors_of(run_id: str) -> dict[str, dict[str, str]]:
         if run_id not in messages:
@@ -79,13 +164,13 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
     for k in nodes:
         by_asset.setdefault(k.asset, []).append(k)
     state = MovieState(movie)
+    fingerprints = _fingerprints(instance, by_asset)  # before the records: what is recorded after it changes them
     for asset, keys in by_asset.items():
         # A Dagster partition per node, except images: one per segment, holding the segment's images.
         in_partition: dict[str, list[NodeKey]] = {}
         for k in keys:
             in_partition.setdefault(str(node_partition(movie, k)), []).append(k)
-        mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, set(in_partition))
-        planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, set(in_partition))
+        mats, planned = _asset_events(instance, asset, set(in_partition), fingerprints.get(asset), run_of)
         for partition, rec in mats.items():
             event = rec.event_log_entry.asset_materialization
             tags = event.tags or {}
