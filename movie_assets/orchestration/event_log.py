@@ -80,9 +80,10 @@ def _fingerprints(instance: dg.DagsterInstance, assets: Iterable[str]) -> dict[s
 
 class _Kept:
     """The latest materialization and planned records of an asset's partitions, per instance, with the
-    fingerprint they were read under. Kept only when final: every run that could still change what they
-    mean (the asset's last run, the runs of planned events not followed by a materialization) has ended,
-    since a run ending records no asset event but turns its planned partitions into failures."""
+    fingerprint they were read under. Kept only when the asset's last run has ended: a run still running
+    may record more planned events of the asset without changing its record (it stays the last run). Whether
+    a planned partition failed is not kept: the run's status is read each time (a run ending records no
+    asset event)."""
 
     MAX = 2048  # (asset, partitions) entries per instance, least recently used dropped first
 
@@ -120,18 +121,14 @@ def _asset_events(instance: dg.DagsterInstance, asset: str, partitions: set[str]
     kept = _kept.get(instance, key, fingerprint)
     if kept is not None:
         return kept
+    # Whether the last run has ended is read before the records: what it records until then is in them.
+    last_run = run_of(fingerprint[1]) if fingerprint[1] else None
+    final = last_run is None or last_run.is_finished  # a run the instance does not know records nothing more
     mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, partitions)
     planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, partitions)
-    open_runs = {rec.run_id for p, rec in planned.items() if p not in mats or mats[p].storage_id < rec.storage_id}
-    if fingerprint[1]:
-        open_runs.add(fingerprint[1])
-    if all(_ended(run_of(r)) for r in open_runs):
+    if final:
         _kept.put(instance, key, fingerprint, (mats, planned))
     return mats, planned
-
-
-def _ended(run: dg.DagsterRun | None) -> bool:
-    return run is None or run.is_finished  # a run the instance does not know records nothing more
 
 
 def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey],
