@@ -7,6 +7,8 @@ records by id, so the cost does not grow with the number of revisions.
 What was read is kept per instance (``_Kept``) and used again while the asset's record in the event log
 (``instance.get_asset_records``, one query for all of a movie's assets) says that nothing was recorded for
 that asset since: a repeated read of an unchanged movie costs that one query instead of four per asset.
+When something was recorded, only the latest storage ids are read again, and only the records whose id
+changed are fetched (another movie's build of the same asset fetches nothing).
 """
 
 from __future__ import annotations
@@ -50,13 +52,19 @@ _FETCH = {
 }
 
 
-def _latest(instance: dg.DagsterInstance, asset: str, event_type: DagsterEventType, partitions: set[str]) -> dict[str, Any]:
+def _latest(instance: dg.DagsterInstance, asset: str, event_type: DagsterEventType, partitions: set[str],
+            known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The latest record of each partition; those of ``known`` (read before) whose storage id is still the
+    latest are not fetched again."""
     ids = instance.get_latest_storage_id_by_partition(dg.AssetKey(asset), event_type, partitions)
-    if not ids:
-        return {}
-    fetch = getattr(instance, _FETCH[event_type])
-    result = fetch(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), storage_ids=list(ids.values())), limit=len(ids))
-    return {r.partition_key: r for r in result.records if r.partition_key is not None}
+    known = known or {}
+    out = {p: known[p] for p, i in ids.items() if p in known and known[p].storage_id == i}
+    missing = [i for p, i in ids.items() if p not in out]
+    if missing:
+        fetch = getattr(instance, _FETCH[event_type])
+        result = fetch(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), storage_ids=missing), limit=len(missing))
+        out.update({r.partition_key: r for r in result.records if r.partition_key is not None})
+    return out
 
 
 # What identifies everything the event log holds for an asset: its latest materialization (any partition),
@@ -80,10 +88,11 @@ def _fingerprints(instance: dg.DagsterInstance, assets: Iterable[str]) -> dict[s
 
 class _Kept:
     """The latest materialization and planned records of an asset's partitions, per instance, with the
-    fingerprint they were read under. Kept only when the asset's last run has ended: a run still running
-    may record more planned events of the asset without changing its record (it stays the last run). Whether
-    a planned partition failed is not kept: the run's status is read each time (a run ending records no
-    asset event)."""
+    fingerprint they were read under and whether they are final: the asset's last run had ended, since a
+    run still running may record more planned events of the asset without changing its record (it stays the
+    last run). Final records with an unchanged fingerprint are used as they are; others tell which records
+    need not be fetched again (same storage id). Whether a planned partition failed is not kept: the run's
+    status is read each time (a run ending records no asset event)."""
 
     MAX = 2048  # (asset, partitions) entries per instance, least recently used dropped first
 
@@ -91,19 +100,19 @@ class _Kept:
         self._lock = threading.Lock()
         self._by_instance: weakref.WeakKeyDictionary[dg.DagsterInstance, OrderedDict[Any, Any]] = weakref.WeakKeyDictionary()
 
-    def get(self, instance: dg.DagsterInstance, key: tuple[str, frozenset[str]], fingerprint: Fingerprint) -> Any:
+    def get(self, instance: dg.DagsterInstance, key: tuple[str, frozenset[str]]) -> Any:
+        """(fingerprint, final, materializations, planned) or None."""
         with self._lock:
             kept = self._by_instance.get(instance)
             entry = kept.get(key) if kept is not None else None
-            if entry is None or entry[0] != fingerprint:
-                return None
-            kept.move_to_end(key)  # type: ignore[union-attr]
-            return entry[1]
+            if entry is not None:
+                kept.move_to_end(key)  # type: ignore[union-attr]
+            return entry
 
-    def put(self, instance: dg.DagsterInstance, key: tuple[str, frozenset[str]], fingerprint: Fingerprint, value: Any) -> None:
+    def put(self, instance: dg.DagsterInstance, key: tuple[str, frozenset[str]], value: Any) -> None:
         with self._lock:
             kept = self._by_instance.setdefault(instance, OrderedDict())
-            kept[key] = (fingerprint, value)
+            kept[key] = value
             kept.move_to_end(key)
             while len(kept) > self.MAX:
                 kept.popitem(last=False)
@@ -118,16 +127,15 @@ def _asset_events(instance: dg.DagsterInstance, asset: str, partitions: set[str]
     if fingerprint is None:  # nothing was ever recorded for the asset
         return {}, {}
     key = (asset, frozenset(partitions))
-    kept = _kept.get(instance, key, fingerprint)
-    if kept is not None:
-        return kept
+    kept = _kept.get(instance, key)
+    if kept is not None and kept[0] == fingerprint and kept[1]:
+        return kept[2], kept[3]
     # Whether the last run has ended is read before the records: what it records until then is in them.
     last_run = run_of(fingerprint[1]) if fingerprint[1] else None
     final = last_run is None or last_run.is_finished  # a run the instance does not know records nothing more
-    mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, partitions)
-    planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, partitions)
-    if final:
-        _kept.put(instance, key, fingerprint, (mats, planned))
+    mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, partitions, kept[2] if kept else None)
+    planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, partitions, kept[3] if kept else None)
+    _kept.put(instance, key, (fingerprint, final, mats, planned))
     return mats, planned
 
 
