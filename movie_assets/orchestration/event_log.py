@@ -90,8 +90,9 @@ class _Kept:
     """The latest materialization and planned records of an asset's partitions, per instance, with the
     fingerprint they were read under and whether they are final: the asset's last run had ended, since a
     run still running may record more planned events of the asset without changing its record (it stays the
-    last run). Final records with an unchanged fingerprint are used as they are; others tell which records
-    need not be fetched again (same storage id). Whether a planned partition failed is not kept: the run's
+    last run). Final records with an unchanged fingerprint are used as they are; while the last run runs,
+    their materializations are (a materialization changes the fingerprint) and the planned events are read
+    again; otherwise they tell which records need not be fetched again (same storage id). Whether a planned partition failed is not kept: the run's
     status is read each time (a run ending records no asset event)."""
 
     MAX = 2048  # (asset, partitions) entries per instance, least recently used dropped first
@@ -128,12 +129,16 @@ def _asset_events(instance: dg.DagsterInstance, asset: str, partitions: set[str]
         return {}, {}
     key = (asset, frozenset(partitions))
     kept = _kept.get(instance, key)
-    if kept is not None and kept[0] == fingerprint and kept[1]:
+    unchanged = kept is not None and kept[0] == fingerprint
+    if unchanged and kept[1]:
         return kept[2], kept[3]
     # Whether the last run has ended is read before the records: what it records until then is in them.
     last_run = run_of(fingerprint[1]) if fingerprint[1] else None
     final = last_run is None or last_run.is_finished  # a run the instance does not know records nothing more
-    mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, partitions, kept[2] if kept else None)
+    if unchanged:  # no materialization since (the fingerprint holds the latest): only planned events may be new
+        mats = kept[2]
+    else:
+        mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, partitions, kept[2] if kept else None)
     planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, partitions, kept[3] if kept else None)
     _kept.put(instance, key, (fingerprint, final, mats, planned))
     return mats, planned
