@@ -1,6 +1,7 @@
 """The catalog kept between reads (tests/unit/test_catalog.py) on PostgreSQL storage, as the production
 configuration has it: there Dagster stores an event and updates its asset's record in two transactions, and
-every process shares one event log table. The same tests, on a PostgreSQL 15 started on loopback."""
+every process shares one event log table. The same reads, on a PostgreSQL 15 started on loopback (the plan
+built from them is the storage's no more than on SQLite)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from tests.conftest import real_part
 from tests.servers import postgres
 from tests.unit.test_catalog import (  # noqa: F401 - collected here, on this module's instance
     test_a_repeated_read_asks_one_question,
-    test_the_plan_follows_a_run_that_fails_after_it,
     test_what_a_run_records_after_a_read_is_in_the_next_read,
     test_what_a_running_run_plans_after_a_read_is_in_the_next_read,
 )
