@@ -1,7 +1,8 @@
 """The hosted service under load (docs/performance.md, "The hosted service"): 50 clients polling a movie's
 status and a run's progress for 60 s while 2 generations run through the queue (the daemon), on a fresh
 home; latency p50 / p99, errors, the service's peak memory; then the CLI's reading commands through the
-service (`--server`) against the same commands on the home.
+service (`--server`) against the same commands on the home, and, once the generations have ended, `plan` of
+the built movie both ways.
 
     python bench/bench_service.py [--clients 50] [--seconds 60]
 """
@@ -70,6 +71,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--build-timeout", type=float, default=900, help="how long to wait for the generations to end "
+                        "before timing the plan of the built movie (s)")
     args = parser.parse_args()
     home = new_home(Path(tempfile.mkdtemp(prefix="bench-service-")) / "dagster_home")
     token = moviegen(home, ENV, "token", "create", "bench", "--rate", "1000000").stdout.strip()
@@ -106,20 +109,34 @@ def main() -> int:
 
         cli: dict[str, dict[str, float]] = {}
         remote = {"MOVIEGEN_URL": service.url, "MOVIEGEN_TOKEN": token}
+
+        def median_s(env: dict[str, str], *args: str) -> float:
+            times = []
+            for _ in range(5):
+                started = time.perf_counter()
+                out = moviegen(home, env, *args)
+                assert out.returncode == 0, out.stderr
+                times.append(time.perf_counter() - started)
+            return round(statistics.median(times), 3)
+
         for label, env, movie in (("service", remote, "one"), ("home", ENV, "bench--one")):
             for command in ("list", "status", "plan", "history"):
-                times = []
-                for _ in range(5):
-                    started = time.perf_counter()
-                    out = moviegen(home, env, *([command] if command == "list" else [command, movie]))
-                    assert out.returncode == 0, out.stderr
-                    times.append(time.perf_counter() - started)
-                cli.setdefault(label, {})[command] = round(statistics.median(times), 3)
+                cli.setdefault(label, {})[command] = median_s(env, *([command] if command == "list" else [command, movie]))
+        # Then the plan of a built movie (every asset recorded, by both movies' runs), once the generations ended.
+        deadline = time.monotonic() + args.build_timeout
+        while time.monotonic() < deadline and not all(
+                httpx.get(f"{service.url}/v1/movies/{m}/runs/{rid}", headers=h, timeout=30).json()["status"]
+                in ("SUCCESS", "FAILURE", "CANCELED") for m, rid in runs.items()):
+            time.sleep(2)
+        built = {m: httpx.get(f"{service.url}/v1/movies/{m}/runs/{rid}", headers=h, timeout=30).json()["status"]
+                 for m, rid in runs.items()}
+        cli["service"]["plan_built"] = median_s(remote, "plan", "one")
+        cli["home"]["plan_built"] = median_s(ENV, "plan", "bench--one")
     result = {
         "clients": args.clients, "seconds": args.seconds, "requests": len(latencies), "errors": len(errors),
         "error_examples": errors[:5], "p50_ms": round(pct(latencies, 0.5) * 1000, 1),
         "p99_ms": round(pct(latencies, 0.99) * 1000, 1), "max_ms": round(max(latencies, default=0) * 1000, 1),
-        "service_peak_rss_mb": round(max(memory), 1) if memory else None, "generations": finished,
+        "service_peak_rss_mb": round(max(memory), 1) if memory else None, "generations": finished, "built": built,
         "cli_median_s": cli, "load_average": os.getloadavg(), "cpus": os.cpu_count(),
     }
     print(json.dumps(result, indent=1))

@@ -3,11 +3,20 @@
 For every artifact partition: the latest materialization (data version, reference, metadata) and whether a
 failure was recorded after it. Queries fetch the latest storage id per partition per asset, then the
 records by id, so the cost does not grow with the number of revisions.
+
+What was read is kept per instance (``_Kept``) and used again while the asset's record in the event log
+(``instance.get_asset_records``, one query for all of a movie's assets) says that nothing was recorded for
+that asset since: a repeated read of an unchanged movie costs that one query instead of four per asset.
+When something was recorded, only the latest storage ids are read again, and only the records whose id
+changed are fetched (another movie's build of the same asset fetches nothing).
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,13 +52,96 @@ _FETCH = {
 }
 
 
-def _latest(instance: dg.DagsterInstance, asset: str, event_type: DagsterEventType, partitions: set[str]) -> dict[str, Any]:
+def _latest(instance: dg.DagsterInstance, asset: str, event_type: DagsterEventType, partitions: set[str],
+            known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The latest record of each partition; those of ``known`` (read before) whose storage id is still the
+    latest are not fetched again."""
     ids = instance.get_latest_storage_id_by_partition(dg.AssetKey(asset), event_type, partitions)
-    if not ids:
-        return {}
-    fetch = getattr(instance, _FETCH[event_type])
-    result = fetch(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), storage_ids=list(ids.values())), limit=len(ids))
-    return {r.partition_key: r for r in result.records if r.partition_key is not None}
+    known = known or {}
+    out = {p: known[p] for p, i in ids.items() if p in known and known[p].storage_id == i}
+    missing = [i for p, i in ids.items() if p not in out]
+    if missing:
+        fetch = getattr(instance, _FETCH[event_type])
+        result = fetch(dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), storage_ids=missing), limit=len(missing))
+        out.update({r.partition_key: r for r in result.records if r.partition_key is not None})
+    return out
+
+
+# What identifies everything the event log holds for an asset: its latest materialization (any partition),
+# the run that last planned or materialized it, and when it was last wiped. Dagster updates the asset's row
+# in the transaction that stores the event (SQLite) or right after it (PostgreSQL), so a read that finds
+# the same fingerprint as a kept one finds no event recorded since.
+Fingerprint = tuple[int | None, str | None, float | None]
+
+
+def _fingerprints(instance: dg.DagsterInstance, assets: Iterable[str]) -> dict[str, Fingerprint]:
+    """Each asset with any event recorded (an asset without a row has no events at all), in one call."""
+    names = {dg.AssetKey(a): a for a in assets}
+    out: dict[str, Fingerprint] = {}
+    for record in instance.get_asset_records(list(names)):
+        entry = record.asset_entry
+        details = entry.asset_details
+        out[names[entry.asset_key]] = (entry.last_materialization_storage_id, entry.last_run_id,
+                                                 details.last_wipe_timestamp if details else None)
+    return out
+
+
+class _Kept:
+    """The latest materialization and planned records of an asset's partitions, per instance, with the
+    fingerprint they were read under and whether they are final: the asset's last run had ended, since a
+    run still running may record more planned events of the asset without changing its record (it stays the
+    last run). Final records with an unchanged fingerprint are used as they are; while the last run runs,
+    their materializations are (a materialization changes the fingerprint) and the planned events are read
+    again; otherwise they tell which records need not be fetched again (same storage id). Whether a planned partition failed is not kept: the run's
+    status is read each time (a run ending records no asset event)."""
+
+    MAX = 2048  # (asset, partitions) entries per instance, least recently used dropped first
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_instance: weakref.WeakKeyDictionary[dg.DagsterInstance, OrderedDict[Any, Any]] = weakref.WeakKeyDictionary()
+
+    def get(self, instance: dg.DagsterInstance, key: tuple[str, frozenset[str]]) -> Any:
+        """(fingerprint, final, materializations, planned) or None."""
+        with self._lock:
+            kept = self._by_instance.get(instance)
+            entry = kept.get(key) if kept is not None else None
+            if entry is not None:
+                kept.move_to_end(key)  # type: ignore[union-attr]
+            return entry
+
+    def put(self, instance: dg.DagsterInstance, key: tuple[str, frozenset[str]], value: Any) -> None:
+        with self._lock:
+            kept = self._by_instance.setdefault(instance, OrderedDict())
+            kept[key] = value
+            kept.move_to_end(key)
+            while len(kept) > self.MAX:
+                kept.popitem(last=False)
+
+
+_kept = _Kept()
+
+
+def _asset_events(instance: dg.DagsterInstance, asset: str, partitions: set[str], fingerprint: Fingerprint | None,
+                  run_of: Callable[[str], dg.DagsterRun | None]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The latest materialization and planned records of the asset's ``partitions`` (by partition)."""
+    if fingerprint is None:  # nothing was ever recorded for the asset
+        return {}, {}
+    key = (asset, frozenset(partitions))
+    kept = _kept.get(instance, key)
+    unchanged = kept is not None and kept[0] == fingerprint
+    if unchanged and kept[1]:
+        return kept[2], kept[3]
+    # Whether the last run has ended is read before the records: what it records until then is in them.
+    last_run = run_of(fingerprint[1]) if fingerprint[1] else None
+    final = last_run is None or last_run.is_finished  # a run the instance does not know records nothing more
+    if unchanged:  # no materialization since (the fingerprint holds the latest): only planned events may be new
+        mats = kept[2]
+    else:
+        mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, partitions, kept[2] if kept else None)
+    planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, partitions, kept[3] if kept else None)
+    _kept.put(instance, key, (fingerprint, final, mats, planned))
+    return mats, planned
 
 
 def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey],
@@ -61,14 +153,17 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
     (message, category, suggestion) comes from ``failure_messages(run_id)`` (the build's run report)
     when available.
     """
-    runs: dict[str, bool] = {}
+    runs: dict[str, dg.DagsterRun | None] = {}
     messages: dict[str, dict[str, dict[str, str]]] = {}
 
-    def run_failed(run_id: str) -> bool:
+    def run_of(run_id: str) -> dg.DagsterRun | None:
         if run_id not in runs:
-            run = instance.get_run_by_id(run_id)
-            runs[run_id] = run is not None and run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+            runs[run_id] = instance.get_run_by_id(run_id)
         return runs[run_id]
+
+    def run_failed(run_id: str) -> bool:
+        run = run_of(run_id)
+        return run is not None and run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 
     def errors_of(run_id: str) -> dict[str, dict[str, str]]:
         if run_id not in messages:
@@ -79,13 +174,13 @@ def load_state(instance: dg.DagsterInstance, movie: str, nodes: Iterable[NodeKey
     for k in nodes:
         by_asset.setdefault(k.asset, []).append(k)
     state = MovieState(movie)
+    fingerprints = _fingerprints(instance, by_asset)  # before the records: what is recorded after it changes them
     for asset, keys in by_asset.items():
         # A Dagster partition per node, except images: one per segment, holding the segment's images.
         in_partition: dict[str, list[NodeKey]] = {}
         for k in keys:
             in_partition.setdefault(str(node_partition(movie, k)), []).append(k)
-        mats = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION, set(in_partition))
-        planned = _latest(instance, asset, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, set(in_partition))
+        mats, planned = _asset_events(instance, asset, set(in_partition), fingerprints.get(asset), run_of)
         for partition, rec in mats.items():
             event = rec.event_log_entry.asset_materialization
             tags = event.tags or {}

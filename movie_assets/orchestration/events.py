@@ -30,11 +30,17 @@ from resources.runtime.secrets import TEXT_LIMIT, redact
 def report_planned(context: dg.AssetExecutionContext, asset: dg.AssetKey, partition: str) -> None:
     """Record that this run is about to build a partition: if the run fails before materializing
     it, the partition shows as failed (the UI and ``event_log.load_state`` read it so)."""
-    context.instance.report_dagster_event(
+    record_planned(context.instance, context.run, _step_key(context), asset, partition)
+
+
+def record_planned(instance: dg.DagsterInstance, run: dg.DagsterRun, step_key: str, asset: dg.AssetKey,
+                   partition: str) -> None:
+    """The planned event of ``report_planned``, recorded for ``run``'s step ``step_key``."""
+    instance.report_dagster_event(
         dg.DagsterEvent.build_asset_materialization_planned_event(
-            context.run.job_name, _step_key(context), AssetMaterializationPlannedData(asset, partition=partition),
+            run.job_name, step_key, AssetMaterializationPlannedData(asset, partition=partition),
         ),
-        run_id=context.run.run_id,
+        run_id=run.run_id,
     )
 
 
