@@ -1,8 +1,9 @@
-"""A fast timeline renderer: Pillow composes each frame, ffmpeg (imageio-ffmpeg) encodes.
+"""A fast timeline renderer: Pillow (and OpenCV for the Ken Burns resample) composes each frame,
+ffmpeg (imageio-ffmpeg) encodes.
 
 Frames are drawn in Python rather than in an ffmpeg filter graph because the timeline's semantics
 (sub-pixel Ken Burns with edge clamping, transitions that start before a chunk, paged captions with a
-highlighted word) map onto Pillow exactly, while ffmpeg's fixed-function filters either jitter
+highlighted word) map onto Pillow and OpenCV's affine warp exactly, while ffmpeg's fixed-function filters either jitter
 (zoompan), cannot start a transition mid-way (xfade) or evaluate per pixel (geq, blend expressions).
 Frames are composed directly as yuv420p planes and piped to ffmpeg, which runs libx264 in its own
 threads (composing and encoding overlap) and decodes video and audio sources.
