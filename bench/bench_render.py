@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -30,10 +31,16 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def run(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, float, float]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, float, float, float]:
     """A moviegen command in its own process: its stdout, wall seconds and the peak memory (MB) of
-    its whole process tree (the CLI, ffmpeg, Node, Chromium), the sum of RSS sampled every 0.2 s."""
-    started = time.monotonic()
+    its whole process tree (the CLI, ffmpeg, Node, Chromium), the sum of RSS sampled every 0.2 s, and
+    the CPU seconds the tree took (user + sys: the figure to compare on a machine shared with other work)."""
+    started, cpu = time.monotonic(), _children_cpu()
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen([str(BIN / "moviegen"), *args], cwd=REPO, stdout=out, stderr=subprocess.DEVNULL, text=True,
                                 env={**os.environ, "DAGSTER_HOME": str(home), **(env or {})})
@@ -49,7 +56,7 @@ def run(home: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str,
         if proc.returncode != 0:
             raise SystemExit(f"moviegen {' '.join(args)} exited {proc.returncode}")
         out.seek(0)
-        return out.read(), time.monotonic() - started, peak / 2**20
+        return out.read(), time.monotonic() - started, peak / 2**20, _children_cpu() - cpu
 
 
 def main() -> None:
@@ -72,12 +79,13 @@ def main() -> None:
         full: dict[str, float] = {}
         for engine in args.engines.split(","):
             for preset in args.presets.split(","):
-                out, wall, peak = run(home, "render", "bench", "--engine", engine, "--preset", preset, "--json")
+                out, wall, peak, cpu = run(home, "render", "bench", "--engine", engine, "--preset", preset, "--json")
                 result = json.loads(out)
                 assert result["frames"] == args.seconds * 30, result
                 full[f"{engine}/{preset}"] = wall
                 print(f"render {engine:<8} {preset:<6} {result['width']}x{result['height']}: {wall:6.1f} s, "
-                      f"{wall / minutes:6.1f} s per minute of movie, {wall / args.seconds:5.2f}x real time, peak {peak:,.0f} MB (process tree)")
+                      f"{wall / minutes:6.1f} s per minute of movie, {wall / args.seconds:5.2f}x real time, "
+                      f"{cpu:.1f} CPU s, peak {peak:,.0f} MB (process tree), load {os.getloadavg()[0]:.1f} after")
         # Incremental: render inside generations (the configured engine, the 720p preset), edit one segment.
         for engine in args.engines.split(","):
             env = {"MOVIEGEN_RENDER_ENGINE": engine}
@@ -85,7 +93,7 @@ def main() -> None:
             run(home, "new", str(request), "--id", movie)
             run(home, "generate", movie, "--quiet", env=env)
             run(home, "edit", movie, "--set", "segments.2.narration=A new line about the war's second year.", env=env)
-            out, wall, _ = run(home, "generate", movie, "--json", "--quiet", env=env)
+            out, wall, _, _ = run(home, "generate", movie, "--json", "--quiet", env=env)
             result = json.loads(out)
             runs = sorted((home / "artifacts" / "movies" / movie / "runs").glob("*.json"), key=os.path.getmtime)
             report = json.loads(runs[-1].read_text())

@@ -55,9 +55,10 @@ async def _video_chunk(ctx: RecipeContext, key: NodeKey) -> Produced:
     local = await _local_sources(ctx, timeline)
     preset = PRESETS[cut["preset"]]
     frames = (int(cut["frames"][0]), int(cut["frames"][1]))
-    started = time.monotonic()
+    started = [0.0]  # when the render began: its seconds leave out the wait for a local slot
 
     def render() -> bytes:
+        started[0] = time.monotonic()
         with scratch_dir("moviegen-chunk-") as tmp:
             out = Path(tmp) / "chunk.mp4"
             if ctx.settings.render_engine is RenderEngine.remotion:
@@ -72,7 +73,7 @@ async def _video_chunk(ctx: RecipeContext, key: NodeKey) -> Produced:
     return Produced(data, "mp4", "video/mp4", width=w, height=h,
                     duration_ms=round((frames[1] - frames[0]) * 1000 / int(cut["fps"])),
                     meta={"engine": ctx.settings.render_engine.value, "preset": preset.name, "frames": f"{frames[0]}-{frames[1] - 1}",
-                          "render_seconds": round(time.monotonic() - started, 2)})
+                          "render_seconds": round(time.monotonic() - started[0], 2)})
 
 
 async def _audio_mix(ctx: RecipeContext, key: NodeKey) -> Produced:
@@ -88,9 +89,10 @@ async def _soundtrack(ctx: RecipeContext, key: NodeKey) -> Produced:
     timeline = partial_timeline(mix, narration=mix["narration"], music=mix["music"])
     local = await _local_sources(ctx, timeline)
     preset = PRESETS[mix["preset"]]
-    started = time.monotonic()
+    started = [0.0]  # as for a chunk: the mix's own seconds, not its wait for a local slot
 
     def render() -> tuple[bytes, dict[str, int]]:
+        started[0] = time.monotonic()
         with scratch_dir("moviegen-sound-") as tmp:
             out = Path(tmp) / "soundtrack.m4a"
             counts = audio.render_soundtrack(local, media.file_uri_resolver, out, preset, cache_dir=audio_cache_dir())
@@ -98,7 +100,7 @@ async def _soundtrack(ctx: RecipeContext, key: NodeKey) -> Produced:
 
     data, counts = await ctx.local_work(render)
     return Produced(data, "m4a", "audio/mp4", duration_ms=int(mix["durationMs"]),
-                    meta={"preset": preset.name, "render_seconds": round(time.monotonic() - started, 2),
+                    meta={"preset": preset.name, "render_seconds": round(time.monotonic() - started[0], 2),
                           "pieces_encoded": counts["encoded"], "pieces_reused": counts["reused"]})
 
 
