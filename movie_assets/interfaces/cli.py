@@ -137,7 +137,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     request = load_request(args.request)  # a bad file is refused before anything is opened or registered
     instance, store = _context()
     api = _api()
-    movie = api.new_movie(instance, store, request, args.id)
+    movie = api.new_movie(instance, store, request, args.id, base=str(Path(args.request).parent))  # your files: beside it
     print(movie)
     return 0
 
