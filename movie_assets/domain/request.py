@@ -292,7 +292,10 @@ class OwnFile(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_text(cls, value: Any) -> Any:
-        return {"source": value} if isinstance(value, str) else value
+        if isinstance(value, str):
+            own_source_kind(value)  # a bad path or URL is named by its field (music_file), not .source
+            return {"source": value}
+        return value
 
     @field_validator("source")
     @classmethod

@@ -39,7 +39,10 @@ def _kept_source(source: str) -> str:
     if own_source_kind(source) != "url":
         return source
     parts = urlsplit(source)
-    return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", "")) if parts.hostname else source
+    if not parts.hostname:
+        return source
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
 
 
 def read_own(store: ArtifactStore, movie: str, own: OwnFile) -> bytes:

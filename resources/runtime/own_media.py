@@ -47,6 +47,7 @@ MAX_SECONDS = {"clip": 60, "narration": 60, "music": 900}
 KINDS = {"picture": ("PNG", "JPEG", "WebP"), "clip": ("MP4", "WebM", "MOV"), "audio": ("WAV", "MP3", "OGG", "FLAC", "M4A")}
 EXTS = {"PNG": "png", "JPEG": "jpg", "WebP": "webp", "MP4": "mp4", "WebM": "webm", "MOV": "mov", "WAV": "wav", "MP3": "mp3",
         "OGG": "ogg", "FLAC": "flac", "M4A": "m4a"}
+NOUNS = {"picture": ("a picture", "pictures"), "clip": ("a clip", "clips"), "audio": ("a sound file", "sound files")}
 CLIP_FPS = 25  # what a clip of the user's is made into (the offline and Replicate clips' rate)
 
 
@@ -166,7 +167,7 @@ def format_of(data: bytes) -> str | None:
 
 def _what(data: bytes) -> str:
     found = format_of(data)
-    return f"a {found} file" if found else sniff(data)
+    return f"{'an' if found in ('MP4', 'MP3', 'MOV', 'M4A', 'OGG', 'FLAC') else 'a'} {found} file" if found else sniff(data)
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
@@ -204,16 +205,19 @@ def inspect(data: bytes, kind: str, max_seconds: float | None = None) -> Facts:
         raise OwnMediaError("it is empty (0 bytes)")
     if len(data) > MAX_BYTES:
         raise OwnMediaError(f"it is too large ({_mb(len(data))}); allowed: up to {_mb(MAX_BYTES)}")
-    allowed = f"allowed: {kind}s ({', '.join(KINDS[kind])})"
+    one, many = NOUNS[kind]
+    allowed = f"allowed: {many} ({', '.join(KINDS[kind])})"
     found = format_of(data)
+    if kind == "audio" and found in ("MP4", "MOV"):
+        found = "M4A"  # the sound of an MP4 (checked below to have one)
     if found not in KINDS[kind]:
-        raise OwnMediaError(f"it is {_what(data)}, not a {kind}; {allowed}")
+        raise OwnMediaError(f"it is {_what(data)}, not {one}; {allowed}")
     try:
         if kind == "picture":
             return _picture(data, found)
         return _timed(data, kind, found, max_seconds)
     except BadMedia as e:
-        raise OwnMediaError(f"it is a {found} file that cannot be used: {e}; {allowed}, whole and readable") from None
+        raise OwnMediaError(f"it is {_what(data)} that cannot be used: {e}; {allowed}, whole and readable") from None
 
 
 def _picture(data: bytes, found: str) -> Facts:
@@ -239,10 +243,10 @@ def _timed(data: bytes, kind: str, found: str, max_seconds: float | None) -> Fac
     duration, size, audio = probe(data)
     if kind == "clip":
         if size is None:
-            raise OwnMediaError(f"it is a {found} file without a video stream; allowed: a clip with video")
+            raise OwnMediaError(f"it is {_what(data)} without a video stream; allowed: a clip with video")
         _check_size(*size, MAX_CLIP_SIDE)
     elif not audio:
-        raise OwnMediaError(f"it is a {found} file without an audio stream; allowed: a sound file")
+        raise OwnMediaError(f"it is {_what(data)} without an audio stream; allowed: a sound file")
     if duration is None:
         raise BadMedia("its length cannot be read")
     if max_seconds is not None and duration > max_seconds * 1000:
