@@ -102,7 +102,7 @@ def _shown(source: str) -> str:
 def _store_one(store: ArtifactStore, movie: str, own: OwnFile, kind: str, path: str, base: str | Path | None,
                local_files: bool) -> dict[str, Any]:
     if own_source_kind(own.source) == "url":
-        data = fetch(own.source)
+        data = fetch(own.source, public_only=not local_files)  # a service fetches from the internet only
     else:
         if not local_files:
             raise OwnMediaError("a local path is refused here: the service does not read its own disk; allowed: an http(s) "

@@ -7,8 +7,10 @@ Every refusal is an ``OwnMediaError`` whose message says what the file is and wh
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
 import re
+import socket
 import stat
 import subprocess
 import time
@@ -97,31 +99,62 @@ def read_local(path: str | Path, limit: int = MAX_BYTES) -> bytes:
     return data
 
 
-def fetch(url: str, limit: int = MAX_BYTES, timeout_s: float = FETCH_TIMEOUT_S) -> bytes:
-    """The body of an http(s) URL (redirects followed, to http(s) only), at most ``limit`` bytes, within
-    ``timeout_s`` for the whole download; OwnMediaError naming the URL otherwise."""
+MAX_REDIRECTS = 5
+
+
+def _public(url: httpx.URL) -> None:
+    """OwnMediaError unless every address the URL's host has is a public one (a hosted service must not be
+    made to fetch from its own machine or network: loopback, private, link-local, reserved addresses)."""
+    host = url.host
+    try:
+        infos = socket.getaddrinfo(host, url.port or (443 if url.scheme == "https" else 80), type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise OwnMediaError(f"{str(url)[:200]!r}: its host cannot be resolved ({e.strerror or e})") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise OwnMediaError(f"{str(url)[:200]!r}: its host {host} is at {address}, not a public address; allowed: a URL on "
+                                "the internet")
+
+
+def fetch(url: str, limit: int = MAX_BYTES, timeout_s: float = FETCH_TIMEOUT_S, public_only: bool = False) -> bytes:
+    """The body of an http(s) URL (up to 5 redirects followed, to http(s) only), at most ``limit`` bytes, within
+    ``timeout_s`` for the whole download; ``public_only``: every URL on the way must be at a public address (a
+    hosted service). OwnMediaError naming the URL otherwise."""
     shown = repr(url)[:200]
     deadline = time.monotonic() + timeout_s
     try:
-        with httpx.Client(timeout=min(timeout_s, 30.0), follow_redirects=True, max_redirects=5) as http:
-            with http.stream("GET", url) as answer:
-                if answer.url.scheme not in ("http", "https"):
-                    raise OwnMediaError(f"{shown} redirects to a {answer.url.scheme} URL; allowed: http(s) only")
-                if answer.status_code != 200:
-                    raise OwnMediaError(f"{shown} answered HTTP {answer.status_code}; allowed: a URL that serves the file (200)")
-                declared = answer.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > limit:
-                    raise OwnMediaError(f"{shown} is too large ({_mb(int(declared))}); allowed: up to {_mb(limit)}")
-                body = bytearray()
-                for chunk in answer.iter_bytes(1 << 16):
-                    body += chunk
-                    if len(body) > limit:
-                        raise OwnMediaError(f"{shown} is too large (more than {_mb(limit)}); allowed: up to {_mb(limit)}")
-                    if time.monotonic() > deadline:
-                        raise OwnMediaError(f"{shown} took longer than {timeout_s:.0f} s to download; allowed: a file "
-                                            "that downloads within that time (or download it and give its path)")
+        with httpx.Client(timeout=min(timeout_s, 30.0), follow_redirects=False) as http:
+            target = httpx.URL(url)
+            for _ in range(MAX_REDIRECTS + 1):
+                if target.scheme not in ("http", "https"):
+                    raise OwnMediaError(f"{shown} redirects to a {target.scheme} URL; allowed: http(s) only")
+                if public_only:
+                    _public(target)
+                with http.stream("GET", target) as answer:
+                    if answer.is_redirect and "location" in answer.headers:
+                        target = target.join(answer.headers["location"])
+                        continue
+                    return _body(answer, shown, limit, deadline, timeout_s)
+            raise OwnMediaError(f"{shown} redirects more than {MAX_REDIRECTS} times; allowed: a URL that serves the file")
     except httpx.HTTPError as e:
         raise OwnMediaError(f"{shown} cannot be fetched ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+def _body(answer: httpx.Response, shown: str, limit: int, deadline: float, timeout_s: float) -> bytes:
+    if answer.status_code != 200:
+        raise OwnMediaError(f"{shown} answered HTTP {answer.status_code}; allowed: a URL that serves the file (200)")
+    declared = answer.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise OwnMediaError(f"{shown} is too large ({_mb(int(declared))}); allowed: up to {_mb(limit)}")
+    body = bytearray()
+    for chunk in answer.iter_bytes(1 << 16):
+        body += chunk
+        if len(body) > limit:
+            raise OwnMediaError(f"{shown} is too large (more than {_mb(limit)}); allowed: up to {_mb(limit)}")
+        if time.monotonic() > deadline:
+            raise OwnMediaError(f"{shown} took longer than {timeout_s:.0f} s to download; allowed: a file "
+                                "that downloads within that time (or download it and give its path)")
     if not body:
         raise OwnMediaError(f"{shown} is empty (0 bytes)")
     return bytes(body)

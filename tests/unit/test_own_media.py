@@ -155,6 +155,12 @@ class _Files(LoopbackServer):
             def do_GET(self) -> None:  # noqa: N802 - the http.server API
                 server.hits += 1
                 body = server.files.get(self.path.split("?")[0])
+                if body is not None and body.startswith(b"->"):  # a redirect
+                    self.send_response(302)
+                    self.send_header("Location", body[2:].decode())
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Length", str(len(body or b"")))
                 self.end_headers()
@@ -206,10 +212,20 @@ def test_bad_files_urls_and_the_services_local_paths_are_refused_naming_the_fiel
         store_own_files(store, "m", forged)
 
 
-def test_fetch_is_bounded_in_size() -> None:
+def test_fetch_is_bounded_in_size_and_a_service_fetches_from_public_addresses_only() -> None:
     with _Files({"/big.bin": b"x" * 5000}) as server:
         with pytest.raises(OwnMediaError, match=r"is too large \(0.0 MB\); allowed: up to 0.0 MB"):
             fetch(f"{server.root_url}/big.bin", limit=1000)
+        server.files |= {"/moved": b"->/big.bin", "/away": b"->file:///etc/passwd", "/loop": b"->/loop"}
+        assert fetch(f"{server.root_url}/moved") == b"x" * 5000
+        with pytest.raises(OwnMediaError, match=r"redirects to a file URL; allowed: http\(s\) only"):
+            fetch(f"{server.root_url}/away")
+        with pytest.raises(OwnMediaError, match=r"redirects more than 5 times"):
+            fetch(f"{server.root_url}/loop")
+        with pytest.raises(OwnMediaError, match=r"its host 127.0.0.1 is at 127.0.0.1, not a public address"):
+            fetch(f"{server.root_url}/big.bin", public_only=True)
+    with pytest.raises(OwnMediaError, match=r"its host 169.254.169.254 is at 169.254.169.254, not a public address"):
+        fetch("http://169.254.169.254/latest/meta-data/", public_only=True)
 
 
 # --- the request, the edit language, the graph -------------------------------------------------------------
