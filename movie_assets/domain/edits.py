@@ -188,7 +188,7 @@ def _edit_source(doc: dict[str, Any], index: int, value: Any) -> None:
 
 
 def _flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(doc, dict):
+    if isinstance(doc, dict) and not is_own_file_path(prefix.rstrip(".")):  # a file of the user's is one value
         out: dict[str, Any] = {}
         for k, v in doc.items():
             out |= _flatten(v, f"{prefix}{k}.")
