@@ -71,6 +71,8 @@ def repair_movie_request(instance: dg.DagsterInstance, store: ArtifactStore, mov
                          request: MovieRequest | None = None) -> str:
     """Restore a movie whose stored request is damaged: from the latest intact copy, or ``request``.
     Dagster's input observations follow the restored request; the next plan shows what it changes."""
+    if request is not None:  # its files of the user's are read (or downloaded) and stored like a new request's
+        request = store_own_files(store, movie, request)
     done = repair_request(store, movie, request)
     observe_inputs(instance, movie, load_movie_request(store, movie))
     report_plan(instance, store, movie)
