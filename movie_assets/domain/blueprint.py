@@ -198,7 +198,10 @@ FILE_INPUTS = frozenset(OWN_FILES.values())
 # What a partition reads only in some requests, and leaves out of its input versions when it does not:
 # takes at 0, a segment that carries the look, the look (or research) of a movie made without one. Versions recorded
 # before these existed stay valid.
-OPTIONAL_READS = TAKE_INPUTS | FILE_INPUTS | {"shot_look", "look", "research", "video_mode"}
+# What a slot with the user's own file does not read (its prompt, its text): left out of its input versions
+# then (and never stale in Dagster's view for it); every other partition of these always reads them.
+OWN_FILE_UNREAD = frozenset({"music_prompt", "segment_narration", "image_prompt", "text_to_video_prompt", "image_to_video_prompt"})
+OPTIONAL_READS = TAKE_INPUTS | FILE_INPUTS | OWN_FILE_UNREAD | {"shot_look", "look", "research", "video_mode"}
 
 _VISUAL_ARTIFACTS = ("segment_image", "text_to_video_clip", "image_to_video_clip")
 
@@ -245,6 +248,7 @@ def _generated(request: MovieRequest, key: NodeKey) -> bool:
 
 
 def _reads_unless_own(*deps: str) -> dict[str, Callable[[MovieRequest, NodeKey], bool]]:
+    assert OWN_FILE_UNREAD.issuperset(deps), "an unread dep must be an optional read (its version left out)"
     return dict.fromkeys(deps, _generated)
 
 _LOOK = CheckDecl("prompt_carries_look", "WARN",

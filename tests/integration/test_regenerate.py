@@ -544,3 +544,26 @@ def test_a_bad_file_is_refused_by_an_edit_and_changes_nothing(instance: dg.Dagst
     assert refused.value.problems == [f"edit rejected, nothing changed: segments.1.image_files.0: {str(fake)!r}: it is text "
                                       "'this is not a picture at all', not a picture; allowed: pictures (PNG, JPEG, WebP)"]
     assert load_movie_request(store, movie) == before and api.plan(instance, store, movie).items == []
+
+
+def test_your_music_reads_no_music_prompt(instance: dg.DagsterInstance, store, movie: str, tmp_path: Path) -> None:
+    """With your own music the music reads no prompt: a music prompt edit rebuilds the prompt and nothing
+    below it, in the plan, the build and Dagster's view alike."""
+    import numpy as np
+
+    from resources.runtime.media import wav_bytes
+
+    song = tmp_path / "song.wav"
+    song.write_bytes(wav_bytes(0.2 * np.sin(np.arange(8000 * 4) * 2 * np.pi * 330 / 8000), 8000))
+    api.edit(instance, store, movie, [("music_file", str(song))])
+    first = api.generate(instance, store, movie)
+    assert first.success and first.provider_calls == {} and set(first.built) == {"music", "timeline"}
+    music = load_state(instance, movie, [NodeKey("music")]).records[NodeKey("music")]
+    assert music.metadata["source"] == "your file" and 29_900 <= music.metadata["duration_ms"] <= 30_100  # padded to 30 s
+    api.edit(instance, store, movie, [("music_prompt", "slow solo cello")])
+    planned = api.plan(instance, store, movie)
+    assert [i.node for i in planned.items] == ["music_prompt"] and planned.provider_calls == {}
+    blueprint = expand(load_movie_request(store, movie))
+    assert stale_nodes(instance, movie, blueprint.nodes) == [NodeKey("music_prompt")]  # not the music
+    assert api.generate(instance, store, movie).built == ["music_prompt"]
+    assert stale_nodes(instance, movie, blueprint.nodes) == []

@@ -279,3 +279,39 @@ def test_a_slot_with_your_file_makes_no_call_and_reads_nothing_it_would_be_made_
     assert blueprint.calls(blueprint.nodes)["TextToImageProducer"] == 2 * 2 - 1
     with pytest.raises(RequestError, match=r"segments.1.image_files.0: a WAV file; allowed: pictures"):
         parse_request({**request.to_document(), "segments": {"1": {"image_files": {"0": stored | {"format": "WAV"}}}}})
+
+
+def test_each_slots_recipe_makes_its_artifact_from_your_file_without_a_client(tmp_path: Path) -> None:
+    """The recipes of a picture, a starting image, a clip, narration audio and the music, given files of the
+    user's: each fitted to its slot, marked as yours, with no provider client at hand and reading none of its
+    deps (the context is bound to what the blueprint declares)."""
+    import asyncio
+    import dataclasses
+
+    from movie_assets.builder.recipes import RECIPES
+    from tests.unit.fakes import MOVIE, hand_context
+
+    store = ArtifactStore(root=str(tmp_path / "store"))
+    for name, data in (("p.png", png((500, 500))), ("c.webm", clip(2, fmt="webm")), ("v.wav", wav(12)), ("m.wav", wav(3))):
+        (tmp_path / name).write_bytes(data)
+    request = store_own_files(store, MOVIE, small_request(music_file="m.wav", segments={
+        "0": {"image_files": {"1": "p.png"}, "audio_file": "v.wav"},
+        "1": {"use_video": True, "video_mode": "image", "starting_image_file": "p.png"},
+        "2": {"use_video": True, "clip_file": "c.webm"}}), base=tmp_path)
+    blueprint = expand(request)
+
+    async def own_bytes(own: object) -> bytes:
+        return read_own(store, MOVIE, own)  # type: ignore[arg-type]
+
+    context = dataclasses.replace(hand_context(request), own_bytes=own_bytes)
+    made = {}
+    for key in (NodeKey("segment_image", 0, 1), NodeKey("starting_image", 1), NodeKey("text_to_video_clip", 2),
+                NodeKey("segment_audio", 0), NodeKey("music")):
+        assert blueprint.nodes[key].deps == ()
+        made[key] = asyncio.run(RECIPES[key.asset](context.bound(key, frozenset()), key))
+        assert made[key].call is None and made[key].meta["source"] == "your file"
+    assert (made[NodeKey("segment_image", 0, 1)].width, made[NodeKey("segment_image", 0, 1)].height) == (854, 480)
+    assert made[NodeKey("starting_image", 1)].meta["file"] == "p.png"
+    assert mp4_info(made[NodeKey("text_to_video_clip", 2)].data)[:2] == (854, 480)  # the WebM, as the segment's MP4
+    assert 9_900 <= (made[NodeKey("segment_audio", 0)].duration_ms or 0) <= 10_100  # 12 s of narration cut at 10 s
+    assert 29_900 <= (made[NodeKey("music")].duration_ms or 0) <= 30_100  # 3 s of music padded to the movie's 30 s
