@@ -92,10 +92,10 @@ def test_an_unexpected_error_is_the_files_report_and_the_others_go_on(home: Path
     inbox.mkdir()
     real_register = inbox_module.register_movie
 
-    def register(instance: dg.DagsterInstance, store: ArtifactStore, request: object, movie: str) -> str:
+    def register(instance: dg.DagsterInstance, store: ArtifactStore, request: object, movie: str, **files: object) -> str:
         if movie == "boom":
             raise RuntimeError("the database went away " + "x" * 5_000)
-        return real_register(instance, store, request, movie)
+        return real_register(instance, store, request, movie, **files)
 
     monkeypatch.setattr(inbox_module, "register_movie", register)
     (inbox / "boom.yaml").write_text(SMALL)
