@@ -33,6 +33,7 @@ from resources.settings import (
     current,
     env_int,
     offline_latency_from_env,
+    offline_max_size_from_env,
 )
 from resources.storage import ArtifactStore
 
@@ -132,12 +133,19 @@ class _ProviderResource(dg.ConfigurableResource):
     debug_overlay: bool = Field(
         default=False, description="Offline pictures and clips only: draw the developer's marks (MOVIEGEN_DEBUG_OVERLAY).",
     )
+    max_size: str = Field(
+        default="", pattern=r"^(|480p|720p|1080p)$",
+        description="Offline pictures and clips only: fail every picture or clip above this size (480p, 720p, 1080p) as a "
+                    "local model out of GPU memory would (to try recovery with reduced settings: docs/providers.md; "
+                    "MOVIEGEN_OFFLINE_MAX_SIZE).",
+    )
 
     _offline: type = OfflineLLM
 
-    def offline(self, local_slots: Slots | asyncio.Semaphore | None, latency_s: float = 0.0, fail_when: str = ""):  # noqa: ANN201
+    def offline(self, local_slots: Slots | asyncio.Semaphore | None, latency_s: float = 0.0, fail_when: str = "",  # noqa: ANN201
+                max_size: str = ""):
         """The kind's offline client: no simulated latency and no fault injection unless given."""
-        return self._offline(latency_s, local_slots, fail_when, self.debug_overlay)
+        return self._offline(latency_s, local_slots, fail_when, self.debug_overlay, max_size)
 
     def client(self, producer: str, local_slots: Slots | asyncio.Semaphore | None,
                connections: dict[str, dg.ConfigurableResource] | None = None,
@@ -146,7 +154,7 @@ class _ProviderResource(dg.ConfigurableResource):
         route = self.routes.get(producer, "offline")
         provider, _, model = route.partition(":")
         if provider == "offline":
-            return self.offline(local_slots, self.latency.seconds(producer, self.latency_scale), self.fail_when)
+            return self.offline(local_slots, self.latency.seconds(producer, self.latency_scale), self.fail_when, self.max_size)
         connection = (connections or {}).get(provider)
         if connection is None:
             raise ProviderError(f"provider {provider!r} is not configured; allowed: offline, openai, replicate",
@@ -263,6 +271,7 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
     routes, params = settings.routes, settings.params
     model_limits = parse_model_limits(os.environ.get("MOVIEGEN_MODEL_LIMITS"))
     latency = offline_latency_from_env()
+    max_size = offline_max_size_from_env()
 
     def limits_of(provider: str) -> dict[str, str]:
         return {m: f"{n}/{rpm}" for m, (n, rpm) in model_limits.get(provider, {}).items()}
@@ -288,7 +297,8 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
             requests_per_minute=env_int("MOVIEGEN_REPLICATE_RPM", 600),
             max_attempts=env_int("MOVIEGEN_REPLICATE_MAX_ATTEMPTS", 4), model_limits=limits_of("replicate"),
         ),
-        **{kind.value: cls(routes=kind_routes(kind), params=kind_params(kind), debug_overlay=settings.debug_overlay, **latency)
+        **{kind.value: cls(routes=kind_routes(kind), params=kind_params(kind), debug_overlay=settings.debug_overlay, **latency,
+                           **({"max_size": max_size} if max_size and kind in (ProviderKind.images, ProviderKind.video) else {}))
            for kind, cls in KIND_RESOURCES.items()},
     }
 

@@ -166,6 +166,19 @@ def offline_latency_from_env() -> dict[str, object]:
         raise ValueError(f"MOVIEGEN_OFFLINE_LATENCY_SCALE={scale!r}: expected a number above 0") from None
 
 
+OFFLINE_MAX_SIZES = ("480p", "720p", "1080p")
+
+
+def offline_max_size_from_env() -> str:
+    """MOVIEGEN_OFFLINE_MAX_SIZE: fault injection for trying recovery with reduced settings offline: the
+    offline pictures and clips fail above this size as a local model out of GPU memory would ("" : unset).
+    Not a setting: it never changes a code version, only whether a call fails (docs/providers.md)."""
+    value = os.environ.get("MOVIEGEN_OFFLINE_MAX_SIZE", "").strip()
+    if value and value not in OFFLINE_MAX_SIZES:
+        raise ValueError(f"MOVIEGEN_OFFLINE_MAX_SIZE={value!r}: allowed: {', '.join(OFFLINE_MAX_SIZES)} (or unset)")
+    return value
+
+
 class RenderEngine(enum.StrEnum):
     """What renders the movie's video chunks: Remotion (the product's renderer: Node, Chromium and
     renderer/node_modules) or ffmpeg (fast, no browser). The soundtrack is mixed by ffmpeg's side

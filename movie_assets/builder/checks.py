@@ -4,8 +4,10 @@ partitions that failed it and why."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from movie_assets.builder.render.media import RenderError, probe
 from movie_assets.builder.render.presets import PRESETS, output_size
@@ -20,7 +22,8 @@ from resources.runtime.scratch import scratch_dir
 VIDEO_TOLERANCE_MS = 120
 
 
-def _narration_fits(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
+def _narration_fits(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None,
+           frame: tuple[int, int] | None = None) -> str | None:
     """Too short (seconds of music alone) or too long (spoken faster, then cut) for its 10 s segment, with
     how many words to add or cut at the language's pace."""
     ms = mp3_duration_ms(data)
@@ -30,14 +33,16 @@ def _narration_fits(asset: str, data: bytes, value: object, request: MovieReques
     return None if found is None else f"{found[0]} -> {found[1]}"
 
 
-def _frame_size(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
-    width, height = request.frame
+def _frame_size(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None,
+           frame: tuple[int, int] | None = None) -> str | None:
+    width, height = frame or request.frame
     size = png_size(data)
     return f"image is {size[0]}x{size[1]}, expected {width}x{height}" if size != (width, height) else None
 
 
-def _clip(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
-    width, height = request.frame
+def _clip(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None,
+           frame: tuple[int, int] | None = None) -> str | None:
+    width, height = frame or request.frame
     w, h, ms = mp4_info(data)
     if (w, h) != (width, height):
         return f"video is {w}x{h}, expected {width}x{height}"
@@ -46,22 +51,25 @@ def _clip(asset: str, data: bytes, value: object, request: MovieRequest, key: No
     return None
 
 
-def _carries_look(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
+def _carries_look(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None,
+           frame: tuple[int, int] | None = None) -> str | None:
     return look_problem(asset, value) if isinstance(value, dict) else None
 
 
-def _timeline_complete(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
+def _timeline_complete(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None,
+           frame: tuple[int, int] | None = None) -> str | None:
     errors = value.get("errors", []) if isinstance(value, dict) else []
     return f"{len(errors)} clip(s) missing or failed" if errors else None
 
 
-def _movie_matches(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
+def _movie_matches(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None,
+           frame: tuple[int, int] | None = None) -> str | None:
     return movie_problem(data, request)
 
 
 # The evaluation of each check an artifact row declares, by the check's name (a test fails when a
 # declared check has none).
-EVALUATIONS: dict[str, Callable[[str, bytes, object, MovieRequest, NodeKey | None], str | None]] = {
+EVALUATIONS: dict[str, Callable[..., str | None]] = {
     "narration_fits_segment": _narration_fits,
     "image_frame_size": _frame_size,
     "video_frame_and_length": _clip,
@@ -71,14 +79,18 @@ EVALUATIONS: dict[str, Callable[[str, bytes, object, MovieRequest, NodeKey | Non
 }
 
 
-def problem(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None) -> str | None:
+def problem(asset: str, data: bytes, value: object, request: MovieRequest, key: NodeKey | None = None,
+            metadata: dict[str, Any] | None = None) -> str | None:
     """What is wrong with one artifact (the partition ``key``, when known) by its row's check, or None
-    when it passes (or has no check)."""
+    when it passes (or has no check). ``metadata``: the artifact's; a degraded picture or clip (made at
+    reduced settings, ``degraded_to``) is checked against the size it was made at."""
     check = ARTIFACTS[asset].check
     if check is None:
         return None
+    made_at = str((metadata or {}).get("degraded_to") or "") if (metadata or {}).get("degraded") else ""
+    frame = tuple(int(n) for n in made_at.split("x")) if re.fullmatch(r"\d+x\d+", made_at) else None
     try:
-        return EVALUATIONS[check.name](asset, data, value, request, key)
+        return EVALUATIONS[check.name](asset, data, value, request, key, frame=frame)
     except MediaError as e:
         return f"unreadable media: {e}"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.records import ArtifactRecord
-from movie_assets.domain.request import MovieRequest, OwnFile
+from movie_assets.domain.request import MovieRequest, OwnFile, Size, frame_size
 from resources.providers.base import (
     CallInfo,
     ImageProvider,
@@ -96,6 +96,8 @@ class RecipeContext:
     # {"message", "category", "suggestion"} of a node that failed (None: it did not).
     failure_info: Callable[[NodeKey], dict[str, str] | None] = lambda key: None
     placeholder: bool = False  # producing an offline placeholder for a partition whose provider failed
+    # Recovery: the lower size a picture or clip is made at after its call failed at full settings (None: full).
+    reduced_size: Size | None = None
     # The bytes of one version of a node's picture (a pinned reference, whatever the node's latest version).
     load_version: Callable[[NodeKey, str], Awaitable[bytes]] | None = None
     # The stored bytes of a file of the user's that the request names for a slot (checked against its hash).
@@ -110,6 +112,14 @@ class RecipeContext:
         # Progress notes go to the run's log (Dagster's event log, the CLI): never with a secret in them.
         note = self.note
         self.note = lambda key, message: note(key, redact(message))
+
+    @property
+    def frame(self) -> tuple[int, int]:
+        """The width and height pictures and clips are asked for: the request's frame, or the lower one
+        recovery tries (``reduced_size``; the render scales it to the movie's frame)."""
+        if self.reduced_size is None:
+            return self.request.frame
+        return frame_size(self.reduced_size, self.request.aspect_ratio)
 
     def bound(self, node: NodeKey, reads: frozenset[NodeKey]) -> RecipeContext:
         """This context for building ``node``, which may read ``reads`` (shared calls stay shared)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -45,7 +46,8 @@ from movie_assets.domain.errors import for_movie
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.plan import Prediction, Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
-from movie_assets.domain.request import OwnFile, Strategy
+from movie_assets.domain.recovery import STEP_PARAMS, Ask, lower_size, next_lower, steps_of
+from movie_assets.domain.request import OwnFile, Strategy, frame_size
 from movie_assets.movie_files.layout import answers_folder, artifact_path
 from movie_assets.movie_files.own_media import read_own
 from movie_assets.movie_files.reports import RunReport
@@ -57,7 +59,9 @@ from resources.providers.base import (
     ErrorCategory,
     ProviderError,
     describe_failure,
+    reducible,
 )
+from resources.providers.catalog import LIGHTER_MODELS
 from resources.providers.offline.media import OFFLINE, OfflineLLM
 from resources.runtime.disk import writing
 from resources.runtime.media import jpeg_preview
@@ -137,6 +141,7 @@ class BuildSummary:
     machine: MachineSnapshot | None = None
     errors: dict[NodeKey, dict[str, str]] = field(default_factory=dict)  # message, category, suggestion (, detail)
     fallbacks: list[NodeKey] = field(default_factory=list)  # built as offline placeholders
+    degraded: dict[NodeKey, dict[str, str]] = field(default_factory=dict)  # built at reduced settings: from, to, reason
     call_log: list[dict[str, Any]] = field(default_factory=list)  # one entry per call made or reused
     reused: list[NodeKey] = field(default_factory=list)  # taken from the build cache, no call
     strategy: str = ""
@@ -151,7 +156,7 @@ class BuildSummary:
             provider_calls=dict(sorted(self.calls.items())), cost_usd=round(self.cost_usd, 6),
             seconds=round(self.seconds, 3), machine=self.machine.to_json() if self.machine else None,
             calls=self.call_log, errors={str(k): v for k, v in self.errors.items()},
-            fallbacks=[str(k) for k in self.fallbacks], time=time.time(),
+            fallbacks=[str(k) for k in self.fallbacks], degraded={str(k): v for k, v in self.degraded.items()}, time=time.time(),
             strategy=self.strategy, critical_path_s=round(self.critical_path_s, 3), slots=self.slots,
         )
 
@@ -173,6 +178,16 @@ def _thin(history: list[tuple[float, int, int]], keep: int = 200) -> list[list[f
 def thumbnail(png: bytes) -> bytes:
     """A small JPEG of a picture, for the UI."""
     return jpeg_preview(Image.open(io.BytesIO(png)))
+
+
+# The recipes that make a picture or a clip at ``ctx.frame``: what recovery can make at a lower size.
+SIZED = frozenset({"segment_image", "starting_image", "text_to_video_clip", "image_to_video_clip"})
+
+
+def _asked(client: Any, width: int, height: int) -> str:
+    """What ``client`` asks its provider for at this frame (recovery lowers a size only where it asks less)."""
+    asked = getattr(client, "asked_size", None)
+    return str(asked(width, height)) if callable(asked) else f"{width}x{height}"
 
 
 def content_version(data: bytes) -> str:
@@ -415,13 +430,18 @@ class BuildEngine:
                     await asyncio.to_thread(cache.drop_answer, self.store, keeper.path)
                 info = self._describe(key, e)
                 self._log_failed_call(key, group, e, ctx.clients)
-                produced = await self._placeholder(ctx, key, group, info) if self.fallback and node.decl.placeholder else None
+                # Recovery: once more at the next lower settings, before a placeholder or a failure.
+                produced = await self._reduced(ctx, key, group, limits, e, info, gate)
+                if produced is not None:
+                    self.summary.degraded[key] = {k: str(produced.meta[f"degraded_{k}"]) for k in ("from", "to", "reason")}
+                elif self.fallback and node.decl.placeholder:
+                    produced = await self._placeholder(ctx, key, group, info)
                 if produced is None:
                     self._fail(key, info["message"], category=info["category"], suggestion=info["suggestion"],
                                detail=info.get("detail", ""))
                     done[key].set_result(False)
                     return
-                placeholder = True
+                placeholder = not produced.meta.get("degraded")
                 failure = info | {"message": info["message"] + "; an offline placeholder takes its place until it is rebuilt"}
             try:
                 recalled = keeper is not None and keeper.recalled() is not None and not placeholder
@@ -444,8 +464,9 @@ class BuildEngine:
                 # A damaged file at this path is replaced (the path names the content it must have).
                 replace = reason == Reason.damaged or key in self.state.damaged
                 await asyncio.to_thread(functools.partial(self.store.write, relpath, produced.data, immutable=not replace))
-                # A placeholder is never remembered: the next build calls the provider again.
-                if cached and ("reused" not in produced.meta or recalled) and not placeholder:
+                # A placeholder or a degraded artifact is never remembered: the next build calls the provider again
+                # (at full settings).
+                if cached and ("reused" not in produced.meta or recalled) and not placeholder and not produced.meta.get("degraded"):
                     await asyncio.to_thread(cache.remember, self.store, cached, key, relpath, version, produced)
                     if keeper is not None and (keeper.kept or recalled):  # the cache has the artifact now
                         await asyncio.to_thread(cache.drop_answer, self.store, keeper.path)
@@ -560,6 +581,60 @@ class BuildEngine:
             return await RECIPES[key.asset](ctx, key)
         finally:
             ANSWERS.reset(token)
+
+    async def _reduced(self, ctx: RecipeContext, key: NodeKey, group: tuple[str, NodeKey] | None,
+                       limits: dict[ProviderKind, Slots], e: BaseException, failure: dict[str, str],
+                       gate: Slots | None) -> Produced | None:
+        """Recovery with reduced settings: a node whose own call failed for a reason less work can fix (a
+        ``Limit``: the provider's size limit, a model out of memory, a timeout, too many steps) is made once
+        more at the next lower settings (domain/recovery.py: the next lower size of a picture or clip, else
+        fewer steps, else the provider's lighter model: the script, texts and narration audio too). What it
+        makes is marked ``degraded`` (from, to, why), charged, never cached: the next generation plans the
+        node again at full settings. None: not reducible, nothing lower to try, or the retry failed too (its
+        failure is added to ``failure``'s message)."""
+        limit = reducible(e)
+        if limit is None or group is None or group[1] != key or self.clients is None:
+            return None
+        client = ctx.clients.get(group[0])
+        params = dict(getattr(client, "params", {}) or {})
+        model = str(getattr(client, "model", ""))
+        full = Ask(ctx.request.picture_size, steps_of(params), model,
+                   LIGHTER_MODELS.get(str(getattr(client, "name", "")), {}).get(model, ""))
+        w, h = ctx.frame
+        lower = lower_size(full.size)
+        # The size only of a picture or clip, and only where a lower frame asks the provider less.
+        same = frozenset({"size"}) if key.asset not in SIZED or lower is None or \
+            _asked(client, w, h) == _asked(client, *frame_size(lower, ctx.request.aspect_ratio)) else frozenset()
+        reduction = next_lower(full, limit.value, failure["message"], same_call=same)
+        if reduction is None:
+            return None
+        step = next((p for p in STEP_PARAMS if p in params), None)
+        if reduction.lowered == "steps" and step is not None:
+            client = copy.copy(client)
+            client.params = params | {step: reduction.to.steps}
+        elif reduction.lowered == "model":
+            client = copy.copy(client)
+            client.model = reduction.to.model
+        reduced = dataclasses.replace(ctx, clients={**ctx.clients, group[0]: client},
+                                      reduced_size=reduction.to.size if reduction.lowered == "size" else None)
+        self.emit(Logged(key, f"failed at {reduction.full.describe(reduction.lowered, ctx.request.aspect_ratio)} "
+                              f"({limit.value}): trying once at {reduction.to.describe(reduction.lowered, ctx.request.aspect_ratio)}"))
+        try:
+            if gate is not None:
+                await gate.acquire()
+            try:
+                produced = await self._produce(reduced, key, group, limits, None)  # no answer kept under the full key
+            finally:
+                if gate is not None:
+                    gate.release()
+        except asyncio.CancelledError:
+            raise
+        except Exception as again:  # noqa: BLE001 - the first failure stands, saying what the retry met
+            failure["message"] += (f"; tried again at {reduction.to.describe(reduction.lowered, ctx.request.aspect_ratio)}: "
+                                   + describe_failure(again)["message"])
+            return None
+        produced.meta |= reduction.metadata(ctx.request.aspect_ratio)
+        return produced
 
     async def _placeholder(self, ctx: RecipeContext, key: NodeKey, group: tuple[str, NodeKey] | None,
                            failure: dict[str, str]) -> Produced | None:

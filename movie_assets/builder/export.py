@@ -43,7 +43,7 @@ FCPXML_HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n'
 
 # The timeline clip fields carried as metadata (times become the OTIO ranges).
 _CLIP_FIELDS = ("id", "type", "asset", "partition", "version", "segment", "volume", "ducking", "effect",
-                "transitionIn", "muted", "fallback", "text")
+                "transitionIn", "muted", "fallback", "degraded", "text")
 # Provenance fields api.export adds from the artifact's materialization (where present).
 PROVENANCE_FIELDS = ("prompt", "provider", "model", "run_id")
 # An EDL event line as the cmx_3600 adapter writes a dissolve: "D 015    " where CMX 3600 has the edit type in

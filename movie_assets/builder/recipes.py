@@ -222,7 +222,8 @@ async def _answered(ctx: RecipeContext, key: NodeKey, asked: str, field: str = "
     the look changes. (The question is metadata, not content: a new question with the same answer
     changes nothing below.)"""
     record = ctx.record(key)
-    if record is None or record.metadata.get("asked") != asked:
+    # A degraded answer (a lighter model's, after the configured one failed) is never reused: asked again.
+    if record is None or record.metadata.get("asked") != asked or record.metadata.get("degraded"):
         return None
     try:
         value = await ctx.need(key)
@@ -348,7 +349,7 @@ async def _segment_image(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     value = await ctx.need(NodeKey("image_prompt", key.segment, key.image))
     prompt = value["prompt"]
-    w, h = r.frame
+    w, h = ctx.frame
     media = await ctx.images("TextToImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key),
                                                              **_seed(ctx, key), **await _references(ctx, value))
     return Produced.media(media, prompt, **_take(ctx, key))
@@ -385,7 +386,7 @@ async def _t2v_clip(ctx: RecipeContext, key: NodeKey) -> Produced:
         return yours
     r = ctx.request
     direction = (await ctx.need(NodeKey("text_to_video_prompt", key.segment)))["direction"]
-    w, h = r.frame
+    w, h = ctx.frame
     media = await ctx.video("TextToVideoProducer").text_to_video(direction, style=r.image_style.value, width=w, height=h, seconds=SEGMENT_SECONDS, label=_label(ctx, key),
                                                                  **_seed(ctx, key))
     return Produced.media(media, direction, **_take(ctx, key))
@@ -433,7 +434,7 @@ async def _starting_image(ctx: RecipeContext, key: NodeKey) -> Produced:
     r = ctx.request
     value = await ctx.need(NodeKey("image_to_video_prompt", key.segment))
     prompt = value["starting_image_prompt"]
-    w, h = r.frame
+    w, h = ctx.frame
     media = await ctx.images("StartingImageProducer").generate(prompt, style=r.image_style.value, width=w, height=h, label=_label(ctx, key) + " · start",
                                                                **_seed(ctx, key), **await _references(ctx, value))
     return Produced.media(media, prompt, **_take(ctx, key))
@@ -457,7 +458,7 @@ async def _i2v_clip(ctx: RecipeContext, key: NodeKey) -> Produced:
     value = await ctx.need(NodeKey("image_to_video_prompt", key.segment))
     direction = value["direction"]
     image = await ctx.need_bytes(NodeKey("starting_image", key.segment))
-    w, h = r.frame
+    w, h = ctx.frame
     video = ctx.video("ImageToVideoProducer")
     if clip_call(ctx, key.segment, direction) == TI2V:
         # TI2V: the text is the whole shot, what the starting image shows and how it moves, with the look.
@@ -495,6 +496,8 @@ async def _segment_visuals(ctx: RecipeContext, key: NodeKey) -> Produced:
             "kind": "image" if src.asset == "segment_image" else "video",
             "width": rec.metadata.get("width"), "height": rec.metadata.get("height"), "duration_ms": rec.metadata.get("duration_ms"),
             **({"fallback": True} if rec.metadata.get("fallback") else {}),
+            **({"degraded": f"{rec.metadata.get('degraded_from')} -> {rec.metadata.get('degraded_to')}"}
+               if rec.metadata.get("degraded") else {}),
         })
     return Produced.json({"segment": key.segment, "mode": mode.value, "clips": clips, "errors": errors})
 

@@ -228,6 +228,8 @@ async def assemble_timeline(ctx: RecipeContext) -> dict[str, Any]:
                     item["muted"] = True
                 if clip.get("fallback"):
                     item["fallback"] = True
+                if clip.get("degraded"):  # made at reduced settings (recovery): the next generate tries full ones
+                    item["degraded"] = clip["degraded"]
             visual.append(item)
             at += length
             visual_index += 1

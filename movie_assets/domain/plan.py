@@ -1,7 +1,7 @@
 """Plans: what a generation must build and why, computed in one pass from what exists.
 
 A partition is built when it is missing, failed since its latest build (or an offline placeholder
-stands in for it), damaged (its stored file is gone, truncated or changed), stale (the hash of what it would read now differs from what it read, or its code
+stands in for it), degraded (made at reduced settings after its call failed at full ones), damaged (its stored file is gone, truncated or changed), stale (the hash of what it would read now differs from what it read, or its code
 version changed), or downstream of something rebuilt (``upstream``). A dry run of the build then
 settles what costs nothing: an override or derived artifact rebuilt into identical content stops the
 cascade, and a node whose exact inputs the build cache holds is reused without a call, so the plan
@@ -27,6 +27,7 @@ class Reason:
     damaged = "damaged"  # its stored artifact is missing, truncated or changed since it was built
     upstream = "upstream"  # an upstream artifact is rebuilt in the same generation
     requested = "requested"  # asked for explicitly (a UI/CLI run of that partition)
+    degraded = "degraded"  # made at reduced settings after a call failed at full ones: tried at full settings again
 
 
 @dataclass
@@ -88,6 +89,10 @@ def reasons(blueprint: Blueprint, state: MovieState, code_versions: Mapping[str,
             out[key] = (Reason.damaged, state.damaged[key])
         elif rec is not None and rec.metadata.get("fallback"):
             out[key] = (Reason.failed, f"an offline placeholder stands in: {rec.metadata.get('fallback_for') or 'the provider failed'}")
+        elif rec is not None and rec.metadata.get("degraded"):
+            m = rec.metadata
+            out[key] = (Reason.degraded, f"degraded: retry at full settings (made at {m.get('degraded_to')}, not "
+                                         f"{m.get('degraded_from')}: {m.get('degraded_reason') or 'the provider failed at full settings'})")
         elif rec is None:
             out[key] = (Reason.missing, "never built")
         elif rec.code_version != code_versions[key.asset]:

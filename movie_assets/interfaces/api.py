@@ -274,6 +274,8 @@ class Status:
     metrics: dict[str, Any] = field(default_factory=dict)  # per producer and provider: calls, cache hits, latency
     damaged: dict[str, str] = field(default_factory=dict)  # node -> its file is missing or truncated (quick check)
     pruned_revisions: list[int] = field(default_factory=list)  # revisions a prune let go (their files are gone)
+    # node -> from, to, reason: made at reduced settings after its call failed at full ones (tried again at full)
+    degraded: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -312,7 +314,10 @@ def status(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> St
                   store.uri(timeline.uri) if timeline else None, len(planned.items),
                   len(revisions), round(sum(r.cost_usd for r in revisions), 6), store.uri(video.uri) if video else None,
                   errors, placeholders, spend, movie_metrics(store, movie).to_json(),
-                  {str(k): why for k, why in sorted(state.damaged.items())}, sorted(pruned_revisions(store, movie)))
+                  {str(k): why for k, why in sorted(state.damaged.items())}, sorted(pruned_revisions(store, movie)),
+                  {str(k): {"from": str(r.metadata.get("degraded_from")), "to": str(r.metadata.get("degraded_to")),
+                            "reason": str(r.metadata.get("degraded_reason", ""))}
+                   for k, r in sorted(state.records.items()) if k in nodes and r.metadata.get("degraded")})
 
 
 # --- Takes: re-roll a generated artifact without changing its prompt (docs/editing.md, "Takes") ------

@@ -414,6 +414,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             _print_problem(label, error, info.get("category", "local"), for_movie(info.get("suggestion", ""), args.movie))
             if args.verbose and info.get("detail"):
                 print(redact(info["detail"], TEXT_LIMIT))
+        for node, how in sorted(result.degraded.items()):
+            print(f"  DEGRADED {node}: made at {how['to']}, not {how['from']}: {how['reason']}")
+            print(f"      -> the next `moviegen generate {args.movie}` tries {how['from']} again (and keeps this one if that fails)")
         for node, found in result.warnings.items():
             print(f"  WARN {node}: {for_movie(found, args.movie)}")
         _print_budget(result.budget)
@@ -448,6 +451,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         _print_problem(label, info["message"], info["category"], for_movie(info["suggestion"], s.movie))
     for node, why in s.damaged.items():
         print(f"  DAMAGED {node}: {why}; the next generate rebuilds it")
+    for node, how in sorted((getattr(s, "degraded", None) or {}).items()):
+        print(f"  DEGRADED {node}: made at {how['to']}, not {how['from']}: {how['reason']}; the next generate tries "
+              f"{how['from']} again")
     print(f"to build: {s.to_build}")
     spend = s.spend
     by_provider = ", ".join(f"{p} ${v:.4f}" for p, v in spend["movie_by_provider_usd"].items()) or "none"

@@ -30,6 +30,8 @@ class RunReport:
     # node -> {"message", "category", "suggestion"} for each failed node (``failed`` keeps the message).
     errors: dict[str, dict[str, str]] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)  # nodes whose artifact is an offline placeholder
+    # node -> {"from", "to", "reason"}: built at reduced settings after its call failed at full ones (recovery)
+    degraded: dict[str, dict[str, str]] = field(default_factory=dict)
     time: float = 0.0  # when the build ended (unix time)
     strategy: str = ""  # sequential, parallel or adaptive (empty: a run before strategies)
     critical_path_s: float = 0.0  # the critical path of what it built, at the brief's median latencies

@@ -253,6 +253,7 @@ class GenerateResult:
     cost_usd: float = 0.0
     errors: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> message, category, suggestion
     fallbacks: list[str] = field(default_factory=list)  # nodes an offline placeholder stands in for
+    degraded: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> from, to, reason: made at reduced settings
     budget: list[dict[str, Any]] = field(default_factory=list)  # each cap after the generation
     new_revision: bool = True  # False: nothing changed, ``revision`` is the latest one
     warnings: dict[str, str] = field(default_factory=dict)  # node -> what its check found (WARN or ERROR) in this run
@@ -269,6 +270,7 @@ class GenerateResult:
             "new_revision": self.new_revision,
             "failed": [{"node": k, "error": v, **{f: self.errors.get(k, {}).get(f, "") for f in ("category", "suggestion")},
                         "placeholder": k in self.fallbacks} for k, v in self.failed.items()],
+            "degraded": [{"node": k, **v} for k, v in self.degraded.items()],
             "timeline": self.timeline,
             "movie_video": self.movie_video,
             "cost_usd": round(self.cost_usd, 6),
@@ -336,7 +338,7 @@ def generate(
         movie_video=store.uri(revision.movie_video) if revision.movie_video else None, seconds=time.monotonic() - started,
         revision=revision.revision,
         skipped=report.skipped, cost_usd=float(report.cost_usd), errors=report.errors, fallbacks=report.fallbacks,
-        budget=[b.to_json() for b in standing(make_ledger(), movie, caps)] if caps else [],
+        degraded=report.degraded, budget=[b.to_json() for b in standing(make_ledger(), movie, caps)] if caps else [],
         new_revision=previous is None or previous.revision != revision.revision,
         warnings=report.checks,
     )

@@ -388,7 +388,8 @@ def build_events(context: dg.AssetExecutionContext, opened: OpenMovie, targets: 
             if isinstance(item, Built):
                 if ARTIFACTS[item.key.asset].check is not None:
                     checked[item.key.asset] = checked.get(item.key.asset, 0) + 1
-                    issue = problem(item.key.asset, item.produced.data, item.produced.value, request, item.key)
+                    issue = problem(item.key.asset, item.produced.data, item.produced.value, request, item.key,
+                                    item.record.metadata)
                     if issue:
                         check_problems.setdefault(item.key.asset, {})[item.key.partition_key(movie)] = issue
                         check_issues[str(item.key)] = issue
@@ -596,7 +597,7 @@ def stored_check_results(context: dg.AssetExecutionContext, store: ArtifactStore
                 try:
                     data = store.read(record.uri)
                     value = json.loads(data) if record.uri.endswith(".json") else None
-                    issue = problem(asset, data, value, opened.request, node)
+                    issue = problem(asset, data, value, opened.request, node, record.metadata)
                 except (OSError, ValueError) as e:
                     issue = f"cannot be read: {e}"
                 if issue:

@@ -70,6 +70,17 @@ UNEXPECTED = "an unexpected error: run the command with --verbose and report the
 RETRYABLE = frozenset({ErrorCategory.rate_limit, ErrorCategory.outage})
 
 
+class Limit(StrEnum):
+    """Why a failed call may succeed at reduced settings (recovery: one retry at the next lower settings,
+    movie_assets/domain/recovery.py). Any other failure is not reducible."""
+
+    size = "size"          # the provider (or a local model) refused the size or resolution asked
+    duration = "duration"  # the provider refused the clip's length
+    steps = "steps"        # the provider refused the number of diffusion steps
+    timeout = "timeout"    # the call took too long: less to make may finish in time
+    memory = "memory"      # a GPU or memory limit of the model that made it (CUDA / torch out of memory)
+
+
 class ProviderError(Exception):
     """A provider call failed. ``category`` says what kind of failure it is, ``retryable`` whether
     trying again later can succeed (by default: rate limits and outages only), ``suggestion`` the one
@@ -81,9 +92,11 @@ class ProviderError(Exception):
     latency_s: float | None = None
 
     def __init__(self, message: str, *, provider: str, retryable: bool | None = None,
-                 category: ErrorCategory = ErrorCategory.outage, suggestion: str | None = None):
+                 category: ErrorCategory = ErrorCategory.outage, suggestion: str | None = None,
+                 limit: Limit | None = None):
         super().__init__(redact(message))
         self.provider = provider
+        self.limit = Limit(limit) if limit is not None else None  # reducible: reduced settings may succeed
         self.category = ErrorCategory(category)
         self.retryable = self.category in RETRYABLE if retryable is None else retryable
         self.suggestion = SUGGESTIONS[self.category] if suggestion is None else redact(suggestion)
@@ -146,6 +159,47 @@ def categorize(e: BaseException) -> tuple[ErrorCategory, str]:
         return ErrorCategory.local, ("a local media tool (ffmpeg) failed: read its message; if it persists, "
                                      "run the command with --verbose and report the traceback")
     return ErrorCategory.local, UNEXPECTED
+
+
+# What a provider (or a local model) says when what was asked is too big for it. Checked in this order: a
+# memory limit first (a CUDA OOM message often names the size it failed at).
+_LIMIT_WORDS: tuple[tuple[Limit, re.Pattern[str]], ...] = (
+    (Limit.memory, re.compile(r"CUDA out of memory|OutOfMemoryError|out of memory|\bOOM\b|CUBLAS_STATUS_ALLOC_FAILED"
+                              r"|not enough (GPU |video )?memory", re.IGNORECASE)),
+    (Limit.duration, re.compile(r"\b(duration|num_frames|seconds|length)\b.{0,60}\b(not supported|unsupported|too long"
+                                r"|must be (at most|less|<=)|exceeds|invalid)|\b(unsupported|invalid) (duration|num_frames|length)",
+                                re.IGNORECASE)),
+    (Limit.steps, re.compile(r"\b(num_inference_steps|steps)\b.{0,60}\b(not supported|unsupported|too (many|large)"
+                             r"|must be (at most|less|<=)|exceeds|invalid)", re.IGNORECASE)),
+    (Limit.size, re.compile(r"\b(size|resolution|width|height|dimensions?|megapixels?)\b.{0,60}\b(not supported|unsupported"
+                            r"|too (large|big)|must be (at most|one of|less|<=)|exceeds|invalid|supported values)"
+                            r"|\b(unsupported|invalid) (size|resolution|dimensions?)"
+                            r"|\b\d{3,4}x\d{3,4}\b.{0,60}\b(not supported|unsupported|supported values)", re.IGNORECASE)),
+)
+
+
+def limit_in(message: str) -> Limit | None:
+    """The limit a provider's error message names (a size, length or steps it cannot make, memory it ran
+    out of), or None: the message says nothing reduced settings could fix."""
+    return next((limit for limit, words in _LIMIT_WORDS if words.search(message)), None)
+
+
+def reducible(e: BaseException) -> Limit | None:
+    """Whether a failed call may succeed at reduced settings, and why (None: it may not). A provider error
+    says so itself (``ProviderError.limit``, set by the clients from the provider's answer); a bare error of
+    a local model is read by its type and message (``torch.cuda.OutOfMemoryError``, ``MemoryError``, a
+    timeout). A content-policy, key, quota, budget or configuration failure never is: a smaller picture is
+    refused the same."""
+    if isinstance(e, ProviderError):
+        return e.limit
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return Limit.memory
+    if isinstance(e, TimeoutError | asyncio.TimeoutError) or (
+            _module(e).startswith(("httpx", "httpcore")) and "Timeout" in type(e).__name__):
+        return Limit.timeout
+    if isinstance(e, RuntimeError) and limit_in(str(e)) is Limit.memory:  # torch's older "CUDA out of memory"
+        return Limit.memory
+    return None
 
 
 def describe_failure(e: BaseException) -> dict[str, str]:

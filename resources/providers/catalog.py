@@ -34,3 +34,10 @@ def offline_model(kind: ProviderKind, debug_overlay: bool = False) -> str:
     """The offline model id of a kind, with the debug overlay when it draws one."""
     model = PROVIDER_MODELS["offline"][kind]
     return model + DEBUG_OVERLAY_SUFFIX if debug_overlay and kind in DEBUG_OVERLAY_KINDS else model
+
+# Recovery with reduced settings (movie_assets/domain/recovery.py): the lighter model of the same provider a
+# call is tried on once after its model timed out or ran out of memory -- the same inputs, a faster and cheaper
+# model. The artifact it makes is marked degraded and the next generate asks the configured model again.
+LIGHTER_MODELS: dict[str, dict[str, str]] = {
+    "openai": {"gpt-4o": "gpt-4o-mini", "gpt-4.1": "gpt-4.1-mini", "tts-1-hd": "tts-1"},
+}

@@ -30,6 +30,7 @@ from resources.providers.base import (
     ImagePrompts,
     ImageProvider,
     ImageToVideoPrompts,
+    Limit,
     LLMProvider,
     Look,
     Media,
@@ -60,10 +61,13 @@ def _seed(*parts: object) -> int:
 
 class _Offline:
     def __init__(self, latency_s: float = 0.0, local_slots: Slots | asyncio.Semaphore | None = None, fail_when: str = "",
-                 debug_overlay: bool = False):
+                 debug_overlay: bool = False, max_size: str = ""):
         self.latency_s = latency_s  # simulated: each call lasts at least this long (benchmarks, demos)
         self.local_slots = local_slots
         self.fail_when = fail_when
+        # Fault injection: the largest size (``480p``...) a picture or clip is made at, as a local model's GPU
+        # memory would limit it; a larger one fails as reducible (recovery makes it at a lower size).
+        self.max_size = max_size
         self.debug_overlay = debug_overlay  # pictures and clips only: the developer's marks (another model id)
 
     def _check_fault(self, text: str) -> None:
@@ -71,6 +75,13 @@ class _Offline:
         if self.fail_when and self.fail_when in text:
             raise ProviderError(f"{type(self).__name__} refused the input (fail_when={self.fail_when!r})",
                                 provider=OFFLINE, retryable=False, category=ErrorCategory.bad_input)
+
+    def _check_size(self, width: int, height: int) -> None:
+        """Fault injection (``max_size``): refuse a frame above the size a local model's memory would allow."""
+        if self.max_size and min(width, height) > int(self.max_size.removesuffix("p")):
+            raise ProviderError(f"{type(self).__name__} ran out of memory at {width}x{height} (max_size={self.max_size!r}: "
+                                f"the offline model's size limit)", provider=OFFLINE, retryable=False,
+                                category=ErrorCategory.local, limit=Limit.memory)
 
     async def _local(self, fn: Any, *args: Any) -> Any:
         """Run CPU-heavy work in a thread, within the machine's local-work slots."""
@@ -384,6 +395,7 @@ class OfflineImages(_Offline, ImageProvider):
         """``seed``: the take (0: the picture there always was); ``references``: approved pictures of who
         or what the shot names: their colours tint the palette and their weight picks the subject's side."""
         self._check_fault(prompt)
+        self._check_size(width, height)
         started = time.monotonic()
         picture = await self._local(paint, prompt, style, width, height, label, seed, tuple(references), self.debug_overlay)
         latency = await self._finish(started)
@@ -466,6 +478,7 @@ class OfflineVideo(_Offline, VideoProvider):
                             seed: int = 0) -> Media:
         """``seed``: the take (0: the clip there always was)."""
         self._check_fault(prompt)
+        self._check_size(width, height)
         started = time.monotonic()
         mp4 = await self._local(self._t2v, prompt, style, width, height, seconds, label, seed)
         latency = await self._finish(started)
@@ -475,6 +488,7 @@ class OfflineVideo(_Offline, VideoProvider):
                              seed: int = 0) -> Media:
         """``seed``: the take (0: the clip there always was; another may zoom or pan the other way)."""
         self._check_fault(prompt)
+        self._check_size(width, height)
         started = time.monotonic()
         mp4 = await self._local(self._i2v, image, prompt, width, height, seconds, seed)
         latency = await self._finish(started)
@@ -487,6 +501,7 @@ class OfflineVideo(_Offline, VideoProvider):
             raise ProviderError("text+image-to-video needs both a prompt and an image", provider=OFFLINE,
                                 category=ErrorCategory.bad_input)
         self._check_fault(prompt)
+        self._check_size(width, height)
         started = time.monotonic()
         mp4 = await self._local(self._ti2v, image, prompt, style, width, height, seconds, label, seed)
         latency = await self._finish(started)

@@ -21,7 +21,7 @@ class OfflineTranscription(TranscriptionProvider):
     model = MODEL
 
     def __init__(self, latency_s: float = 0.0, local_slots: Slots | asyncio.Semaphore | None = None, fail_when: str = "",
-                 debug_overlay: bool = False):
+                 debug_overlay: bool = False, max_size: str = ""):
         self.local_slots = local_slots  # nothing to simulate (it makes no call), nothing to draw
 
     async def transcribe(self, audio: bytes, *, ext: str, language: str, prompt: str) -> Transcript:

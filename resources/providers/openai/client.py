@@ -32,6 +32,7 @@ from resources.providers.base import (
     CallInfo,
     ErrorCategory,
     ImageProvider,
+    Limit,
     LLMProvider,
     MalformedAnswer,
     Media,
@@ -42,6 +43,7 @@ from resources.providers.base import (
     Transcript,
     TranscriptionProvider,
     answered,
+    limit_in,
 )
 from resources.providers.catalog import PROVIDER_MODELS
 from resources.providers.openai.catalog import (
@@ -151,9 +153,11 @@ def map_error(e: openai.OpenAIError, retries: int = 0) -> ProviderError:
                              category=ErrorCategory.configuration,
                              suggestion="route the producer to a model the key can use (MOVIEGEN_PROVIDERS) and generate again")
     if isinstance(e, openai.BadRequestError | openai.NotFoundError | openai.UnprocessableEntityError):
-        return ProviderError(f"OpenAI rejected the request: {message}", provider=PROVIDER, category=ErrorCategory.bad_input)
+        # A size (or length) the model does not make is reducible: the next lower one may be made.
+        return ProviderError(f"OpenAI rejected the request: {message}", provider=PROVIDER, category=ErrorCategory.bad_input,
+                             limit=Limit.size if isinstance(body, dict) and body.get("param") == "size" else limit_in(message))
     if isinstance(e, openai.APITimeoutError):
-        return ProviderError(f"OpenAI timed out{after}", provider=PROVIDER, category=ErrorCategory.outage)
+        return ProviderError(f"OpenAI timed out{after}", provider=PROVIDER, category=ErrorCategory.outage, limit=Limit.timeout)
     if isinstance(e, openai.APIConnectionError):
         return ProviderError(f"cannot reach OpenAI{after}: {e}", provider=PROVIDER, category=ErrorCategory.outage)
     return ProviderError(f"OpenAI error{after}: {message}", provider=PROVIDER, category=ErrorCategory.outage)
@@ -246,6 +250,10 @@ class OpenAIImages(ImageProvider, ModelParams):
         if self.model not in IMAGE_SIZES:
             raise ProviderError(f"unknown OpenAI image model {self.model!r}; allowed: {', '.join(IMAGE_SIZES)}",
                                 provider=PROVIDER, category=ErrorCategory.configuration)
+
+    def asked_size(self, width: int, height: int) -> str:
+        """The size OpenAI is asked for at this frame (recovery lowers the frame only where this changes)."""
+        return str(image_size(self.model, width, height))
 
     def preflight(self, width: int, height: int) -> str:
         size = image_size(self.model, width, height)

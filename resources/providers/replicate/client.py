@@ -33,6 +33,7 @@ from resources.providers.base import (
     CallInfo,
     ErrorCategory,
     ImageProvider,
+    Limit,
     MalformedAnswer,
     Media,
     ModelParams,
@@ -44,6 +45,7 @@ from resources.providers.base import (
     VideoCapability,
     VideoProvider,
     answered,
+    limit_in,
 )
 from resources.providers.catalog import PROVIDER_MODELS
 from resources.providers.replicate.catalog import REPLICATE_PRICES, VIDEO_MODELS
@@ -157,7 +159,7 @@ class ReplicateSession:
                 if time.monotonic() > deadline:
                     await prediction.async_cancel()
                     raise ProviderError(f"{model} prediction {prediction.id} did not finish in {self.max_wait_s:.0f} s; "
-                                        "it was canceled", provider=PROVIDER, category=ErrorCategory.outage)
+                                        "it was canceled", provider=PROVIDER, category=ErrorCategory.outage, limit=Limit.timeout)
                 await asyncio.sleep(self.poll_s)
                 prediction = await _reading(self.client.predictions.async_get(prediction.id))
         # Not chained: the SDK error's text is the raw answer (which may echo the token), and a chained
@@ -176,8 +178,9 @@ class ReplicateSession:
             if re.search(r"nsfw|safety|sensitive|flagged", error, re.IGNORECASE):
                 raise ProviderError(f"rejected by the provider's safety system: edit the prompt ({error})",
                                     provider=PROVIDER, category=ErrorCategory.content_policy)
+            # A model out of GPU memory, or refusing the size or length asked, may make less (recovery).
             raise ProviderError(f"{model} prediction {prediction.id} failed: {error}", provider=PROVIDER,
-                                category=ErrorCategory.outage)
+                                category=ErrorCategory.outage, limit=limit_in(error))
         if prediction.status == "canceled":
             raise ProviderError(f"{model} prediction {prediction.id} was canceled", provider=PROVIDER,
                                 category=ErrorCategory.outage)
@@ -197,7 +200,7 @@ def _map_error(e: ReplicateError, model: str, retries: int) -> ProviderError:
         return ProviderError(f"Replicate rate limit{after}: {detail}", provider=PROVIDER, category=ErrorCategory.rate_limit)
     if e.status is not None and 400 <= e.status < 500:
         return ProviderError(f"Replicate rejected the request for {model}: {detail}", provider=PROVIDER,
-                             category=ErrorCategory.bad_input)
+                             category=ErrorCategory.bad_input, limit=limit_in(detail))
     return ProviderError(f"Replicate error{after}: {detail}", provider=PROVIDER, category=ErrorCategory.outage)
 
 
@@ -220,6 +223,10 @@ class ReplicateImages(ImageProvider, ModelParams):
     name = PROVIDER
     default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.images]
     decided = frozenset({"prompt", "aspect_ratio", "num_outputs"})
+
+    def asked_size(self, width: int, height: int) -> str:
+        """What the model is asked for at this frame: an aspect ratio (a lower frame asks it nothing less)."""
+        return _aspect(width, height)
 
     def preflight(self, width: int, height: int) -> str:
         """The aspect ratio the model is asked for (refused before any call when it has none)."""
@@ -252,6 +259,13 @@ class ReplicateVideo(VideoProvider, ModelParams):
     default_model = PROVIDER_MODELS[PROVIDER][ProviderKind.video]
     decided = frozenset({"prompt", "first_frame_image", "image", "resolution", "seed"})
 
+    def asked_size(self, width: int, height: int) -> str:
+        """What the model is asked for at this frame: Wan2.2 a resolution (480p or 720p); another model makes
+        its own size whatever the frame (the clip is conformed to it after)."""
+        if self.model.startswith("wan-video/"):
+            return "480p" if min(width, height) <= 480 else "720p"
+        return self.model
+
     def preflight(self, call: str, width: int, height: int, seconds: int) -> VideoCapability | None:
         """Refuse, before any call, a clip the model cannot make (its row in replicate/catalog.py): the call
         (t2v, i2v, ti2v), the frame's size, the length. A model the catalog does not know is not checked."""
@@ -270,7 +284,7 @@ class ReplicateVideo(VideoProvider, ModelParams):
         if self.model.startswith("wan-video/"):
             # Wan2.2: ``image`` (optional: with it, TI2V), ``resolution`` 480p or 720p.
             defaults: dict[str, Any] = {}
-            decided["resolution"] = "480p" if min(width, height) <= 480 else "720p"
+            decided["resolution"] = self.asked_size(width, height)
             if first:
                 decided["image"] = first
         else:
