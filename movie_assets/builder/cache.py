@@ -99,7 +99,9 @@ def remember(store: ArtifactStore, path: str, key: NodeKey, relpath: str, versio
         "node": str(key), "uri": relpath, "version": version, "ext": produced.ext, "mime": produced.mime, "prompt": produced.prompt,
         "width": produced.width, "height": produced.height, "duration_ms": produced.duration_ms,
         "meta": {k: v for k, v in produced.meta.items() if isinstance(v, bool | int | float | str)},
-        "made_by": f"{call.provider}:{call.model}" if call else None, "made_at": time.time(),
+        "made_by": f"{call.provider}:{call.model}" if call else (
+            f"your file {produced.meta.get('file')}" if produced.meta.get("source") == "your file" else None),
+        "made_at": time.time(),
         "bytes": len(produced.data),  # plans check the file still has it (a cut file is not reusable)
         "take": int(produced.meta.get("take", 0)),  # the take (re-roll) it is: ``moviegen takes`` lists them
     }

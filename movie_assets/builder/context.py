@@ -13,7 +13,7 @@ from typing import Any
 
 from movie_assets.domain.blueprint import NodeKey
 from movie_assets.domain.records import ArtifactRecord
-from movie_assets.domain.request import MovieRequest, Size, frame_size
+from movie_assets.domain.request import MovieRequest, OwnFile, Size, frame_size
 from resources.providers.base import (
     CallInfo,
     ImageProvider,
@@ -100,6 +100,8 @@ class RecipeContext:
     reduced_size: Size | None = None
     # The bytes of one version of a node's picture (a pinned reference, whatever the node's latest version).
     load_version: Callable[[NodeKey, str], Awaitable[bytes]] | None = None
+    # The stored bytes of a file of the user's that the request names for a slot (checked against its hash).
+    own_bytes: Callable[[OwnFile], Awaitable[bytes]] | None = None
     node: NodeKey | None = None  # the node being built (None: a context made by hand, unchecked)
     reads: frozenset[NodeKey] = frozenset()  # what it may read: its declared deps
     settings: Settings = field(default_factory=Settings)

@@ -41,14 +41,15 @@ from movie_assets.builder.budget import Bill, Budget
 from movie_assets.builder.code_versions import code_versions
 from movie_assets.builder.recipes import RECIPES, Produced, RecipeContext
 from movie_assets.builder.render.timelines import scratch_name
-from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group
+from movie_assets.domain.blueprint import PRODUCERS, Blueprint, NodeKey, ProviderKind, call_group, own_file
 from movie_assets.domain.errors import for_movie
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.plan import Prediction, Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
 from movie_assets.domain.recovery import STEP_PARAMS, Ask, lower_size, next_lower, steps_of
-from movie_assets.domain.request import Strategy, frame_size
+from movie_assets.domain.request import OwnFile, Strategy, frame_size
 from movie_assets.movie_files.layout import answers_folder, artifact_path
+from movie_assets.movie_files.own_media import read_own
 from movie_assets.movie_files.reports import RunReport
 from resources.providers.base import (
     ANSWERS,
@@ -315,6 +316,10 @@ class BuildEngine:
         """One version of a node's picture, at its content-addressed path (a reference the user approved)."""
         return await asyncio.to_thread(self.store.read, artifact_path(self.movie, key.asset, key.partition_suffix, version, "png"))
 
+    async def _own_bytes(self, own: OwnFile) -> bytes:
+        """A file of the user's, as stored when the request named it (never read from where it came from)."""
+        return await asyncio.to_thread(read_own, self.store, self.movie, own)
+
     async def _value(self, key: NodeKey) -> Any:
         if key not in self._values:
             self._values[key] = json.loads(await self._bytes(key))
@@ -355,6 +360,7 @@ class BuildEngine:
             limit=lambda producer: limits[PRODUCERS[producer].kind], media_path=self._media_path, local=local,
             note=lambda key, message: self.emit(Logged(key, message)), cancelled=self.cancelled,
             charge=charge, failure_info=self.failure_info, load_version=self._version_bytes, ref=self.store.ref,
+            own_bytes=self._own_bytes,
             settings=self.settings, versions=self.versions,
         )
         done: dict[NodeKey, asyncio.Future[bool]] = {k: asyncio.get_running_loop().create_future() for k in targets}
@@ -388,8 +394,9 @@ class BuildEngine:
                 return
             consumed = input_versions(self.blueprint, key, lambda d: (r.version if (r := self.record(d)) else None))
             group = call_group(self.request, key, self.offline)
-            # Provider calls and renders are remembered by what they were made from (the build cache).
-            cacheable = group is not None or node.decl.reusable
+            # Provider calls, renders and the user's files fitted to their slot are remembered by what they were
+            # made from (the build cache): a plan looks them up instead of fitting a clip again.
+            cacheable = group is not None or node.decl.reusable or own_file(self.request, key) is not None
             cached = cache.entry_path(self.movie, key, consumed, self.versions) if cacheable else None
             # A node that owns its call keeps the call's answer under the same key until its artifact is cached.
             answer_at = (cache.answer_entry_path(self.movie, key, consumed, self.versions)

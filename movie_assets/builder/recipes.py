@@ -18,7 +18,7 @@ from movie_assets.builder.render.recipes import RENDER_RECIPES
 from movie_assets.builder.timeline import assemble_timeline, gap_error, placeholder_error
 from movie_assets.domain import look as looks
 from movie_assets.domain import prompts
-from movie_assets.domain.blueprint import ARTIFACTS, NodeKey
+from movie_assets.domain.blueprint import ARTIFACTS, NodeKey, own_file
 from movie_assets.domain.inputs import take_of
 from movie_assets.domain.request import (
     I2V,
@@ -26,6 +26,7 @@ from movie_assets.domain.request import (
     SEGMENT_MS,
     SEGMENT_SECONDS,
     TI2V,
+    OwnFile,
     VisualMode,
     source_kind,
     topic_of,
@@ -46,6 +47,7 @@ from resources.providers.base import (
     research_problems,
 )
 from resources.providers.capabilities import video_capability
+from resources.runtime.own_media import audio_to_length, clip_to_segment, picture_to_frame
 
 
 def _seed(ctx: RecipeContext, key: NodeKey) -> dict[str, int]:
@@ -59,6 +61,33 @@ def _take(ctx: RecipeContext, key: NodeKey) -> dict[str, int]:
     """The take as metadata (kept in the build cache entry too, so ``moviegen takes`` lists it)."""
     take = take_of(ctx.request, key)
     return {"take": take} if take else {}
+
+
+def _yours(own: OwnFile) -> dict[str, Any]:
+    """What an artifact made from the user's file says about it (its name, never the path or URL it came from)."""
+    return {"source": "your file", "file": own.name, "file_sha256": own.sha256, "file_format": own.format}
+
+
+async def _own(ctx: RecipeContext, key: NodeKey) -> Produced | None:
+    """The slot's artifact made from the user's own file (no call), fitted to the slot: a picture to the frame,
+    a clip to the frame and the segment, narration cut at the segment, music fitted to the movie; None: the
+    slot has no file of the user's."""
+    own = own_file(ctx.request, key)
+    if own is None:
+        return None
+    assert ctx.own_bytes is not None, "a context without the store's files of the user's"
+    data = await ctx.own_bytes(own)
+    r = ctx.request
+    w, h = r.frame
+    if key.asset in ("segment_image", "starting_image"):
+        png = await ctx.local_work(picture_to_frame, data, w, h)
+        return Produced(png, "png", "image/png", meta=_yours(own), width=w, height=h)
+    if key.asset in ("text_to_video_clip", "image_to_video_clip"):
+        mp4 = await ctx.local_work(clip_to_segment, data, w, h, SEGMENT_SECONDS)
+        return Produced(mp4, "mp4", "video/mp4", meta=_yours(own), width=w, height=h, duration_ms=SEGMENT_MS)
+    seconds = r.duration_seconds if key.asset == "music" else SEGMENT_SECONDS
+    mp3, ms = await ctx.local_work(audio_to_length, data, seconds, key.asset == "music")
+    return Produced(mp3, "mp3", "audio/mpeg", meta=_yours(own), duration_ms=ms)
 
 
 async def _research(ctx: RecipeContext, key: NodeKey) -> Produced:
@@ -216,6 +245,8 @@ async def _music_prompt(ctx: RecipeContext, key: NodeKey) -> Produced:
 
 
 async def _music(ctx: RecipeContext, key: NodeKey) -> Produced:
+    if (yours := await _own(ctx, key)) is not None:
+        return yours
     prompt = (await ctx.need(NodeKey("music_prompt")))["prompt"]
     media = await ctx.music().generate(prompt, seconds=ctx.request.duration_seconds, **_seed(ctx, key))
     return Produced.media(media, prompt, **_take(ctx, key))
@@ -231,6 +262,8 @@ async def _narration(ctx: RecipeContext, key: NodeKey) -> Produced:
 
 
 async def _audio(ctx: RecipeContext, key: NodeKey) -> Produced:
+    if (yours := await _own(ctx, key)) is not None:
+        return yours
     r = ctx.request
     text = (await ctx.need(NodeKey("segment_narration", key.segment)))["text"]
     media = await ctx.speech().synthesize(text, voice_id=r.voice_id, language=r.language.value, emotion=r.emotion, max_ms=SEGMENT_MS,
@@ -311,6 +344,8 @@ async def _references(ctx: RecipeContext, value: dict[str, Any]) -> dict[str, An
 
 
 async def _segment_image(ctx: RecipeContext, key: NodeKey) -> Produced:
+    if (yours := await _own(ctx, key)) is not None:
+        return yours
     r = ctx.request
     value = await ctx.need(NodeKey("image_prompt", key.segment, key.image))
     prompt = value["prompt"]
@@ -347,6 +382,8 @@ def _direction(text: str, look: dict[str, Any] | None, off_look: bool) -> dict[s
 
 
 async def _t2v_clip(ctx: RecipeContext, key: NodeKey) -> Produced:
+    if (yours := await _own(ctx, key)) is not None:
+        return yours
     r = ctx.request
     direction = (await ctx.need(NodeKey("text_to_video_prompt", key.segment)))["direction"]
     w, h = ctx.frame
@@ -392,6 +429,8 @@ def _i2v(direction: str, starting: str, look: dict[str, Any] | None, off_look: b
 
 
 async def _starting_image(ctx: RecipeContext, key: NodeKey) -> Produced:
+    if (yours := await _own(ctx, key)) is not None:
+        return yours
     r = ctx.request
     value = await ctx.need(NodeKey("image_to_video_prompt", key.segment))
     prompt = value["starting_image_prompt"]
@@ -412,6 +451,8 @@ def clip_call(ctx: RecipeContext, segment: int, direction: str) -> str:
 
 
 async def _i2v_clip(ctx: RecipeContext, key: NodeKey) -> Produced:
+    if (yours := await _own(ctx, key)) is not None:
+        return yours
     r = ctx.request
     assert key.segment is not None
     value = await ctx.need(NodeKey("image_to_video_prompt", key.segment))

@@ -16,7 +16,7 @@ from functools import cached_property
 
 from movie_assets.domain import prompts
 from movie_assets.domain.prompts import Template
-from movie_assets.domain.request import MovieRequest, VisualMode
+from movie_assets.domain.request import MovieRequest, OwnFile, VisualMode
 
 
 class Level(enum.StrEnum):
@@ -165,6 +165,13 @@ INPUTS: dict[str, InputDecl] = {
         InputDecl("clip_take", Level.segment, ("segments.i.clip_take",), "take of the video clip"),
         InputDecl("starting_image_take", Level.segment, ("segments.i.starting_image_take",), "take of the starting image"),
         InputDecl("image_take", Level.image, ("segments.i.image_takes.j",), "take of the segment image"),
+        # The user's own files (the content hash of each); left out of what a partition read while none is given.
+        InputDecl("music_file", Level.movie, ("music_file",), "your own music track (its content hash)"),
+        InputDecl("audio_file", Level.segment, ("segments.i.audio_file",), "your own narration audio (its content hash)"),
+        InputDecl("clip_file", Level.segment, ("segments.i.clip_file",), "your own clip (its content hash)"),
+        InputDecl("starting_image_file", Level.segment, ("segments.i.starting_image_file",),
+                  "your own starting image (its content hash)"),
+        InputDecl("image_file", Level.image, ("segments.i.image_files.j",), "your own picture (its content hash)"),
     ]
 }
 
@@ -178,10 +185,23 @@ TAKES: dict[str, str] = {
     "image_to_video_clip": "clip_take",
 }
 TAKE_INPUTS = frozenset(TAKES.values())
+# The artifacts a user can give a file for, and the input of each (its value: the file's content hash).
+OWN_FILES: dict[str, str] = {
+    "music": "music_file",
+    "segment_audio": "audio_file",
+    "segment_image": "image_file",
+    "text_to_video_clip": "clip_file",
+    "starting_image": "starting_image_file",
+    "image_to_video_clip": "clip_file",
+}
+FILE_INPUTS = frozenset(OWN_FILES.values())
 # What a partition reads only in some requests, and leaves out of its input versions when it does not:
 # takes at 0, a segment that carries the look, the look (or research) of a movie made without one. Versions recorded
 # before these existed stay valid.
-OPTIONAL_READS = TAKE_INPUTS | {"shot_look", "look", "research", "video_mode"}
+# What a slot with the user's own file does not read (its prompt, its text): left out of its input versions
+# then (and never stale in Dagster's view for it); every other partition of these always reads them.
+OWN_FILE_UNREAD = frozenset({"music_prompt", "segment_narration", "image_prompt", "text_to_video_prompt", "image_to_video_prompt"})
+OPTIONAL_READS = TAKE_INPUTS | FILE_INPUTS | OWN_FILE_UNREAD | {"shot_look", "look", "research", "video_mode"}
 
 _VISUAL_ARTIFACTS = ("segment_image", "text_to_video_clip", "image_to_video_clip")
 
@@ -209,6 +229,28 @@ def _reads_look(request: MovieRequest, key: NodeKey) -> bool:
 
 _READS_LOOK = {"look": _reads_look}
 
+
+def own_file(request: MovieRequest, key: NodeKey) -> OwnFile | None:
+    """The user's own file for this node's slot (None: it is generated)."""
+    if key.asset == "music":
+        return request.music_file
+    if key.segment is None or key.asset not in OWN_FILES:
+        return None
+    o = request.overrides(key.segment)
+    if key.asset == "segment_image":
+        return o.image_files.get(key.image) if key.image is not None else None
+    return {"segment_audio": o.audio_file, "starting_image": o.starting_image_file}.get(key.asset, o.clip_file)
+
+
+def _generated(request: MovieRequest, key: NodeKey) -> bool:
+    """A slot with the user's own file reads none of what it would be generated from (its prompt, its text)."""
+    return own_file(request, key) is None
+
+
+def _reads_unless_own(*deps: str) -> dict[str, Callable[[MovieRequest, NodeKey], bool]]:
+    assert OWN_FILE_UNREAD.issuperset(deps), "an unread dep must be an optional read (its version left out)"
+    return dict.fromkeys(deps, _generated)
+
 _LOOK = CheckDecl("prompt_carries_look", "WARN",
                   "The shot's prompt carries the movie's look: its palette, lighting and camera, and the fixed "
                   "description of every recurring character and place it names (off-look segments are listed).")
@@ -232,13 +274,14 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
         ArtifactDecl("music_prompt", Level.movie, "MusicGeneration", "TextToMusicPromptProducer", ("script",),
                      ("inquiry", "music_override"), "json", "MusicPrompt (the music_prompt override wins)",
                      template=prompts.MUSIC_PROMPT),
-        ArtifactDecl("music", Level.movie, "MusicGeneration", "MusicProducer", ("music_prompt",), ("duration", "music_take"), "mp3",
-                     "MusicTrack: a music bed of the movie's length", placeholder=True),
+        ArtifactDecl("music", Level.movie, "MusicGeneration", "MusicProducer", ("music_prompt",), ("duration", "music_take", "music_file"), "mp3",
+                     "MusicTrack: a music bed of the movie's length (or your own file, fitted to it)", placeholder=True,
+                     reads_when=_reads_unless_own("music_prompt")),
         ArtifactDecl("segment_narration", Level.segment, "AudioNarrationGeneration", None, ("script",),
                      ("narration_override",), "json", "SegmentNarration (the narration override wins)"),
         ArtifactDecl("segment_audio", Level.segment, "AudioNarrationGeneration", "AudioProducer", ("segment_narration",),
-                     ("voice", "audio_take"), "mp3", "SegmentAudio: the spoken narration of one segment", placeholder=True,
-                     version="2",
+                     ("voice", "audio_take", "audio_file"), "mp3", "SegmentAudio: the spoken narration of one segment (or your own "
+                     "file)", placeholder=True, version="2", reads_when=_reads_unless_own("segment_narration"),
                      check=CheckDecl("narration_fits_segment", "WARN",
                                      "The narration fills its 10 s segment: at least 6 s of speech (no long silence) and "
                                      "no longer than the segment.")),
@@ -252,24 +295,27 @@ ARTIFACTS: dict[str, ArtifactDecl] = {
                      "SegmentImagePrompt (the image prompt override wins), with the look", template=prompts.IMAGE_PROMPTS, check=_LOOK,
                      reads_when=_READS_LOOK),
         ArtifactDecl("segment_image", Level.image, "ImageOnly", "TextToImageProducer", ("image_prompt",),
-                     ("style", "frame", "image_take"), "png", "SegmentImage: one picture of an image-only segment", check=_FRAME,
-                     placeholder=True),
+                     ("style", "frame", "image_take", "image_file"), "png",
+                     "SegmentImage: one picture of an image-only segment (or your own, fitted to the frame)", check=_FRAME,
+                     placeholder=True, reads_when=_reads_unless_own("image_prompt")),
         ArtifactDecl("text_to_video_prompt", Level.segment, "VideoByText", "TextToVideoPromptProducer",
                      ("segment_narration", "script", "look"), ("style", "direction_override", "shot_look"), "json",
                      "TextToMovieDirectionPrompt (the movie_direction_prompt override wins), with the look",
                      template=prompts.TEXT_TO_VIDEO, check=_LOOK, reads_when=_READS_LOOK),
         ArtifactDecl("text_to_video_clip", Level.segment, "VideoByText", "TextToVideoProducer", ("text_to_video_prompt",),
-                     ("style", "frame", "clip_take"), "mp4", "SegmentVideo made from text", check=_CLIP,
-                     placeholder=True),
+                     ("style", "frame", "clip_take", "clip_file"), "mp4", "SegmentVideo made from text (or your own clip, "
+                     "fitted to the frame and the segment)", check=_CLIP, placeholder=True,
+                     reads_when=_reads_unless_own("text_to_video_prompt")),
         ArtifactDecl("image_to_video_prompt", Level.segment, "VideoByImage", "ImageToVideoPromptProducer",
                      ("segment_narration", "script", "look"), ("style", "direction_override", "starting_image_override", "shot_look"),
                      "json", "ImageToMovieDirectionPrompt and StartingImagePrompt (overrides win), with the look",
                      template=prompts.IMAGE_TO_VIDEO, check=_LOOK, reads_when=_READS_LOOK),
         ArtifactDecl("starting_image", Level.segment, "VideoByImage", "StartingImageProducer", ("image_to_video_prompt",),
-                     ("style", "frame", "starting_image_take"), "png", "StartingImage of an image-to-video segment", check=_FRAME,
-                     placeholder=True),
+                     ("style", "frame", "starting_image_take", "starting_image_file"), "png",
+                     "StartingImage of an image-to-video segment (or your own, fitted to the frame)", check=_FRAME,
+                     placeholder=True, reads_when=_reads_unless_own("image_to_video_prompt")),
         ArtifactDecl("image_to_video_clip", Level.segment, "VideoByImage", "ImageToVideoProducer",
-                     ("starting_image", "image_to_video_prompt"), ("style", "frame", "clip_take", "video_mode"), "mp4",
+                     ("starting_image", "image_to_video_prompt"), ("style", "frame", "clip_take", "video_mode", "clip_file"), "mp4",
                      "SegmentVideo animated from the starting image (I2V), or made from it and the text (TI2V)", check=_CLIP, placeholder=True),
         ArtifactDecl("segment_visuals", Level.segment, "Assembly", None, _VISUAL_ARTIFACTS, ("segment_layout",), "json",
                      "The visual clips of one segment, in order (aggregates up to 5 images so the timeline reads at "
@@ -382,6 +428,8 @@ def call_group(request: MovieRequest, key: NodeKey, offline: Collection[str] = (
     """
     decl = ARTIFACTS[key.asset]
     if decl.producer is None or (decl.producer in offline and not PRODUCERS[decl.producer].offline_call):
+        return None
+    if own_file(request, key) is not None:  # the user's own file: no call
         return None
     o = request.overrides(key.segment) if key.segment is not None else None
     if key.asset == "music_prompt" and request.music_prompt:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from movie_assets.domain.request import (
     MovieRequest,
     RequestError,
     SegmentOverrides,
+    own_source_kind,
     parse_document,
     parse_request,
     read_document,
@@ -43,7 +45,7 @@ class Change:
         return {"path": self.path, "old": self.old, "new": self.new}
 
 
-_PER_IMAGE = {"image_prompts", "image_takes"}  # segments.<i>.<field>.<j>
+_PER_IMAGE = {"image_prompts", "image_takes", "image_files"}  # segments.<i>.<field>.<j>
 _LOOK_FIELDS = set(LookOverride.model_fields)
 _LOOK_NAMED = {"characters", "places", "references"}  # look.<kind>.<name>
 
@@ -63,7 +65,7 @@ def _check_path(path: str) -> list[str]:
         raise RequestError([
             f"{shown}: not an editable path; allowed: a request field ({', '.join(sorted(_TOP_FIELDS))}), "
             f"segments.<i>.<{'|'.join(sorted(_SEGMENT_FIELDS - _PER_IMAGE))}>, segments.<i>.image_prompts.<j>, "
-            f"segments.<i>.image_takes.<j>, sources.<i>, facts.<i>, look.<{'|'.join(sorted(_LOOK_FIELDS))}> or "
+            f"segments.<i>.image_takes.<j>, segments.<i>.image_files.<j>, sources.<i>, facts.<i>, look.<{'|'.join(sorted(_LOOK_FIELDS))}> or "
             "look.<characters|places|references>.<name>"
         ])
     return parts
@@ -113,9 +115,27 @@ def _path_text(key: Any) -> str:
         return "(a number too long to show)"
 
 
+_OWN_FILE_PATH = re.compile(r"^(music_file|segments\.\d+\.(audio_file|clip_file|starting_image_file|image_files\.\d+))$")
+
+
+def is_own_file_path(path: str) -> bool:
+    """Whether an edit path names a slot's file of the user's (``music_file``, ``segments.1.image_files.0``...)."""
+    return bool(_OWN_FILE_PATH.match(path))
+
+
 def load_edits_file(path: str | Path) -> list[tuple[str, Any]]:
-    """A YAML/JSON file of PATH: VALUE (``null`` removes an override)."""
-    return edits_from_data(parse_document(read_document(path, "edits file"), str(path), "edits file"))
+    """A YAML/JSON file of PATH: VALUE (``null`` removes an override). A file of the user's named by a relative
+    path is read from the edits file's folder."""
+    edits = edits_from_data(parse_document(read_document(path, "edits file"), str(path), "edits file"))
+    folder = Path(path).parent
+    return [(p, str(folder / v) if is_own_file_path(p) and isinstance(v, str) and _relative_path(v) else v) for p, v in edits]
+
+
+def _relative_path(value: str) -> bool:
+    try:
+        return own_source_kind(value) == "path" and not Path(value).expanduser().is_absolute()
+    except ValueError:
+        return False
 
 
 def apply_edits(document: dict[str, Any], edits: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -168,7 +188,7 @@ def _edit_source(doc: dict[str, Any], index: int, value: Any) -> None:
 
 
 def _flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(doc, dict):
+    if isinstance(doc, dict) and not is_own_file_path(prefix.rstrip(".")):  # a file of the user's is one value
         out: dict[str, Any] = {}
         for k, v in doc.items():
             out |= _flatten(v, f"{prefix}{k}.")

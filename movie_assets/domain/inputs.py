@@ -14,8 +14,19 @@ import hashlib
 import json
 from collections.abc import Callable
 
-from movie_assets.domain.blueprint import ARTIFACTS, INPUTS, OPTIONAL_READS, TAKE_INPUTS, TAKES, Blueprint, Level, NodeKey, expand
-from movie_assets.domain.request import DEFAULT_FPS, MovieRequest, VideoMode, VisualMode
+from movie_assets.domain.blueprint import (
+    ARTIFACTS,
+    FILE_INPUTS,
+    INPUTS,
+    OPTIONAL_READS,
+    TAKE_INPUTS,
+    TAKES,
+    Blueprint,
+    Level,
+    NodeKey,
+    expand,
+)
+from movie_assets.domain.request import DEFAULT_FPS, MovieRequest, OwnFile, VideoMode, VisualMode
 
 INPUT_NAMES: tuple[str, ...] = tuple(INPUTS)
 
@@ -56,6 +67,8 @@ def is_default_read(name: str, value: dict) -> bool:
     segment that carries the look."""
     if name in TAKE_INPUTS:
         return not value.get("take")
+    if name in FILE_INPUTS:
+        return not value.get("sha256")
     if name == "video_mode":
         return not value.get("text")
     return name == "shot_look" and not value.get("off_look")
@@ -93,6 +106,12 @@ def take_path(key: NodeKey) -> str:
 def build_key(consumed: dict[str, str], code_version: str) -> str:
     """The build cache's key of an artifact: exactly what it was made from."""
     return hashlib.sha256(json.dumps([consumed, code_version], sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _file(own: OwnFile | None) -> dict:
+    """A file input's value: the content hash of the user's file (none: generated). Only the bytes count: the
+    same file from another path or URL changes nothing."""
+    return {"sha256": own.sha256 if own is not None else None}
 
 
 def input_values(request: MovieRequest, name: str, segment: int | None = None, image: int | None = None) -> dict:
@@ -139,6 +158,11 @@ def input_values(request: MovieRequest, name: str, segment: int | None = None, i
         "clip_take": lambda: {"take": (o.clip_take if o else None) or 0},
         "starting_image_take": lambda: {"take": (o.starting_image_take if o else None) or 0},
         "image_take": lambda: {"take": o.image_takes.get(image, 0) if o and image is not None else 0},
+        "music_file": lambda: _file(request.music_file),
+        "audio_file": lambda: _file(o.audio_file if o else None),
+        "clip_file": lambda: _file(o.clip_file if o else None),
+        "starting_image_file": lambda: _file(o.starting_image_file if o else None),
+        "image_file": lambda: _file(o.image_files.get(image) if o and image is not None else None),
     }
     return values[name]()  # type: ignore[operator]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, NodeKey, call_group
+from movie_assets.domain.blueprint import ARTIFACTS, RENDER_ARTIFACTS, Blueprint, NodeKey, call_group, own_file
 from movie_assets.domain.inputs import changed_inputs, input_versions
 from movie_assets.domain.records import MovieState
 
@@ -153,9 +153,13 @@ def make_plan(movie: str, blueprint: Blueprint, state: MovieState, code_versions
         g = group_of.get(k)
         return round(price[g[0]] / sharing[g], 6) if g is not None else 0.0
 
+    def yours(k: NodeKey) -> str:
+        own = own_file(blueprint.request, k)
+        return f"; your file {own.name} (no call)" if own is not None else ""
+
     items = [
         PlanItem(str(k), k.asset, k.partition_key(movie), why[k][0],
-                 why[k][1] + ("; reused: made before from identical inputs" if k in predicted.reused else ""),
+                 why[k][1] + yours(k) + ("; reused: made before from identical inputs" if k in predicted.reused else ""),
                  ARTIFACTS[k.asset].producer, k in predicted.calling, cost(k), blueprint.layer[k], blueprint.priority[k])
         for k in kept
     ]

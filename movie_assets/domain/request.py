@@ -249,6 +249,75 @@ class Reference(BaseModel):
     version: str = Field(pattern=r"^[0-9a-f]{16,64}$")
 
 
+# The user's own media: a file given for a slot instead of generating it (docs/request.md, Your own media).
+MAX_OWN_SOURCE = 2000  # characters of a path or URL
+OWN_KINDS = {"picture": ("PNG", "JPEG", "WebP"), "clip": ("MP4", "WebM", "MOV"), "audio": ("WAV", "MP3", "OGG", "FLAC", "M4A")}
+OWN_EXT = {"PNG": "png", "JPEG": "jpg", "WebP": "webp", "MP4": "mp4", "WebM": "webm", "MOV": "mov", "WAV": "wav", "MP3": "mp3",
+           "OGG": "ogg", "FLAC": "flac", "M4A": "m4a"}
+
+
+def own_source_kind(source: str) -> str:
+    """``url`` (http or https) or ``path`` (a local file); ValueError for anything else."""
+    text = source.strip()
+    if not text or "\x00" in text or "\n" in text:
+        raise ValueError("an empty path, or one with a line break or NUL; allowed: a local file's path or an http(s) URL")
+    if len(text) > MAX_OWN_SOURCE:
+        raise ValueError(f"a path or URL of {len(text)} characters; allowed: up to {MAX_OWN_SOURCE}")
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):(?://|[^\\/])", text)
+    if scheme and len(scheme.group(1)) > 1:  # C:\\pic.png is a path
+        if scheme.group(1).lower() not in ("http", "https"):
+            raise ValueError(f"a URL with the scheme {scheme.group(1)!r}; allowed: a local file's path or an http(s) URL")
+        if not _HTTP_URL.match(text):
+            raise ValueError("not a URL with a host (https://host/path); allowed: a local file's path or an http(s) URL")
+        return "url"
+    return "path"
+
+
+class OwnFile(BaseModel):
+    """The user's own file for one slot. Written in a request or an edit as a path or an http(s) URL (its
+    ``source``); moviegen reads or fetches it once when the request is registered or edited, checks it and
+    stores it under its content hash (``sha256``: the input's version, so the same bytes rebuild nothing and
+    other bytes rebuild what uses them). The other fields are what the check found."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(min_length=1, max_length=MAX_OWN_SOURCE)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    format: str | None = Field(default=None, pattern=r"^(PNG|JPEG|WebP|MP4|WebM|MOV|WAV|MP3|OGG|FLAC|M4A)$")
+    bytes: StrictInt | None = Field(default=None, ge=1)
+    width: StrictInt | None = Field(default=None, ge=1)
+    height: StrictInt | None = Field(default=None, ge=1)
+    duration_ms: StrictInt | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            own_source_kind(value)  # a bad path or URL is named by its field (music_file), not .source
+            return {"source": value}
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        own_source_kind(value)
+        return value.strip()
+
+    @property
+    def stored(self) -> bool:
+        """Read and checked (its hash known), not only named."""
+        return self.sha256 is not None and self.format is not None
+
+    @property
+    def ext(self) -> str:
+        return OWN_EXT[self.format or ""]
+
+    @property
+    def name(self) -> str:
+        """The file's name, for messages (the last part of its path or URL)."""
+        return self.source.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0][:80] or self.source[:80]
+
+
 class LookOverride(BaseModel):
     """The movie's look as the user set it: each field given wins over the generated look (palette,
     lighting and camera one at a time; the first edit of a character or place copies the movie's
@@ -289,6 +358,11 @@ class SegmentOverrides(BaseModel):
     audio_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)
     clip_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)
     starting_image_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)
+    # The user's own files for this segment's slots (docs/request.md, Your own media): used instead of generating.
+    image_files: dict[int, OwnFile] = Field(default_factory=dict)  # image j of an image-only segment
+    starting_image_file: OwnFile | None = None  # the starting image of an image-to-video segment
+    clip_file: OwnFile | None = None  # the clip of a video segment
+    audio_file: OwnFile | None = None  # the narration audio
     # false: this segment's shots are off-look (a map, an archival document): their prompts are used as
     # written, without the movie's look, and the look check lists them.
     look: StrictBool | None = None
@@ -353,6 +427,7 @@ class MovieRequest(BaseModel):
     # How its builds use the machine (none: MOVIEGEN_STRATEGY, else adaptive); changing it rebuilds nothing.
     strategy: Strategy | None = None
     music_take: StrictInt | None = Field(default=None, ge=0, le=MAX_TAKE)  # take (re-roll) of the music; none: 0
+    music_file: OwnFile | None = None  # the user's own music track instead of a generated one
     # A look for the whole movie (palette, lighting, camera, recurring characters and places), written
     # after the script and carried by every visual prompt. Movies stored before the look had none (they
     # load with false and keep their pictures until it is turned on).
@@ -395,7 +470,8 @@ class MovieRequest(BaseModel):
                     f"segments.{index}: segment index {index} is out of range; allowed: 0 to "
                     f"{self.segment_count - 1} (duration_seconds={self.duration_seconds} gives {self.segment_count} segments)"
                 )
-            for field_name, images in (("image_prompts", overrides.image_prompts), ("image_takes", overrides.image_takes)):
+            for field_name, images in (("image_prompts", overrides.image_prompts), ("image_takes", overrides.image_takes),
+                                       ("image_files", overrides.image_files)):
                 for j in images:
                     if not 0 <= j < self.images_per_segment:
                         problems.append(
@@ -406,6 +482,7 @@ class MovieRequest(BaseModel):
         problems += self._quality_problems()
         problems += self._research_problems()
         problems += self._video_mode_problems()
+        problems += self._own_file_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -485,6 +562,46 @@ class MovieRequest(BaseModel):
                                 f"(segments {', '.join(str(i) for i in ti2v)})")
         return problems
 
+    def _own_file_problems(self) -> list[str]:
+        """A file for a slot the segment does not have would be ignored: refused instead. A file already
+        checked must be of its slot's kind."""
+        problems = []
+        for index, o in sorted(self.segments.items()):
+            if not 0 <= index < self.segment_count:
+                continue
+            mode = self.mode(index)
+            p = f"segments.{index}."
+            if o.image_files and mode is not VisualMode.image_only:
+                problems.append(f"{p}image_files: given, but segment {index} uses video (its pictures are not made); allowed: "
+                                f"on an image-only segment, or {p}clip_file for a video segment")
+            if o.starting_image_file is not None and o.clip_file is not None:
+                problems.append(f"{p}starting_image_file: given with {p}clip_file (your clip is the segment's video: no "
+                                f"starting image is made); allowed: one of them")
+            elif o.starting_image_file is not None and mode is not VisualMode.video_by_image:
+                problems.append(f"{p}starting_image_file: given, but segment {index} is not image-to-video (it makes no "
+                                f"starting image); allowed: together with {p}use_video: true and {p}video_mode: image "
+                                "(or text_and_image, auto)")
+            if o.clip_file is not None and mode is VisualMode.image_only:
+                problems.append(f"{p}clip_file: given, but segment {index} does not use video; allowed: together with "
+                                f"{p}use_video: true (or use_video: true), or {p}image_files.<j> for its pictures")
+        for path, own, kind in self.own_files():
+            if own.format is not None and own.format not in OWN_KINDS[kind]:
+                problems.append(f"{path}: a {own.format} file; allowed: {kind}s ({', '.join(OWN_KINDS[kind])})")
+        return problems
+
+    def own_files(self) -> list[tuple[str, OwnFile, str]]:
+        """Every file of the user's the request gives: (its edit path, the file, its kind: picture, clip or audio)."""
+        out: list[tuple[str, OwnFile, str]] = []
+        if self.music_file is not None:
+            out.append(("music_file", self.music_file, "audio"))
+        for index, o in sorted(self.segments.items()):
+            p = f"segments.{index}."
+            out += [(f"{p}image_files.{j}", f, "picture") for j, f in sorted(o.image_files.items())]
+            out += [(p + name, f, kind) for name, f, kind in (("starting_image_file", o.starting_image_file, "picture"),
+                                                              ("clip_file", o.clip_file, "clip"),
+                                                              ("audio_file", o.audio_file, "audio")) if f is not None]
+        return out
+
     @property
     def segment_count(self) -> int:
         """Number of 10 s segments."""
@@ -550,6 +667,8 @@ class MovieRequest(BaseModel):
         use_video = self.use_video if o.use_video is None else o.use_video
         if not use_video:
             return VisualMode.image_only
+        if o.clip_file is not None:  # the user's clip is the segment's video: no starting image is made for it
+            return VisualMode.video_by_text
         wanted = self.video_mode_of(segment)
         if wanted is VideoMode.auto:
             return VisualMode.video_by_image if self.has_starting_image(segment) else VisualMode.video_by_text
@@ -559,8 +678,9 @@ class MovieRequest(BaseModel):
         """The request as plain JSON data, in the file format users write."""
         doc = self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
         for overrides in doc.get("segments", {}).values():
-            if not overrides.get("image_takes", True):  # no takes: the document stays as it was before takes
-                overrides.pop("image_takes")
+            for name in ("image_takes", "image_files"):  # none: the document stays as it was before them
+                if not overrides.get(name, True):
+                    overrides.pop(name)
         for name in ("sources", "facts"):  # none: the document stays as it was before research
             if not doc.get(name, True):
                 doc.pop(name)

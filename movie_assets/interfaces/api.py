@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -52,10 +53,15 @@ __all__ = ["Deleted", "GenerateResult", "Plan", "Pruned", "Revision", "Status", 
 generate = _generate
 
 
-def new_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: MovieRequest | str, movie: str | None = None) -> str:
-    """Register a movie from a request (or a request file path) and return its id."""
+def new_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: MovieRequest | str, movie: str | None = None, *,
+              local_files: bool = True, base: str | None = None) -> str:
+    """Register a movie from a request (or a request file path) and return its id. Files of the user's the
+    request names are read (paths: relative to ``base``, else the request file's folder, else the current
+    folder) or downloaded (URLs) once and stored; ``local_files`` false (a service): URLs only."""
     req = load_request(request) if isinstance(request, str) else request
-    movie_id = registry.register_movie(instance, store, req, movie)
+    if base is None and isinstance(request, str):
+        base = str(Path(request).parent)
+    movie_id = registry.register_movie(instance, store, req, movie, base=base, local_files=local_files)
     report_plan(instance, store, movie_id)  # the UI shows what the first generate will build
     return movie_id
 
@@ -113,10 +119,13 @@ def repair(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, reque
     return repair_movie_request(instance, store, movie, request)
 
 
-def edit(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, edits: list[tuple[str, Any]]) -> EditResult:
-    """Apply edits (PATH, VALUE or UNSET) to a movie's request; see domain/edits.py."""
+def edit(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, edits: list[tuple[str, Any]], *,
+         local_files: bool = True, base: str | None = None) -> EditResult:
+    """Apply edits (PATH, VALUE or UNSET) to a movie's request; see domain/edits.py. A file of the user's an
+    edit names (``segments.1.image_files.0=pic.png``) is read (relative to ``base``, else the current folder)
+    or downloaded once and stored; ``local_files`` false (a service): URLs only."""
     require_movie(instance, movie)
-    return edit_movie(instance, store, movie, edits)
+    return edit_movie(instance, store, movie, edits, base=base, local_files=local_files)
 
 
 def history(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> list[Revision]:

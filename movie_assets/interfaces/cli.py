@@ -137,7 +137,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     request = load_request(args.request)  # a bad file is refused before anything is opened or registered
     instance, store = _context()
     api = _api()
-    movie = api.new_movie(instance, store, request, args.id)
+    movie = api.new_movie(instance, store, request, args.id, base=str(Path(args.request).parent))  # your files: beside it
     print(movie)
     return 0
 
@@ -512,9 +512,19 @@ def cmd_edit(args: argparse.Namespace) -> int:
         print(f"{args.movie}: nothing changed (the values are already set)")
         return 0
     for c in result.changes:
-        print(f"  {c.path}: {json.dumps(c.old, ensure_ascii=False)} -> {json.dumps(c.new, ensure_ascii=False)}")
+        print(f"  {c.path}: {_change_value(c.old)} -> {_change_value(c.new)}")
     print(f"{args.movie}: edit {result.seq} recorded; `moviegen plan {args.movie}` shows what it will rebuild")
     return 0
+
+
+def _change_value(value: Any) -> str:
+    """A changed value as an edit prints it; a file of the user's as its source, what it is and its hash."""
+    if isinstance(value, dict) and "sha256" in value and "source" in value:
+        size = f" {value['width']}x{value['height']}" if value.get("width") else ""
+        length = f" {value['duration_ms'] / 1000:.1f} s" if value.get("duration_ms") else ""
+        return (f"{json.dumps(value['source'], ensure_ascii=False)} ({value.get('format')}{size}{length}, "
+                f"{value.get('bytes', 0):,} bytes, sha256 {str(value['sha256'])[:12]}...)")
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _store(*movies: str) -> ArtifactStore:

@@ -10,6 +10,8 @@
     movies/<movie>/cache/<asset>/<partition>/<key>.json    build cache: which artifact these exact inputs made
     movies/<movie>/answers/<asset>/<partition>/<key>.json  a paid call's answer as it arrived (and <key>.<i>.bin,
                                                            its files), kept until its artifact is in the build cache
+    movies/<movie>/own/<sha256 16>.<ext>                   a file of the user's (a picture, clip or sound given for a slot),
+                                                           by its content hash
     deleted/<movie>.json                                   a deleted movie's id, not given out again
 """
 
@@ -36,6 +38,11 @@ def request_copies_folder(movie: str) -> str:
 
 def artifact_path(movie: str, asset: str, partition_suffix: str | None, version: str, ext: str) -> str:
     return f"movies/{movie}/{asset}/{partition_suffix or '_'}/{version[:16]}.{ext}"
+
+
+def own_file_path(movie: str, sha256: str, ext: str) -> str:
+    """Where a file of the user's is kept (content-addressed; ``moviegen prune`` leaves it, ``delete`` removes it)."""
+    return f"movies/{movie}/own/{sha256[:16]}.{ext}"
 
 
 def tombstone_path(movie: str) -> str:

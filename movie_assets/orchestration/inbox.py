@@ -55,6 +55,7 @@ from movie_assets.domain.request import (
 )
 from movie_assets.movie_files.edits_log import edit_count
 from movie_assets.movie_files.movies import load_movie_request
+from movie_assets.movie_files.own_media import store_own_files
 from movie_assets.orchestration.editing import edit_movie
 from movie_assets.orchestration.registry import movie_exists, register_movie
 from resources.runtime.paths import dagster_home
@@ -162,6 +163,9 @@ def handle(instance: dg.DagsterInstance, store: ArtifactStore, inbox: ArtifactSt
         shown = repr(name) if len(name) <= 80 else repr(name[:77]) + "..."
         raise RequestError([f"file name {shown}: the part before the first '.' is the movie id; {e.problems[0]}"]) from None
     data = parse_document(text, name, "inbox file")
+    # Files of the user's: relative paths from the inbox folder; an inbox on S3 takes URLs only (no daemon's disk).
+    files: dict[str, Any] = {"base": inbox.root.removeprefix("file://"), "local_files": True} if not inbox.root.startswith("s3://") else {
+        "local_files": False}
     if is_edit:
         if not movie_exists(instance, movie):
             raise RequestError([f"{name}: movie {movie!r} does not exist; drop a request {movie}.yaml first"])
@@ -169,13 +173,14 @@ def handle(instance: dg.DagsterInstance, store: ArtifactStore, inbox: ArtifactSt
     else:
         request = parse_request(data)
         if not movie_exists(instance, movie):
-            register_movie(instance, store, request, movie)
+            register_movie(instance, store, request, movie, **files)
             return Accepted(name, movie, _generation_key(store, movie), "new")
+        request = store_own_files(store, movie, request, **files)  # so a file given again with the same bytes is no change
         # The request file saved again: make the movie match it (its differences become one edit).
         edits = [(c.path, UNSET if c.new is None else c.new) for c in diff(load_movie_request(store, movie), request)]
         if not edits:
             return Accepted(name, movie, _generation_key(store, movie), "request")
-    result = edit_movie(instance, store, movie, edits)
+    result = edit_movie(instance, store, movie, edits, **files)
     changes = [c.to_json() for c in result.changes]
     return Accepted(name, movie, _generation_key(store, movie), "edit", changes)
 

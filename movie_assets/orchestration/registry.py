@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 import dagster as dg
 
@@ -15,6 +16,7 @@ from movie_assets.domain.inputs import INPUT_NAMES, input_values, value_version
 from movie_assets.domain.request import MovieRequest, RequestError, topic_of, validate_movie_id
 from movie_assets.movie_files.layout import tombstone_path
 from movie_assets.movie_files.movies import MovieNotFound, save_movie_request
+from movie_assets.movie_files.own_media import store_own_files
 from partitions import movies_partitions, partition_key, segment_keys
 from resources.storage import ArtifactStore
 
@@ -99,8 +101,10 @@ def add_segment_keys(instance: dg.DagsterInstance, request: MovieRequest, nodes:
 
 
 def register_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: MovieRequest,
-                   movie: str | None = None) -> str:
-    """Validate, store the request, add the movie's partition and observe its inputs. Returns the id."""
+                   movie: str | None = None, *, base: str | Path | None = None, local_files: bool = True) -> str:
+    """Validate, store the user's own files (read or downloaded once: ``base``, the folder relative paths are
+    read from; ``local_files`` false: URLs only), store the request, add the movie's partition and observe its
+    inputs. Returns the id."""
     if movie is None:
         movie = new_movie_id(instance, request, store)
     validate_movie_id(movie)
@@ -108,6 +112,7 @@ def register_movie(instance: dg.DagsterInstance, store: ArtifactStore, request: 
         raise RequestError([f"movie id: {movie!r} is already registered; choose another --id (edits arrive with `moviegen edit`)"])
     if store.exists(tombstone_path(movie)):
         raise RequestError([f"movie id: {movie!r} belonged to a deleted movie and is not given out again; choose another --id"])
+    request = store_own_files(store, movie, request, base=base, local_files=local_files)
     save_movie_request(store, movie, request)
     instance.add_dynamic_partitions(movies_partitions.name, [movie])
     observe_inputs(instance, movie, request)

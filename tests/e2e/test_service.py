@@ -251,6 +251,13 @@ def test_bad_input_is_answered_without_a_traceback(hosted: Hosted) -> None:
         edit = c.post("/v1/movies/sky/edits", json={"set": {"segments.1.nope": 1}})
         assert edit.status_code == 422 and "segments.1.nope" in edit.text
         answers.append(edit)
+        # A file of the user's through the service: a URL, never a path of the server's disk (refused unread).
+        local = c.post("/v1/movies/sky/edits", json={"set": {"segments.1.image_files.0": "/etc/passwd"}})
+        assert local.status_code == 422 and "a local path is refused here" in local.text and "root:" not in local.text
+        answers.append(local)
+        created = c.post("/v1/movies", json={"inquiry_prompt": "Rivers", "duration_seconds": 10, "music_file": "../x.mp3"})
+        assert created.status_code == 422 and "music_file: '../x.mp3': a local path is refused here" in created.text
+        answers.append(created)
         pick = c.post("/v1/movies/sky/pick", json={"node": "music", "take": "two"})
         assert pick.status_code == 422 and "take" in pick.text
         answers.append(pick)

@@ -92,10 +92,10 @@ def test_an_unexpected_error_is_the_files_report_and_the_others_go_on(home: Path
     inbox.mkdir()
     real_register = inbox_module.register_movie
 
-    def register(instance: dg.DagsterInstance, store: ArtifactStore, request: object, movie: str) -> str:
+    def register(instance: dg.DagsterInstance, store: ArtifactStore, request: object, movie: str, **files: object) -> str:
         if movie == "boom":
             raise RuntimeError("the database went away " + "x" * 5_000)
-        return real_register(instance, store, request, movie)
+        return real_register(instance, store, request, movie, **files)
 
     monkeypatch.setattr(inbox_module, "register_movie", register)
     (inbox / "boom.yaml").write_text(SMALL)
@@ -120,3 +120,30 @@ def test_a_long_tick_leaves_the_rest_for_the_next(home: Path, instance: dg.Dagst
     assert out.deferred == ["one.yaml", "two.yaml"] and out.cursor == {} and not out.rejected
     out = process(instance, store, inbox, out.cursor)
     assert sorted(out.rejected) == ["one.yaml", "two.yaml"] and not out.deferred
+
+
+def test_a_request_in_the_inbox_names_a_picture_beside_it(home: Path, instance: dg.DagsterInstance, store: ArtifactStore) -> None:
+    """A relative path in an inbox file is read from the inbox folder; the request saved again with the same
+    picture is no change, with a changed picture one edit; a file that is no picture is the file's report."""
+    from PIL import Image
+
+    inbox_dir = home / "inbox"
+    inbox_dir.mkdir()
+    Image.new("RGB", (200, 150), (10, 80, 160)).save(inbox_dir / "map.png")
+    request = "inquiry_prompt: Rivers of the world\nduration_seconds: 10\nimages_per_segment: 1\nsegments:\n  0:\n    image_files:\n      0: map.png\n"
+    (inbox_dir / "rivers.yaml").write_text(request)
+    inbox = ArtifactStore(root=str(inbox_dir))
+    out = process(instance, store, inbox, {})
+    assert [(a.movie, a.kind) for a in out.accepted] == [("rivers", "new")] and not out.rejected
+    (inbox_dir / "rivers.yaml").write_text(request + "# saved again\n")
+    out = process(instance, store, inbox, out.cursor)
+    assert [a.kind for a in out.accepted] == ["request"]  # the same bytes: nothing changed
+    Image.new("RGB", (200, 150), (160, 80, 10)).save(inbox_dir / "map.png")
+    (inbox_dir / "rivers.yaml").write_text(request + "# and again\n")
+    out = process(instance, store, inbox, out.cursor)
+    assert [(a.kind, [c["path"] for c in a.changes]) for a in out.accepted] == [("edit", ["segments.0.image_files.0"])]
+    (inbox_dir / "map.png").write_text("not a picture")
+    (inbox_dir / "rivers.yaml").write_text(request + "# once more\n")
+    out = process(instance, store, inbox, out.cursor)
+    assert not out.accepted and "segments.0.image_files.0: 'map.png': it is text 'not a picture', not a picture" in out.rejected[
+        "rivers.yaml"][0]

@@ -476,3 +476,94 @@ def test_switching_a_segment_between_i2v_and_ti2v_rebuilds_its_clip_and_what_rea
     assert made.success and made.provider_calls == planned.provider_calls
     assert load_state(instance, movie, [clip]).records[clip].metadata["video_mode"] == "ti2v"
     assert api.plan(instance, store, movie).items == []
+
+
+def _picture(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (300, 200)) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", size, colour).save(path, "PNG")
+    return path
+
+
+def test_your_own_picture_replaces_one_slot_and_its_bytes_decide_what_is_rebuilt(
+        instance: dg.DagsterInstance, store, movie: str, tmp_path: Path) -> None:
+    """A picture of the user's for one slot: no call for it, the timeline's clip is made from it; other bytes
+    rebuild exactly that slot's chain (plan == generate); the same bytes (also from another path) nothing;
+    removing it goes back to the generated picture for free (a build-cache hit)."""
+    key = NodeKey("segment_image", 1, 0)
+    generated = load_state(instance, movie, [key]).records[key].version
+    pic = _picture(tmp_path / "pic.png", (200, 30, 30))
+    assert api.edit(instance, store, movie, [("segments.1.image_files.0", str(pic))]).changes
+    planned = api.plan(instance, store, movie)
+    item = next(i for i in planned.items if i.node == str(key))
+    assert planned.provider_calls == {} and planned.estimated_cost_usd == 0
+    assert not item.calls_provider and item.cost_usd == 0 and "your file pic.png (no call)" in item.cause
+    assert ui_marks(instance, movie) == dagster_partitions(i.node for i in planned.items if i.reason != "missing")
+    result = api.generate(instance, store, movie)
+    assert result.success and result.provider_calls == {}
+    assert sorted(result.built) == sorted(i.node for i in planned.items)
+    record = load_state(instance, movie, [key]).records[key]
+    assert record.version != generated and record.metadata["source"] == "your file" and record.metadata["file"] == "pic.png"
+    assert (record.metadata["width"], record.metadata["height"]) == (854, 480)  # fitted to the 480p frame
+    clip_src = {c["src"] for t in api.load_timeline(instance, store, movie)["tracks"] for c in t["clips"] if "src" in c}
+    assert store.uri(record.uri) in clip_src  # the timeline shows the user's picture
+    assert api.generate(instance, store, movie).built == []  # a second generate builds nothing
+
+    # Other bytes at the same path: exactly the slot's chain again, as planned.
+    _picture(pic, (30, 30, 200))
+    assert api.edit(instance, store, movie, [("segments.1.image_files.0", str(pic))]).changes
+    planned = api.plan(instance, store, movie)
+    rebuilt = {i.node for i in planned.items}
+    assert planned.provider_calls == {} and {"segment_image[01_0]", "segment_visuals[01]", "timeline"} <= rebuilt
+    assert not any(n.startswith(("segment_image[00", "segment_image[01_1]", "image_prompt", "segment_audio")) for n in rebuilt)
+    again = api.generate(instance, store, movie)
+    assert again.provider_calls == {} and set(again.built) == rebuilt
+    assert api.plan(instance, store, movie).items == []
+
+    # The same bytes from another path: the request notes where it came from, nothing is rebuilt.
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(pic.read_bytes())
+    api.edit(instance, store, movie, [("segments.1.image_files.0", str(copy))])
+    assert api.plan(instance, store, movie).items == []
+    assert api.edit(instance, store, movie, [("segments.1.image_files.0", str(copy))]).changes == []
+
+    # Removed: the generated picture again, from the build cache (no call).
+    api.edit(instance, store, movie, [("segments.1.image_files.0", UNSET)])
+    back = api.generate(instance, store, movie)
+    assert back.provider_calls == {} and load_state(instance, movie, [key]).records[key].version == generated
+    assert stale_nodes(instance, movie, expand(load_movie_request(store, movie)).nodes) == []
+
+
+def test_a_bad_file_is_refused_by_an_edit_and_changes_nothing(instance: dg.DagsterInstance, store, movie: str,
+                                                              tmp_path: Path) -> None:
+    fake = tmp_path / "fake.png"
+    fake.write_text("this is not a picture at all")
+    before = load_movie_request(store, movie)
+    with pytest.raises(RequestError) as refused:
+        api.edit(instance, store, movie, [("segments.1.image_files.0", str(fake))])
+    assert refused.value.problems == [f"edit rejected, nothing changed: segments.1.image_files.0: {str(fake)!r}: it is text "
+                                      "'this is not a picture at all', not a picture; allowed: pictures (PNG, JPEG, WebP)"]
+    assert load_movie_request(store, movie) == before and api.plan(instance, store, movie).items == []
+
+
+def test_your_music_reads_no_music_prompt(instance: dg.DagsterInstance, store, movie: str, tmp_path: Path) -> None:
+    """With your own music the music reads no prompt: a music prompt edit rebuilds the prompt and nothing
+    below it, in the plan, the build and Dagster's view alike."""
+    import numpy as np
+
+    from resources.runtime.media import wav_bytes
+
+    song = tmp_path / "song.wav"
+    song.write_bytes(wav_bytes(0.2 * np.sin(np.arange(8000 * 4) * 2 * np.pi * 330 / 8000), 8000))
+    api.edit(instance, store, movie, [("music_file", str(song))])
+    first = api.generate(instance, store, movie)
+    assert first.success and first.provider_calls == {} and set(first.built) == {"music", "timeline"}
+    music = load_state(instance, movie, [NodeKey("music")]).records[NodeKey("music")]
+    assert music.metadata["source"] == "your file" and 29_900 <= music.metadata["duration_ms"] <= 30_100  # padded to 30 s
+    api.edit(instance, store, movie, [("music_prompt", "slow solo cello")])
+    planned = api.plan(instance, store, movie)
+    assert [i.node for i in planned.items] == ["music_prompt"] and planned.provider_calls == {}
+    blueprint = expand(load_movie_request(store, movie))
+    assert stale_nodes(instance, movie, blueprint.nodes) == [NodeKey("music_prompt")]  # not the music
+    assert api.generate(instance, store, movie).built == ["music_prompt"]
+    assert stale_nodes(instance, movie, blueprint.nodes) == []

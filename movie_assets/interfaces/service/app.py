@@ -11,6 +11,7 @@ exit codes (README): docs/service.md has the routes and the status codes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import threading
@@ -436,7 +437,8 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
                 raise ApiError(409, "conflict", f"id: {id!r} is taken (one of your movies has it, or had it); choose another",
                                exit_code=2)
             internal = internal if id is not None else new_movie_id(service.instance, movie_request, service.store, prefix)
-            await asyncio.to_thread(api.new_movie, service.instance, service.store, movie_request, internal)
+            await asyncio.to_thread(functools.partial(api.new_movie, service.instance, service.store, movie_request, internal,
+                                                      local_files=False))
         public = internal[len(prefix):]
         return JSONResponse({"id": public, "links": _links(public)}, status_code=201,
                             headers={"Location": f"/v1/movies/{public}"})
@@ -470,7 +472,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists every ro
         if not edits:
             raise RequestError(["edits: give set, unset or assignments"])
         service = _service(request)
-        result = api.edit(service.instance, service.store, movie.internal, edits)
+        result = api.edit(service.instance, service.store, movie.internal, edits, local_files=False)  # URLs only
         plan = api.plan(service.instance, service.store, movie.internal)
         return _publish(request, movie, {"edit": result.to_json(), "plan": plan.to_json()})
 
