@@ -336,7 +336,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     for i in p.items:
         call = f"${i.cost_usd:.4f}" if i.cost_usd else ("call" if i.calls_provider else "-")
         print(f"  {i.node:<{width}}  {i.reason:<9} {call:<7} {(i.producer or ''):<27} {i.cause}")
-    print("provider calls:")
+    print("provider calls:" + ("" if p.provider_calls else "  (none)"))
     for name, count in p.provider_calls.items():
         print(f"  {name:<28} {count}")
     print(f"estimated cost: ${p.estimated_cost_usd:.4f}")
