@@ -26,6 +26,12 @@ from tests.servers.s3_server import SeaweedS3  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+# The sample request (examples/civil-war.yaml, 30 s: 3 segments x 2 images) cut to its first segment: 10 s,
+# for tests where the length proves nothing (its segment overrides, for segment 2, go with the rest).
+_DEMO = (REPO / "examples" / "civil-war.yaml").read_text()
+DEMO_10S = (_DEMO[:_DEMO.index("\nsegments:\n") + 1].replace("\nduration_seconds: 30\n", "\nduration_seconds: 10\n")
+            .replace("a 30 s image-only explainer (3 segments x 2 images)", "a 10 s image-only explainer (1 segment x 2 images)"))
+
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
