@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,24 @@ def ffprobe(path: Path) -> dict[str, Any]:
     out = subprocess.run([FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_streams", "-of", "json", str(path)],
                          capture_output=True, text=True, check=True, timeout=60).stdout
     return json.loads(out)["streams"][0]
+
+
+LAYERS = ("e2e", "integration", "unit")  # slowest per file first
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Test files in the order `make test` hands them to its workers (``-n 2 --dist loadfile
+    --no-loadscope-reorder``): the layer with the slowest files first, within a layer the files with
+    the most tests first, the many short unit files last, so both workers run out of work together
+    (docs/performance.md). A file's own tests keep their order."""
+    count = Counter(item.nodeid.split("::")[0] for item in items)
+
+    def key(item: pytest.Item) -> tuple[int, int, str]:
+        path = item.nodeid.split("::")[0]
+        layer = next((i for i, name in enumerate(LAYERS) if f"tests/{name}/" in path), len(LAYERS))
+        return layer, -count[path], path
+
+    items.sort(key=key)  # stable
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
