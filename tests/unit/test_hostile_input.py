@@ -3,7 +3,7 @@ request or a RequestError naming the problem, within a bounded time and memory.
 
 Property-style, without extra libraries: each test draws its cases from a seeded ``random.Random`` (the
 seed is in the failure message, so a failure reproduces), and every case must parse or be refused with
-RequestError -- never another exception, never more than CASE_S seconds, and all of a test's cases
+RequestError -- never another exception, never more than CASE_S CPU seconds, and all of a test's cases
 within PEAK_MB of Python memory (tracemalloc). The bounds are generous (a loaded 2-core machine);
 before the bounds existed, one 452-byte alias bomb took 38 s and 2.7 GB before running out of memory.
 """
