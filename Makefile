@@ -50,9 +50,11 @@ demo: install
 # Everything: the import rules and lint, then every test (unit, integration through Dagster, end to end),
 # test files spread over TEST_WORKERS processes (most of the suite waits on Dagster runs, subprocesses
 # and servers; on 2 cores 2 workers took it from 609 s to 421 s). TEST_WORKERS=0: one process.
+# --no-loadscope-reorder: files go out in tests/conftest.py's order (slow layers first, the short unit
+# files last to even out the workers), not xdist's most-tests-first, which left the slowest files for last.
 TEST_WORKERS ?= 2
 test: install lint
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The unit layer only: seconds, no Dagster instance, no servers.
 test-fast: install

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ from tests.servers.s3_server import SeaweedS3  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+
+# The sample request (examples/civil-war.yaml, 30 s: 3 segments x 2 images) cut to its first segment: 10 s,
+# for tests where the length proves nothing (its segment overrides, for segment 2, go with the rest).
+_DEMO = (REPO / "examples" / "civil-war.yaml").read_text()
+DEMO_10S = (_DEMO[:_DEMO.index("\nsegments:\n") + 1].replace("\nduration_seconds: 30\n", "\nduration_seconds: 10\n")
+            .replace("a 30 s image-only explainer (3 segments x 2 images)", "a 10 s image-only explainer (1 segment x 2 images)"))
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -54,6 +61,24 @@ def ffprobe(path: Path) -> dict[str, Any]:
     out = subprocess.run([FFPROBE, "-v", "error", "-select_streams", "v:0", "-show_streams", "-of", "json", str(path)],
                          capture_output=True, text=True, check=True, timeout=60).stdout
     return json.loads(out)["streams"][0]
+
+
+LAYERS = ("e2e", "integration", "unit")  # slowest per file first
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Test files in the order `make test` hands them to its workers (``-n 2 --dist loadfile
+    --no-loadscope-reorder``): the layer with the slowest files first, within a layer the files with
+    the most tests first, the many short unit files last, so both workers run out of work together
+    (docs/performance.md). A file's own tests keep their order."""
+    count = Counter(item.nodeid.split("::")[0] for item in items)
+
+    def key(item: pytest.Item) -> tuple[int, int, str]:
+        path = item.nodeid.split("::")[0]
+        layer = next((i for i, name in enumerate(LAYERS) if f"tests/{name}/" in path), len(LAYERS))
+        return layer, -count[path], path
+
+    items.sort(key=key)  # stable
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

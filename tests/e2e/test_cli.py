@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
-from tests.conftest import REPO
+from resources.storage import ArtifactStore
+from tests.conftest import REPO, HomeSnapshot
 
 BIN = Path(sys.executable).parent
 
@@ -28,15 +30,37 @@ def moviegen(home: Path, *args: str, check: bool = True) -> subprocess.Completed
     return run([str(BIN / "moviegen"), *args], home, check)
 
 
-def test_cli_end_to_end(home: Path) -> None:
-    movie = moviegen(home, "new", "examples/civil-war.yaml", "--id", "cw").stdout.strip()
-    assert movie == "cw"
-    assert moviegen(home, "list").stdout.split() == ["cw"]
-    plan = json.loads(moviegen(home, "plan", "cw", "--json").stdout)
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> HomeSnapshot:
+    """The sample movie registered, planned and generated once through the CLI (what each step printed in
+    ``.built``), restored before each test that starts from it: one generation for the module."""
+
+    def build(_instance: dg.DagsterInstance, _store: ArtifactStore) -> dict[str, object]:
+        home = Path(os.environ["DAGSTER_HOME"])
+        new = moviegen(home, "new", "examples/civil-war.yaml", "--id", "cw").stdout.strip()
+        listed = moviegen(home, "list").stdout.split()
+        plan = json.loads(moviegen(home, "plan", "cw", "--json").stdout)
+        generate = moviegen(home, "generate", "cw", "--json")
+        return {"new": new, "list": listed, "plan": plan, "generate": generate}
+
+    return HomeSnapshot(tmp_path_factory.mktemp("cli") / "dagster_home", build)
+
+
+@pytest.fixture
+def cw(generated: HomeSnapshot, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A DAGSTER_HOME holding movie "cw" generated once (revision 1), fresh for each test."""
+    return generated.restore(monkeypatch)
+
+
+def test_cli_end_to_end(generated: HomeSnapshot, cw: Path) -> None:
+    home, built = cw, generated.built
+    assert built["new"] == "cw"
+    assert built["list"] == ["cw"]
+    plan = built["plan"]
     assert plan["provider_calls"] == {"AudioProducer": 3, "LookProducer": 1, "MusicProducer": 1, "ResearchProducer": 1, "ScriptProducer": 1,
                                       "TextToImageProducer": 6, "TextToImagePromptProducer": 3, "TextToMusicPromptProducer": 1}
     assert plan["critical_path_s"] == 115  # research 20, script 50, look 10, image prompts 5, images 30
-    proc = moviegen(home, "generate", "cw", "--json")
+    proc = built["generate"]
     out = json.loads(proc.stdout)
     assert set(out) >= {"movie", "revision", "provider_calls", "failed", "timeline"}
     assert out["movie"] == "cw" and out["failed"] == [] and out["provider_calls"] == plan["provider_calls"]
@@ -86,9 +110,8 @@ def test_definitions_load_without_credentials(module: str, home: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_cli_edit_plan_history_and_revisions(home: Path, tmp_path: Path) -> None:
-    moviegen(home, "new", "examples/civil-war.yaml", "--id", "cw")
-    moviegen(home, "generate", "cw", "--json")
+def test_cli_edit_plan_history_and_revisions(cw: Path, tmp_path: Path) -> None:
+    home = cw  # "cw" generated once: revision 1
     out = moviegen(home, "edit", "cw", "--set", "voice_id=onyx", "--set", "segments.0.image_prompts.1=a map of 1861").stdout
     assert "voice_id: \"nova\" -> \"onyx\"" in out and "edit 1 recorded" in out
     plan = json.loads(moviegen(home, "plan", "cw", "--json").stdout)

@@ -20,6 +20,8 @@ from tests.servers.s3_server import BUCKET, SeaweedS3
 
 pytestmark = real_part(postgres.available())
 
+POOLS_REQUEST = "inquiry_prompt: How do rivers shape valleys?\nduration_seconds: 10\nimages_per_segment: 3\nsize: 480p\n"
+
 
 @pytest.fixture(scope="module")
 def pg():  # noqa: ANN201
@@ -48,7 +50,7 @@ def test_production_configuration_generates_on_postgres_and_s3(tmp_path: Path, p
     store_env = dict(env)
     with Daemon(home, store_env) as daemon:
         s3.client().put_object(Bucket=BUCKET, Key=f"{prefix}/inbox/rivers.yaml",
-                               Body=b"inquiry_prompt: How do rivers shape valleys?\nduration_seconds: 20\nsize: 480p\n")
+                               Body=b"inquiry_prompt: How do rivers shape valleys?\nduration_seconds: 10\nsize: 480p\n")
         deadline = time.monotonic() + 120
         key = f"{prefix}/movies/rivers/revisions/000001.json"
         while time.monotonic() < deadline:
@@ -95,12 +97,10 @@ def test_provider_pools_hold_across_machines(limits: str, tmp_path: Path, pg: po
     from tests.servers.openai_server import FakeOpenAI
 
     with FakeOpenAI() as server:
-        if limits == "postgres":
-            server.delay_s = 1.0  # long enough that both machines' image calls overlap
-        else:
-            # The control: answer only once 3 requests are in flight at once (at most 60 s), which per-
-            # machine limits of 2 allow and a shared limit of 2 never does: overlap is not left to timing.
-            server.answer_when_in_flight = 3
+        # Answer only once the limit could have been passed, so overlap is not left to timing (at most 60 s):
+        # shared, once 2 requests are in flight at once (the most a shared limit of 2 allows); the control,
+        # once 3 are, which per-machine limits of 2 allow and a shared limit of 2 never does.
+        server.answer_when_in_flight = 2 if limits == "postgres" else 3
         prefix = f"pools-{limits}-{time.time_ns()}"
         env = {**s3.env(prefix), "DAGSTER_PG_URL": pg.url, "MOVIEGEN_LOG_BUCKET": BUCKET, "MOVIEGEN_LIMITS": limits,
                "MOVIEGEN_PROVIDERS": "TextToImageProducer=openai", "OPENAI_API_KEY": "sk-test",
@@ -112,11 +112,13 @@ def test_provider_pools_hold_across_machines(limits: str, tmp_path: Path, pg: po
             shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
             homes.append(home)
         movies = [f"{limits}-one", f"{limits}-two"]
+        request = tmp_path / "pictures.yaml"  # one segment of 3 pictures: more image calls at once than the limit of 2
+        request.write_text(POOLS_REQUEST)
         for movie in movies:
-            assert moviegen(homes[0], env, "new", "examples/civil-war.yaml", "--id", movie).returncode == 0
+            assert moviegen(homes[0], env, "new", str(request), "--id", movie).returncode == 0
         generate_at_once([(movie, {**clean_env(), **env, "DAGSTER_HOME": str(home)})
                           for movie, home in zip(movies, homes, strict=True)])
-        assert len(server.calls("/v1/images/generations")) == 12
+        assert len(server.calls("/v1/images/generations")) == 6
         if limits == "postgres":
             assert server.max_in_flight == 2
         else:

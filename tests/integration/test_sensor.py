@@ -18,7 +18,7 @@ from movie_assets.movie_files.movies import load_movie_request
 from movie_assets.orchestration.inbox import inbox_root
 from movie_assets.orchestration.sensors import movie_inbox
 from resources.storage import ArtifactStore
-from tests.conftest import REPO
+from tests.conftest import DEMO_10S, REPO
 from tests.servers.daemon import Daemon
 
 SMALL = (REPO / "examples/civil-war.yaml").read_text()
@@ -161,13 +161,13 @@ def test_the_daemon_turns_dropped_files_into_movies(home: Path, instance: dg.Dag
     inbox.mkdir()
     with Daemon(home) as daemon:
         dropped = time.monotonic()
-        (inbox / "cw.yaml").write_text(SMALL)
+        (inbox / "cw.yaml").write_text(DEMO_10S)  # one segment: the daemon's part is the same for any length
         (inbox / "broken.yaml").write_text("inquiry_prompt: Rivers\nsize: 4k\n")
         first = _wait_for(lambda: _revision(store, "cw", 1), 120, daemon, "the movie of a dropped request")
         seconds = time.monotonic() - dropped
-        assert first["failed"] == {} and first["timeline"] and first["calls"] == 17  # the research is one of them
+        assert first["failed"] == {} and first["timeline"] and first["calls"] == 9  # research, script, look, music prompt, music, image prompt, 2 images, narration
         timeline = api.load_timeline(instance, store, "cw")
-        assert timeline["errors"] == [] and len(timeline["tracks"][0]["clips"]) == 6
+        assert timeline["errors"] == [] and len(timeline["tracks"][0]["clips"]) == 2
         errors = json.loads((inbox / "broken.yaml.error.json").read_text())["errors"]
         assert any(e.startswith('size: got "4k"; allowed: 480p, 720p, 1080p') for e in errors)
         # The daemon recorded each file's outcome on the inbox asset (the UI's view of the inbox).
@@ -178,7 +178,7 @@ def test_the_daemon_turns_dropped_files_into_movies(home: Path, instance: dg.Dag
 
         # The same request again: no second registration, no second generation. Wait for the tick that
         # handles it (its report says so), so the edit below arrives in a later tick whatever the load.
-        (inbox / "cw.yaml").write_text(SMALL)
+        (inbox / "cw.yaml").write_text(DEMO_10S)
         _wait_for(lambda: _report(inbox, "cw.yaml").get("kind") == "request", 90, daemon, "the re-dropped request's report")
 
         # An edit dropped in the inbox rebuilds exactly what it touches.
@@ -190,7 +190,10 @@ def test_the_daemon_turns_dropped_files_into_movies(home: Path, instance: dg.Dag
         # The same edit again: handled (its report now lists no change), and nothing new to generate.
         (inbox / "cw.edits.yaml").write_text("segments.0.image_prompts.1: a map of the border states in 1861\n")
         _wait_for(lambda: _report(inbox, "cw.edits.yaml").get("changes") == [], 90, daemon, "the re-dropped edit's report")
-        time.sleep(6)  # a run the tick asked for would exist by now (the sensor creates runs in the tick)
+        # Then a file only a later tick can see: once it is handled, the tick that handled the edit has ended,
+        # and with it any run that tick asked for exists (the sensor's ticks run one after another).
+        (inbox / "probe.yaml").write_text("inquiry_prompt: Rivers\nsize: 4k\n")
+        _wait_for(lambda: (inbox / "probe.yaml.error.json").exists(), 90, daemon, "a later tick's report")
         runs = instance.get_run_records(dg.RunsFilter(tags={"moviegen/movie": "cw"}))
         assert len(runs) == 2 and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         assert _revision(store, "cw", 3) is None

@@ -125,19 +125,20 @@ def test_other_text_is_left_as_it_is(text: str) -> None:
 
 
 def test_huge_input_is_bounded_in_time_and_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Time is this process's CPU time: the work done, which other processes on a loaded machine do not stretch.
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     page = ("<html>" + f"<p>Authorization: Bearer {KEY}</p>" * 200_000 + "</html>")  # ~10 MB echoing the key
-    started = time.perf_counter()
+    started = time.process_time()
     text = redact(page)
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     assert KEY not in text and len(text) < MESSAGE_LIMIT + 60 and text.endswith("more characters]")
     cut = "x" * (MESSAGE_LIMIT - 10) + KEY + "y" * 5000  # the key across the cut: never half kept
     assert KEY[:10] not in redact(cut) and redact(cut).startswith("x" * (MESSAGE_LIMIT - 10) + REDACTED[:10])
     assert len(redact("z" * 100_000, None)) == 100_000  # no limit: kept whole
-    started = time.perf_counter()
+    started = time.process_time()
     for _ in range(1000):
         redact("OpenAI rejected the request: Invalid size '999x999'. Supported sizes are 1024x1024 and 1536x1024.")
-    assert time.perf_counter() - started < 1.0  # well under a millisecond per message
+    assert time.process_time() - started < 1.0  # well under a millisecond per message
 
 
 # -- every error text made from a provider's answer -----------------------------------------------
