@@ -277,6 +277,8 @@ const loadJobs = (jobsFile) => {
 		logLevel: spec.logLevel ?? 'warn',
 		timeoutMs: spec.timeoutMs ?? 60000,
 		gl: spec.gl ?? null, // null: Chromium's default, ≈2x faster here than 'swangle'
+		offthreadVideoCacheSizeInBytes: spec.offthreadVideoCacheSizeInBytes ?? null,
+		offthreadVideoThreads: spec.offthreadVideoThreads ?? null,
 		jobs: spec.jobs,
 	};
 };
@@ -685,6 +687,9 @@ const main = async () => {
 			if (job.encodingMaxRate != null) options.encodingMaxRate = job.encodingMaxRate;
 			if (job.encodingBufferSize != null) options.encodingBufferSize = job.encodingBufferSize;
 			if (job.x264Preset != null && job.codec === 'h264') options.x264Preset = job.x264Preset;
+			// Less memory for the retry of a chunk that ran out of it (remotion.py `reduced`): the same frames.
+			if (spec.offthreadVideoCacheSizeInBytes != null) options.offthreadVideoCacheSizeInBytes = spec.offthreadVideoCacheSizeInBytes;
+			if (spec.offthreadVideoThreads != null) options.offthreadVideoThreads = spec.offthreadVideoThreads;
 		}
 		await renderMedia(options);
 		fs.renameSync(tmpOut, out);

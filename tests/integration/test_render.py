@@ -14,8 +14,10 @@ import pytest
 from movie_assets.builder.render import ffmpeg_engine, media
 from movie_assets.builder.render.presets import PRESETS
 from movie_assets.builder.render_revision import render_revision
+from movie_assets.domain.blueprint import NodeKey
 from movie_assets.interfaces import api
 from movie_assets.movie_files.movies import load_movie_request
+from movie_assets.orchestration.event_log import load_state
 from resources.settings import RenderEngine, Settings
 from tests.conftest import local_file, small_request
 
@@ -88,8 +90,24 @@ def test_a_missing_picture_is_a_placeholder_and_the_movie_still_renders(
     assert media.probe(local_file(result.movie_video))["frames"] == 600
 
 
+def oom_killing_ffmpeg(folder: Path) -> Path:
+    """An ffmpeg (IMAGEIO_FFMPEG_EXE, where the engine finds its binary) whose first H.264 encode is
+    killed by SIGKILL a moment after it starts, as the kernel's out-of-memory killer kills it; every other
+    run is the real ffmpeg. Each encode's arguments are kept in encodes.txt."""
+    script = folder / "ffmpeg"
+    script.write_text(f"""#!/bin/sh
+case "$*" in *libx264*)
+  echo "$*" >> '{folder}/encodes.txt'
+  if mkdir '{folder}/killed' 2>/dev/null; then (sleep 0.3; kill -9 $$) & fi;;
+esac
+exec '{media.ffmpeg_exe()}' "$@"
+""")
+    script.chmod(0o755)
+    return script
+
+
 def test_a_failed_render_leaves_the_revision_unrendered_and_the_next_generate_finishes_it(
-        instance: dg.DagsterInstance, store, monkeypatch: pytest.MonkeyPatch) -> None:
+        instance: dg.DagsterInstance, store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     movie = api.new_movie(instance, store, small_request(duration_seconds=20), "broken")
     unrendered = api.generate(instance, store, movie)  # MOVIEGEN_RENDER=off: the timeline only
     assert unrendered.success and unrendered.movie_video is None
@@ -102,12 +120,25 @@ def test_a_failed_render_leaves_the_revision_unrendered_and_the_next_generate_fi
     monkeypatch.setenv("MOVIEGEN_RENDER", "on")
     failed = api.generate(instance, store, movie)
     assert not failed.success and "video_chunk[00]" in failed.failed
+    assert "retried" not in failed.failed["video_chunk[00]"]  # a picture that cannot be drawn: no reduced retry
     assert "video_chunk[01]" in failed.built and failed.movie_video is None  # no older movie passes for this one
     assert api.history(instance, store, movie)[-1].movie_video is None
     picture.write_bytes(kept)
+    # The chunk's first encode is killed (SIGKILL, as by the out-of-memory killer): it is rendered once more
+    # with x264 on one thread, and the movie is the same movie.
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(oom_killing_ffmpeg(tmp_path)))
     fixed = api.generate(instance, store, movie)
-    assert fixed.success and fixed.movie_video is not None
+    assert fixed.success and fixed.movie_video is not None, fixed.failed
     assert sorted(n for n in fixed.built if n.startswith("video_chunk")) == ["video_chunk[00]"]
+    first, retry = (tmp_path / "encodes.txt").read_text().splitlines()
+    assert "-threads" not in first.split() and " -threads 1 " in f" {retry} "
+    chunk = load_state(instance, movie, [NodeKey("video_chunk", 0)]).records[NodeKey("video_chunk", 0)].metadata
+    assert "killed by SIGKILL" in chunk["render_retry"] and chunk["render_retry"].endswith("; retried with x264 on 1 thread")
+    info = media.probe(local_file(fixed.movie_video))
+    assert (info["width"], info["height"], info["frames"], info["video_codec"]) == (854, 480, 600, "h264")
+    decoded = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(local_file(fixed.movie_video)), "-f", "null", "-"],
+                             capture_output=True, text=True)
+    assert decoded.returncode == 0 and not decoded.stderr.strip(), decoded.stderr  # the joined chunks decode cleanly
 
 
 def test_render_of_a_revision_runs_the_graphs_render_nodes_and_reuses_what_exists(

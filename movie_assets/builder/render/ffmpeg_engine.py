@@ -479,8 +479,11 @@ def _x264_args(preset: Preset, fps: Fraction) -> list[str]:
 
 
 def render_video_chunk(timeline: dict[str, Any], frames: tuple[int, int], media: MediaResolver, out: Path,
-                       preset: Preset, *, timeout_s: float = 900) -> None:
-    """Encode frames [a, b) of the timeline (exactly b - a frames, no audio) to an H.264 MP4 at `out`."""
+                       preset: Preset, *, timeout_s: float = 900, threads: int | None = None) -> None:
+    """Encode frames [a, b) of the timeline (exactly b - a frames, no audio) to an H.264 MP4 at `out`.
+    ``threads``: x264's threads (None: its own choice, from the cores; 1 holds one frame in the encoder
+    instead of one per thread: the reduced retry of a chunk that ran out of memory). The stream is
+    the same H.264 at the same settings either way, so the chunk still joins by stream copy."""
     a, b = frames
     total = _total_frames(timeline)
     if not 0 <= a < b <= total:
@@ -533,7 +536,8 @@ def render_video_chunk(timeline: dict[str, Any], frames: tuple[int, int], media:
             raise RenderError(f"ffmpeg encode frames {a}-{b}: timed out after {timeout_s:g} s preparing the clips")
         with atomic_output(out) as part, Ffmpeg(f"encode frames {a}-{b}", remaining) as enc:
             enc.start(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s:v", f"{w}x{h}", "-framerate", str(fps),
-                       "-i", "pipe:0", "-an", *_x264_args(preset, fps), "-frames:v", str(b - a),
+                       "-i", "pipe:0", "-an", *_x264_args(preset, fps),
+                       *(["-threads", str(threads)] if threads else []), "-frames:v", str(b - a),
                        "-f", "mp4", str(part)], stdin=True)
             for f in range(a, b):
                 for plane in draw(f):  # yuv420p is the three planes one after the other

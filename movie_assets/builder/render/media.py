@@ -4,9 +4,11 @@ with the ffmpeg binary alone, and ``RenderError`` (``RenderDiskFull`` when a dis
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
+import signal
 import subprocess
 import threading
 import time
@@ -32,6 +34,34 @@ class RenderError(RuntimeError):
 
 class RenderDiskFull(DiskFull, RenderError):
     """A render step ran out of disk space (caught as a RenderError, reported as a full disk)."""
+
+
+# What says a render failed for want of resources (memory, time), by the kind of failure: the first that
+# matches names it. A timeout first: the watchdog's kill is a SIGKILL too.
+RESOURCE_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("timeout", re.compile(r"\btimed out after\b", re.I)),
+    ("killed", re.compile(r"\bSIGKILL\b|\bexit(?:ed with)? (?:-9|137)\b", re.I)),
+    ("memory", re.compile(r"Cannot allocate memory|\bENOMEM\b|out of memory|OutOfMemory|Allocation failed", re.I)),
+    ("crashed", re.compile(r"Target closed|Page crashed|Aw, Snap|Browser (?:has )?(?:disconnected|crashed)", re.I)),
+)
+
+
+def resource_failure(exc: BaseException) -> str | None:
+    """Why a render step failed for want of resources, or None when it failed for another reason (a missing
+    file, a bad timeline, a full disk, a cancelled build): ``timeout`` (its deadline), ``killed`` (SIGKILL:
+    the kernel's out-of-memory killer), ``memory`` (an allocation failed: MemoryError, ENOMEM, ffmpeg's
+    "Cannot allocate memory", Node's "heap out of memory") or ``crashed`` (Chromium's page or browser died:
+    "Target closed", "Page crashed"). Such a chunk is rendered once more with fewer resources (recipes.py)."""
+    if isinstance(exc, MemoryError):
+        return "memory"
+    if isinstance(exc, DiskFull):
+        return None
+    if isinstance(exc, OSError) and not isinstance(exc, RenderError):
+        return "memory" if exc.errno == errno.ENOMEM else None
+    if not isinstance(exc, RenderError):
+        return None
+    text = str(exc)
+    return next((kind for kind, sign in RESOURCE_SIGNS if sign.search(text)), None)
 
 
 def last_message(text: str) -> str:
@@ -108,6 +138,8 @@ class Ffmpeg:
         tail = self.stderr_tail()
         if self.timed_out:
             why = f"timed out after {self.timeout_s:g} s"
+        elif self.proc is not None and self.proc.returncode == -signal.SIGKILL:  # not ours: the OOM killer, likely
+            why = f"{why} (killed by SIGKILL)"
         elif ran_out_of_space(self.proc.returncode if self.proc is not None else None, tail):
             return RenderDiskFull(self.output or self.tmp, f"ffmpeg {self.what}", detail=tail, quota=over_quota(tail))
         cause = last_message(tail)

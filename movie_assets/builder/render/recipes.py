@@ -56,24 +56,71 @@ async def _video_chunk(ctx: RecipeContext, key: NodeKey) -> Produced:
     preset = PRESETS[cut["preset"]]
     frames = (int(cut["frames"][0]), int(cut["frames"][1]))
     started = [0.0]  # when the render began: its seconds leave out the wait for a local slot
+    remotion_engine = ctx.settings.render_engine is RenderEngine.remotion
+    retried: list[str] = []  # the reduced retry, if there was one: why, and what it reduced
+
+    def attempt(reduced: str | None) -> bytes:
+        with scratch_dir("moviegen-chunk-") as tmp:
+            out = Path(tmp) / "chunk.mp4"
+            longer = 2 if reduced == "timeout" else 1  # a timeout: twice the time as well
+            if remotion_engine:
+                remotion.render_chunks(local, [(frames, out)], preset, workdir=Path(tmp), timeout_s=CHUNK_TIMEOUT_S["remotion"] * longer,
+                                       on_event=_progress(ctx, key), cancelled=ctx.cancelled, reduced=reduced is not None)
+            else:
+                ffmpeg_engine.render_video_chunk(local, frames, media.file_uri_resolver, out, preset,
+                                                 timeout_s=CHUNK_TIMEOUT_S["ffmpeg"] * longer, threads=1 if reduced else None)
+            return out.read_bytes()
 
     def render() -> bytes:
         started[0] = time.monotonic()
-        with scratch_dir("moviegen-chunk-") as tmp:
-            out = Path(tmp) / "chunk.mp4"
-            if ctx.settings.render_engine is RenderEngine.remotion:
-                remotion.render_chunks(local, [(frames, out)], preset, workdir=Path(tmp),
-                                       on_event=_progress(ctx, key), cancelled=ctx.cancelled)
-            else:
-                ffmpeg_engine.render_video_chunk(local, frames, media.file_uri_resolver, out, preset)
-            return out.read_bytes()
+        try:
+            return attempt(None)
+        except Exception as e:
+            # Recovery with reduced settings: a chunk that ran out of memory or time is rendered once more with
+            # fewer resources but the same engine, size, fps and encoding (the movie's chunks join by stream
+            # copy and it keeps its size: a lower preset is not an option). Any other failure stands.
+            kind = media.resource_failure(e)
+            if kind is None or ctx.cancelled.is_set():
+                raise
+            what = reduced_settings(remotion_engine, kind)
+            ctx.note(key, f"render failed ({_first_line(e)}): retrying once with {what}")
+            try:
+                data = attempt(kind)
+            except media.RenderDiskFull:
+                raise
+            except media.RenderError as again:  # the failure stands: its message says both attempts
+                first, _, rest = str(again).partition("\n")
+                raise media.RenderError(f"{first} (retried with {what} after: {_first_line(e)})" + (f"\n{rest}" if rest else "")) from again
+            retried.append(f"{_first_line(e)}; retried with {what}")
+            return data
 
     data = await ctx.local_work(render)
     w, h = output_size(timeline, preset)
     return Produced(data, "mp4", "video/mp4", width=w, height=h,
                     duration_ms=round((frames[1] - frames[0]) * 1000 / int(cut["fps"])),
                     meta={"engine": ctx.settings.render_engine.value, "preset": preset.name, "frames": f"{frames[0]}-{frames[1] - 1}",
-                          "render_seconds": round(time.monotonic() - started[0], 2)})
+                          "render_seconds": round(time.monotonic() - started[0], 2),
+                          **({"render_retry": retried[0]} if retried else {})})
+
+
+# A chunk's render deadline, by engine (seconds). A chunk that timed out is retried with twice as long.
+CHUNK_TIMEOUT_S = {"ffmpeg": 900.0, "remotion": 3600.0}
+
+
+def reduced_settings(remotion_engine: bool, kind: str) -> str:
+    """What the retry of a chunk that failed for want of resources (``kind``: media.resource_failure) reduces
+    (and, after a timeout, lengthens): nothing the movie is made of changes."""
+    if remotion_engine:  # it already renders one frame at a time (concurrency 1)
+        what = f"Remotion's video frame cache at {remotion.REDUCED_VIDEO_CACHE_BYTES // 2**20} MB and 1 video decoding thread"
+    else:
+        what = "x264 on 1 thread"
+    timeout = CHUNK_TIMEOUT_S["remotion" if remotion_engine else "ffmpeg"]
+    return what + (f", a {2 * timeout:g} s deadline instead of {timeout:g} s" if kind == "timeout" else "")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:300]
 
 
 async def _audio_mix(ctx: RecipeContext, key: NodeKey) -> Produced:

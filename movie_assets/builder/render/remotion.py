@@ -33,6 +33,9 @@ log = logging.getLogger("moviegen.render")
 # measured, a 37-character scratch folder renders, a 38-character one makes Chromium abort.
 MAX_TMP_CHARS = 108 - len("/moviegen-remotion-XXXXXX/.org.chromium.Chromium.XXXXXX/SingletonSocket")
 
+# A reduced render's cache of decoded video frames (Remotion's default: half the free memory).
+REDUCED_VIDEO_CACHE_BYTES = 128 * 1024 * 1024
+
 
 def bundle_root() -> Path:
     """Where bundles of the composition are kept, each in a folder named by the hash of what it is made
@@ -50,9 +53,12 @@ def bundle_root() -> Path:
 def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], Path]], preset: Preset, *,
                   workdir: Path, timeout_s: float = 3600,
                   on_event: Callable[[dict[str, Any]], None] | None = None,
-                  cancelled: threading.Event | None = None) -> None:
+                  cancelled: threading.Event | None = None, reduced: bool = False) -> None:
     """Render frames [a, b) of the timeline into each chunk's path (H.264, no audio, one browser for
-    all of them). Raises RenderError naming what is missing or what failed."""
+    all of them). Raises RenderError naming what is missing or what failed. ``reduced``: with less
+    memory (the retry of a chunk that ran out of it): Remotion's cache of decoded video frames at
+    REDUCED_VIDEO_CACHE_BYTES instead of its default (half the free memory) and one thread decoding
+    them; the frames and their encoding are the same."""
     missing = remotion_missing()
     if missing:
         raise RenderError("Remotion cannot render on this machine; missing: " + "; ".join(missing)
@@ -65,6 +71,7 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
         "timeline": str(workdir / "timeline.json"), "browserExecutable": chromium_path(),
         # One frame at a time per render: measured faster than two on 2 cores (Chromium and x264 share them).
         "bundleRoot": str(bundle_root()), "concurrency": 1,
+        **({"offthreadVideoCacheSizeInBytes": REDUCED_VIDEO_CACHE_BYTES, "offthreadVideoThreads": 1} if reduced else {}),
         "jobs": [{"out": str(out), "frames": [a, b - 1], "codec": "h264", "muted": True, **_quality(preset),
                   "x264Preset": preset.x264_preset, "scale": 1} for (a, b), out in chunks],
     }
@@ -86,7 +93,8 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
     stderr: list[str] = []
     drain = threading.Thread(target=lambda: stderr.extend(proc.stderr or []), daemon=True)
     drain.start()
-    timer = threading.Timer(timeout_s, lambda: _stop(proc))
+    timed_out = threading.Event()
+    timer = threading.Timer(timeout_s, lambda: (timed_out.set(), _stop(proc)))
     timer.start()
     if cancelled is not None:  # the build was stopped: stop the render (it runs in a worker thread)
         def watch() -> None:
@@ -124,6 +132,8 @@ def render_chunks(timeline: dict[str, Any], chunks: list[tuple[tuple[int, int], 
             written = re.search(r"(?:ENOSPC|EDQUOT)[^']*'([^']+)'", said)
             raise RenderDiskFull(written[1] if written else workdir, "Remotion render", detail=said.strip(),
                                  quota=over_quota(said))
+        if timed_out.is_set():
+            raise RenderError(f"Remotion render timed out after {timeout_s:g} s" + (f"\n{tail}" if tail else ""))
         raise RenderError(f"Remotion render failed (exit {code}): {error or 'see below'}" + (f"\n{tail}" if tail else ""))
 
 
