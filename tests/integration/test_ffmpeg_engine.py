@@ -3,6 +3,7 @@ stream copy, Ken Burns motion, transitions, captions, ducking, and no partial fi
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import tempfile
 import time
@@ -395,3 +396,28 @@ def test_a_quality_renders_at_its_size_frame_rate_and_bitrate(media: dict[str, s
     info = ffprobe(out)
     assert (info["width"], info["height"], info["r_frame_rate"], int(info["nb_frames"])) == (*size, f"{fps}/1", 2 * fps)
     assert int(info["bit_rate"]) == pytest.approx(PRESETS[quality].video_kbps * 1000, rel=0.2), info["bit_rate"]
+
+
+def test_a_killed_or_timed_out_ffmpeg_is_a_resource_failure() -> None:
+    """The real child's failures, as the chunk retry (recipes.py) classifies them: SIGKILL from outside (the
+    kernel's out-of-memory killer) and its own deadline are resource failures; an ordinary error is not."""
+    args = ["-f", "rawvideo", "-pix_fmt", "gray", "-s:v", "16x16", "-i", "pipe:0", "-f", "null", "-"]
+    with render_media.Ffmpeg("encode frames 0-30", 60) as proc:
+        proc.start(args, stdin=True)
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGKILL)
+        proc.proc.wait()
+        with pytest.raises(render_media.RenderError, match="killed by SIGKILL") as killed:
+            proc.write(bytes(256))
+            proc.finish()
+    assert render_media.resource_failure(killed.value) == "killed"
+    with render_media.Ffmpeg("encode frames 0-30", 0.5) as proc:  # an endless input in real time: the watchdog kills it
+        proc.start(["-re", "-f", "lavfi", "-i", "nullsrc=s=16x16", "-f", "null", "-"])
+        with pytest.raises(render_media.RenderError, match="timed out after 0.5 s") as late:
+            proc.finish()
+    assert render_media.resource_failure(late.value) == "timeout"
+    with render_media.Ffmpeg("decode nothing.mp4", 60) as proc:
+        proc.start(["-i", "nothing.mp4", "-f", "null", "-"])
+        with pytest.raises(render_media.RenderError, match="No such file") as missing:
+            proc.finish()
+    assert render_media.resource_failure(missing.value) is None
