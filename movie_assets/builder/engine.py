@@ -142,6 +142,7 @@ class BuildSummary:
     errors: dict[NodeKey, dict[str, str]] = field(default_factory=dict)  # message, category, suggestion (, detail)
     fallbacks: list[NodeKey] = field(default_factory=list)  # built as offline placeholders
     degraded: dict[NodeKey, dict[str, str]] = field(default_factory=dict)  # built at reduced settings: from, to, reason
+    retried: dict[NodeKey, str] = field(default_factory=dict)  # a render chunk made by its reduced retry: why, what it reduced
     call_log: list[dict[str, Any]] = field(default_factory=list)  # one entry per call made or reused
     reused: list[NodeKey] = field(default_factory=list)  # taken from the build cache, no call
     strategy: str = ""
@@ -156,7 +157,8 @@ class BuildSummary:
             provider_calls=dict(sorted(self.calls.items())), cost_usd=round(self.cost_usd, 6),
             seconds=round(self.seconds, 3), machine=self.machine.to_json() if self.machine else None,
             calls=self.call_log, errors={str(k): v for k, v in self.errors.items()},
-            fallbacks=[str(k) for k in self.fallbacks], degraded={str(k): v for k, v in self.degraded.items()}, time=time.time(),
+            fallbacks=[str(k) for k in self.fallbacks], degraded={str(k): v for k, v in self.degraded.items()},
+            retried={str(k): v for k, v in self.retried.items()}, time=time.time(),
             strategy=self.strategy, critical_path_s=round(self.critical_path_s, 3), slots=self.slots,
         )
 
@@ -494,6 +496,8 @@ class BuildEngine:
                 self._values[key] = produced.value
             changed = old is None or old.version != version
             self.summary.built.append(key)
+            if produced.meta.get("render_retry"):
+                self.summary.retried[key] = str(produced.meta["render_retry"])
             self.emit(Built(key, record, produced, reason, changed, consumed))
             if placeholder:
                 self.summary.fallbacks.append(key)

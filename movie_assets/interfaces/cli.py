@@ -417,6 +417,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         for node, how in sorted(result.degraded.items()):
             print(f"  DEGRADED {node}: made at {how['to']}, not {how['from']}: {how['reason']}")
             print(f"      -> the next `moviegen generate {args.movie}` tries {how['from']} again (and keeps this one if that fails)")
+        for node, why in sorted(result.retried.items()):
+            print(f"  RETRIED {node}: {why} (the same movie)")
         for node, found in result.warnings.items():
             print(f"  WARN {node}: {for_movie(found, args.movie)}")
         _print_budget(result.budget)

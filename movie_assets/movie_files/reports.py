@@ -32,6 +32,8 @@ class RunReport:
     fallbacks: list[str] = field(default_factory=list)  # nodes whose artifact is an offline placeholder
     # node -> {"from", "to", "reason"}: built at reduced settings after its call failed at full ones (recovery)
     degraded: dict[str, dict[str, str]] = field(default_factory=dict)
+    # node -> why its render failed and what its retry reduced: a render chunk made by its reduced retry
+    retried: dict[str, str] = field(default_factory=dict)
     time: float = 0.0  # when the build ended (unix time)
     strategy: str = ""  # sequential, parallel or adaptive (empty: a run before strategies)
     critical_path_s: float = 0.0  # the critical path of what it built, at the brief's median latencies

@@ -254,6 +254,7 @@ class GenerateResult:
     errors: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> message, category, suggestion
     fallbacks: list[str] = field(default_factory=list)  # nodes an offline placeholder stands in for
     degraded: dict[str, dict[str, str]] = field(default_factory=dict)  # node -> from, to, reason: made at reduced settings
+    retried: dict[str, str] = field(default_factory=dict)  # node -> why and what was reduced: a chunk rendered again with less
     budget: list[dict[str, Any]] = field(default_factory=list)  # each cap after the generation
     new_revision: bool = True  # False: nothing changed, ``revision`` is the latest one
     warnings: dict[str, str] = field(default_factory=dict)  # node -> what its check found (WARN or ERROR) in this run
@@ -271,6 +272,7 @@ class GenerateResult:
             "failed": [{"node": k, "error": v, **{f: self.errors.get(k, {}).get(f, "") for f in ("category", "suggestion")},
                         "placeholder": k in self.fallbacks} for k, v in self.failed.items()],
             "degraded": [{"node": k, **v} for k, v in self.degraded.items()],
+            "retried": [{"node": k, "render_retry": v} for k, v in self.retried.items()],
             "timeline": self.timeline,
             "movie_video": self.movie_video,
             "cost_usd": round(self.cost_usd, 6),
@@ -338,7 +340,7 @@ def generate(
         movie_video=store.uri(revision.movie_video) if revision.movie_video else None, seconds=time.monotonic() - started,
         revision=revision.revision,
         skipped=report.skipped, cost_usd=float(report.cost_usd), errors=report.errors, fallbacks=report.fallbacks,
-        degraded=report.degraded, budget=[b.to_json() for b in standing(make_ledger(), movie, caps)] if caps else [],
+        degraded=report.degraded, retried=report.retried, budget=[b.to_json() for b in standing(make_ledger(), movie, caps)] if caps else [],
         new_revision=previous is None or previous.revision != revision.revision,
         warnings=report.checks,
     )

@@ -134,6 +134,7 @@ def test_a_failed_render_leaves_the_revision_unrendered_and_the_next_generate_fi
     assert "-threads" not in first.split() and " -threads 1 " in f" {retry} "
     chunk = load_state(instance, movie, [NodeKey("video_chunk", 0)]).records[NodeKey("video_chunk", 0)].metadata
     assert "killed by SIGKILL" in chunk["render_retry"] and chunk["render_retry"].endswith("; retried with x264 on 1 thread")
+    assert fixed.retried == {"video_chunk[00]": chunk["render_retry"]} and "degraded" not in chunk  # `generate` says it
     info = media.probe(local_file(fixed.movie_video))
     assert (info["width"], info["height"], info["frames"], info["video_codec"]) == (854, 480, 600, "h264")
     decoded = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-xerror", "-i", str(local_file(fixed.movie_video)), "-f", "null", "-"],
