@@ -465,6 +465,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     _print_budget(spend["caps"])
     print(f"timeline: {s.timeline or 'not generated yet'}")
     print(f"movie:    {_where(store, s.movie_video) or 'not rendered yet'}")
+    if req.get("research"):
+        print(f"research: {len(req.get('sources') or [])} source(s) of yours, {len(req.get('facts') or {})} fact(s) you "
+              f"edited; `moviegen research {s.movie}` shows its facts and sources")
     return 0
 
 
