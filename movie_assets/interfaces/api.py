@@ -47,7 +47,7 @@ from resources.settings import current
 from resources.storage import ArtifactStore
 
 __all__ = ["Deleted", "GenerateResult", "Plan", "Pruned", "Revision", "Status", "approve", "delete", "edit", "export", "generate", "history",
-           "list_movies", "load_request", "load_timeline", "look", "new_movie", "open_instance", "pick", "plan", "prune", "repair", "reroll", "revision",
+           "list_movies", "load_request", "load_timeline", "look", "new_movie", "open_instance", "pick", "plan", "prune", "repair", "reroll", "research", "revision",
            "status", "takes", "timeline_uri", "verify"]
 
 generate = _generate
@@ -452,6 +452,51 @@ def look(instance: dg.DagsterInstance, store: ArtifactStore, movie: str) -> Look
     pending = {f: own[f] for f in ("palette", "lighting", "camera") if f in own and built is not None and built.get(f) != own[f]}
     return LookView(movie, request.consistent_look, built, edited,
                     [i for i in range(request.segment_count) if request.consistent_look and not request.carries_look(i)], pending)
+
+
+@dataclass
+class ResearchView:
+    """The movie's research: as last built, or as revision N used it (None: not built yet), whether the
+    request turns it on, and the request's sources and fact edits the built research does not have yet."""
+
+    movie: str
+    enabled: bool
+    research: dict[str, Any] | None
+    revision: int | None = None  # None: the latest build
+    pending: list[str] = field(default_factory=list)  # edit paths (sources.<i>, facts.<i>) the next generate applies
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def research(instance: dg.DagsterInstance, store: ArtifactStore, movie: str, revision: int | None = None) -> ResearchView:
+    """The movie's research (summary, facts, dates, names, sources), to read before editing its facts or
+    sources (``edit --set facts.2=...``); ``revision``: the research revision N was built with."""
+    require_movie(instance, movie)
+    request = load_movie_request(store, movie)
+    if revision is not None:
+        check_not_pruned(store, movie, revision)
+        ref = get_revision(store, movie, revision).manifest.get(str(NodeKey("research")), {}).get("uri")
+    else:
+        record = load_state(instance, movie, [NodeKey("research")]).records.get(NodeKey("research"))
+        ref = record.uri if record else None
+    if ref is None:
+        return ResearchView(movie, request.research, None, revision)
+    try:
+        built = json.loads(store.read(ref))
+    except (OSError, ValueError) as e:
+        raise StoredFileDamaged(f"the movie's research ({store.uri(ref)}) cannot be read: {e}; run `moviegen generate {movie}` "
+                                "to rebuild it", store.uri(ref)) from None
+    pending: list[str] = []
+    if revision is None:
+        built_sources = [s.get("url", s.get("text")) for s in built.get("sources", [])]
+        pending += [f"sources.{i}" for i in range(max(len(built_sources), len(request.sources)))
+                    if i >= len(built_sources) or i >= len(request.sources) or built_sources[i] != request.sources[i]]
+        facts = built.get("facts", [])
+        pending += [f"facts.{i}" for i, text in sorted(request.facts.items())
+                    if i >= len(facts) or facts[i].get("text") != text or not facts[i].get("edited")]
+        pending += [f"facts.{i}" for i, f in enumerate(facts) if f.get("edited") and i not in request.facts]
+    return ResearchView(movie, request.research, built, revision, pending)
 
 
 REFERENCE_ASSETS = ("segment_image", "starting_image")

@@ -467,6 +467,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     _print_budget(spend["caps"])
     print(f"timeline: {s.timeline or 'not generated yet'}")
     print(f"movie:    {_where(store, s.movie_video) or 'not rendered yet'}")
+    if req.get("research"):
+        print(f"research: {len(req.get('sources') or [])} source(s) of yours, {len(req.get('facts') or {})} fact(s) you "
+              f"edited; `moviegen research {s.movie}` shows its facts and sources")
     return 0
 
 
@@ -893,6 +896,70 @@ def cmd_look(args: argparse.Namespace) -> int:
     return 0
 
 
+def research_lines(movie: str, research: dict[str, Any], pending: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """A built research as text: its summary, its facts and sources numbered as the edit paths number them
+    (``facts.<i>``, ``sources.<i>``, from 0; the research's own JSON numbers sources from 1), the source each
+    fact cites, its dates, names and references."""
+    sources = research.get("sources", [])
+    lines = []
+    if research.get("generic"):
+        lines.append("offline research: generic, it knows no facts (only the sources you paste are read; route "
+                     "ResearchProducer to an LLM for real research)")
+    lines.append(f"summary: {research.get('summary', '')}")
+    lines.append("facts:" + ("" if research.get("facts") else " none"))
+    for i, fact in enumerate(research.get("facts", [])):
+        n = fact.get("source") or 0
+        if fact.get("edited"):
+            note = "yours (edited)"
+        elif 0 < n <= len(sources):
+            note = f"cites sources.{n - 1}"
+        else:
+            note = f"cites source {n}" if n else ("generic, not researched" if research.get("generic") else "general knowledge")
+        lines.append(f"  facts.{i:<3} {fact.get('text', '')}   [{note}]")
+    lines.append("sources (numbered as the edit paths count, from 0; the research's own JSON counts from 1: its "
+                 "\"source N\" is sources.<N-1> here):" + ("" if sources else " none"))
+    for i, src in enumerate(sources):
+        if src.get("kind") == "url":
+            where = src.get("url", "")
+            note = "   (a URL: cited, not read offline)" if research.get("generic") else "   (a URL: cited, never fetched)"
+        else:
+            text = " ".join(str(src.get("text", "")).split())
+            where, note = f'"{text[:100]}{"..." if len(text) > 100 else ""}"', ""
+        lines.append(f"  sources.{i:<3} {where}{note}")
+    for ref in research.get("references", []):
+        if not any(s.get("url") == ref.get("url") for s in sources):
+            lines.append(f"  reference: {ref.get('title', '')} {ref.get('url', '')}")
+    for kind, a, b in (("dates", "date", "event"), ("names", "name", "role")):
+        if research.get(kind):
+            lines.append(f"{kind}:")
+            lines += [f"  {e.get(a, '')}: {e.get(b, '')}" for e in research[kind]]
+    if pending:
+        lines.append(f"not built yet: {', '.join(pending)} (the next `moviegen generate {movie}` applies your edits)")
+    lines.append(f'edit: moviegen edit {movie} --set "facts.<i>=..." (or --unset facts.<i>: the generated fact), '
+                 f'--set "sources.<i>=URL or text" (i = the number of sources adds one), --unset sources.<i>')
+    return lines
+
+
+def cmd_research(args: argparse.Namespace) -> int:
+    instance, store = _context()
+    v = _api().research(instance, store, args.movie, args.revision)
+    if args.json:
+        _print_json(v.to_json())
+        return 0
+    if v.research is None:
+        if args.revision is not None:
+            print(f"{v.movie}: revision {args.revision} was built without a research")
+        elif not v.enabled:
+            print(f"{v.movie}: no research (research is false); turn it on with `moviegen edit {v.movie} --set research=true`")
+        else:
+            print(f"{v.movie}: the research is not built yet: `moviegen generate {v.movie}` makes it (before the script)")
+        return 0
+    if not v.enabled and args.revision is None:
+        print(f"{v.movie}: research is false now: this research is from an earlier build and the script does not read it")
+    print("\n".join(research_lines(v.movie, v.research, v.pending)))
+    return 0
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
     instance, store = _context()
     result = _api().approve(instance, store, args.movie, args.node, args.name)
@@ -902,6 +969,21 @@ def cmd_approve(args: argparse.Namespace) -> int:
     print(f"{args.movie}: {args.node} is the reference picture of {args.name!r} (edit {result.seq}); every shot that names "
           f"it is rebuilt with it, where the images model takes reference images: `moviegen plan {args.movie}` shows which")
     return 0
+
+
+EDIT_EXAMPLES = """examples (paths count from 0; docs/editing.md lists them all):
+  moviegen edit ID --set segments.1.narration='New text'
+  moviegen edit ID --set "facts.2=Lincoln was president during the whole war."   # see `moviegen research ID`
+  moviegen edit ID --unset facts.2                                  # back to the generated fact
+  moviegen edit ID --set "sources.0=https://example.org/page"       # a URL is cited, never fetched
+  moviegen edit ID --set "sources.1=Pasted text the research reads."
+  moviegen edit ID --set segments.1.image_files.0=my-map.png        # your own picture (also music_file,
+                                                                    #   segments.<i>.clip_file, audio_file,
+                                                                    #   starting_image_file)
+  moviegen edit ID --set quality=standard                           # draft, standard, high, premium
+  moviegen edit ID --set segments.2.use_video=true --set segments.2.video_mode=image
+                                                                    # text, image, text_and_image, auto
+then `moviegen plan ID` shows what the edit rebuilds."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1039,7 +1121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print {movie, revision, format, out, notes, content (without --out)}")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("edit", help="change the request: --set PATH=VALUE, --unset PATH, --file EDITS.yaml")
+    p = sub.add_parser("edit", help="change the request: --set PATH=VALUE, --unset PATH, --file EDITS.yaml",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EDIT_EXAMPLES)
     p.add_argument("movie")
     p.add_argument("--set", action="append", metavar="PATH=VALUE",
                    help="e.g. voice_id=nova, segments.1.narration='New text', segments.2.use_video=true")
@@ -1091,6 +1174,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("movie")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_look)
+
+    p = sub.add_parser("research", help="the movie's research (summary, facts, dates, names, sources) the script "
+                                        "is written from, numbered as `edit --set facts.<i>` / `sources.<i>` count")
+    p.add_argument("movie")
+    p.add_argument("--revision", type=int, help="the research revision N was built with (default: the latest build)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_research)
 
     p = sub.add_parser("approve", help="approve a picture as the reference of a recurring character or place of the "
                                        "look: the shots that name it get it as a reference image (an edit)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from movie_assets.domain.blueprint import ProviderKind
 
 PROVIDER_MODELS: dict[str, dict[ProviderKind, str]] = {
-    "offline": {ProviderKind.llm: "offline-templates-1", ProviderKind.speech: "piper:en_US-joe-medium",
+    "offline": {ProviderKind.llm: "offline-templates-2", ProviderKind.speech: "piper:en_US-joe-medium",
                 ProviderKind.images: "offline-pillow-2", ProviderKind.video: "offline-ffmpeg-kenburns-2",
                 ProviderKind.music: "offline-synth-1",
                 ProviderKind.transcription: "speech-alignment"},

@@ -176,7 +176,9 @@ def test_a_new_offline_drawing_is_a_new_code_version() -> None:
     assert versions["segment_image"] == "1|offline:offline-pillow-2"
     assert versions["starting_image"] == "1|offline:offline-pillow-2"
     assert versions["text_to_video_clip"] == "1|offline:offline-ffmpeg-kenburns-2"
-    assert "offline" not in versions["script"] and "offline" not in versions["music"]
+    assert "offline" not in versions["music"] and "offline" not in versions["segment_audio"]
+    # The offline writer told the research's fact in a movie of 1 or 2 segments from offline-templates-2 on.
+    assert versions["script"].endswith("|offline:offline-templates-2")
 
 
 def test_a_placeholder_picture_is_marked_and_never_the_real_pictures_bytes() -> None:

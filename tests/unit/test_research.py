@@ -12,11 +12,12 @@ import pytest
 from pydantic import BaseModel
 
 from movie_assets.builder.recipes import RECIPES
-from movie_assets.domain import prompts
+from movie_assets.domain import pace, prompts
 from movie_assets.domain.blueprint import NodeKey, expand
 from movie_assets.domain.edits import UNSET, edited_request
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.request import MAX_SOURCES, RequestError, parse_request
+from movie_assets.interfaces.cli import research_lines
 from movie_assets.movie_files.movies import _parse_stored
 from resources.providers.base import (
     CallInfo,
@@ -185,7 +186,7 @@ def test_the_offline_script_tells_the_first_fact_that_is_not_generic() -> None:
     assert research.call is not None and research.meta["facts"] == len(research.value["facts"])
     script = produce(hand_context(request, clients={"ScriptProducer": llm}, values={NodeKey("research"): research.value}),
                      NodeKey("script"))
-    assert script.value["narration"][1] == "The war began in 1861 when Confederate guns fired on Fort Sumter."
+    assert script.value["narration"][1].startswith("The war began in 1861 when Confederate guns fired on Fort Sumter.")
     assert "1. The war began in 1861 when Confederate guns fired on Fort Sumter. [source 1]" in script.prompt
     plain = produce(hand_context(small_request(duration_seconds=30), clients={"ResearchProducer": llm}), NodeKey("research"))
     generic = produce(hand_context(small_request(duration_seconds=30), clients={"ScriptProducer": llm},
@@ -210,3 +211,54 @@ def test_a_fact_edit_keeps_the_research_written_for_the_same_question() -> None:
     asked = produce(hand_context(other, clients=fakes.clients(), values={key: again.value},
                                  records={key: record(key, "v2", asked=first.meta["asked"])}), key)
     assert asked.call is not None and fakes.calls == Counter({"ResearchProducer": 2})
+
+
+FACT = "The war began in 1861 when Confederate guns fired on Fort Sumter."
+
+
+@pytest.mark.parametrize("language,question", [("en", "Tell me about the Civil War"),
+                                               ("es", "¿Por qué empezó la guerra civil?")])
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_the_offline_script_tells_the_fact_in_a_segment_that_is_heard(n: int, language: str, question: str) -> None:
+    """Of 2 segments, segment 1 is the closing: the fact goes into segment 0 (after the question where it is
+    quoted), of 1 into the only one, of 3 or more into segment 1; every narration still fills its segment."""
+    script = offline_text.write_script(question, n, "general", language, FACT)
+    plain = offline_text.write_script(question, n, "general", language)
+    at = 1 if n >= 3 else 0
+    assert FACT in script["narration"][at]
+    assert [i for i, (a, b) in enumerate(zip(script["narration"], plain["narration"], strict=True)) if a != b] == [at]
+    for i, text in enumerate(script["narration"]):
+        assert pace.fit_problem(i, pace.estimate_ms(text, language), len(text.split()), language) is None, text
+    if language == "es" and n <= 2:  # the question is quoted first, the fact answers it
+        assert script["narration"][0].startswith("Nuestra pregunta de hoy es")
+    long = offline_text.write_script(question, n, "general", language, " ".join([FACT] * 6))
+    assert all(pace.estimate_ms(t, language) <= pace.LONG_MS for t in long["narration"])  # a long fact is cut to fit
+
+
+def test_the_offline_script_is_told_by_a_fact_the_user_wrote() -> None:
+    research = {"facts": [{"text": "Generic outline", "source": 0}, {"text": "Yours.", "source": 0, "edited": True}]}
+    assert offline_text.first_fact(research) == "Yours."
+    assert offline_text.first_fact({"facts": [{"text": "Generic outline", "source": 0}]}) is None
+    assert offline_text.first_fact(None) is None
+
+
+def test_the_research_is_printed_numbered_as_the_edit_paths_count() -> None:
+    request = small_request(sources=[URL, PASTED], facts={"3": "Lincoln was president."})
+    research = produce(hand_context(request, clients={"ResearchProducer": OfflineLLM()}), NodeKey("research")).value
+    lines = research_lines("civil-war", research, ["facts.4"])
+    text = "\n".join(lines)
+    assert lines[0].startswith("offline research: generic, it knows no facts")
+    assert f"summary: {research['summary']}" in lines
+    # The pasted text is the research's source 2, its facts cite it: printed as sources.1, its edit path.
+    assert f"  facts.0   {FACT}   [cites sources.1]" in lines
+    assert "  facts.3   Lincoln was president.   [yours (edited)]" in lines
+    assert any(line.startswith("  facts.4 ") and "[generic, not researched]" in line for line in lines)
+    assert f"  sources.0   {URL}   (a URL: cited, not read offline)" in lines
+    assert f'  sources.1   "{PASTED}"' in lines
+    assert "sources.2" not in text and "  1861: " + FACT in lines and "  Fort Sumter: named in source 2" in lines
+    assert "counts from 1" in text and "not built yet: facts.4" in text
+    assert lines[-1].startswith('edit: moviegen edit civil-war --set "facts.<i>=..."')
+    real = {**research, "generic": False}  # a research of an LLM: a URL is cited, never fetched, and nothing says generic
+    assert not research_lines("m", real)[0].startswith("offline") and f"  sources.0   {URL}   (a URL: cited, never fetched)" in \
+        research_lines("m", real) and any(line.endswith("[general knowledge]") for line in research_lines("m", real))
+    assert "facts: none" in research_lines("m", {"summary": "", "facts": []})

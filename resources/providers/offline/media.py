@@ -94,15 +94,15 @@ class _Offline:
 
 class OfflineLLM(_Offline, LLMProvider):
     name = OFFLINE
-    model = "offline-templates-1"
+    model = offline_model(ProviderKind.llm)
 
     async def generate(self, task: str, prompt: str, schema: type[BaseModel], context: dict[str, Any]) -> TextResult:
         self._check_fault(prompt)
         started = time.monotonic()
         c = context
         if task == "script":
-            value: BaseModel = Script(**offline_text.with_research(
-                offline_text.write_script(c["inquiry_prompt"], c["n"], c["audience"], c["language"]), c.get("research")))
+            value: BaseModel = Script(**offline_text.write_script(c["inquiry_prompt"], c["n"], c["audience"], c["language"],
+                                                                  offline_text.first_fact(c.get("research"))))
         elif task == "research":
             value = Research(**offline_text.research(c["inquiry_prompt"], c["sources"], c["max_facts"]))
         elif task == "image_prompts":

@@ -256,10 +256,15 @@ _CAMERA = [
 ]
 
 
-def write_script(inquiry: str, n: int, audience: str, language: str) -> dict[str, object]:
+_FACT_MIN_WORDS = 10  # a fact cut shorter than this after the question is told without the question
+
+
+def write_script(inquiry: str, n: int, audience: str, language: str, fact: str | None = None) -> dict[str, object]:
     """Title, summary and one narration per segment, all in ``language``. The question (or its topic) is
     used only when it is written in that language; otherwise the text speaks of "this topic" and the
-    title quotes the question. Each narration is filled to about pace.TARGET_S of speech."""
+    title quotes the question. Each narration is filled to about pace.TARGET_S of speech. ``fact`` (the
+    research's first fact that is not generic) is told where it is heard: segment 1 of a movie of 3 segments
+    or more, else in segment 0 after the question (segment 1 of 2 is the closing)."""
     t = _TEXT.get(language, _TEXT["en"])
     question = inquiry.strip().splitlines()[0].strip() if inquiry.strip() else inquiry.strip()
     own = _in_language(inquiry, language)
@@ -269,14 +274,20 @@ def write_script(inquiry: str, n: int, audience: str, language: str) -> dict[str
     beats: list[str] = t["beats"]  # type: ignore[assignment]
     bridges: list[str] = t["bridges"]  # type: ignore[assignment]
     opening = t["open"][audience].format(**fill)  # type: ignore[index]
+    lead = opening
     if own and "ask" in t:  # the question quoted, then where the movie goes from there
-        asked = f"{str(t['ask']).format(**fill)} {t['follow']}"
+        lead = str(t["ask"]).format(**fill)
+        asked = f"{lead} {t['follow']}"
         both = f"{asked} {opening}"
         opening = both if pace.estimate_ms(both, language) <= pace.TARGET_S * 1000 + 300 else asked
+    if fact and n <= 2:  # no middle segment: the question, then the fact, before the closing
+        room = pace.target_words(language) - len(lead.split())
+        opening = f"{lead} {_cut(fact, room)}" if room >= _FACT_MIN_WORDS else _cut(fact, pace.target_words(language))
     # The opening is filled only with bridges that make sense before anything happened.
     narration = [_fill(opening, [bridges[i] for i in (0, 2, 3)], language, 0)]
     for i in range(1, n - 1):
-        narration.append(_fill(beats[(i - 1) % len(beats)].format(**fill), bridges, language, i))
+        beat = _cut(fact, pace.target_words(language)) if fact and i == 1 else beats[(i - 1) % len(beats)].format(**fill)
+        narration.append(_fill(beat, bridges, language, i))
     if n > 1:
         narration.append(_fill(str(t["close"]).format(**fill), bridges, language, n - 1, before=True))
     title = t["title"] if own or "title_quoted" not in t else t["title_quoted"]
@@ -418,13 +429,9 @@ def research(inquiry: str, sources: list[str], max_facts: int) -> dict[str, obje
     return {"summary": summary, "facts": facts, "dates": dates[:20], "names": names[:20], "references": references}
 
 
-def with_research(script: dict[str, object], research_value: Mapping[str, Any] | None) -> dict[str, object]:
-    """The offline script told by its research: the first fact that is not generic (from a source the user
-    pasted, or a fact the user wrote) is the narration of the second segment (a movie of 3 segments or more)."""
+def first_fact(research_value: Mapping[str, Any] | None) -> str | None:
+    """The fact the offline script tells: the research's first fact that is not generic (from a source the
+    user pasted, or a fact the user wrote); None: only generic facts, or no research."""
     if not research_value:
-        return script
-    grounded = [f["text"] for f in research_value["facts"] if f.get("source") or f.get("edited")]
-    narration: list[str] = list(script["narration"])  # type: ignore[call-overload]
-    if grounded and len(narration) >= 3:
-        narration[1] = _cut(str(grounded[0]), 24)
-    return {**script, "narration": narration}
+        return None
+    return next((str(f["text"]) for f in research_value["facts"] if f.get("source") or f.get("edited")), None)
