@@ -46,7 +46,7 @@ from movie_assets.domain.errors import for_movie
 from movie_assets.domain.inputs import input_versions
 from movie_assets.domain.plan import Prediction, Reason
 from movie_assets.domain.records import ArtifactRecord, MovieState
-from movie_assets.domain.recovery import STEP_PARAMS, Ask, lower_size, next_lower, steps_of
+from movie_assets.domain.recovery import Ask, lower_size, next_lower, step_param, steps_of
 from movie_assets.domain.request import OwnFile, Strategy, frame_size
 from movie_assets.movie_files.layout import answers_folder, artifact_path
 from movie_assets.movie_files.own_media import read_own
@@ -612,7 +612,7 @@ class BuildEngine:
         reduction = next_lower(full, limit.value, failure["message"], same_call=same)
         if reduction is None:
             return None
-        step = next((p for p in STEP_PARAMS if p in params), None)
+        step = step_param(params)  # the parameter steps_of read
         if reduction.lowered == "steps" and step is not None:
             client = copy.copy(client)
             client.params = params | {step: reduction.to.steps}

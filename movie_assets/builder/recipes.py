@@ -8,6 +8,7 @@ the metadata a person wants to see. User overrides win over generated prompts wi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from movie_assets.builder.render.recipes import RENDER_RECIPES
 from movie_assets.builder.timeline import assemble_timeline, gap_error, placeholder_error
 from movie_assets.domain import look as looks
 from movie_assets.domain import prompts
-from movie_assets.domain.blueprint import ARTIFACTS, NodeKey, own_file
+from movie_assets.domain.blueprint import ARTIFACTS, OWN_FILES, NodeKey, own_file
 from movie_assets.domain.inputs import take_of
 from movie_assets.domain.request import (
     I2V,
@@ -245,8 +246,6 @@ async def _music_prompt(ctx: RecipeContext, key: NodeKey) -> Produced:
 
 
 async def _music(ctx: RecipeContext, key: NodeKey) -> Produced:
-    if (yours := await _own(ctx, key)) is not None:
-        return yours
     prompt = (await ctx.need(NodeKey("music_prompt")))["prompt"]
     media = await ctx.music().generate(prompt, seconds=ctx.request.duration_seconds, **_seed(ctx, key))
     return Produced.media(media, prompt, **_take(ctx, key))
@@ -262,8 +261,6 @@ async def _narration(ctx: RecipeContext, key: NodeKey) -> Produced:
 
 
 async def _audio(ctx: RecipeContext, key: NodeKey) -> Produced:
-    if (yours := await _own(ctx, key)) is not None:
-        return yours
     r = ctx.request
     text = (await ctx.need(NodeKey("segment_narration", key.segment)))["text"]
     media = await ctx.speech().synthesize(text, voice_id=r.voice_id, language=r.language.value, emotion=r.emotion, max_ms=SEGMENT_MS,
@@ -344,8 +341,6 @@ async def _references(ctx: RecipeContext, value: dict[str, Any]) -> dict[str, An
 
 
 async def _segment_image(ctx: RecipeContext, key: NodeKey) -> Produced:
-    if (yours := await _own(ctx, key)) is not None:
-        return yours
     r = ctx.request
     value = await ctx.need(NodeKey("image_prompt", key.segment, key.image))
     prompt = value["prompt"]
@@ -382,8 +377,6 @@ def _direction(text: str, look: dict[str, Any] | None, off_look: bool) -> dict[s
 
 
 async def _t2v_clip(ctx: RecipeContext, key: NodeKey) -> Produced:
-    if (yours := await _own(ctx, key)) is not None:
-        return yours
     r = ctx.request
     direction = (await ctx.need(NodeKey("text_to_video_prompt", key.segment)))["direction"]
     w, h = ctx.frame
@@ -429,8 +422,6 @@ def _i2v(direction: str, starting: str, look: dict[str, Any] | None, off_look: b
 
 
 async def _starting_image(ctx: RecipeContext, key: NodeKey) -> Produced:
-    if (yours := await _own(ctx, key)) is not None:
-        return yours
     r = ctx.request
     value = await ctx.need(NodeKey("image_to_video_prompt", key.segment))
     prompt = value["starting_image_prompt"]
@@ -451,8 +442,6 @@ def clip_call(ctx: RecipeContext, segment: int, direction: str) -> str:
 
 
 async def _i2v_clip(ctx: RecipeContext, key: NodeKey) -> Produced:
-    if (yours := await _own(ctx, key)) is not None:
-        return yours
     r = ctx.request
     assert key.segment is not None
     value = await ctx.need(NodeKey("image_to_video_prompt", key.segment))
@@ -527,5 +516,20 @@ RECIPES: dict[str, Callable[[RecipeContext, NodeKey], Awaitable[Produced]]] = {
     "timeline": _timeline,
     **RENDER_RECIPES,
 }
+
+
+
+def _yours_first(recipe: Callable[[RecipeContext, NodeKey], Awaitable[Produced]]) -> Callable[[RecipeContext, NodeKey], Awaitable[Produced]]:
+    """A slot's recipe that makes the user's own file instead, for a partition the request names one for."""
+
+    @functools.wraps(recipe)  # the UI's code reference still names the recipe
+    async def produce(ctx: RecipeContext, key: NodeKey) -> Produced:
+        yours = await _own(ctx, key)
+        return yours if yours is not None else await recipe(ctx, key)
+
+    return produce
+
+
+RECIPES.update({asset: _yours_first(RECIPES[asset]) for asset in OWN_FILES})
 
 assert set(RECIPES) == set(ARTIFACTS), "every artifact type needs exactly one recipe"

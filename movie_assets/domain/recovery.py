@@ -102,10 +102,13 @@ def next_lower(full: Ask, limit: str, reason: str = "", *, same_call: frozenset[
     return None
 
 
+def step_param(params: dict[str, object]) -> str | None:
+    """The parameter that holds the diffusion steps a model is configured with (None: none configured)."""
+    return next((name for name in STEP_PARAMS
+                 if isinstance(value := params.get(name), int) and not isinstance(value, bool)), None)
+
+
 def steps_of(params: dict[str, object]) -> int | None:
     """The diffusion steps a model is configured with (None: none configured)."""
-    for name in STEP_PARAMS:
-        value = params.get(name)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
+    value = params.get(step_param(params) or "")
+    return value if isinstance(value, int) else None
